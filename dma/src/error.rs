@@ -1,0 +1,129 @@
+use std::fmt;
+
+/// Result type of this crate.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A device access that the emulated IOMMU stopped: the IOVA range is not
+/// (entirely) inside one mapping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IommuFault {
+    /// First IOVA of the access.
+    pub iova: u64,
+    /// Length of the access in bytes.
+    pub len: usize,
+    /// Whether the device tried to write (true) or read (false).
+    pub write: bool,
+}
+
+impl fmt::Display for IommuFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "IOMMU fault: device {} of {} bytes at IOVA {:#x} is outside every mapped region",
+            if self.write { "write" } else { "read" },
+            self.len,
+            self.iova
+        )
+    }
+}
+
+impl std::error::Error for IommuFault {}
+
+/// Everything that can go wrong when getting DMA memory.
+#[derive(Debug)]
+pub enum Error {
+    /// No free hugepages of the requested size.
+    NoHugepages {
+        /// Bytes requested.
+        len: usize,
+        /// Page size in bytes.
+        page_size: usize,
+    },
+    /// mlock failed: RLIMIT_MEMLOCK too low.
+    MemlockLimit {
+        /// Bytes that had to be locked.
+        len: usize,
+        /// The current soft limit in bytes (None: unlimited or unknown).
+        limit: Option<u64>,
+    },
+    /// Another failure of mmap.
+    Mmap(std::io::Error),
+    /// A length of zero, or one that overflows.
+    InvalidLength(usize),
+    /// The emulated IOMMU's address space is exhausted.
+    IovaSpaceExhausted,
+    /// The IOVA given to unmap is not mapped.
+    NotMapped(u64),
+    /// The VFIO container refused the mapping.
+    VfioMap(String),
+    /// A pool was asked for zero buffers, a zero buffer size, or a size that does not fit.
+    InvalidPool(String),
+    /// An offset/length outside the region.
+    OutOfBounds {
+        /// Offset asked for.
+        offset: usize,
+        /// Length asked for.
+        len: usize,
+        /// Length of the region.
+        region_len: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NoHugepages { len, page_size } => write!(
+                f,
+                "no free {} hugepages for {} bytes of DMA memory; reserve some: \
+                 `hw-setup/hugepages.sh reserve 512` (or `echo 512 > /proc/sys/vm/nr_hugepages` as root){}",
+                human(*page_size as u64),
+                len,
+                if *page_size >= 1 << 30 {
+                    "; 1 GiB pages are usually reserved at boot with `hugepagesz=1G hugepages=N`"
+                } else {
+                    ""
+                }
+            ),
+            Error::MemlockLimit { len, limit } => write!(
+                f,
+                "cannot lock {} bytes of DMA memory: RLIMIT_MEMLOCK is {}; raise it with \
+                 `ulimit -l unlimited` (as root) or a `memlock` line in /etc/security/limits.conf",
+                len,
+                limit.map(human).unwrap_or_else(|| "too low".into())
+            ),
+            Error::Mmap(e) => write!(f, "mmap of DMA memory failed: {e}"),
+            Error::InvalidLength(l) => write!(f, "invalid DMA memory length {l}"),
+            Error::IovaSpaceExhausted => write!(f, "the emulated IOMMU has no IOVA space left"),
+            Error::NotMapped(iova) => write!(f, "IOVA {iova:#x} is not mapped"),
+            Error::VfioMap(e) => write!(
+                f,
+                "the VFIO container refused the DMA mapping ({e}); check RLIMIT_MEMLOCK \
+                 (`ulimit -l unlimited`) and that the IOMMU group is attached"
+            ),
+            Error::InvalidPool(why) => write!(f, "invalid buffer pool: {why}"),
+            Error::OutOfBounds {
+                offset,
+                len,
+                region_len,
+            } => write!(
+                f,
+                "access of {len} bytes at offset {offset} is outside a region of {region_len} bytes"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// "2 MiB", "1 GiB", "4 KiB", "123 B".
+pub(crate) fn human(b: u64) -> String {
+    if b >= 1 << 30 && b % (1 << 30) == 0 {
+        format!("{} GiB", b >> 30)
+    } else if b >= 1 << 20 && b % (1 << 20) == 0 {
+        format!("{} MiB", b >> 20)
+    } else if b >= 1 << 10 && b % (1 << 10) == 0 {
+        format!("{} KiB", b >> 10)
+    } else {
+        format!("{b} B")
+    }
+}

@@ -1,0 +1,23 @@
+use crate::Result;
+
+/// Something that gives host memory an I/O virtual address (IOVA) that a
+/// device can use for DMA: the VFIO container of the process, or the
+/// emulated IOMMU that the device models translate through.
+pub trait Mapper: Send + Sync {
+    /// Map `len` bytes at `vaddr` and return their IOVA.
+    ///
+    /// # Safety
+    /// `vaddr..vaddr+len` must be memory that stays allocated until
+    /// [`Mapper::unmap`] is called with the returned IOVA and `len`. From the
+    /// moment of the mapping the device may read and write it at any time, so
+    /// the caller may only reach it through raw pointers (volatile or atomic
+    /// accesses, or copies) unless the ownership rules of the caller say that
+    /// the device is not using a part.
+    unsafe fn map(&self, vaddr: *mut u8, len: usize) -> Result<u64>;
+
+    /// Remove a mapping made by [`Mapper::map`].
+    fn unmap(&self, iova: u64, len: usize) -> Result<()>;
+
+    /// A short name for messages ("vfio", "emulated IOMMU").
+    fn name(&self) -> &'static str;
+}

@@ -1,0 +1,228 @@
+use crate::{Mapper, PageSize, Region, RegionOptions, Result};
+use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// A region mapped for device DMA: it has a virtual address and an IOVA, and
+/// is unmapped when dropped (before its memory is freed).
+///
+/// The device may read or write any part of it at any time, so the CPU
+/// reaches it only through the volatile, atomic and copying accessors here,
+/// never through a Rust reference. Every accessor checks its bounds; an
+/// access outside the region is a driver bug and panics.
+pub struct DmaRegion {
+    iova: u64,
+    mapper: Arc<dyn Mapper>,
+    // Dropped after `Drop::drop` has unmapped it.
+    region: Region,
+}
+
+impl std::fmt::Debug for DmaRegion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmaRegion")
+            .field("iova", &format_args!("{:#x}", self.iova))
+            .field("len", &self.region.len())
+            .field("mapper", &self.mapper.name())
+            .finish()
+    }
+}
+
+impl DmaRegion {
+    /// Allocate `len` bytes (rounded up to the page size) and map them.
+    pub fn allocate(mapper: Arc<dyn Mapper>, len: usize, opts: RegionOptions) -> Result<Self> {
+        let region = Region::allocate(len, opts)?;
+        // SAFETY: the region lives in `self` until after `unmap` in `drop`,
+        // and this type reaches it only through raw pointers.
+        let iova = unsafe { mapper.map(region.as_ptr(), region.len())? };
+        Ok(DmaRegion {
+            iova,
+            mapper,
+            region,
+        })
+    }
+
+    /// IOVA of the first byte.
+    pub fn iova(&self) -> u64 {
+        self.iova
+    }
+
+    /// IOVA of byte `offset`.
+    pub fn iova_at(&self, offset: usize) -> u64 {
+        assert!(offset <= self.len(), "offset {offset} outside DMA region");
+        self.iova + offset as u64
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.region.len()
+    }
+
+    /// Always false.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// Page size backing the region.
+    pub fn page_size(&self) -> PageSize {
+        self.region.page_size()
+    }
+
+    /// Virtual address of the first byte (for raw-pointer users such as the pool).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.region.as_ptr()
+    }
+
+    /// The mapper that mapped this region.
+    pub fn mapper(&self) -> &Arc<dyn Mapper> {
+        &self.mapper
+    }
+
+    #[inline]
+    fn ptr<T>(&self, offset: usize) -> *mut T {
+        let size = std::mem::size_of::<T>();
+        assert!(
+            offset % std::mem::align_of::<T>() == 0
+                && offset.checked_add(size).is_some_and(|e| e <= self.len()),
+            "DMA access of {size} bytes at offset {offset} outside or misaligned in a region of {}",
+            self.len()
+        );
+        // SAFETY: in bounds (checked above).
+        unsafe { self.region.as_ptr().add(offset).cast() }
+    }
+
+    /// Volatile read of a byte.
+    pub fn read_u8(&self, offset: usize) -> u8 {
+        // SAFETY: in bounds; volatile because the device may write it.
+        unsafe { self.ptr::<u8>(offset).read_volatile() }
+    }
+
+    /// Volatile read of an aligned little-endian u16.
+    pub fn read_u16(&self, offset: usize) -> u16 {
+        // SAFETY: in bounds and aligned (checked by `ptr`).
+        u16::from_le(unsafe { self.ptr::<u16>(offset).read_volatile() })
+    }
+
+    /// Volatile read of an aligned little-endian u32.
+    pub fn read_u32(&self, offset: usize) -> u32 {
+        // SAFETY: in bounds and aligned.
+        u32::from_le(unsafe { self.ptr::<u32>(offset).read_volatile() })
+    }
+
+    /// Volatile read of an aligned little-endian u64.
+    pub fn read_u64(&self, offset: usize) -> u64 {
+        // SAFETY: in bounds and aligned.
+        u64::from_le(unsafe { self.ptr::<u64>(offset).read_volatile() })
+    }
+
+    /// Volatile write of a byte.
+    pub fn write_u8(&self, offset: usize, v: u8) {
+        // SAFETY: in bounds.
+        unsafe { self.ptr::<u8>(offset).write_volatile(v) }
+    }
+
+    /// Volatile write of an aligned little-endian u16.
+    pub fn write_u16(&self, offset: usize, v: u16) {
+        // SAFETY: in bounds and aligned.
+        unsafe { self.ptr::<u16>(offset).write_volatile(v.to_le()) }
+    }
+
+    /// Volatile write of an aligned little-endian u32.
+    pub fn write_u32(&self, offset: usize, v: u32) {
+        // SAFETY: in bounds and aligned.
+        unsafe { self.ptr::<u32>(offset).write_volatile(v.to_le()) }
+    }
+
+    /// Volatile write of an aligned little-endian u64.
+    pub fn write_u64(&self, offset: usize, v: u64) {
+        // SAFETY: in bounds and aligned.
+        unsafe { self.ptr::<u64>(offset).write_volatile(v.to_le()) }
+    }
+
+    /// Acquire load of an aligned little-endian u32: the dword a device writes
+    /// last (phase tag, done bit). Reads that follow see what the device wrote
+    /// before it.
+    pub fn load_u32_acquire(&self, offset: usize) -> u32 {
+        // SAFETY: in bounds and aligned; the memory is only reached through
+        // raw-pointer accesses, so an atomic view of it is sound.
+        u32::from_le(unsafe { AtomicU32::from_ptr(self.ptr(offset)).load(Ordering::Acquire) })
+    }
+
+    /// Acquire load of an aligned little-endian u16.
+    pub fn load_u16_acquire(&self, offset: usize) -> u16 {
+        // SAFETY: as in `load_u32_acquire`.
+        u16::from_le(unsafe { AtomicU16::from_ptr(self.ptr(offset)).load(Ordering::Acquire) })
+    }
+
+    /// Copy `src` into the region at `offset` (CPU writes: descriptors, headers, test data).
+    pub fn write_bytes(&self, offset: usize, src: &[u8]) {
+        let p = self.ptr_range(offset, src.len());
+        // SAFETY: range in bounds (checked); no reference to DMA memory is made.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) }
+    }
+
+    /// Copy from the region at `offset` into `dst`.
+    pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        let p = self.ptr_range(offset, dst.len());
+        // SAFETY: range in bounds (checked).
+        unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    /// Set `len` bytes at `offset` to `byte`.
+    pub fn fill(&self, offset: usize, len: usize, byte: u8) {
+        let p = self.ptr_range(offset, len);
+        // SAFETY: range in bounds (checked).
+        unsafe { std::ptr::write_bytes(p, byte, len) }
+    }
+
+    fn ptr_range(&self, offset: usize, len: usize) -> *mut u8 {
+        assert!(
+            offset.checked_add(len).is_some_and(|e| e <= self.len()),
+            "DMA copy of {len} bytes at offset {offset} outside a region of {}",
+            self.len()
+        );
+        // SAFETY: in bounds (checked above).
+        unsafe { self.region.as_ptr().add(offset) }
+    }
+}
+
+impl Drop for DmaRegion {
+    fn drop(&mut self) {
+        // Unmap before `region` frees the memory. A failure here means the
+        // mapping is already gone; nothing more can be done in a destructor.
+        let _ = self.mapper.unmap(self.iova, self.region.len());
+    }
+}
+
+// SAFETY: all accesses are raw-pointer accesses whose bounds are checked; the
+// mapper is Send + Sync.
+unsafe impl Send for DmaRegion {}
+// SAFETY: as above.
+unsafe impl Sync for DmaRegion {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EmuIommu;
+
+    #[test]
+    fn accessors_round_trip_little_endian() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.write_u64(8, 0x0102_0304_0506_0708);
+        assert_eq!(m.read_u8(8), 0x08);
+        assert_eq!(m.read_u16(8), 0x0708);
+        assert_eq!(m.read_u32(12), 0x0102_0304);
+        m.write_bytes(100, b"hello");
+        let mut b = [0u8; 5];
+        m.read_bytes(100, &mut b);
+        assert_eq!(&b, b"hello");
+        assert_eq!(m.iova_at(100), m.iova() + 100);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn out_of_bounds_access_panics_instead_of_corrupting() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.read_u32(m.len());
+    }
+}
