@@ -127,7 +127,7 @@ impl EmuIommu {
     /// with an acquire load. Used for the dword that carries a phase tag or a
     /// done bit, which real devices also write last.
     pub fn store_u32_release(&self, iova: u64, value: u32) -> std::result::Result<(), IommuFault> {
-        if iova % 4 != 0 {
+        if !iova.is_multiple_of(4) {
             return Err(IommuFault {
                 iova,
                 len: 4,

@@ -80,7 +80,7 @@ impl DmaRegion {
     fn ptr<T>(&self, offset: usize) -> *mut T {
         let size = std::mem::size_of::<T>();
         assert!(
-            offset % std::mem::align_of::<T>() == 0
+            offset.is_multiple_of(std::mem::align_of::<T>())
                 && offset.checked_add(size).is_some_and(|e| e <= self.len()),
             "DMA access of {size} bytes at offset {offset} outside or misaligned in a region of {}",
             self.len()

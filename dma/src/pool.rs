@@ -50,7 +50,7 @@ impl Pool {
                 u32::MAX
             )));
         }
-        if buf_size == 0 || buf_size % 64 != 0 {
+        if buf_size == 0 || !buf_size.is_multiple_of(64) {
             return Err(Error::InvalidPool(format!(
                 "buffer size {buf_size} is not a positive multiple of 64"
             )));
