@@ -1,0 +1,115 @@
+use super::{EmuPciFunction, Trace, TraceEvent};
+use dma::{EmuIommu, IommuFault};
+use std::fmt;
+use std::sync::Arc;
+
+/// Why a model's DMA did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DmaError {
+    /// The IOMMU stopped it.
+    Fault(IommuFault),
+    /// The driver has not enabled bus mastering in the command register.
+    BusMasterDisabled,
+}
+
+impl fmt::Display for DmaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DmaError::Fault(e) => e.fmt(f),
+            DmaError::BusMasterDisabled => {
+                write!(
+                    f,
+                    "device DMA with bus mastering disabled in PCI config space"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for DmaError {}
+
+impl From<IommuFault> for DmaError {
+    fn from(e: IommuFault) -> Self {
+        DmaError::Fault(e)
+    }
+}
+
+/// How a device model reaches memory: through the emulated IOMMU only, gated
+/// by the bus-master bit, with every access in the trace.
+#[derive(Clone)]
+pub struct DeviceDma {
+    iommu: Arc<EmuIommu>,
+    pci: Arc<EmuPciFunction>,
+    trace: Arc<Trace>,
+}
+
+impl DeviceDma {
+    /// DMA of the function `pci` through `iommu`, recorded in `trace`.
+    pub fn new(iommu: Arc<EmuIommu>, pci: Arc<EmuPciFunction>, trace: Arc<Trace>) -> Self {
+        DeviceDma { iommu, pci, trace }
+    }
+
+    /// The trace.
+    pub fn trace(&self) -> &Arc<Trace> {
+        &self.trace
+    }
+
+    /// The PCI function.
+    pub fn pci(&self) -> &Arc<EmuPciFunction> {
+        &self.pci
+    }
+
+    /// The IOMMU.
+    pub fn iommu(&self) -> &Arc<EmuIommu> {
+        &self.iommu
+    }
+
+    #[inline]
+    fn gate(&self) -> Result<(), DmaError> {
+        if self.pci.bus_master() {
+            Ok(())
+        } else {
+            Err(DmaError::BusMasterDisabled)
+        }
+    }
+
+    fn fault(&self, e: IommuFault) -> DmaError {
+        self.trace.record(|| TraceEvent::Fault(e));
+        DmaError::Fault(e)
+    }
+
+    /// DMA read of `dst.len()` bytes at `iova`.
+    #[inline]
+    pub fn read(&self, iova: u64, dst: &mut [u8]) -> Result<(), DmaError> {
+        self.gate()?;
+        self.iommu.read(iova, dst).map_err(|e| self.fault(e))?;
+        self.trace.record(|| TraceEvent::DmaRead {
+            iova,
+            len: dst.len(),
+        });
+        Ok(())
+    }
+
+    /// DMA write of `src` at `iova`.
+    #[inline]
+    pub fn write(&self, iova: u64, src: &[u8]) -> Result<(), DmaError> {
+        self.gate()?;
+        self.iommu.write(iova, src).map_err(|e| self.fault(e))?;
+        self.trace.record(|| TraceEvent::DmaWrite {
+            iova,
+            len: src.len(),
+        });
+        Ok(())
+    }
+
+    /// DMA write of one dword with release ordering (the phase/done dword, written last).
+    #[inline]
+    pub fn store_u32_release(&self, iova: u64, value: u32) -> Result<(), DmaError> {
+        self.gate()?;
+        self.iommu
+            .store_u32_release(iova, value)
+            .map_err(|e| self.fault(e))?;
+        self.trace.record(|| TraceEvent::DmaWrite { iova, len: 4 });
+        Ok(())
+    }
+}
