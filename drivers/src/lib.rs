@@ -2,4 +2,10 @@
 //! device models that emulate the hardware.
 #![deny(missing_docs)]
 
+pub mod device;
+pub mod emu;
+pub mod models;
+pub mod nvme;
+pub mod pci;
 pub mod regs;
+pub mod vfio;

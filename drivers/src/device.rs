@@ -1,0 +1,311 @@
+//! Device strings: how a user names a device on a command line.
+//!
+//! A device string is either a PCI address (`0000:03:00.0` or `03:00.0`),
+//! opened through VFIO, or `emu:MODEL[,key=value...]`, an emulated device:
+//! `emu:nvme,size=1G`, `emu:nvme,file=disk.img,lba=4096`.
+
+use crate::emu::RunMode;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// A parsed device string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpec {
+    /// A PCI function, to be opened through VFIO.
+    Pci(crate::pci::PciAddress),
+    /// An emulated NVMe controller.
+    EmuNvme(EmuNvmeSpec),
+}
+
+/// Options of `emu:nvme`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmuNvmeSpec {
+    /// Size of each namespace in bytes (`size=`; default 1 GiB, or the file's size).
+    pub size: Option<u64>,
+    /// Backing file (`file=`); RAM when absent.
+    pub file: Option<PathBuf>,
+    /// LBA size of every namespace (`lba=512|4096`; default 512).
+    pub lba_size: u32,
+    /// Number of namespaces (`namespaces=`; default 1). With a file, only 1.
+    pub namespaces: u32,
+    /// Identify MDTS (`mdts=`, 2^mdts x 4 KiB, 0 = unlimited; default 5 = 128 KiB).
+    pub mdts: u8,
+    /// CAP.MQES + 1: the largest queue (`mqes=`, entries; default 1024).
+    pub queue_entries: u32,
+    /// I/O queues the controller grants at most (`queues=`; default 64).
+    pub max_io_queues: u16,
+    /// How the model runs (`mode=inline|threaded`; default threaded).
+    pub mode: RunMode,
+}
+
+impl Default for EmuNvmeSpec {
+    fn default() -> Self {
+        EmuNvmeSpec {
+            size: None,
+            file: None,
+            lba_size: 512,
+            namespaces: 1,
+            mdts: 5,
+            queue_entries: 1024,
+            max_io_queues: 64,
+            mode: RunMode::Threaded,
+        }
+    }
+}
+
+/// Why a device string was not understood. Each message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceSpecError {
+    /// Neither a PCI address nor `emu:`.
+    NotADevice(String, String),
+    /// `emu:` with a model we do not have.
+    UnknownModel(String),
+    /// An option the model does not take.
+    UnknownOption {
+        /// The model.
+        model: &'static str,
+        /// The option given.
+        option: String,
+        /// The options the model takes.
+        valid: &'static str,
+    },
+    /// An option value that makes no sense.
+    BadValue {
+        /// The option.
+        option: String,
+        /// The value given.
+        value: String,
+        /// What is expected.
+        expected: &'static str,
+    },
+}
+
+impl fmt::Display for DeviceSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeviceSpecError::NotADevice(s, why) => write!(
+                f,
+                "'{s}' is not a device: {why}; give a PCI address like 0000:03:00.0 \
+                 (see `hw-setup/devbind.sh status`) or an emulated device like emu:nvme,size=1G"
+            ),
+            DeviceSpecError::UnknownModel(m) => write!(
+                f,
+                "unknown emulated device model '{m}'; the models are: nvme (e.g. emu:nvme,size=1G)"
+            ),
+            DeviceSpecError::UnknownOption {
+                model,
+                option,
+                valid,
+            } => write!(
+                f,
+                "emu:{model} has no option '{option}'; its options are: {valid}"
+            ),
+            DeviceSpecError::BadValue {
+                option,
+                value,
+                expected,
+            } => write!(f, "bad value '{value}' for {option}: expected {expected}"),
+        }
+    }
+}
+
+impl std::error::Error for DeviceSpecError {}
+
+const NVME_OPTIONS: &str = "size=SIZE (e.g. 1G, 512M), file=PATH, lba=512|4096, namespaces=N, \
+                            mdts=N (0-16), mqes=ENTRIES (2-65536), queues=N (1-65535), mode=inline|threaded";
+
+/// Parse a size with an optional binary suffix: `4096`, `4k`, `128K`, `1G`, `2T`.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => {
+            let m: u64 = match c.to_ascii_lowercase() {
+                'k' => 1 << 10,
+                'm' => 1 << 20,
+                'g' => 1 << 30,
+                't' => 1 << 40,
+                _ => return None,
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1),
+    };
+    let num = num.strip_suffix(['i', 'I']).unwrap_or(num);
+    num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+fn bad(option: &str, value: &str, expected: &'static str) -> DeviceSpecError {
+    DeviceSpecError::BadValue {
+        option: option.to_string(),
+        value: value.to_string(),
+        expected,
+    }
+}
+
+fn parse_emu_nvme(options: &str) -> Result<EmuNvmeSpec, DeviceSpecError> {
+    let mut spec = EmuNvmeSpec::default();
+    for opt in options.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        match k {
+            "size" => {
+                spec.size = Some(
+                    parse_size(v)
+                        .filter(|&s| s > 0)
+                        .ok_or_else(|| bad(k, v, "a size like 1G, 512M or 65536"))?,
+                )
+            }
+            "file" if !v.is_empty() => spec.file = Some(PathBuf::from(v)),
+            "file" => return Err(bad(k, v, "a path, e.g. file=disk.img")),
+            "lba" => {
+                spec.lba_size = match v {
+                    "512" => 512,
+                    "4096" | "4k" | "4K" => 4096,
+                    _ => return Err(bad(k, v, "512 or 4096")),
+                }
+            }
+            "namespaces" => {
+                spec.namespaces = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or_else(|| bad(k, v, "a number from 1 to 1024"))?
+            }
+            "mdts" => {
+                spec.mdts = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= 16)
+                    .ok_or_else(|| bad(k, v, "a number from 0 (no limit) to 16"))?
+            }
+            "mqes" => {
+                spec.queue_entries = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (2..=65536).contains(n))
+                    .ok_or_else(|| bad(k, v, "queue entries from 2 to 65536"))?
+            }
+            "queues" => {
+                spec.max_io_queues = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| bad(k, v, "a number from 1 to 65535"))?
+            }
+            "mode" => {
+                spec.mode = match v {
+                    "inline" => RunMode::Inline,
+                    "threaded" => RunMode::Threaded,
+                    _ => return Err(bad(k, v, "inline or threaded")),
+                }
+            }
+            _ => {
+                return Err(DeviceSpecError::UnknownOption {
+                    model: "nvme",
+                    option: k.to_string(),
+                    valid: NVME_OPTIONS,
+                })
+            }
+        }
+    }
+    if spec.file.is_some() && spec.namespaces > 1 {
+        return Err(bad(
+            "namespaces",
+            &spec.namespaces.to_string(),
+            "1 when file= is given (one file backs one namespace)",
+        ));
+    }
+    if let Some(size) = spec.size {
+        if size % spec.lba_size as u64 != 0 {
+            return Err(bad(
+                "size",
+                &size.to_string(),
+                "a multiple of the LBA size (lba=512 or 4096)",
+            ));
+        }
+    }
+    Ok(spec)
+}
+
+impl FromStr for DeviceSpec {
+    type Err = DeviceSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("emu:") {
+            let (model, options) = rest.split_once(',').unwrap_or((rest, ""));
+            return match model {
+                "nvme" => Ok(DeviceSpec::EmuNvme(parse_emu_nvme(options)?)),
+                _ => Err(DeviceSpecError::UnknownModel(model.to_string())),
+            };
+        }
+        s.parse::<crate::pci::PciAddress>()
+            .map(DeviceSpec::Pci)
+            .map_err(|e| DeviceSpecError::NotADevice(s.to_string(), e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("4k"), Some(4096));
+        assert_eq!(parse_size("128K"), Some(128 << 10));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("1GiB"), None);
+        assert_eq!(parse_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_size("x"), None);
+        assert_eq!(parse_size(""), None);
+        assert_eq!(parse_size("99999999999T"), None);
+    }
+
+    #[test]
+    fn emu_nvme_strings() {
+        let d: DeviceSpec = "emu:nvme,size=1G".parse().unwrap();
+        assert_eq!(
+            d,
+            DeviceSpec::EmuNvme(EmuNvmeSpec {
+                size: Some(1 << 30),
+                ..EmuNvmeSpec::default()
+            })
+        );
+        let d: DeviceSpec = "emu:nvme,file=disk.img,lba=4096,mode=inline,mdts=0"
+            .parse()
+            .unwrap();
+        let DeviceSpec::EmuNvme(n) = d else {
+            panic!("not nvme")
+        };
+        assert_eq!(n.file, Some(PathBuf::from("disk.img")));
+        assert_eq!(n.lba_size, 4096);
+        assert_eq!(n.mode, RunMode::Inline);
+        assert_eq!(n.mdts, 0);
+        assert!(matches!(
+            "emu:nvme".parse::<DeviceSpec>(),
+            Ok(DeviceSpec::EmuNvme(_))
+        ));
+    }
+
+    #[test]
+    fn bad_strings_say_what_to_do() {
+        let e = "emu:floppy".parse::<DeviceSpec>().unwrap_err();
+        assert_eq!(e, DeviceSpecError::UnknownModel("floppy".into()));
+        assert!(e.to_string().contains("emu:nvme,size=1G"));
+        let e = "emu:nvme,colour=red".parse::<DeviceSpec>().unwrap_err();
+        assert!(matches!(e, DeviceSpecError::UnknownOption { ref option, .. } if option == "colour"));
+        assert!(e.to_string().contains("size=SIZE"));
+        let e = "emu:nvme,lba=1000".parse::<DeviceSpec>().unwrap_err();
+        assert!(e.to_string().contains("512 or 4096"));
+        let e = "emu:nvme,size=1000".parse::<DeviceSpec>().unwrap_err();
+        assert!(e.to_string().contains("multiple of the LBA size"));
+        let e = "emu:nvme,file=a,namespaces=2"
+            .parse::<DeviceSpec>()
+            .unwrap_err();
+        assert!(matches!(e, DeviceSpecError::BadValue { .. }));
+        let e = "disk0".parse::<DeviceSpec>().unwrap_err();
+        assert!(matches!(e, DeviceSpecError::NotADevice(..)));
+        assert!(e.to_string().contains("0000:03:00.0"));
+    }
+}
