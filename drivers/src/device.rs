@@ -117,21 +117,19 @@ const NVME_OPTIONS: &str = "size=SIZE (e.g. 1G, 512M), file=PATH, lba=512|4096, 
 
 /// Parse a size with an optional binary suffix: `4096`, `4k`, `128K`, `1G`, `2T`.
 pub fn parse_size(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last()? {
-        (i, c) if c.is_ascii_alphabetic() => {
-            let m: u64 = match c.to_ascii_lowercase() {
-                'k' => 1 << 10,
-                'm' => 1 << 20,
-                'g' => 1 << 30,
-                't' => 1 << 40,
-                _ => return None,
-            };
-            (&s[..i], m)
-        }
+    let s = s.trim().to_ascii_lowercase();
+    // Accept 4k, 4K, 4kb, 4KiB alike: all binary.
+    let s = s
+        .strip_suffix("ib")
+        .or_else(|| s.strip_suffix('b').filter(|r| r.ends_with(['k', 'm', 'g', 't'])))
+        .unwrap_or(&s);
+    let (num, mult) = match s.chars().last()? {
+        'k' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' => (&s[..s.len() - 1], 1 << 20),
+        'g' => (&s[..s.len() - 1], 1 << 30),
+        't' => (&s[..s.len() - 1], 1 << 40),
         _ => (s, 1),
     };
-    let num = num.strip_suffix(['i', 'I']).unwrap_or(num);
     num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
@@ -255,8 +253,10 @@ mod tests {
         assert_eq!(parse_size("4k"), Some(4096));
         assert_eq!(parse_size("128K"), Some(128 << 10));
         assert_eq!(parse_size("1G"), Some(1 << 30));
-        assert_eq!(parse_size("1GiB"), None);
-        assert_eq!(parse_size("1Gi"), Some(1 << 30));
+        assert_eq!(parse_size("1GiB"), Some(1 << 30));
+        assert_eq!(parse_size("2kb"), Some(2048));
+        assert_eq!(parse_size("1Gi"), None);
+        assert_eq!(parse_size("12x"), None);
         assert_eq!(parse_size("x"), None);
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size("99999999999T"), None);
