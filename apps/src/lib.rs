@@ -1,1 +1,39 @@
-//! Shared code of the command-line programs.
+//! Shared code of the command-line programs: opening devices from device
+//! strings, latency histograms, thread CPU time, the verify pattern.
+#![deny(missing_docs)]
+
+pub mod cputime;
+pub mod histogram;
+pub mod open;
+pub mod pattern;
+
+/// Result of app code: any error, printed as one line.
+pub type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Print `error: MESSAGE` and exit with status 1. Apps call this from `main`
+/// so a user sees one line naming the cause and the fix, never a panic.
+pub fn exit_on_error<T>(r: AppResult<T>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+/// "4 KiB", "1.5 MiB", "1 GiB" for a byte count.
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v} {}", UNITS[u])
+    } else {
+        format!("{v:.2} {}", UNITS[u])
+    }
+}

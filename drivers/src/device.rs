@@ -121,7 +121,10 @@ pub fn parse_size(s: &str) -> Option<u64> {
     // Accept 4k, 4K, 4kb, 4KiB alike: all binary.
     let s = s
         .strip_suffix("ib")
-        .or_else(|| s.strip_suffix('b').filter(|r| r.ends_with(['k', 'm', 'g', 't'])))
+        .or_else(|| {
+            s.strip_suffix('b')
+                .filter(|r| r.ends_with(['k', 'm', 'g', 't']))
+        })
         .unwrap_or(&s);
     let (num, mult) = match s.chars().last()? {
         'k' => (&s[..s.len() - 1], 1u64 << 10),
@@ -294,7 +297,9 @@ mod tests {
         assert_eq!(e, DeviceSpecError::UnknownModel("floppy".into()));
         assert!(e.to_string().contains("emu:nvme,size=1G"));
         let e = "emu:nvme,colour=red".parse::<DeviceSpec>().unwrap_err();
-        assert!(matches!(e, DeviceSpecError::UnknownOption { ref option, .. } if option == "colour"));
+        assert!(
+            matches!(e, DeviceSpecError::UnknownOption { ref option, .. } if option == "colour")
+        );
         assert!(e.to_string().contains("size=SIZE"));
         let e = "emu:nvme,lba=1000".parse::<DeviceSpec>().unwrap_err();
         assert!(e.to_string().contains("512 or 4096"));

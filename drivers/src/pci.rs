@@ -310,6 +310,8 @@ pub enum PciError {
     IommuOff {
         /// The function.
         addr: PciAddress,
+        /// The driver it is bound to now, None if none.
+        driver: Option<String>,
     },
     /// The function is not bound to vfio-pci.
     NotBoundToVfio {
@@ -348,11 +350,15 @@ impl fmt::Display for PciError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PciError::DeviceNotFound { addr } => write!(f, "no PCI device {addr}; {LIST_HINT}"),
-            PciError::IommuOff { addr } => write!(
+            PciError::IommuOff { addr, driver } => write!(
                 f,
-                "{addr} has no IOMMU group: the IOMMU is off; enable VT-d (Intel) or AMD-Vi (AMD) \
-                 in the firmware, boot with intel_iommu=on or amd_iommu=on, and check with \
-                 `hw-setup/check-iommu.sh`"
+                "{addr} ({}) has no IOMMU group: the IOMMU is off; enable VT-d (Intel) or AMD-Vi (AMD) \
+                 in the firmware, boot with intel_iommu=on or amd_iommu=on, check with \
+                 `hw-setup/check-iommu.sh`, then bind it with `hw-setup/devbind.sh bind {addr}`",
+                match driver {
+                    Some(d) => format!("bound to {d}, not {VFIO_PCI_DRIVER}"),
+                    None => "bound to no driver".to_string(),
+                }
             ),
             PciError::NotBoundToVfio {
                 addr,
@@ -489,7 +495,12 @@ impl Sysfs {
     pub fn iommu_group(&self, addr: &PciAddress) -> Result<u32, PciError> {
         self.check_exists(addr)?;
         let link = self.device_dir(addr).join("iommu_group");
-        let name = link_name(&link)?.ok_or(PciError::IommuOff { addr: *addr })?;
+        let Some(name) = link_name(&link)? else {
+            return Err(PciError::IommuOff {
+                addr: *addr,
+                driver: self.driver(addr)?,
+            });
+        };
         name.parse().map_err(|_| PciError::SysfsFormat {
             path: link,
             content: name,
@@ -927,7 +938,7 @@ pub(crate) mod tests {
         fake.add("0000:03:00.0", Some("nvme"), None);
         let err = fake.sysfs().check_vfio_ready(&addr("03:00.0")).unwrap_err();
         assert!(
-            matches!(err, PciError::IommuOff { addr: a } if a == addr("03:00.0")),
+            matches!(err, PciError::IommuOff { addr: a, .. } if a == addr("03:00.0")),
             "{err:?}"
         );
         let msg = err.to_string();

@@ -1444,7 +1444,10 @@ mod tests {
         let a = addr("03:00.0");
         let io = || io::Error::from_raw_os_error(libc::EIO);
         let all = [
-            VfioError::Pci(PciError::IommuOff { addr: a }),
+            VfioError::Pci(PciError::IommuOff {
+                addr: a,
+                driver: Some("nvme".into()),
+            }),
             VfioError::ModuleNotLoaded {
                 path: "/dev/vfio/vfio".into(),
             },

@@ -76,7 +76,10 @@ impl Tree {
             fs::create_dir_all(t.path(d)).unwrap();
         }
         t.write("sys/bus/pci/drivers_probe", "");
-        t.write("proc/mounts", "/dev/sda1 / ext4 rw,relatime 0 0\nproc /proc proc rw 0 0\n");
+        t.write(
+            "proc/mounts",
+            "/dev/sda1 / ext4 rw,relatime 0 0\nproc /proc proc rw 0 0\n",
+        );
         t.write(
             "proc/net/route",
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
@@ -146,7 +149,10 @@ impl Tree {
             self.claimed(addr, drv);
         }
         if let Some(g) = group {
-            self.link(&format!("{d}/iommu_group"), &format!("sys/kernel/iommu_groups/{g}"));
+            self.link(
+                &format!("{d}/iommu_group"),
+                &format!("sys/kernel/iommu_groups/{g}"),
+            );
             self.link(&format!("sys/kernel/iommu_groups/{g}/devices/{addr}"), &d);
         }
     }
@@ -168,7 +174,10 @@ impl Tree {
         if !self.exists(&format!("sys/bus/pci/drivers/{drv}")) {
             self.driver(drv);
         }
-        self.link(&format!("sys/bus/pci/drivers/{drv}/{addr}"), &self.dev(addr));
+        self.link(
+            &format!("sys/bus/pci/drivers/{drv}/{addr}"),
+            &self.dev(addr),
+        );
     }
 
     fn cmd(&self, name: &str) -> Command {
@@ -243,12 +252,21 @@ fn host(name: &str) -> Tree {
     t.pci(NIC1, "0x020000", "8086:10fb", Some("ixgbe"), Some(12));
     t.mkdir(&format!("{}/net/eth1", t.dev(NIC0)));
     t.mkdir(&format!("{}/net/eth2", t.dev(NIC1)));
-    t.pci("0000:00:1f.2", "0x010601", "8086:a352", Some("ahci"), Some(5));
+    t.pci(
+        "0000:00:1f.2",
+        "0x010601",
+        "8086:a352",
+        Some("ahci"),
+        Some(5),
+    );
     t
 }
 
 fn assert_untouched(t: &Tree, addr: &str, drv: &str) {
-    assert_eq!(t.read(&format!("{}/driver_override", t.dev(addr))), "(null)\n");
+    assert_eq!(
+        t.read(&format!("{}/driver_override", t.dev(addr))),
+        "(null)\n"
+    );
     assert_eq!(t.read(&format!("sys/bus/pci/drivers/{drv}/unbind")), "");
     assert_eq!(t.read("sys/bus/pci/drivers_probe"), "");
     assert!(!t.exists(&format!("state/{addr}")), "state file written");
@@ -259,7 +277,14 @@ fn assert_untouched(t: &Tree, addr: &str, drv: &str) {
 #[test]
 fn bind_rejects_malformed_addresses() {
     let t = host("badaddr");
-    for bad in ["3:00.0", "03:00", "0000:03:20.0", "03:00.8", "zz:00.0", "0000:03:00.0.1"] {
+    for bad in [
+        "3:00.0",
+        "03:00",
+        "0000:03:20.0",
+        "03:00.8",
+        "zz:00.0",
+        "0000:03:00.0.1",
+    ] {
         let r = t.run("devbind.sh", &["bind", bad]);
         assert_eq!(r.code, 1, "{bad}: {r:?}");
         assert_eq!(r.stdout, "", "{bad}");
@@ -329,7 +354,10 @@ fn status_shows_vfio_node_recorded_driver_and_what_is_in_use() {
     t.pci(mp, "0x010802", "1b36:0010", Some("nvme"), Some(14));
     t.mkdir(&format!("{}/nvme/nvme1/nvme1c1n1", t.dev(mp)));
     let sub = "sys/devices/virtual/nvme-subsystem/nvme-subsys1";
-    t.link(&format!("{sub}/nvme1"), &format!("{}/nvme/nvme1", t.dev(mp)));
+    t.link(
+        &format!("{sub}/nvme1"),
+        &format!("{}/nvme/nvme1", t.dev(mp)),
+    );
     t.write(&format!("{sub}/nvme1n1/nvme1n1p2/partition"), "2\n");
     t.link("sys/class/nvme-subsystem/nvme-subsys1", sub);
     t.write("proc/mounts", "/dev/nvme1n1p2 /srv ext4 rw 0 0\n");
@@ -369,7 +397,10 @@ fn bind_uses_driver_override_and_records_the_original_driver() {
         )
     );
     assert_eq!(r.stderr, "");
-    assert_eq!(t.read(&format!("{}/driver_override", t.dev(NVME))), "vfio-pci\n");
+    assert_eq!(
+        t.read(&format!("{}/driver_override", t.dev(NVME))),
+        "vfio-pci\n"
+    );
     assert_eq!(t.read("sys/bus/pci/drivers/nvme/unbind"), "0000:04:00.0\n");
     assert_eq!(t.read("sys/bus/pci/drivers_probe"), "0000:04:00.0\n");
     // Never new_id, never a direct bind to vfio-pci.
@@ -405,8 +436,14 @@ fn bind_warns_about_group_members_with_a_host_driver() {
     let r = t.run("devbind.sh", &["bind", "03:00.0", "03:00.1"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stderr, "");
-    assert_eq!(t.read("sys/bus/pci/drivers/ixgbe/unbind"), "0000:03:00.0\n0000:03:00.1\n");
-    assert_eq!(t.read("sys/bus/pci/drivers_probe"), "0000:03:00.0\n0000:03:00.1\n");
+    assert_eq!(
+        t.read("sys/bus/pci/drivers/ixgbe/unbind"),
+        "0000:03:00.0\n0000:03:00.1\n"
+    );
+    assert_eq!(
+        t.read("sys/bus/pci/drivers_probe"),
+        "0000:03:00.0\n0000:03:00.1\n"
+    );
 }
 
 #[test]
@@ -428,7 +465,10 @@ fn failed_bind_gives_the_device_back_to_its_driver() {
     // ...then driver_override was cleared and it was bound to nvme again.
     assert_eq!(t.read(&format!("{}/driver_override", t.dev(NVME))), "\n");
     assert_eq!(t.read("sys/bus/pci/drivers/nvme/bind"), "0000:04:00.0\n");
-    assert!(!t.exists("state/0000:04:00.0"), "record of a device we gave back");
+    assert!(
+        !t.exists("state/0000:04:00.0"),
+        "record of a device we gave back"
+    );
 }
 
 #[test]
@@ -503,7 +543,10 @@ fn bind_refuses_a_drive_with_a_mounted_partition_unless_forced() {
         r.stderr,
         "devbind.sh: warning: 0000:04:00.0 is in use, binding anyway (--force): nvme0n1p1 is mounted on /data\n"
     );
-    assert_eq!(t.read(&format!("{}/driver_override", t.dev(NVME))), "vfio-pci\n");
+    assert_eq!(
+        t.read(&format!("{}/driver_override", t.dev(NVME))),
+        "vfio-pci\n"
+    );
     assert_eq!(t.read("state/0000:04:00.0"), "driver=nvme\n");
 }
 
@@ -550,11 +593,15 @@ fn bind_refuses_a_nic_carrying_the_default_route() {
          br0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n",
     );
     t.mkdir("sys/devices/virtual/net/br0");
-    t.link(&format!("{}/net/eth2/master", t.dev(NIC1)), "sys/devices/virtual/net/br0");
+    t.link(
+        &format!("{}/net/eth2/master", t.dev(NIC1)),
+        "sys/devices/virtual/net/br0",
+    );
     let r = t.run("devbind.sh", &["bind", "03:00.1"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.stderr.contains("its interface eth2 is part of br0, which carries the default route."),
+        r.stderr
+            .contains("its interface eth2 is part of br0, which carries the default route."),
         "{r:?}"
     );
     assert_untouched(&t, NIC1, "ixgbe");
@@ -562,7 +609,10 @@ fn bind_refuses_a_nic_carrying_the_default_route() {
     // The other port, not carrying it, binds.
     let r = t.run("devbind.sh", &["bind", "03:00.0"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(t.read(&format!("{}/driver_override", t.dev(NIC0))), "vfio-pci\n");
+    assert_eq!(
+        t.read(&format!("{}/driver_override", t.dev(NIC0))),
+        "vfio-pci\n"
+    );
 }
 
 #[test]
@@ -579,7 +629,10 @@ fn restore_gives_the_device_back_to_its_original_driver() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(r.stdout, "0000:04:00.0: bound to nvme\n");
     assert_eq!(r.stderr, "");
-    assert_eq!(t.read("sys/bus/pci/drivers/vfio-pci/unbind"), "0000:04:00.0\n");
+    assert_eq!(
+        t.read("sys/bus/pci/drivers/vfio-pci/unbind"),
+        "0000:04:00.0\n"
+    );
     assert_eq!(t.read(&format!("{}/driver_override", t.dev(NVME))), "\n");
     assert_eq!(t.read("sys/bus/pci/drivers/nvme/bind"), "0000:04:00.0\n");
     assert!(!t.exists("state/0000:04:00.0"), "record kept after restore");
@@ -610,10 +663,15 @@ fn restore_needs_a_record_or_driver_and_reports_a_failed_rebind() {
     let r = t.run("devbind.sh", &["restore", "--driver", "ixgbe", "03:00.0"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
-        r.stderr.starts_with("devbind.sh: error: 0000:03:00.0: could not give the device back to ixgbe; try"),
+        r.stderr.starts_with(
+            "devbind.sh: error: 0000:03:00.0: could not give the device back to ixgbe; try"
+        ),
         "{r:?}"
     );
-    assert_eq!(t.read("sys/bus/pci/drivers/vfio-pci/unbind"), "0000:03:00.0\n");
+    assert_eq!(
+        t.read("sys/bus/pci/drivers/vfio-pci/unbind"),
+        "0000:03:00.0\n"
+    );
     assert_eq!(t.read("sys/bus/pci/drivers/ixgbe/bind"), "0000:03:00.0\n");
 
     // --driver none: just leave it without a driver.
@@ -629,7 +687,12 @@ fn hugepage_tree(name: &str, nodes: usize) -> Tree {
     let t = Tree::new(name);
     for kb in [2048, 1048576] {
         let g = format!("sys/kernel/mm/hugepages/hugepages-{kb}kB");
-        for f in ["nr_hugepages", "free_hugepages", "resv_hugepages", "surplus_hugepages"] {
+        for f in [
+            "nr_hugepages",
+            "free_hugepages",
+            "resv_hugepages",
+            "surplus_hugepages",
+        ] {
             t.write(&format!("{g}/{f}"), "0\n");
         }
         for n in 0..nodes {
@@ -654,7 +717,10 @@ fn hugepages_reserve_writes_every_node_and_reports_a_shortfall() {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut asked = String::new();
-        File::open(&fifo).unwrap().read_to_string(&mut asked).unwrap();
+        File::open(&fifo)
+            .unwrap()
+            .read_to_string(&mut asked)
+            .unwrap();
         OpenOptions::new()
             .write(true)
             .open(&fifo)
@@ -679,7 +745,9 @@ fn hugepages_reserve_writes_every_node_and_reports_a_shortfall() {
          echo 1 > /proc/sys/vm/compact_memory) and retry, or reserve at boot with the kernel command line \
          (hugepagesz=2M hugepages=N).\n"
     );
-    let asked = rx.recv_timeout(Duration::from_secs(5)).expect("FIFO node saw no request");
+    let asked = rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("FIFO node saw no request");
     assert_eq!(asked, "512\n");
     assert_eq!(
         t.read("sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages"),
@@ -698,9 +766,15 @@ fn hugepages_reserve_on_one_node_free_and_show() {
     let node = |n: u32, kb: u32| {
         format!("sys/devices/system/node/node{n}/hugepages/hugepages-{kb}kB/nr_hugepages")
     };
-    let r = t.run("hugepages.sh", &["reserve", "4", "--size", "1G", "--node", "1"]);
+    let r = t.run(
+        "hugepages.sh",
+        &["reserve", "4", "--size", "1G", "--node", "1"],
+    );
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(r.stdout, "node1 1G: asked 4, got 4\ntotal: 4 pages of 1G = 4096 MiB\n");
+    assert_eq!(
+        r.stdout,
+        "node1 1G: asked 4, got 4\ntotal: 4 pages of 1G = 4096 MiB\n"
+    );
     assert_eq!(t.read(&node(1, 1048576)), "4\n");
     assert_eq!(t.read(&node(0, 1048576)), "0\n");
     assert_eq!(t.read(&node(1, 2048)), "0\n");
@@ -717,10 +791,17 @@ fn hugepages_reserve_on_one_node_free_and_show() {
     );
     let r = t.run("hugepages.sh", &["reserve", "many"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.starts_with("hugepages.sh: error: invalid page count 'many'"), "{r:?}");
+    assert!(
+        r.stderr
+            .starts_with("hugepages.sh: error: invalid page count 'many'"),
+        "{r:?}"
+    );
     let r = t.run("hugepages.sh", &["reserve", "1", "--size", "16M"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stderr.contains("page size 16M is not supported here"), "{r:?}");
+    assert!(
+        r.stderr.contains("page size 16M is not supported here"),
+        "{r:?}"
+    );
 
     t.write(&node(0, 2048), "8\n");
     let r = t.run("hugepages.sh", &["free"]);
@@ -740,9 +821,18 @@ fn hugepages_reserve_on_one_node_free_and_show() {
         "sys/devices/system/node/node0/hugepages/hugepages-2048kB/free_hugepages",
         "500\n",
     );
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "512\n");
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "500\n");
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages", "3\n");
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "512\n",
+    );
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "500\n",
+    );
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/resv_hugepages",
+        "3\n",
+    );
     let r = t.run("hugepages.sh", &["show"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(
@@ -774,7 +864,9 @@ fn cpuinfo(t: &Tree) {
 fn run_low_memlock(t: &Tree, name: &str) -> Run {
     let mut c = t.cmd(name);
     let mut sh = Command::new("bash");
-    sh.arg("-c").arg("ulimit -l 64 && exec \"$0\"").arg(script(name));
+    sh.arg("-c")
+        .arg("ulimit -l 64 && exec \"$0\"")
+        .arg(script(name));
     for (k, v) in c.get_envs() {
         if let Some(v) = v {
             sh.env(k, v);
@@ -789,16 +881,33 @@ fn check_iommu_reports_missing_items_with_fixes_and_exits_1() {
     let t = Tree::new("chkmiss");
     cpuinfo(&t);
     t.mkdir("sys/class/iommu");
-    t.write("proc/cmdline", "BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet\n");
-    t.write("proc/self/status", "Name:\tbash\nCapEff:\t0000000000000000\n");
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "0\n");
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "0\n");
+    t.write(
+        "proc/cmdline",
+        "BOOT_IMAGE=/vmlinuz root=/dev/sda1 ro quiet\n",
+    );
+    t.write(
+        "proc/self/status",
+        "Name:\tbash\nCapEff:\t0000000000000000\n",
+    );
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "0\n",
+    );
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "0\n",
+    );
     let r = run_low_memlock(&t, "check-iommu.sh");
     assert_eq!(r.code, 1, "{r:?}");
-    let (sys, proc_, dev) = (t.sys(), t.path("proc").display().to_string(), t.path("dev").display().to_string());
+    let (sys, proc_, dev) = (
+        t.sys(),
+        t.path("proc").display().to_string(),
+        t.path("dev").display().to_string(),
+    );
     let hp = script("hugepages.sh");
     let hp = hp.parent().unwrap().display();
-    let grub = "in /etc/default/grub (GRUB_CMDLINE_LINUX), then run update-grub (or grub2-mkconfig -o \
+    let grub =
+        "in /etc/default/grub (GRUB_CMDLINE_LINUX), then run update-grub (or grub2-mkconfig -o \
                 /boot/grub2/grub.cfg) and reboot";
     let pad = " ".repeat(33);
     let expected = [
@@ -841,9 +950,17 @@ fn check_iommu_reports_missing_items_with_fixes_and_exits_1() {
     ];
     let lines: Vec<&str> = r.stdout.lines().collect();
     for (i, want) in expected.iter().enumerate() {
-        assert_eq!(lines.get(i).copied(), Some(want.as_str()), "line {i} of\n{}", r.stdout);
+        assert_eq!(
+            lines.get(i).copied(),
+            Some(want.as_str()),
+            "line {i} of\n{}",
+            r.stdout
+        );
     }
-    assert!(lines[expected.len()].starts_with(&format!("{pad} fix: as root: ulimit -l unlimited")), "{r:?}");
+    assert!(
+        lines[expected.len()].starts_with(&format!("{pad} fix: as root: ulimit -l unlimited")),
+        "{r:?}"
+    );
     assert_eq!(
         *lines.last().unwrap(),
         "result: 9 item(s) MISSING; binding devices to vfio-pci or mapping DMA memory will fail until they are fixed"
@@ -858,16 +975,28 @@ fn check_iommu_passes_on_a_ready_host() {
     t.mkdir("sys/class/iommu/dmar1");
     t.mkdir("sys/kernel/iommu_groups/0/devices");
     t.mkdir("sys/kernel/iommu_groups/1/devices");
-    t.write("proc/cmdline", "BOOT_IMAGE=/vmlinuz ro intel_iommu=on iommu=pt\n");
+    t.write(
+        "proc/cmdline",
+        "BOOT_IMAGE=/vmlinuz ro intel_iommu=on iommu=pt\n",
+    );
     for m in ["vfio", "vfio_iommu_type1"] {
         t.write(&format!("sys/module/{m}/initstate"), "live\n");
     }
     t.mkdir("sys/module/vfio_pci/parameters"); // built in
     t.write("dev/vfio/vfio", "");
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "512\n");
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "512\n");
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "512\n",
+    );
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "512\n",
+    );
     // CAP_IPC_LOCK (bit 14) makes the kernel ignore RLIMIT_MEMLOCK.
-    t.write("proc/self/status", "Name:\tbash\nCapEff:\t0000000000004000\n");
+    t.write(
+        "proc/self/status",
+        "Name:\tbash\nCapEff:\t0000000000004000\n",
+    );
     let r = run_low_memlock(&t, "check-iommu.sh");
     assert_eq!(r.code, 0, "{r:?}");
     let sys = t.sys();
@@ -904,25 +1033,55 @@ fn nonroot_setup_gives_the_vfio_group_access_and_check_agrees() {
     t.write("dev/vfio/vfio", "");
     fs::set_permissions(t.path("dev/vfio/13"), fs::Permissions::from_mode(0o600)).unwrap();
     fs::set_permissions(t.path("dev/vfio/vfio"), fs::Permissions::from_mode(0o600)).unwrap();
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages", "512\n");
-    t.write("sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages", "512\n");
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "512\n",
+    );
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "512\n",
+    );
     // Give the vfio group our own gid so chgrp works without root.
     let gid = fs::metadata(t.path("dev/vfio/13")).unwrap().gid();
-    t.write("etc/passwd", "root:x:0:0::/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\n");
-    t.write("etc/group", &format!("root:x:0:\nalice:x:1001:\nvfio:x:{gid}:bob\n"));
+    t.write(
+        "etc/passwd",
+        "root:x:0:0::/root:/bin/bash\nalice:x:1001:1001::/home/alice:/bin/bash\n",
+    );
+    t.write(
+        "etc/group",
+        &format!("root:x:0:\nalice:x:1001:\nvfio:x:{gid}:bob\n"),
+    );
 
     let r = t.run("nonroot.sh", &["check", "alice", "04:00.0"]);
     assert_eq!(r.code, 1, "{r:?}");
-    assert!(r.stdout.contains("MISSING  alice is not in group vfio\n"), "{r:?}");
-    assert!(r.stdout.contains(&format!("MISSING  {}/dev/vfio/vfio is mode 600, others cannot open it\n", t.root.display())), "{r:?}");
-    assert!(r.stdout.contains("result: 4 item(s) MISSING for alice\n"), "{r:?}");
+    assert!(
+        r.stdout.contains("MISSING  alice is not in group vfio\n"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains(&format!(
+            "MISSING  {}/dev/vfio/vfio is mode 600, others cannot open it\n",
+            t.root.display()
+        )),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains("result: 4 item(s) MISSING for alice\n"),
+        "{r:?}"
+    );
 
     let r = t.run("nonroot.sh", &["setup", "alice", "04:00.0"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(t.read("etc/group"), format!("root:x:0:\nalice:x:1001:\nvfio:x:{gid}:bob,alice\n"));
+    assert_eq!(
+        t.read("etc/group"),
+        format!("root:x:0:\nalice:x:1001:\nvfio:x:{gid}:bob,alice\n")
+    );
     let m = fs::metadata(t.path("dev/vfio/13")).unwrap();
     assert_eq!((m.mode() & 0o777, m.gid()), (0o660, gid));
-    assert_eq!(fs::metadata(t.path("dev/vfio/vfio")).unwrap().mode() & 0o777, 0o666);
+    assert_eq!(
+        fs::metadata(t.path("dev/vfio/vfio")).unwrap().mode() & 0o777,
+        0o666
+    );
     assert_eq!(
         t.read("etc/security/limits.d/90-vfio-memlock.conf"),
         "# Written by hw-setup/nonroot.sh: DMA memory must be locked (mlock and VFIO pinning).\n\
@@ -933,7 +1092,11 @@ fn nonroot_setup_gives_the_vfio_group_access_and_check_agrees() {
         "# Written by hw-setup/nonroot.sh: VFIO group devices belong to group vfio.\n\
          SUBSYSTEM==\"vfio\", GROUP=\"vfio\", MODE=\"0660\"\n"
     );
-    assert!(r.stdout.contains("sudo prlimit --pid PID --memlock=unlimited:unlimited"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("sudo prlimit --pid PID --memlock=unlimited:unlimited"),
+        "{r:?}"
+    );
 
     let r = t.run("nonroot.sh", &["check", "alice", "04:00.0"]);
     assert_eq!(r.code, 0, "{r:?}");

@@ -67,6 +67,17 @@ pub mod reg {
     /// First doorbell (§3.1.24, §3.1.25).
     pub const DOORBELL_BASE: usize = 0x1000;
 
+    /// VS fields (§3.1.2).
+    pub mod vs {
+        use super::Field;
+        /// Major version.
+        pub const MJR: Field = Field::new(16, 16);
+        /// Minor version.
+        pub const MNR: Field = Field::new(8, 8);
+        /// Tertiary version.
+        pub const TER: Field = Field::new(0, 8);
+    }
+
     /// CAP fields (§3.1.1).
     pub mod cap {
         use super::Field;
@@ -84,6 +95,8 @@ pub mod reg {
         pub const MPSMIN: Field = Field::new(48, 4);
         /// Memory Page Size Maximum.
         pub const MPSMAX: Field = Field::new(52, 4);
+        /// CSS bit: the NVM command set.
+        pub const CSS_NVM: u64 = 1 << 0;
     }
 
     /// CC fields (§3.1.5).
@@ -103,6 +116,10 @@ pub mod reg {
         pub const IOSQES: Field = Field::new(16, 4);
         /// I/O Completion Queue Entry Size: 2 ^ n (4 for 16 bytes).
         pub const IOCQES: Field = Field::new(20, 4);
+        /// SHN value: normal shutdown notification.
+        pub const SHN_NORMAL: u64 = 0b01;
+        /// CSS value: the NVM command set.
+        pub const CSS_NVM: u64 = 0b000;
     }
 
     /// CSTS fields (§3.1.6).
@@ -114,6 +131,8 @@ pub mod reg {
         pub const CFS: Field = Field::new(1, 1);
         /// Shutdown Status.
         pub const SHST: Field = Field::new(2, 2);
+        /// SHST value: shutdown processing complete.
+        pub const SHST_COMPLETE: u64 = 0b10;
     }
 
     /// AQA fields (§3.1.8), both 0's based.
@@ -271,13 +290,45 @@ pub mod cns {
     pub const CONTROLLER: u32 = 0x01;
     /// Active Namespace ID list (NSIDs greater than NSID).
     pub const ACTIVE_NAMESPACES: u32 = 0x02;
+    /// Identify CDW10: the CNS field.
+    pub const CNS: crate::nvme::spec::Field = crate::nvme::spec::Field::new(0, 8);
+    /// Size of every Identify data structure in bytes.
+    pub const DATA_SIZE: usize = 4096;
+    /// NSIDs in one Active Namespace ID list (4-byte entries, 0 ends the list).
+    pub const NAMESPACE_LIST_ENTRIES: usize = 1024;
 }
 
 /// Feature identifiers (§5.21.1).
 pub mod feature {
     /// Number of Queues: CDW11 NSQR (0-15) and NCQR (16-31), 0's based.
     pub const NUMBER_OF_QUEUES: u32 = 0x07;
+    /// Set/Get Features CDW10: Feature Identifier.
+    pub const FID: crate::nvme::spec::Field = crate::nvme::spec::Field::new(0, 8);
+    /// Number of Queues CDW11 and completion DW0: submission queues, 0's based.
+    pub const NSQ: crate::nvme::spec::Field = crate::nvme::spec::Field::new(0, 16);
+    /// Number of Queues CDW11 and completion DW0: completion queues, 0's based.
+    pub const NCQ: crate::nvme::spec::Field = crate::nvme::spec::Field::new(16, 16);
 }
+
+/// Get Log Page command fields and log identifiers (§5.14).
+pub mod get_log_page {
+    use super::Field;
+    /// CDW10: Log Page Identifier.
+    pub const LID: Field = Field::new(0, 8);
+    /// CDW10: Number of Dwords Lower (with NUMDU, 0's based).
+    pub const NUMDL: Field = Field::new(16, 16);
+    /// CDW11: Number of Dwords Upper.
+    pub const NUMDU: Field = Field::new(0, 16);
+    /// Error Information log.
+    pub const ERROR_INFORMATION: u8 = 0x01;
+    /// SMART / Health Information log.
+    pub const SMART_HEALTH: u8 = 0x02;
+    /// Firmware Slot Information log.
+    pub const FIRMWARE_SLOT: u8 = 0x03;
+}
+
+/// NSID FFFFFFFFh: every namespace (e.g. Flush of all namespaces).
+pub const NSID_BROADCAST: u32 = 0xffff_ffff;
 
 /// Create I/O Queue command fields (§5.3, §5.4).
 pub mod create_queue {
@@ -328,6 +379,16 @@ pub mod id_ctrl {
     pub const ONCS: usize = 520;
     /// Volatile Write Cache (bit 0: present).
     pub const VWC: usize = 525;
+    /// Controller Type (1: I/O controller).
+    pub const CNTRLTYPE: usize = 111;
+    /// Abort Command Limit, 0's based.
+    pub const ACL: usize = 258;
+    /// Asynchronous Event Request Limit, 0's based.
+    pub const AERL: usize = 259;
+    /// SQES/CQES nibble: required (minimum) entry size, log2.
+    pub const ENTRY_SIZE_MIN: crate::nvme::spec::Field = crate::nvme::spec::Field::new(0, 4);
+    /// SQES/CQES nibble: maximum entry size, log2.
+    pub const ENTRY_SIZE_MAX: crate::nvme::spec::Field = crate::nvme::spec::Field::new(4, 4);
 }
 
 /// Identify Namespace data structure offsets (NVM Command Set §4.1.5.1).
@@ -345,6 +406,14 @@ pub mod id_ns {
     /// First LBA Format entry; entry `i` is at `LBAF0 + 4 * i`: metadata size
     /// (bits 0-15), LBA data size as log2 (bits 16-23), relative performance (24-25).
     pub const LBAF0: usize = 128;
+    /// FLBAS: index of the LBA format in use (bits 0-3).
+    pub const FLBAS_INDEX: crate::nvme::spec::Field = crate::nvme::spec::Field::new(0, 4);
+    /// FLBAS: metadata transferred at the end of the data LBA (extended LBA).
+    pub const FLBAS_EXTENDED: crate::nvme::spec::Field = crate::nvme::spec::Field::new(4, 1);
+    /// LBA format entry: Metadata Size in bytes.
+    pub const LBAF_MS: crate::nvme::spec::Field = crate::nvme::spec::Field::new(0, 16);
+    /// LBA format entry: LBA Data Size, log2 (a value below 9 means unused).
+    pub const LBAF_LBADS: crate::nvme::spec::Field = crate::nvme::spec::Field::new(16, 8);
 }
 
 /// Status Code Types (§4.6.1.2).
@@ -375,10 +444,16 @@ pub mod sc_generic {
     pub const DATA_TRANSFER_ERROR: u8 = 0x04;
     /// Internal Error.
     pub const INTERNAL_ERROR: u8 = 0x06;
+    /// Command Aborted due to Power Loss Notification.
+    pub const POWER_LOSS_ABORT: u8 = 0x05;
     /// Command Abort Requested.
     pub const ABORT_REQUESTED: u8 = 0x07;
+    /// Command Aborted due to SQ Deletion.
+    pub const ABORT_SQ_DELETION: u8 = 0x08;
     /// Invalid Namespace or Format.
     pub const INVALID_NAMESPACE: u8 = 0x0b;
+    /// Command Sequence Error.
+    pub const COMMAND_SEQUENCE_ERROR: u8 = 0x0c;
     /// PRP Offset Invalid.
     pub const PRP_OFFSET_INVALID: u8 = 0x13;
     /// LBA Out of Range.
@@ -397,10 +472,22 @@ pub mod sc_command {
     pub const INVALID_QUEUE_IDENTIFIER: u8 = 0x01;
     /// Invalid Queue Size.
     pub const INVALID_QUEUE_SIZE: u8 = 0x02;
+    /// Abort Command Limit Exceeded.
+    pub const ABORT_LIMIT_EXCEEDED: u8 = 0x03;
     /// Invalid Interrupt Vector.
     pub const INVALID_INTERRUPT_VECTOR: u8 = 0x08;
     /// Invalid Queue Deletion.
     pub const INVALID_QUEUE_DELETION: u8 = 0x0c;
+    /// Invalid Log Page.
+    pub const INVALID_LOG_PAGE: u8 = 0x09;
+    /// Feature Not Changeable.
+    pub const FEATURE_NOT_CHANGEABLE: u8 = 0x0e;
+    /// Conflicting Attributes (NVM command set I/O commands).
+    pub const CONFLICTING_ATTRIBUTES: u8 = 0x80;
+    /// Invalid Protection Information (NVM command set I/O commands).
+    pub const INVALID_PROTECTION_INFORMATION: u8 = 0x81;
+    /// Attempted Write to Read Only Range (NVM command set I/O commands).
+    pub const WRITE_TO_READ_ONLY_RANGE: u8 = 0x82;
 }
 
 /// Media error status codes (§4.6.1.2.3).
@@ -409,6 +496,18 @@ pub mod sc_media {
     pub const WRITE_FAULT: u8 = 0x80;
     /// Unrecovered Read Error.
     pub const UNRECOVERED_READ_ERROR: u8 = 0x81;
+    /// End-to-end Guard Check Error.
+    pub const GUARD_CHECK_ERROR: u8 = 0x82;
+    /// End-to-end Application Tag Check Error.
+    pub const APPLICATION_TAG_CHECK_ERROR: u8 = 0x83;
+    /// End-to-end Reference Tag Check Error.
+    pub const REFERENCE_TAG_CHECK_ERROR: u8 = 0x84;
+    /// Compare Failure.
+    pub const COMPARE_FAILURE: u8 = 0x85;
+    /// Access Denied.
+    pub const ACCESS_DENIED: u8 = 0x86;
+    /// Deallocated or Unwritten Logical Block.
+    pub const DEALLOCATED_OR_UNWRITTEN: u8 = 0x87;
 }
 
 /// PCI identity of NVMe controllers: class code 01h/08h/02h (mass storage,

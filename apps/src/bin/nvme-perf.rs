@@ -1,0 +1,532 @@
+//! nvme-perf: I/O load on an NVMe controller (real or emulated) with chosen
+//! pattern, block size, queue depth and queue pairs; progress each second,
+//! then IOPS, bandwidth, latency percentiles and driver CPU time per I/O.
+
+use apps::cputime::thread_cpu_time;
+use apps::histogram::Histogram;
+use apps::open::{with_nvme, NvmeJob, Opened};
+use apps::pattern::{check_block, fill_block};
+use apps::{exit_on_error, human_bytes, AppResult};
+use clap::{Parser, ValueEnum};
+use dma::{Buf, Pool};
+use drivers::nvme::{Completion, NvmeController};
+use drivers::regs::RegisterAccess;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    /// Reads only.
+    Read,
+    /// Writes only.
+    Write,
+    /// Reads and writes, --mix percent reads.
+    Mixed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pattern {
+    /// Uniformly random block-aligned offsets.
+    Rand,
+    /// Sequential, wrapping at the end of the range.
+    Seq,
+}
+
+/// Run an I/O load on an NVMe controller and report IOPS, bandwidth,
+/// latency and driver CPU time per I/O.
+#[derive(Debug, Parser)]
+#[command(
+    name = "nvme-perf",
+    version,
+    after_help = "DEV is a PCI address bound to vfio-pci (0000:03:00.0) or an emulated \
+controller (emu:nvme,size=1G; emu:nvme,file=disk.img,lba=4096).\n\nExamples:\n  \
+nvme-perf emu:nvme,size=1G --qd 64 --bs 4k --time 5\n  \
+nvme-perf 0000:03:00.0 --workload mixed --mix 70 --queues 2 --verify"
+)]
+struct Args {
+    /// The device: PCI address or emu:nvme[,options].
+    device: String,
+    /// Read, write or mixed.
+    #[arg(long, value_enum, default_value = "read")]
+    workload: Workload,
+    /// Percent of reads in a mixed workload.
+    #[arg(long, default_value_t = 70, value_parser = clap::value_parser!(u8).range(0..=100))]
+    mix: u8,
+    /// Random or sequential offsets.
+    #[arg(long, value_enum, default_value = "rand")]
+    pattern: Pattern,
+    /// Block size of each I/O (e.g. 4k, 128k): a multiple of the LBA size.
+    #[arg(long, default_value = "4k", value_parser = parse_size)]
+    bs: u64,
+    /// I/Os kept in flight per queue pair.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4095))]
+    qd: u16,
+    /// Queue pairs, each driven by its own thread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    queues: u16,
+    /// Seconds to run (ignored when --count is given).
+    #[arg(long, default_value_t = 5.0)]
+    time: f64,
+    /// Stop after this many I/Os in total instead of after --time.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Namespace to use.
+    #[arg(long, default_value_t = 1)]
+    nsid: u32,
+    /// Bytes of the namespace to use, from its start (default: all of it).
+    #[arg(long, value_parser = parse_size)]
+    range: Option<u64>,
+    /// Write a pattern over the range first, then check every byte read.
+    #[arg(long)]
+    verify: bool,
+    /// Write the pattern over the range before the run (so reads move real
+    /// data, not never-written blocks); implied by --verify.
+    #[arg(long)]
+    fill: bool,
+    /// Seed of the random offsets and the verify pattern.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    drivers::device::parse_size(s)
+        .filter(|v| *v > 0)
+        .ok_or_else(|| format!("'{s}' is not a size; write e.g. 4096, 4k, 128k or 1M"))
+}
+
+/// Counters the workers update and the progress printer reads.
+#[derive(Default)]
+struct Live {
+    ios: AtomicU64,
+    bytes: AtomicU64,
+}
+
+struct WorkerResult {
+    ios: u64,
+    bytes: u64,
+    hist: Histogram,
+    cpu: Duration,
+    errors: Vec<String>,
+    mismatches: u64,
+}
+
+/// One in-flight I/O.
+#[derive(Clone, Copy)]
+struct Slot {
+    lba: u64,
+    write: bool,
+    start: Instant,
+}
+
+struct Plan {
+    args: Args,
+    lba_size: u64,
+    blocks_per_io: u32,
+    range_ios: u64,
+}
+
+impl Plan {
+    fn is_write(&self, rng: &mut u64) -> bool {
+        match self.args.workload {
+            Workload::Read => false,
+            Workload::Write => true,
+            Workload::Mixed => (xorshift(rng) % 100) as u8 >= self.args.mix,
+        }
+    }
+}
+
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+fn fill_io(buf: &mut Buf, plan: &Plan, lba: u64) {
+    let ls = plan.lba_size as usize;
+    for (i, block) in buf.as_mut_slice().chunks_exact_mut(ls).enumerate() {
+        fill_block(block, plan.args.nsid, lba + i as u64, plan.args.seed);
+    }
+}
+
+fn check_io(buf: &Buf, plan: &Plan, lba: u64) -> Option<String> {
+    let ls = plan.lba_size as usize;
+    for (i, block) in buf.as_slice().chunks_exact(ls).enumerate() {
+        if let Some(off) = check_block(block, plan.args.nsid, lba + i as u64, plan.args.seed) {
+            return Some(format!(
+                "data mismatch at LBA {} byte {off} (namespace {})",
+                lba + i as u64,
+                plan.args.nsid
+            ));
+        }
+    }
+    None
+}
+
+/// The loop of one queue pair: keep `qd` I/Os in flight until told to stop
+/// or until `budget` I/Os were issued. `sequential_fill` writes the pattern
+/// over this worker's share of the range once, for --verify.
+#[allow(clippy::too_many_arguments)]
+fn worker<R: RegisterAccess + 'static>(
+    ctrl: &NvmeController<R>,
+    plan: &Plan,
+    index: u64,
+    stop: &AtomicBool,
+    live: &Live,
+    budget: Option<u64>,
+    sequential_fill: bool,
+) -> AppResult<WorkerResult> {
+    let args = &plan.args;
+    let qd = args.qd as usize;
+    let mut qp = ctrl.create_io_queue_pair(args.qd.saturating_add(1))?;
+    let io_bytes = plan.blocks_per_io as u64 * plan.lba_size;
+    let buf_size = io_bytes.next_multiple_of(4096) as usize;
+    let pool = Pool::new(ctrl.mapper().clone(), qd, buf_size, ctrl.region_options())?;
+    let mut free: Vec<Buf> = (0..qd).filter_map(|_| pool.alloc()).collect();
+    for b in &mut free {
+        b.set_len(io_bytes as usize);
+    }
+    let mut free_tags: Vec<usize> = (0..qd).rev().collect();
+    let now = Instant::now();
+    let mut slots = vec![
+        Slot {
+            lba: 0,
+            write: false,
+            start: now,
+        };
+        qd
+    ];
+    let mut hist = Histogram::new();
+    let mut rng = args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (index + 1);
+    // Sequential workers each start in their own part of the range.
+    let workers = args.queues as u64;
+    let mut next_seq = plan.range_ios * index / workers;
+    let fill_end = plan.range_ios * (index + 1) / workers;
+    let mut issued = 0u64;
+    let mut done = 0u64;
+    let mut bytes = 0u64;
+    let mut errors = Vec::new();
+    let mut mismatches = 0u64;
+    let cpu0 = thread_cpu_time();
+    loop {
+        let stopping = stop.load(Ordering::Relaxed)
+            || budget.is_some_and(|b| issued >= b)
+            || (sequential_fill && next_seq >= fill_end);
+        if stopping && qp.in_flight() == 0 {
+            break;
+        }
+        let mut submitted = false;
+        while !stopping && !free.is_empty() && qp.free_slots() > 0 {
+            if budget.is_some_and(|b| issued >= b) || (sequential_fill && next_seq >= fill_end) {
+                break;
+            }
+            let io = if sequential_fill || args.pattern == Pattern::Seq {
+                let io = next_seq % plan.range_ios;
+                next_seq += 1;
+                io
+            } else {
+                xorshift(&mut rng) % plan.range_ios
+            };
+            let lba = io * plan.blocks_per_io as u64;
+            let write = sequential_fill || plan.is_write(&mut rng);
+            let mut buf = free.pop().expect("checked non-empty above");
+            let tag = free_tags.pop().expect("one tag per buffer");
+            if write && (args.verify || sequential_fill) {
+                fill_io(&mut buf, plan, lba);
+            }
+            slots[tag] = Slot {
+                lba,
+                write,
+                start: Instant::now(),
+            };
+            let dev = buf.into_device();
+            let r = if write {
+                qp.submit_write(args.nsid, lba, dev, plan.blocks_per_io, tag as u64)
+            } else {
+                qp.submit_read(args.nsid, lba, dev, plan.blocks_per_io, tag as u64)
+            };
+            if let Err((e, dev)) = r {
+                free.push(dev.reclaim());
+                free_tags.push(tag);
+                return Err(e.into());
+            }
+            issued += 1;
+            submitted = true;
+        }
+        if submitted {
+            qp.ring_doorbell();
+        }
+        let n = qp.poll(qd, |c: Completion| {
+            let tag = c.tag as usize;
+            let slot = slots[tag];
+            hist.record(slot.start.elapsed().as_nanos() as u64);
+            free_tags.push(tag);
+            if let Some(dev) = c.buf {
+                let buf = dev.reclaim();
+                match c.result {
+                    Ok(()) => {
+                        if args.verify && !slot.write {
+                            if let Some(msg) = check_io(&buf, plan, slot.lba) {
+                                mismatches += 1;
+                                if errors.len() < 10 {
+                                    errors.push(msg);
+                                }
+                            }
+                        }
+                    }
+                    Err(status) => {
+                        if errors.len() < 10 {
+                            errors.push(format!(
+                                "{} of LBA {} failed: {status}",
+                                if slot.write { "write" } else { "read" },
+                                slot.lba
+                            ));
+                        }
+                    }
+                }
+                free.push(buf);
+            }
+        })?;
+        if n > 0 {
+            done += n as u64;
+            bytes += n as u64 * io_bytes;
+            live.ios.fetch_add(n as u64, Ordering::Relaxed);
+            live.bytes.fetch_add(n as u64 * io_bytes, Ordering::Relaxed);
+        }
+        if !errors.is_empty() && errors.len() >= 10 {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+    let cpu = thread_cpu_time() - cpu0;
+    ctrl.delete_io_queue_pair(qp)?;
+    Ok(WorkerResult {
+        ios: done,
+        bytes,
+        hist,
+        cpu,
+        errors,
+        mismatches,
+    })
+}
+
+struct Perf(Args);
+
+fn fmt_ns(ns: u64) -> String {
+    if ns >= 10_000_000 {
+        format!("{:.1} ms", ns as f64 / 1e6)
+    } else if ns >= 10_000 {
+        format!("{:.1} us", ns as f64 / 1e3)
+    } else {
+        format!("{ns} ns")
+    }
+}
+
+/// Run the workers with a progress line per second; returns their results.
+fn run_phase<R: RegisterAccess + 'static>(
+    ctrl: &NvmeController<R>,
+    plan: &Plan,
+    label: &str,
+    duration: Option<Duration>,
+    budget: Option<u64>,
+    sequential_fill: bool,
+) -> AppResult<(Vec<WorkerResult>, Duration)> {
+    let stop = AtomicBool::new(false);
+    let live = Live::default();
+    let workers = plan.args.queues as u64;
+    let t0 = Instant::now();
+    let results = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|i| {
+                let per = budget.map(|b| b / workers + u64::from(i < b % workers));
+                let (stop, live) = (&stop, &live);
+                s.spawn(move || worker(ctrl, plan, i, stop, live, per, sequential_fill))
+            })
+            .collect();
+        let mut last = (Instant::now(), 0u64, 0u64);
+        let mut second = 0;
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+            if duration.is_some_and(|d| t0.elapsed() >= d) {
+                stop.store(true, Ordering::Relaxed);
+            }
+            if last.0.elapsed() >= Duration::from_secs(1) {
+                second += 1;
+                let (ios, bytes) = (
+                    live.ios.load(Ordering::Relaxed),
+                    live.bytes.load(Ordering::Relaxed),
+                );
+                let dt = last.0.elapsed().as_secs_f64();
+                eprintln!(
+                    "[{label} {second:>3}s] {:>10.0} IOPS {:>9.1} MiB/s  ({} I/Os so far)",
+                    (ios - last.1) as f64 / dt,
+                    (bytes - last.2) as f64 / dt / (1 << 20) as f64,
+                    ios
+                );
+                last = (Instant::now(), ios, bytes);
+            }
+        }
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a worker thread panicked".into()))
+            })
+            .collect::<AppResult<Vec<_>>>()
+    })?;
+    Ok((results, t0.elapsed()))
+}
+
+impl NvmeJob for Perf {
+    type Output = bool;
+
+    fn run<R: RegisterAccess + 'static>(
+        self,
+        ctrl: Arc<NvmeController<R>>,
+        opened: &Opened,
+    ) -> AppResult<bool> {
+        let args = self.0;
+        let ns = ctrl.namespace(args.nsid)?.clone();
+        let lba_size = ns.lba_size as u64;
+        if !args.bs.is_multiple_of(lba_size) {
+            return Err(format!(
+                "--bs {} is not a multiple of namespace {}'s LBA size {lba_size}; use e.g. --bs {}",
+                args.bs,
+                args.nsid,
+                lba_size.max(4096)
+            )
+            .into());
+        }
+        let max = ctrl.info().max_transfer;
+        if args.bs > max {
+            return Err(format!(
+                "--bs {} is larger than the controller's largest transfer ({}, from MDTS); use --bs {} or less",
+                human_bytes(args.bs),
+                human_bytes(max),
+                human_bytes(max)
+            )
+            .into());
+        }
+        let ns_bytes = ns.size_blocks * lba_size;
+        let range = args.range.unwrap_or(ns_bytes);
+        if range > ns_bytes {
+            return Err(format!(
+                "--range {} is larger than namespace {} ({}); use --range {} or less",
+                human_bytes(range),
+                args.nsid,
+                human_bytes(ns_bytes),
+                human_bytes(ns_bytes)
+            )
+            .into());
+        }
+        let range_ios = range / args.bs;
+        if range_ios == 0 {
+            return Err(format!("--range {range} holds no block of --bs {}", args.bs).into());
+        }
+        let granted = ctrl.info().io_queues as u64;
+        if args.queues as u64 > granted {
+            return Err(format!(
+                "--queues {} is more than the {granted} I/O queues the controller grants; use --queues {granted} or less",
+                args.queues
+            )
+            .into());
+        }
+        let plan = Plan {
+            blocks_per_io: (args.bs / lba_size) as u32,
+            lba_size,
+            range_ios,
+            args,
+        };
+        let a = &plan.args;
+        println!(
+            "nvme-perf: {} ({}), namespace {}: {} blocks of {} B; {:?} {:?}, bs {}, qd {}, {} queue pair(s), range {}{}",
+            opened.name,
+            opened.backend,
+            a.nsid,
+            ns.size_blocks,
+            lba_size,
+            a.pattern,
+            a.workload,
+            human_bytes(a.bs),
+            a.qd,
+            a.queues,
+            human_bytes(range_ios * a.bs),
+            if a.verify { ", verify" } else { "" }
+        );
+        if a.verify || a.fill {
+            let (r, t) = run_phase(&ctrl, &plan, "fill", None, None, true)?;
+            let written: u64 = r.iter().map(|w| w.bytes).sum();
+            let errors: Vec<_> = r.iter().flat_map(|w| w.errors.iter()).collect();
+            if let Some(e) = errors.first() {
+                return Err(format!("writing the pattern failed: {e}").into());
+            }
+            println!(
+                "fill:        wrote the pattern over {} in {:.2} s",
+                human_bytes(written),
+                t.as_secs_f64()
+            );
+        }
+        let duration = a.count.is_none().then(|| Duration::from_secs_f64(a.time));
+        let (results, elapsed) = run_phase(&ctrl, &plan, "run", duration, a.count, false)?;
+        let mut hist = Histogram::new();
+        let (mut ios, mut bytes, mut cpu, mut mismatches) = (0, 0, Duration::ZERO, 0);
+        let mut errors = Vec::new();
+        for r in &results {
+            hist.merge(&r.hist);
+            ios += r.ios;
+            bytes += r.bytes;
+            cpu += r.cpu;
+            mismatches += r.mismatches;
+            errors.extend(r.errors.iter().cloned());
+        }
+        let secs = elapsed.as_secs_f64();
+        println!("I/Os:        {ios} in {secs:.2} s");
+        println!("IOPS:        {:.0}", ios as f64 / secs);
+        println!(
+            "bandwidth:   {:.1} MiB/s",
+            bytes as f64 / secs / (1 << 20) as f64
+        );
+        println!(
+            "latency:     min {}  avg {}  p50 {}  p99 {}  p99.9 {}  max {}",
+            fmt_ns(hist.min()),
+            fmt_ns(hist.mean() as u64),
+            fmt_ns(hist.quantile(0.5)),
+            fmt_ns(hist.quantile(0.99)),
+            fmt_ns(hist.quantile(0.999)),
+            fmt_ns(hist.max())
+        );
+        println!(
+            "driver CPU:  {:.3} s in {} thread(s), {:.0} ns per I/O",
+            cpu.as_secs_f64(),
+            results.len(),
+            if ios > 0 {
+                cpu.as_nanos() as f64 / ios as f64
+            } else {
+                0.0
+            }
+        );
+        for e in &errors {
+            println!("error: {e}");
+        }
+        if a.verify {
+            println!(
+                "verify:      {} read(s) checked, {mismatches} mismatched",
+                if a.workload == Workload::Write {
+                    "no".to_string()
+                } else {
+                    "all".to_string()
+                }
+            );
+        }
+        Ok(errors.is_empty() && mismatches == 0)
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let device = args.device.clone();
+    let ok = exit_on_error(with_nvme(&device, Perf(args)));
+    if !ok {
+        std::process::exit(1);
+    }
+}

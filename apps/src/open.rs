@@ -1,0 +1,136 @@
+//! Opening an NVMe controller from a device string, real or emulated, and
+//! handing it to code that is generic over the register access (static
+//! dispatch: the emulated path costs the real one nothing).
+
+use crate::AppResult;
+use dma::RegionOptions;
+use drivers::device::{DeviceSpec, EmuNvmeSpec};
+use drivers::models::nvme::{Backing, EmuNvme, NamespaceConfig, NvmeModelConfig};
+use drivers::nvme::{NvmeController, NvmeOptions};
+use drivers::regs::RegisterAccess;
+use std::sync::Arc;
+
+/// What was opened, for messages.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    /// The device string as given.
+    pub name: String,
+    /// "vfio" or "emulated (threaded)" and so on.
+    pub backend: String,
+}
+
+/// Work to do with an opened controller.
+pub trait NvmeJob {
+    /// The job's result.
+    type Output;
+    /// Run the job. `ctrl` is shared so that worker threads can create queue pairs.
+    fn run<R: RegisterAccess + 'static>(
+        self,
+        ctrl: Arc<NvmeController<R>>,
+        opened: &Opened,
+    ) -> AppResult<Self::Output>;
+}
+
+/// The model configuration an `emu:nvme` string asks for.
+pub fn emu_nvme_config(spec: &EmuNvmeSpec) -> AppResult<NvmeModelConfig> {
+    let size = match (&spec.file, spec.size) {
+        (_, Some(s)) => s,
+        (Some(path), None) => match std::fs::metadata(path) {
+            Ok(m) if m.len() > 0 => m.len() - m.len() % spec.lba_size as u64,
+            Ok(_) => {
+                return Err(format!(
+                    "backing file {} is empty; give its size with size=, e.g. emu:nvme,file={},size=1G",
+                    path.display(),
+                    path.display()
+                )
+                .into())
+            }
+            Err(_) => {
+                return Err(format!(
+                    "backing file {} does not exist; create it by giving a size, e.g. emu:nvme,file={},size=1G",
+                    path.display(),
+                    path.display()
+                )
+                .into())
+            }
+        },
+        (None, None) => 1 << 30,
+    };
+    if size < spec.lba_size as u64 {
+        return Err(format!(
+            "namespace size {size} is smaller than one block of {} bytes",
+            spec.lba_size
+        )
+        .into());
+    }
+    let backing = match &spec.file {
+        Some(p) => Backing::File(p.clone()),
+        None => Backing::Ram,
+    };
+    Ok(NvmeModelConfig {
+        namespaces: (0..spec.namespaces)
+            .map(|_| NamespaceConfig {
+                size_bytes: size,
+                lba_size: spec.lba_size,
+                backing: backing.clone(),
+            })
+            .collect(),
+        mdts: spec.mdts,
+        mqes: (spec.queue_entries - 1) as u16,
+        max_io_queues: spec.max_io_queues,
+        ..NvmeModelConfig::default()
+    })
+}
+
+/// Open the NVMe controller named by `device` and run `job` on it.
+pub fn with_nvme<J: NvmeJob>(device: &str, job: J) -> AppResult<J::Output> {
+    let spec: DeviceSpec = device.parse()?;
+    match spec {
+        DeviceSpec::EmuNvme(e) => {
+            let emu = EmuNvme::new(emu_nvme_config(&e)?, e.mode)?;
+            // What the VFIO open does on hardware: memory space and bus mastering on.
+            emu.pci().enable();
+            let ctrl = NvmeController::init(
+                emu.bar(),
+                emu.mapper(),
+                NvmeOptions {
+                    region: RegionOptions::EMULATED,
+                    ..NvmeOptions::default()
+                },
+            )?;
+            let opened = Opened {
+                name: device.to_string(),
+                backend: format!("emulated ({:?})", e.mode).to_lowercase(),
+            };
+            let out = job.run(Arc::new(ctrl), &opened);
+            drop(emu);
+            out
+        }
+        DeviceSpec::Pci(addr) => {
+            let dev = drivers::vfio::VfioPciDevice::open(&addr)?;
+            let class = dev.class();
+            if class != drivers::nvme::spec::PCI_CLASS_NVME {
+                return Err(format!(
+                    "{addr} is not an NVMe controller (PCI class {class:06x}, {:04x}:{:04x}); \
+                     list NVMe drives with `hw-setup/devbind.sh status`",
+                    dev.vendor_id(),
+                    dev.device_id()
+                )
+                .into());
+            }
+            let ctrl = NvmeController::init(
+                dev.bar0().clone(),
+                dev.mapper(),
+                NvmeOptions {
+                    region: RegionOptions::HARDWARE,
+                    ..NvmeOptions::default()
+                },
+            )?;
+            let opened = Opened {
+                name: device.to_string(),
+                backend: "vfio".into(),
+            };
+            job.run(Arc::new(ctrl), &opened)
+        }
+    }
+}

@@ -1,0 +1,580 @@
+//! The controller: reset and enable (NVMe 1.4 §7.6.1), Identify, the
+//! number of queues, I/O queue pair creation and deletion, shutdown.
+
+use super::admin::AdminQueue;
+use super::command::Command;
+use super::error::NvmeError;
+use super::identify::{
+    parse_namespace_list, ready_timeout, ControllerInfo, IdentifyData, NamespaceInfo,
+};
+use super::io_queue::IoQueuePair;
+use super::prp::{list_pages_needed, PAGE_SIZE};
+use super::queue::{controller_fatal, QueueCore};
+use super::spec::{cns, cqe, feature, reg, sqe};
+use super::status::StatusKind;
+use crate::regs::RegisterAccess;
+use dma::{Mapper, RegionOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How to run a controller.
+#[derive(Debug, Clone, Copy)]
+pub struct NvmeOptions {
+    /// Where queue memory comes from: [`RegionOptions::HARDWARE`] for a real
+    /// device, [`RegionOptions::EMULATED`] for a model.
+    pub region: RegionOptions,
+    /// Entries of the admin queues (2..=4096, capped by CAP.MQES + 1). Default 32.
+    pub admin_depth: u16,
+    /// How long a command may take before it counts as lost. Default 5 s.
+    pub command_timeout: Duration,
+    /// I/O queue pairs to ask for with Set Features (Number of Queues). Default 64.
+    pub io_queues: u16,
+    /// The driver's own limit on one command's transfer, in bytes (rounded
+    /// down to 4 KiB). MDTS limits it further; it matters when MDTS is large
+    /// or 0 (no limit). Every command slot gets enough PRP list pages for
+    /// this size, chained when more than one page is needed: the default,
+    /// 2 MiB, needs exactly one list page (512 entries) per slot.
+    pub max_transfer: u64,
+}
+
+impl Default for NvmeOptions {
+    fn default() -> Self {
+        NvmeOptions {
+            region: RegionOptions::HARDWARE,
+            admin_depth: 32,
+            command_timeout: Duration::from_secs(5),
+            io_queues: 64,
+            max_transfer: 2 << 20,
+        }
+    }
+}
+
+/// The admin queue and the I/O queue identifiers, behind one lock.
+struct AdminState {
+    queue: AdminQueue,
+    /// `qid_used[q]`: I/O queue `q` exists on the controller (or its fate is
+    /// unknown after a failed deletion, so it is never reused). Index 0 is the admin queue.
+    qid_used: Vec<bool>,
+}
+
+/// What the controller and its queue pairs share.
+pub(crate) struct Shared<R: RegisterAccess> {
+    pub regs: R,
+    admin: Mutex<AdminState>,
+    pub info: ControllerInfo,
+    pub namespaces: Vec<NamespaceInfo>,
+    mapper: Arc<dyn Mapper>,
+    pub opts: NvmeOptions,
+    dstrd: u32,
+    shut_down: AtomicBool,
+}
+
+/// An initialized NVMe controller. It owns the admin queue (behind a mutex,
+/// so queue pairs can be created and deleted from any thread while others
+/// do I/O) and hands out [`IoQueuePair`]s. Register access is `&self`.
+///
+/// Dropping it (after the last queue pair) disables the controller, so it
+/// stops all DMA before the queue memory is freed.
+pub struct NvmeController<R: RegisterAccess> {
+    shared: Arc<Shared<R>>,
+}
+
+impl<R: RegisterAccess> std::fmt::Debug for NvmeController<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NvmeController")
+            .field("info", &self.shared.info)
+            .field("namespaces", &self.shared.namespaces.len())
+            .finish()
+    }
+}
+
+/// Poll CSTS until RDY equals `want`, for at most `timeout` (CAP.TO).
+/// Waiting for RDY=1, a fatal status ends the wait at once. Waiting for
+/// RDY=0 (a reset), it does not: clearing CC.EN is how a host recovers from
+/// a fatal status; it is reported only if the reset does not finish.
+fn wait_ready<R: RegisterAccess>(regs: &R, want: bool, timeout: Duration) -> Result<(), NvmeError> {
+    let start = Instant::now();
+    loop {
+        let csts = regs.read32(reg::CSTS) as u64;
+        let fatal = reg::csts::CFS.get(csts) != 0;
+        if want && fatal {
+            return Err(NvmeError::ControllerFatal);
+        }
+        if (reg::csts::RDY.get(csts) != 0) == want {
+            return Ok(());
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(if fatal {
+                NvmeError::ControllerFatal
+            } else {
+                NvmeError::ReadyTimeout {
+                    waiting_for: want,
+                    after: waited,
+                }
+            });
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// Clear CC.EN (if set) and wait for CSTS.RDY = 0: the controller is reset
+/// and ready to be configured (§7.6.1). Never assumes it starts disabled.
+fn disable<R: RegisterAccess>(regs: &R, timeout: Duration) -> Result<(), NvmeError> {
+    let cc = regs.read32(reg::CC) as u64;
+    if reg::cc::EN.get(cc) != 0 {
+        let csts = regs.read32(reg::CSTS) as u64;
+        if reg::csts::RDY.get(csts) == 0 && reg::csts::CFS.get(csts) == 0 {
+            // An enable still in progress: let it finish first, as clearing
+            // EN before RDY is set is not defined (§3.1.5). If it never
+            // finishes, clear EN anyway.
+            let _ = wait_ready(regs, true, timeout);
+        }
+        regs.write32(reg::CC, reg::cc::EN.set(cc, 0) as u32);
+    }
+    wait_ready(regs, false, timeout)
+}
+
+/// Check CAP for what this driver needs.
+fn check_capabilities(cap: u64) -> Result<(), NvmeError> {
+    if cap == u64::MAX {
+        return Err(NvmeError::Unsupported(
+            "CAP reads all ones: the device does not answer on BAR0 (memory space disabled, \
+             device in D3 or removed); reset the function or re-bind it"
+                .into(),
+        ));
+    }
+    if reg::cap::CSS.get(cap) & reg::cap::CSS_NVM == 0 {
+        return Err(NvmeError::Unsupported(format!(
+            "CAP.CSS is {:#x}: the controller does not support the NVM command set",
+            reg::cap::CSS.get(cap)
+        )));
+    }
+    let mpsmin = reg::cap::MPSMIN.get(cap);
+    if mpsmin != 0 {
+        return Err(NvmeError::Unsupported(format!(
+            "CAP.MPSMIN is {} KiB: the smallest memory page the controller takes is larger \
+             than the 4 KiB pages this driver uses",
+            4u64 << mpsmin
+        )));
+    }
+    if reg::cap::MQES.get(cap) == 0 {
+        return Err(NvmeError::DeviceMisbehaved(
+            "CAP.MQES is 0 (a queue of 1 entry), which the specification forbids".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Most Identify requests spent discovering namespaces (1024 NSIDs each).
+const MAX_NAMESPACE_LIST_PAGES: usize = 1024;
+/// Most NSIDs probed one by one when the controller has no namespace list.
+const MAX_PROBED_NSIDS: u32 = 1024;
+/// Most blocks one Read or Write can move (NLB is a 16-bit 0's based field).
+pub(crate) const MAX_BLOCKS_PER_COMMAND: u64 = 1 << 16;
+
+fn identify_namespaces<R: RegisterAccess>(
+    regs: &R,
+    admin: &mut AdminQueue,
+    nn: u32,
+    timeout: Duration,
+    data: &mut IdentifyData,
+) -> Result<Vec<NamespaceInfo>, NvmeError> {
+    let mut nsids = Vec::new();
+    let mut probing = false;
+    let mut after = 0;
+    for _ in 0..MAX_NAMESPACE_LIST_PAGES {
+        match admin.identify(
+            regs,
+            cns::ACTIVE_NAMESPACES,
+            after,
+            "identify active namespace list",
+            timeout,
+            data,
+        ) {
+            Ok(()) => {}
+            // Controllers before NVMe 1.1 have no namespace list: probe each NSID.
+            Err(NvmeError::Status { status, .. })
+                if after == 0 && status.kind() == StatusKind::InvalidField =>
+            {
+                nsids = (1..=nn.min(MAX_PROBED_NSIDS)).collect();
+                probing = true;
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+        let (list, full) = parse_namespace_list(data, after, nn)?;
+        nsids.extend_from_slice(&list);
+        match (full, list.last()) {
+            (true, Some(&last)) => after = last,
+            _ => break,
+        }
+    }
+    let mut namespaces = Vec::with_capacity(nsids.len());
+    for nsid in nsids {
+        admin.identify(
+            regs,
+            cns::NAMESPACE,
+            nsid,
+            "identify namespace",
+            timeout,
+            data,
+        )?;
+        // An inactive NSID identifies as all zeros; skip those when probing.
+        if probing && data[..8].iter().all(|&b| b == 0) {
+            continue;
+        }
+        namespaces.push(NamespaceInfo::parse(nsid, data)?);
+    }
+    Ok(namespaces)
+}
+
+impl<R: RegisterAccess> NvmeController<R> {
+    /// Reset and enable the controller, identify it and all its active
+    /// namespaces, and negotiate the number of I/O queues.
+    ///
+    /// The PCI function must have memory space and bus mastering enabled
+    /// (the VFIO open does it; for a model, `EmuPciFunction::enable`).
+    pub fn init(regs: R, mapper: Arc<dyn Mapper>, opts: NvmeOptions) -> Result<Self, NvmeError> {
+        let cap = regs.read64(reg::CAP);
+        check_capabilities(cap)?;
+        let rdy_timeout = ready_timeout(cap);
+        let dstrd = reg::cap::DSTRD.get(cap) as u32;
+        disable(&regs, rdy_timeout)?;
+
+        let mqes = reg::cap::MQES.get(cap) + 1;
+        let max_admin = mqes.min(reg::aqa::ASQS.mask() + 1) as u16;
+        let admin_depth = opts.admin_depth.clamp(2, max_admin);
+        let mut admin = AdminQueue::new(mapper.clone(), opts.region, admin_depth, dstrd)?;
+        let aqa = reg::aqa::ASQS.set(0, admin_depth as u64 - 1);
+        let aqa = reg::aqa::ACQS.set(aqa, admin_depth as u64 - 1);
+        regs.write32(reg::AQA, aqa as u32);
+        regs.write64(reg::ASQ, admin.sq_iova());
+        regs.write64(reg::ACQ, admin.cq_iova());
+        // NVM command set, 4 KiB pages (MPS 0), round robin, 64-byte
+        // submission and 16-byte completion entries.
+        let mut cc = reg::cc::CSS.set(0, reg::cc::CSS_NVM);
+        cc = reg::cc::MPS.set(cc, PAGE_SIZE.trailing_zeros() as u64 - 12);
+        cc = reg::cc::AMS.set(cc, 0);
+        cc = reg::cc::IOSQES.set(cc, sqe::SIZE_LOG2);
+        cc = reg::cc::IOCQES.set(cc, cqe::SIZE_LOG2);
+        cc = reg::cc::EN.set(cc, 1);
+        regs.write32(reg::CC, cc as u32);
+
+        let configured = wait_ready(&regs, true, rdy_timeout)
+            .and_then(|()| Self::configure(&regs, &mut admin, cap, &opts));
+        let (info, namespaces) = match configured {
+            Ok(c) => c,
+            Err(e) => {
+                // Stop the controller before the admin queue memory goes.
+                let _ = disable(&regs, rdy_timeout);
+                return Err(e);
+            }
+        };
+        let mut qid_used = vec![false; info.io_queues as usize + 1];
+        qid_used[0] = true;
+        Ok(NvmeController {
+            shared: Arc::new(Shared {
+                regs,
+                admin: Mutex::new(AdminState {
+                    queue: admin,
+                    qid_used,
+                }),
+                info,
+                namespaces,
+                mapper,
+                opts,
+                dstrd,
+                shut_down: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// The admin commands of init, once the controller is ready.
+    fn configure(
+        regs: &R,
+        admin: &mut AdminQueue,
+        cap: u64,
+        opts: &NvmeOptions,
+    ) -> Result<(ControllerInfo, Vec<NamespaceInfo>), NvmeError> {
+        let timeout = opts.command_timeout;
+        let mut data: Box<IdentifyData> = Box::new([0; cns::DATA_SIZE]);
+        admin.identify(
+            regs,
+            cns::CONTROLLER,
+            0,
+            "identify controller",
+            timeout,
+            &mut data,
+        )?;
+        let vs = regs.read32(reg::VS);
+        let mut info = ControllerInfo::parse(&data, cap, vs, opts.max_transfer)?;
+        let namespaces = identify_namespaces(regs, admin, info.nn, timeout, &mut data)?;
+
+        let want = opts.io_queues.clamp(1, u16::MAX - 1);
+        let dw0 = admin.execute(
+            regs,
+            Command::set_number_of_queues(want),
+            false,
+            "set features (number of queues)",
+            timeout,
+        )? as u64;
+        // Both counts are 0's based; the controller may grant fewer (or more).
+        let granted = feature::NSQ.get(dw0).min(feature::NCQ.get(dw0)) + 1;
+        info.io_queues = granted.min(u16::MAX as u64 - 1) as u16;
+        Ok((info, namespaces))
+    }
+
+    /// Identify Controller and what was negotiated.
+    pub fn info(&self) -> &ControllerInfo {
+        &self.shared.info
+    }
+
+    /// The active namespaces, by increasing NSID.
+    pub fn namespaces(&self) -> &[NamespaceInfo] {
+        &self.shared.namespaces
+    }
+
+    /// The namespace `nsid`.
+    pub fn namespace(&self, nsid: u32) -> Result<&NamespaceInfo, NvmeError> {
+        self.shared
+            .namespaces
+            .iter()
+            .find(|n| n.nsid == nsid)
+            .ok_or_else(|| {
+                NvmeError::InvalidRequest(format!(
+                    "namespace {nsid} is not an active namespace of this controller (active: {:?})",
+                    self.shared
+                        .namespaces
+                        .iter()
+                        .map(|n| n.nsid)
+                        .collect::<Vec<_>>()
+                ))
+            })
+    }
+
+    /// Largest transfer of one command, in bytes (MDTS and the driver's cap).
+    pub fn max_transfer(&self) -> u64 {
+        self.shared.info.max_transfer
+    }
+
+    /// Deepest queue pair [`Self::create_io_queue_pair`] makes (CAP.MQES + 1, at most 65535).
+    pub fn queue_limit(&self) -> u16 {
+        self.shared.info.mqes.min(u16::MAX as u32) as u16
+    }
+
+    /// The mapper queue memory is mapped with (for buffer pools of the same device).
+    pub fn mapper(&self) -> &Arc<dyn Mapper> {
+        &self.shared.mapper
+    }
+
+    /// Where DMA memory comes from (the options' `region`).
+    pub fn region_options(&self) -> RegionOptions {
+        self.shared.opts.region
+    }
+
+    /// The options the controller runs with.
+    pub fn options(&self) -> &NvmeOptions {
+        &self.shared.opts
+    }
+
+    /// Create an I/O queue pair of `depth` entries (at most `depth - 1`
+    /// commands in flight), capped at [`Self::queue_limit`]. The completion
+    /// queue is created before its submission queue (§7.6.1). Safe to call
+    /// from any thread while other queue pairs are in use.
+    pub fn create_io_queue_pair(&self, depth: u16) -> Result<IoQueuePair<R>, NvmeError> {
+        let s = &self.shared;
+        let depth = depth.min(self.queue_limit());
+        if depth < 2 {
+            return Err(NvmeError::InvalidRequest(format!(
+                "queue depth {depth}: a queue pair needs at least 2 entries (1 command in flight)"
+            )));
+        }
+        let qid = {
+            let mut a = s.admin();
+            let free = (1..a.qid_used.len()).find(|&q| !a.qid_used[q]);
+            let Some(qid) = free else {
+                return Err(NvmeError::InvalidRequest(format!(
+                    "all {} I/O queue pairs the controller granted are in use; delete one first",
+                    s.info.io_queues
+                )));
+            };
+            a.qid_used[qid] = true;
+            qid as u16
+        };
+        // Allocate outside the lock: other threads may use the admin queue meanwhile.
+        let pages_per_cmd = list_pages_needed(s.info.max_transfer, PAGE_SIZE);
+        let core = QueueCore::new(
+            s.mapper.clone(),
+            s.opts.region,
+            qid,
+            depth,
+            s.dstrd,
+            pages_per_cmd,
+            0,
+        );
+        let core = match core {
+            Ok(c) => c,
+            Err(e) => {
+                s.admin().qid_used[qid as usize] = false;
+                return Err(e);
+            }
+        };
+        let timeout = s.opts.command_timeout;
+        let mut a = s.admin();
+        let created = a
+            .queue
+            .execute(
+                &s.regs,
+                Command::create_io_cq(qid, depth, core.cq_iova()),
+                false,
+                "create I/O completion queue",
+                timeout,
+            )
+            .map_err(|e| (e, false))
+            .and_then(|_| {
+                a.queue
+                    .execute(
+                        &s.regs,
+                        Command::create_io_sq(qid, depth, core.sq_iova()),
+                        false,
+                        "create I/O submission queue",
+                        timeout,
+                    )
+                    .map_err(|e| (e, true))
+            });
+        match created {
+            Ok(_) => {
+                drop(a);
+                Ok(IoQueuePair::new(core, s.clone()))
+            }
+            Err((e, cq_exists)) => {
+                // The queue identifier may be reused only if the controller
+                // certainly has no queue under it.
+                let mut clean = matches!(e, NvmeError::Status { .. });
+                if clean && cq_exists {
+                    clean = a
+                        .queue
+                        .execute(
+                            &s.regs,
+                            Command::delete_io_cq(qid),
+                            false,
+                            "delete I/O completion queue",
+                            timeout,
+                        )
+                        .is_ok();
+                }
+                if clean {
+                    a.qid_used[qid as usize] = false;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Delete a queue pair: its submission queue, then its completion queue
+    /// (§7.6.1). Commands still in flight are aborted by the controller;
+    /// their buffers are not returned (they count as quarantined in their pool).
+    pub fn delete_io_queue_pair(&self, mut qp: IoQueuePair<R>) -> Result<(), NvmeError> {
+        if !Arc::ptr_eq(qp.shared(), &self.shared) {
+            return Err(NvmeError::InvalidRequest(
+                "the queue pair belongs to another controller; delete it there".into(),
+            ));
+        }
+        qp.delete()
+    }
+
+    /// Ok unless the controller reports a fatal status (CSTS.CFS).
+    pub fn check_fatal(&self) -> Result<(), NvmeError> {
+        if controller_fatal(&self.shared.regs) {
+            Err(NvmeError::ControllerFatal)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Normal shutdown (CC.SHN = 01b), waiting for CSTS.SHST = complete
+    /// within CAP.TO, so a volatile write cache is flushed to the medium.
+    /// Delete the queue pairs first: any left are unusable afterwards.
+    pub fn shutdown(self) -> Result<(), NvmeError> {
+        let s = &self.shared;
+        // Hold the admin lock: no admin command may be in flight meanwhile.
+        let _admin = s.admin();
+        let cc = s.regs.read32(reg::CC) as u64;
+        s.regs
+            .write32(reg::CC, reg::cc::SHN.set(cc, reg::cc::SHN_NORMAL) as u32);
+        s.shut_down.store(true, Ordering::Release);
+        let start = Instant::now();
+        loop {
+            let csts = s.regs.read32(reg::CSTS) as u64;
+            if reg::csts::CFS.get(csts) != 0 {
+                return Err(NvmeError::ControllerFatal);
+            }
+            if reg::csts::SHST.get(csts) == reg::csts::SHST_COMPLETE {
+                return Ok(());
+            }
+            let waited = start.elapsed();
+            if waited >= s.info.ready_timeout {
+                return Err(NvmeError::Timeout {
+                    op: "shutdown",
+                    after: waited,
+                });
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+impl<R: RegisterAccess> Shared<R> {
+    fn admin(&self) -> MutexGuard<'_, AdminState> {
+        // A panic while holding the lock leaves the admin queue consistent
+        // (every step is a complete command or none), so the state is usable.
+        self.admin.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Delete I/O queue `qid`: SQ first, then CQ. The identifier is reused
+    /// only if both deletions succeeded.
+    pub fn delete_queues(&self, qid: u16) -> Result<(), NvmeError> {
+        if self.shut_down.load(Ordering::Acquire) {
+            // A shut-down controller processes no commands; its queues go with the reset on drop.
+            return Ok(());
+        }
+        if controller_fatal(&self.regs) {
+            return Err(NvmeError::ControllerFatal);
+        }
+        let timeout = self.opts.command_timeout;
+        let mut a = self.admin();
+        a.queue.execute(
+            &self.regs,
+            Command::delete_io_sq(qid),
+            false,
+            "delete I/O submission queue",
+            timeout,
+        )?;
+        a.queue.execute(
+            &self.regs,
+            Command::delete_io_cq(qid),
+            false,
+            "delete I/O completion queue",
+            timeout,
+        )?;
+        a.qid_used[qid as usize] = false;
+        Ok(())
+    }
+}
+
+impl<R: RegisterAccess> Drop for Shared<R> {
+    fn drop(&mut self) {
+        // The last user is gone: stop the controller (and all its DMA)
+        // before the admin queue memory is freed. Nothing to report to. A
+        // fatal controller may never finish the reset: do not wait for it
+        // (the IOMMU unmapping that follows still fences off its DMA).
+        if controller_fatal(&self.regs) {
+            let cc = self.regs.read32(reg::CC) as u64;
+            self.regs.write32(reg::CC, reg::cc::EN.set(cc, 0) as u32);
+        } else {
+            let _ = disable(&self.regs, self.info.ready_timeout);
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! I/O queue pairs: the asynchronous interface (submit, ring once per batch,
+//! poll) that keeps many commands in flight, and blocking helpers on top.
+
+use super::command::Command;
+use super::controller::{Shared, MAX_BLOCKS_PER_COMMAND};
+use super::error::NvmeError;
+use super::queue::{controller_fatal, QueueCore};
+use super::slots::Owner;
+use super::spec::io;
+use super::status::NvmeStatus;
+use crate::regs::RegisterAccess;
+use dma::{Buf, DeviceBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A finished command of the asynchronous interface.
+#[derive(Debug)]
+pub struct Completion {
+    /// The tag given at submission.
+    pub tag: u64,
+    /// The data buffer given at submission (None for a flush). The device is
+    /// done with it: [`DeviceBuf::reclaim`] it.
+    pub buf: Option<DeviceBuf>,
+    /// Success, or the status the controller returned.
+    pub result: Result<(), NvmeStatus>,
+}
+
+/// What the hot path needs of a namespace.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    nsid: u32,
+    lba_shift: u32,
+    size_blocks: u64,
+    metadata_size: u16,
+}
+
+/// An I/O submission queue and its completion queue, with a PRP list page
+/// budget for every command slot. Use it from one thread at a time (it is
+/// `Send`; methods take `&mut self`); make one per thread.
+///
+/// Submitting, ringing and polling take no lock, allocate nothing and make
+/// no system call: they write DMA memory and one doorbell register per batch.
+///
+/// Dropping a queue pair deletes its queues on the controller (errors are
+/// ignored; use [`super::NvmeController::delete_io_queue_pair`] to see them).
+pub struct IoQueuePair<R: RegisterAccess> {
+    core: QueueCore,
+    shared: Arc<Shared<R>>,
+    namespaces: Vec<Geometry>,
+    max_transfer: u64,
+    timeout: Duration,
+    /// Tag of the current blocking call's commands: completions of an
+    /// earlier call's timed-out commands carry older tags and are dropped.
+    generation: u64,
+    deleted: bool,
+}
+
+impl<R: RegisterAccess> std::fmt::Debug for IoQueuePair<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IoQueuePair")
+            .field("qid", &self.core.qid())
+            .field("depth", &self.core.depth())
+            .field("outstanding", &self.core.outstanding())
+            .finish()
+    }
+}
+
+impl<R: RegisterAccess> IoQueuePair<R> {
+    pub(crate) fn new(core: QueueCore, shared: Arc<Shared<R>>) -> Self {
+        let namespaces = shared
+            .namespaces
+            .iter()
+            .map(|n| Geometry {
+                nsid: n.nsid,
+                lba_shift: n.lba_size.trailing_zeros(),
+                size_blocks: n.size_blocks,
+                metadata_size: n.metadata_size,
+            })
+            .collect();
+        IoQueuePair {
+            core,
+            max_transfer: shared.info.max_transfer,
+            timeout: shared.opts.command_timeout,
+            shared,
+            namespaces,
+            generation: 0,
+            deleted: false,
+        }
+    }
+
+    pub(crate) fn shared(&self) -> &Arc<Shared<R>> {
+        &self.shared
+    }
+
+    /// Delete the queues on the controller (once).
+    pub(crate) fn delete(&mut self) -> Result<(), NvmeError> {
+        if self.deleted {
+            return Ok(());
+        }
+        self.deleted = true;
+        self.shared.delete_queues(self.core.qid())
+    }
+
+    /// Queue identifier.
+    pub fn qid(&self) -> u16 {
+        self.core.qid()
+    }
+
+    /// Entries per queue; at most `depth() - 1` commands are in flight.
+    pub fn depth(&self) -> u16 {
+        self.core.depth()
+    }
+
+    /// Largest transfer of one command in bytes.
+    pub fn max_transfer(&self) -> u64 {
+        self.max_transfer
+    }
+
+    /// Commands submitted and not yet completed (including any whose
+    /// blocking call timed out: they hold their slot until the controller
+    /// completes them).
+    #[inline]
+    pub fn in_flight(&self) -> usize {
+        self.core.outstanding()
+    }
+
+    /// Commands that can be submitted now.
+    #[inline]
+    pub fn free_slots(&self) -> usize {
+        self.core.free_slots()
+    }
+
+    #[inline]
+    fn geometry(&self, nsid: u32) -> Result<Geometry, NvmeError> {
+        match self.namespaces.iter().find(|g| g.nsid == nsid) {
+            Some(g) if g.metadata_size == 0 => Ok(*g),
+            Some(g) => Err(NvmeError::InvalidRequest(format!(
+                "namespace {nsid} is formatted with {} bytes of metadata per block, \
+                 which this driver does not transfer; format it without metadata",
+                g.metadata_size
+            ))),
+            None => Err(self.unknown_namespace(nsid)),
+        }
+    }
+
+    #[cold]
+    fn unknown_namespace(&self, nsid: u32) -> NvmeError {
+        NvmeError::InvalidRequest(format!(
+            "namespace {nsid} is not an active namespace of this controller (active: {:?})",
+            self.namespaces.iter().map(|g| g.nsid).collect::<Vec<_>>()
+        ))
+    }
+
+    /// Check a read or write of `blocks` at a buffer of `buf_len` bytes at
+    /// `iova`; returns the transfer length in bytes.
+    #[inline]
+    fn check_transfer(
+        &self,
+        g: Geometry,
+        blocks: u32,
+        buf_len: usize,
+        iova: u64,
+    ) -> Result<u64, NvmeError> {
+        let bytes = (blocks as u64) << g.lba_shift;
+        if blocks == 0 || blocks as u64 > MAX_BLOCKS_PER_COMMAND || bytes > self.max_transfer {
+            return Err(NvmeError::InvalidRequest(format!(
+                "{blocks} blocks of {} bytes in one command: give 1 to {} blocks \
+                 (the largest transfer is {} bytes), or use the blocking read/write, which split",
+                1u64 << g.lba_shift,
+                (self.max_transfer >> g.lba_shift).min(MAX_BLOCKS_PER_COMMAND),
+                self.max_transfer
+            )));
+        }
+        if bytes > buf_len as u64 {
+            return Err(NvmeError::InvalidRequest(format!(
+                "the buffer holds {buf_len} bytes, less than {blocks} blocks of {} bytes",
+                1u64 << g.lba_shift
+            )));
+        }
+        if !iova.is_multiple_of(4) {
+            return Err(NvmeError::InvalidRequest(format!(
+                "the buffer's IOVA {iova:#x} is not dword aligned, as PRP1 must be"
+            )));
+        }
+        Ok(bytes)
+    }
+
+    #[inline]
+    fn submit_rw(
+        &mut self,
+        opcode: u8,
+        nsid: u32,
+        lba: u64,
+        buf: DeviceBuf,
+        blocks: u32,
+        tag: u64,
+    ) -> Result<(), (NvmeError, DeviceBuf)> {
+        let checked = self
+            .geometry(nsid)
+            .and_then(|g| self.check_transfer(g, blocks, buf.len(), buf.iova()));
+        let bytes = match checked {
+            Ok(b) => b,
+            Err(e) => return Err((e, buf)),
+        };
+        let op = if opcode == io::READ { "read" } else { "write" };
+        let cmd = Command::read_write(opcode, nsid, lba, blocks);
+        match self
+            .core
+            .submit(cmd, Some((buf.iova(), bytes)), Owner::User, tag, op)
+        {
+            Ok(cid) => {
+                self.core.attach(cid, buf);
+                Ok(())
+            }
+            Err(e) => Err((e, buf)),
+        }
+    }
+
+    /// Queue a read of `blocks` logical blocks from `lba` into `buf` (which
+    /// must hold them, and at most [`Self::max_transfer`] bytes). The
+    /// command is written but not announced: call [`Self::ring_doorbell`]
+    /// once per batch. The LBA range is not checked against the namespace
+    /// size here (the controller does, with LBA Out of Range); the blocking
+    /// helpers check it. On error the buffer comes back.
+    #[inline]
+    pub fn submit_read(
+        &mut self,
+        nsid: u32,
+        lba: u64,
+        buf: DeviceBuf,
+        blocks: u32,
+        tag: u64,
+    ) -> Result<(), (NvmeError, DeviceBuf)> {
+        self.submit_rw(io::READ, nsid, lba, buf, blocks, tag)
+    }
+
+    /// Queue a write of `blocks` logical blocks from `buf` to `lba`; as
+    /// [`Self::submit_read`].
+    #[inline]
+    pub fn submit_write(
+        &mut self,
+        nsid: u32,
+        lba: u64,
+        buf: DeviceBuf,
+        blocks: u32,
+        tag: u64,
+    ) -> Result<(), (NvmeError, DeviceBuf)> {
+        self.submit_rw(io::WRITE, nsid, lba, buf, blocks, tag)
+    }
+
+    /// Queue a flush of namespace `nsid`'s volatile write cache.
+    pub fn submit_flush(&mut self, nsid: u32, tag: u64) -> Result<(), NvmeError> {
+        self.geometry(nsid)?;
+        self.core
+            .submit(Command::flush(nsid), None, Owner::User, tag, "flush")
+            .map(|_| ())
+    }
+
+    /// Announce everything submitted since the last call: one release fence
+    /// and one tail doorbell write for the whole batch (nothing if empty).
+    #[inline]
+    pub fn ring_doorbell(&mut self) {
+        self.core.ring(&self.shared.regs);
+    }
+
+    /// Consume up to `max` completions without waiting, calling `f` for each
+    /// command of the asynchronous interface; one head doorbell write for
+    /// all. Returns how many completions `f` got.
+    ///
+    /// Every completion is validated. One naming a command that is not
+    /// outstanding on this queue, another queue, or an impossible SQ head is
+    /// consumed and reported as [`NvmeError::DeviceMisbehaved`] (completions
+    /// before it were delivered); polling again continues after it.
+    #[inline]
+    pub fn poll(&mut self, max: usize, mut f: impl FnMut(Completion)) -> Result<usize, NvmeError> {
+        let mut delivered = 0;
+        self.core.poll(&self.shared.regs, max, |r| {
+            // Internal commands here are leftovers of a timed-out blocking call.
+            if r.owner == Owner::User {
+                delivered += 1;
+                f(Completion {
+                    tag: r.tag,
+                    buf: r.buf,
+                    result: r.status.map_or(Ok(()), Err),
+                });
+            }
+        })?;
+        Ok(delivered)
+    }
+
+    /// Like [`Self::poll`], but wait until at least one completion arrives
+    /// if commands are in flight. Returns 0 at once if none are. Fails with
+    /// [`NvmeError::Timeout`] when the oldest in-flight command has waited
+    /// the command timeout, and [`NvmeError::ControllerFatal`] if the
+    /// controller reports a fatal status meanwhile.
+    pub fn wait(&mut self, max: usize, mut f: impl FnMut(Completion)) -> Result<usize, NvmeError> {
+        loop {
+            let Some((op, since)) = self.core.oldest(Owner::User) else {
+                return Ok(0);
+            };
+            let mut delivered = 0;
+            self.core
+                .wait(&self.shared.regs, since, self.timeout, op, max, |r| {
+                    if r.owner == Owner::User {
+                        delivered += 1;
+                        f(Completion {
+                            tag: r.tag,
+                            buf: r.buf,
+                            result: r.status.map_or(Ok(()), Err),
+                        });
+                    }
+                })?;
+            if delivered > 0 {
+                return Ok(delivered);
+            }
+        }
+    }
+
+    /// Ok unless the controller reports a fatal status, or a command of the
+    /// asynchronous interface has been in flight longer than the command
+    /// timeout. Costs a register read and a scan of the slots: call it when
+    /// [`Self::poll`] has found nothing for a while, not per I/O.
+    pub fn check_timeouts(&self) -> Result<(), NvmeError> {
+        if controller_fatal(&self.shared.regs) {
+            return Err(NvmeError::ControllerFatal);
+        }
+        match self.core.oldest(Owner::User) {
+            Some((op, since)) if since.elapsed() >= self.timeout => Err(NvmeError::Timeout {
+                op,
+                after: since.elapsed(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Read `buf.len()` bytes (a multiple of the LBA size) from `lba` into
+    /// `buf`, split into commands of at most [`Self::max_transfer`] bytes,
+    /// several in flight but never more than the free slots.
+    ///
+    /// On [`NvmeError::Timeout`], commands may still be outstanding and the
+    /// controller might still write `buf` later: reset the controller before
+    /// trusting the buffer's memory again.
+    pub fn read(&mut self, nsid: u32, lba: u64, buf: &mut Buf) -> Result<(), NvmeError> {
+        self.blocking_rw(io::READ, "read", nsid, lba, buf.iova(), buf.len())
+    }
+
+    /// Write `buf.len()` bytes (a multiple of the LBA size) from `buf` to
+    /// `lba`; as [`Self::read`].
+    pub fn write(&mut self, nsid: u32, lba: u64, buf: &Buf) -> Result<(), NvmeError> {
+        self.blocking_rw(io::WRITE, "write", nsid, lba, buf.iova(), buf.len())
+    }
+
+    /// Flush namespace `nsid` and wait for it.
+    pub fn flush(&mut self, nsid: u32) -> Result<(), NvmeError> {
+        self.check_idle("flush")?;
+        self.geometry(nsid)?;
+        self.generation += 1;
+        let gen = self.generation;
+        self.core
+            .submit(Command::flush(nsid), None, Owner::Internal, gen, "flush")?;
+        self.core.ring(&self.shared.regs);
+        self.wait_internal(gen, 1, None, "flush")
+    }
+
+    /// The blocking helpers poll the queue themselves, so completions of
+    /// asynchronous commands would have nowhere to go.
+    fn check_idle(&self, op: &str) -> Result<(), NvmeError> {
+        match self.core.user_in_flight() {
+            0 => Ok(()),
+            n => Err(NvmeError::InvalidRequest(format!(
+                "blocking {op} while {n} asynchronous commands are in flight on queue {}; \
+                 poll them to completion first",
+                self.core.qid()
+            ))),
+        }
+    }
+
+    fn blocking_rw(
+        &mut self,
+        opcode: u8,
+        op: &'static str,
+        nsid: u32,
+        lba: u64,
+        iova: u64,
+        len: usize,
+    ) -> Result<(), NvmeError> {
+        self.check_idle(op)?;
+        let g = self.geometry(nsid)?;
+        let lba_size = 1u64 << g.lba_shift;
+        let len = len as u64;
+        if len == 0 || !len.is_multiple_of(lba_size) {
+            return Err(NvmeError::InvalidRequest(format!(
+                "{op} of {len} bytes: not a positive multiple of namespace {nsid}'s LBA size {lba_size}"
+            )));
+        }
+        let blocks = len >> g.lba_shift;
+        if lba
+            .checked_add(blocks)
+            .is_none_or(|end| end > g.size_blocks)
+        {
+            return Err(NvmeError::InvalidRequest(format!(
+                "{op} of LBAs {lba}..{} is past the end of namespace {nsid} ({} blocks)",
+                lba.saturating_add(blocks),
+                g.size_blocks
+            )));
+        }
+        if !iova.is_multiple_of(4) {
+            return Err(NvmeError::InvalidRequest(format!(
+                "the buffer's IOVA {iova:#x} is not dword aligned, as PRP1 must be"
+            )));
+        }
+        let chunk = (self.max_transfer >> g.lba_shift).min(MAX_BLOCKS_PER_COMMAND);
+        if chunk == 0 {
+            return Err(NvmeError::Unsupported(format!(
+                "namespace {nsid}'s blocks of {lba_size} bytes are larger than the largest transfer, {} bytes",
+                self.max_transfer
+            )));
+        }
+        self.generation += 1;
+        let gen = self.generation;
+        let mut next = 0u64;
+        let mut outstanding = 0usize;
+        let mut first_error: Option<NvmeError> = None;
+        let mut since = Instant::now();
+        loop {
+            // Keep as many pieces in flight as there are free slots, never more.
+            while first_error.is_none() && next < blocks && self.core.free_slots() > 0 {
+                let n = chunk.min(blocks - next);
+                let cmd = Command::read_write(opcode, nsid, lba + next, n as u32);
+                let data = (iova + (next << g.lba_shift), n << g.lba_shift);
+                match self.core.submit(cmd, Some(data), Owner::Internal, gen, op) {
+                    Ok(_) => {
+                        outstanding += 1;
+                        next += n;
+                    }
+                    Err(e) => first_error = Some(e),
+                }
+            }
+            self.core.ring(&self.shared.regs);
+            if outstanding == 0 {
+                break;
+            }
+            let mut progress = false;
+            self.core.wait(
+                &self.shared.regs,
+                since,
+                self.timeout,
+                op,
+                usize::MAX,
+                |r| {
+                    if r.owner == Owner::Internal && r.tag == gen {
+                        outstanding -= 1;
+                        progress = true;
+                        if let (Some(status), None) = (r.status, &first_error) {
+                            first_error = Some(NvmeError::Status { op: r.op, status });
+                        }
+                    }
+                },
+            )?;
+            if progress {
+                since = Instant::now();
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Wait for `count` internal commands of generation `gen`.
+    fn wait_internal(
+        &mut self,
+        gen: u64,
+        mut count: usize,
+        mut first_error: Option<NvmeError>,
+        op: &'static str,
+    ) -> Result<(), NvmeError> {
+        let since = Instant::now();
+        while count > 0 {
+            self.core.wait(
+                &self.shared.regs,
+                since,
+                self.timeout,
+                op,
+                usize::MAX,
+                |r| {
+                    if r.owner == Owner::Internal && r.tag == gen {
+                        count -= 1;
+                        if let (Some(status), None) = (r.status, &first_error) {
+                            first_error = Some(NvmeError::Status { op: r.op, status });
+                        }
+                    }
+                },
+            )?;
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+impl<R: RegisterAccess> Drop for IoQueuePair<R> {
+    fn drop(&mut self) {
+        // Delete the queues before their memory is freed; nothing to report to.
+        let _ = self.delete();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::emu::EmuBar;
+    use crate::nvme::NvmeController;
+
+    /// What the threads-and-queues design relies on, checked by the compiler.
+    #[test]
+    fn queue_pairs_are_send_and_the_controller_is_shared() {
+        fn send<T: Send>() {}
+        fn send_sync<T: Send + Sync>() {}
+        struct Dummy;
+        impl crate::emu::MmioDevice for Dummy {
+            fn bar_size(&self) -> usize {
+                0x2000
+            }
+            fn mmio_read(&self, _: usize, _: u8) -> u64 {
+                0
+            }
+            fn mmio_write(&self, _: usize, _: u8, _: u64) {}
+        }
+        send::<IoQueuePair<EmuBar<Dummy>>>();
+        send_sync::<NvmeController<EmuBar<Dummy>>>();
+    }
+}

@@ -1,0 +1,550 @@
+//! One submission/completion queue pair in DMA memory, with its command
+//! slots and PRP list pages: submission, doorbells, completion polling and
+//! validation, and bounded waiting. Shared by the admin queue and the I/O
+//! queue pairs, which add their own commands on top.
+
+use super::command::Command;
+use super::error::NvmeError;
+use super::prp::{build_prps, PAGE_SIZE};
+use super::ring::{CompletionQueue, RawCompletion, SubmissionQueue};
+use super::slots::{CommandSlots, Owner};
+use super::spec::{cqe, reg, sqe};
+use super::status::NvmeStatus;
+use crate::regs::RegisterAccess;
+use dma::{DeviceBuf, DmaRegion, Mapper, RegionOptions};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A command whose completion was consumed and validated.
+#[derive(Debug)]
+pub(crate) struct Retired {
+    pub owner: Owner,
+    pub tag: u64,
+    pub buf: Option<DeviceBuf>,
+    pub op: &'static str,
+    /// None: success.
+    pub status: Option<NvmeStatus>,
+    /// Command specific result (DW0).
+    pub dw0: u32,
+}
+
+/// Whether the controller reports Controller Fatal Status.
+#[inline]
+pub(crate) fn controller_fatal<R: RegisterAccess>(regs: &R) -> bool {
+    reg::csts::CFS.get(regs.read32(reg::CSTS) as u64) != 0
+}
+
+/// Polls between checks of the clock and of CSTS while waiting (a CSTS read
+/// is an MMIO read, about a microsecond on hardware).
+const CHECK_EVERY: u32 = 64;
+/// Polls spent spinning before the waiter starts yielding its core.
+const SPIN_POLLS: u32 = 4096;
+
+/// A queue pair: both rings, the command slots and PRP list pages, all in
+/// one DMA region laid out as
+/// `[SQ entries | CQ entries | PRP list pages | scratch pages]`, each part
+/// page aligned (queues must start on a page boundary, §5.3, §5.4).
+pub(crate) struct QueueCore {
+    mem: DmaRegion,
+    qid: u16,
+    depth: u16,
+    sq: SubmissionQueue,
+    cq: CompletionQueue,
+    slots: CommandSlots,
+    /// IOVAs of the PRP list pages: `pages_per_cmd` for every CID, so a
+    /// command that needs a list always has one.
+    prp_pages: Vec<u64>,
+    prp_offset: usize,
+    pages_per_cmd: usize,
+    scratch_offset: usize,
+}
+
+fn page_round(bytes: usize) -> usize {
+    bytes.next_multiple_of(PAGE_SIZE as usize)
+}
+
+impl QueueCore {
+    /// Allocate a queue pair of `depth` entries (2..=65535) with
+    /// `pages_per_cmd` PRP list pages per command and `scratch_pages` pages
+    /// for the owner's own data (Identify buffers).
+    pub fn new(
+        mapper: Arc<dyn Mapper>,
+        opts: RegionOptions,
+        qid: u16,
+        depth: u16,
+        dstrd: u32,
+        pages_per_cmd: usize,
+        scratch_pages: usize,
+    ) -> Result<Self, NvmeError> {
+        if depth < 2 {
+            return Err(NvmeError::InvalidRequest(format!(
+                "queue depth {depth}: a queue needs at least 2 entries"
+            )));
+        }
+        // At most depth - 1 commands are outstanding: a full submission
+        // queue keeps one entry empty, so the completion queue (of the same
+        // depth) can never overflow either.
+        let cids = depth - 1;
+        let sq_bytes = page_round(depth as usize * sqe::SIZE);
+        let cq_bytes = page_round(depth as usize * cqe::SIZE);
+        let prp_count = cids as usize * pages_per_cmd;
+        let page = PAGE_SIZE as usize;
+        let len = sq_bytes + cq_bytes + (prp_count + scratch_pages) * page;
+        let mem = DmaRegion::allocate(mapper, len, opts)?;
+        if !mem.iova().is_multiple_of(PAGE_SIZE) {
+            return Err(NvmeError::Unsupported(format!(
+                "the {} mapped queue memory at IOVA {:#x}, which is not 4 KiB aligned",
+                mem.mapper().name(),
+                mem.iova()
+            )));
+        }
+        let cq_offset = sq_bytes;
+        let prp_offset = cq_offset + cq_bytes;
+        let scratch_offset = prp_offset + prp_count * page;
+        // The region may be recycled memory: the completion queue must start
+        // with every phase tag 0.
+        mem.fill(0, prp_offset, 0);
+        let prp_pages = (0..prp_count)
+            .map(|i| mem.iova_at(prp_offset + i * page))
+            .collect();
+        Ok(QueueCore {
+            sq: SubmissionQueue::new(0, depth, qid, dstrd),
+            cq: CompletionQueue::new(cq_offset, depth, qid, dstrd),
+            slots: CommandSlots::new(cids),
+            mem,
+            qid,
+            depth,
+            prp_pages,
+            prp_offset,
+            pages_per_cmd,
+            scratch_offset,
+        })
+    }
+
+    /// Queue identifier.
+    #[inline]
+    pub fn qid(&self) -> u16 {
+        self.qid
+    }
+
+    /// Entries per ring.
+    #[inline]
+    pub fn depth(&self) -> u16 {
+        self.depth
+    }
+
+    /// IOVA of the submission queue.
+    pub fn sq_iova(&self) -> u64 {
+        self.mem.iova()
+    }
+
+    /// IOVA of the completion queue.
+    pub fn cq_iova(&self) -> u64 {
+        self.mem
+            .iova_at(page_round(self.depth as usize * sqe::SIZE))
+    }
+
+    /// IOVA of scratch page `i`.
+    pub fn scratch_iova(&self, i: usize) -> u64 {
+        self.mem
+            .iova_at(self.scratch_offset + i * PAGE_SIZE as usize)
+    }
+
+    /// Zero scratch page `i`.
+    pub fn clear_scratch(&self, i: usize) {
+        self.mem.fill(
+            self.scratch_offset + i * PAGE_SIZE as usize,
+            PAGE_SIZE as usize,
+            0,
+        )
+    }
+
+    /// Copy out of scratch page `i`.
+    pub fn read_scratch(&self, i: usize, dst: &mut [u8]) {
+        self.mem
+            .read_bytes(self.scratch_offset + i * PAGE_SIZE as usize, dst)
+    }
+
+    /// Commands that can be submitted now.
+    #[inline]
+    pub fn free_slots(&self) -> usize {
+        self.slots.free_count().min(self.sq.free() as usize)
+    }
+
+    /// Outstanding commands, including timed-out ones still holding their CID.
+    #[inline]
+    pub fn outstanding(&self) -> usize {
+        self.slots.outstanding()
+    }
+
+    /// Outstanding commands of the asynchronous interface.
+    #[inline]
+    pub fn user_in_flight(&self) -> usize {
+        self.slots.user_in_flight()
+    }
+
+    /// The longest-outstanding in-flight command of `owner`.
+    pub fn oldest(&self, owner: Owner) -> Option<(&'static str, Instant)> {
+        self.slots.oldest(owner)
+    }
+
+    /// Write `cmd` into the submission queue with PRPs for `data` (IOVA,
+    /// length), under a fresh CID. The doorbell is not rung. Returns the CID.
+    #[inline]
+    pub fn submit(
+        &mut self,
+        mut cmd: Command,
+        data: Option<(u64, u64)>,
+        owner: Owner,
+        tag: u64,
+        op: &'static str,
+    ) -> Result<u16, NvmeError> {
+        if self.sq.free() == 0 {
+            return Err(NvmeError::QueueFull);
+        }
+        let cid = self.slots.alloc().ok_or(NvmeError::QueueFull)?;
+        if let Some((iova, len)) = data {
+            let first = cid as usize * self.pages_per_cmd;
+            let lists = &self.prp_pages[first..first + self.pages_per_cmd];
+            let base = self.prp_offset + first * PAGE_SIZE as usize;
+            let mem = &self.mem;
+            let built = build_prps(iova, len, PAGE_SIZE, lists, |page, index, value| {
+                mem.write_u64(base + page * PAGE_SIZE as usize + index * 8, value)
+            });
+            match built {
+                Ok(prps) => {
+                    cmd.prp1 = prps.prp1;
+                    cmd.prp2 = prps.prp2;
+                }
+                Err(e) => {
+                    self.slots.unalloc(cid);
+                    return Err(NvmeError::InvalidRequest(format!("{op} data buffer: {e}")));
+                }
+            }
+        }
+        cmd.write_to(&self.mem, self.sq.tail_entry(), cid);
+        self.sq.advance();
+        self.slots.fill(cid, owner, tag, op);
+        Ok(cid)
+    }
+
+    /// Attach the data buffer of the command just submitted with `cid`.
+    #[inline]
+    pub fn attach(&mut self, cid: u16, buf: DeviceBuf) {
+        self.slots.attach(cid, buf);
+    }
+
+    /// Announce every entry filled since the last call with one tail
+    /// doorbell write. The release fence orders the entries' (volatile)
+    /// writes before the doorbell, so the controller never fetches a
+    /// half-written entry.
+    #[inline]
+    pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
+        if !self.sq.has_unrung() {
+            return;
+        }
+        self.slots.announce(Instant::now());
+        fence(Ordering::Release);
+        self.sq.ring(regs);
+    }
+
+    /// Consume up to `max` completions, validating each, and hand the valid
+    /// ones to `f`; then one head doorbell write for all of them. An invalid
+    /// completion is consumed too (so the queue keeps moving) and ends the
+    /// call with [`NvmeError::DeviceMisbehaved`]; the command it named (if
+    /// any) stays outstanding. Returns the completions consumed.
+    #[inline]
+    pub fn poll<R: RegisterAccess>(
+        &mut self,
+        regs: &R,
+        max: usize,
+        mut f: impl FnMut(Retired),
+    ) -> Result<usize, NvmeError> {
+        let mut consumed = 0;
+        let mut result = Ok(());
+        while consumed < max {
+            let Some(raw) = self.cq.peek(&self.mem) else {
+                break;
+            };
+            self.cq.advance();
+            consumed += 1;
+            match self.check(raw) {
+                Ok(r) => f(r),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        self.cq.ring(regs);
+        result.map(|()| consumed)
+    }
+
+    /// Validate a completion (nothing the device writes is trusted) and
+    /// retire its command.
+    #[inline]
+    fn check(&mut self, raw: RawCompletion) -> Result<Retired, NvmeError> {
+        let sqid = cqe::dw2::SQID.get(raw.dw2 as u64) as u16;
+        let sqhd = cqe::dw2::SQHD.get(raw.dw2 as u64) as u16;
+        let cid = cqe::dw3::CID.get(raw.dw3 as u64) as u16;
+        if sqid != self.qid {
+            return Err(self.misbehaved(raw, format!("it names submission queue {sqid}")));
+        }
+        if !self.sq.accepts_head(sqhd) {
+            let (head, tail, depth) = self.sq.state();
+            return Err(self.misbehaved(
+                raw,
+                format!(
+                    "its SQ head {sqhd} is outside the entries it was given \
+                     (head {head}, tail {tail}, depth {depth})"
+                ),
+            ));
+        }
+        if !self.slots.is_in_flight(cid) {
+            return Err(self.misbehaved(raw, format!("no command {cid} is outstanding")));
+        }
+        self.sq.set_head(sqhd);
+        let done = self.slots.retire(cid);
+        Ok(Retired {
+            owner: done.owner,
+            tag: done.tag,
+            buf: done.buf,
+            op: done.op,
+            status: NvmeStatus::from_dw3(raw.dw3),
+            dw0: raw.dw0,
+        })
+    }
+
+    #[cold]
+    fn misbehaved(&self, raw: RawCompletion, why: String) -> NvmeError {
+        NvmeError::DeviceMisbehaved(format!(
+            "completion (DW0 {:#010x}, DW2 {:#010x}, DW3 {:#010x}) on queue {}: {why}",
+            raw.dw0, raw.dw2, raw.dw3, self.qid
+        ))
+    }
+
+    /// Poll (up to `max` at a time) until at least one completion is consumed (returns how many),
+    /// `timeout` has passed since `since` ([`NvmeError::Timeout`] naming
+    /// `op`), or the controller reports a fatal status
+    /// ([`NvmeError::ControllerFatal`]). Spins first, then yields the core.
+    pub fn wait<R: RegisterAccess>(
+        &mut self,
+        regs: &R,
+        since: Instant,
+        timeout: Duration,
+        op: &'static str,
+        max: usize,
+        mut f: impl FnMut(Retired),
+    ) -> Result<usize, NvmeError> {
+        let mut polls = 0u32;
+        loop {
+            let n = self.poll(regs, max, &mut f)?;
+            if n > 0 {
+                return Ok(n);
+            }
+            polls = polls.wrapping_add(1);
+            if polls.is_multiple_of(CHECK_EVERY) {
+                if controller_fatal(regs) {
+                    return Err(NvmeError::ControllerFatal);
+                }
+                let waited = since.elapsed();
+                if waited >= timeout {
+                    return Err(NvmeError::Timeout { op, after: waited });
+                }
+            }
+            if polls < SPIN_POLLS {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nvme::spec::io;
+    use dma::EmuIommu;
+    use std::sync::Mutex;
+
+    /// Registers that record writes; CSTS reads `csts`.
+    #[derive(Default)]
+    struct Recorder {
+        writes: Mutex<Vec<(usize, u32)>>,
+        csts: u32,
+    }
+
+    impl RegisterAccess for Recorder {
+        fn read32(&self, offset: usize) -> u32 {
+            if offset == reg::CSTS {
+                self.csts
+            } else {
+                0
+            }
+        }
+        fn write32(&self, offset: usize, value: u32) {
+            self.writes.lock().unwrap().push((offset, value));
+        }
+        fn read64(&self, _: usize) -> u64 {
+            0
+        }
+        fn write64(&self, _: usize, _: u64) {}
+    }
+
+    const QID: u16 = 3;
+    const DEPTH: u16 = 4;
+
+    fn queue() -> QueueCore {
+        let m: Arc<dyn Mapper> = Arc::new(EmuIommu::new());
+        QueueCore::new(m, RegionOptions::EMULATED, QID, DEPTH, 0, 1, 0).unwrap()
+    }
+
+    /// Play the controller: post a completion at CQ slot `slot`.
+    fn post(q: &QueueCore, slot: u16, phase: u64, cid: u16, sqid: u16, sqhd: u16, sc: u8) {
+        let at = page_round(DEPTH as usize * sqe::SIZE) + slot as usize * cqe::SIZE;
+        q.mem.write_u32(at + cqe::DW0, 0xabcd);
+        let dw2 = cqe::dw2::SQID.set(cqe::dw2::SQHD.set(0, sqhd as u64), sqid as u64);
+        q.mem.write_u32(at + cqe::DW2, dw2 as u32);
+        let dw3 = cqe::dw3::SC.set(cqe::dw3::P.set(cid as u64, phase), sc as u64);
+        q.mem.write_u32(at + cqe::DW3, dw3 as u32);
+    }
+
+    fn submit(q: &mut QueueCore, tag: u64) -> u16 {
+        q.submit(
+            Command::read_write(io::READ, 1, tag, 1),
+            Some((0x10_0000, 512)),
+            Owner::User,
+            tag,
+            "read",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn completions_retire_commands_and_the_phase_wraps() {
+        let regs = Recorder::default();
+        let mut q = queue();
+        assert_eq!(q.free_slots(), 3);
+        let mut tags = Vec::new();
+        // Three rounds of three commands: the CQ (4 entries) wraps twice.
+        let (mut slot, mut phase) = (0u16, 1u64);
+        let mut sq_tail = 0u16;
+        for round in 0..3u64 {
+            let cids: Vec<u16> = (0..3).map(|i| submit(&mut q, round * 10 + i)).collect();
+            assert_eq!(q.free_slots(), 0);
+            assert!(matches!(
+                q.submit(Command::flush(1), None, Owner::User, 0, "flush"),
+                Err(NvmeError::QueueFull)
+            ));
+            q.ring(&regs);
+            q.ring(&regs); // nothing new: no second doorbell write
+            sq_tail = (sq_tail + 3) % DEPTH;
+            for (i, &cid) in cids.iter().enumerate() {
+                let sqhd = (sq_tail + DEPTH - 2 + i as u16) % DEPTH;
+                post(&q, slot, phase, cid, QID, sqhd, 0);
+                slot += 1;
+                if slot == DEPTH {
+                    slot = 0;
+                    phase ^= 1;
+                }
+            }
+            let n = q.poll(&regs, 8, |r| {
+                assert_eq!((r.owner, r.status, r.dw0), (Owner::User, None, 0xabcd));
+                tags.push(r.tag);
+            });
+            assert_eq!(n.unwrap(), 3);
+            assert_eq!(q.outstanding(), 0);
+            assert_eq!(q.free_slots(), 3);
+        }
+        assert_eq!(tags, vec![0, 1, 2, 10, 11, 12, 20, 21, 22]);
+        // One SQ tail and one CQ head doorbell write per round.
+        let w = regs.writes.lock().unwrap();
+        let sq_db = reg::sq_tail_doorbell(QID, 0);
+        let cq_db = reg::cq_head_doorbell(QID, 0);
+        assert_eq!(
+            *w,
+            vec![
+                (sq_db, 3),
+                (cq_db, 3),
+                (sq_db, 2),
+                (cq_db, 2),
+                (sq_db, 1),
+                (cq_db, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn invalid_completions_are_consumed_and_reported() {
+        let regs = Recorder::default();
+        let mut q = queue();
+        let a = submit(&mut q, 1);
+        // Posted before the doorbell: the controller cannot know the command.
+        post(&q, 0, 1, a, QID, 1, 0);
+        let e = q.poll(&regs, 8, |_| panic!("delivered")).unwrap_err();
+        assert!(
+            matches!(&e, NvmeError::DeviceMisbehaved(m) if m.contains("SQ head 1")),
+            "{e}"
+        );
+        q.ring(&regs);
+        let b = submit(&mut q, 2);
+        q.ring(&regs);
+        // Wrong queue, impossible head, unknown command, then a good one.
+        post(&q, 1, 1, a, QID + 1, 1, 0);
+        post(&q, 2, 1, a, QID, 3, 0);
+        post(&q, 3, 1, 200, QID, 1, 0);
+        post(&q, 0, 0, b, QID, 2, sc_generic_lba());
+        for needle in ["names submission queue 4", "SQ head 3", "no command 200"] {
+            let e = q.poll(&regs, 8, |_| panic!("delivered")).unwrap_err();
+            assert!(
+                matches!(&e, NvmeError::DeviceMisbehaved(m) if m.contains(needle)),
+                "{e}"
+            );
+        }
+        let mut got = Vec::new();
+        assert_eq!(
+            q.poll(&regs, 8, |r| got.push((r.tag, r.status.map(|s| s.sc))))
+                .unwrap(),
+            1
+        );
+        assert_eq!(got, vec![(2, Some(0x80))]);
+        // `a` was never validly completed: it keeps its slot.
+        assert_eq!(q.outstanding(), 1);
+        // A duplicate completion for `b` is bogus too.
+        post(&q, 1, 0, b, QID, 2, 0);
+        assert!(q.poll(&regs, 8, |_| panic!("delivered")).is_err());
+    }
+
+    fn sc_generic_lba() -> u8 {
+        crate::nvme::spec::sc_generic::LBA_OUT_OF_RANGE
+    }
+
+    #[test]
+    fn waiting_ends_with_fatal_status_or_timeout() {
+        let mut q = queue();
+        submit(&mut q, 1);
+        let regs = Recorder {
+            csts: reg::csts::CFS.set(0, 1) as u32,
+            ..Recorder::default()
+        };
+        q.ring(&regs);
+        let r = q.wait(
+            &regs,
+            Instant::now(),
+            Duration::from_secs(60),
+            "read",
+            8,
+            |_| {},
+        );
+        assert!(matches!(r, Err(NvmeError::ControllerFatal)));
+        let quiet = Recorder::default();
+        let t = Instant::now();
+        let r = q.wait(&quiet, t, Duration::from_millis(50), "read", 8, |_| {});
+        assert!(
+            matches!(r, Err(NvmeError::Timeout { op: "read", after }) if after >= Duration::from_millis(50))
+        );
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+}

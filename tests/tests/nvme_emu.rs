@@ -1,0 +1,855 @@
+//! End-to-end tests of the NVMe driver against the emulated controller, in
+//! both run modes: inline (the device works during the doorbell write) and
+//! threaded (the device runs concurrently on its own thread).
+
+use dma::{Buf, Pool, RegionOptions};
+use drivers::emu::{EmuBar, RunMode, TraceEvent};
+use drivers::models::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModel, NvmeModelConfig, PCI_IDS};
+use drivers::nvme::spec::{cqe, sc_generic, sc_media, sct};
+use drivers::nvme::{
+    Completion, IoQueuePair, NvmeController, NvmeError, NvmeOptions, NvmeVersion, StatusKind,
+};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+type Ctrl = NvmeController<EmuBar<NvmeModel>>;
+type Qp = IoQueuePair<EmuBar<NvmeModel>>;
+
+/// Run a test body once per run mode, as two named tests.
+macro_rules! both_modes {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn inline() {
+                super::$name(drivers::emu::RunMode::Inline)
+            }
+            #[test]
+            fn threaded() {
+                super::$name(drivers::emu::RunMode::Threaded)
+            }
+        }
+    )*};
+}
+
+both_modes!(
+    init_and_identify,
+    write_read_sizes_up_to_and_beyond_mdts,
+    splitting_never_exhausts_a_small_queue,
+    lba_formats_512_and_4096,
+    two_namespaces_with_different_lba_sizes,
+    chained_prp_lists_without_mdts,
+    async_batches_with_tags_and_queue_full,
+    queue_pairs_from_several_threads,
+    queue_pair_lifecycle,
+    flush_and_shutdown,
+    lba_out_of_range,
+    fatal_controller_is_reported,
+    fatal_controller_refuses_init,
+    silent_controller_times_out,
+    injected_io_error_is_typed,
+    bogus_completions_are_device_misbehaviour,
+);
+
+fn opts() -> NvmeOptions {
+    NvmeOptions {
+        region: RegionOptions::EMULATED,
+        ..NvmeOptions::default()
+    }
+}
+
+fn ns(size_bytes: u64, lba_size: u32) -> NamespaceConfig {
+    NamespaceConfig {
+        lba_size,
+        ..NamespaceConfig::ram(size_bytes)
+    }
+}
+
+/// An emulated controller (bus mastering on, as the VFIO open does) and the
+/// driver on it. Declare the returned pair in this order so the controller
+/// (and any queue pair declared later) drops before the device.
+fn open(cfg: NvmeModelConfig, mode: RunMode, opts: NvmeOptions) -> (EmuNvme, Ctrl) {
+    let emu = EmuNvme::new(cfg, mode).expect("model");
+    emu.pci().enable();
+    let ctrl = NvmeController::init(emu.bar(), emu.mapper(), opts).expect("init");
+    (emu, ctrl)
+}
+
+/// Pool whose buffer size is not a multiple of 4 KiB: buffer `i` starts
+/// `64 * i` bytes (mod 4 KiB) into a page, so PRP1 carries an offset.
+fn unaligned_pool(ctrl: &Ctrl, count: usize, max_bytes: usize) -> Pool {
+    Pool::new(
+        ctrl.mapper().clone(),
+        count,
+        max_bytes.next_multiple_of(4096) + 64,
+        RegionOptions::EMULATED,
+    )
+    .expect("pool")
+}
+
+/// Deterministic bytes for (seed, position).
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn fill(buf: &mut Buf, len: usize, seed: u64) {
+    buf.set_len(len);
+    buf.as_mut_slice().copy_from_slice(&pattern(seed, len));
+}
+
+/// Write `blocks` at `lba` from one buffer, read them into another, compare
+/// both the read-back and the medium itself.
+#[allow(clippy::too_many_arguments)]
+fn round_trip(
+    emu: &EmuNvme,
+    qp: &mut Qp,
+    nsid: u32,
+    lba_size: u32,
+    lba: u64,
+    blocks: u64,
+    w: &mut Buf,
+    r: &mut Buf,
+    seed: u64,
+) {
+    let len = (blocks * lba_size as u64) as usize;
+    fill(w, len, seed);
+    qp.write(nsid, lba, w)
+        .unwrap_or_else(|e| panic!("write of {blocks} blocks at {lba}: {e}"));
+    r.set_len(len);
+    r.as_mut_slice().fill(0xee);
+    qp.read(nsid, lba, r)
+        .unwrap_or_else(|e| panic!("read of {blocks} blocks at {lba}: {e}"));
+    assert!(
+        r.as_slice() == w.as_slice(),
+        "read-back of {blocks} blocks at LBA {lba} (ns {nsid}, buffers at {:#x}/{:#x}) differs",
+        w.iova(),
+        r.iova()
+    );
+    let mut medium = vec![0u8; len];
+    emu.read_backing(nsid, lba * lba_size as u64, &mut medium)
+        .unwrap();
+    assert!(
+        medium == w.as_slice(),
+        "medium at LBA {lba} differs from what was written"
+    );
+}
+
+fn init_and_identify(mode: RunMode) {
+    let cfg = NvmeModelConfig {
+        namespaces: vec![ns(64 << 20, 512), ns(32 << 20, 4096)],
+        mdts: 5,
+        mqes: 255,
+        max_io_queues: 8,
+        dstrd: 2,
+        serial: "SER-E2E-1".into(),
+        model: "e2e model".into(),
+        firmware: "9.9".into(),
+        ..NvmeModelConfig::default()
+    };
+    let (emu, ctrl) = open(cfg, mode, opts());
+    let i = ctrl.info();
+    assert_eq!(i.vid, PCI_IDS.vendor);
+    assert_eq!(i.serial, "SER-E2E-1");
+    assert_eq!(i.model, "e2e model");
+    assert_eq!(i.firmware, "9.9");
+    assert_eq!(i.mdts_bytes, Some(128 << 10));
+    assert_eq!(i.max_transfer, 128 << 10);
+    assert_eq!(ctrl.max_transfer(), 128 << 10);
+    assert_eq!(i.mqes, 256);
+    assert_eq!(ctrl.queue_limit(), 256);
+    assert_eq!(i.dstrd, 2);
+    assert_eq!(i.io_queues, 8, "asked for 64, the model grants 8");
+    assert_eq!(
+        i.version,
+        NvmeVersion {
+            major: 1,
+            minor: 4,
+            tertiary: 0
+        }
+    );
+    assert_eq!(i.nn, 2);
+    assert_eq!(i.ready_timeout, Duration::from_secs(10));
+    let n = ctrl.namespaces();
+    assert_eq!(n.len(), 2);
+    assert_eq!(
+        (n[0].nsid, n[0].lba_size, n[0].size_blocks),
+        (1, 512, (64 << 20) / 512)
+    );
+    assert_eq!(
+        (n[1].nsid, n[1].lba_size, n[1].size_blocks),
+        (2, 4096, (32 << 20) / 4096)
+    );
+    assert_eq!(n[0].capacity_blocks, n[0].size_blocks);
+    assert_eq!(n[0].metadata_size, 0);
+    assert_eq!(
+        n[0].lba_formats[n[0].formatted_index as usize].data_size,
+        512
+    );
+    assert_eq!(n[1].size_bytes(), 32 << 20);
+    assert_eq!(ctrl.namespace(2).unwrap().lba_size, 4096);
+    assert!(matches!(
+        ctrl.namespace(3),
+        Err(NvmeError::InvalidRequest(_))
+    ));
+    ctrl.check_fatal().unwrap();
+    // The doorbell stride is honoured: I/O works on a queue pair whose
+    // doorbells are 16 bytes apart.
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 2, 4096);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 5, 4, &mut w, &mut r, 1);
+}
+
+fn write_read_sizes_up_to_and_beyond_mdts(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let mut qp = ctrl.create_io_queue_pair(64).unwrap();
+    let mdts_blocks = ctrl.max_transfer() / 512;
+    let sizes = [
+        1,
+        2,
+        7,
+        8,
+        9,
+        63,
+        255,
+        mdts_blocks - 1,
+        mdts_blocks,
+        mdts_blocks + 1,
+        1000,
+        2048 + 3,
+    ];
+    let pool = unaligned_pool(&ctrl, 8, 2051 * 512);
+    let mut bufs: Vec<Buf> = (0..8).map(|_| pool.alloc().unwrap()).collect();
+    // Buffers at different offsets in their first page, some not page aligned.
+    let offsets: Vec<u64> = bufs.iter().map(|b| b.iova() % 4096).collect();
+    assert!(offsets.iter().any(|&o| o != 0), "{offsets:?}");
+    let mut lba = 0;
+    for (k, &blocks) in sizes.iter().enumerate() {
+        let (a, b) = bufs.split_at_mut(4);
+        let w = &mut a[k % 4];
+        let r = &mut b[(k + 1) % 4];
+        round_trip(&emu, &mut qp, 1, 512, lba, blocks, w, r, k as u64);
+        lba += blocks + 13;
+    }
+    // The last LBA of the namespace.
+    let last = ctrl.namespace(1).unwrap().size_blocks - 1;
+    let (a, b) = bufs.split_at_mut(1);
+    round_trip(&emu, &mut qp, 1, 512, last, 1, &mut a[0], &mut b[0], 99);
+    assert_eq!(qp.in_flight(), 0);
+    ctrl.delete_io_queue_pair(qp).unwrap();
+}
+
+fn splitting_never_exhausts_a_small_queue(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    // Depth 3: two commands in flight at most; 1 MiB is 8 MDTS-sized commands.
+    let mut qp = ctrl.create_io_queue_pair(3).unwrap();
+    assert_eq!(qp.free_slots(), 2);
+    let pool = unaligned_pool(&ctrl, 2, 1 << 20);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 777, 2048, &mut w, &mut r, 5);
+    assert_eq!(qp.free_slots(), 2);
+    // A 2-entry queue (one command in flight) still gets there.
+    let mut qp = ctrl.create_io_queue_pair(2).unwrap();
+    round_trip(&emu, &mut qp, 1, 512, 4000, 2048, &mut w, &mut r, 6);
+}
+
+fn lba_formats_512_and_4096(mode: RunMode) {
+    for lba_size in [512u32, 4096] {
+        let cfg = NvmeModelConfig {
+            namespaces: vec![ns(256 << 20, lba_size)],
+            ..NvmeModelConfig::default()
+        };
+        let (emu, ctrl) = open(cfg, mode, opts());
+        assert_eq!(ctrl.namespace(1).unwrap().lba_size, lba_size);
+        let mut qp = ctrl.create_io_queue_pair(32).unwrap();
+        let mdts_blocks = ctrl.max_transfer() / lba_size as u64;
+        let pool = unaligned_pool(&ctrl, 2, (3 * mdts_blocks as usize + 1) * lba_size as usize);
+        let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+        for (k, blocks) in [1, 2, mdts_blocks, mdts_blocks + 1, 3 * mdts_blocks + 1]
+            .into_iter()
+            .enumerate()
+        {
+            round_trip(
+                &emu,
+                &mut qp,
+                1,
+                lba_size,
+                1000 * k as u64 + 3,
+                blocks,
+                &mut w,
+                &mut r,
+                k as u64 + lba_size as u64,
+            );
+        }
+        // A buffer that is not a whole number of blocks is refused.
+        w.set_len(lba_size as usize + 512);
+        if lba_size == 4096 {
+            assert!(matches!(
+                qp.write(1, 0, &w),
+                Err(NvmeError::InvalidRequest(_))
+            ));
+        }
+    }
+}
+
+fn two_namespaces_with_different_lba_sizes(mode: RunMode) {
+    let cfg = NvmeModelConfig {
+        namespaces: vec![ns(16 << 20, 512), ns(16 << 20, 4096)],
+        ..NvmeModelConfig::default()
+    };
+    let (emu, ctrl) = open(cfg, mode, opts());
+    let mut qp = ctrl.create_io_queue_pair(16).unwrap();
+    let pool = unaligned_pool(&ctrl, 5, 64 << 10);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    // The same LBA numbers in both namespaces, different data.
+    round_trip(&emu, &mut qp, 1, 512, 10, 16, &mut w, &mut r, 1);
+    round_trip(&emu, &mut qp, 2, 4096, 10, 16, &mut w, &mut r, 2);
+    // Namespace 1 still holds its own data.
+    let mut back = pool.alloc().unwrap();
+    back.set_len(16 * 512);
+    qp.read(1, 10, &mut back).unwrap();
+    assert_eq!(back.as_slice(), &pattern(1, 16 * 512)[..]);
+    assert!(matches!(
+        qp.read(3, 0, &mut back),
+        Err(NvmeError::InvalidRequest(_))
+    ));
+}
+
+fn chained_prp_lists_without_mdts(mode: RunMode) {
+    // MDTS 0 (no limit): the driver caps at its own max_transfer, here
+    // 4 MiB, which needs two chained PRP list pages per command.
+    let cfg = NvmeModelConfig {
+        mdts: 0,
+        ..NvmeModelConfig::default()
+    };
+    let options = NvmeOptions {
+        max_transfer: 4 << 20,
+        ..opts()
+    };
+    let (emu, ctrl) = open(cfg, mode, options);
+    assert_eq!(ctrl.info().mdts_bytes, None);
+    assert_eq!(ctrl.max_transfer(), 4 << 20);
+    let mut qp = ctrl.create_io_queue_pair(4).unwrap();
+    let pool = unaligned_pool(&ctrl, 2, (4 << 20) + 4096);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    assert_ne!(r.iova() % 4096, 0, "the second buffer starts inside a page");
+    emu.trace().set_enabled(true);
+    round_trip(&emu, &mut qp, 1, 512, 8, (4 << 20) / 512, &mut w, &mut r, 3);
+    round_trip(
+        &emu,
+        &mut qp,
+        1,
+        512,
+        20000,
+        (4 << 20) / 512 + 8,
+        &mut w,
+        &mut r,
+        4,
+    );
+    // Each 4 MiB command was one command (not split).
+    let rw_fetches = emu
+        .trace()
+        .take()
+        .iter()
+        .filter(|e| matches!(e, TraceEvent::Fetch { queue, .. } if *queue == 2 * qp.qid() as u32))
+        .count();
+    assert_eq!(
+        rw_fetches,
+        2 + 4,
+        "one write and one read of 4 MiB, two of 4 MiB + 4 KiB"
+    );
+}
+
+fn async_batches_with_tags_and_queue_full(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let mut qp = ctrl.create_io_queue_pair(16).unwrap();
+    let pool = unaligned_pool(&ctrl, 17, 8 << 10);
+    // 15 writes fill every slot; the 16th is refused with its buffer back.
+    for i in 0..15u64 {
+        let mut b = pool.alloc().unwrap();
+        fill(&mut b, 8 << 10, 100 + i);
+        qp.submit_write(1, i * 16, b.into_device(), 16, i).unwrap();
+    }
+    assert_eq!(qp.free_slots(), 0);
+    assert_eq!(qp.in_flight(), 15);
+    let extra = pool.alloc().unwrap().into_device();
+    let (e, back) = qp.submit_write(1, 0, extra, 16, 99).unwrap_err();
+    assert!(matches!(e, NvmeError::QueueFull), "{e}");
+    drop(back.reclaim());
+    // The blocking helpers refuse to run under asynchronous commands.
+    assert!(matches!(qp.flush(1), Err(NvmeError::InvalidRequest(_))));
+    qp.ring_doorbell();
+    let mut tags = Vec::new();
+    let mut bufs = Vec::new();
+    while tags.len() < 15 {
+        qp.wait(64, |c: Completion| {
+            assert_eq!(c.result, Ok(()));
+            tags.push(c.tag);
+            bufs.push(c.buf.expect("write buffer comes back").reclaim());
+        })
+        .unwrap();
+    }
+    tags.sort();
+    assert_eq!(tags, (0..15).collect::<Vec<_>>());
+    assert_eq!(qp.in_flight(), 0);
+    assert_eq!(
+        qp.wait(64, |_| {}).unwrap(),
+        0,
+        "nothing in flight: returns at once"
+    );
+    // Read everything back in one batch with a single doorbell.
+    for (i, mut b) in bufs.into_iter().enumerate() {
+        b.as_mut_slice().fill(0);
+        qp.submit_read(1, i as u64 * 16, b.into_device(), 16, 1000 + i as u64)
+            .unwrap();
+    }
+    emu.trace().set_enabled(true);
+    qp.ring_doorbell();
+    let mut done = 0;
+    while done < 15 {
+        done += qp
+            .wait(4, |c| {
+                assert_eq!(c.result, Ok(()));
+                let i = c.tag - 1000;
+                let b = c.buf.unwrap().reclaim();
+                assert_eq!(b.as_slice(), &pattern(100 + i, 8 << 10)[..], "read {i}");
+            })
+            .unwrap();
+    }
+    let events = emu.trace().take();
+    let sq_doorbells = events
+        .iter()
+        .filter(
+            |e| matches!(e, TraceEvent::Doorbell { queue, .. } if *queue == 2 * qp.qid() as u32),
+        )
+        .count();
+    assert_eq!(sq_doorbells, 1, "one tail doorbell for the batch of 15");
+    // A read of more than MDTS in one command is refused up front.
+    let big = pool.alloc().unwrap().into_device();
+    let (e, _big) = qp.submit_read(1, 0, big, 257, 0).unwrap_err();
+    assert!(matches!(e, NvmeError::InvalidRequest(_)), "{e}");
+}
+
+fn queue_pairs_from_several_threads(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let ctrl = Arc::new(ctrl);
+    let threads: Vec<_> = (0..4u64)
+        .map(|t| {
+            let ctrl = ctrl.clone();
+            std::thread::spawn(move || {
+                let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+                let pool = unaligned_pool(&ctrl, 2, 300 * 512);
+                let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+                let base = t * 100_000;
+                let mut lba = base;
+                for (k, blocks) in [1u64, 8, 100, 256, 300, 3].iter().enumerate() {
+                    let len = (*blocks * 512) as usize;
+                    fill(&mut w, len, t * 1000 + k as u64);
+                    qp.write(1, lba, &w).unwrap();
+                    r.set_len(len);
+                    qp.read(1, lba, &mut r).unwrap();
+                    assert!(r.as_slice() == w.as_slice(), "thread {t} size {blocks}");
+                    lba += blocks;
+                }
+                ctrl.delete_io_queue_pair(qp).unwrap();
+                (base, lba)
+            })
+        })
+        .collect();
+    let ranges: Vec<(u64, u64)> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    // Every thread's data is on the medium, none overwritten by another.
+    for (t, (base, _)) in ranges.iter().enumerate() {
+        let mut lba = *base;
+        for (k, blocks) in [1u64, 8, 100, 256, 300, 3].iter().enumerate() {
+            let mut medium = vec![0u8; (*blocks * 512) as usize];
+            emu.read_backing(1, lba * 512, &mut medium).unwrap();
+            assert_eq!(medium, pattern(t as u64 * 1000 + k as u64, medium.len()));
+            lba += blocks;
+        }
+    }
+}
+
+fn queue_pair_lifecycle(mode: RunMode) {
+    let cfg = NvmeModelConfig {
+        max_io_queues: 3,
+        mqes: 63,
+        ..NvmeModelConfig::default()
+    };
+    let (emu, ctrl) = open(cfg, mode, opts());
+    assert_eq!(ctrl.info().io_queues, 3);
+    let a = ctrl.create_io_queue_pair(1000).unwrap();
+    assert_eq!(a.depth(), 64, "capped at CAP.MQES + 1");
+    let b = ctrl.create_io_queue_pair(4).unwrap();
+    let c = ctrl.create_io_queue_pair(4).unwrap();
+    let mut qids = vec![a.qid(), b.qid(), c.qid()];
+    qids.sort();
+    assert_eq!(qids, vec![1, 2, 3]);
+    assert!(matches!(
+        ctrl.create_io_queue_pair(4),
+        Err(NvmeError::InvalidRequest(_))
+    ));
+    assert!(matches!(
+        ctrl.create_io_queue_pair(1),
+        Err(NvmeError::InvalidRequest(_))
+    ));
+    let freed = b.qid();
+    ctrl.delete_io_queue_pair(b).unwrap();
+    let mut d = ctrl.create_io_queue_pair(4).unwrap();
+    assert_eq!(d.qid(), freed);
+    // Dropping a queue pair deletes it too.
+    drop(c);
+    let mut e = ctrl.create_io_queue_pair(4).unwrap();
+    let pool = unaligned_pool(&ctrl, 2, 4096);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut d, 1, 512, 1, 8, &mut w, &mut r, 1);
+    round_trip(&emu, &mut e, 1, 512, 9, 8, &mut w, &mut r, 2);
+    // A queue pair of another controller is refused.
+    let (_emu2, other) = open(NvmeModelConfig::default(), mode, opts());
+    let foreign = other.create_io_queue_pair(4).unwrap();
+    assert!(matches!(
+        ctrl.delete_io_queue_pair(foreign),
+        Err(NvmeError::InvalidRequest(_))
+    ));
+    drop(a);
+}
+
+fn flush_and_shutdown(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    {
+        let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+        let pool = unaligned_pool(&ctrl, 2, 4096);
+        let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+        round_trip(&emu, &mut qp, 1, 512, 0, 8, &mut w, &mut r, 1);
+        qp.flush(1).unwrap();
+        qp.submit_flush(1, 42).unwrap();
+        qp.ring_doorbell();
+        let mut got = None;
+        qp.wait(1, |c| got = Some((c.tag, c.buf.is_none(), c.result)))
+            .unwrap();
+        assert_eq!(got, Some((42, true, Ok(()))));
+        assert!(matches!(
+            qp.submit_flush(9, 0),
+            Err(NvmeError::InvalidRequest(_))
+        ));
+        ctrl.delete_io_queue_pair(qp).unwrap();
+    }
+    ctrl.shutdown().unwrap();
+    drop(emu);
+}
+
+fn lba_out_of_range(mode: RunMode) {
+    let cfg = NvmeModelConfig {
+        namespaces: vec![ns(1 << 20, 512)],
+        ..NvmeModelConfig::default()
+    };
+    let (_emu, ctrl) = open(cfg, mode, opts());
+    let size = ctrl.namespace(1).unwrap().size_blocks;
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 2, 4096);
+    let mut b = pool.alloc().unwrap();
+    b.set_len(1024);
+    // The blocking helper checks the range itself.
+    match qp.read(1, size - 1, &mut b) {
+        Err(NvmeError::InvalidRequest(m)) => assert!(m.contains("past the end"), "{m}"),
+        other => panic!("expected InvalidRequest, got {other:?}"),
+    }
+    // The asynchronous path leaves the check to the device: LBA Out of Range.
+    qp.submit_read(1, size - 1, b.into_device(), 2, 7)
+        .map_err(|(e, _)| e)
+        .unwrap();
+    qp.ring_doorbell();
+    let mut result = None;
+    qp.wait(1, |c| {
+        result = Some((c.tag, c.result, c.buf.map(|d| d.reclaim())))
+    })
+    .unwrap();
+    let (tag, status, buf) = result.unwrap();
+    assert_eq!(tag, 7);
+    let status = status.unwrap_err();
+    assert_eq!(status.kind(), StatusKind::LbaOutOfRange);
+    assert_eq!(
+        (status.sct, status.sc),
+        (sct::GENERIC, sc_generic::LBA_OUT_OF_RANGE)
+    );
+    assert!(
+        status
+            .to_string()
+            .starts_with("LBA Out of Range (SCT 0h, SC 80h)"),
+        "{status}"
+    );
+    let err = NvmeError::Status { op: "read", status };
+    assert_eq!(err.status_kind(), Some(StatusKind::LbaOutOfRange));
+    // The queue is fine afterwards.
+    let mut buf = buf.unwrap();
+    qp.read(1, size - 2, &mut buf).unwrap();
+}
+
+fn fatal_controller_is_reported(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 1, 4096);
+    let mut b = pool.alloc().unwrap();
+    b.set_len(4096);
+    qp.read(1, 0, &mut b).unwrap();
+    emu.inject(Fault::FatalStatus);
+    let t = Instant::now();
+    assert!(matches!(
+        qp.read(1, 0, &mut b),
+        Err(NvmeError::ControllerFatal)
+    ));
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "reported at once, not at the timeout"
+    );
+    assert!(matches!(
+        ctrl.check_fatal(),
+        Err(NvmeError::ControllerFatal)
+    ));
+    assert!(matches!(
+        qp.check_timeouts(),
+        Err(NvmeError::ControllerFatal)
+    ));
+    assert!(matches!(
+        ctrl.create_io_queue_pair(8),
+        Err(NvmeError::ControllerFatal)
+    ));
+    assert!(matches!(
+        ctrl.delete_io_queue_pair(qp),
+        Err(NvmeError::ControllerFatal)
+    ));
+    let msg = NvmeError::ControllerFatal.to_string();
+    assert!(msg.contains("CSTS.CFS") && msg.contains("reset"), "{msg}");
+}
+
+fn fatal_controller_refuses_init(mode: RunMode) {
+    let emu = EmuNvme::new(NvmeModelConfig::default(), mode).unwrap();
+    emu.pci().enable();
+    emu.inject(Fault::FatalStatus);
+    let r = NvmeController::init(emu.bar(), emu.mapper(), opts());
+    assert!(matches!(r, Err(NvmeError::ControllerFatal)), "{r:?}");
+    // Once the fault is gone, the driver enables it.
+    emu.clear_faults();
+    let ctrl = NvmeController::init(emu.bar(), emu.mapper(), opts()).unwrap();
+    let qp = ctrl.create_io_queue_pair(4).unwrap();
+    // A process that dies leaves the controller enabled, with I/O queues:
+    // the next init must reset it first, and can then use every queue.
+    std::mem::forget(qp);
+    std::mem::forget(ctrl);
+    let again = NvmeController::init(emu.bar(), emu.mapper(), opts()).unwrap();
+    let mut qp = again.create_io_queue_pair(4).unwrap();
+    assert_eq!(qp.qid(), 1);
+    let pool = unaligned_pool(&again, 2, 4096);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 3, 8, &mut w, &mut r, 1);
+}
+
+fn silent_controller_times_out(mode: RunMode) {
+    let cfg = NvmeModelConfig {
+        timeout_500ms: 1,
+        ..NvmeModelConfig::default()
+    };
+    let timeout = Duration::from_millis(300);
+    let options = NvmeOptions {
+        command_timeout: timeout,
+        ..opts()
+    };
+    let (emu, ctrl) = open(cfg, mode, options);
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 2, 4096);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    r.set_len(4096);
+    emu.inject(Fault::StopResponding);
+    let t = Instant::now();
+    match qp.read(1, 0, &mut r) {
+        Err(NvmeError::Timeout { op, after }) => {
+            assert_eq!(op, "read");
+            assert!(after >= timeout, "{after:?}");
+        }
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    let took = t.elapsed();
+    assert!(
+        took >= timeout && took < timeout + Duration::from_secs(1),
+        "took {took:?}"
+    );
+    // The timed-out command keeps its slot until (if ever) it completes.
+    assert_eq!(qp.in_flight(), 1);
+    // The asynchronous path: wait() and check_timeouts() report it too.
+    qp.submit_flush(1, 5).unwrap();
+    qp.ring_doorbell();
+    assert!(matches!(
+        qp.wait(1, |_| {}),
+        Err(NvmeError::Timeout { op: "flush", .. })
+    ));
+    assert!(matches!(
+        qp.check_timeouts(),
+        Err(NvmeError::Timeout { .. })
+    ));
+    // The controller comes back: the late completions are absorbed (the
+    // stale read silently, the flush delivered) and I/O works again.
+    emu.clear_faults();
+    let mut flushed = false;
+    while !flushed {
+        qp.submit_flush(1, 6).unwrap();
+        qp.ring_doorbell();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while qp.in_flight() > 0 && Instant::now() < deadline {
+            qp.poll(8, |c| flushed |= c.tag == 5 && c.result.is_ok())
+                .unwrap();
+        }
+        assert_eq!(qp.in_flight(), 0, "every late completion arrived");
+    }
+    round_trip(&emu, &mut qp, 1, 512, 40, 8, &mut w, &mut r, 8);
+}
+
+fn injected_io_error_is_typed(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let mut qp = ctrl.create_io_queue_pair(4).unwrap();
+    let pool = unaligned_pool(&ctrl, 2, 1 << 20);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 0, 2048, &mut w, &mut r, 1);
+    emu.inject(Fault::IoError {
+        nsid: 1,
+        lba: 100,
+        sct: sct::MEDIA,
+        sc: sc_media::UNRECOVERED_READ_ERROR,
+        count: 1,
+    });
+    r.set_len(8 * 512);
+    match qp.read(1, 96, &mut r) {
+        Err(NvmeError::Status { op, status }) => {
+            assert_eq!(op, "read");
+            assert_eq!(status.kind(), StatusKind::UnrecoveredReadError);
+            assert_eq!((status.sct, status.sc), (2, 0x81));
+        }
+        other => panic!("expected a media status, got {other:?}"),
+    }
+    // Only one command fails.
+    qp.read(1, 96, &mut r).unwrap();
+    // In the middle of a request split into 8 commands: the error is
+    // reported once the commands in flight have finished, and nothing is left behind.
+    emu.inject(Fault::IoError {
+        nsid: 1,
+        lba: 1100,
+        sct: sct::MEDIA,
+        sc: sc_media::WRITE_FAULT,
+        count: 1,
+    });
+    let e = qp.write(1, 0, &w).unwrap_err();
+    assert_eq!(e.status_kind(), Some(StatusKind::WriteFault), "{e}");
+    assert!(
+        e.to_string().contains("Write Fault (SCT 2h, SC 80h)"),
+        "{e}"
+    );
+    assert_eq!(qp.in_flight(), 0);
+    round_trip(&emu, &mut qp, 1, 512, 0, 2048, &mut w, &mut r, 2);
+}
+
+/// The CQ slot the device wrote the last completion of queue `qid` to:
+/// the 12-byte DMA write just before that completion in the trace.
+fn last_completion_slot(events: &[TraceEvent], qid: u16) -> Option<u64> {
+    let i = events.iter().rposition(
+        |e| matches!(e, TraceEvent::Completion { queue, .. } if *queue == 2 * qid as u32 + 1),
+    )?;
+    events[..i].iter().rev().find_map(|e| match e {
+        TraceEvent::DmaWrite { iova, len } if *len == cqe::DW3 => Some(*iova),
+        _ => None,
+    })
+}
+
+/// Submit a read, let the device complete it, then corrupt the completion
+/// with `corrupt(dw2, dw3) -> (dw2, dw3)` before the driver polls it.
+fn forge(
+    emu: &EmuNvme,
+    qp: &mut Qp,
+    pool: &Pool,
+    tag: u64,
+    corrupt: impl Fn(u32, u32) -> (u32, u32),
+) -> NvmeError {
+    emu.trace().set_enabled(true);
+    let _ = emu.trace().take();
+    qp.submit_read(1, 0, pool.alloc().unwrap().into_device(), 1, tag)
+        .map_err(|(e, _)| e)
+        .unwrap();
+    qp.ring_doorbell();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let slot = loop {
+        events.extend(emu.trace().take());
+        if let Some(slot) = last_completion_slot(&events, qp.qid()) {
+            break slot;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the device never completed the read"
+        );
+        std::thread::yield_now();
+    };
+    emu.trace().set_enabled(false);
+    let mut raw = [0u8; 8];
+    emu.iommu().read(slot + cqe::DW2 as u64, &mut raw).unwrap();
+    let dw2 = u32::from_le_bytes(raw[..4].try_into().unwrap());
+    let dw3 = u32::from_le_bytes(raw[4..].try_into().unwrap());
+    let (dw2, dw3) = corrupt(dw2, dw3);
+    emu.iommu()
+        .write(slot + cqe::DW2 as u64, &dw2.to_le_bytes())
+        .unwrap();
+    emu.iommu()
+        .store_u32_release(slot + cqe::DW3 as u64, dw3)
+        .unwrap();
+    let mut delivered = 0;
+    let e = qp.poll(8, |_| delivered += 1).unwrap_err();
+    assert_eq!(delivered, 0, "the forged completion was not delivered");
+    e
+}
+
+fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 8, 4096);
+    // A CID that is not outstanding.
+    let e = forge(&emu, &mut qp, &pool, 1, |dw2, dw3| {
+        (dw2, (dw3 & !0xffff) | 0x1234)
+    });
+    match &e {
+        NvmeError::DeviceMisbehaved(m) => {
+            assert!(m.contains("no command 4660 is outstanding"), "{m}")
+        }
+        other => panic!("expected DeviceMisbehaved, got {other:?}"),
+    }
+    assert!(e.to_string().contains("broke the specification"), "{e}");
+    // A completion for another submission queue.
+    let e = forge(&emu, &mut qp, &pool, 2, |dw2, dw3| {
+        ((dw2 & 0xffff) | 7 << 16, dw3)
+    });
+    assert!(
+        matches!(&e, NvmeError::DeviceMisbehaved(m) if m.contains("names submission queue 7")),
+        "{e}"
+    );
+    // An SQ head the device was never given.
+    let e = forge(&emu, &mut qp, &pool, 3, |dw2, dw3| {
+        ((dw2 & !0xffff) | 6, dw3)
+    });
+    assert!(
+        matches!(&e, NvmeError::DeviceMisbehaved(m) if m.contains("SQ head 6")),
+        "{e}"
+    );
+    // The corrupted entries were consumed; their commands stay outstanding
+    // (never trusted to be done) and the queue keeps working.
+    assert_eq!(qp.in_flight(), 3);
+    assert_eq!(qp.poll(8, |_| {}).unwrap(), 0);
+    qp.submit_read(1, 0, pool.alloc().unwrap().into_device(), 8, 50)
+        .map_err(|(e, _)| e)
+        .unwrap();
+    qp.ring_doorbell();
+    let mut tag = None;
+    qp.wait(8, |c| tag = Some((c.tag, c.result))).unwrap();
+    assert_eq!(tag, Some((50, Ok(()))));
+}
