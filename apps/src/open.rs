@@ -3,7 +3,7 @@
 //! dispatch: the emulated path costs the real one nothing).
 
 use crate::AppResult;
-use dma::RegionOptions;
+use dma::{PageSize, RegionOptions};
 use drivers::device::{DeviceSpec, EmuNvmeSpec};
 use drivers::models::nvme::{Backing, EmuNvme, NamespaceConfig, NvmeModelConfig};
 use drivers::nvme::{NvmeController, NvmeOptions};
@@ -82,8 +82,28 @@ pub fn emu_nvme_config(spec: &EmuNvmeSpec) -> AppResult<NvmeModelConfig> {
     })
 }
 
-/// Open the NVMe controller named by `device` and run `job` on it.
+/// Open the NVMe controller named by `device` and run `job` on it, with DMA
+/// memory on 2 MiB hugepages.
 pub fn with_nvme<J: NvmeJob>(device: &str, job: J) -> AppResult<J::Output> {
+    with_nvme_pages(device, PageSize::Huge2M, job)
+}
+
+/// Parse a hugepage size option: `2M` or `1G`.
+pub fn parse_page_size(s: &str) -> Result<PageSize, String> {
+    match s.to_ascii_uppercase().as_str() {
+        "2M" | "2MB" | "2MIB" => Ok(PageSize::Huge2M),
+        "1G" | "1GB" | "1GIB" => Ok(PageSize::Huge1G),
+        _ => Err(format!("'{s}' is not a hugepage size; use 2M or 1G")),
+    }
+}
+
+/// Like [`with_nvme`], with DMA memory on hugepages of `page_size` (1 GiB
+/// pages must be reserved at boot on most systems).
+pub fn with_nvme_pages<J: NvmeJob>(
+    device: &str,
+    page_size: PageSize,
+    job: J,
+) -> AppResult<J::Output> {
     let spec: DeviceSpec = device.parse()?;
     match spec {
         DeviceSpec::EmuNvme(e) => {
@@ -94,7 +114,10 @@ pub fn with_nvme<J: NvmeJob>(device: &str, job: J) -> AppResult<J::Output> {
                 emu.bar(),
                 emu.mapper(),
                 NvmeOptions {
-                    region: RegionOptions::EMULATED,
+                    region: RegionOptions {
+                        page_size,
+                        ..RegionOptions::EMULATED
+                    },
                     ..NvmeOptions::default()
                 },
             )?;
@@ -122,7 +145,10 @@ pub fn with_nvme<J: NvmeJob>(device: &str, job: J) -> AppResult<J::Output> {
                 dev.bar0().clone(),
                 dev.mapper(),
                 NvmeOptions {
-                    region: RegionOptions::HARDWARE,
+                    region: RegionOptions {
+                        page_size,
+                        ..RegionOptions::HARDWARE
+                    },
                     ..NvmeOptions::default()
                 },
             )?;

@@ -4,7 +4,7 @@
 
 use apps::cputime::thread_cpu_time;
 use apps::histogram::Histogram;
-use apps::open::{with_nvme, NvmeJob, Opened};
+use apps::open::{with_nvme_pages, NvmeJob, Opened};
 use apps::pattern::{check_block, fill_block};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::{Parser, ValueEnum};
@@ -84,6 +84,10 @@ struct Args {
     /// data, not never-written blocks); implied by --verify.
     #[arg(long)]
     fill: bool,
+    /// Hugepage size of the DMA memory: 2M or 1G (1G pages are usually
+    /// reserved at boot with `hugepagesz=1G hugepages=N`).
+    #[arg(long, default_value = "2M", value_parser = apps::open::parse_page_size)]
+    hugepage_size: dma::PageSize,
     /// Seed of the random offsets and the verify pattern.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -525,7 +529,8 @@ impl NvmeJob for Perf {
 fn main() {
     let args = Args::parse();
     let device = args.device.clone();
-    let ok = exit_on_error(with_nvme(&device, Perf(args)));
+    let pages = args.hugepage_size;
+    let ok = exit_on_error(with_nvme_pages(&device, pages, Perf(args)));
     if !ok {
         std::process::exit(1);
     }
