@@ -17,3 +17,21 @@ fi
 ulimit -l unlimited 2>/dev/null || true
 
 cargo test --workspace --release "$@"
+
+# The real-VFIO lane: the drivers in a QEMU guest with a virtual IOMMU,
+# against QEMU's own nvme and igb models (hw-setup/vm/README.md). With
+# CI=true (or VM_LANE=1) it must run and installs what it lacks; otherwise
+# it runs when QEMU with the igb model is installed, and VM_LANE=0 skips it.
+vm_lane_hint="run it alone with \`sudo bash hw-setup/vm/run.sh\` (installs QEMU 10 from backports) or with \`CI=true bash tests/run.sh\`"
+if [ "${VM_LANE:-}" = 0 ]; then
+    echo "vm lane: skipped (VM_LANE=0)"
+elif [ "${CI:-}" = true ] || [ "${VM_LANE:-}" = 1 ]; then
+    bash hw-setup/vm/run.sh
+elif [ $# -gt 0 ]; then
+    echo "vm lane: skipped (test filter given); $vm_lane_hint"
+elif command -v qemu-system-x86_64 >/dev/null &&
+    qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'; then
+    bash hw-setup/vm/run.sh
+else
+    echo "vm lane: skipped (no qemu-system-x86_64 with the igb model); $vm_lane_hint"
+fi

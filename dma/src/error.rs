@@ -72,17 +72,22 @@ pub enum Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // 1 GiB pages are a pool of their own: the 2 MiB advice below would not help.
+            Error::NoHugepages { len, page_size } if *page_size >= 1 << 30 => write!(
+                f,
+                "no free {} hugepages for {} bytes of DMA memory; reserve {n}: \
+                 `hw-setup/hugepages.sh reserve {n} --size 1G` (1 GiB pages are usually reserved \
+                 at boot with `default_hugepagesz=1G hugepagesz=1G hugepages={n}`)",
+                human(*page_size as u64),
+                len,
+                n = len.div_ceil(*page_size)
+            ),
             Error::NoHugepages { len, page_size } => write!(
                 f,
                 "no free {} hugepages for {} bytes of DMA memory; reserve some: \
-                 `hw-setup/hugepages.sh reserve 512` (or `echo 512 > /proc/sys/vm/nr_hugepages` as root){}",
+                 `hw-setup/hugepages.sh reserve 512` (or `echo 512 > /proc/sys/vm/nr_hugepages` as root)",
                 human(*page_size as u64),
-                len,
-                if *page_size >= 1 << 30 {
-                    "; 1 GiB pages are usually reserved at boot with `hugepagesz=1G hugepages=N`"
-                } else {
-                    ""
-                }
+                len
             ),
             Error::MemlockLimit { len, limit } => write!(
                 f,
@@ -125,5 +130,35 @@ pub(crate) fn human(b: u64) -> String {
         format!("{} KiB", b >> 10)
     } else {
         format!("{b} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hugepage_advice_names_the_page_size_asked_for() {
+        let two_m = Error::NoHugepages {
+            len: 6 << 20,
+            page_size: 2 << 20,
+        }
+        .to_string();
+        assert!(two_m.contains("no free 2 MiB hugepages"), "{two_m}");
+        assert!(
+            two_m.contains("`hw-setup/hugepages.sh reserve 512`"),
+            "{two_m}"
+        );
+        let one_g = Error::NoHugepages {
+            len: 3 << 30,
+            page_size: 1 << 30,
+        }
+        .to_string();
+        assert!(one_g.contains("no free 1 GiB hugepages"), "{one_g}");
+        assert!(
+            one_g.contains("`hw-setup/hugepages.sh reserve 3 --size 1G`"),
+            "{one_g}"
+        );
+        assert!(!one_g.contains("reserve 512"), "{one_g}");
     }
 }

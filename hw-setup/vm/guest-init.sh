@@ -1,0 +1,294 @@
+#!/bin/sh
+# guest-init.sh - /init of the real-VFIO lane's guest (busybox sh, POSIX).
+#
+# Loads the VFIO modules, binds the NVMe controllers and igb ports to
+# vfio-pci, reserves hugepages and runs our apps against QEMU's devices.
+# Each check prints "RESULT name PASS|FAIL detail" on the console and on
+# the second serial port (/dev/ttyS1, a file on the host, which
+# hw-setup/vm/run.sh parses); reads print "SUM name sha256 exit" there for
+# the host to compare with the disk images. Last line: "LANE DONE".
+#
+# Kernel command line: lane.mode=check (checks, power off), keep (checks,
+# then a shell), shell (bind and reserve only, then a shell), run (bind and
+# reserve, run /lane-cmd, power off).
+
+# shellcheck shell=dash disable=SC1091,SC2012,SC2013,SC2086,SC3045
+# (busybox ash: like dash, with local and ulimit -l; word splitting of the
+# ;-separated lists in lane.conf is meant)
+
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+/bin/busybox --install -s
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs tmpfs /tmp
+. /lane.conf
+
+MODE=check
+for w in $(cat /proc/cmdline); do
+    case "$w" in lane.mode=*) MODE=${w#lane.mode=} ;; esac
+done
+
+# The results channel: the second serial port, raw (no \n -> \r\n).
+stty -F /dev/ttyS1 raw -echo 2>/dev/null
+exec 3>/dev/ttyS1
+
+say() { echo "$*"; echo "$*" >&3; }
+result() { # name PASS|FAIL detail...
+    say "RESULT $*"
+}
+# Run a command with a time limit, its output indented on the console and
+# kept in /tmp/out; returns its exit status.
+run() {
+    echo "  \$ $*"
+    timeout "${LIMIT:-60}" "$@" >/tmp/out 2>&1
+    rc=$?
+    sed 's/^/    /' /tmp/out
+    return $rc
+}
+
+finish() {
+    say "LANE DONE"
+    if [ "$MODE" = check ]; then
+        # The last close of the port waits until its bytes are sent.
+        exec 3>&-
+        sync
+        poweroff -f
+    fi
+    echo "guest: shell; 'poweroff -f' (or Ctrl-A X) ends the guest"
+    setsid cttyhack sh -l
+    poweroff -f
+}
+
+echo "guest: $(uname -sr) up after $(cut -d' ' -f1 /proc/uptime) s; $(grep -c ^processor /proc/cpuinfo) CPU(s), $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) MiB"
+result boot PASS "$(uname -r), command line: $(cat /proc/cmdline)"
+
+# ---------------------------------------------------------------- modules ---
+
+ok=PASS
+for m in $(cat /lib/modules/order); do
+    if ! insmod "/lib/modules/$m.ko"; then ok=FAIL; fi
+done
+result modules $ok "insmod $(tr '\n' ' ' </lib/modules/order)"
+
+# The IOMMU: the kernel found intel-iommu and made groups.
+groups=$(ls /sys/kernel/iommu_groups 2>/dev/null | wc -l)
+if [ -d /sys/class/iommu ] && [ "$(ls /sys/class/iommu | wc -l)" -gt 0 ] && [ "$groups" -gt 0 ]; then
+    result iommu PASS "$(ls /sys/class/iommu | tr '\n' ' ')with $groups IOMMU groups"
+else
+    result iommu FAIL "no IOMMU (is intel_iommu=on on the kernel command line?)"
+fi
+dmesg | grep -E 'DMAR: (IOMMU enabled|Intel\(R\) Virtualization)|VFIO' | sed 's/^/  kernel: /'
+
+# ---------------------------------------------------------------- binding ---
+
+echo "guest: PCI functions"
+for d in /sys/bus/pci/devices/*; do
+    drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
+    echo "  $(basename "$d") $(sed 's/^0x//' "$d/vendor"):$(sed 's/^0x//' "$d/device") class $(sed 's/^0x//' "$d/class") driver ${drv:--}"
+done
+
+# bind NAME ADDR: driver_override + drivers_probe (the IDs of NVMe drives are
+# not in vfio-pci's table, so new_id would not do), then check the link.
+bind() {
+    d=/sys/bus/pci/devices/$2
+    if [ ! -d "$d" ]; then
+        result "bind-$1" FAIL "$2 does not exist"
+        return
+    fi
+    ids="$(sed 's/^0x//' "$d/vendor"):$(sed 's/^0x//' "$d/device")"
+    if [ -e "$d/driver" ]; then echo "$2" >"$d/driver/unbind"; fi
+    echo vfio-pci >"$d/driver_override"
+    echo "$2" >/sys/bus/pci/drivers_probe
+    drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
+    group=$(basename "$(readlink "$d/iommu_group" 2>/dev/null)" 2>/dev/null)
+    if [ "$drv" = vfio-pci ] && [ -c "/dev/vfio/$group" ]; then
+        result "bind-$1" PASS "$2 ($ids) bound to vfio-pci, IOMMU group $group, /dev/vfio/$group"
+    else
+        result "bind-$1" FAIL "$2 ($ids): driver '${drv:-none}', group '${group:-none}'; $(dmesg | grep "$2" | tail -n 1)"
+    fi
+}
+bind nvme0 "$NVME0"
+bind nvme1 "$NVME1"
+bind nvme2 "$NVME2"
+bind nvme3 "$NVME3"
+bind igb0 "$IGB0"
+bind igb1 "$IGB1"
+ls -l /dev/vfio | sed 's/^/  /'
+
+group_of() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
+
+# -------------------------------------------------------------- hugepages ---
+
+echo "$HUGEPAGES" >/proc/sys/vm/nr_hugepages
+got=$(cat /proc/sys/vm/nr_hugepages)
+if [ "$got" -ge "$HUGEPAGES" ]; then
+    result hugepages PASS "$got x 2 MiB reserved"
+else
+    result hugepages FAIL "asked for $HUGEPAGES x 2 MiB, got $got"
+fi
+
+if [ "$MODE" = shell ]; then
+    finish
+fi
+if [ "$MODE" = run ]; then
+    echo "guest: running /lane-cmd: $(cat /lane-cmd)"
+    sh /lane-cmd
+    echo "guest: exit $?"
+    MODE=check
+    finish
+fi
+
+# ---------------------------------------------------------- nvme-identify ---
+
+# identify NAME ADDR SERIAL: QEMU's controller, and every namespace of
+# $NAMESPACES on ADDR with its size and LBA format in use.
+identify() {
+    local name="$1" addr="$2" serial="$3" bad="" seen="" ns count want
+    echo "== check identify-$name"
+    if ! run nvme-identify "$addr"; then
+        result "identify-$name" FAIL "nvme-identify $addr exited $rc: $(tail -n 1 /tmp/out)"
+        return
+    fi
+    grep -q "Vendor ID: *1b36" /tmp/out || bad="$bad; vendor is not 1b36 (QEMU)"
+    grep -q "Serial Number: *$serial\$" /tmp/out || bad="$bad; serial is not $serial"
+    IFS=';'
+    for ns in $NAMESPACES; do
+        IFS=' '
+        set -- $ns
+        [ "$1" = "$addr" ] || continue
+        seen="$seen ns$2=$3x$4B"
+        awk -v ns="$2" -v blocks="$3" -v lba="$4" '
+            /^Namespace / { cur = ($2 == ns) }
+            cur && /Size:/ && index($0, blocks " blocks of " lba " B") { size = 1 }
+            cur && $0 ~ ("LBA Format [0-9]+: +" lba " B data, 0 B metadata \\(in use\\)") { fmt = 1 }
+            END { exit !(size && fmt) }' /tmp/out ||
+            bad="$bad; namespace $2 is not $3 blocks of $4 B in use"
+    done
+    IFS=' '
+    count=$(grep -c '^Namespace ' /tmp/out)
+    want=$(echo "$seen" | wc -w)
+    [ "$count" = "$want" ] || bad="$bad; $count namespaces, want $want"
+    if [ -z "$bad" ]; then
+        result "identify-$name" PASS "QEMU controller '$(grep 'Model Number' /tmp/out | sed 's/.*: *//')',$seen"
+    else
+        result "identify-$name" FAIL "${bad#; }"
+    fi
+}
+identify nvme0 "$NVME0" "$NVME0_SERIAL"
+identify nvme1 "$NVME1" "$NVME1_SERIAL"
+
+# -------------------------------------------------------------- nvme-read ---
+
+# The disks' known regions, read through our driver; the host compares the
+# checksums with its images. (Before nvme-perf --verify writes its pattern.)
+IFS=';'
+for r in $READS; do
+    IFS=' '
+    set -- $r
+    echo "== check read-$1"
+    echo "  \$ nvme-read $2 --nsid $3 --offset $4 --length $5 | sha256sum"
+    timeout 60 nvme-read "$2" --nsid "$3" --offset "$4" --length "$5" 2>/tmp/err >/tmp/data
+    rc=$?
+    sed 's/^/    /' /tmp/err
+    sum=$(sha256sum </tmp/data | cut -d' ' -f1)
+    echo "    $(wc -c </tmp/data) bytes, sha256 $sum"
+    say "SUM $1 $sum $rc"
+    rm -f /tmp/data
+done
+IFS=' '
+
+# ------------------------------------------------------ nvme-perf --verify ---
+
+perf() { # NAME ADDR NSID
+    echo "== check perf-verify-$1"
+    if run nvme-perf "$2" --nsid "$3" --verify --range 4M --bs 4k --qd 16 --time 2; then
+        result "perf-verify-$1" PASS "$(grep -E '^(verify|IOPS):' /tmp/out | tr -s ' ' | tr '\n' ' ')"
+    else
+        result "perf-verify-$1" FAIL "exit $rc: $(grep -E '^(error|verify)' /tmp/out | head -n 2 | tr '\n' ' ')"
+    fi
+}
+perf 512 "$NVME0" 1
+perf 4k "$NVME0" 2
+perf nvme1 "$NVME1" 1
+
+# ------------------------------------------------------- vfio_guest tests ---
+
+# tests/tests/vfio_guest.rs: several devices in one process (one container,
+# one pool for two controllers), a refused second open, close and reopen,
+# two functions of one IOMMU group.
+echo "== check vfio-tests"
+if VFIO_GUEST_NVME="$NVME0,$NVME1" VFIO_GUEST_NIC="$IGB0" VFIO_GUEST_GROUP="$NVME2,$NVME3" \
+    run vfio_guest --test-threads=1 --nocapture &&
+    ! grep -q '^skipped' /tmp/out; then
+    result vfio-tests PASS "$(grep '^test result' /tmp/out)"
+else
+    result vfio-tests FAIL "exit $rc: $(grep -E '^(test result|---- |thread )' /tmp/out | head -n 3 | tr '\n' ' ')"
+fi
+
+# --------------------------------------------------------------- non-root ---
+
+# As the user 'lane' (uid 1000, in group vfio) with an app whose DMA memory
+# (128 x 128 KiB buffers and the queues: over 16 MiB) is more than the
+# default memlock limit (8 MiB): with /dev/vfio/N group-owned by vfio and a
+# raised memlock limit it works; without the group, or with the default
+# limit, it fails with our one-line error.
+G=$(group_of "$NVME1")
+PERF_NONROOT="nvme-perf $NVME1 --bs 128k --qd 128 --count 500"
+as_lane() { # MEMLOCK_KIB command...
+    lim=$1
+    shift
+    (ulimit -l "$lim" && run su -s /bin/sh lane -c "$*")
+}
+vfio_node() { # GROUP MODE
+    chgrp "$1" "/dev/vfio/$G" && chmod "$2" "/dev/vfio/$G"
+    ls -l "/dev/vfio/$G" | sed 's/^/  /'
+}
+
+echo "== check nonroot-ok"
+vfio_node vfio 0660
+as_lane 1048576 "id; echo memlock \$(ulimit -l) KiB; $PERF_NONROOT"
+rc=$?
+if [ "$rc" = 0 ] && grep -q "^IOPS:" /tmp/out; then
+    result nonroot-ok PASS "uid 1000 in group vfio, memlock 1 GiB: $PERF_NONROOT works"
+else
+    result nonroot-ok FAIL "exit $rc: $(tail -n 1 /tmp/out)"
+fi
+
+echo "== check nonroot-no-group"
+vfio_node root 0600
+as_lane 1048576 "$PERF_NONROOT"
+rc=$?
+want="no permission on /dev/vfio/$G"
+if [ "$rc" != 0 ] && grep -q "^error: $want" /tmp/out; then
+    result nonroot-no-group PASS "exit $rc: $(grep '^error' /tmp/out)"
+else
+    result nonroot-no-group FAIL "exit $rc, want a failure with '$want': $(tail -n 1 /tmp/out)"
+fi
+
+echo "== check nonroot-no-memlock"
+vfio_node vfio 0660
+default=$(ulimit -l)
+as_lane "$default" "echo memlock \$(ulimit -l) KiB; $PERF_NONROOT"
+rc=$?
+if [ "$rc" != 0 ] && grep -q "^error: .*RLIMIT_MEMLOCK" /tmp/out && [ "$(grep -c '^error' /tmp/out)" = 1 ]; then
+    result nonroot-no-memlock PASS "default memlock $default KiB: $(grep '^error' /tmp/out)"
+else
+    result nonroot-no-memlock FAIL "exit $rc, want one error line naming RLIMIT_MEMLOCK: $(tail -n 1 /tmp/out)"
+fi
+vfio_node root 0600
+
+# ----------------------------------------------------------- IOMMU faults ---
+
+# A device access outside our DMA mappings is stopped by the IOMMU, and the
+# kernel logs it. QEMU's nvme model then still completes the command with
+# success, so only this log tells (a real drive would report an error).
+echo "== check iommu-faults"
+if dmesg | grep -E 'DMAR: \[DMA|DMAR: DRHD: handling fault' >/tmp/out; then
+    sed 's/^/    /' /tmp/out
+    result iommu-faults FAIL "$(grep -c 'DMAR: \[DMA' /tmp/out) fault(s) logged, first: $(grep 'DMAR: \[DMA' /tmp/out | head -n 1 | sed 's/^\[[^]]*\] //')"
+else
+    result iommu-faults PASS "no DMA fault in the kernel log"
+fi
+
+finish
