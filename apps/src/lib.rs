@@ -2,10 +2,14 @@
 //! strings, latency histograms, thread CPU time, the verify pattern.
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod cputime;
 pub mod histogram;
+pub mod net;
+pub mod nic_open;
 pub mod open;
 pub mod pattern;
+pub mod rate;
 
 /// Result of app code: any error, printed as one line.
 pub type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -106,6 +106,12 @@ pub fn with_nvme_pages<J: NvmeJob>(
 ) -> AppResult<J::Output> {
     let spec: DeviceSpec = device.parse()?;
     match spec {
+        DeviceSpec::EmuNic(n) => Err(format!(
+            "{device} is an emulated NIC ({:?}), not an NVMe controller; give emu:nvme[,options] \
+             or the PCI address of an NVMe drive",
+            n.chip
+        )
+        .into()),
         DeviceSpec::EmuNvme(e) => {
             let emu = EmuNvme::new(emu_nvme_config(&e)?, e.mode)?;
             // What the VFIO open does on hardware: memory space and bus mastering on.

@@ -16,6 +16,25 @@ pub enum DeviceSpec {
     Pci(crate::pci::PciAddress),
     /// An emulated NVMe controller.
     EmuNvme(EmuNvmeSpec),
+    /// An emulated NIC port.
+    EmuNic(EmuNicSpec),
+}
+
+/// Options of `emu:igb`, `emu:i350` and `emu:ixgbe`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmuNicSpec {
+    /// The chip modelled.
+    pub chip: crate::nic::Chip,
+    /// Where the port's frames go (`wire=`; default `loop`): `pair:NAME`,
+    /// `loop`, `pcap:FILE`, `pcap-in:FILE`, `unix:PATH`, `tap:IFNAME`.
+    pub wire: String,
+    /// MAC address (`mac=02:00:00:00:00:01`); default a locally administered
+    /// address unique in the process.
+    pub mac: Option<[u8; 6]>,
+    /// RX and TX queues the model has (`queues=`; default: the chip's).
+    pub queues: Option<u16>,
+    /// How the model runs (`mode=inline|threaded`; default threaded).
+    pub mode: RunMode,
 }
 
 /// Options of `emu:nvme`.
@@ -91,7 +110,8 @@ impl fmt::Display for DeviceSpecError {
             ),
             DeviceSpecError::UnknownModel(m) => write!(
                 f,
-                "unknown emulated device model '{m}'; the models are: nvme (e.g. emu:nvme,size=1G)"
+                "unknown emulated device model '{m}'; the models are: nvme (e.g. emu:nvme,size=1G), \
+                 igb, i350, ixgbe (e.g. emu:igb,wire=pair:a)"
             ),
             DeviceSpecError::UnknownOption {
                 model,
@@ -134,6 +154,72 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s, 1),
     };
     num.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+const NIC_OPTIONS: &str = "wire=pair:NAME|loop|pcap:FILE|pcap-in:FILE|unix:PATH|tap:IFNAME, \
+                           mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded";
+
+fn parse_mac(v: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = v.split([':', '-']);
+    for b in &mut mac {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+fn parse_emu_nic(
+    chip: crate::nic::Chip,
+    model: &'static str,
+    options: &str,
+) -> Result<EmuNicSpec, DeviceSpecError> {
+    let mut spec = EmuNicSpec {
+        chip,
+        wire: "loop".into(),
+        mac: None,
+        queues: None,
+        mode: RunMode::Threaded,
+    };
+    for opt in options.split(',').filter(|o| !o.is_empty()) {
+        let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        match k {
+            "wire" if !v.is_empty() => spec.wire = v.to_string(),
+            "wire" => return Err(bad(k, v, "a wire like pair:NAME, loop or pcap:FILE")),
+            "mac" => {
+                let mac = parse_mac(v)
+                    .filter(|m| m[0] & 1 == 0)
+                    .ok_or_else(|| bad(k, v, "a unicast MAC address like 02:00:00:00:00:01"))?;
+                spec.mac = Some(mac);
+            }
+            "queues" => {
+                spec.queues = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1..=128).contains(n))
+                        .ok_or_else(|| bad(k, v, "a number from 1 to 128"))?,
+                )
+            }
+            "mode" => {
+                spec.mode = match v {
+                    "inline" => RunMode::Inline,
+                    "threaded" => RunMode::Threaded,
+                    _ => return Err(bad(k, v, "inline or threaded")),
+                }
+            }
+            _ => {
+                return Err(DeviceSpecError::UnknownOption {
+                    model,
+                    option: k.to_string(),
+                    valid: NIC_OPTIONS,
+                })
+            }
+        }
+    }
+    Ok(spec)
 }
 
 fn bad(option: &str, value: &str, expected: &'static str) -> DeviceSpecError {
@@ -237,6 +323,21 @@ impl FromStr for DeviceSpec {
             let (model, options) = rest.split_once(',').unwrap_or((rest, ""));
             return match model {
                 "nvme" => Ok(DeviceSpec::EmuNvme(parse_emu_nvme(options)?)),
+                "igb" => Ok(DeviceSpec::EmuNic(parse_emu_nic(
+                    crate::nic::Chip::I82576,
+                    "igb",
+                    options,
+                )?)),
+                "i350" => Ok(DeviceSpec::EmuNic(parse_emu_nic(
+                    crate::nic::Chip::I350,
+                    "i350",
+                    options,
+                )?)),
+                "ixgbe" => Ok(DeviceSpec::EmuNic(parse_emu_nic(
+                    crate::nic::Chip::X82599,
+                    "ixgbe",
+                    options,
+                )?)),
                 _ => Err(DeviceSpecError::UnknownModel(model.to_string())),
             };
         }
@@ -289,6 +390,40 @@ mod tests {
             "emu:nvme".parse::<DeviceSpec>(),
             Ok(DeviceSpec::EmuNvme(_))
         ));
+    }
+
+    #[test]
+    fn emu_nic_strings() {
+        let d: DeviceSpec = "emu:ixgbe,wire=pair:a,mac=02:00:00:00:00:07,queues=4,mode=inline"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            d,
+            DeviceSpec::EmuNic(EmuNicSpec {
+                chip: crate::nic::Chip::X82599,
+                wire: "pair:a".into(),
+                mac: Some([2, 0, 0, 0, 0, 7]),
+                queues: Some(4),
+                mode: RunMode::Inline,
+            })
+        );
+        let DeviceSpec::EmuNic(n) = "emu:igb".parse().unwrap() else {
+            panic!("not a nic")
+        };
+        assert_eq!(
+            (n.chip, n.wire.as_str()),
+            (crate::nic::Chip::I82576, "loop")
+        );
+        let e = "emu:igb,mac=01:00:00:00:00:01"
+            .parse::<DeviceSpec>()
+            .unwrap_err();
+        assert!(e.to_string().contains("unicast"));
+        let e = "emu:igb,mac=02:00:00:00:00"
+            .parse::<DeviceSpec>()
+            .unwrap_err();
+        assert!(matches!(e, DeviceSpecError::BadValue { .. }));
+        let e = "emu:ixgbe,size=1G".parse::<DeviceSpec>().unwrap_err();
+        assert!(e.to_string().contains("wire=pair:NAME"));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 pub mod device;
 pub mod emu;
 pub mod models;
+pub mod nic;
 pub mod nvme;
 pub mod pci;
 pub mod regs;
 pub mod vfio;
+pub mod wire;

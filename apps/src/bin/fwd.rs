@@ -1,0 +1,148 @@
+//! fwd: forward frames between two NIC ports in both directions, in
+//! batches; per-second statistics of each port.
+
+use apps::backoff::Backoff;
+use apps::nic_open::{with_nics, NicJob, Port};
+use apps::rate::{Counts, RatePrinter};
+use apps::{exit_on_error, AppResult};
+use clap::Parser;
+use dma::Buf;
+use drivers::nic::NicOptions;
+use drivers::regs::RegisterAccess;
+use std::time::{Duration, Instant};
+
+/// Forward every frame received on one port out of the other, both ways.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fwd",
+    version,
+    after_help = "DEV1 and DEV2 are PCI addresses bound to vfio-pci or emulated ports \
+(emu:igb|i350|ixgbe,wire=...), both of one kind.\n\nExamples:\n  \
+fwd emu:ixgbe,wire=unix:/tmp/a emu:ixgbe,wire=unix:/tmp/b\n  fwd 0000:03:00.0 0000:03:00.1 --batch 64"
+)]
+struct Args {
+    /// First port.
+    dev1: String,
+    /// Second port.
+    dev2: String,
+    /// Frames per RX batch (and so per TX batch).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
+    batch: u16,
+    /// Seconds to run (default: until --count or forever).
+    #[arg(long)]
+    time: Option<f64>,
+    /// Stop after forwarding this many frames (both directions together).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Stop after this many seconds without a frame (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    idle_exit: f64,
+    /// No per-second lines (for instruction counting).
+    #[arg(long)]
+    quiet: bool,
+}
+
+struct Fwd(Args);
+
+impl NicJob for Fwd {
+    type Output = ();
+
+    fn run<R: RegisterAccess + 'static>(self, ports: Vec<Port<R>>) -> AppResult<()> {
+        let a = self.0;
+        let batch = a.batch as usize;
+        for p in &ports {
+            println!(
+                "fwd: {} ({}), MAC {}",
+                p.name,
+                p.backend,
+                drivers::nic::format_mac(&p.nic.mac())
+            );
+        }
+        let mut rx = [ports[0].nic.rx_queue(0)?, ports[1].nic.rx_queue(0)?];
+        let mut tx = [ports[0].nic.tx_queue(0)?, ports[1].nic.tx_queue(0)?];
+        let names = [ports[0].name.clone(), ports[1].name.clone()];
+        let nics = [&*ports[0].nic, &*ports[1].nic];
+        let mut counts = [Counts::default(); 2];
+        let mut printer = RatePrinter::new(2);
+        let mut bufs: Vec<Buf> = Vec::with_capacity(batch);
+        let start = Instant::now();
+        let end = a.time.map(|t| start + Duration::from_secs_f64(t));
+        let idle_limit = (a.idle_exit > 0.0).then(|| Duration::from_secs_f64(a.idle_exit));
+        let mut last_frame = Instant::now();
+        let mut forwarded = 0u64;
+        let mut iter = 0u32;
+        let mut backoff = Backoff::default();
+        loop {
+            let mut moved = 0;
+            for (from, to) in [(0usize, 1usize), (1, 0)] {
+                let n = rx[from].rx_bufs(&mut bufs, batch)?;
+                if n == 0 {
+                    continue;
+                }
+                moved += n;
+                let bytes: usize = bufs.iter().map(|b| b.len()).sum();
+                counts[from].rx_packets += n as u64;
+                counts[from].rx_bytes += bytes as u64;
+                let sent = tx[to].tx_bufs(&mut bufs)?;
+                counts[to].tx_packets += sent as u64;
+                forwarded += sent as u64;
+                // What did not fit in the TX ring is dropped, as a switch would.
+                counts[to].dropped += bufs.len() as u64;
+                for b in bufs.drain(..) {
+                    rx[from].recycle(b);
+                }
+                // Sent buffers go back to the cache of the queue they came from.
+                tx[to].clean_into(rx[from].cache_mut());
+            }
+            if moved > 0 {
+                last_frame = Instant::now();
+                backoff.reset();
+            } else {
+                backoff.idle();
+            }
+            if a.count.is_some_and(|c| forwarded >= c) {
+                break;
+            }
+            // Clocks are read once per 256 rounds: they cost more than a packet.
+            iter = iter.wrapping_add(1);
+            if iter.is_multiple_of(256) {
+                let now = Instant::now();
+                if end.is_some_and(|e| now >= e)
+                    || idle_limit.is_some_and(|l| now.duration_since(last_frame) >= l)
+                {
+                    break;
+                }
+                if !a.quiet && printer.due() {
+                    let tx_counts = counts;
+                    printer.print(&names, &nics, &tx_counts);
+                }
+            }
+        }
+        let secs = start.elapsed().as_secs_f64();
+        println!(
+            "forwarded:   {forwarded} frames in {secs:.2} s ({:.3} Mpps); {} -> {}: {}, {} -> {}: {}; dropped (TX full): {}",
+            forwarded as f64 / secs / 1e6,
+            names[0],
+            names[1],
+            counts[1].tx_packets,
+            names[1],
+            names[0],
+            counts[0].tx_packets,
+            counts[0].dropped + counts[1].dropped
+        );
+        Ok(())
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let devs = vec![args.dev1.clone(), args.dev2.clone()];
+    if devs[0] == devs[1] {
+        exit_on_error::<()>(Err(format!(
+            "{} is given as both ports; fwd needs two different ports",
+            devs[0]
+        )
+        .into()));
+    }
+    exit_on_error(with_nics(&devs, NicOptions::default(), Fwd(args)));
+}

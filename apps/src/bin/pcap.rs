@@ -1,0 +1,110 @@
+//! pcap: capture frames from a NIC port into a pcap file that tshark and
+//! Wireshark read.
+
+use apps::backoff::Backoff;
+use apps::nic_open::{with_nics, NicJob, Port};
+use apps::rate::{Counts, RatePrinter};
+use apps::{exit_on_error, AppResult};
+use clap::Parser;
+use drivers::nic::{NicOptions, RxPacket};
+use drivers::regs::RegisterAccess;
+use drivers::wire::open_wire;
+use std::time::{Duration, Instant};
+
+/// Capture frames received on a port into a pcap file (LINKTYPE_ETHERNET,
+/// microsecond timestamps taken when the frame is received).
+#[derive(Debug, Parser)]
+#[command(
+    name = "pcap",
+    version,
+    after_help = "DEV is a PCI address bound to vfio-pci or an emulated port \
+(emu:igb|i350|ixgbe,wire=...).\n\nExample:\n  pcap emu:igb,wire=unix:/tmp/link out.pcap --count 1000"
+)]
+struct Args {
+    /// The port.
+    device: String,
+    /// The pcap file to write (created or truncated).
+    file: String,
+    /// Frames to capture (default: until --time ends).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds to run at most (default: 10 when no --count is given, else no limit).
+    #[arg(long)]
+    time: Option<f64>,
+    /// Give up after this many seconds without a frame (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    idle_exit: f64,
+    /// No per-second lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+struct Capture(Args);
+
+impl NicJob for Capture {
+    type Output = ();
+
+    fn run<R: RegisterAccess + 'static>(self, ports: Vec<Port<R>>) -> AppResult<()> {
+        let a = self.0;
+        let port = &ports[0];
+        let out = open_wire(&format!("pcap:{}", a.file))?;
+        let mut rx = port.nic.rx_queue(0)?;
+        println!("pcap: {} ({}) -> {}", port.name, port.backend, a.file);
+        let mut pkts: Vec<RxPacket> = Vec::with_capacity(64);
+        let mut counts = Counts::default();
+        let mut printer = RatePrinter::new(1);
+        let names = [port.name.clone()];
+        let start = Instant::now();
+        let limit = a.time.or(a.count.is_none().then_some(10.0));
+        let end = limit.map(|t| start + Duration::from_secs_f64(t));
+        let idle = (a.idle_exit > 0.0).then(|| Duration::from_secs_f64(a.idle_exit));
+        let mut last = Instant::now();
+        let mut backoff = Backoff::default();
+        loop {
+            let want = a
+                .count
+                .map_or(64, |c| (c - counts.rx_packets).min(64) as usize);
+            if want == 0 {
+                break;
+            }
+            let n = rx.rx_batch(&mut pkts, want)?;
+            for p in pkts.drain(..) {
+                out.send(p.buf.as_slice())?;
+                counts.rx_packets += 1;
+                counts.rx_bytes += p.buf.len() as u64;
+                rx.recycle(p.buf);
+            }
+            let now = Instant::now();
+            if n > 0 {
+                last = now;
+                backoff.reset();
+            } else {
+                backoff.idle();
+            }
+            if n == 0
+                && (idle.is_some_and(|l| now.duration_since(last) >= l)
+                    || end.is_some_and(|e| now >= e))
+            {
+                break;
+            }
+            if !a.quiet && printer.due() {
+                printer.print(&names, &[&*port.nic], &[counts]);
+            }
+        }
+        out.flush()?;
+        println!(
+            "captured:    {} frames, {} bytes in {:.2} s to {}",
+            counts.rx_packets,
+            counts.rx_bytes,
+            start.elapsed().as_secs_f64(),
+            a.file
+        );
+        Ok(())
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let dev = vec![args.device.clone()];
+    exit_on_error(with_nics(&dev, NicOptions::default(), Capture(args)));
+}

@@ -1,0 +1,202 @@
+//! pktgen: send UDP frames carrying a sequence number out of a NIC port,
+//! at a chosen size and rate; Mpps and Mbit/s each second.
+
+use apps::backoff::Backoff;
+use apps::net::{self, Flow};
+use apps::nic_open::{with_nics, NicJob, Port};
+use apps::rate::{Counts, RatePrinter};
+use apps::{exit_on_error, AppResult};
+use clap::Parser;
+use dma::Pool;
+use drivers::nic::{NicOptions, Offload, TxPacket};
+use drivers::regs::RegisterAccess;
+use std::time::{Duration, Instant};
+
+/// Send UDP test frames (Ethernet/IPv4/UDP, payload: magic + sequence
+/// number + fill pattern) with checksums offloaded to the NIC.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pktgen",
+    version,
+    after_help = "DEV is a PCI address bound to vfio-pci (0000:03:00.0) or an emulated port: \
+emu:igb, emu:i350 or emu:ixgbe with wire=pair:NAME|loop|pcap:FILE|unix:PATH|tap:IFNAME.\n\n\
+Examples:\n  pktgen emu:ixgbe,wire=pcap:out.pcap --count 1000\n  \
+pktgen 0000:03:00.0 --size 1514 --rate 100000 --time 10"
+)]
+struct Args {
+    /// The port: PCI address or emu:igb|i350|ixgbe[,options].
+    device: String,
+    /// Frame size in bytes without the FCS (60 = 64-byte frames on the wire).
+    #[arg(long, default_value_t = 60)]
+    size: usize,
+    /// Frames per second; 0 sends as fast as the port takes them.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Frames to send (default: until --time ends).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds to run at most (default: 10 when no --count is given, else no limit).
+    #[arg(long)]
+    time: Option<f64>,
+    /// Frames per TX batch (one tail write each).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
+    batch: u16,
+    /// Destination MAC address.
+    #[arg(long, default_value = "ff:ff:ff:ff:ff:ff", value_parser = net::parse_mac)]
+    dst_mac: [u8; 6],
+    /// Source IPv4 address.
+    #[arg(long, default_value = "10.0.0.1", value_parser = net::parse_ipv4)]
+    src_ip: [u8; 4],
+    /// Destination IPv4 address.
+    #[arg(long, default_value = "10.0.0.2", value_parser = net::parse_ipv4)]
+    dst_ip: [u8; 4],
+    /// UDP destination port.
+    #[arg(long, default_value_t = 5678)]
+    dport: u16,
+    /// Number of flows (source ports 1024.. round robin), to spread over RSS queues.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    flows: u16,
+}
+
+struct Gen(Args);
+
+const TX_BUFS: usize = 2048;
+
+impl NicJob for Gen {
+    type Output = ();
+
+    fn run<R: RegisterAccess + 'static>(self, ports: Vec<Port<R>>) -> AppResult<()> {
+        let a = self.0;
+        let port = &ports[0];
+        let nic = &port.nic;
+        let max = nic.max_frame();
+        if a.size < net::MIN_TEST_FRAME.max(net::MIN_FRAME) || a.size > max {
+            return Err(format!(
+                "--size {} is outside what this port sends: {} to {max} bytes (without FCS)",
+                a.size,
+                net::MIN_TEST_FRAME.max(net::MIN_FRAME)
+            )
+            .into());
+        }
+        let buf_size = a.size.next_multiple_of(64).max(2048);
+        let pool = Pool::new(port.mapper.clone(), TX_BUFS, buf_size, port.region)?;
+        let flow = Flow {
+            src_mac: nic.mac(),
+            dst_mac: a.dst_mac,
+            src_ip: a.src_ip,
+            dst_ip: a.dst_ip,
+            src_port: 1024,
+            dst_port: a.dport,
+        };
+        // Build every buffer's frame once: afterwards only the sequence
+        // number (and source port) change, and buffers keep their content
+        // through the pool.
+        let mut all: Vec<_> = std::iter::from_fn(|| pool.alloc()).collect();
+        for b in &mut all {
+            let f = b.as_mut_slice();
+            net::write_udp_headers(f, a.size, &flow);
+            net::write_test_payload(f, 0);
+        }
+        drop(all);
+        let mut cache = pool.cache(2 * a.batch as usize);
+        let mut tx = nic.tx_queue(0)?;
+        let offload = Offload::Ipv4Udp {
+            l2_len: net::ETH_LEN as u8,
+            l3_len: net::IPV4_LEN as u16,
+        };
+        println!(
+            "pktgen: {} ({}), MAC {}, {} B frames, {}, batch {}",
+            port.name,
+            port.backend,
+            drivers::nic::format_mac(&nic.mac()),
+            a.size,
+            if a.rate == 0 {
+                "full rate".to_string()
+            } else {
+                format!("{} frames/s", a.rate)
+            },
+            a.batch
+        );
+        let start = Instant::now();
+        let limit = a.time.or(a.count.is_none().then_some(10.0));
+        let end = limit.map(|t| start + Duration::from_secs_f64(t));
+        let mut seq = 0u64;
+        // (origin, frames allowed at the origin) of the rate limit.
+        let mut pace = (start, 0u64);
+        let mut counts = Counts::default();
+        let mut printer = RatePrinter::new(1);
+        let mut pkts: Vec<TxPacket> = Vec::with_capacity(a.batch as usize);
+        let names = [port.name.clone()];
+        let mut backoff = Backoff::default();
+        loop {
+            if a.count.is_some_and(|c| seq >= c) || end.is_some_and(|e| Instant::now() >= e) {
+                break;
+            }
+            let mut want = a.batch as u64;
+            if let Some(c) = a.count {
+                want = want.min(c - seq);
+            }
+            if a.rate > 0 {
+                // Token bucket: frames allowed since the pacing origin at the
+                // rate, minus those sent, never more than one batch ahead, so
+                // that a thread that lost its core does not make up for it
+                // with a burst the receivers' rings cannot absorb.
+                let allowed = (pace.0.elapsed().as_secs_f64() * a.rate as f64) as u64 + pace.1;
+                let credit = allowed.saturating_sub(seq);
+                if credit > a.batch as u64 {
+                    pace = (Instant::now(), seq + a.batch as u64);
+                }
+                want = want.min(credit.min(a.batch as u64));
+            }
+            while pkts.len() < want as usize {
+                let Some(mut b) = cache.alloc() else { break };
+                b.set_len(a.size);
+                let f = b.as_mut_slice();
+                net::set_seq(f, seq + pkts.len() as u64);
+                if a.flows > 1 {
+                    let sport = 1024 + ((seq + pkts.len() as u64) % a.flows as u64) as u16;
+                    let at = net::ETH_LEN + net::IPV4_LEN;
+                    f[at..at + 2].copy_from_slice(&sport.to_be_bytes());
+                }
+                pkts.push(TxPacket::new(b).with_offload(offload));
+            }
+            if pkts.is_empty() {
+                // Rate limit reached (or every buffer in flight): wait.
+                backoff.idle();
+            } else {
+                backoff.reset();
+                let sent = tx.tx_batch(&mut pkts)?;
+                seq += sent as u64;
+                counts.tx_packets += sent as u64;
+                counts.tx_bytes += (sent * a.size) as u64;
+            }
+            tx.clean_into(&mut cache);
+            if printer.due() {
+                printer.print(&names, &[&**nic], &[counts]);
+            }
+        }
+        // Let the last frames go out, bounded.
+        let t = Instant::now();
+        while tx.free_descriptors() + 1 < tx.ring_size() && t.elapsed() < Duration::from_secs(2) {
+            tx.clean_into(&mut cache);
+        }
+        let secs = start.elapsed().as_secs_f64();
+        let dev = nic.stats();
+        println!(
+            "sent:        {seq} frames in {secs:.2} s ({:.3} Mpps, {:.1} Mbit/s with FCS)",
+            seq as f64 / secs / 1e6,
+            (seq * (a.size as u64 + 4)) as f64 * 8.0 / secs / 1e6
+        );
+        println!(
+            "device:      {} frames, {} bytes sent (TX counters)",
+            dev.tx_packets, dev.tx_bytes
+        );
+        Ok(())
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let dev = vec![args.device.clone()];
+    exit_on_error(with_nics(&dev, NicOptions::default(), Gen(args)));
+}

@@ -1,0 +1,370 @@
+//! A receive queue: a ring of advanced RX descriptors, one pool buffer per
+//! descriptor, batch refill and one tail write per batch.
+//!
+//! The ring is split by two indices: `next_rx` (the oldest descriptor
+//! posted to the device, the next to complete) and `next_post` (the next
+//! slot to give a buffer, which is also the RDT value). The device owns the
+//! `posted` descriptors between them; the driver reads a descriptor only
+//! while it is posted, so a DD bit in a slot the driver did not post is
+//! never looked at (82576 datasheet §7.1.5, 82599 datasheet §7.1.6: the
+//! device writes back only descriptors between RDH and RDT).
+
+use super::desc::{rx_check, RxCheck};
+use super::ring::DescRing;
+use super::spec::adv_desc::rx::{
+    status, HDR_ADDR, PKT_ADDR, WB_LENGTH, WB_RSS_HASH, WB_STATUS_ERROR,
+};
+use super::NicError;
+use crate::regs::RegisterAccess;
+use dma::{Buf, DeviceBuf, Pool, PoolCache};
+use std::sync::atomic::{fence, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// One received frame.
+#[derive(Debug)]
+pub struct RxPacket {
+    /// The frame (without FCS): `buf.len()` is the frame length.
+    pub buf: Buf,
+    /// The RSS hash the device computed (0 when RSS is off or the frame was
+    /// not hashed).
+    pub rss_hash: u32,
+}
+
+/// Counters of one RX queue, kept by the driver.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RxQueueStats {
+    /// Frames delivered by [`RxQueue::rx_batch`] / [`RxQueue::rx_bufs`]
+    /// (bytes are in the port's [`super::DeviceStats`]).
+    pub packets: u64,
+    /// Frames dropped because they did not fit one buffer (more than one
+    /// descriptor without EOP).
+    pub multi_descriptor_drops: u64,
+    /// Frames dropped because the device flagged a frame error, or had length 0.
+    pub error_drops: u64,
+    /// Refills that stopped because the pool was empty (the ring then runs
+    /// with fewer buffers until buffers come back).
+    pub pool_empty: u64,
+}
+
+/// Store a posted buffer in an empty ring slot. The slot is empty by
+/// construction (its buffer was taken when the descriptor completed), so no
+/// drop of an old value is needed; a buffer found there anyway (a driver
+/// bug) is kept out of circulation, like any buffer a device may still own.
+#[inline(always)]
+pub(crate) fn put_slot(slot: &mut Option<DeviceBuf>, dev: DeviceBuf) {
+    let old = slot.replace(dev);
+    debug_assert!(old.is_none(), "ring slot already held a buffer");
+    std::mem::forget(old);
+}
+
+/// Where a queue's registers are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueRegs {
+    /// Tail register (RDT / TDT).
+    pub tail: usize,
+    /// Head register (RDH / TDH).
+    pub head: usize,
+    /// Control register (RXDCTL / TXDCTL) and its ENABLE bit.
+    pub ctl: usize,
+    /// RXDCTL.ENABLE / TXDCTL.ENABLE.
+    pub enable: u32,
+}
+
+/// Refill once at least this many descriptors are free (or a quarter of the
+/// ring, for small rings): fewer, larger refills mean fewer tail writes.
+const REFILL_BATCH: usize = 32;
+
+/// A receive queue of a port. It owns its ring and its buffers; it is
+/// `Send`, so it can move to the thread that polls it.
+pub struct RxQueue<R: RegisterAccess> {
+    regs: Arc<R>,
+    ring: DescRing,
+    slots: Box<[Option<DeviceBuf>]>,
+    cache: PoolCache,
+    next_rx: usize,
+    next_post: usize,
+    posted: usize,
+    refill_at: usize,
+    buf_len: usize,
+    frame_errors: u32,
+    dropping: bool,
+    qregs: QueueRegs,
+    queue: u16,
+    stats: RxQueueStats,
+}
+
+impl<R: RegisterAccess> RxQueue<R> {
+    /// A queue over `ring` taking buffers from `pool`; the device may write
+    /// `buf_len` bytes per buffer. Nothing is posted until [`Self::refill`].
+    pub(crate) fn new(
+        regs: Arc<R>,
+        ring: DescRing,
+        pool: &Pool,
+        buf_len: usize,
+        frame_errors: u32,
+        qregs: QueueRegs,
+        queue: u16,
+    ) -> RxQueue<R> {
+        let size = ring.size();
+        let slots = (0..size)
+            .map(|_| None)
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        RxQueue {
+            regs,
+            slots,
+            cache: pool.cache(size.clamp(64, 512)),
+            next_rx: 0,
+            next_post: 0,
+            posted: 0,
+            refill_at: REFILL_BATCH.min(size / 4),
+            buf_len,
+            frame_errors,
+            dropping: false,
+            qregs,
+            queue,
+            stats: RxQueueStats::default(),
+            ring,
+        }
+    }
+
+    /// Receive up to `max` frames into `out` (appended). Every write-back is
+    /// checked before use: DD on a posted descriptor, EOP (frames spread over
+    /// several buffers are dropped and counted: buffers are sized for the
+    /// port's largest frame), length not beyond the buffer, no frame error.
+    /// Freed descriptors are refilled in one batch with one tail write.
+    ///
+    /// A write-back that no correct device produces (a length beyond the
+    /// buffer) ends the batch with [`NicError::DeviceMisbehaved`]; the
+    /// frames before it stay in `out` and the next call continues after it.
+    pub fn rx_batch(&mut self, out: &mut Vec<RxPacket>, max: usize) -> Result<usize, NicError> {
+        self.receive::<true>(max, |buf, rss_hash| out.push(RxPacket { buf, rss_hash }))
+    }
+
+    /// Like [`Self::rx_batch`], but only the buffers (no RSS hash), appended
+    /// to `out`: the forwarding fast path, ready for [`super::TxQueue::tx_bufs`].
+    pub fn rx_bufs(&mut self, out: &mut Vec<Buf>, max: usize) -> Result<usize, NicError> {
+        self.receive::<false>(max, |buf, _| out.push(buf))
+    }
+
+    #[inline(always)]
+    fn receive<const HASH: bool>(
+        &mut self,
+        max: usize,
+        mut deliver: impl FnMut(Buf, u32),
+    ) -> Result<usize, NicError> {
+        let mask = self.ring.mask();
+        let buf_len = self.buf_len;
+        let check_bits = status::DD | status::EOP | self.frame_errors;
+        let mut i = self.next_rx;
+        let mut posted = self.posted;
+        let mut got = 0;
+        let mut result = Ok(());
+        loop {
+            // A run of good frames, with what the loop touches in locals.
+            let mut odd = None;
+            {
+                let ring = &self.ring;
+                let slots = &mut self.slots[..];
+                let dropping = self.dropping;
+                let room = max.min(got + posted);
+                while got < room {
+                    let d = ring.desc(i);
+                    let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
+                    if staterr & status::DD == 0 {
+                        break;
+                    }
+                    let len = d.read_u16(WB_LENGTH) as usize;
+                    // The descriptor is done: it and its buffer are ours again.
+                    let Some(dev) = slots[i].take() else {
+                        // Cannot happen: every posted slot holds a buffer.
+                        break;
+                    };
+                    let mut buf = dev.reclaim();
+                    let at = i;
+                    i = (i + 1) & mask;
+                    posted -= 1;
+                    // One test for the common case: DD and EOP, no frame
+                    // error, 0 < length <= buffer, not inside a dropped frame.
+                    if staterr & check_bits == status::DD | status::EOP
+                        && len.wrapping_sub(1) < buf_len
+                        && !dropping
+                    {
+                        buf.set_len(len);
+                        let hash = if HASH { d.read_u32(WB_RSS_HASH) } else { 0 };
+                        deliver(buf, hash);
+                        got += 1;
+                    } else {
+                        odd = Some((at, staterr, len, buf));
+                        break;
+                    }
+                }
+            }
+            match odd {
+                None => break,
+                Some((at, staterr, len, buf)) => {
+                    if let Err(e) = self.reject(at, staterr, len, buf) {
+                        result = Err(e);
+                        break;
+                    }
+                }
+            }
+        }
+        self.next_rx = i;
+        self.posted = posted;
+        self.stats.packets += got as u64;
+        if self.ring.size() - 1 - posted >= self.refill_at {
+            self.refill();
+        }
+        result.map(|()| got)
+    }
+
+    /// A write-back that is not a good single-buffer frame: drop and count
+    /// it, or report device misbehaviour. The buffer goes back to the cache.
+    #[cold]
+    fn reject(&mut self, at: usize, staterr: u32, len: usize, buf: Buf) -> Result<(), NicError> {
+        self.cache.free(buf);
+        match rx_check(staterr, len as u16, self.buf_len, self.frame_errors) {
+            RxCheck::Frame(_) => {
+                // The last piece of a frame that did not fit one buffer.
+                self.dropping = false;
+            }
+            RxCheck::Partial => {
+                if !self.dropping {
+                    self.stats.multi_descriptor_drops += 1;
+                    self.dropping = true;
+                }
+            }
+            RxCheck::FrameError | RxCheck::Empty => {
+                if !self.dropping {
+                    self.stats.error_drops += 1;
+                }
+                self.dropping = false;
+            }
+            RxCheck::TooLong(n) => {
+                return Err(NicError::DeviceMisbehaved(format!(
+                    "RX queue {} descriptor {at}: length {n} beyond the {}-byte buffer",
+                    self.queue, self.buf_len
+                )));
+            }
+            RxCheck::NotDone => {}
+        }
+        Ok(())
+    }
+
+    /// Post buffers to every free descriptor (as far as the pool allows)
+    /// and write the tail once.
+    pub(crate) fn refill(&mut self) {
+        let mask = self.ring.mask();
+        let start = self.next_post;
+        let mut i = start;
+        let mut posted = self.posted;
+        {
+            let ring = &self.ring;
+            let slots = &mut self.slots[..];
+            let cache = &mut self.cache;
+            while posted < mask {
+                let Some(buf) = cache.alloc() else {
+                    self.stats.pool_empty += 1;
+                    break;
+                };
+                let d = ring.desc(i);
+                d.write_u64(PKT_ADDR, buf.iova());
+                // Also clears the DD bit of the previous write-back.
+                d.write_u64(HDR_ADDR, 0);
+                put_slot(&mut slots[i], buf.into_device());
+                i = (i + 1) & mask;
+                posted += 1;
+            }
+        }
+        self.next_post = i;
+        self.posted = posted;
+        if i != start {
+            // Descriptor writes must reach memory before the device sees the tail.
+            fence(Ordering::Release);
+            self.regs.write32(self.qregs.tail, i as u32);
+        }
+    }
+
+    /// Give a buffer back to this queue's buffer cache (cheaper than
+    /// dropping it, which returns it to the shared pool).
+    #[inline]
+    pub fn recycle(&mut self, buf: Buf) {
+        self.cache.free(buf)
+    }
+
+    /// This queue's buffer cache: a TX queue on the same thread can free
+    /// sent buffers into it ([`super::TxQueue::clean_into`]).
+    pub fn cache_mut(&mut self) -> &mut PoolCache {
+        &mut self.cache
+    }
+
+    /// The pool the queue takes buffers from.
+    pub fn pool(&self) -> &Pool {
+        self.cache.pool()
+    }
+
+    /// The queue number.
+    pub fn queue(&self) -> u16 {
+        self.queue
+    }
+
+    /// The driver's counters of this queue.
+    pub fn stats(&self) -> RxQueueStats {
+        self.stats
+    }
+
+    /// Descriptors currently posted to the device.
+    pub fn posted(&self) -> usize {
+        self.posted
+    }
+
+    /// Ring size in descriptors.
+    pub fn ring_size(&self) -> usize {
+        self.ring.size()
+    }
+
+    /// RDH as the device reports it, checked against the ring: an index
+    /// outside the ring is device misbehaviour.
+    pub fn device_head(&self) -> Result<usize, NicError> {
+        let h = self.regs.read32(self.qregs.head) as usize;
+        if h >= self.ring.size() {
+            return Err(NicError::DeviceMisbehaved(format!(
+                "RX queue {} head {h} outside a ring of {}",
+                self.queue,
+                self.ring.size()
+            )));
+        }
+        Ok(h)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn indices(&self) -> (usize, usize, usize) {
+        debug_assert_eq!(
+            super::ring::distance(self.next_rx, self.next_post, self.ring.mask()),
+            self.posted
+        );
+        (self.next_rx, self.next_post, self.posted)
+    }
+}
+
+impl<R: RegisterAccess> Drop for RxQueue<R> {
+    /// Stop the queue (RXDCTL.ENABLE = 0) and, once the device confirms,
+    /// take the posted buffers back. If it does not confirm, the buffers stay
+    /// with the device and are quarantined by the pool, never reused.
+    fn drop(&mut self) {
+        let ctl = self.regs.read32(self.qregs.ctl);
+        self.regs.write32(self.qregs.ctl, ctl & !self.qregs.enable);
+        let stopped = super::wait_until(Duration::from_millis(100), || {
+            self.regs.read32(self.qregs.ctl) & self.qregs.enable == 0
+        });
+        if stopped {
+            for slot in self.slots.iter_mut() {
+                if let Some(dev) = slot.take() {
+                    self.cache.free(dev.reclaim());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The "advanced" receive and transmit descriptors shared by the 82576 /
+//! I350 (82576 datasheet §7.1.5 receive, §7.2.2 transmit) and the 82599
+//! (82599 datasheet §7.1.6 receive, §7.2.3 transmit). Every descriptor is 16
+//! bytes, little endian; offsets below are byte offsets inside one
+//! descriptor. The driver writes the *read* format; the device overwrites
+//! the same 16 bytes with the *write-back* format when it is done.
+
+use super::Field;
+
+/// Size of every RX and TX descriptor in bytes.
+pub const DESC_SIZE: usize = 16;
+/// Descriptor rings must start on a 128-byte boundary and RDLEN/TDLEN must
+/// be a multiple of 128 bytes (8 descriptors) (RDBAL/RDLEN and TDBAL/TDLEN
+/// register descriptions, 82576 datasheet §8 and 82599 datasheet §8.2.3).
+pub const RING_ALIGN: usize = 128;
+/// RDLEN/TDLEN granularity in descriptors.
+pub const RING_MULTIPLE: usize = RING_ALIGN / DESC_SIZE;
+
+/// Advanced receive descriptor (82576 §7.1.5, 82599 §7.1.6).
+pub mod rx {
+    use super::Field;
+
+    // ---- Read format (driver -> device), §7.1.5.1 / §7.1.6.1 ----
+    /// Packet Buffer Address (64 bits).
+    pub const PKT_ADDR: usize = 0;
+    /// Header Buffer Address (64 bits). Written as 0 when header split is
+    /// off; its low dword overlaps the write-back status, so writing it
+    /// also clears DD.
+    pub const HDR_ADDR: usize = 8;
+
+    // ---- Write-back format (device -> driver), §7.1.5.2 / §7.1.6.2 ----
+    /// Dword 0: RSS type, packet type, header length, SPH.
+    pub const WB_INFO: usize = 0;
+    /// Dword 1: RSS hash (when RXCSUM.PCSD = 1), else fragment checksum and IP id.
+    pub const WB_RSS_HASH: usize = 4;
+    /// Dword 2: extended status (bits 19:0) and extended errors (31:20).
+    pub const WB_STATUS_ERROR: usize = 8;
+    /// Word at byte 12: packet length in bytes (the bytes written into the buffer).
+    pub const WB_LENGTH: usize = 12;
+    /// Word at byte 14: VLAN tag.
+    pub const WB_VLAN: usize = 14;
+
+    /// Fields of the write-back dword 0 ([`WB_INFO`]).
+    pub mod info {
+        use super::Field;
+        /// RSS Type: which fields were hashed (0: no hash computed).
+        pub const RSS_TYPE: Field = Field::new(0, 4);
+        /// Packet Type (L2/L3/L4 recognition).
+        pub const PACKET_TYPE: Field = Field::new(4, 13);
+        /// Header length (header split only).
+        pub const HDR_LEN: Field = Field::new(21, 10);
+        /// Split Header.
+        pub const SPH: u32 = 1 << 31;
+    }
+
+    /// Values of [`info::PACKET_TYPE`] for the L3/L4 headers the device
+    /// recognized (82576 §7.1.5.2, 82599 §7.1.6.2; bit 11 of the 82599
+    /// field marks an L2 (EtherType filter) match instead, never set here).
+    pub mod packet_type {
+        /// IPv4 header present.
+        pub const IPV4: u32 = 1 << 0;
+        /// IPv4 header with options.
+        pub const IPV4_EX: u32 = 1 << 1;
+        /// IPv6 header present.
+        pub const IPV6: u32 = 1 << 2;
+        /// IPv6 header with extensions.
+        pub const IPV6_EX: u32 = 1 << 3;
+        /// TCP header present.
+        pub const TCP: u32 = 1 << 4;
+        /// UDP header present.
+        pub const UDP: u32 = 1 << 5;
+        /// SCTP header present.
+        pub const SCTP: u32 = 1 << 6;
+    }
+
+    /// RSS Type values of [`info::RSS_TYPE`] (82576 §7.1.5.2, 82599 §7.1.6.2).
+    pub mod rss_type {
+        /// No hash computed.
+        pub const NONE: u32 = 0x0;
+        /// Hash over IPv4 addresses and TCP ports.
+        pub const IPV4_TCP: u32 = 0x1;
+        /// Hash over IPv4 addresses.
+        pub const IPV4: u32 = 0x2;
+        /// Hash over IPv6 addresses and TCP ports.
+        pub const IPV6_TCP: u32 = 0x3;
+        /// Hash over IPv6 addresses.
+        pub const IPV6: u32 = 0x5;
+        /// Hash over IPv4 addresses and UDP ports.
+        pub const IPV4_UDP: u32 = 0x7;
+        /// Hash over IPv6 addresses and UDP ports.
+        pub const IPV6_UDP: u32 = 0x8;
+    }
+
+    /// Extended status bits in [`WB_STATUS_ERROR`] (both families).
+    pub mod status {
+        /// Descriptor Done: the device has written this descriptor back.
+        pub const DD: u32 = 1 << 0;
+        /// End Of Packet: last descriptor of a frame.
+        pub const EOP: u32 = 1 << 1;
+        /// 82599: Flow Director filter match.
+        pub const FLM: u32 = 1 << 2;
+        /// VLAN packet (tag stripped into WB_VLAN).
+        pub const VP: u32 = 1 << 3;
+        /// UDP checksum calculated.
+        pub const UDPCS: u32 = 1 << 4;
+        /// L4 (TCP/UDP) integrity checked.
+        pub const L4I: u32 = 1 << 5;
+        /// IPv4 checksum calculated.
+        pub const IPCS: u32 = 1 << 6;
+        /// Passed in-exact filter.
+        pub const PIF: u32 = 1 << 7;
+        /// First VLAN found on a double-VLAN packet.
+        pub const VEXT: u32 = 1 << 9;
+        /// UDP checksum valid.
+        pub const UDPV: u32 = 1 << 10;
+        /// Low latency interrupt.
+        pub const LLINT: u32 = 1 << 11;
+        /// Packet time stamped.
+        pub const TS: u32 = 1 << 16;
+    }
+
+    /// Extended error bits of the 82599 in [`WB_STATUS_ERROR`] (82599 §7.1.6.2).
+    pub mod error_82599 {
+        /// Header Buffer Overflow.
+        pub const HBO: u32 = 1 << 23;
+        /// RX data error: any MAC error (CRC, length, symbol...).
+        pub const RXE: u32 = 1 << 29;
+        /// TCP/UDP checksum error.
+        pub const L4E: u32 = 1 << 30;
+        /// IPv4 header checksum error.
+        pub const IPE: u32 = 1 << 31;
+        /// Errors that make the frame itself bad (not just an offload result).
+        pub const FRAME_ERRORS: u32 = RXE;
+    }
+
+    /// Extended error bits of the 82576 / I350 in [`WB_STATUS_ERROR`] (82576 §7.1.5.2).
+    pub mod error_82576 {
+        /// Header Buffer Overflow.
+        pub const HBO: u32 = 1 << 23;
+        /// TCP/UDP checksum error.
+        pub const L4E: u32 = 1 << 29;
+        /// IPv4 header checksum error.
+        pub const IPE: u32 = 1 << 30;
+        /// RX data error (CRC, symbol, sequence or carrier extension error).
+        pub const RXE: u32 = 1 << 31;
+        /// Errors that make the frame itself bad (not just an offload result).
+        pub const FRAME_ERRORS: u32 = RXE;
+    }
+}
+
+/// Advanced transmit descriptors (82576 §7.2.2.3, 82599 §7.2.3.2.3-§7.2.3.2.4).
+pub mod tx {
+    use super::Field;
+
+    // ---- Data descriptor, read format ----
+    /// Data buffer address (64 bits).
+    pub const ADDR: usize = 0;
+    /// Dword 2: DTALEN, DTYP, DCMD.
+    pub const CMD_TYPE_LEN: usize = 8;
+    /// Dword 3: STA, IDX, CC, POPTS, PAYLEN.
+    pub const OLINFO_STATUS: usize = 12;
+    /// Write-back format: the status dword (DD in bit 0) overlays OLINFO_STATUS;
+    /// bytes 0..12 are reserved in write-back.
+    pub const WB_STATUS: usize = 12;
+
+    /// Fields of [`CMD_TYPE_LEN`] (data and context descriptors share DTYP/DEXT).
+    pub mod cmd_type_len {
+        use super::Field;
+        /// Data length of this descriptor's buffer in bytes.
+        pub const DTALEN: Field = Field::new(0, 16);
+        /// Descriptor type.
+        pub const DTYP: Field = Field::new(20, 4);
+        /// Descriptor command byte.
+        pub const DCMD: Field = Field::new(24, 8);
+        /// DTYP value: advanced data descriptor (0011b).
+        pub const DTYP_DATA: u32 = 0b0011;
+        /// DTYP value: advanced context descriptor (0010b).
+        pub const DTYP_CONTEXT: u32 = 0b0010;
+        /// DCMD.EOP: last descriptor of the packet.
+        pub const EOP: u32 = 1 << 24;
+        /// DCMD.IFCS: insert the Ethernet FCS.
+        pub const IFCS: u32 = 1 << 25;
+        /// DCMD.RS: report status (write DD back when done).
+        pub const RS: u32 = 1 << 27;
+        /// DCMD.DEXT: descriptor extension (1 = advanced format).
+        pub const DEXT: u32 = 1 << 29;
+        /// DCMD.VLE: insert the VLAN tag of the context.
+        pub const VLE: u32 = 1 << 30;
+        /// DCMD.TSE: TCP segmentation.
+        pub const TSE: u32 = 1 << 31;
+    }
+
+    /// Fields of [`OLINFO_STATUS`] (data descriptor).
+    pub mod olinfo {
+        use super::Field;
+        /// STA: status (write-back); DD is bit 0.
+        pub const STA: Field = Field::new(0, 4);
+        /// DD in the write-back status: the descriptor has been processed.
+        pub const DD: u32 = 1 << 0;
+        /// IDX: index of the context descriptor slot to use.
+        pub const IDX: Field = Field::new(4, 3);
+        /// CC: check context (82599; only needed with the TX switch / VFs).
+        pub const CC: u32 = 1 << 7;
+        /// POPTS: packet options.
+        pub const POPTS: Field = Field::new(8, 6);
+        /// POPTS.IXSM: insert the IPv4 header checksum.
+        pub const IXSM: u32 = 1 << 8;
+        /// POPTS.TXSM: insert the TCP/UDP checksum.
+        pub const TXSM: u32 = 1 << 9;
+        /// PAYLEN: total packet length in bytes (all data descriptors of the
+        /// packet; without TSO this is the whole frame). Set on the first
+        /// data descriptor of a packet.
+        pub const PAYLEN: Field = Field::new(14, 18);
+    }
+
+    /// Advanced context descriptor (82576 §7.2.2.3, 82599 §7.2.3.2.3).
+    pub mod ctx {
+        use super::Field;
+        /// Dword 0: VLAN, MACLEN, IPLEN.
+        pub const VLAN_MACIP_LENS: usize = 0;
+        /// Dword 1: 82599 FCoE/IPsec fields; 82576 reserved. Written 0.
+        pub const SEQNUM_SEED: usize = 4;
+        /// Dword 2: TUCMD, DTYP, DEXT.
+        pub const TYPE_TUCMD_MLHL: usize = 8;
+        /// Dword 3: IDX, L4LEN, MSS.
+        pub const MSS_L4LEN_IDX: usize = 12;
+
+        /// IPLEN: IP header length in bytes (9 bits).
+        pub const IPLEN: Field = Field::new(0, 9);
+        /// MACLEN: L2 header length in bytes (7 bits, 14 or 18 typically).
+        pub const MACLEN: Field = Field::new(9, 7);
+        /// VLAN tag to insert when DCMD.VLE is set.
+        pub const VLAN: Field = Field::new(16, 16);
+
+        /// TUCMD: the L3/L4 command field (bits 19:9 of TYPE_TUCMD_MLHL).
+        pub const TUCMD: Field = Field::new(9, 11);
+        /// TUCMD.SNAP: SNAP frame.
+        pub const TUCMD_SNAP: u32 = 1 << 9;
+        /// TUCMD.IPV4: IPv4 (else IPv6).
+        pub const TUCMD_IPV4: u32 = 1 << 10;
+        /// TUCMD.L4T: L4 packet type (bits 12:11).
+        pub const TUCMD_L4T: Field = Field::new(11, 2);
+        /// L4T value: UDP.
+        pub const L4T_UDP: u32 = 0b00;
+        /// L4T value: TCP.
+        pub const L4T_TCP: u32 = 0b01;
+        /// L4T value: SCTP.
+        pub const L4T_SCTP: u32 = 0b10;
+        /// DTYP (bits 23:20): must be [`super::cmd_type_len::DTYP_CONTEXT`].
+        pub const DTYP: Field = Field::new(20, 4);
+        /// DEXT: must be 1.
+        pub const DEXT: u32 = 1 << 29;
+
+        /// IDX: context slot this descriptor loads (same field position as in data descriptors).
+        pub const IDX: Field = Field::new(4, 3);
+        /// L4LEN: L4 header length (TSO only).
+        pub const L4LEN: Field = Field::new(8, 8);
+        /// MSS: maximum segment size (TSO only).
+        pub const MSS: Field = Field::new(16, 16);
+    }
+}
+
+/// Largest MACLEN a context descriptor can carry (7 bits).
+pub const MAX_MACLEN: usize = 127;
+/// Largest IPLEN a context descriptor can carry (9 bits).
+pub const MAX_IPLEN: usize = 511;
+/// Largest PAYLEN (18 bits).
+pub const MAX_PAYLEN: usize = (1 << 18) - 1;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_do_not_overlap_where_the_datasheet_packs_them() {
+        {
+            use tx::cmd_type_len::*;
+            assert_eq!(DTALEN.mask() & DTYP.mask(), 0);
+            assert_eq!(DTYP.mask() & DCMD.mask(), 0);
+            let bits = EOP | IFCS | RS | DEXT;
+            assert_eq!(DCMD.mask() as u32 & bits, bits);
+        }
+        {
+            use tx::olinfo::*;
+            assert_eq!(POPTS.mask() as u32 & (IXSM | TXSM), IXSM | TXSM);
+            assert_eq!(PAYLEN.mask(), 0xffff_c000);
+        }
+        {
+            use tx::ctx::*;
+            assert_eq!(IPLEN.mask() | MACLEN.mask() | VLAN.mask(), 0xffff_ffff);
+            let bits = TUCMD_IPV4 | TUCMD_SNAP;
+            assert_eq!(TUCMD.mask() as u32 & bits, bits);
+            assert_eq!(TUCMD_L4T.mask(), 0x1800);
+        }
+        assert_eq!(RING_MULTIPLE, 8);
+    }
+}

@@ -1,0 +1,685 @@
+//! The 82599 register map (82599 datasheet §8.2.3): offsets, per-queue
+//! register formulas and fields that the ixgbe driver and the ixgbe device
+//! model use. Names follow the datasheet.
+//!
+//! Where the 82599 keeps an 82598-compatible alias of a register (RAL/RAH of
+//! entries 0..15 at 0x5400, MRQC at 0x5818, RETA at 0x5C00, RSSRK at
+//! 0x5C80, SRRCTL/DCA_RXCTRL of queues 0..15 at 0x2100/0x2200), the driver
+//! uses the address below; the `*_ALIAS` constants name the alias so a model
+//! can decode both.
+
+use super::Field;
+
+/// PCI vendor ID of Intel.
+pub const VENDOR_INTEL: u16 = 0x8086;
+/// 82599 SFP+ (the common 82599ES / X520 part).
+pub const DEV_82599_SFP: u16 = 0x10fb;
+/// 82599 KX4 backplane.
+pub const DEV_82599_KX4: u16 = 0x10f7;
+/// 82599 KX4 mezzanine.
+pub const DEV_82599_KX4_MEZZ: u16 = 0x1514;
+/// 82599 KR backplane.
+pub const DEV_82599_KR: u16 = 0x1517;
+/// 82599 combo backplane.
+pub const DEV_82599_COMBO_BACKPLANE: u16 = 0x10f8;
+/// 82599 CX4.
+pub const DEV_82599_CX4: u16 = 0x10f9;
+/// 82599 XAUI LOM.
+pub const DEV_82599_XAUI_LOM: u16 = 0x10fc;
+/// 82599 T3 LOM.
+pub const DEV_82599_T3_LOM: u16 = 0x151c;
+/// 82599 SFP+ with FCoE.
+pub const DEV_82599_SFP_FCOE: u16 = 0x1529;
+/// 82599 backplane with FCoE.
+pub const DEV_82599_BACKPLANE_FCOE: u16 = 0x152a;
+/// 82599 SFP+ (embedded).
+pub const DEV_82599_SFP_EM: u16 = 0x1507;
+/// 82599 SFP+ SF2.
+pub const DEV_82599_SFP_SF2: u16 = 0x154d;
+/// 82599EN SFP+.
+pub const DEV_82599EN_SFP: u16 = 0x1557;
+/// 82599 LS.
+pub const DEV_82599_LS: u16 = 0x154f;
+/// 82599 SFP+ SF QP.
+pub const DEV_82599_SFP_SF_QP: u16 = 0x154a;
+/// 82599 QSFP+ SF QP.
+pub const DEV_82599_QSFP_SF_QP: u16 = 0x1558;
+/// Every 82599 device ID the driver accepts (physical functions only).
+pub const DEV_IDS_82599: &[u16] = &[
+    DEV_82599_SFP,
+    DEV_82599_KX4,
+    DEV_82599_KX4_MEZZ,
+    DEV_82599_KR,
+    DEV_82599_COMBO_BACKPLANE,
+    DEV_82599_CX4,
+    DEV_82599_XAUI_LOM,
+    DEV_82599_T3_LOM,
+    DEV_82599_SFP_FCOE,
+    DEV_82599_BACKPLANE_FCOE,
+    DEV_82599_SFP_EM,
+    DEV_82599_SFP_SF2,
+    DEV_82599EN_SFP,
+    DEV_82599_LS,
+    DEV_82599_SFP_SF_QP,
+    DEV_82599_QSFP_SF_QP,
+];
+/// The SFP+ parts: 10 GbE serial links (SFI) without auto-negotiation.
+pub const DEV_IDS_82599_SFP: &[u16] = &[
+    DEV_82599_SFP,
+    DEV_82599_SFP_FCOE,
+    DEV_82599_SFP_EM,
+    DEV_82599_SFP_SF2,
+    DEV_82599EN_SFP,
+    DEV_82599_LS,
+    DEV_82599_SFP_SF_QP,
+    DEV_82599_QSFP_SF_QP,
+];
+
+/// RX and TX queues of the 82599.
+pub const QUEUES: u16 = 128;
+/// Queues RSS can spread over (4-bit RETA entries).
+pub const MAX_RSS_QUEUES: u16 = 16;
+/// Receive address (RAL/RAH) pairs.
+pub const RAR_ENTRIES: usize = 128;
+/// Size of BAR0 with BARCTRL.CSR_Size = 1 (512 KiB; 128 KiB when 0). Every
+/// register the driver uses lies below 0x20000.
+pub const BAR0_SIZE: usize = 512 * 1024;
+/// Largest data length of one TX data descriptor the driver uses (16 KiB).
+pub const MAX_TX_SEGMENT: usize = 16 * 1024;
+/// The 82599 takes at most 40 data descriptors per packet (82599 datasheet
+/// §7.2, transmit functionality); longer chains must be refused.
+pub const MAX_TX_DESC_PER_PACKET: usize = 40;
+/// Largest frame (without FCS) the driver configures with HLREG0.JUMBOEN / MAXFRS.
+pub const MAX_FRAME_JUMBO: usize = 9728;
+
+// ---- General (§8.2.3.1) ----
+/// Device Control.
+pub const CTRL: usize = 0x00000;
+/// Device Status.
+pub const STATUS: usize = 0x00008;
+/// Extended Device Control.
+pub const CTRL_EXT: usize = 0x00018;
+/// EEPROM/Flash Control.
+pub const EEC: usize = 0x10010;
+/// EEPROM Read.
+pub const EERD: usize = 0x10014;
+
+// ---- Interrupts (§8.2.3.5) ----
+/// Extended Interrupt Cause Read.
+pub const EICR: usize = 0x00800;
+/// Extended Interrupt Cause Set.
+pub const EICS: usize = 0x00808;
+/// Extended Interrupt Auto Clear.
+pub const EIAC: usize = 0x00810;
+/// Extended Interrupt Mask Set/Read.
+pub const EIMS: usize = 0x00880;
+/// Extended Interrupt Mask Clear.
+pub const EIMC: usize = 0x00888;
+/// Extended Interrupt Auto Mask.
+pub const EIAM: usize = 0x00890;
+/// General Purpose Interrupt Enable.
+pub const GPIE: usize = 0x00898;
+/// EIMC value masking every cause: bits 30:0 (bit 31 is reserved and written 0).
+pub const EIMC_ALL: u32 = 0x7fff_ffff;
+
+/// Extended Interrupt Mask Clear for queue vectors, `n` = 0..1 (all 32 bits defined).
+pub const fn eimc_ex(n: usize) -> usize {
+    0x00ab0 + n * 4
+}
+
+// ---- Receive (§8.2.3.7, §8.2.3.8) ----
+/// Receive Control (RXEN).
+pub const RXCTRL: usize = 0x03000;
+/// Receive DMA Control.
+pub const RDRXCTL: usize = 0x02f00;
+/// Receive Checksum Control.
+pub const RXCSUM: usize = 0x05000;
+/// Receive Filter Control (RSC, NFS...).
+pub const RFCTL: usize = 0x05008;
+/// Filter Control: promiscuous and broadcast accept. Change only while RXCTRL.RXEN = 0.
+pub const FCTRL: usize = 0x05080;
+/// VLAN Control.
+pub const VLNCTRL: usize = 0x05088;
+/// Multicast Control.
+pub const MCSTCTRL: usize = 0x05090;
+/// Multicast Table Array, 128 registers.
+pub const MTA: usize = 0x05200;
+/// Multiple Receive Queues Command.
+pub const MRQC: usize = 0x0ec80;
+/// 82598-compatible alias of MRQC.
+pub const MRQC_ALIAS: usize = 0x05818;
+/// MAC Core Control 0.
+pub const HLREG0: usize = 0x04240;
+/// Max Frame Size (MFS in bits 31:16).
+pub const MAXFRS: usize = 0x04268;
+/// Auto-Negotiation Control.
+pub const AUTOC: usize = 0x042a0;
+/// Link Status.
+pub const LINKS: usize = 0x042a4;
+/// Auto-Negotiation Control 2.
+pub const AUTOC2: usize = 0x042a8;
+/// Security RX Control.
+pub const SECRXCTRL: usize = 0x08d00;
+/// Security RX Status.
+pub const SECRXSTAT: usize = 0x08d04;
+
+/// Receive Address Low of entry `n` (0..127).
+pub const fn ral(n: usize) -> usize {
+    0x0a200 + n * 8
+}
+/// Receive Address High of entry `n` (AV in bit 31).
+pub const fn rah(n: usize) -> usize {
+    0x0a204 + n * 8
+}
+/// 82598-compatible alias of RAL `n` for n = 0..15.
+pub const fn ral_alias(n: usize) -> usize {
+    0x05400 + n * 8
+}
+/// RSS redirection table register `n` (0..31), four 8-bit entries each.
+pub const fn reta(n: usize) -> usize {
+    0x0eb00 + n * 4
+}
+/// 82598-compatible alias of RETA `n`.
+pub const fn reta_alias(n: usize) -> usize {
+    0x05c00 + n * 4
+}
+/// RSS random key register `n` (0..9).
+pub const fn rssrk(n: usize) -> usize {
+    0x0eb80 + n * 4
+}
+/// 82598-compatible alias of RSSRK `n`.
+pub const fn rssrk_alias(n: usize) -> usize {
+    0x05c80 + n * 4
+}
+/// Packet Split Receive Type of pool `n` (0..63).
+pub const fn psrtype(n: usize) -> usize {
+    0x0ea00 + n * 4
+}
+/// Receive Packet Buffer Size of packet buffer `n` (0..7).
+pub const fn rxpbsize(n: usize) -> usize {
+    0x03c00 + n * 4
+}
+
+/// Per-RX-queue register at `off` in the queue's 0x40-byte block.
+const fn rxq(q: u16, off: usize) -> usize {
+    let q = q as usize;
+    if q < 64 {
+        0x01000 + q * 0x40 + off
+    } else {
+        0x0d000 + (q - 64) * 0x40 + off
+    }
+}
+
+/// RX Descriptor Base Address Low of queue `q` (128-byte aligned).
+pub const fn rdbal(q: u16) -> usize {
+    rxq(q, 0x00)
+}
+/// RX Descriptor Base Address High.
+pub const fn rdbah(q: u16) -> usize {
+    rxq(q, 0x04)
+}
+/// RX Descriptor Length in bytes (multiple of 128).
+pub const fn rdlen(q: u16) -> usize {
+    rxq(q, 0x08)
+}
+/// RX Descriptor Head.
+pub const fn rdh(q: u16) -> usize {
+    rxq(q, 0x10)
+}
+/// RX Descriptor Tail.
+pub const fn rdt(q: u16) -> usize {
+    rxq(q, 0x18)
+}
+/// Receive Descriptor Control.
+pub const fn rxdctl(q: u16) -> usize {
+    rxq(q, 0x28)
+}
+/// Split and Replication Receive Control of queue `q`.
+pub const fn srrctl(q: u16) -> usize {
+    if q <= 15 {
+        0x02100 + q as usize * 4
+    } else {
+        rxq(q, 0x14)
+    }
+}
+/// The other address of SRRCTL for queues 0..15 (inside the queue block).
+pub const fn srrctl_alias(q: u16) -> usize {
+    rxq(q, 0x14)
+}
+/// RX DCA Control of queue `q`.
+pub const fn dca_rxctrl(q: u16) -> usize {
+    if q <= 15 {
+        0x02200 + q as usize * 4
+    } else {
+        rxq(q, 0x0c)
+    }
+}
+/// The other address of DCA_RXCTRL for queues 0..15 (inside the queue block).
+pub const fn dca_rxctrl_alias(q: u16) -> usize {
+    rxq(q, 0x0c)
+}
+/// Queue Packets Received Count of statistics counter `n` (0..15), clear on read.
+pub const fn qprc(n: usize) -> usize {
+    0x01030 + n * 0x40
+}
+/// Queue Packets Received Drop Count of statistics counter `n` (0..15), clear on read.
+pub const fn qprdc(n: usize) -> usize {
+    0x01430 + n * 0x40
+}
+
+// ---- Transmit (§8.2.3.9) ----
+/// DMA TX Control (TE: global transmit enable).
+pub const DMATXCTL: usize = 0x04a80;
+/// DMA TX Max Allowed Size Requests.
+pub const DTXMXSZRQ: usize = 0x08100;
+/// Multiple Transmit Queues Command.
+pub const MTQC: usize = 0x08120;
+/// DCB Transmit Descriptor Plane Control and Status.
+pub const RTTDCS: usize = 0x04900;
+
+/// Transmit Packet Buffer Size of packet buffer `n` (0..7).
+pub const fn txpbsize(n: usize) -> usize {
+    0x0cc00 + n * 4
+}
+/// Tx Packet Buffer Threshold `n` (0..7).
+pub const fn txpbthresh(n: usize) -> usize {
+    0x04950 + n * 4
+}
+
+/// TX Descriptor Base Address Low of queue `q` (0..127).
+pub const fn tdbal(q: u16) -> usize {
+    0x06000 + q as usize * 0x40
+}
+/// TX Descriptor Base Address High.
+pub const fn tdbah(q: u16) -> usize {
+    0x06004 + q as usize * 0x40
+}
+/// TX Descriptor Length in bytes.
+pub const fn tdlen(q: u16) -> usize {
+    0x06008 + q as usize * 0x40
+}
+/// TX DCA Control.
+pub const fn dca_txctrl(q: u16) -> usize {
+    0x0600c + q as usize * 0x40
+}
+/// TX Descriptor Head.
+pub const fn tdh(q: u16) -> usize {
+    0x06010 + q as usize * 0x40
+}
+/// TX Descriptor Tail.
+pub const fn tdt(q: u16) -> usize {
+    0x06018 + q as usize * 0x40
+}
+/// Transmit Descriptor Control.
+pub const fn txdctl(q: u16) -> usize {
+    0x06028 + q as usize * 0x40
+}
+
+// ---- Statistics (§8.2.3.23), all clear on read ----
+/// CRC Error Count.
+pub const CRCERRS: usize = 0x04000;
+/// Illegal Byte Error Count.
+pub const ILLERRC: usize = 0x04004;
+/// Error Byte Count.
+pub const ERRBC: usize = 0x04008;
+/// Good Packets Received Count.
+pub const GPRC: usize = 0x04074;
+/// Broadcast Packets Received Count.
+pub const BPRC: usize = 0x04078;
+/// Multicast Packets Received Count.
+pub const MPRC: usize = 0x0407c;
+/// Good Packets Transmitted Count.
+pub const GPTC: usize = 0x04080;
+/// Good Octets Received Count, low 32 bits (read before GORCH).
+pub const GORCL: usize = 0x04088;
+/// Good Octets Received Count, high bits 35:32.
+pub const GORCH: usize = 0x0408c;
+/// Good Octets Transmitted Count, low 32 bits (read before GOTCH).
+pub const GOTCL: usize = 0x04090;
+/// Good Octets Transmitted Count, high bits 35:32.
+pub const GOTCH: usize = 0x04094;
+/// Total Packets Received.
+pub const TPR: usize = 0x040d0;
+/// Total Packets Transmitted.
+pub const TPT: usize = 0x040d4;
+/// Receive Oversize Count: frames longer than the configured maximum (dropped).
+pub const ROC: usize = 0x040ac;
+
+/// Receive Queue Statistic Mapping register `n` (0..31): byte `i` (bits 3:0)
+/// names the statistics counter (QPRC/QPRDC index) of queue `4n + i`.
+pub const fn rqsmr(n: usize) -> usize {
+    0x02300 + n * 4
+}
+/// Queues mapped by one RQSMR register.
+pub const RQSMR_QUEUES_PER_REG: usize = 4;
+/// Bits of an RQSMR byte that name the counter.
+pub const RQSMR_COUNTER_MASK: u8 = 0x0f;
+/// Number of QPRC / QPRDC statistics counters.
+pub const QUEUE_STAT_COUNTERS: usize = 16;
+
+/// Missed Packets Count of packet buffer `n` (0..7): frames dropped because
+/// the packet buffer was full.
+pub const fn mpc(n: usize) -> usize {
+    0x03fa0 + n * 4
+}
+/// Receive No Buffers Count of packet buffer `n` (0..7): frames that found
+/// no free RX descriptor (counted even when DROP_EN dropped them).
+pub const fn rnbc(n: usize) -> usize {
+    0x03fc0 + n * 4
+}
+/// Number of MPC / RNBC registers (one per packet buffer).
+pub const PACKET_BUFFERS: usize = 8;
+
+/// CTRL fields (§8.2.3.1.1).
+pub mod ctrl {
+    /// PCIe master disable.
+    pub const GIO_DIS: u32 = 1 << 2;
+    /// Link reset (self-clearing).
+    pub const LRST: u32 = 1 << 3;
+    /// Device reset (self-clearing).
+    pub const RST: u32 = 1 << 26;
+    /// What the init sequence writes for a global reset: device and link reset (§4.6.3.2).
+    pub const RST_MASK: u32 = LRST | RST;
+}
+
+/// STATUS fields (§8.2.3.1.2).
+pub mod status {
+    use super::Field;
+    /// LAN ID (PCI function).
+    pub const LAN_ID: Field = Field::new(2, 2);
+    /// Link up (use LINKS for speed).
+    pub const LINK_UP: u32 = 1 << 7;
+    /// PCIe master enable status.
+    pub const GIO_MASTER_ENABLE: u32 = 1 << 19;
+}
+
+/// CTRL_EXT fields (§8.2.3.1.3).
+pub mod ctrl_ext {
+    /// No-snoop disable: §4.6.7 sets it at the end of receive initialization.
+    pub const NS_DIS: u32 = 1 << 16;
+    /// Driver loaded.
+    pub const DRV_LOAD: u32 = 1 << 28;
+}
+
+/// EEC fields (§8.2.3.2.1).
+pub mod eec {
+    /// EEPROM present.
+    pub const PRES: u32 = 1 << 8;
+    /// EEPROM auto-read done.
+    pub const ARD: u32 = 1 << 9;
+}
+
+/// RXCTRL fields.
+pub mod rxctrl {
+    /// Receive enable.
+    pub const RXEN: u32 = 1 << 0;
+}
+
+/// RDRXCTL fields (§8.2.3.8.8).
+pub mod rdrxctl {
+    use super::Field;
+    /// Strip the Ethernet CRC (must match HLREG0.RXCRCSTRP).
+    pub const CRCSTRIP: u32 = 1 << 1;
+    /// DMA initialization done (read only): wait for it after reset (§4.6.3).
+    pub const DMAIDONE: u32 = 1 << 3;
+    /// RSC first packet size: default 0x8, software sets 0 (§4.6.7).
+    pub const RSCFRSTSIZE: Field = Field::new(17, 5);
+    /// RSC ACK coalescing: default 0, software sets 1 (§4.6.7).
+    pub const RSCACKC: u32 = 1 << 25;
+    /// FCoE write fix: default 0, software sets 1 (§4.6.7).
+    pub const FCOE_WRFIX: u32 = 1 << 26;
+}
+
+/// FCTRL fields (§8.2.3.7.1).
+pub mod fctrl {
+    /// Store bad packets.
+    pub const SBP: u32 = 1 << 1;
+    /// Multicast promiscuous.
+    pub const MPE: u32 = 1 << 8;
+    /// Unicast promiscuous.
+    pub const UPE: u32 = 1 << 9;
+    /// Broadcast accept.
+    pub const BAM: u32 = 1 << 10;
+    /// Pass MAC control frames.
+    pub const PMCF: u32 = 1 << 12;
+    /// Discard pause frames.
+    pub const DPF: u32 = 1 << 13;
+}
+
+/// HLREG0 fields (§8.2.3.22.8).
+pub mod hlreg0 {
+    /// Insert CRC on transmit.
+    pub const TXCRCEN: u32 = 1 << 0;
+    /// Strip CRC on receive.
+    pub const RXCRCSTRP: u32 = 1 << 1;
+    /// Accept jumbo frames up to MAXFRS.MFS.
+    pub const JUMBOEN: u32 = 1 << 2;
+    /// Pad short transmit frames.
+    pub const TXPADEN: u32 = 1 << 10;
+    /// MAC loopback.
+    pub const LPBK: u32 = 1 << 15;
+    /// Receive length error reporting.
+    pub const RXLNGTHERREN: u32 = 1 << 27;
+}
+
+/// MCSTCTRL fields (§8.2.3.7.4).
+pub mod mcstctrl {
+    use super::Field;
+    /// Multicast offset: which 12 destination address bits index the MTA.
+    pub const MO: Field = Field::new(0, 2);
+    /// Multicast filter enable.
+    pub const MFE: u32 = 1 << 2;
+}
+
+/// MAXFRS fields.
+pub mod maxfrs {
+    use super::Field;
+    /// Max frame size in bytes, including FCS (used when HLREG0.JUMBOEN = 1).
+    pub const MFS: Field = Field::new(16, 16);
+}
+
+/// AUTOC fields (§8.2.3.22.19).
+pub mod autoc {
+    use super::Field;
+    /// Force link up.
+    pub const FLU: u32 = 1 << 0;
+    /// 10 GbE parallel PMA/PMD: 00 XAUI, 01 KX4, 10 CX4.
+    pub const PMA_PMD_10G_PARALLEL: Field = Field::new(7, 2);
+    /// 1 GbE PMA/PMD: 0 SFI/BX, 1 KX.
+    pub const PMA_PMD_1G: u32 = 1 << 9;
+    /// Restart auto-negotiation (self-clearing).
+    pub const RESTART_AN: u32 = 1 << 12;
+    /// Link mode select.
+    pub const LMS: Field = Field::new(13, 3);
+    /// LMS value: 1 GbE link, no auto-negotiation.
+    pub const LMS_1G_NO_AN: u64 = 0b000;
+    /// LMS value: 10 GbE parallel link (KX4/XAUI), no auto-negotiation.
+    pub const LMS_10G_PARALLEL_NO_AN: u64 = 0b001;
+    /// LMS value: 1 GbE with clause 37 auto-negotiation.
+    pub const LMS_1G_AN: u64 = 0b010;
+    /// LMS value: 10 GbE serial link (SFI/KR without AN).
+    pub const LMS_10G_SERIAL: u64 = 0b011;
+    /// LMS value: KX4/KX/KR backplane auto-negotiation.
+    pub const LMS_KX4_KX_KR: u64 = 0b100;
+    /// LMS value: SGMII 1G/100M.
+    pub const LMS_SGMII: u64 = 0b101;
+    /// LMS value: KX4/KX/KR with 1 GbE AN.
+    pub const LMS_KX4_KX_KR_1G_AN: u64 = 0b110;
+    /// LMS value: KX4/KX/KR with SGMII.
+    pub const LMS_KX4_KX_KR_SGMII: u64 = 0b111;
+    /// KR supported.
+    pub const KR_SUPP: u32 = 1 << 16;
+}
+
+/// AUTOC2 fields.
+pub mod autoc2 {
+    use super::Field;
+    /// 10 GbE serial PMA/PMD: 00 KR, 10 SFI.
+    pub const PMA_PMD_10G_SERIAL: Field = Field::new(16, 2);
+    /// PMA_PMD_10G_SERIAL value: KR.
+    pub const PMA_PMD_10G_SERIAL_KR: u64 = 0b00;
+    /// PMA_PMD_10G_SERIAL value: SFI.
+    pub const PMA_PMD_10G_SERIAL_SFI: u64 = 0b10;
+}
+
+/// LINKS fields (§8.2.3.22.20).
+pub mod links {
+    use super::Field;
+    /// Link speed: 01 100 Mb/s, 10 1 Gb/s, 11 10 Gb/s.
+    pub const SPEED: Field = Field::new(28, 2);
+    /// SPEED value: 100 Mb/s.
+    pub const SPEED_100M: u64 = 0b01;
+    /// SPEED value: 1 Gb/s.
+    pub const SPEED_1G: u64 = 0b10;
+    /// SPEED value: 10 Gb/s.
+    pub const SPEED_10G: u64 = 0b11;
+    /// Link up.
+    pub const LINK_UP: u32 = 1 << 30;
+}
+
+/// SRRCTL fields (§8.2.3.8.7).
+pub mod srrctl {
+    use super::Field;
+    /// Packet buffer size in 1 KiB units (1..16).
+    pub const BSIZEPACKET: Field = Field::new(0, 5);
+    /// Unit of BSIZEPACKET in bytes.
+    pub const BSIZEPACKET_UNIT: usize = 1024;
+    /// Header buffer size in 64-byte units.
+    pub const BSIZEHEADER: Field = Field::new(8, 6);
+    /// Descriptor minimum threshold.
+    pub const RDMTS: Field = Field::new(22, 3);
+    /// Descriptor type.
+    pub const DESCTYPE: Field = Field::new(25, 3);
+    /// DESCTYPE value: legacy.
+    pub const DESCTYPE_LEGACY: u64 = 0b000;
+    /// DESCTYPE value: advanced descriptor, one buffer.
+    pub const DESCTYPE_ADV_ONE_BUFFER: u64 = 0b001;
+    /// Drop enable: drop frames that find no descriptor (bit 28 here, bit 31 on the 82576).
+    pub const DROP_EN: u32 = 1 << 28;
+}
+
+/// DCA_RXCTRL fields (§8.2.3.11.1).
+pub mod dca_rxctrl {
+    /// Bit 12 is reserved with a reset value of 1 and must be cleared by
+    /// software (last step of §4.6.7).
+    pub const RESERVED_CLEAR: u32 = 1 << 12;
+}
+
+/// RXDCTL fields (§8.2.3.8.6).
+pub mod rxdctl {
+    /// Queue enable; reads back 1 once the queue is running.
+    pub const ENABLE: u32 = 1 << 25;
+    /// VLAN tag strip.
+    pub const VME: u32 = 1 << 30;
+}
+
+/// TXDCTL fields (§8.2.3.9.10).
+pub mod txdctl {
+    use super::Field;
+    /// Prefetch threshold.
+    pub const PTHRESH: Field = Field::new(0, 7);
+    /// Host threshold.
+    pub const HTHRESH: Field = Field::new(8, 7);
+    /// Write-back threshold (0: write back each RS descriptor at once).
+    pub const WTHRESH: Field = Field::new(16, 7);
+    /// Queue enable; reads back 1 once the queue is running.
+    pub const ENABLE: u32 = 1 << 25;
+    /// Software flush.
+    pub const SWFLSH: u32 = 1 << 26;
+}
+
+/// DMATXCTL fields.
+pub mod dmatxctl {
+    /// Transmit enable (global).
+    pub const TE: u32 = 1 << 0;
+}
+
+/// DTXMXSZRQ fields.
+pub mod dtxmxszrq {
+    use super::Field;
+    /// Max bytes of outstanding TX DMA requests; bits 31:12 are reserved.
+    pub const MAX_BYTES_NUM_REQ: Field = Field::new(0, 12);
+}
+
+/// RTTDCS fields.
+pub mod rttdcs {
+    /// Arbiter disable: set while configuring TX queues (§4.6.8).
+    pub const ARBDIS: u32 = 1 << 6;
+}
+
+/// SECRXCTRL / SECRXSTAT fields.
+pub mod secrx {
+    /// SECRXCTRL: disable the RX security block (drain it before RX changes).
+    pub const RX_DIS: u32 = 1 << 1;
+    /// SECRXSTAT: security RX path is empty.
+    pub const SECRX_RDY: u32 = 1 << 0;
+}
+
+/// RXCSUM fields.
+pub mod rxcsum {
+    /// IP payload checksum enable.
+    pub const IPPCSE: u32 = 1 << 12;
+    /// Packet checksum disable: the write-back carries the RSS hash. Must be 1 for RSS.
+    pub const PCSD: u32 = 1 << 13;
+}
+
+/// MRQC fields (§8.2.3.7.12).
+pub mod mrqc {
+    use super::Field;
+    /// Multiple Receive Queues Enable.
+    pub const MRQE: Field = Field::new(0, 4);
+    /// MRQE value: no RSS, no DCB, no virtualization.
+    pub const MRQE_NONE: u64 = 0b0000;
+    /// MRQE value: RSS only.
+    pub const MRQE_RSS: u64 = 0b0001;
+    /// Hash TCP over IPv4.
+    pub const RSS_FIELD_IPV4_TCP: u32 = 1 << 16;
+    /// Hash IPv4 addresses.
+    pub const RSS_FIELD_IPV4: u32 = 1 << 17;
+    /// Hash IPv6 addresses.
+    pub const RSS_FIELD_IPV6: u32 = 1 << 20;
+    /// Hash TCP over IPv6.
+    pub const RSS_FIELD_IPV6_TCP: u32 = 1 << 21;
+    /// Hash UDP over IPv4.
+    pub const RSS_FIELD_IPV4_UDP: u32 = 1 << 22;
+    /// Hash UDP over IPv6.
+    pub const RSS_FIELD_IPV6_UDP: u32 = 1 << 23;
+}
+
+/// RAH fields.
+pub mod rah {
+    use super::Field;
+    /// MAC bytes 4 and 5.
+    pub const RAH: Field = Field::new(0, 16);
+    /// Address valid.
+    pub const AV: u32 = 1 << 31;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_queue_formulas_match_the_datasheet_blocks() {
+        assert_eq!(rdbal(0), 0x1000);
+        assert_eq!(rdt(1), 0x1058);
+        assert_eq!(rxdctl(63), 0x1fe8);
+        assert_eq!(rdbal(64), 0xd000);
+        assert_eq!(srrctl(0), 0x2100);
+        assert_eq!(srrctl(15), 0x213c);
+        assert_eq!(srrctl(16), 0x1414);
+        assert_eq!(srrctl_alias(0), 0x1014);
+        assert_eq!(dca_rxctrl(2), 0x2208);
+        assert_eq!(dca_rxctrl(16), 0x140c);
+        assert_eq!(tdbal(0), 0x6000);
+        assert_eq!(tdt(3), 0x60d8);
+        assert_eq!(txdctl(127), 0x7fe8);
+        assert_eq!(ral(0), 0xa200);
+        assert_eq!(rah(1), 0xa20c);
+        assert_eq!(mpc(7), 0x3fbc);
+        assert_eq!(rnbc(0), 0x3fc0);
+        assert_eq!(reta(0), 0xeb00);
+        assert_eq!(rssrk(0), 0xeb80);
+        assert_eq!(ctrl::RST_MASK, 0x0400_0008);
+    }
+}

@@ -1,0 +1,1030 @@
+//! Unit tests of the NIC driver against a scripted register file and a
+//! scripted device side: the test plays the device, reading the descriptors
+//! the driver posted and writing back through the emulated IOMMU.
+
+use super::spec::adv_desc::{rx as rxd, tx as txd};
+use super::spec::{igb as g, ixgbe as x};
+use super::*;
+use dma::{EmuIommu, Mapper, RegionOptions};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+const MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x20, 0x30];
+
+/// A register file with just enough behaviour for the init sequences:
+/// self-clearing reset, auto-read and DMA-init done, link up, a MAC in
+/// receive address 0, MDIC always ready. Every write is logged in order.
+struct FakeDevice {
+    chip: Chip,
+    regs: Mutex<HashMap<usize, u32>>,
+    writes: Mutex<Vec<(usize, u32)>>,
+    stuck_reset: bool,
+    no_eeprom: bool,
+    no_dma_init: bool,
+}
+
+#[derive(Clone)]
+struct FakeRegs(Arc<FakeDevice>);
+
+impl FakeDevice {
+    fn new(chip: Chip) -> Arc<FakeDevice> {
+        Self::with(chip, false, false, false)
+    }
+
+    fn with(chip: Chip, stuck_reset: bool, no_eeprom: bool, no_dma_init: bool) -> Arc<FakeDevice> {
+        let mut regs = HashMap::new();
+        let lo = u32::from_le_bytes([MAC[0], MAC[1], MAC[2], MAC[3]]);
+        let hi = u16::from_le_bytes([MAC[4], MAC[5]]) as u32 | (1 << 31);
+        if chip.is_igb() {
+            regs.insert(g::ral(0), lo);
+            regs.insert(g::rah(0), hi);
+        } else {
+            regs.insert(x::ral(0), lo);
+            regs.insert(x::rah(0), hi);
+            // Reset values with reserved bits set, to see that they survive.
+            regs.insert(x::DTXMXSZRQ, 0x0001_0010);
+            regs.insert(x::dca_rxctrl(0), 0x0000_1200);
+            regs.insert(x::dca_rxctrl(1), 0x0000_1200);
+            regs.insert(x::RDRXCTL, 0x0010_0880);
+            regs.insert(x::srrctl(0), 0x0000_0402);
+        }
+        Arc::new(FakeDevice {
+            chip,
+            regs: Mutex::new(regs),
+            writes: Mutex::new(Vec::new()),
+            stuck_reset,
+            no_eeprom,
+            no_dma_init,
+        })
+    }
+
+    fn get(&self, off: usize) -> u32 {
+        *self.regs.lock().unwrap().get(&off).unwrap_or(&0)
+    }
+
+    fn writes(&self) -> Vec<(usize, u32)> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    /// Position of the first write to `off` for which `pred` holds.
+    fn first_write(&self, off: usize, pred: impl Fn(u32) -> bool) -> Option<usize> {
+        self.writes().iter().position(|&(o, v)| o == off && pred(v))
+    }
+
+    fn writes_to(&self, off: usize) -> Vec<u32> {
+        self.writes()
+            .iter()
+            .filter(|(o, _)| *o == off)
+            .map(|(_, v)| *v)
+            .collect()
+    }
+}
+
+impl RegisterAccess for FakeRegs {
+    fn read32(&self, off: usize) -> u32 {
+        let d = &self.0;
+        let v = d.get(off);
+        if d.chip.is_igb() {
+            match off {
+                g::EECD if !d.no_eeprom => v | g::eecd::AUTO_RD,
+                g::STATUS => g::status::LU | (0b10 << 6),
+                g::MDIC => v | g::mdic::READY,
+                _ => v,
+            }
+        } else {
+            match off {
+                x::EEC if !d.no_eeprom => v | x::eec::ARD,
+                x::RDRXCTL if !d.no_dma_init => v | x::rdrxctl::DMAIDONE,
+                x::LINKS => x::links::LINK_UP | (0b11 << 28),
+                x::SECRXSTAT => x::secrx::SECRX_RDY,
+                _ => v,
+            }
+        }
+    }
+
+    fn write32(&self, off: usize, mut v: u32) {
+        let d = &self.0;
+        d.writes.lock().unwrap().push((off, v));
+        let ctrl = if d.chip.is_igb() { g::CTRL } else { x::CTRL };
+        let rst = if d.chip.is_igb() {
+            g::ctrl::RST
+        } else {
+            x::ctrl::RST_MASK
+        };
+        if off == ctrl && !d.stuck_reset {
+            v &= !rst;
+        }
+        d.regs.lock().unwrap().insert(off, v);
+    }
+
+    fn read64(&self, off: usize) -> u64 {
+        self.read32(off) as u64 | (self.read32(off + 4) as u64) << 32
+    }
+
+    fn write64(&self, off: usize, v: u64) {
+        self.write32(off, v as u32);
+        self.write32(off + 4, (v >> 32) as u32);
+    }
+}
+
+fn opts(rx_ring: u16, tx_ring: u16) -> NicOptions {
+    NicOptions {
+        rx_ring,
+        tx_ring,
+        pool_bufs: 64,
+        region: RegionOptions::EMULATED,
+        link_timeout: Duration::ZERO,
+        ..NicOptions::default()
+    }
+}
+
+struct Rig {
+    dev: Arc<FakeDevice>,
+    iommu: Arc<EmuIommu>,
+    nic: Nic<FakeRegs>,
+}
+
+fn rig_with(chip: Chip, o: NicOptions) -> Rig {
+    let dev = FakeDevice::new(chip);
+    let iommu = Arc::new(EmuIommu::new());
+    let mapper: Arc<dyn Mapper> = iommu.clone();
+    let nic = Nic::init(FakeRegs(dev.clone()), mapper, chip, o).unwrap();
+    Rig { dev, iommu, nic }
+}
+
+fn rig(chip: Chip, rx_ring: u16, tx_ring: u16) -> Rig {
+    rig_with(chip, opts(rx_ring, tx_ring))
+}
+
+impl Rig {
+    fn ring_regs(&self, q: u16, rx: bool) -> RingRegs {
+        match (self.nic.chip.is_igb(), rx) {
+            (true, true) => igb::rx_ring_regs(q),
+            (true, false) => igb::tx_ring_regs(q),
+            (false, true) => ixgbe::rx_ring_regs(q),
+            (false, false) => ixgbe::tx_ring_regs(q),
+        }
+    }
+
+    fn ring_iova(&self, q: u16, rx: bool) -> u64 {
+        let rr = self.ring_regs(q, rx);
+        self.dev.get(rr.bal) as u64 | (self.dev.get(rr.bah) as u64) << 32
+    }
+
+    fn desc(&self, q: u16, rx: bool, i: usize) -> [u8; 16] {
+        let mut d = [0u8; 16];
+        self.iommu
+            .read(self.ring_iova(q, rx) + i as u64 * 16, &mut d)
+            .unwrap();
+        d
+    }
+
+    fn tail(&self, q: u16, rx: bool) -> u32 {
+        self.dev.get(self.ring_regs(q, rx).tail)
+    }
+
+    /// Play the device: put `frame` in the buffer of RX descriptor `i` and
+    /// write the descriptor back with `staterr`, `len` and `rss`.
+    fn rx_complete(&self, q: u16, i: usize, frame: &[u8], staterr: u32, len: u16, rss: u32) {
+        let d = self.desc(q, true, i);
+        let addr = u64::from_le_bytes(d[0..8].try_into().unwrap());
+        self.iommu.write(addr, frame).unwrap();
+        let mut wb = [0u8; 16];
+        wb[4..8].copy_from_slice(&rss.to_le_bytes());
+        wb[8..12].copy_from_slice(&staterr.to_le_bytes());
+        wb[12..14].copy_from_slice(&len.to_le_bytes());
+        self.iommu
+            .write(self.ring_iova(q, true) + i as u64 * 16, &wb)
+            .unwrap();
+    }
+
+    /// Play the device: write DD back into TX descriptor `i`.
+    fn tx_done(&self, q: u16, i: usize) {
+        let iova = self.ring_iova(q, false) + i as u64 * 16 + 12;
+        self.iommu
+            .write(iova, &txd::olinfo::DD.to_le_bytes())
+            .unwrap();
+    }
+}
+
+const DD_EOP: u32 = rxd::status::DD | rxd::status::EOP;
+
+// ---------------------------------------------------------------- options
+
+#[test]
+fn options_are_checked_against_the_chip() {
+    let bad = [
+        NicOptions {
+            rx_queues: 0,
+            ..opts(8, 8)
+        },
+        NicOptions {
+            tx_queues: 9,
+            ..opts(8, 8)
+        },
+        NicOptions {
+            rx_ring: 100,
+            ..opts(8, 8)
+        },
+        NicOptions {
+            buf_size: 1500,
+            ..opts(8, 8)
+        },
+        NicOptions {
+            pool_bufs: 4,
+            ..opts(8, 8)
+        },
+    ];
+    for o in bad {
+        assert!(
+            matches!(
+                check_options(Chip::I350, &o),
+                Err(NicError::InvalidOptions(_))
+            ),
+            "{o:?}"
+        );
+    }
+    // 16 queues exist on the 82576, but RSS spreads over 8.
+    let o = NicOptions {
+        rx_queues: 16,
+        ..opts(8, 8)
+    };
+    assert!(check_options(Chip::I82576, &o).is_err());
+    let (rx, tx, buf, max) = check_options(Chip::X82599, &opts(8, 16)).unwrap();
+    assert_eq!((rx, tx, buf, max), (8, 16, 2048, 2048));
+    // The 82599 buffer size field stops at 16 KiB, the jumbo limit at 9728.
+    let o = NicOptions {
+        buf_size: 32768,
+        ..opts(8, 8)
+    };
+    assert_eq!(check_options(Chip::X82599, &o).unwrap().2, 16384);
+    assert_eq!(check_options(Chip::X82599, &o).unwrap().3, 9728);
+}
+
+#[test]
+fn ports_and_queues_can_move_between_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Nic<crate::emu::EmuBar<crate::models::nic::NicModel>>>();
+    send::<RxQueue<crate::emu::EmuBar<crate::models::nic::NicModel>>>();
+    send::<TxQueue<crate::emu::EmuBar<crate::models::nic::NicModel>>>();
+    send_sync::<Nic<crate::vfio::VfioBar>>();
+}
+
+#[test]
+fn chips_from_pci_ids() {
+    assert_eq!(Chip::from_pci_ids(0x8086, 0x10c9), Some(Chip::I82576));
+    assert_eq!(Chip::from_pci_ids(0x8086, 0x1521), Some(Chip::I350));
+    assert_eq!(Chip::from_pci_ids(0x8086, 0x10fb), Some(Chip::X82599));
+    assert_eq!(Chip::from_pci_ids(0x8086, 0x10ed), None, "82599 VF");
+    assert_eq!(Chip::from_pci_ids(0x1af4, 0x10c9), None);
+    for c in [Chip::I82576, Chip::I350, Chip::X82599] {
+        let (v, d) = c.pci_ids();
+        assert_eq!(Chip::from_pci_ids(v, d), Some(c));
+    }
+}
+
+#[test]
+fn rss_tables() {
+    let w = reta_words(4);
+    assert!(w.iter().all(|&v| v == 0x0302_0100));
+    let w = reta_words(3);
+    assert_eq!(w[0], 0x0002_0100);
+    assert_eq!(w[1], 0x0100_0201);
+    assert_eq!(rss_key_words()[0], 0xda56_5a6d);
+    assert_eq!(rss_key_words()[9], 0xfa01_acbe);
+}
+
+// ---------------------------------------------------------------- init
+
+#[test]
+fn igb_init_follows_the_datasheet_order() {
+    let r = rig(Chip::I82576, 8, 8);
+    let d = &r.dev;
+    assert_eq!(r.nic.mac(), MAC);
+    assert_eq!(
+        r.nic.link(),
+        LinkStatus {
+            up: true,
+            speed_mbps: 1000
+        }
+    );
+    let imc = d.first_write(g::IMC, |v| v == u32::MAX).unwrap();
+    let rst = d.first_write(g::CTRL, |v| v & g::ctrl::RST != 0).unwrap();
+    assert!(imc < rst, "interrupts are masked before the reset");
+    let slu = d.first_write(g::CTRL, |v| v & g::ctrl::SLU != 0).unwrap();
+    assert!(slu > rst);
+    assert_eq!(d.get(g::CTRL) & (g::ctrl::FRCSPD | g::ctrl::FRCDPX), 0);
+    // The PHY was asked to restart auto-negotiation.
+    let phy_writes: Vec<u32> = d
+        .writes_to(g::MDIC)
+        .into_iter()
+        .filter(|v| g::mdic::OP.get(*v as u64) == g::mdic::OP_WRITE)
+        .collect();
+    assert_eq!(phy_writes.len(), 1);
+    assert_ne!(phy_writes[0] as u16 & g::phy::CONTROL_RESTART_AN, 0);
+    // SRRCTL: 2 KiB buffers, advanced one-buffer descriptors, drop enable.
+    assert_eq!(d.get(g::srrctl(0)), 2 | (1 << 25) | (1 << 31));
+    // Receive filters are set with RCTL.EN clear; EN comes after the queue
+    // was enabled and its tail written.
+    let rctl = d.writes_to(g::RCTL);
+    let filters = g::rctl::UPE | g::rctl::MPE | g::rctl::BAM | g::rctl::SECRC;
+    assert!(rctl
+        .iter()
+        .any(|v| v & filters == filters && v & g::rctl::EN == 0));
+    let rx_en = d.first_write(g::RCTL, |v| v & g::rctl::EN != 0).unwrap();
+    let q_en = d
+        .first_write(g::rxdctl(0), |v| v & g::rxdctl::ENABLE != 0)
+        .unwrap();
+    let rdt = d.first_write(g::rdt(0), |v| v != 0).unwrap();
+    assert!(q_en < rdt && rdt < rx_en);
+    // All but one descriptor posted.
+    assert_eq!(r.tail(0, true), 7);
+    assert_eq!(d.get(g::rdlen(0)), 8 * 16);
+    // TX: enabled queue, TCTL.EN last, with PSP.
+    let tq = d
+        .first_write(g::txdctl(0), |v| v & g::txdctl::ENABLE != 0)
+        .unwrap();
+    let tx_en = d.first_write(g::TCTL, |v| v & g::tctl::EN != 0).unwrap();
+    assert!(tq < tx_en);
+    assert_ne!(d.get(g::TCTL) & g::tctl::PSP, 0);
+    // No RSS with one queue.
+    assert_eq!(d.get(g::MRQC), 0);
+}
+
+#[test]
+fn ixgbe_init_follows_the_datasheet_and_writes_reserved_bits_right() {
+    let r = rig(Chip::X82599, 8, 8);
+    let d = &r.dev;
+    assert_eq!(r.nic.mac(), MAC);
+    assert_eq!(r.nic.link().speed_mbps, 10_000);
+    // EIMC bit 31 is reserved: never written 1.
+    let eimc = d.writes_to(x::EIMC);
+    assert!(!eimc.is_empty());
+    assert!(eimc.iter().all(|v| *v == 0x7fff_ffff));
+    let rst = d
+        .first_write(x::CTRL, |v| v & x::ctrl::RST_MASK == x::ctrl::RST_MASK)
+        .unwrap();
+    assert!(d.first_write(x::EIMC, |_| true).unwrap() < rst);
+    // RDRXCTL: RSCFRSTSIZE 0, RSCACKC and FCOE_WRFIX 1, CRC strip; the
+    // reserved bits of the reset value survive.
+    let rdrxctl = d.get(x::RDRXCTL);
+    assert_eq!(x::rdrxctl::RSCFRSTSIZE.get(rdrxctl as u64), 0);
+    let want = x::rdrxctl::CRCSTRIP | x::rdrxctl::RSCACKC | x::rdrxctl::FCOE_WRFIX | 0x880;
+    assert_eq!(rdrxctl & want, want);
+    assert_ne!(d.get(x::HLREG0) & x::hlreg0::RXCRCSTRP, 0);
+    // DCA_RXCTRL bit 12 cleared, other bits kept.
+    assert_eq!(d.get(x::dca_rxctrl(0)), 0x200);
+    // DTXMXSZRQ: 0xFFF in bits 11:0, reserved bits untouched.
+    assert_eq!(d.get(x::DTXMXSZRQ), 0x0001_0fff);
+    // SRRCTL: 2 KiB, advanced one buffer, drop enable; BSIZEHEADER kept.
+    assert_eq!(d.get(x::srrctl(0)), 2 | 0x400 | (1 << 25) | (1 << 28));
+    // FCTRL is written only while RXCTRL.RXEN is 0.
+    let mut rxen = false;
+    for (off, v) in d.writes() {
+        if off == x::RXCTRL {
+            rxen = v & x::rxctrl::RXEN != 0;
+        }
+        if off == x::FCTRL {
+            assert!(!rxen, "FCTRL changed while RX is enabled");
+            assert_eq!(v & (x::fctrl::UPE | x::fctrl::MPE | x::fctrl::BAM), 0x700);
+        }
+    }
+    assert!(rxen, "RX enabled at the end");
+    // Queue enable before tail, tail before RXEN.
+    let q_en = d
+        .first_write(x::rxdctl(0), |v| v & x::rxdctl::ENABLE != 0)
+        .unwrap();
+    let rdt = d.first_write(x::rdt(0), |v| v != 0).unwrap();
+    let rx_en = d
+        .first_write(x::RXCTRL, |v| v & x::rxctrl::RXEN != 0)
+        .unwrap();
+    assert!(q_en < rdt && rdt < rx_en);
+    // TX: arbiter disabled during set-up, re-enabled before DMATXCTL.TE,
+    // which comes before the queue enable.
+    let arb_on = d
+        .first_write(x::RTTDCS, |v| v & x::rttdcs::ARBDIS != 0)
+        .unwrap();
+    let arb_off = d
+        .first_write(x::RTTDCS, |v| v & x::rttdcs::ARBDIS == 0)
+        .unwrap();
+    let te = d
+        .first_write(x::DMATXCTL, |v| v & x::dmatxctl::TE != 0)
+        .unwrap();
+    let tq = d
+        .first_write(x::txdctl(0), |v| v & x::txdctl::ENABLE != 0)
+        .unwrap();
+    assert!(arb_on < arb_off && arb_off < te && te < tq);
+    let tdbal = d.first_write(x::tdbal(0), |_| true).unwrap();
+    assert!(arb_on < tdbal && tdbal < arb_off);
+    assert_ne!(
+        d.get(x::HLREG0) & (x::hlreg0::TXCRCEN | x::hlreg0::TXPADEN),
+        0
+    );
+    // AUTOC: auto-negotiation restarted, link mode untouched.
+    assert_eq!(d.get(x::AUTOC), x::autoc::RESTART_AN);
+}
+
+#[test]
+fn rss_is_programmed_with_several_queues() {
+    for chip in [Chip::I350, Chip::X82599] {
+        let r = rig_with(
+            chip,
+            NicOptions {
+                rx_queues: 4,
+                ..opts(8, 8)
+            },
+        );
+        let d = &r.dev;
+        let (mrqc_reg, reta0, rssrk0, rxcsum, pcsd) = if chip.is_igb() {
+            (g::MRQC, g::reta(0), g::rssrk(0), g::RXCSUM, g::rxcsum::PCSD)
+        } else {
+            (x::MRQC, x::reta(0), x::rssrk(0), x::RXCSUM, x::rxcsum::PCSD)
+        };
+        let m = d.get(mrqc_reg);
+        let rss = if chip.is_igb() { 0b010 } else { 0b0001 };
+        assert_eq!(m & 0xf, rss, "{chip}");
+        assert_eq!(m & 0x0040_0000, 0x0040_0000, "UDP ports hashed");
+        assert_eq!(m & 0x0003_0000, 0x0003_0000, "IPv4 and TCP hashed");
+        assert_eq!(d.get(reta0), 0x0302_0100);
+        assert_eq!(d.get(rssrk0), 0xda56_5a6d);
+        assert_ne!(d.get(rxcsum) & pcsd, 0);
+        for q in 0..4 {
+            let rr = r.ring_regs(q, true);
+            assert_eq!(d.get(rr.tail), 7, "queue {q} filled");
+        }
+    }
+}
+
+#[test]
+fn init_timeouts_are_typed() {
+    let iommu: Arc<dyn Mapper> = Arc::new(EmuIommu::new());
+    let try_init = |dev: Arc<FakeDevice>| {
+        let chip = dev.chip;
+        Nic::init(FakeRegs(dev), iommu.clone(), chip, opts(8, 8))
+    };
+    assert!(matches!(
+        try_init(FakeDevice::with(Chip::I82576, true, false, false)),
+        Err(NicError::ResetTimeout { .. })
+    ));
+    assert!(matches!(
+        try_init(FakeDevice::with(Chip::I350, false, true, false)),
+        Err(NicError::EepromTimeout { .. })
+    ));
+    assert!(matches!(
+        try_init(FakeDevice::with(Chip::X82599, false, true, false)),
+        Err(NicError::EepromTimeout { .. })
+    ));
+    assert!(matches!(
+        try_init(FakeDevice::with(Chip::X82599, false, false, true)),
+        Err(NicError::DmaInitTimeout { .. })
+    ));
+    // A blank receive address 0 is refused.
+    let dev = FakeDevice::new(Chip::I82576);
+    dev.regs.lock().unwrap().insert(g::ral(0), 0);
+    dev.regs.lock().unwrap().insert(g::rah(0), 0);
+    assert!(matches!(try_init(dev), Err(NicError::DeviceMisbehaved(_))));
+}
+
+#[test]
+fn queues_are_taken_once() {
+    let r = rig(Chip::I350, 8, 8);
+    let q = r.nic.rx_queue(0).unwrap();
+    assert_eq!(q.queue(), 0);
+    assert!(matches!(r.nic.rx_queue(0), Err(NicError::QueueTaken(0))));
+    assert!(matches!(
+        r.nic.rx_queue(1),
+        Err(NicError::NoSuchQueue { q: 1, have: 1 })
+    ));
+    let t = r.nic.tx_queue(0).unwrap();
+    assert!(matches!(r.nic.tx_queue(0), Err(NicError::QueueTaken(0))));
+    assert_eq!(t.free_descriptors(), 7);
+}
+
+#[test]
+fn stats_accumulate_clear_on_read_counters() {
+    let r = rig(Chip::I82576, 8, 8);
+    {
+        let mut regs = r.dev.regs.lock().unwrap();
+        regs.insert(g::GPRC, 5);
+        regs.insert(g::GORCL, 300);
+        regs.insert(g::GORCH, 1);
+        regs.insert(g::MPC, 2);
+        regs.insert(g::rqdpc(0), 3);
+    }
+    let s = r.nic.stats();
+    assert_eq!(s.rx_packets, 5);
+    assert_eq!(s.rx_bytes, (1 << 32) + 300);
+    assert_eq!(s.rx_dropped(), 5);
+    // The fake does not clear on read, so a second read adds again: the
+    // driver accumulates whatever the device reports.
+    assert_eq!(r.nic.stats().rx_packets, 10);
+}
+
+// ---------------------------------------------------------------- RX
+
+#[test]
+fn rx_delivers_validated_frames_and_refills_with_one_tail_write() {
+    for chip in [Chip::I82576, Chip::X82599] {
+        let r = rig(chip, 8, 8);
+        let mut q = r.nic.rx_queue(0).unwrap();
+        let mut out = Vec::new();
+        assert_eq!(q.rx_batch(&mut out, 32).unwrap(), 0);
+        for i in 0..4 {
+            let frame = vec![i as u8; 60 + i];
+            r.rx_complete(0, i, &frame, DD_EOP, frame.len() as u16, 0x1000 + i as u32);
+        }
+        let tails_before = r.dev.writes_to(r.ring_regs(0, true).tail).len();
+        assert_eq!(q.rx_batch(&mut out, 32).unwrap(), 4);
+        for (i, p) in out.iter().enumerate() {
+            assert_eq!(p.buf.as_slice(), &vec![i as u8; 60 + i][..]);
+            assert_eq!(p.rss_hash, 0x1000 + i as u32);
+        }
+        // Four freed descriptors >= refill threshold (8 / 4 = 2): one tail write.
+        let tails = r.dev.writes_to(r.ring_regs(0, true).tail);
+        assert_eq!(tails.len(), tails_before + 1, "{chip}");
+        assert_eq!(*tails.last().unwrap(), (7 + 4) % 8);
+        assert_eq!(q.indices(), (4, 3, 7));
+        assert_eq!(q.stats().packets, 4);
+    }
+}
+
+#[test]
+fn rx_respects_max_and_stops_at_the_first_unfinished_descriptor() {
+    let r = rig(Chip::I350, 8, 8);
+    let mut q = r.nic.rx_queue(0).unwrap();
+    let mut out = Vec::new();
+    r.rx_complete(0, 0, &[1; 60], DD_EOP, 60, 0);
+    r.rx_complete(0, 1, &[2; 60], DD_EOP, 60, 0);
+    // Descriptor 2 is not done; 3 is (a device must not do that, and the
+    // driver must not look past 2).
+    r.rx_complete(0, 3, &[4; 60], DD_EOP, 60, 0);
+    assert_eq!(q.rx_batch(&mut out, 1).unwrap(), 1);
+    assert_eq!(q.rx_batch(&mut out, 32).unwrap(), 1);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1].buf.as_slice()[0], 2);
+}
+
+#[test]
+fn rx_never_reads_a_descriptor_it_did_not_post() {
+    // A pool smaller than... the ring is full at 7 of 8: slot 7 is never
+    // posted, so a DD the "device" writes there is ignored.
+    let r = rig(Chip::I82576, 8, 8);
+    let mut q = r.nic.rx_queue(0).unwrap();
+    let mut out = Vec::new();
+    for i in 0..7 {
+        r.rx_complete(0, i, &[i as u8; 64], DD_EOP, 64, 0);
+    }
+    let mut wb = [0u8; 16];
+    wb[8..12].copy_from_slice(&DD_EOP.to_le_bytes());
+    wb[12..14].copy_from_slice(&64u16.to_le_bytes());
+    r.iommu.write(r.ring_iova(0, true) + 7 * 16, &wb).unwrap();
+    // Take only the 7 posted ones, without refilling in between.
+    assert_eq!(q.rx_batch(&mut out, 7).unwrap(), 7);
+    // The batch refilled slots 7, 0..5: slot 7 now holds a fresh buffer and
+    // its old DD was overwritten by the refill.
+    assert_eq!(q.indices(), (7, 6, 7));
+    assert_eq!(q.rx_batch(&mut out, 32).unwrap(), 0);
+}
+
+#[test]
+fn rx_drops_multi_descriptor_frames_and_errors_and_rejects_bad_lengths() {
+    let r = rig(Chip::X82599, 16, 8);
+    let mut q = r.nic.rx_queue(0).unwrap();
+    let mut out = Vec::new();
+    // A frame over three descriptors (no EOP on the first two).
+    r.rx_complete(0, 0, &[0; 64], rxd::status::DD, 2048, 0);
+    r.rx_complete(0, 1, &[0; 64], rxd::status::DD, 2048, 0);
+    r.rx_complete(0, 2, &[0; 64], DD_EOP, 100, 0);
+    // A frame with a MAC error.
+    r.rx_complete(0, 3, &[0; 64], DD_EOP | rxd::error_82599::RXE, 64, 0);
+    // A good one with checksum error bits only (not frame errors).
+    r.rx_complete(0, 4, &[9; 64], DD_EOP | rxd::error_82599::L4E, 64, 7);
+    // A length beyond the 2048-byte buffer.
+    r.rx_complete(0, 5, &[0; 64], DD_EOP, 4000, 0);
+    r.rx_complete(0, 6, &[6; 64], DD_EOP, 64, 0);
+    let e = q.rx_batch(&mut out, 32).unwrap_err();
+    assert!(
+        matches!(e, NicError::DeviceMisbehaved(ref m) if m.contains("4000")),
+        "{e}"
+    );
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].buf.as_slice(), &[9; 64]);
+    assert_eq!(out[0].rss_hash, 7);
+    let s = q.stats();
+    assert_eq!(s.multi_descriptor_drops, 1);
+    assert_eq!(s.error_drops, 1);
+    // The next call continues after the bad descriptor.
+    assert_eq!(q.rx_batch(&mut out, 32).unwrap(), 1);
+    assert_eq!(out[1].buf.as_slice(), &[6; 64]);
+    // One freed descriptor is below the refill batch (16 / 4): not reposted yet.
+    assert_eq!(q.posted(), 14);
+    // No buffer was lost on the way: all come back to the pool.
+    let pool = q.pool().clone();
+    drop(out);
+    drop(q);
+    assert_eq!(pool.free_count(), pool.capacity());
+    assert_eq!(pool.quarantined(), 0);
+}
+
+#[test]
+fn rx_runs_with_fewer_buffers_when_the_pool_is_empty() {
+    let r = rig_with(
+        Chip::I82576,
+        NicOptions {
+            pool_bufs: 8,
+            ..opts(8, 8)
+        },
+    );
+    let mut q = r.nic.rx_queue(0).unwrap();
+    let mut out = Vec::new();
+    for i in 0..7 {
+        r.rx_complete(0, i, &[1; 60], DD_EOP, 60, 0);
+    }
+    // The caller keeps the 7 buffers: only 1 is left for the ring.
+    assert_eq!(q.rx_batch(&mut out, 32).unwrap(), 7);
+    assert_eq!(q.posted(), 1);
+    assert!(q.stats().pool_empty > 0);
+    // Buffers come back: the next batch refills.
+    for p in out.drain(..) {
+        q.recycle(p.buf);
+    }
+    assert_eq!(q.rx_batch(&mut out, 32).unwrap(), 0);
+    assert_eq!(q.posted(), 7);
+}
+
+// ---------------------------------------------------------------- TX
+
+fn buf_with(pool: &dma::Pool, bytes: &[u8]) -> dma::Buf {
+    let mut b = pool.alloc().unwrap();
+    b.set_len(bytes.len());
+    b.as_mut_slice().copy_from_slice(bytes);
+    b
+}
+
+struct TxDesc {
+    addr: u64,
+    cmd: u32,
+    olinfo: u32,
+}
+
+fn tx_desc(r: &Rig, i: usize) -> TxDesc {
+    let d = r.desc(0, false, i);
+    TxDesc {
+        addr: u64::from_le_bytes(d[0..8].try_into().unwrap()),
+        cmd: u32::from_le_bytes(d[8..12].try_into().unwrap()),
+        olinfo: u32::from_le_bytes(d[12..16].try_into().unwrap()),
+    }
+}
+
+#[test]
+fn tx_scatter_gather_packet_has_eop_on_the_last_segment_only() {
+    let r = rig(Chip::X82599, 8, 16);
+    let pool = r.nic.pool(0).clone();
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let h = buf_with(&pool, &[1; 42]);
+    let p1 = buf_with(&pool, &[2; 100]);
+    let p2 = buf_with(&pool, &[3; 200]);
+    let iovas = [h.iova(), p1.iova(), p2.iova()];
+    let mut pkts = vec![TxPacket::from_segments(vec![h, p1, p2])];
+    assert_eq!(q.tx_batch(&mut pkts).unwrap(), 1);
+    assert!(pkts.is_empty());
+    use txd::cmd_type_len as c;
+    for (i, (len, iova)) in [42u32, 100, 200].iter().zip(iovas).enumerate() {
+        let d = tx_desc(&r, i);
+        assert_eq!(d.addr, iova);
+        assert_eq!(d.cmd & 0xffff, *len);
+        assert_eq!((d.cmd >> 20) & 0xf, c::DTYP_DATA);
+        assert_ne!(d.cmd & (c::DEXT | c::IFCS), 0);
+        assert_eq!(d.cmd & c::EOP != 0, i == 2, "EOP only on the last");
+        assert_eq!(d.cmd & c::RS != 0, i == 2, "RS on the batch's last EOP");
+        assert_eq!(d.olinfo >> 14, 342, "PAYLEN is the frame length");
+        assert_eq!(d.olinfo & 0x3f00, 0, "no offload");
+    }
+    assert_eq!(r.tail(0, false), 3);
+    assert_eq!(q.indices(), (0, 3, 3, vec![2]));
+    // Nothing comes back before DD.
+    assert_eq!(q.clean(), 0);
+    let free_before = pool.free_count();
+    r.tx_done(0, 2);
+    assert_eq!(q.clean(), 3);
+    assert_eq!(pool.free_count(), free_before + 3);
+    assert_eq!(q.free_descriptors(), 15);
+}
+
+#[test]
+fn tx_requests_status_every_32_descriptors_and_at_the_end_of_a_batch() {
+    let r = rig_with(
+        Chip::I82576,
+        NicOptions {
+            pool_bufs: 256,
+            ..opts(8, 128)
+        },
+    );
+    let pool = r.nic.pool(0).clone();
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let mut pkts: Vec<TxPacket> = (0..40)
+        .map(|i| TxPacket::new(buf_with(&pool, &[i as u8; 60])))
+        .collect();
+    let tail_writes = r.dev.writes_to(g::tdt(0)).len();
+    assert_eq!(q.tx_batch(&mut pkts).unwrap(), 40);
+    assert_eq!(
+        r.dev.writes_to(g::tdt(0)).len(),
+        tail_writes + 1,
+        "one tail write"
+    );
+    let rs: Vec<usize> = (0..40)
+        .filter(|&i| tx_desc(&r, i).cmd & txd::cmd_type_len::RS != 0)
+        .collect();
+    assert_eq!(rs, vec![31, 39]);
+    let (_, _, used, marks) = q.indices();
+    assert_eq!((used, marks), (40, vec![31, 39]));
+    // Cleanup goes by RS group: DD on 31 frees 32 descriptors.
+    r.tx_done(0, 31);
+    assert_eq!(q.clean(), 32);
+    r.tx_done(0, 39);
+    assert_eq!(q.clean(), 8);
+    assert_eq!(q.in_flight(), 0);
+}
+
+#[test]
+fn tx_context_descriptor_only_when_the_offload_changes() {
+    let r = rig(Chip::X82599, 8, 32);
+    let pool = r.nic.pool(0).clone();
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let udp = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    let tcp = Offload::Ipv4Tcp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    let mk = |o| TxPacket::new(buf_with(&pool, &[0; 60])).with_offload(o);
+    let mut pkts = vec![mk(udp), mk(udp), mk(Offload::None), mk(udp), mk(tcp)];
+    assert_eq!(q.tx_batch(&mut pkts).unwrap(), 5);
+    // ctx, data, data, data(no offload), data, ctx, data = 7 descriptors.
+    let kinds: Vec<u32> = (0..7).map(|i| (tx_desc(&r, i).cmd >> 20) & 0xf).collect();
+    assert_eq!(kinds, vec![2, 3, 3, 3, 3, 2, 3]);
+    let popts: Vec<u32> = [1, 2, 3, 4, 6]
+        .iter()
+        .map(|&i| (tx_desc(&r, i).olinfo >> 8) & 0x3)
+        .collect();
+    assert_eq!(popts, vec![3, 3, 0, 3, 3], "IXSM|TXSM only with offload");
+    let ctx = r.desc(0, false, 5);
+    let tucmd = u32::from_le_bytes(ctx[8..12].try_into().unwrap());
+    assert_eq!(tucmd & (0b11 << 11), 1 << 11, "second context is TCP");
+    assert_eq!(q.stats().contexts, 2);
+    assert_eq!(r.tail(0, false), 7);
+}
+
+#[test]
+fn tx_refuses_packets_the_chip_cannot_send_and_keeps_them() {
+    let r = rig_with(
+        Chip::X82599,
+        NicOptions {
+            pool_bufs: 128,
+            ..opts(8, 128)
+        },
+    );
+    let pool = r.nic.pool(0).clone();
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let ok = TxPacket::new(buf_with(&pool, &[0; 60]));
+    let segs: Vec<_> = (0..41).map(|_| buf_with(&pool, &[0; 20])).collect();
+    let mut pkts = vec![ok, TxPacket::from_segments(segs)];
+    let e = q.tx_batch(&mut pkts).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            NicError::TooManySegments {
+                segments: 41,
+                max: 40
+            }
+        ),
+        "{e}"
+    );
+    // The good packet before it was sent (tail written), the bad one kept.
+    assert_eq!(pkts.len(), 1);
+    assert_eq!(r.tail(0, false), 1);
+    // 40 segments are fine.
+    let mut bad = pkts.remove(0).into_segments();
+    bad.pop();
+    pkts.push(TxPacket::from_segments(bad));
+    assert_eq!(q.tx_batch(&mut pkts).unwrap(), 1);
+    assert_eq!(r.tail(0, false), 41);
+
+    let mut empty = pool.alloc().unwrap();
+    empty.set_len(0);
+    let mut pkts = vec![TxPacket::header_payload(buf_with(&pool, &[0; 14]), empty)];
+    assert!(matches!(q.tx_batch(&mut pkts), Err(NicError::EmptySegment)));
+    let mut pkts = vec![TxPacket::new(buf_with(&pool, &[0; 2048]))];
+    pkts[0].push(buf_with(&pool, &[0; 1]));
+    assert!(matches!(
+        q.tx_batch(&mut pkts),
+        Err(NicError::FrameTooLarge {
+            len: 2049,
+            max: 2048
+        })
+    ));
+    let bad_offload = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 10,
+    };
+    let mut pkts = vec![TxPacket::new(buf_with(&pool, &[0; 60])).with_offload(bad_offload)];
+    assert!(matches!(
+        q.tx_batch(&mut pkts),
+        Err(NicError::InvalidOffload(_))
+    ));
+    assert_eq!(r.tail(0, false), 41, "nothing more was queued");
+}
+
+#[test]
+fn tx_stops_when_the_ring_is_full_and_cleans_to_make_room() {
+    let r = rig(Chip::I350, 8, 8);
+    let pool = r.nic.pool(0).clone();
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let mut pkts: Vec<TxPacket> = (0..10)
+        .map(|_| TxPacket::new(buf_with(&pool, &[0; 60])))
+        .collect();
+    assert_eq!(q.tx_batch(&mut pkts).unwrap(), 7, "one slot stays free");
+    assert_eq!(pkts.len(), 3);
+    assert_eq!(q.tx_batch(&mut pkts).unwrap(), 0);
+    r.tx_done(0, 6);
+    assert_eq!(q.tx_batch(&mut pkts).unwrap(), 3, "cleaned on demand");
+    assert_eq!(r.tail(0, false), (7 + 3) % 8);
+}
+
+#[test]
+fn buffer_fast_paths_match_the_packet_paths() {
+    let r = rig(Chip::I82576, 8, 8);
+    let pool = r.nic.pool(0).clone();
+    let mut rxq = r.nic.rx_queue(0).unwrap();
+    let mut txq = r.nic.tx_queue(0).unwrap();
+    for i in 0..3 {
+        r.rx_complete(0, i, &vec![i as u8 + 1; 60 + i], DD_EOP, 60 + i as u16, 99);
+    }
+    let mut bufs = Vec::new();
+    assert_eq!(rxq.rx_bufs(&mut bufs, 32).unwrap(), 3);
+    assert_eq!(bufs[2].as_slice(), &[3; 62]);
+    let mut empty = pool.alloc().unwrap();
+    empty.set_len(0);
+    bufs.insert(2, empty);
+    // The first two go out; the empty one stops the batch and stays first.
+    let e = txq.tx_bufs(&mut bufs).unwrap_err();
+    assert!(matches!(e, NicError::EmptySegment), "{e}");
+    assert_eq!(bufs.len(), 2);
+    assert!(bufs[0].is_empty());
+    assert_eq!(r.tail(0, false), 2);
+    use txd::cmd_type_len as c;
+    for i in 0..2 {
+        let d = tx_desc(&r, i);
+        assert_eq!(d.cmd & 0xffff, 60 + i as u32);
+        assert_eq!(
+            d.cmd & (c::EOP | c::IFCS | c::DEXT),
+            c::EOP | c::IFCS | c::DEXT
+        );
+        assert_eq!(d.olinfo, (60 + i as u32) << 14);
+        assert_eq!(d.cmd & c::RS != 0, i == 1, "RS on the batch's last");
+    }
+    bufs.remove(0);
+    assert_eq!(txq.tx_bufs(&mut bufs).unwrap(), 1);
+    assert!(bufs.is_empty());
+    assert_eq!(r.tail(0, false), 3);
+}
+
+#[test]
+fn dropping_a_queue_disables_it_and_returns_its_buffers() {
+    let r = rig(Chip::I82576, 8, 8);
+    let pool = r.nic.pool(0).clone();
+    let q = r.nic.rx_queue(0).unwrap();
+    assert!(pool.free_count() < pool.capacity() - 7);
+    drop(q);
+    assert_eq!(r.dev.get(g::rxdctl(0)) & g::rxdctl::ENABLE, 0);
+    assert_eq!(pool.free_count(), pool.capacity());
+    assert_eq!(pool.quarantined(), 0);
+}
+
+// ---------------------------------------------------------------- cost
+
+/// Registers that do nothing: the cost of a register write in the hot path
+/// is then only the driver's own.
+struct NullRegs;
+
+impl RegisterAccess for NullRegs {
+    fn read32(&self, _: usize) -> u32 {
+        0
+    }
+    fn write32(&self, _: usize, _: u32) {}
+    fn read64(&self, _: usize) -> u64 {
+        0
+    }
+    fn write64(&self, _: usize, _: u64) {}
+}
+
+/// The test playing the device: `n` RX write-backs (DD | EOP, 60 bytes)
+/// from descriptor `*at` on. Not inlined, so callgrind can leave it out.
+#[inline(never)]
+fn play_device_rx(iommu: &EmuIommu, ring: u64, at: &mut usize, n: usize, size: usize) {
+    let mut wb = [0u8; 8];
+    wb[0..4].copy_from_slice(&DD_EOP.to_le_bytes());
+    wb[4..6].copy_from_slice(&60u16.to_le_bytes());
+    for _ in 0..n {
+        iommu.write(ring + *at as u64 * 16 + 8, &wb).unwrap();
+        *at = (*at + 1) % size;
+    }
+}
+
+/// The test playing the device: DD written back into `n` TX descriptors.
+#[inline(never)]
+fn play_device_tx(iommu: &EmuIommu, ring: u64, at: &mut usize, n: usize, size: usize) {
+    let dd = txd::olinfo::DD.to_le_bytes();
+    for _ in 0..n {
+        iommu.write(ring + *at as u64 * 16 + 12, &dd).unwrap();
+        *at = (*at + 1) % size;
+    }
+}
+
+/// One port's RX and TX queue over registers that do nothing.
+#[inline(never)]
+fn forward_setup(
+    iommu: &Arc<EmuIommu>,
+    ring: usize,
+) -> (RxQueue<NullRegs>, TxQueue<NullRegs>, u64, u64) {
+    let mapper: Arc<dyn Mapper> = iommu.clone();
+    let regs = Arc::new(NullRegs);
+    let pool = dma::Pool::new(mapper.clone(), 4096, 2048, RegionOptions::EMULATED).unwrap();
+    let rx_ring = DescRing::new(mapper.clone(), ring, RegionOptions::EMULATED).unwrap();
+    let tx_ring = DescRing::new(mapper.clone(), ring, RegionOptions::EMULATED).unwrap();
+    let (rx_iova, tx_iova) = (rx_ring.iova(), tx_ring.iova());
+    let qr = QueueRegs {
+        tail: 0,
+        head: 0,
+        ctl: 0,
+        enable: 0,
+    };
+    let mut rxq = RxQueue::new(
+        regs.clone(),
+        rx_ring,
+        &pool,
+        2048,
+        Chip::X82599.rx_frame_errors(),
+        qr,
+        0,
+    );
+    rxq.refill();
+    let limits = TxLimits {
+        max_segments: 40,
+        max_segment_len: 16384,
+        max_frame: 2048,
+    };
+    let txq = TxQueue::new(regs, tx_ring, limits, qr, 0);
+    (rxq, txq, rx_iova, tx_iova)
+}
+
+/// A forwarding loop for instruction counting: receive 32 frames, send them
+/// on a TX queue, return sent buffers to the RX cache; the test plays the
+/// device in between. Run it under callgrind, collecting in the loop but
+/// not in the device's part or the set-up:
+///
+/// ```text
+/// cargo test --release -p drivers --lib nic::tests::forward_loop_for_callgrind -- --ignored
+/// valgrind --tool=callgrind --toggle-collect='*forward_loop_for_callgrind*' \
+///     --toggle-collect='*play_device*' --toggle-collect='*forward_setup*' \
+///     target/release/deps/drivers-HASH nic::tests::forward_loop_for_callgrind --ignored
+/// ```
+/// and divide the instructions by the packets printed.
+#[test]
+#[ignore]
+fn forward_loop_for_callgrind() {
+    const RING: usize = 512;
+    const BATCH: usize = 32;
+    let iommu = Arc::new(EmuIommu::new());
+    let (mut rxq, mut txq, rx_iova, tx_iova) = forward_setup(&iommu, RING);
+    let mut out = Vec::with_capacity(BATCH);
+    let mut pkts = Vec::with_capacity(BATCH);
+    let mut bufs = Vec::with_capacity(BATCH);
+    let (mut rx_dev, mut tx_dev) = (0usize, 0usize);
+    let mut forwarded = 0u64;
+    let iterations = 20_000;
+    // FWD_API=packets measures rx_batch/tx_batch, otherwise rx_bufs/tx_bufs.
+    let packets = std::env::var("FWD_API").is_ok_and(|v| v == "packets");
+    for _ in 0..iterations {
+        play_device_rx(&iommu, rx_iova, &mut rx_dev, BATCH, RING);
+        // Sent buffers go back to the RX queue's cache, not the shared pool.
+        txq.clean_into(rxq.cache_mut());
+        let sent = if packets {
+            let n = rxq.rx_batch(&mut out, BATCH).unwrap();
+            assert_eq!(n, BATCH);
+            pkts.extend(out.drain(..).map(|p| TxPacket::new(p.buf)));
+            txq.tx_batch(&mut pkts).unwrap()
+        } else {
+            let n = rxq.rx_bufs(&mut bufs, BATCH).unwrap();
+            assert_eq!(n, BATCH);
+            txq.tx_bufs(&mut bufs).unwrap()
+        };
+        assert_eq!(sent, BATCH);
+        play_device_tx(&iommu, tx_iova, &mut tx_dev, sent, RING);
+        forwarded += sent as u64;
+    }
+    println!("forwarded {forwarded} packets in {iterations} batches of {BATCH}");
+}

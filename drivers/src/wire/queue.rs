@@ -1,0 +1,121 @@
+//! A bounded frame queue: the "cable" inside `pair` and `loop` wires.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+
+/// Frames a queue holds before it drops: enough for a few bursts of a
+/// 512-descriptor ring, small enough that a receiver that never polls costs
+/// at most this many frames of memory.
+pub(super) const QUEUE_FRAMES: usize = 1024;
+
+/// The slots of a [`FrameQueue`]: a ring of byte vectors that keep their
+/// capacity, so a queue in steady state copies frames but never allocates.
+struct Slots {
+    frames: Vec<Vec<u8>>,
+    head: usize,
+    len: usize,
+}
+
+/// A bounded first-in first-out queue of frames. A push to a full queue
+/// drops the frame and counts it, as a switch port with a full buffer does:
+/// a stalled receiver costs frames, never unbounded memory.
+pub(super) struct FrameQueue {
+    slots: Mutex<Slots>,
+    drops: AtomicU64,
+}
+
+impl FrameQueue {
+    /// An empty queue of `capacity` frames (at least 1).
+    pub(super) fn new(capacity: usize) -> Self {
+        FrameQueue {
+            slots: Mutex::new(Slots {
+                frames: (0..capacity.max(1)).map(|_| Vec::new()).collect(),
+                head: 0,
+                len: 0,
+            }),
+            drops: AtomicU64::new(0),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slots> {
+        // A panic while holding the lock leaves the ring consistent (every
+        // update is a plain index or length change after the copy).
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Append a copy of `frame`; false (and counted) when the queue is full.
+    pub(super) fn push(&self, frame: &[u8]) -> bool {
+        let mut s = self.lock();
+        let cap = s.frames.len();
+        if s.len == cap {
+            drop(s);
+            self.drops.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        let i = (s.head + s.len) % cap;
+        let slot = &mut s.frames[i];
+        slot.clear();
+        slot.extend_from_slice(frame);
+        s.len += 1;
+        true
+    }
+
+    /// Take the oldest frame into `buf`: its length, truncated to
+    /// `buf.len()` (datagram semantics); None when empty.
+    pub(super) fn pop(&self, buf: &mut [u8]) -> Option<usize> {
+        let mut s = self.lock();
+        if s.len == 0 {
+            return None;
+        }
+        let head = s.head;
+        let frame = &s.frames[head];
+        let n = frame.len().min(buf.len());
+        buf[..n].copy_from_slice(&frame[..n]);
+        s.head = (head + 1) % s.frames.len();
+        s.len -= 1;
+        Some(n)
+    }
+
+    /// Frames waiting.
+    pub(super) fn len(&self) -> usize {
+        self.lock().len
+    }
+
+    /// Frames dropped because the queue was full.
+    pub(super) fn drops(&self) -> u64 {
+        self.drops.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_order_and_bounded_with_drop_count() {
+        let q = FrameQueue::new(2);
+        assert!(q.push(&[1, 2, 3]));
+        assert!(q.push(&[4]));
+        assert!(!q.push(&[5]));
+        assert_eq!(q.drops(), 1);
+        assert_eq!(q.len(), 2);
+        let mut buf = [0u8; 8];
+        assert_eq!(q.pop(&mut buf), Some(3));
+        assert_eq!(&buf[..3], &[1, 2, 3]);
+        assert!(q.push(&[6, 7]));
+        assert_eq!(q.pop(&mut buf), Some(1));
+        assert_eq!(buf[0], 4);
+        assert_eq!(q.pop(&mut buf), Some(2));
+        assert_eq!(&buf[..2], &[6, 7]);
+        assert_eq!(q.pop(&mut buf), None);
+    }
+
+    #[test]
+    fn long_frame_is_truncated_to_the_buffer() {
+        let q = FrameQueue::new(4);
+        q.push(&[9; 10]);
+        let mut buf = [0u8; 4];
+        assert_eq!(q.pop(&mut buf), Some(4));
+        assert_eq!(buf, [9; 4]);
+    }
+}
