@@ -14,6 +14,17 @@ pub mod rate;
 /// Result of app code: any error, printed as one line.
 pub type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// Let a closed pipe end the program quietly, as it does other Unix tools
+/// (`nvme-identify DEV | head`): Rust ignores SIGPIPE, so printing to a
+/// closed pipe would otherwise panic.
+pub fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to the default has no
+    // preconditions; no handler of ours is replaced.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Print `error: MESSAGE` and exit with status 1. Apps call this from `main`
 /// so a user sees one line naming the cause and the fix, never a panic.
 pub fn exit_on_error<T>(r: AppResult<T>) -> T {

@@ -135,6 +135,7 @@ impl NicJob for Fwd {
 }
 
 fn main() {
+    apps::restore_sigpipe();
     let args = Args::parse();
     let devs = vec![args.dev1.clone(), args.dev2.clone()];
     if devs[0] == devs[1] {

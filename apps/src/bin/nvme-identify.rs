@@ -118,6 +118,7 @@ impl NvmeJob for Identify {
 }
 
 fn main() {
+    apps::restore_sigpipe();
     let args = Args::parse();
     exit_on_error(with_nvme(&args.device, Identify));
 }

@@ -527,6 +527,7 @@ impl NvmeJob for Perf {
 }
 
 fn main() {
+    apps::restore_sigpipe();
     let args = Args::parse();
     let device = args.device.clone();
     let pages = args.hugepage_size;

@@ -168,6 +168,7 @@ impl NvmeJob for Read {
 }
 
 fn main() {
+    apps::restore_sigpipe();
     let args = Args::parse();
     let device = args.device.clone();
     exit_on_error(with_nvme(&device, Read(args)));

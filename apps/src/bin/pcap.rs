@@ -104,6 +104,7 @@ impl NicJob for Capture {
 }
 
 fn main() {
+    apps::restore_sigpipe();
     let args = Args::parse();
     let dev = vec![args.device.clone()];
     exit_on_error(with_nics(&dev, NicOptions::default(), Capture(args)));
