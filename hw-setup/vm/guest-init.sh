@@ -226,6 +226,48 @@ else
     result vfio-tests FAIL "exit $rc: $(grep -E '^(test result|---- |thread )' /tmp/out | head -n 3 | tr '\n' ' ')"
 fi
 
+# ------------------------------------------------------ igb: pktgen, pcap ---
+
+# pktgen on igb0, our pcap app on igb1 (the ports share a QEMU hub): every
+# frame arrives once, in full, with the checksums QEMU's igb offload filled
+# in. pcap-check prints a digest of the frames that the host compares with
+# its dump of the wire (target/vm/wire.pcap).
+echo "== check igb-pktgen, igb-capture"
+echo "  \$ pcap $IGB1 /tmp/cap.pcap --count $NIC_COUNT --time 90 --quiet &"
+timeout 120 pcap "$IGB1" /tmp/cap.pcap --count "$NIC_COUNT" --time 90 --quiet >/tmp/pcap.out 2>&1 &
+pcap_pid=$!
+# Until its banner: the port is up and its RX ring armed.
+i=0
+while ! grep -q '^pcap:' /tmp/pcap.out && kill -0 "$pcap_pid" 2>/dev/null && [ "$i" -lt 300 ]; do
+    usleep 100000
+    i=$((i + 1))
+done
+sed 's/^/    /' /tmp/pcap.out
+if ! grep -q '^pcap:' /tmp/pcap.out; then
+    kill "$pcap_pid" 2>/dev/null
+    wait "$pcap_pid"
+    result igb-pktgen FAIL "not run: pcap on $IGB1 did not start: $(tail -n 1 /tmp/pcap.out)"
+    result igb-capture FAIL "pcap on $IGB1 did not start within 30 s: $(tail -n 1 /tmp/pcap.out)"
+else
+    if LIMIT=90 run pktgen "$IGB0" --count "$NIC_COUNT" --rate "$NIC_RATE" --size "$NIC_SIZE" &&
+        grep -q "^sent: *$NIC_COUNT frames" /tmp/out && grep -q "^device: *$NIC_COUNT frames" /tmp/out; then
+        result igb-pktgen PASS "$IGB0: $(grep -E '^(sent|device):' /tmp/out | sed 's/^[a-z]*: *//' | tr -s ' ' | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+    else
+        result igb-pktgen FAIL "exit $rc: $(grep -E '^(error|sent|device)' /tmp/out | tr -s ' ' | tr '\n' ' ')"
+    fi
+    wait "$pcap_pid"
+    prc=$?
+    echo "  (pcap exit $prc)"
+    sed -n '2,$s/^/    /p' /tmp/pcap.out
+    if [ "$prc" != 0 ]; then
+        result igb-capture FAIL "pcap on $IGB1 exit $prc: $(tail -n 1 /tmp/pcap.out)"
+    elif run pcap-check /tmp/cap.pcap --expect "$NIC_COUNT" --size "$NIC_SIZE"; then
+        result igb-capture PASS "$IGB1: $(sed 's/^pcap-check: //' /tmp/out)"
+    else
+        result igb-capture FAIL "$(tail -n 1 /tmp/out)"
+    fi
+fi
+
 # --------------------------------------------------------------- non-root ---
 
 # As the user 'lane' (uid 1000, in group vfio) with an app whose DMA memory

@@ -14,7 +14,12 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PROG="hw-setup/vm/run.sh"
 VM="${VM_LANE_DIR:-$ROOT/target/vm}"
 TRIPLE=x86_64-unknown-linux-gnu
-APPS=(nvme-identify nvme-perf nvme-read)
+APPS=(nvme-identify nvme-perf nvme-read pktgen pcap pcap-check)
+# The NIC check: pktgen sends NIC_COUNT frames of NIC_SIZE bytes at NIC_RATE
+# frames/s out of igb0 (more than the 512-entry rings hold: both wrap);
+# pcap captures them on igb1; pcap-check checks both
+# the guest's capture and the host's dump of the wire.
+NIC_COUNT=1200 NIC_SIZE=128 NIC_RATE=2000
 
 usage() {
     cat <<EOF
@@ -24,8 +29,10 @@ Boots a QEMU guest (TCG, q35, intel-iommu) with two NVMe controllers (three
 namespaces: 512 B and 4 KiB LBAs, disk images with known content) and two
 igb ports wired to each other, binds them to vfio-pci inside, and runs our
 apps there: nvme-identify, nvme-read (checksums compared here), nvme-perf
---verify, and a non-root run. Prints one RESULT line per check and exits
-non-zero if any check fails, is missing, or the guest times out.
+--verify, a non-root run, and pktgen on one igb port captured by pcap on the
+other (checked with pcap-check in the guest, and here against the wire's
+dump). Prints one RESULT line per check and exits non-zero if any check
+fails, is missing, or the guest times out.
 
   --keep          run the checks, then leave a shell in the guest (console on
                   this terminal; 'poweroff -f' or Ctrl-A X ends it)
@@ -331,6 +338,7 @@ printf '%s\n' "$RUN_CMD" >"$IR/lane-cmd"
     printf '%s;' "${READS[@]% *}"
     echo "'"
     echo "HUGEPAGES=128"
+    echo "NIC_COUNT=$NIC_COUNT NIC_SIZE=$NIC_SIZE NIC_RATE=$NIC_RATE"
 } >"$IR/lane.conf"
 (cd "$IR" && find . | sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) |
     gzip -1 >"$VM/initramfs.cpio.gz"
@@ -420,11 +428,24 @@ while read -r kind name rest; do
     esac
 done <"$RES"
 
-# The pcap of the wire: QEMU's filter-dump wrote at least its file header.
-if [ "$(head -c 4 "$VM/wire.pcap" 2>/dev/null | od -An -tx1 | tr -d ' \n')" = d4c3b2a1 ]; then
-    verdict wire-pcap PASS "$VM/wire.pcap: $(stat -c %s "$VM/wire.pcap") bytes (no traffic until the igb driver exists)"
-else
+# The wire between the igb ports as QEMU's filter-dump saw it (both
+# directions of igb0's hub port): pktgen's frames, each once, checksums
+# filled in by QEMU's igb offload, and the same bytes (digest) as the guest's
+# capture on igb1.
+if [ "$(head -c 4 "$VM/wire.pcap" 2>/dev/null | od -An -tx1 | tr -d ' \n')" != d4c3b2a1 ]; then
     verdict wire-pcap FAIL "$VM/wire.pcap missing or not a pcap file"
+elif ! out=$("$BIN/pcap-check" "$VM/wire.pcap" --expect "$NIC_COUNT" --size "$NIC_SIZE" --allow-other 2>&1); then
+    verdict wire-pcap FAIL "$out"
+else
+    host_digest=$(echo "$out" | sed -n 's/.*digest \([0-9a-f]*\).*/\1/p')
+    guest_digest=$(sed -n 's/^RESULT igb-capture PASS .*digest \([0-9a-f]*\).*/\1/p' "$RES" | head -n 1)
+    if [ -z "$guest_digest" ]; then
+        verdict wire-pcap FAIL "no digest from the guest's igb-capture to compare with; wire: ${out#pcap-check: }"
+    elif [ "$host_digest" != "$guest_digest" ]; then
+        verdict wire-pcap FAIL "wire digest $host_digest, guest capture $guest_digest: the frames differ; wire: ${out#pcap-check: }"
+    else
+        verdict wire-pcap PASS "${out#pcap-check: }; same digest as the guest's capture"
+    fi
 fi
 
 # QEMU's own record of IOMMU translation failures (devices reaching outside
@@ -439,7 +460,7 @@ fi
 WANT=(boot modules iommu bind-nvme0 bind-nvme1 bind-nvme2 bind-nvme3 bind-igb0 bind-igb1 hugepages
     identify-nvme0 identify-nvme1
     perf-verify-512 perf-verify-4k perf-verify-nvme1
-    vfio-tests nonroot-ok nonroot-no-group nonroot-no-memlock iommu-faults)
+    vfio-tests igb-pktgen igb-capture nonroot-ok nonroot-no-group nonroot-no-memlock iommu-faults)
 for r in "${READS[@]}"; do WANT+=("read-${r%% *}"); done
 for w in "${WANT[@]}"; do
     [ -n "${SEEN[$w]:-}" ] || verdict "$w" FAIL "no result from the guest"

@@ -12,7 +12,8 @@ pub enum NicError {
         /// How long the driver waited.
         after: Duration,
     },
-    /// The EEPROM auto-read after reset did not finish (EECD.AUTO_RD / EEC.ARD).
+    /// The EEPROM auto-read after reset did not finish (82599 EEC.ARD; igb
+    /// goes on without EECD.AUTO_RD, as Linux does).
     EepromTimeout {
         /// How long the driver waited.
         after: Duration,

@@ -467,10 +467,9 @@ fn init_timeouts_are_typed() {
         try_init(FakeDevice::with(Chip::I82576, true, false, false)),
         Err(NicError::ResetTimeout { .. })
     ));
-    assert!(matches!(
-        try_init(FakeDevice::with(Chip::I350, false, true, false)),
-        Err(NicError::EepromTimeout { .. })
-    ));
+    // igb without EECD.AUTO_RD (QEMU's igb model never sets it) goes on, as
+    // Linux's igb does; the MAC address in RAL0 tells whether the EEPROM loaded.
+    assert!(try_init(FakeDevice::with(Chip::I350, false, true, false)).is_ok());
     assert!(matches!(
         try_init(FakeDevice::with(Chip::X82599, false, true, false)),
         Err(NicError::EepromTimeout { .. })
