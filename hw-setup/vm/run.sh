@@ -39,7 +39,7 @@ fails, is missing, or the guest times out.
   --shell         no checks: bind the devices, reserve hugepages, give a shell
   --run 'CMD'     no checks: bind, reserve, run CMD (sh -c) in the guest as
                   root, power off; e.g. --run 'nvme-identify 0000:00:06.0'
-  --timeout SECS  give up on the guest after SECS (default 240)
+  --timeout SECS  give up on the guest after SECS (default 600)
   -h, --help      this text
 
 Needs qemu-system-x86_64 with the igb model (QEMU 8 or newer); as root it is
@@ -52,7 +52,7 @@ EOF
 
 MODE=check
 RUN_CMD=""
-TIMEOUT=240
+TIMEOUT=600
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) MODE=keep ;;
