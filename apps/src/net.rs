@@ -201,18 +201,15 @@ pub fn parse_test_frame(frame: &[u8]) -> Option<TestFrame> {
 
 /// Parse `a.b.c.d`.
 pub fn parse_ipv4(s: &str) -> Result<[u8; 4], String> {
-    let v: Vec<u8> = s.split('.').filter_map(|p| p.parse().ok()).collect();
-    <[u8; 4]>::try_from(v).map_err(|_| format!("'{s}' is not an IPv4 address like 10.0.0.2"))
+    s.parse::<std::net::Ipv4Addr>()
+        .map(|a| a.octets())
+        .map_err(|_| format!("'{s}' is not an IPv4 address like 10.0.0.2"))
 }
 
-/// Parse `aa:bb:cc:dd:ee:ff`.
+/// Parse `aa:bb:cc:dd:ee:ff` (the device-string parser, with a message for clap).
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    let v: Vec<u8> = s
-        .split([':', '-'])
-        .filter(|p| p.len() == 2)
-        .filter_map(|p| u8::from_str_radix(p, 16).ok())
-        .collect();
-    <[u8; 6]>::try_from(v).map_err(|_| format!("'{s}' is not a MAC address like 02:00:00:00:00:02"))
+    drivers::device::parse_mac(s)
+        .ok_or_else(|| format!("'{s}' is not a MAC address like 02:00:00:00:00:02"))
 }
 
 #[cfg(test)]
@@ -287,7 +284,9 @@ mod tests {
         assert_eq!(parse_ipv4("10.0.0.2"), Ok([10, 0, 0, 2]));
         assert!(parse_ipv4("10.0.0").is_err());
         assert!(parse_ipv4("10.0.0.256").is_err());
+        assert!(parse_ipv4("10.0.0.x.2").is_err());
         assert_eq!(parse_mac("02:00:00:00:00:0a"), Ok([2, 0, 0, 0, 0, 10]));
         assert!(parse_mac("02:00:00:00:00").is_err());
+        assert!(parse_mac("02:00:00:00:00:0a:zz").is_err());
     }
 }

@@ -159,7 +159,9 @@ pub fn parse_size(s: &str) -> Option<u64> {
 const NIC_OPTIONS: &str = "wire=pair:NAME|loop|pcap:FILE|pcap-in:FILE|unix:PATH|tap:IFNAME, \
                            mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded";
 
-fn parse_mac(v: &str) -> Option<[u8; 6]> {
+/// Parse a MAC address `aa:bb:cc:dd:ee:ff` (or with `-`): exactly six
+/// two-digit hex fields.
+pub fn parse_mac(v: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = v.split([':', '-']);
     for b in &mut mac {
