@@ -1,34 +1,11 @@
 //! The apps as a new user meets them: bad input gets one line naming the
 //! cause and the fix, a non-zero exit code, and never a panic.
 
-use std::process::{Command, Output};
-
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .output()
-        .expect("the app binary runs")
-}
+mod common;
+use common::{assert_one_line_error, run};
 
 const PERF: &str = env!("CARGO_BIN_EXE_nvme-perf");
 const IDENTIFY: &str = env!("CARGO_BIN_EXE_nvme-identify");
-
-/// The error is one line on stderr, starts with "error:", contains every
-/// `needle`, and nothing panicked.
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "exit status must be non-zero");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.starts_with("warning:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "want one error line, got: {stderr}");
-    assert!(lines[0].starts_with("error:"), "got: {stderr}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {stderr}");
-    }
-}
 
 #[test]
 fn malformed_pci_address() {

@@ -2,40 +2,17 @@
 //! captures that tshark reads, three processes chained over unix: wires,
 //! and one-line errors for bad input.
 
+mod common;
+use common::{assert_one_line_error, run, tmpdir};
+
 use apps::net::parse_test_frame;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
 const FWD: &str = env!("CARGO_BIN_EXE_fwd");
 const PCAP: &str = env!("CARGO_BIN_EXE_pcap");
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("nic-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin).args(args).output().expect("app runs")
-}
-
-fn assert_one_line_error(out: &Output, needles: &[&str]) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "must fail: {stderr}");
-    assert!(!stderr.contains("panicked"), "panic: {stderr}");
-    let lines: Vec<&str> = stderr
-        .lines()
-        .filter(|l| !l.starts_with("warning:"))
-        .collect();
-    assert_eq!(lines.len(), 1, "want one error line, got: {stderr}");
-    assert!(lines[0].starts_with("error:"), "{stderr}");
-    for n in needles {
-        assert!(lines[0].contains(n), "'{n}' missing from: {stderr}");
-    }
-}
 
 /// (timestamp in µs, frame) of every record of a pcap file, checking the header.
 fn read_pcap(path: &Path) -> Vec<(u64, Vec<u8>)> {

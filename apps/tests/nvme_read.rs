@@ -3,6 +3,9 @@
 //! sizes; bad ranges get one error line. (The real-VFIO lane runs it against
 //! QEMU's controller: hw-setup/vm/run.sh.)
 
+mod common;
+use common::assert_one_line_error;
+
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -86,13 +89,8 @@ fn a_range_past_the_end_is_one_error_line() {
     let (path, _) = image("past", 1 << 20);
     let dev = format!("emu:nvme,file={}", path.display());
     let out = read(&dev, &["--offset", "1M", "--length", "1"]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
-    assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("--length 0 or less"), "{stderr}");
+    assert_one_line_error(&out, &["--length 0 or less"]);
     let out = read(&dev, &["--offset", "2M"]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("past the end of namespace 1"));
+    assert_one_line_error(&out, &["past the end of namespace 1"]);
     let _ = std::fs::remove_file(path);
 }

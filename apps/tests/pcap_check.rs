@@ -2,22 +2,14 @@
 //! passes with one summary line; a missing, a duplicate or a damaged frame,
 //! or a frame that is not pktgen's, fails with one error line naming it.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+use common::{run, tmpdir};
+
+use std::path::Path;
+use std::process::Output;
 
 const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
 const CHECK: &str = env!("CARGO_BIN_EXE_pcap-check");
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pcap-check-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin).args(args).output().expect("app runs")
-}
 
 /// The file header and the records (16-byte header + frame) of a pcap file.
 fn split(path: &Path) -> (Vec<u8>, Vec<Vec<u8>>) {

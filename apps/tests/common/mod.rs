@@ -1,0 +1,42 @@
+//! What the command-line tests of the apps share.
+// Each test file uses a part of this module.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Run an app binary to completion with `args`.
+pub fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .output()
+        .expect("the app binary runs")
+}
+
+/// The error is one line on stderr (warnings aside), starts with "error:",
+/// contains every `needle`, the exit status is non-zero, and nothing panicked.
+pub fn assert_one_line_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "exit status must be non-zero: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("warning:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "want one error line, got: {stderr}");
+    assert!(lines[0].starts_with("error:"), "got: {stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {stderr}");
+    }
+}
+
+/// A new empty directory for test `name` of this process.
+pub fn tmpdir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("apps-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
