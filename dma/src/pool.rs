@@ -1,10 +1,23 @@
+//! Buffer pools: fixed-size DMA buffers whose ownership is in their type.
+//!
+//! The handles are small (a pointer, the buffer index, an offset and two
+//! lengths) and allocating or freeing one through a [`PoolCache`] touches no
+//! shared atomic: the pool's memory is kept alive by one counter of
+//! "handles plus buffers away from the shared free list", which moves once
+//! per batch of buffers (a cache refill or spill), not once per buffer.
+
 use crate::{DmaRegion, Error, Mapper, RegionOptions, Result};
 use crossbeam_queue::ArrayQueue;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 struct PoolInner {
+    /// Unique per pool in the process (see [`DeviceIndex`]).
+    id: u32,
     mem: DmaRegion,
+    base: NonNull<u8>,
+    iova: u64,
     buf_size: usize,
     count: usize,
     /// Indices of free buffers. Lock-free, so a buffer can be freed on
@@ -12,24 +25,96 @@ struct PoolInner {
     free: ArrayQueue<u32>,
     /// Buffers dropped while the device owned them (see [`DeviceBuf`]).
     quarantined: AtomicUsize,
+    /// `Pool` handles (including those inside caches) plus buffers that are
+    /// not on `free` (held as `Buf`/`DeviceBuf` or in a cache). The inner
+    /// state is freed when it reaches zero; a quarantined buffer never
+    /// comes back, so a pool a device may still write is never unmapped.
+    live: AtomicUsize,
+    /// Per buffer: how many pieces of it exist (see [`Buf::split_off`]);
+    /// 0 while the buffer is whole.
+    pieces: Box<[AtomicU32]>,
+}
+
+// SAFETY: `base` points into `mem` (Send + Sync, reached only through raw
+// pointers by the handle that owns a buffer); every other field is Sync.
+unsafe impl Send for PoolInner {}
+// SAFETY: as above.
+unsafe impl Sync for PoolInner {}
+
+impl PoolInner {
+    #[inline(always)]
+    fn offset(&self, index: u32) -> usize {
+        index as usize * self.buf_size
+    }
+
+    /// Drop `n` counts of `live`; free the state when none remain.
+    ///
+    /// # Safety
+    /// `this` must be a live pool state and the caller must own `n` counts,
+    /// which it may not use again.
+    unsafe fn release(this: NonNull<PoolInner>, n: usize) {
+        // SAFETY: the caller owns counts, so the state is alive here.
+        let left = unsafe { this.as_ref() }
+            .live
+            .fetch_sub(n, Ordering::Release);
+        if left == n {
+            // Everything done through other handles happens before the free.
+            fence(Ordering::Acquire);
+            // SAFETY: the state came from `Box::leak` in `Pool::new` and the
+            // last count is gone: no handle can reach it any more.
+            drop(unsafe { Box::from_raw(this.as_ptr()) });
+        }
+    }
+}
+
+/// Put buffer `index` back on the shared free list and drop its `live`
+/// count: the end of a [`Buf`] that is not cached.
+///
+/// # Safety
+/// The caller owns buffer `index` of the live pool state `pool` (whole, or
+/// the last piece) and gives it up.
+unsafe fn give_back(pool: NonNull<PoolInner>, index: u32) {
+    // SAFETY: the buffer's count keeps the state alive.
+    let _ = unsafe { pool.as_ref() }.free.push(index);
+    // SAFETY: the buffer's count is the caller's, given up here.
+    unsafe { PoolInner::release(pool, 1) }
 }
 
 /// A pool of fixed-size DMA buffers carved from one [`DmaRegion`].
 ///
 /// A buffer is either a [`Buf`] (the CPU owns it: slices allowed) or a
 /// [`DeviceBuf`] (posted to a device: no slice exists). Cloning a `Pool` is
-/// cheap and shares the buffers.
-#[derive(Clone)]
+/// cheap and shares the buffers; the memory stays mapped while any handle
+/// or buffer exists.
 pub struct Pool {
-    inner: Arc<PoolInner>,
+    inner: NonNull<PoolInner>,
+}
+
+// SAFETY: the state is Sync and kept alive by the counted handle.
+unsafe impl Send for Pool {}
+// SAFETY: as above.
+unsafe impl Sync for Pool {}
+
+impl Clone for Pool {
+    fn clone(&self) -> Pool {
+        self.inner().live.fetch_add(1, Ordering::Relaxed);
+        Pool { inner: self.inner }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // SAFETY: this handle owns one count and is gone after this.
+        unsafe { PoolInner::release(self.inner, 1) }
+    }
 }
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Pool")
-            .field("buf_size", &self.inner.buf_size)
-            .field("count", &self.inner.count)
-            .field("free", &self.inner.free.len())
+            .field("buf_size", &self.inner().buf_size)
+            .field("count", &self.inner().count)
+            .field("free", &self.inner().free.len())
             .finish()
     }
 }
@@ -50,38 +135,67 @@ impl Pool {
                 u32::MAX
             )));
         }
-        if buf_size == 0 || !buf_size.is_multiple_of(64) {
+        if buf_size == 0 || !buf_size.is_multiple_of(64) || buf_size > u32::MAX as usize {
             return Err(Error::InvalidPool(format!(
-                "buffer size {buf_size} is not a positive multiple of 64"
+                "buffer size {buf_size} is not a positive multiple of 64 below 4 GiB"
             )));
         }
         let total = count
             .checked_mul(buf_size)
             .ok_or_else(|| Error::InvalidPool(format!("{count} x {buf_size} bytes overflows")))?;
         let mem = DmaRegion::allocate(mapper, total, opts)?;
+        let base = NonNull::new(mem.as_ptr())
+            .ok_or_else(|| Error::InvalidPool("DMA region without an address".to_string()))?;
         let free = ArrayQueue::new(count);
         for i in 0..count as u32 {
             // Cannot fail: the queue has room for exactly `count` entries.
             let _ = free.push(i);
         }
+        static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+        let inner = Box::new(PoolInner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            iova: mem.iova(),
+            mem,
+            base,
+            buf_size,
+            count,
+            free,
+            quarantined: AtomicUsize::new(0),
+            live: AtomicUsize::new(1),
+            pieces: (0..count).map(|_| AtomicU32::new(0)).collect(),
+        });
         Ok(Pool {
-            inner: Arc::new(PoolInner {
-                mem,
-                buf_size,
-                count,
-                free,
-                quarantined: AtomicUsize::new(0),
-            }),
+            inner: NonNull::from(Box::leak(inner)),
         })
+    }
+
+    #[inline(always)]
+    fn inner(&self) -> &PoolInner {
+        // SAFETY: this handle's count keeps the state alive.
+        unsafe { self.inner.as_ref() }
+    }
+
+    /// A CPU handle for buffer `index`, which the caller took off a free list
+    /// together with its `live` count.
+    #[inline(always)]
+    fn handle(&self, index: u32) -> Buf {
+        let size = self.inner().buf_size as u32;
+        Buf {
+            pool: self.inner,
+            index,
+            off: 0,
+            len: size,
+            cap: size,
+        }
     }
 
     /// Take a free buffer, or None when all are in use.
     pub fn alloc(&self) -> Option<Buf> {
-        self.inner.free.pop().map(|index| Buf {
-            pool: self.inner.clone(),
-            index,
-            len: self.inner.buf_size,
-        })
+        let inner = self.inner();
+        let index = inner.free.pop()?;
+        // This handle keeps `live` above zero, so adding after the pop is safe.
+        inner.live.fetch_add(1, Ordering::Relaxed);
+        Some(self.handle(index))
     }
 
     /// A per-queue cache in front of the shared free list: allocation and
@@ -96,54 +210,61 @@ impl Pool {
 
     /// Size of every buffer in bytes.
     pub fn buf_size(&self) -> usize {
-        self.inner.buf_size
+        self.inner().buf_size
     }
 
     /// Number of buffers in the pool.
     pub fn capacity(&self) -> usize {
-        self.inner.count
+        self.inner().count
     }
 
     /// Buffers on the shared free list now (not counting those in caches).
     pub fn free_count(&self) -> usize {
-        self.inner.free.len()
+        self.inner().free.len()
     }
 
     /// Buffers lost because they were dropped while a device owned them.
     pub fn quarantined(&self) -> usize {
-        self.inner.quarantined.load(Ordering::Relaxed)
+        self.inner().quarantined.load(Ordering::Relaxed)
     }
 
     /// The DMA region the buffers live in.
     pub fn region(&self) -> &DmaRegion {
-        &self.inner.mem
-    }
-}
-
-impl PoolInner {
-    #[inline]
-    fn offset(&self, index: u32) -> usize {
-        index as usize * self.buf_size
+        &self.inner().mem
     }
 
-    fn give_back(&self, index: u32) {
-        // Cannot fail: every index is on the list at most once, and the list
-        // holds all of them.
-        let _ = self.free.push(index);
+    /// True if `buf` belongs to this pool.
+    pub fn owns(&self, buf: &Buf) -> bool {
+        buf.pool == self.inner
     }
 }
 
 /// A buffer the CPU owns: it may be read and written through slices.
+///
+/// It is a whole pool buffer, or a piece of one made by [`Buf::split_off`]:
+/// pieces cover disjoint bytes, and the buffer returns to its pool when the
+/// last piece is dropped (one disk block sent as several packets).
 pub struct Buf {
-    pool: Arc<PoolInner>,
+    pool: NonNull<PoolInner>,
     index: u32,
-    len: usize,
+    /// Start of this handle's bytes within the pool buffer.
+    off: u32,
+    len: u32,
+    /// Bytes this handle may use from `off` (the buffer size for a whole buffer).
+    cap: u32,
 }
+
+// SAFETY: a `Buf` is the only handle to its bytes; the pool state it points
+// to is Sync and kept alive by the buffer's count.
+unsafe impl Send for Buf {}
+// SAFETY: shared access only reads the handle's own bytes.
+unsafe impl Sync for Buf {}
 
 impl std::fmt::Debug for Buf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Buf")
             .field("index", &self.index)
+            .field("offset", &self.off)
             .field("iova", &format_args!("{:#x}", self.iova()))
             .field("len", &self.len)
             .finish()
@@ -151,14 +272,27 @@ impl std::fmt::Debug for Buf {
 }
 
 impl Buf {
-    /// IOVA of the first byte, for a descriptor.
-    pub fn iova(&self) -> u64 {
-        self.pool.mem.iova() + self.pool.offset(self.index) as u64
+    #[inline(always)]
+    fn inner(&self) -> &PoolInner {
+        // SAFETY: the buffer's count keeps the state alive.
+        unsafe { self.pool.as_ref() }
     }
 
-    /// Usable length (the pool's buffer size unless [`Buf::set_len`] shortened it).
+    #[inline(always)]
+    fn start(&self) -> usize {
+        self.inner().offset(self.index) + self.off as usize
+    }
+
+    /// IOVA of the first byte, for a descriptor.
+    #[inline(always)]
+    pub fn iova(&self) -> u64 {
+        self.inner().iova + self.start() as u64
+    }
+
+    /// Usable length (the capacity unless [`Buf::set_len`] shortened it).
+    #[inline(always)]
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True if the length was set to zero.
@@ -166,9 +300,16 @@ impl Buf {
         self.len == 0
     }
 
-    /// Shorten or restore the usable length (at most the buffer size).
+    /// Bytes this handle covers: the buffer size for a whole buffer, the
+    /// piece's size for a piece.
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// Shorten or restore the usable length (at most [`Buf::capacity`]).
+    #[inline(always)]
     pub fn set_len(&mut self, len: usize) {
-        self.len = len.min(self.pool.buf_size);
+        self.len = len.min(self.cap as usize) as u32;
     }
 
     /// The pool-wide index of this buffer.
@@ -176,51 +317,97 @@ impl Buf {
         self.index
     }
 
+    /// Offset of this handle's first byte within its pool buffer (non-zero
+    /// only for pieces).
+    pub fn offset(&self) -> usize {
+        self.off as usize
+    }
+
+    /// Split at `at` (at most `len()`): `self` keeps bytes `[0, at)`, the
+    /// returned piece has `[at, len())`. Both are `Buf`s with slices of their
+    /// own, disjoint bytes; the pool buffer returns when the last piece is
+    /// dropped.
+    pub fn split_off(&mut self, at: usize) -> Buf {
+        let at = at.min(self.len as usize) as u32;
+        let count = &self.inner().pieces[self.index as usize];
+        if count.load(Ordering::Relaxed) == 0 {
+            // Whole until now: this handle is the only one, nobody else
+            // reads the count.
+            count.store(2, Ordering::Relaxed);
+        } else {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let tail = Buf {
+            pool: self.pool,
+            index: self.index,
+            off: self.off + at,
+            len: self.len - at,
+            cap: self.len - at,
+        };
+        self.len = at;
+        self.cap = at;
+        tail
+    }
+
     /// The bytes of the buffer.
+    #[inline(always)]
     pub fn as_slice(&self) -> &[u8] {
-        // SAFETY: the buffer lies inside the pool's region (index < count).
-        // The CPU owns it: it is not posted to any device (posting consumes
-        // the `Buf`), so nothing writes it while this borrow lives.
+        // SAFETY: [start, start + len) lies inside the pool's region (index
+        // < count, off + cap <= buf_size, len <= cap). The CPU owns these
+        // bytes: they are not posted to any device (posting consumes the
+        // `Buf`) and no other piece covers them, so nothing writes them while
+        // this borrow lives.
         unsafe {
             std::slice::from_raw_parts(
-                self.pool.mem.as_ptr().add(self.pool.offset(self.index)),
-                self.len,
+                self.inner().base.as_ptr().add(self.start()),
+                self.len as usize,
             )
         }
     }
 
     /// The bytes of the buffer, writable.
+    #[inline(always)]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
         // SAFETY: as in `as_slice`; `&mut self` makes this the only borrow.
         unsafe {
             std::slice::from_raw_parts_mut(
-                self.pool.mem.as_ptr().add(self.pool.offset(self.index)),
-                self.len,
+                self.inner().base.as_ptr().add(self.start()),
+                self.len as usize,
             )
         }
     }
 
     /// Hand the buffer to the device: from here on no slice of it can exist.
+    #[inline(always)]
     pub fn into_device(self) -> DeviceBuf {
         let this = std::mem::ManuallyDrop::new(self);
         DeviceBuf {
-            // SAFETY: `this` is never used or dropped again.
-            pool: unsafe { std::ptr::read(&this.pool) },
+            pool: this.pool,
             index: this.index,
+            off: this.off,
             len: this.len,
+            cap: this.cap,
         }
     }
 
-    fn into_index(self) -> (Arc<PoolInner>, u32) {
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again.
-        (unsafe { std::ptr::read(&this.pool) }, this.index)
+    /// True if this is a whole buffer (not a piece): the only handle of
+    /// its pool buffer.
+    #[inline(always)]
+    fn is_whole(&self) -> bool {
+        self.inner().pieces[self.index as usize].load(Ordering::Relaxed) == 0
     }
 }
 
 impl Drop for Buf {
     fn drop(&mut self) {
-        self.pool.give_back(self.index);
+        let count = &self.inner().pieces[self.index as usize];
+        // A whole buffer has count 0 and no other handle; pieces keep the
+        // count above zero until the last one is dropped here.
+        if count.load(Ordering::Relaxed) != 0 && count.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // SAFETY: this was the buffer's last handle; it gives the buffer up.
+        unsafe { give_back(self.pool, self.index) }
     }
 }
 
@@ -230,12 +417,19 @@ impl Drop for Buf {
 ///
 /// Dropping a `DeviceBuf` does not return it to the pool: a device that has
 /// not completed it may still write it (a timed-out command, say), so it is
-/// quarantined and counted in [`Pool::quarantined`].
+/// quarantined and counted in [`Pool::quarantined`]; its pool stays mapped.
 pub struct DeviceBuf {
-    pool: Arc<PoolInner>,
+    pool: NonNull<PoolInner>,
     index: u32,
-    len: usize,
+    off: u32,
+    len: u32,
+    cap: u32,
 }
+
+// SAFETY: as for `Buf`; a `DeviceBuf` gives no access to the bytes at all.
+unsafe impl Send for DeviceBuf {}
+// SAFETY: as above.
+unsafe impl Sync for DeviceBuf {}
 
 impl std::fmt::Debug for DeviceBuf {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -248,13 +442,16 @@ impl std::fmt::Debug for DeviceBuf {
 
 impl DeviceBuf {
     /// IOVA of the first byte.
+    #[inline(always)]
     pub fn iova(&self) -> u64 {
-        self.pool.mem.iova() + self.pool.offset(self.index) as u64
+        // SAFETY: the buffer's count keeps the state alive.
+        let inner = unsafe { self.pool.as_ref() };
+        inner.iova + (inner.offset(self.index) + self.off as usize) as u64
     }
 
     /// Usable length.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// True if the length is zero.
@@ -265,20 +462,48 @@ impl DeviceBuf {
     /// Take the buffer back from the device. Call it only when the device
     /// has completed every command that referred to the buffer (or has been
     /// disabled): that is what makes the returned slices sound.
+    #[inline(always)]
     pub fn reclaim(self) -> Buf {
         let this = std::mem::ManuallyDrop::new(self);
         Buf {
-            // SAFETY: `this` is never used or dropped again.
-            pool: unsafe { std::ptr::read(&this.pool) },
+            pool: this.pool,
             index: this.index,
+            off: this.off,
             len: this.len,
+            cap: this.cap,
         }
     }
 }
 
 impl Drop for DeviceBuf {
     fn drop(&mut self) {
-        self.pool.quarantined.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: the buffer's count keeps the state alive (and is never
+        // given back: the pool stays mapped for the device).
+        unsafe { self.pool.as_ref() }
+            .quarantined
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A whole buffer of a known pool posted to a device ring that keeps only
+/// indices (a NIC RX ring: every buffer comes from the queue's own pool).
+/// Like a [`DeviceBuf`] it gives no access to the bytes; it is a buffer
+/// index and nothing else, so a ring slot is 4 bytes. Only the
+/// [`PoolCache`] it came from turns it back into a [`Buf`]
+/// ([`PoolCache::reclaim`]) or gives it up for good
+/// ([`PoolCache::quarantine`]); dropped otherwise, the buffer is simply
+/// never reused.
+#[derive(Debug)]
+pub struct DeviceIndex {
+    index: u32,
+    /// [`PoolInner::id`] of the pool, so no other pool's cache can take it.
+    pool: u32,
+}
+
+impl DeviceIndex {
+    /// The pool-wide buffer index.
+    pub fn index(&self) -> u32 {
+        self.index
     }
 }
 
@@ -294,36 +519,94 @@ impl PoolCache {
     #[inline]
     pub fn alloc(&mut self) -> Option<Buf> {
         if self.local.is_empty() {
-            let want = self.capacity / 2;
-            while self.local.len() < want {
-                match self.pool.inner.free.pop() {
-                    Some(i) => self.local.push(i),
-                    None => break,
-                }
-            }
+            self.refill();
         }
-        self.local.pop().map(|index| Buf {
-            pool: self.pool.inner.clone(),
-            index,
-            len: self.pool.inner.buf_size,
-        })
+        let index = self.local.pop()?;
+        Some(self.pool.handle(index))
     }
 
-    /// Give a buffer back to the cache, spilling half to the shared list when full.
-    #[inline]
-    pub fn free(&mut self, buf: Buf) {
-        let (pool, index) = buf.into_index();
-        if !Arc::ptr_eq(&pool, &self.pool.inner) {
-            // A buffer of another pool goes home.
-            pool.give_back(index);
-            return;
-        }
-        if self.local.len() == self.capacity {
-            for i in self.local.drain(self.capacity / 2..) {
-                pool.give_back(i);
+    #[cold]
+    fn refill(&mut self) {
+        let inner = self.pool.inner();
+        let want = self.capacity / 2;
+        while self.local.len() < want {
+            match inner.free.pop() {
+                Some(i) => self.local.push(i),
+                None => break,
             }
         }
-        self.local.push(index);
+        // The cache's pool handle keeps `live` above zero meanwhile.
+        inner.live.fetch_add(self.local.len(), Ordering::Relaxed);
+    }
+
+    /// Give a buffer back to the cache, spilling half to the shared list
+    /// when full. A buffer of another pool, or a piece of a split buffer,
+    /// is dropped instead (it goes home).
+    #[inline]
+    pub fn free(&mut self, buf: Buf) {
+        if buf.pool != self.pool.inner || !buf.is_whole() {
+            drop(buf);
+            return;
+        }
+        let buf = std::mem::ManuallyDrop::new(buf);
+        if self.local.len() == self.capacity {
+            self.spill(self.capacity / 2);
+        }
+        self.local.push(buf.index);
+    }
+
+    /// Put the newest `keep..` buffers of the cache back on the shared list.
+    #[cold]
+    fn spill(&mut self, keep: usize) {
+        let n = self.local.len() - keep;
+        for i in self.local.drain(keep..) {
+            let _ = self.pool.inner().free.push(i);
+        }
+        // SAFETY: the cache owned one count per spilled buffer; the cache's
+        // own pool handle keeps the state alive past this.
+        unsafe { PoolInner::release(self.pool.inner, n) }
+    }
+
+    /// Take a buffer for a device ring that holds indices: its IOVA and
+    /// its [`DeviceIndex`]. The cheapest way to post a receive buffer.
+    #[inline(always)]
+    pub fn alloc_device(&mut self) -> Option<(u64, DeviceIndex)> {
+        if self.local.is_empty() {
+            self.refill();
+        }
+        let index = self.local.pop()?;
+        let inner = self.pool.inner();
+        Some((
+            inner.iova + inner.offset(index) as u64,
+            DeviceIndex {
+                index,
+                pool: inner.id,
+            },
+        ))
+    }
+
+    /// A buffer from [`PoolCache::alloc_device`] back from the device (it
+    /// completed it), as a CPU buffer of `len` bytes (at most the buffer
+    /// size). None (and the buffer stays out of use) if `dev` came from
+    /// another pool.
+    #[inline(always)]
+    pub fn reclaim(&self, dev: DeviceIndex, len: usize) -> Option<Buf> {
+        if dev.pool != self.pool.inner().id {
+            return None;
+        }
+        let mut buf = self.pool.handle(dev.index);
+        buf.set_len(len);
+        Some(buf)
+    }
+
+    /// Give up a posted buffer the device may still write: it is never
+    /// reused, the pool stays mapped, and [`Pool::quarantined`] counts it.
+    pub fn quarantine(&self, dev: DeviceIndex) {
+        debug_assert_eq!(dev.pool, self.pool.inner().id, "a buffer of another pool");
+        self.pool
+            .inner()
+            .quarantined
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Buffers held by this cache.
@@ -344,9 +627,7 @@ impl PoolCache {
 
 impl Drop for PoolCache {
     fn drop(&mut self) {
-        for i in self.local.drain(..) {
-            self.pool.inner.give_back(i);
-        }
+        self.spill(0);
     }
 }
 
@@ -428,6 +709,60 @@ mod tests {
         assert!(c.len() <= 8);
         drop(c);
         assert_eq!(p.free_count(), 64);
+    }
+
+    #[test]
+    fn pieces_cover_disjoint_bytes_and_free_the_buffer_with_the_last() {
+        let p = pool(2, 4096);
+        let mut whole = p.alloc().unwrap();
+        let base = whole.iova();
+        whole.as_mut_slice().fill(7);
+        let mut b = whole.split_off(1000);
+        let c = b.split_off(1000);
+        assert_eq!((whole.len(), b.len(), c.len()), (1000, 1000, 2096));
+        assert_eq!((b.offset(), c.offset()), (1000, 2000));
+        assert_eq!(b.iova(), base + 1000);
+        assert_eq!(c.iova(), base + 2000);
+        b.as_mut_slice().fill(1);
+        assert!(whole.as_slice().iter().all(|&x| x == 7));
+        assert!(c.as_slice().iter().all(|&x| x == 7));
+        b.set_len(5000);
+        assert_eq!(b.len(), 1000, "a piece cannot grow past its own bytes");
+        assert_eq!(p.free_count(), 1);
+        // Pieces travel through the device like whole buffers.
+        let dev = c.into_device();
+        drop(whole);
+        let mut cache = p.cache(4);
+        cache.free(b); // a piece is not cached: it goes home
+        assert_eq!((cache.len(), p.free_count()), (0, 1));
+        drop(dev.reclaim());
+        assert_eq!(p.free_count(), 2, "the last piece returns the buffer");
+        // Whole again: it splits from scratch.
+        let mut again = p.alloc().unwrap();
+        let rest = again.split_off(64);
+        drop(again);
+        drop(rest);
+        assert_eq!(p.free_count(), 2);
+    }
+
+    #[test]
+    fn buffers_keep_the_pool_memory_after_the_pool_is_gone() {
+        let iommu = Arc::new(EmuIommu::new());
+        let p = Pool::new(iommu.clone(), 4, 4096, RegionOptions::EMULATED).unwrap();
+        let mut b = p.alloc().unwrap();
+        let mut cache = p.cache(4);
+        let c = cache.alloc().unwrap();
+        let quarantined = p.alloc().unwrap().into_device();
+        let iova = quarantined.iova();
+        drop(p);
+        drop(cache);
+        b.as_mut_slice()[..3].copy_from_slice(b"abc");
+        assert_eq!(&b.as_slice()[..3], b"abc");
+        drop(b);
+        drop(c);
+        // A buffer the device may still own keeps the memory mapped for it.
+        drop(quarantined);
+        assert!(iommu.write(iova, b"late").is_ok());
     }
 
     /// Several threads allocate and free (some through caches, some freeing

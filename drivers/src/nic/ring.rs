@@ -124,11 +124,18 @@ impl DescRing {
     /// with one address computation.
     #[inline(always)]
     pub(crate) fn desc(&self, i: usize) -> Desc<'_> {
-        // SAFETY: `i & mask` < size and the region holds size * DESC_SIZE
-        // bytes (checked in `new`), so the descriptor is inside it.
-        let p = unsafe { self.base.add((i & self.mask) * DESC_SIZE) };
-        Desc {
-            p,
+        self.view().desc(i)
+    }
+
+    /// The ring's address and mask by value, for hot loops: a loop that
+    /// reaches descriptors through `&DescRing` reloads both after every
+    /// volatile store (the store might have changed them, as far as the
+    /// compiler knows); through a view they stay in registers.
+    #[inline(always)]
+    pub(crate) fn view(&self) -> RingView<'_> {
+        RingView {
+            base: self.base,
+            mask: self.mask,
             _ring: PhantomData,
         }
     }
@@ -150,6 +157,29 @@ impl DescRing {
     #[inline(always)]
     pub(crate) fn load_u32_acquire(&self, i: usize, field: usize) -> u32 {
         self.desc(i).load_u32_acquire(field)
+    }
+}
+
+/// A [`DescRing`]'s base and mask, copied out of it (see [`DescRing::view`]).
+#[derive(Clone, Copy)]
+pub(crate) struct RingView<'a> {
+    base: NonNull<u8>,
+    mask: usize,
+    _ring: PhantomData<&'a DescRing>,
+}
+
+impl<'a> RingView<'a> {
+    /// Descriptor `i` (masked into the ring).
+    #[inline(always)]
+    pub(crate) fn desc(self, i: usize) -> Desc<'a> {
+        // SAFETY: `i & mask` < size and the region holds size * DESC_SIZE
+        // bytes (checked in `DescRing::new`), so the descriptor is inside
+        // it; the view borrows the ring, which keeps the region alive.
+        let p = unsafe { self.base.add((i & self.mask) * DESC_SIZE) };
+        Desc {
+            p,
+            _ring: PhantomData,
+        }
     }
 }
 

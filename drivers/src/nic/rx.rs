@@ -16,7 +16,7 @@ use super::spec::adv_desc::rx::{
 };
 use super::NicError;
 use crate::regs::RegisterAccess;
-use dma::{Buf, DeviceBuf, Pool, PoolCache};
+use dma::{Buf, DeviceIndex, Pool, PoolCache};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,7 @@ pub struct RxQueueStats {
 /// drop of an old value is needed; a buffer found there anyway (a driver
 /// bug) is kept out of circulation, like any buffer a device may still own.
 #[inline(always)]
-pub(crate) fn put_slot(slot: &mut Option<DeviceBuf>, dev: DeviceBuf) {
+pub(crate) fn put_slot<T>(slot: &mut Option<T>, dev: T) {
     let old = slot.replace(dev);
     debug_assert!(old.is_none(), "ring slot already held a buffer");
     std::mem::forget(old);
@@ -80,7 +80,9 @@ const REFILL_BATCH: usize = 32;
 pub struct RxQueue<R: RegisterAccess> {
     regs: Arc<R>,
     ring: DescRing,
-    slots: Box<[Option<DeviceBuf>]>,
+    /// The buffer posted in each descriptor, as an index into the queue's
+    /// pool (4 bytes a slot: the ring's hot path moves no buffer handles).
+    slots: Box<[Option<DeviceIndex>]>,
     cache: PoolCache,
     next_rx: usize,
     next_post: usize,
@@ -165,8 +167,9 @@ impl<R: RegisterAccess> RxQueue<R> {
             // A run of good frames, with what the loop touches in locals.
             let mut odd = None;
             {
-                let ring = &self.ring;
+                let ring = self.ring.view();
                 let slots = &mut self.slots[..];
+                let cache = &self.cache;
                 let dropping = self.dropping;
                 let room = max.min(got + posted);
                 while got < room {
@@ -181,7 +184,10 @@ impl<R: RegisterAccess> RxQueue<R> {
                         // Cannot happen: every posted slot holds a buffer.
                         break;
                     };
-                    let mut buf = dev.reclaim();
+                    // Cannot fail: the slot holds a buffer of this cache.
+                    let Some(buf) = cache.reclaim(dev, len) else {
+                        break;
+                    };
                     let at = i;
                     i = (i + 1) & mask;
                     posted -= 1;
@@ -191,7 +197,6 @@ impl<R: RegisterAccess> RxQueue<R> {
                         && len.wrapping_sub(1) < buf_len
                         && !dropping
                     {
-                        buf.set_len(len);
                         let hash = if HASH { d.read_u32(WB_RSS_HASH) } else { 0 };
                         deliver(buf, hash);
                         got += 1;
@@ -261,19 +266,19 @@ impl<R: RegisterAccess> RxQueue<R> {
         let mut i = start;
         let mut posted = self.posted;
         {
-            let ring = &self.ring;
+            let ring = self.ring.view();
             let slots = &mut self.slots[..];
             let cache = &mut self.cache;
             while posted < mask {
-                let Some(buf) = cache.alloc() else {
+                let Some((iova, dev)) = cache.alloc_device() else {
                     self.stats.pool_empty += 1;
                     break;
                 };
                 let d = ring.desc(i);
-                d.write_u64(PKT_ADDR, buf.iova());
+                d.write_u64(PKT_ADDR, iova);
                 // Also clears the DD bit of the previous write-back.
                 d.write_u64(HDR_ADDR, 0);
-                put_slot(&mut slots[i], buf.into_device());
+                put_slot(&mut slots[i], dev);
                 i = (i + 1) & mask;
                 posted += 1;
             }
@@ -359,10 +364,14 @@ impl<R: RegisterAccess> Drop for RxQueue<R> {
         let stopped = super::wait_until(Duration::from_millis(100), || {
             self.regs.read32(self.qregs.ctl) & self.qregs.enable == 0
         });
-        if stopped {
-            for slot in self.slots.iter_mut() {
-                if let Some(dev) = slot.take() {
-                    self.cache.free(dev.reclaim());
+        for slot in self.slots.iter_mut() {
+            if let Some(dev) = slot.take() {
+                if stopped {
+                    if let Some(buf) = self.cache.reclaim(dev, 0) {
+                        self.cache.free(buf);
+                    }
+                } else {
+                    self.cache.quarantine(dev);
                 }
             }
         }

@@ -389,8 +389,42 @@ impl<R: RegisterAccess> TxQueue<R> {
                 break;
             }
         }
-        let mut b = Batch::new();
-        self.put_items(bufs.drain(..n), &mut b);
+        if n == 0 {
+            return result.map(|()| 0);
+        }
+        // The loop of `put_run` without its per-item checks for a context:
+        // one data descriptor per buffer, EOP always, RS every RS_EVERY.
+        let mask = self.ring.mask();
+        let ring = self.ring.view();
+        let slots = &mut self.slots[..];
+        let mut i = self.next_use;
+        let mut since_rs = self.since_rs;
+        let mut last = (i, 0u32, true);
+        for buf in bufs.drain(..n) {
+            let len = buf.len() as u32;
+            since_rs += 1;
+            let rs = since_rs >= RS_EVERY;
+            let cmd = data_cmd(len, true) | if rs { cmd_type_len::RS } else { 0 };
+            let d = ring.desc(i);
+            d.write_u64(ADDR, buf.iova());
+            d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len, 0)));
+            put_slot(&mut slots[i], buf.into_device());
+            if rs {
+                self.rs_marks.push_back(i as u16);
+                since_rs = 0;
+            }
+            last = (i, cmd, rs);
+            i = (i + 1) & mask;
+        }
+        self.next_use = i;
+        self.since_rs = since_rs;
+        self.used += n;
+        let b = Batch {
+            sent: n,
+            last_eop: last.0,
+            last_cmd: last.1,
+            last_has_rs: last.2,
+        };
         self.finish(&b);
         result.map(|()| n)
     }
@@ -458,7 +492,7 @@ impl<R: RegisterAccess> TxQueue<R> {
         b: &mut Batch,
     ) -> Option<TxPacket> {
         let mask = self.ring.mask();
-        let ring = &self.ring;
+        let ring = self.ring.view();
         let slots = &mut self.slots[..];
         let rs_marks = &mut self.rs_marks;
         let ctx = self.ctx;
@@ -479,12 +513,9 @@ impl<R: RegisterAccess> TxQueue<R> {
             since_rs += 1;
             let rs = since_rs >= RS_EVERY;
             let cmd = data_cmd(len, true) | if rs { cmd_type_len::RS } else { 0 };
-            ring.write_u64(i, ADDR, buf.iova());
-            ring.write_u64(
-                i,
-                CMD_TYPE_LEN,
-                data_hi(cmd, data_olinfo(len, popts(offload))),
-            );
+            let d = ring.desc(i);
+            d.write_u64(ADDR, buf.iova());
+            d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len, popts(offload))));
             put_slot(&mut slots[i], buf.into_device());
             if rs {
                 rs_marks.push_back(i as u16);
