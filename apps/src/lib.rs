@@ -3,13 +3,16 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod blk;
 pub mod cputime;
 pub mod histogram;
 pub mod net;
 pub mod nic_open;
 pub mod open;
 pub mod pattern;
+pub mod pcapfile;
 pub mod rate;
+pub mod stream;
 
 /// Result of app code: any error, printed as one line.
 pub type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -36,6 +36,14 @@ pub mod ipv4 {
     pub const TOTAL_LEN: std::ops::Range<usize> = 2..4;
     /// Identification.
     pub const ID: std::ops::Range<usize> = 4..6;
+    /// Flags (3 bits) and fragment offset (13 bits, in 8-byte units).
+    pub const FLAGS_FRAGMENT: std::ops::Range<usize> = 6..8;
+    /// Don't Fragment, in the flags-and-fragment-offset field (RFC 791).
+    pub const DF: u16 = 0x4000;
+    /// More Fragments, in the same field.
+    pub const MF: u16 = 0x2000;
+    /// The fragment offset part of that field.
+    pub const FRAGMENT_OFFSET: u16 = 0x1fff;
     /// Time to live.
     pub const TTL: usize = 8;
     /// Protocol.
@@ -129,9 +137,50 @@ pub fn write_udp_headers(frame: &mut [u8], frame_len: usize, flow: &Flow) {
     put16(l4, udp::SRC_PORT, flow.src_port);
     put16(l4, udp::DST_PORT, flow.dst_port);
     put16(l4, udp::LEN, udp_len);
-    let pseudo = sum16(&flow.src_ip, 0);
-    let pseudo = sum16(&flow.dst_ip, pseudo) + ipv4::PROTO_UDP as u32 + udp_len as u32;
+    let pseudo = pseudo_header_sum(&flow.src_ip, &flow.dst_ip, udp_len as usize);
     put16(l4, udp::CHECKSUM, fold(pseudo));
+}
+
+/// The ones' complement sum of the UDP pseudo-header (RFC 768) of a
+/// datagram of `udp_len` bytes from IPv4 address `src` to `dst`.
+fn pseudo_header_sum(src: &[u8], dst: &[u8], udp_len: usize) -> u32 {
+    let s = sum16(src, 0);
+    sum16(dst, s) + ipv4::PROTO_UDP as u32 + udp_len as u32
+}
+
+/// Whether the header checksum of the IPv4 header at the start of `l3`
+/// (20 bytes, no options) is valid.
+pub fn ipv4_checksum_ok(l3: &[u8]) -> bool {
+    fold(sum16(&l3[..IPV4_LEN], 0)) == 0xffff
+}
+
+/// Whether the checksum of UDP datagram `l4` (header and payload, exactly
+/// the UDP length) is valid for the addresses of IPv4 header `l3`. A
+/// checksum of 0 means the sender computed none (RFC 768), which is valid.
+pub fn udp_checksum_ok(l3: &[u8], l4: &[u8]) -> bool {
+    get16(l4, udp::CHECKSUM) == 0
+        || fold(sum16(
+            l4,
+            pseudo_header_sum(&l3[ipv4::SRC], &l3[ipv4::DST], l4.len()),
+        )) == 0xffff
+}
+
+/// Fill in the IPv4 header checksum and the UDP checksum of a frame whose
+/// headers [`write_udp_headers`] wrote (UDP field = pseudo-header sum), as
+/// the NIC's checksum offload does: for frames that are not sent through a
+/// NIC (test captures, software paths). The frame ends where its UDP
+/// datagram ends.
+pub fn offload_checksums_in_software(frame: &mut [u8]) {
+    let l3 = ETH_LEN;
+    let c = !fold(sum16(&frame[l3..l3 + IPV4_LEN], 0));
+    put16(&mut frame[l3..], ipv4::CHECKSUM, c);
+    // The UDP field holds the pseudo-header sum, so summing the datagram
+    // with it in place gives the full checksum.
+    let l4 = l3 + IPV4_LEN;
+    let c = !fold(sum16(&frame[l4..], 0));
+    // A computed 0 goes out as all ones: 0 would mean "no checksum" (RFC 768).
+    let c = if c == 0 { 0xffff } else { c };
+    put16(&mut frame[l4..], udp::CHECKSUM, c);
 }
 
 /// Write magic and `seq` at the start of the payload, and a fill pattern after.
@@ -177,15 +226,10 @@ pub fn parse_test_frame(frame: &[u8]) -> Option<TestFrame> {
     if total < IPV4_LEN + UDP_LEN || ETH_LEN + total > frame.len() {
         return None;
     }
-    let ip_checksum_ok = fold(sum16(&l3[..IPV4_LEN], 0)) == 0xffff;
+    let ip_checksum_ok = ipv4_checksum_ok(l3);
     let l4 = &l3[IPV4_LEN..total];
     let udp_len = get16(l4, udp::LEN) as usize;
-    let udp_checksum_ok = udp_len == l4.len()
-        && (get16(l4, udp::CHECKSUM) == 0 || {
-            let s = sum16(&l3[ipv4::SRC], 0);
-            let s = sum16(&l3[ipv4::DST], s) + ipv4::PROTO_UDP as u32 + udp_len as u32;
-            fold(sum16(l4, s)) == 0xffff
-        });
+    let udp_checksum_ok = udp_len == l4.len() && udp_checksum_ok(l3, l4);
     let seq = u64::from_le_bytes(frame[PAYLOAD + 4..PAYLOAD + 12].try_into().ok()?);
     let payload_ok = frame[PAYLOAD + 12..ETH_LEN + total]
         .iter()
@@ -227,19 +271,6 @@ mod tests {
         }
     }
 
-    /// What the NIC's offload does, done in software: the reference the
-    /// offload tests compare against.
-    fn offload_in_software(f: &mut [u8]) {
-        let l3 = ETH_LEN;
-        let c = !fold(sum16(&f[l3..l3 + IPV4_LEN], 0));
-        f[l3 + 10..l3 + 12].copy_from_slice(&c.to_be_bytes());
-        // The UDP field holds the pseudo-header sum; summing the segment
-        // with it in place gives the full checksum.
-        let l4 = l3 + IPV4_LEN;
-        let c = !fold(sum16(&f[l4..], 0));
-        f[l4 + 6..l4 + 8].copy_from_slice(&c.to_be_bytes());
-    }
-
     #[test]
     fn built_frames_parse_and_checksums_need_the_offload() {
         let mut f = vec![0u8; 128];
@@ -249,7 +280,7 @@ mod tests {
         assert_eq!(t.seq, 42);
         assert!(t.payload_ok);
         assert!(!t.ip_checksum_ok, "checksum must be left to the NIC");
-        offload_in_software(&mut f);
+        offload_checksums_in_software(&mut f);
         let t = parse_test_frame(&f).unwrap();
         assert!(t.ip_checksum_ok && t.udp_checksum_ok);
         set_seq(&mut f, 43);

@@ -57,6 +57,18 @@ fn not_a_nic(device: &str, what: &str) -> Box<dyn std::error::Error + Send + Syn
 /// Open the ports named by `devices` (all emulated or all real: one kind of
 /// register access per process run) and run `job` on them.
 pub fn with_nics<J: NicJob>(devices: &[String], opts: NicOptions, job: J) -> AppResult<J::Output> {
+    with_nics_in(devices, opts, None, job)
+}
+
+/// Like [`with_nics`]; emulated ports go behind `iommu` when one is given
+/// (shared with an emulated NVMe controller opened with
+/// [`crate::open::with_nvme_in`], so a port can send from its buffers).
+pub fn with_nics_in<J: NicJob>(
+    devices: &[String],
+    opts: NicOptions,
+    iommu: Option<Arc<EmuIommu>>,
+    job: J,
+) -> AppResult<J::Output> {
     let specs = devices
         .iter()
         .map(|d| d.parse::<DeviceSpec>().map_err(|e| e.into()))
@@ -88,7 +100,7 @@ pub fn with_nics<J: NicJob>(devices: &[String], opts: NicOptions, job: J) -> App
             .collect::<AppResult<_>>()?;
         // One IOMMU for all ports, like one VFIO container per process, so a
         // buffer received on one port can be sent on another.
-        let iommu = Arc::new(EmuIommu::new());
+        let iommu = iommu.unwrap_or_else(|| Arc::new(EmuIommu::new()));
         let mut models = Vec::new();
         let mut ports = Vec::new();
         for (i, (n, dev)) in nics.iter().zip(devices).enumerate() {
@@ -97,6 +109,7 @@ pub fn with_nics<J: NicJob>(devices: &[String], opts: NicOptions, job: J) -> App
                 mac: n.mac.unwrap_or_else(|| emu_mac(i)),
                 queues: n.queues.unwrap_or(0),
                 link_up: true,
+                flow_control: n.flow_control,
             };
             let emu = EmuNic::with_iommu(n.chip, cfg, wire, n.mode, iommu.clone())?;
             emu.pci().enable();

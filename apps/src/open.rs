@@ -3,20 +3,33 @@
 //! dispatch: the emulated path costs the real one nothing).
 
 use crate::AppResult;
-use dma::{PageSize, RegionOptions};
+use dma::{EmuIommu, PageSize, RegionOptions};
 use drivers::device::{DeviceSpec, EmuNvmeSpec};
-use drivers::models::nvme::{Backing, EmuNvme, NamespaceConfig, NvmeModelConfig};
+use drivers::models::nvme::{Backing, EmuNvme, NamespaceConfig, NvmeModel, NvmeModelConfig};
 use drivers::nvme::{NvmeController, NvmeOptions};
 use drivers::regs::RegisterAccess;
 use std::sync::Arc;
 
 /// What was opened, for messages.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Opened {
     /// The device string as given.
     pub name: String,
     /// "vfio" or "emulated (threaded)" and so on.
     pub backend: String,
+    /// The device model, for an emulated controller (its backing store
+    /// can be filled before a run).
+    pub model: Option<Arc<NvmeModel>>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("name", &self.name)
+            .field("backend", &self.backend)
+            .field("emulated", &self.model.is_some())
+            .finish()
+    }
 }
 
 /// Work to do with an opened controller.
@@ -104,6 +117,19 @@ pub fn with_nvme_pages<J: NvmeJob>(
     page_size: PageSize,
     job: J,
 ) -> AppResult<J::Output> {
+    with_nvme_in(device, page_size, None, job)
+}
+
+/// Like [`with_nvme_pages`]; an emulated controller is put behind `iommu`
+/// when one is given, so that other emulated devices of the process (NIC
+/// ports opened with [`crate::nic_open::with_nics_in`]) can DMA into the
+/// same buffers, as devices behind one VFIO container do.
+pub fn with_nvme_in<J: NvmeJob>(
+    device: &str,
+    page_size: PageSize,
+    iommu: Option<Arc<EmuIommu>>,
+    job: J,
+) -> AppResult<J::Output> {
     let spec: DeviceSpec = device.parse()?;
     match spec {
         DeviceSpec::EmuNic(n) => Err(format!(
@@ -113,7 +139,8 @@ pub fn with_nvme_pages<J: NvmeJob>(
         )
         .into()),
         DeviceSpec::EmuNvme(e) => {
-            let emu = EmuNvme::new(emu_nvme_config(&e)?, e.mode)?;
+            let iommu = iommu.unwrap_or_else(|| Arc::new(EmuIommu::new()));
+            let emu = EmuNvme::with_iommu(emu_nvme_config(&e)?, e.mode, iommu)?;
             // What the VFIO open does on hardware: memory space and bus mastering on.
             emu.pci().enable();
             let ctrl = NvmeController::init(
@@ -130,6 +157,7 @@ pub fn with_nvme_pages<J: NvmeJob>(
             let opened = Opened {
                 name: device.to_string(),
                 backend: format!("emulated ({:?})", e.mode).to_lowercase(),
+                model: Some(emu.model().clone()),
             };
             let out = job.run(Arc::new(ctrl), &opened);
             drop(emu);
@@ -161,6 +189,7 @@ pub fn with_nvme_pages<J: NvmeJob>(
             let opened = Opened {
                 name: device.to_string(),
                 backend: "vfio".into(),
+                model: None,
             };
             job.run(Arc::new(ctrl), &opened)
         }

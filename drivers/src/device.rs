@@ -35,6 +35,8 @@ pub struct EmuNicSpec {
     pub queues: Option<u16>,
     /// How the model runs (`mode=inline|threaded`; default threaded).
     pub mode: RunMode,
+    /// 802.3x flow control with the peer (`pause=on|off`; default off).
+    pub flow_control: bool,
 }
 
 /// Options of `emu:nvme`.
@@ -157,7 +159,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 const NIC_OPTIONS: &str = "wire=pair:NAME|loop|pcap:FILE|pcap-in:FILE|unix:PATH|tap:IFNAME, \
-                           mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded";
+                           mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded, pause=on|off";
 
 /// Parse a MAC address `aa:bb:cc:dd:ee:ff` (or with `-`): exactly six
 /// two-digit hex fields.
@@ -185,11 +187,19 @@ fn parse_emu_nic(
         mac: None,
         queues: None,
         mode: RunMode::Threaded,
+        flow_control: false,
     };
     for opt in options.split(',').filter(|o| !o.is_empty()) {
         let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
         match k {
             "wire" if !v.is_empty() => spec.wire = v.to_string(),
+            "pause" => {
+                spec.flow_control = match v {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(bad(k, v, "on or off")),
+                }
+            }
             "wire" => return Err(bad(k, v, "a wire like pair:NAME, loop or pcap:FILE")),
             "mac" => {
                 let mac = parse_mac(v)
@@ -407,6 +417,7 @@ mod tests {
                 mac: Some([2, 0, 0, 0, 0, 7]),
                 queues: Some(4),
                 mode: RunMode::Inline,
+                flow_control: false,
             })
         );
         let DeviceSpec::EmuNic(n) = "emu:igb".parse().unwrap() else {

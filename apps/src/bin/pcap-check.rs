@@ -3,6 +3,7 @@
 //! payload are good.
 
 use apps::net::parse_test_frame;
+use apps::pcapfile::PcapReader;
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use std::collections::BTreeMap;
@@ -37,61 +38,6 @@ struct Args {
     allow_other: bool,
 }
 
-/// Byte order and timestamp unit of a pcap file, from its magic.
-fn pcap_records(d: &[u8]) -> AppResult<Vec<&[u8]>> {
-    if d.len() < 24 {
-        return Err(format!("{} bytes: too short for a pcap file header", d.len()).into());
-    }
-    let magic = [d[0], d[1], d[2], d[3]];
-    let le = match u32::from_le_bytes(magic) {
-        0xa1b2_c3d4 | 0xa1b2_3c4d => true,
-        _ => match u32::from_be_bytes(magic) {
-            0xa1b2_c3d4 | 0xa1b2_3c4d => false,
-            m => {
-                return Err(format!(
-                "not a pcap file (magic {m:08x}; pcapng is not read, convert with editcap -F pcap)"
-            )
-                .into())
-            }
-        },
-    };
-    let u32_at = |i: usize| {
-        let b = [d[i], d[i + 1], d[i + 2], d[i + 3]];
-        if le {
-            u32::from_le_bytes(b)
-        } else {
-            u32::from_be_bytes(b)
-        }
-    };
-    let link = u32_at(20);
-    if link != 1 {
-        return Err(format!("link type {link}, want 1 (LINKTYPE_ETHERNET)").into());
-    }
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off < d.len() {
-        if off + 16 > d.len() {
-            return Err(format!("record {}: header cut short at byte {off}", out.len()).into());
-        }
-        let incl = u32_at(off + 8) as usize;
-        let orig = u32_at(off + 12) as usize;
-        let body = off + 16;
-        if body + incl > d.len() {
-            return Err(format!("record {}: {incl} bytes, file ends first", out.len()).into());
-        }
-        if incl != orig {
-            return Err(format!(
-                "record {}: {incl} of {orig} bytes captured (truncated)",
-                out.len()
-            )
-            .into());
-        }
-        out.push(&d[body..body + incl]);
-        off = body + incl;
-    }
-    Ok(out)
-}
-
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// FNV-1a (64 bit) of `data`, continuing from `h`.
@@ -119,13 +65,12 @@ struct Report {
 }
 
 fn check(a: &Args) -> AppResult<()> {
-    let data = std::fs::read(&a.file).map_err(|e| format!("{}: {e}", a.file))?;
-    let records = pcap_records(&data).map_err(|e| format!("{}: {e}", a.file))?;
-    let mut r = Report {
-        frames: records.len(),
-        ..Report::default()
-    };
-    for f in &records {
+    let mut pcap = PcapReader::open(&a.file)?;
+    let mut r = Report::default();
+    let mut frame = Vec::new();
+    while pcap.next_into(&mut frame)?.is_some() {
+        let f = &frame;
+        r.frames += 1;
         let Some(t) = parse_test_frame(f) else {
             r.other += 1;
             continue;

@@ -65,6 +65,14 @@ pub trait Wire: Send + Sync {
         0
     }
 
+    /// Whether the peer can take another frame now. Wires that cannot tell
+    /// say yes; a pair says whether the peer's queue has room. Ports with
+    /// flow control ([`crate::models::nic::NicModelConfig::flow_control`])
+    /// hold transmission while it says no, as 802.3x PAUSE does.
+    fn peer_ready(&self) -> bool {
+        true
+    }
+
     /// Write out anything buffered (a capture file). Also done on drop.
     fn flush(&self) -> std::io::Result<()> {
         Ok(())

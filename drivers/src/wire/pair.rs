@@ -133,6 +133,10 @@ impl Wire for PairWire {
         }
     }
 
+    fn peer_ready(&self) -> bool {
+        self.outgoing().len() < self.outgoing().capacity()
+    }
+
     fn drops(&self) -> u64 {
         self.outgoing().drops()
     }

@@ -76,6 +76,11 @@ impl FrameQueue {
         Some(n)
     }
 
+    /// Frames the queue holds at most.
+    pub(super) fn capacity(&self) -> usize {
+        self.lock().frames.len()
+    }
+
     /// Frames waiting.
     pub(super) fn len(&self) -> usize {
         self.lock().len

@@ -16,6 +16,12 @@ pub struct NicModelConfig {
     /// Whether the link is up (STATUS.LU / LINKS.LINK_UP). Change it later
     /// with `EmuNic::set_link`.
     pub link_up: bool,
+    /// 802.3x flow control with the link partner: when no RX ring has room
+    /// for a frame, the port leaves frames on the wire (it would send
+    /// XOFF) instead of dropping them, and it holds transmission while the
+    /// peer cannot take a frame ([`crate::wire::Wire::peer_ready`]). Off by
+    /// default: an overrun ring drops and counts, as without flow control.
+    pub flow_control: bool,
 }
 
 impl Default for NicModelConfig {
@@ -25,6 +31,7 @@ impl Default for NicModelConfig {
             mac: [0x02, 0, 0, 0, 0, 0x01],
             queues: 0,
             link_up: true,
+            flow_control: false,
         }
     }
 }

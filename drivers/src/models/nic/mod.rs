@@ -213,6 +213,12 @@ impl EmuNic {
         self.model.set_link(up)
     }
 
+    /// Hold or resume transmission (802.3x flow control from the link
+    /// partner): a stalled NIC, for backpressure tests.
+    pub fn set_tx_paused(&self, paused: bool) {
+        self.model.set_tx_paused(paused)
+    }
+
     /// The model's own counters (drops, faults, errors).
     pub fn counters(&self) -> ModelCounters {
         self.model.counters()

@@ -109,6 +109,10 @@ pub struct NicModel {
     /// Register storage, one word per decoded offset.
     regs: Box<[AtomicU32]>,
     link_up: AtomicBool,
+    /// Transmission held, as by 802.3x PAUSE frames from the link partner.
+    tx_paused: AtomicBool,
+    /// 802.3x flow control with the peer (see [`NicModelConfig::flow_control`]).
+    pub(super) flow_control: bool,
     /// Datasheet statistics (clear on read), by [`Ctr`].
     stats: Box<[AtomicU64]>,
     /// High halves latched by reads of the low registers, by [`Ctr`].
@@ -151,6 +155,8 @@ impl NicModel {
             wire,
             regs: (0..words).map(|_| AtomicU32::new(0)).collect(),
             link_up: AtomicBool::new(cfg.link_up),
+            tx_paused: AtomicBool::new(false),
+            flow_control: cfg.flow_control,
             stats: (0..CTRS).map(|_| AtomicU64::new(0)).collect(),
             latches: (0..CTRS).map(|_| AtomicU32::new(0)).collect(),
             queue_drop: (0..qc).map(|_| AtomicU64::new(0)).collect(),
@@ -184,6 +190,16 @@ impl NicModel {
         let was = self.link_up.swap(up, Ordering::AcqRel);
         if was != up {
             self.note(|| format!("link {}", if up { "up" } else { "down" }));
+        }
+    }
+
+    /// Hold or resume transmission on every queue, as a link partner does
+    /// with 802.3x PAUSE frames (flow control): while held, the device
+    /// fetches no TX descriptor, so the driver's TX rings fill up.
+    pub fn set_tx_paused(&self, paused: bool) {
+        let was = self.tx_paused.swap(paused, Ordering::AcqRel);
+        if was != paused {
+            self.note(|| format!("transmission {}", if paused { "paused" } else { "resumed" }));
         }
     }
 
@@ -830,6 +846,7 @@ impl NicModel {
         if s.state.load(Ordering::Acquire) != ACTIVE
             || s.tail.load(Ordering::Acquire) == s.head.load(Ordering::Acquire)
             || !self.bit(self.layout.tx_enable)
+            || self.tx_paused.load(Ordering::Acquire)
         {
             return false;
         }

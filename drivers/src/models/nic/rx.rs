@@ -332,6 +332,10 @@ impl RxEngine {
         }
         let mut got = 0;
         while got < budget {
+            if m.flow_control && !self.rings_have_room(m) {
+                // XOFF: the frames wait on the wire instead of being dropped.
+                break;
+            }
             let len = match m.wire.recv(&mut self.frame[..MAX_FRAME]) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
@@ -345,6 +349,24 @@ impl RxEngine {
             self.receive(m, len);
         }
         got > 0
+    }
+
+    /// Whether every enabled ring has free descriptors for a largest frame
+    /// (the frame's ring is known only after classification).
+    fn rings_have_room(&self, m: &NicModel) -> bool {
+        self.rings.iter().enumerate().all(|(q, r)| match r {
+            None => true,
+            Some(ring) => {
+                let buf = self
+                    .config
+                    .queues
+                    .get(q)
+                    .map_or(0, |c| c.buf_size)
+                    .max(1024);
+                let need = self.config.max_frame.div_ceil(buf) as u32;
+                ring.available(m.rxq[q].tail.load(Ordering::Acquire)) >= need
+            }
+        })
     }
 
     /// Checks, filters and classification; None if the frame is dropped.

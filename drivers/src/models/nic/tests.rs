@@ -208,6 +208,7 @@ impl Host {
             mac: MAC,
             queues: 4,
             link_up: true,
+            flow_control: false,
         };
         let emu = EmuNic::new(chip, cfg, wire, mode).unwrap();
         emu.pci().enable();

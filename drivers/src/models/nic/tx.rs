@@ -121,6 +121,10 @@ impl TxRing {
         let tail = shared.tail.load(Ordering::Acquire);
         let mut done = 0;
         while self.head != tail && done < budget {
+            if m.flow_control && !m.wire.peer_ready() {
+                // The peer sent XOFF: hold the descriptors until it has room.
+                break;
+            }
             let index = self.head;
             if let Err(e) = self.fetch(m, q, tail) {
                 m.queue_error(Dir::Tx, q, shared, || {

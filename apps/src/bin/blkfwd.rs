@@ -1,0 +1,533 @@
+//! blkfwd: stream a range of an NVMe drive out of a NIC as UDP frames, with
+//! no CPU copy of the data: the drive DMAs blocks into hugepage buffers and
+//! the NIC DMAs them out, each frame a header descriptor (built by the CPU)
+//! plus a payload descriptor pointing into the read buffer.
+
+use apps::blk::{Failed, Shared, StreamConfig, Worker, WorkerReport};
+use apps::net::{parse_ipv4, Flow};
+use apps::nic_open::{with_nics_in, NicJob, Port};
+use apps::open::{with_nvme_in, NvmeJob, Opened};
+use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
+use apps::{exit_on_error, human_bytes, AppResult};
+use clap::Parser;
+use dma::{EmuIommu, PageSize};
+use drivers::device::{parse_size, DeviceSpec};
+use drivers::nic::NicOptions;
+use drivers::nvme::NvmeController;
+use drivers::regs::RegisterAccess;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const DEFAULT_NVME: &str = "emu:nvme,size=256M";
+const DEFAULT_NIC: &str = "emu:ixgbe,wire=pair:blkfwd,pause=on";
+
+/// Stream disk blocks from an NVMe drive to a NIC with no CPU copies.
+#[derive(Debug, Parser)]
+#[command(
+    name = "blkfwd",
+    version,
+    after_help = "With no arguments: an emulated 256 MiB drive filled with a known pattern \
+streams through an emulated 82599 port to a second port on the same wire, where an in-process \
+receiver checks every byte (802.3x flow control on the emulated wire, so a busy receiver \
+slows the sender down instead of losing frames).\n\nExamples:\n  blkfwd\n  blkfwd --mtu 9000 --threads 2\n  \
+blkfwd --nvme emu:nvme,file=disk.img --nic emu:igb,wire=pcap:out.pcap --recv none\n  \
+blkfwd --nvme 0000:01:00.0 --nic 0000:03:00.0 --dst-mac 0c:c4:7a:00:00:01 --dst-ip 10.0.0.2"
+)]
+struct Args {
+    /// The NVMe drive: a PCI address bound to vfio-pci, or emu:nvme[,options].
+    #[arg(long, default_value = DEFAULT_NVME)]
+    nvme: String,
+    /// The NIC port to send on: a PCI address or emu:igb|i350|ixgbe,wire=...
+    #[arg(long, default_value = DEFAULT_NIC)]
+    nic: String,
+    /// A port of this process that receives and checks the stream (an
+    /// emulated port on the other end of the wire). Default: when --nic is
+    /// emulated on wire=pair:NAME, the same chip on the same pair; `none`
+    /// for no receiver.
+    #[arg(long)]
+    recv: Option<String>,
+    /// Namespace.
+    #[arg(long, default_value_t = 1)]
+    nsid: u32,
+    /// First block of the range.
+    #[arg(long, default_value_t = 0)]
+    start: u64,
+    /// Bytes to stream (k/m/g suffixes; a multiple of the block size).
+    /// Default: from --start to the end of the namespace.
+    #[arg(long, value_parser = size_arg)]
+    length: Option<u64>,
+    /// Bytes per read.
+    #[arg(long, default_value = "128k", value_parser = size_arg)]
+    io_size: u64,
+    /// Reads in flight per thread.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    queue_depth: u32,
+    /// Read buffers per thread (the memory bound; default twice the queue depth).
+    #[arg(long)]
+    buffers: Option<usize>,
+    /// IP MTU of the frames: 1500, or 9000 for jumbo frames.
+    #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=16110))]
+    mtu: u32,
+    /// Passes over the range.
+    #[arg(long, default_value_t = 1, conflicts_with = "loop_forever")]
+    laps: u64,
+    /// Repeat the range until interrupted (or --time).
+    #[arg(long = "loop")]
+    loop_forever: bool,
+    /// Stop after this many seconds (with --loop).
+    #[arg(long)]
+    time: Option<f64>,
+    /// Threads, each with its own NVMe queue pair and NIC TX queue.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
+    threads: u16,
+    /// Destination MAC (default broadcast).
+    #[arg(long, default_value = "ff:ff:ff:ff:ff:ff")]
+    dst_mac: String,
+    /// Source IPv4 address.
+    #[arg(long, default_value = "10.0.0.1")]
+    src_ip: String,
+    /// Destination IPv4 address.
+    #[arg(long, default_value = "10.0.0.2")]
+    dst_ip: String,
+    /// Source UDP port.
+    #[arg(long, default_value_t = 4791)]
+    src_port: u16,
+    /// Destination UDP port.
+    #[arg(long, default_value_t = 4791)]
+    dst_port: u16,
+    /// Limit the payload rate, in Mbit/s over all threads.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Retries of a failed read before its blocks are reported failed.
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Seconds the NIC may take no frame before what waits for it is reported failed.
+    #[arg(long, default_value_t = 5.0)]
+    tx_timeout: f64,
+    /// What the receiver compares with: pattern[:SEED], file:PATH or none.
+    /// Default: the pattern for an emulated RAM drive (blkfwd fills it),
+    /// the backing file for emu:nvme,file=..., none for a real drive.
+    #[arg(long)]
+    expect: Option<String>,
+    /// No progress lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn size_arg(s: &str) -> Result<u64, String> {
+    parse_size(s).ok_or_else(|| format!("'{s}' is not a size; use e.g. 4096, 128k, 1m or 2g"))
+}
+
+/// The receiver port implied by an emulated --nic on a pair wire.
+fn default_recv(nic: &str) -> Option<String> {
+    let Ok(DeviceSpec::EmuNic(spec)) = nic.parse::<DeviceSpec>() else {
+        return None;
+    };
+    let name = spec.wire.strip_prefix("pair:")?;
+    let chip = nic.strip_prefix("emu:")?.split(',').next()?;
+    let pause = if spec.flow_control { ",pause=on" } else { "" };
+    Some(format!("emu:{chip},wire=pair:{name}{pause}"))
+}
+
+/// The plan after the arguments are checked.
+struct Plan {
+    args: Args,
+    recv: Option<String>,
+    iommu: Option<Arc<EmuIommu>>,
+    fill: bool,
+    expect: Option<String>,
+}
+
+fn plan(args: Args) -> AppResult<Plan> {
+    if args.nvme == args.nic {
+        return Err(format!(
+            "{} is given as both the drive and the NIC; give an NVMe drive with --nvme and a NIC port with --nic",
+            args.nvme
+        )
+        .into());
+    }
+    let nvme: DeviceSpec = args.nvme.parse()?;
+    let nic: DeviceSpec = args.nic.parse()?;
+    let nvme_emu = !matches!(nvme, DeviceSpec::Pci(_));
+    let nic_emu = !matches!(nic, DeviceSpec::Pci(_));
+    if nvme_emu != nic_emu {
+        return Err(
+            "the drive and the NIC must both be emulated or both real: the NIC sends from the \
+             drive's buffers, so both must reach the same DMA memory (one IOMMU)"
+                .into(),
+        );
+    }
+    let recv = match args.recv.as_deref() {
+        Some("none") => None,
+        Some(r) => Some(r.to_string()),
+        None => default_recv(&args.nic),
+    };
+    if recv.as_deref() == Some(args.nic.as_str()) && !args.nic.contains("wire=pair:") {
+        return Err(format!("{} is given as both the sender and the receiver", args.nic).into());
+    }
+    let (fill, file) = match &nvme {
+        DeviceSpec::EmuNvme(e) => (e.file.is_none(), e.file.clone()),
+        _ => (false, None),
+    };
+    let expect = match (&args.expect, fill, file) {
+        (Some(e), _, _) => Some(e.clone()),
+        (None, true, _) => Some(format!("pattern:{DEFAULT_SEED:#x}")),
+        (None, false, Some(f)) => Some(format!("file:{}", f.display())),
+        (None, false, None) => None,
+    };
+    if args.time.is_some() && !args.loop_forever {
+        return Err(
+            "--time applies to --loop runs; give --loop, or --laps N for a fixed length".into(),
+        );
+    }
+    if args.tx_timeout.is_nan() || args.tx_timeout <= 0.0 {
+        return Err("--tx-timeout must be more than 0 seconds".into());
+    }
+    if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
+        return Err("--rate must be a positive number of Mbit/s".into());
+    }
+    let iommu = nvme_emu.then(|| Arc::new(EmuIommu::new()));
+    Ok(Plan {
+        args,
+        recv,
+        iommu,
+        fill,
+        expect,
+    })
+}
+
+struct Drive(Plan);
+
+impl NvmeJob for Drive {
+    type Output = bool;
+
+    fn run<R: RegisterAccess + 'static>(
+        self,
+        ctrl: Arc<NvmeController<R>>,
+        opened: &Opened,
+    ) -> AppResult<bool> {
+        let p = self.0;
+        let ns = ctrl.namespace(p.args.nsid)?;
+        let block = ns.lba_size as u64;
+        let size = ns.size_blocks * block;
+        let start = p.args.start.saturating_mul(block);
+        if start >= size {
+            return Err(format!(
+                "--start {} is past the end of namespace {} ({} blocks of {block} bytes)",
+                p.args.start, p.args.nsid, ns.size_blocks
+            )
+            .into());
+        }
+        let len = p.args.length.unwrap_or(size - start);
+        if p.fill {
+            if let Some(model) = &opened.model {
+                fill_pattern(model, p.args.nsid, start, len.min(size - start))?;
+            }
+        }
+        let mtu = p.args.mtu as usize;
+        // RX buffers (of the receiver) hold a whole frame: 1024-byte units.
+        let frame = mtu + apps::net::ETH_LEN + 4;
+        let opts = NicOptions {
+            tx_queues: p.args.threads,
+            buf_size: frame.div_ceil(1024) * 1024,
+            pool_bufs: 2048,
+            ..NicOptions::default()
+        };
+        let mut devices = vec![p.args.nic.clone()];
+        if let Some(r) = &p.recv {
+            devices.push(r.clone());
+        }
+        let iommu = p.iommu.clone();
+        let backend = opened.backend.clone();
+        let job = Send {
+            plan: p,
+            ctrl,
+            start,
+            len,
+            drive_backend: backend,
+        };
+        with_nics_in(&devices, opts, iommu, job)
+    }
+}
+
+/// Fill `[start, start + len)` of an emulated drive with the pattern the
+/// receiver expects (the model's backing store, before the run: no DMA).
+fn fill_pattern(
+    model: &drivers::models::nvme::NvmeModel,
+    nsid: u32,
+    start: u64,
+    len: u64,
+) -> AppResult<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    let mut off = start;
+    while off < start + len {
+        let n = (start + len - off).min(buf.len() as u64) as usize;
+        pattern_fill(&mut buf[..n], off, DEFAULT_SEED);
+        model
+            .write_backing(nsid, off, &buf[..n])
+            .map_err(|e| format!("filling the emulated drive: {e}"))?;
+        off += n as u64;
+    }
+    Ok(())
+}
+
+struct Send<RN: RegisterAccess> {
+    plan: Plan,
+    ctrl: Arc<NvmeController<RN>>,
+    start: u64,
+    len: u64,
+    drive_backend: String,
+}
+
+impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
+    type Output = bool;
+
+    fn run<R: RegisterAccess + 'static>(self, mut ports: Vec<Port<R>>) -> AppResult<bool> {
+        let a = &self.plan.args;
+        let tx = ports.remove(0);
+        let rx = (!ports.is_empty()).then(|| ports.remove(0));
+        let dst_mac = drivers::device::parse_mac(&a.dst_mac).ok_or_else(|| {
+            format!(
+                "--dst-mac '{}' is not a MAC address like 02:00:00:00:00:01",
+                a.dst_mac
+            )
+        })?;
+        let threads = a.threads as usize;
+        let queue_depth = a.queue_depth as usize;
+        let cfg = StreamConfig {
+            nsid: a.nsid,
+            start: self.start,
+            len: self.len,
+            io_size: usize::try_from(a.io_size).map_err(|_| "--io-size is too large")?,
+            queue_depth,
+            read_buffers: a.buffers.unwrap_or(2 * queue_depth).max(queue_depth),
+            mtu: a.mtu as usize,
+            laps: if a.loop_forever { 0 } else { a.laps },
+            flow: Flow {
+                src_mac: tx.nic.mac(),
+                dst_mac,
+                src_ip: parse_ipv4(&a.src_ip).map_err(|e| format!("--src-ip: {e}"))?,
+                dst_ip: parse_ipv4(&a.dst_ip).map_err(|e| format!("--dst-ip: {e}"))?,
+                src_port: a.src_port,
+                dst_port: a.dst_port,
+            },
+            rate: a.rate.map(|r| r * 1e6 / 8.0 / threads as f64),
+            retries: a.retries,
+            tx_timeout: Duration::from_secs_f64(a.tx_timeout),
+        };
+        if cfg.laps == 0 && cfg.len == 0 {
+            return Err("the range is empty".into());
+        }
+        let shared = Arc::new(Shared::default());
+        let mut workers = Vec::new();
+        for t in 0..threads {
+            workers.push(Worker::new(
+                t as u16,
+                &cfg,
+                &self.ctrl,
+                &tx.nic,
+                t as u16,
+                tx.region,
+                shared.clone(),
+            )?);
+        }
+        println!(
+            "blkfwd: {} ({}) -> {} ({}); bytes {}..{} of namespace {} ({}), {} lap(s), MTU {}, \
+             {} per read, {} in flight, {} thread(s){}",
+            self.plan.args.nvme,
+            self.drive_backend,
+            tx.name,
+            tx.backend,
+            cfg.start,
+            cfg.start + cfg.len,
+            cfg.nsid,
+            human_bytes(cfg.len),
+            if cfg.laps == 0 {
+                "endless".to_string()
+            } else {
+                cfg.laps.to_string()
+            },
+            cfg.mtu,
+            human_bytes(cfg.io_size as u64),
+            queue_depth,
+            threads,
+            match &rx {
+                Some(r) => format!(
+                    "; receiver {} checks against {}",
+                    r.name,
+                    self.plan
+                        .expect
+                        .as_deref()
+                        .unwrap_or("nothing (arrival only)")
+                ),
+                None => String::new(),
+            }
+        );
+        // The receiver: its own thread, its CPU not counted as the sender's.
+        let recv_stop = Arc::new(AtomicBool::new(false));
+        let receiver = match rx {
+            Some(port) => {
+                let expect = match &self.plan.expect {
+                    Some(e) => Expect::parse(e).map_err(|e| format!("--expect: {e}"))?,
+                    None => Expect::None,
+                };
+                let laps = cfg.laps;
+                let stop = recv_stop.clone();
+                let mut rxq = port.nic.rx_queue(0)?;
+                Some(
+                    std::thread::Builder::new()
+                        .name("blkfwd-recv".into())
+                        .spawn(move || -> AppResult<Verifier> {
+                            let mut v = Verifier::new(expect);
+                            if laps > 0 {
+                                v.limit_laps(laps as u32);
+                            }
+                            let mut pkts = Vec::with_capacity(64);
+                            let mut idle_since = Instant::now();
+                            let mut backoff = apps::backoff::Backoff::default();
+                            loop {
+                                let n = rxq.rx_batch(&mut pkts, 64)?;
+                                for p in pkts.drain(..) {
+                                    v.accept_frame(p.buf.as_slice());
+                                    rxq.recycle(p.buf);
+                                }
+                                if n > 0 {
+                                    idle_since = Instant::now();
+                                    backoff.reset();
+                                    continue;
+                                }
+                                if stop.load(Ordering::Relaxed)
+                                    && (v.is_complete()
+                                        || idle_since.elapsed() >= Duration::from_millis(500))
+                                {
+                                    break;
+                                }
+                                backoff.idle();
+                            }
+                            drop(port);
+                            Ok(v)
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let cpu0 = apps::cputime::thread_cpu_time();
+        let started = Instant::now();
+        let handles = workers
+            .into_iter()
+            .enumerate()
+            .map(|(i, w)| {
+                std::thread::Builder::new()
+                    .name(format!("blkfwd-{i}"))
+                    .spawn(move || w.run())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let total = if cfg.laps == 0 {
+            None
+        } else {
+            Some(cfg.len * cfg.laps)
+        };
+        let deadline = a.time.map(|t| started + Duration::from_secs_f64(t));
+        let mut last = (Instant::now(), 0u64, 0u64);
+        while !handles.iter().all(|h| h.is_finished()) {
+            std::thread::sleep(Duration::from_millis(20));
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            let now = Instant::now();
+            let dt = now.duration_since(last.0).as_secs_f64();
+            if !a.quiet && dt >= 1.0 {
+                let bytes = shared.bytes.load(Ordering::Relaxed);
+                let frames = shared.frames.load(Ordering::Relaxed);
+                let done = match total {
+                    Some(t) => format!(" ({:.0}%)", 100.0 * bytes as f64 / t as f64),
+                    None => String::new(),
+                };
+                println!(
+                    "{:6.1} s  {:6.3} GiB/s  {:6.3} Mpps  {:3} I/Os in flight  {} sent{done}  errors {}  retries {}",
+                    now.duration_since(started).as_secs_f64(),
+                    (bytes - last.1) as f64 / dt / (1u64 << 30) as f64,
+                    (frames - last.2) as f64 / dt / 1e6,
+                    shared.in_flight.load(Ordering::Relaxed),
+                    human_bytes(bytes),
+                    shared.errors.load(Ordering::Relaxed),
+                    shared.retries.load(Ordering::Relaxed),
+                );
+                last = (now, bytes, frames);
+            }
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let mut reports: Vec<WorkerReport> = Vec::new();
+        for h in handles {
+            reports.push(h.join().map_err(|_| "a sender thread panicked")??);
+        }
+        let main_cpu = apps::cputime::thread_cpu_time().saturating_sub(cpu0);
+        recv_stop.store(true, Ordering::Relaxed);
+        let verifier = match receiver {
+            Some(h) => Some(h.join().map_err(|_| "the receiver thread panicked")??),
+            None => None,
+        };
+        let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
+        let frames: u64 = reports.iter().map(|r| r.frames).sum();
+        let ios: u64 = reports.iter().map(|r| r.ios).sum();
+        let retries: u64 = reports.iter().map(|r| r.retries).sum();
+        let mut failed: Vec<&Failed> = reports.iter().flat_map(|r| &r.failed).collect();
+        failed.sort_by_key(|f| (f.lap, f.start));
+        let cpu = reports.iter().map(|r| r.cpu).sum::<Duration>() + main_cpu;
+        let gib = bytes as f64 / (1u64 << 30) as f64;
+        let cpu_per_gib = if gib > 0.0 {
+            cpu.as_secs_f64() / gib
+        } else {
+            0.0
+        };
+        let max_out = reports.iter().map(|r| r.max_buffers_out).max().unwrap_or(0);
+        println!("sent:        {} ({bytes} bytes) in {frames} frames, {ios} reads, {secs:.2} s: {:.3} GiB/s, {:.3} Mpps",
+            human_bytes(bytes), gib / secs, frames as f64 / secs / 1e6);
+        println!(
+            "cpu:         {:.3} s in the sender's threads ({threads} worker(s) + main): {cpu_per_gib:.4} s per GiB",
+            cpu.as_secs_f64()
+        );
+        println!(
+            "memory:      at most {max_out} of {} read buffers of {} out at once per thread",
+            cfg.read_buffers,
+            human_bytes(cfg.io_size as u64)
+        );
+        println!(
+            "errors:      {} range(s) not sent, {retries} read(s) retried",
+            failed.len()
+        );
+        for f in failed.iter().take(10) {
+            println!("  failed {f}");
+        }
+        if failed.len() > 10 {
+            println!("  ... and {} more", failed.len() - 10);
+        }
+        let mut ok = failed.is_empty();
+        if let Some(v) = &verifier {
+            let r = v.report();
+            println!("{r}");
+            ok &= r.complete && r.mismatched == 0 && r.missing == 0;
+        }
+        println!(
+            "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4}",
+            failed.len(),
+            cpu.as_secs_f64(),
+            gib / secs
+        );
+        drop(tx);
+        Ok(ok)
+    }
+}
+
+fn main() {
+    apps::restore_sigpipe();
+    let args = Args::parse();
+    let ok = exit_on_error((|| {
+        let p = plan(args)?;
+        let dev = p.args.nvme.clone();
+        let iommu = p.iommu.clone();
+        with_nvme_in(&dev, PageSize::Huge2M, iommu, Drive(p))
+    })());
+    std::process::exit(if ok { 0 } else { 1 });
+}

@@ -1,0 +1,244 @@
+//! kcopy end to end: every copy method delivers exactly repeat x size
+//! bytes (the program itself checks the receiver's count and checksum and
+//! fails otherwise), counts at least one system call per chunk it moves,
+//! puts its temp file in $TMPDIR and leaves nothing there, and refuses bad
+//! input with one line.
+
+mod common;
+use common::{assert_one_line_error, run, tmpdir};
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+const KCOPY: &str = env!("CARGO_BIN_EXE_kcopy");
+
+/// Run kcopy with TMPDIR set to `dir`.
+fn run_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(KCOPY)
+        .args(args)
+        .env("TMPDIR", dir)
+        .output()
+        .expect("kcopy runs")
+}
+
+fn stdout(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kcopy failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// The `kcopy: method=...` lines, as key -> value maps, in order.
+fn machine_lines(text: &str) -> Vec<HashMap<String, String>> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("kcopy: "))
+        .map(|l| {
+            l.split_whitespace()
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').expect("key=value");
+                    (k.to_string(), v.to_string())
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn num(m: &HashMap<String, String>, key: &str) -> f64 {
+    m.get(key)
+        .unwrap_or_else(|| panic!("no {key} in {m:?}"))
+        .parse()
+        .unwrap()
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+fn pseudo_random(len: usize) -> Vec<u8> {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn every_method_delivers_every_byte_and_counts_its_calls() {
+    let dir = tmpdir("kcopy-all");
+    let size = 8u64 << 20;
+    let chunk = 100_000u64;
+    let out = run_in(
+        &dir,
+        &[
+            "--method", "all", "--size", "8m", "--repeat", "2", "--chunk", "100000",
+        ],
+    );
+    let text = stdout(&out);
+    let measured = text.lines().find(|l| l.starts_with("measured: ")).unwrap();
+    assert!(
+        measured.contains(&format!("temp file {}", dir.display())),
+        "the temp file is not in TMPDIR: {measured}"
+    );
+    assert!(text.contains("receiver check: every method delivered 16777216 bytes"));
+    let rows: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("method "))
+        .skip(1)
+        .take(4)
+        .collect();
+    let lines = machine_lines(&text);
+    let names: Vec<&str> = lines.iter().map(|m| m["method"].as_str()).collect();
+    assert_eq!(names, ["read-write", "mmap-write", "sendfile", "splice"]);
+    // Chunks per pass, and the fewest data-path calls each method can make
+    // for 2 passes: read-write a read and a write per chunk; mmap-write a
+    // write per chunk plus mmap and munmap; sendfile one; splice two (file
+    // -> pipe, pipe -> socket; the pipe holds a whole chunk).
+    let chunks = size.div_ceil(chunk) as f64;
+    let least = [4.0 * chunks, 2.0 * chunks + 4.0, 2.0 * chunks, 4.0 * chunks];
+    for ((m, least), row) in lines.iter().zip(least).zip(&rows) {
+        let name = &m["method"];
+        assert!(row.starts_with(name.as_str()), "row {row} for {name}");
+        assert_eq!(num(m, "bytes"), (2 * size) as f64, "{name}");
+        let calls = num(m, "syscalls");
+        // Blocking sockets and no signals: partial writes are rare, so more
+        // than twice the least means the counting is wrong.
+        assert!(
+            calls >= least && calls <= 2.0 * least,
+            "{name}: {calls} calls, least {least}"
+        );
+        let per_gib = calls / (2.0 * size as f64 / (1u64 << 30) as f64);
+        assert!((num(m, "syscalls_per_gib") - per_gib).abs() < 1.0, "{name}");
+        assert!(num(m, "cpu_s") > 0.0, "{name}: no CPU time measured");
+        assert!(num(m, "secs") > 0.0, "{name}");
+        let split = num(m, "user_s") + num(m, "sys_s");
+        assert!(split <= num(m, "cpu_s") * 1.5 + 0.01, "{name}: {m:?}");
+    }
+    assert!(is_empty(&dir), "kcopy left files in {}", dir.display());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_given_file_is_sent_whole_or_in_part_and_kept() {
+    let dir = tmpdir("kcopy-file");
+    let path = dir.join("data.bin");
+    let data = pseudo_random((3 << 20) + 123);
+    std::fs::write(&path, &data).unwrap();
+    let p = path.to_str().unwrap();
+
+    let out = run(
+        KCOPY,
+        &["--file", p, "--method", "sendfile,splice", "--chunk", "64k"],
+    );
+    let lines = machine_lines(&stdout(&out));
+    assert_eq!(lines.len(), 2);
+    for m in &lines {
+        assert_eq!(num(m, "bytes"), data.len() as f64, "{m:?}");
+    }
+
+    let out = run(
+        KCOPY,
+        &[
+            "--file",
+            p,
+            "--method",
+            "read-write",
+            "--method",
+            "mmap-write",
+            "--size",
+            "1000",
+            "--repeat",
+            "3",
+        ],
+    );
+    let lines = machine_lines(&stdout(&out));
+    let got: Vec<(&str, f64)> = lines
+        .iter()
+        .map(|m| (m["method"].as_str(), num(m, "bytes")))
+        .collect();
+    assert_eq!(got, [("read-write", 3000.0), ("mmap-write", 3000.0)]);
+    assert_eq!(std::fs::read(&path).unwrap(), data, "the file was changed");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn bad_input_gets_one_line_errors() {
+    let dir = tmpdir("kcopy-bad");
+    let empty = dir.join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let small = dir.join("small");
+    std::fs::write(&small, [1u8; 4096]).unwrap();
+    let missing = dir.join("missing");
+    let d = dir.to_str().unwrap();
+
+    assert_one_line_error(&run(KCOPY, &["--size", "0"]), &["--size 0"]);
+    assert_one_line_error(&run(KCOPY, &["--chunk", "0"]), &["--chunk 0"]);
+    assert_one_line_error(&run(KCOPY, &["--chunk", "1g"]), &["--chunk", "256 MiB"]);
+    assert_one_line_error(
+        &run(KCOPY, &["--file", missing.to_str().unwrap()]),
+        &["cannot open", "missing", "No such file"],
+    );
+    assert_one_line_error(&run(KCOPY, &["--file", d]), &["not a regular file"]);
+    assert_one_line_error(
+        &run(KCOPY, &["--file", empty.to_str().unwrap()]),
+        &["is empty"],
+    );
+    assert_one_line_error(
+        &run(KCOPY, &["--file", small.to_str().unwrap(), "--size", "8k"]),
+        &["--size 8192", "4096 bytes"],
+    );
+    // clap's usage errors exit with 2.
+    let out = run(KCOPY, &["--method", "carrier-pigeon"]);
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn no_room_for_the_temp_file_is_refused_and_nothing_is_left() {
+    let dir = tmpdir("kcopy-room");
+    let out = run_in(&dir, &["--size", "1000t"]);
+    assert_one_line_error(
+        &out,
+        &["not enough free space", dir.to_str().unwrap(), "TMPDIR"],
+    );
+    assert!(is_empty(&dir));
+
+    let gone = dir.join("no-such-dir");
+    let out = run_in(&gone, &["--size", "1m"]);
+    assert_one_line_error(&out, &["no-such-dir", "not usable", "TMPDIR"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_temp_file_is_unlinked_while_running_so_a_kill_leaves_nothing() {
+    let dir = tmpdir("kcopy-kill");
+    // Terabytes to send: it is still running when killed.
+    let mut child = Command::new(KCOPY)
+        .args([
+            "--method", "sendfile", "--size", "16m", "--repeat", "200000",
+        ])
+        .env("TMPDIR", &dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The explanation line comes after the file is made and read.
+    let first = lines.next().unwrap().unwrap();
+    assert!(first.starts_with("measured: "), "{first}");
+    assert!(first.contains(dir.to_str().unwrap()), "{first}");
+    assert!(child.try_wait().unwrap().is_none(), "kcopy ended too soon");
+    assert!(is_empty(&dir), "the temp file is visible while kcopy runs");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(is_empty(&dir));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
