@@ -50,6 +50,10 @@ pub struct StreamConfig {
     /// How long a worker waits for the NIC to take frames before it gives
     /// them up as failed (a stalled NIC).
     pub tx_timeout: Duration,
+    /// Poll without ever sleeping or yielding (no system call while
+    /// streaming; the thread takes a whole core). Otherwise an idle worker
+    /// backs off: spin, then yield, then short sleeps.
+    pub spin: bool,
 }
 
 /// A range of disk bytes that was not sent, and why.
@@ -114,6 +118,8 @@ pub struct WorkerReport {
     pub failed: Vec<Failed>,
     /// The worker thread's CPU time.
     pub cpu: Duration,
+    /// The worker thread's kernel thread id (for tracing tools).
+    pub tid: i64,
     /// Read buffers the worker's pool held at most at once (memory bound check).
     pub max_buffers_out: usize,
 }
@@ -293,7 +299,12 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         if self.shared.stop.load(Ordering::Relaxed) {
             return None;
         }
-        let c = self.shared.next_chunk.fetch_add(1, Ordering::Relaxed);
+        // Checked: a stalled run parks the counter at u64::MAX.
+        let c = self
+            .shared
+            .next_chunk
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_add(1))
+            .ok()?;
         if self.cfg.laps != 0 && c >= self.cfg.laps * self.chunks.per_lap {
             return None;
         }
@@ -310,7 +321,11 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
     /// lists every range not sent.
     pub fn run(mut self) -> AppResult<WorkerReport> {
         let cpu0 = crate::cputime::thread_cpu_time();
-        let mut rep = WorkerReport::default();
+        let mut rep = WorkerReport {
+            // SAFETY: gettid has no preconditions.
+            tid: unsafe { libc::syscall(libc::SYS_gettid) },
+            ..WorkerReport::default()
+        };
         let mut in_flight: HashMap<u64, Read> = HashMap::new();
         let mut retry: Vec<Read> = Vec::new();
         let mut next_tag = 0u64;
@@ -454,8 +469,11 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 && last_tx_progress.elapsed() >= self.cfg.tx_timeout
             {
                 // The NIC takes and finishes nothing: give up what waits
-                // for it, and stop reading.
-                self.shared.stop.store(true, Ordering::Relaxed);
+                // for it, and stop reading; the first worker to see it also
+                // lists the part of the range nobody has read.
+                if !self.shared.stop.swap(true, Ordering::Relaxed) {
+                    self.fail_untaken(&mut rep);
+                }
                 let why = format!(
                     "not sent: the NIC finished no frame for {:.1} s (link down or transmission held)",
                     self.cfg.tx_timeout.as_secs_f64()
@@ -478,6 +496,8 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             }
             if progress {
                 backoff.reset();
+            } else if self.cfg.spin {
+                std::hint::spin_loop();
             } else {
                 backoff.idle();
             }
@@ -487,6 +507,32 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         rep.frames = self.txq.stats().packets;
         rep.cpu = crate::cputime::thread_cpu_time().saturating_sub(cpu0);
         Ok(rep)
+    }
+
+    /// List the chunks no worker has taken as failed (one range per lap)
+    /// and take them all.
+    fn fail_untaken(&self, rep: &mut WorkerReport) {
+        let first = self.shared.next_chunk.swap(u64::MAX, Ordering::Relaxed);
+        if self.cfg.laps == 0 {
+            return;
+        }
+        let total = self.cfg.laps * self.chunks.per_lap;
+        let end = self.cfg.start + self.cfg.len;
+        let mut c = first;
+        while c < total {
+            let (lap, start, _) = self.chunks.get(c);
+            self.fail(
+                rep,
+                Read {
+                    lap,
+                    start,
+                    len: end - start,
+                    attempts: 0,
+                },
+                "not read: the NIC stalled".into(),
+            );
+            c = (lap + 1) * self.chunks.per_lap;
+        }
     }
 
     fn fail(&self, rep: &mut WorkerReport, read: Read, why: String) {

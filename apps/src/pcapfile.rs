@@ -425,7 +425,7 @@ mod tests {
     #[test]
     fn each_kind_of_damage_has_its_error() {
         let good = capture(false, false, &frames());
-        let msg = |d: &[u8]| read_all(d).err().expect("an error").to_string();
+        let msg = |d: &[u8]| read_all(d).expect_err("an error").to_string();
         assert!(msg(&good[..10]).contains("10 bytes: too short"));
         let mut ng = good.clone();
         ng[..4].copy_from_slice(&[0x0a, 0x0d, 0x0d, 0x0a]);

@@ -92,9 +92,8 @@ impl StreamHeader {
         b[field::END].copy_from_slice(&self.end.to_be_bytes());
     }
 
-    /// Read a header from the start of `b` and check it is consistent: the
-    /// magic, `start <= end`, the payload within the range, and a LAST
-    /// frame ending where the range does.
+    /// Read a header from the start of `b` and check the magic and that it
+    /// is consistent ([`StreamHeader::check`]).
     pub fn parse(b: &[u8]) -> Result<StreamHeader, String> {
         if b.len() < HEADER_LEN {
             return Err(format!(
@@ -115,27 +114,34 @@ impl StreamHeader {
             start: be_u64(b, field::START),
             end: be_u64(b, field::END),
         };
-        if h.start > h.end {
-            return Err(format!("range start {} after its end {}", h.start, h.end));
+        h.check()?;
+        Ok(h)
+    }
+
+    /// Whether the fields agree: `start <= end`, the payload within the
+    /// range, and a LAST frame ending where the range does.
+    pub fn check(&self) -> Result<(), String> {
+        let end = self.offset.checked_add(self.len as u64);
+        if self.start > self.end {
+            return Err(format!(
+                "range start {} after its end {}",
+                self.start, self.end
+            ));
         }
-        let inside = h.offset >= h.start
-            && h.offset
-                .checked_add(h.len as u64)
-                .is_some_and(|e| e <= h.end);
-        if !inside {
+        if self.offset < self.start || end.is_none_or(|e| e > self.end) {
             return Err(format!(
                 "bytes [{}, +{}) outside the range [{}, {})",
-                h.offset, h.len, h.start, h.end
+                self.offset, self.len, self.start, self.end
             ));
         }
-        if h.is_last() && h.offset + h.len as u64 != h.end {
+        if self.is_last() && end != Some(self.end) {
             return Err(format!(
                 "LAST frame ends at {}, not at the range end {}",
-                h.offset + h.len as u64,
-                h.end
+                self.offset + self.len as u64,
+                self.end
             ));
         }
-        Ok(h)
+        Ok(())
     }
 
     /// Whether this frame carries the last byte of the range.
@@ -287,51 +293,86 @@ fn splitmix64(x: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Call `f(range of buf, the pattern's bytes for it)` for each 8-byte
-/// pattern word that bytes `[disk_offset, disk_offset + len)` touch.
+/// The pattern's word `w` (disk bytes `8w..8w+8`, little-endian).
 #[inline]
-fn pattern_words(
-    len: usize,
-    disk_offset: u64,
-    seed: u64,
-    mut f: impl FnMut(std::ops::Range<usize>, &[u8]) -> ControlFlow<()>,
-) {
-    let mut i = 0usize;
-    while i < len {
-        let o = disk_offset + i as u64;
-        let in_word = (o % 8) as usize;
-        let n = (8 - in_word).min(len - i);
-        let word = splitmix64((o / 8) ^ seed).to_le_bytes();
-        if f(i..i + n, &word[in_word..in_word + n]).is_break() {
-            return;
-        }
-        i += n;
-    }
+fn pattern_word(w: u64, seed: u64) -> u64 {
+    splitmix64(w ^ seed)
+}
+
+/// The pattern's byte at disk offset `o`.
+#[inline]
+fn pattern_byte(o: u64, seed: u64) -> u8 {
+    (pattern_word(o / 8, seed) >> (8 * (o % 8))) as u8
+}
+
+/// Bytes of `buf` (at disk offset `disk_offset`) before the first
+/// word-aligned one.
+#[inline]
+fn unaligned_head(len: usize, disk_offset: u64) -> usize {
+    ((8 - disk_offset % 8) % 8).min(len as u64) as usize
 }
 
 /// Fill `buf` with the pattern of the disk bytes from `disk_offset` on:
 /// byte `o` is byte `o % 8` (little-endian) of `splitmix64(o / 8 ^ seed)`.
 pub fn pattern_fill(buf: &mut [u8], disk_offset: u64, seed: u64) {
-    pattern_words(buf.len(), disk_offset, seed, |r, want| {
-        buf[r].copy_from_slice(want);
+    let len = buf.len();
+    let head = unaligned_head(len, disk_offset);
+    let (first, rest) = buf.split_at_mut(head);
+    for (i, b) in first.iter_mut().enumerate() {
+        *b = pattern_byte(disk_offset + i as u64, seed);
+    }
+    let w0 = (disk_offset + head as u64) / 8;
+    let mut words = rest.chunks_exact_mut(8);
+    for (k, c) in (&mut words).enumerate() {
+        c.copy_from_slice(&pattern_word(w0 + k as u64, seed).to_le_bytes());
+    }
+    let tail = words.into_remainder();
+    let at = disk_offset + (len - tail.len()) as u64;
+    for (i, b) in tail.iter_mut().enumerate() {
+        *b = pattern_byte(at + i as u64, seed);
+    }
+}
+
+/// Call `bad(index)` for the bytes of `buf` that differ from the pattern
+/// of the disk bytes from `disk_offset` on, in order, until it breaks.
+/// Whole words are compared at once; only a differing word is looked at
+/// byte by byte.
+fn pattern_scan(
+    buf: &[u8],
+    disk_offset: u64,
+    seed: u64,
+    mut bad: impl FnMut(usize) -> ControlFlow<()>,
+) {
+    let mut bytes = |from: usize, part: &[u8]| -> ControlFlow<()> {
+        for (i, &b) in part.iter().enumerate() {
+            if b != pattern_byte(disk_offset + (from + i) as u64, seed) {
+                bad(from + i)?;
+            }
+        }
         ControlFlow::Continue(())
-    });
+    };
+    let head = unaligned_head(buf.len(), disk_offset);
+    if bytes(0, &buf[..head]).is_break() {
+        return;
+    }
+    let w0 = (disk_offset + head as u64) / 8;
+    let mut words = buf[head..].chunks_exact(8);
+    for (k, c) in (&mut words).enumerate() {
+        let got = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        if got != pattern_word(w0 + k as u64, seed) && bytes(head + 8 * k, c).is_break() {
+            return;
+        }
+    }
+    let tail = words.remainder();
+    let _ = bytes(buf.len() - tail.len(), tail);
 }
 
 /// Index of the first byte of `buf` that differs from the pattern of the
 /// disk bytes from `disk_offset` on, or None when all match.
 pub fn pattern_check(buf: &[u8], disk_offset: u64, seed: u64) -> Option<usize> {
     let mut first = None;
-    pattern_words(buf.len(), disk_offset, seed, |r, want| {
-        let got = &buf[r.clone()];
-        if got == want {
-            return ControlFlow::Continue(());
-        }
-        first = got
-            .iter()
-            .zip(want)
-            .position(|(a, b)| a != b)
-            .map(|p| r.start + p);
+    pattern_scan(buf, disk_offset, seed, |i| {
+        first = Some(i);
         ControlFlow::Break(())
     });
     first
@@ -339,15 +380,8 @@ pub fn pattern_check(buf: &[u8], disk_offset: u64, seed: u64) -> Option<usize> {
 
 /// Call `bad(index)` for every byte of `buf` that differs from the pattern.
 fn pattern_mismatches(buf: &[u8], disk_offset: u64, seed: u64, mut bad: impl FnMut(usize)) {
-    pattern_words(buf.len(), disk_offset, seed, |r, want| {
-        let got = &buf[r.clone()];
-        if got != want {
-            for (k, (a, b)) in got.iter().zip(want).enumerate() {
-                if a != b {
-                    bad(r.start + k);
-                }
-            }
-        }
+    pattern_scan(buf, disk_offset, seed, |i| {
+        bad(i);
         ControlFlow::Continue(())
     });
 }
@@ -631,10 +665,15 @@ impl Verifier {
     }
 
     /// Take the payload of a stream frame whose header is `hdr` (as
-    /// [`parse_frame`] returns them).
+    /// [`parse_frame`] returns them). An inconsistent header or a payload
+    /// of another length than it says counts as a bad frame.
     pub fn accept(&mut self, hdr: &StreamHeader, payload: &[u8]) {
         if payload.len() != hdr.len as usize {
             self.bad.length += 1;
+            return;
+        }
+        if let Err(e) = hdr.check() {
+            self.bad.count(&Corruption::Header(e));
             return;
         }
         let range = *self.range.get_or_insert((hdr.start, hdr.end));
@@ -1367,6 +1406,16 @@ mod tests {
         assert!(v.is_complete());
         assert_eq!((r.laps, r.complete_laps, r.later_laps), (2, 2, 7));
         assert!(r.to_string().contains(", 7 of later laps ignored\n"));
+    }
+
+    #[test]
+    fn headers_given_directly_are_checked_too() {
+        let mut v = Verifier::new(Expect::None);
+        v.accept(&header(0, 90, 20, 0, 100), &[0; 20]);
+        v.accept(&header(0, 0, 20, 0, 100), &[0; 19]);
+        let r = v.report();
+        assert_eq!((r.bad.header, r.bad.length, r.frames), (1, 1, 0));
+        assert_eq!(r.range, None);
     }
 
     #[test]

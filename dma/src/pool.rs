@@ -9,7 +9,7 @@
 use crate::{DmaRegion, Error, Mapper, RegionOptions, Result};
 use crossbeam_queue::ArrayQueue;
 use std::ptr::NonNull;
-use std::sync::atomic::{fence, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 struct PoolInner {
@@ -30,6 +30,12 @@ struct PoolInner {
     /// state is freed when it reaches zero; a quarantined buffer never
     /// comes back, so a pool a device may still write is never unmapped.
     live: AtomicUsize,
+    /// Writable slices handed out ([`Buf::as_mut_slice`]), the only way
+    /// safe code writes a pool buffer: 0 proves the CPU wrote none of
+    /// them (zero-copy tests). Counted with a plain load and store, not a
+    /// locked add: concurrent calls may be counted once, but a count never
+    /// goes back to 0.
+    cpu_writes: AtomicU64,
     /// Per buffer: how many pieces of it exist (see [`Buf::split_off`]);
     /// 0 while the buffer is whole.
     pieces: Box<[AtomicU32]>,
@@ -162,6 +168,7 @@ impl Pool {
             free,
             quarantined: AtomicUsize::new(0),
             live: AtomicUsize::new(1),
+            cpu_writes: AtomicU64::new(0),
             pieces: (0..count).map(|_| AtomicU32::new(0)).collect(),
         });
         Ok(Pool {
@@ -231,6 +238,12 @@ impl Pool {
     /// The DMA region the buffers live in.
     pub fn region(&self) -> &DmaRegion {
         &self.inner().mem
+    }
+
+    /// Writable slices of this pool's buffers handed to the CPU so far
+    /// (see [`Buf::as_mut_slice`]): 0 means the CPU wrote no byte of them.
+    pub fn cpu_write_views(&self) -> u64 {
+        self.inner().cpu_writes.load(Ordering::Relaxed)
     }
 
     /// True if `buf` belongs to this pool.
@@ -365,9 +378,15 @@ impl Buf {
         }
     }
 
-    /// The bytes of the buffer, writable.
+    /// The bytes of the buffer, writable. Counted in
+    /// [`Pool::cpu_write_views`].
     #[inline(always)]
     pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        let c = &self.inner().cpu_writes;
+        c.store(
+            c.load(Ordering::Relaxed).wrapping_add(1).max(1),
+            Ordering::Relaxed,
+        );
         // SAFETY: as in `as_slice`; `&mut self` makes this the only borrow.
         unsafe {
             std::slice::from_raw_parts_mut(

@@ -113,6 +113,10 @@ struct Args {
     /// No progress lines.
     #[arg(long)]
     quiet: bool,
+    /// Poll without sleeping or yielding when idle: no system call while
+    /// streaming, a whole core per thread (the default backs off when idle).
+    #[arg(long)]
+    spin: bool,
 }
 
 fn size_arg(s: &str) -> Result<u64, String> {
@@ -158,11 +162,30 @@ fn plan(args: Args) -> AppResult<Plan> {
                 .into(),
         );
     }
+    if let DeviceSpec::EmuNic(n) = &nic {
+        if n.mode == drivers::emu::RunMode::Inline {
+            return Err(
+                "--nic: an inline emulated port moves frames only when its registers are \
+                        touched, which a paused or idle stream does not do; use a threaded port \
+                        (leave out mode=inline)"
+                    .into(),
+            );
+        }
+    }
     let recv = match args.recv.as_deref() {
         Some("none") => None,
         Some(r) => Some(r.to_string()),
         None => default_recv(&args.nic),
     };
+    if let Some(Ok(DeviceSpec::EmuNic(n))) = recv.as_deref().map(str::parse::<DeviceSpec>) {
+        if n.mode == drivers::emu::RunMode::Inline {
+            return Err(
+                "--recv: an inline emulated port receives only when its registers are \
+                        touched; use a threaded port (leave out mode=inline)"
+                    .into(),
+            );
+        }
+    }
     if recv.as_deref() == Some(args.nic.as_str()) && !args.nic.contains("wire=pair:") {
         return Err(format!("{} is given as both the sender and the receiver", args.nic).into());
     }
@@ -315,6 +338,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             rate: a.rate.map(|r| r * 1e6 / 8.0 / threads as f64),
             retries: a.retries,
             tx_timeout: Duration::from_secs_f64(a.tx_timeout),
+            spin: a.spin,
         };
         if cfg.laps == 0 && cfg.len == 0 {
             return Err("the range is empty".into());
@@ -492,6 +516,14 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             "memory:      at most {max_out} of {} read buffers of {} out at once per thread",
             cfg.read_buffers,
             human_bytes(cfg.io_size as u64)
+        );
+        println!(
+            "threads:     sender thread ids {}",
+            reports
+                .iter()
+                .map(|r| r.tid.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         );
         println!(
             "errors:      {} range(s) not sent, {retries} read(s) retried",

@@ -1,0 +1,326 @@
+//! The blkfwd engine on emulated devices built here, so that the tests can
+//! read the device models' traces and inject faults: zero copy shown from
+//! the traces, NVMe errors retried or reported, a stalled NIC leading to
+//! backpressure with bounded memory.
+
+use apps::blk::{Shared, StreamConfig, Worker, WorkerReport};
+use apps::net::Flow;
+use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
+use dma::{EmuIommu, RegionOptions};
+use drivers::emu::{RunMode, TraceEvent};
+use drivers::models::nic::{EmuNic, NicModelConfig};
+use drivers::models::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModelConfig};
+use drivers::nic::{Chip, Nic, NicOptions};
+use drivers::nvme::{NvmeController, NvmeOptions};
+use drivers::wire::PairWire;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SIZE: u64 = 4 << 20;
+
+struct Rig {
+    nvme: EmuNvme,
+    ctrl: NvmeController<drivers::emu::EmuBar<drivers::models::nvme::NvmeModel>>,
+    tx_emu: EmuNic,
+    rx_emu: EmuNic,
+    tx: Arc<Nic<drivers::emu::EmuBar<drivers::models::nic::NicModel>>>,
+    rx: Arc<Nic<drivers::emu::EmuBar<drivers::models::nic::NicModel>>>,
+}
+
+fn rig(chip: Chip, mtu: usize) -> Rig {
+    let iommu = Arc::new(EmuIommu::new());
+    let nvme = EmuNvme::with_iommu(
+        NvmeModelConfig {
+            namespaces: vec![NamespaceConfig::ram(SIZE)],
+            ..NvmeModelConfig::default()
+        },
+        RunMode::Threaded,
+        iommu.clone(),
+    )
+    .unwrap();
+    let mut pattern = vec![0u8; SIZE as usize];
+    pattern_fill(&mut pattern, 0, DEFAULT_SEED);
+    nvme.write_backing(1, 0, &pattern).unwrap();
+    nvme.pci().enable();
+    let ctrl = NvmeController::init(
+        nvme.bar(),
+        nvme.mapper(),
+        NvmeOptions {
+            region: RegionOptions::EMULATED,
+            ..NvmeOptions::default()
+        },
+    )
+    .unwrap();
+    let (a, b) = PairWire::connected();
+    let cfg = |last: u8| NicModelConfig {
+        mac: [2, 0, 0, 0, 0, last],
+        queues: 4,
+        link_up: true,
+        flow_control: true,
+    };
+    let tx_emu =
+        EmuNic::with_iommu(chip, cfg(1), Arc::new(a), RunMode::Threaded, iommu.clone()).unwrap();
+    let rx_emu = EmuNic::with_iommu(chip, cfg(2), Arc::new(b), RunMode::Threaded, iommu).unwrap();
+    let opts = NicOptions {
+        region: RegionOptions::EMULATED,
+        buf_size: (mtu + 18).div_ceil(1024) * 1024,
+        pool_bufs: 1024,
+        tx_queues: 2,
+        link_timeout: Duration::from_secs(2),
+        ..NicOptions::default()
+    };
+    tx_emu.pci().enable();
+    rx_emu.pci().enable();
+    let tx = Arc::new(Nic::init(tx_emu.bar(), tx_emu.mapper(), chip, opts.clone()).unwrap());
+    let rx = Arc::new(Nic::init(rx_emu.bar(), rx_emu.mapper(), chip, opts).unwrap());
+    Rig {
+        nvme,
+        ctrl,
+        tx_emu,
+        rx_emu,
+        tx,
+        rx,
+    }
+}
+
+fn config(start: u64, len: u64, mtu: usize) -> StreamConfig {
+    StreamConfig {
+        nsid: 1,
+        start,
+        len,
+        io_size: 64 << 10,
+        queue_depth: 4,
+        read_buffers: 8,
+        mtu,
+        laps: 1,
+        flow: Flow {
+            src_mac: [2, 0, 0, 0, 0, 1],
+            dst_mac: [0xff; 6],
+            src_ip: [10, 0, 0, 1],
+            dst_ip: [10, 0, 0, 2],
+            src_port: 4791,
+            dst_port: 4791,
+        },
+        rate: None,
+        retries: 3,
+        tx_timeout: Duration::from_secs(5),
+        spin: false,
+    }
+}
+
+/// Run `workers` workers (TX queues 0..) and a verifying receiver; the
+/// workers' reports, the receiver's verifier, and the first worker's read
+/// pool IOVA range.
+fn stream(
+    r: &Rig,
+    cfg: &StreamConfig,
+    workers: u16,
+) -> (Vec<WorkerReport>, Verifier, Vec<(u64, u64)>, u64) {
+    let shared = Arc::new(Shared::default());
+    let ws: Vec<_> = (0..workers)
+        .map(|q| {
+            Worker::new(
+                q,
+                cfg,
+                &r.ctrl,
+                &r.tx,
+                q,
+                RegionOptions::EMULATED,
+                shared.clone(),
+            )
+            .unwrap()
+        })
+        .collect();
+    let pools: Vec<(u64, u64)> = ws
+        .iter()
+        .map(|w| {
+            (
+                w.read_pool().region().iova(),
+                w.read_pool().region().len() as u64,
+            )
+        })
+        .collect();
+    let read_pools: Vec<dma::Pool> = ws.iter().map(|w| w.read_pool().clone()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut rxq = r.rx.rx_queue(0).unwrap();
+    let stop2 = stop.clone();
+    let receiver = std::thread::spawn(move || {
+        let mut v = Verifier::new(Expect::Pattern { seed: DEFAULT_SEED });
+        let mut pkts = Vec::new();
+        let mut idle = Instant::now();
+        loop {
+            if rxq.rx_batch(&mut pkts, 64).unwrap() > 0 {
+                idle = Instant::now();
+            }
+            for p in pkts.drain(..) {
+                v.accept_frame(p.buf.as_slice());
+                rxq.recycle(p.buf);
+            }
+            if stop2.load(Ordering::Relaxed)
+                && (v.is_complete() || idle.elapsed() > Duration::from_millis(500))
+            {
+                return v;
+            }
+            std::thread::yield_now();
+        }
+    });
+    let handles: Vec<_> = ws
+        .into_iter()
+        .map(|w| std::thread::spawn(move || w.run().unwrap()))
+        .collect();
+    let reports = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    stop.store(true, Ordering::Relaxed);
+    let v = receiver.join().unwrap();
+    let writes: u64 = read_pools.iter().map(|p| p.cpu_write_views()).sum();
+    (reports, v, pools, writes)
+}
+
+/// Merge (start, end) intervals.
+fn merged(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    v.sort();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in v {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+fn covered(intervals: &[(u64, u64)], s: u64, e: u64) -> bool {
+    let i = intervals.partition_point(|iv| iv.1 <= s);
+    intervals.get(i).is_some_and(|iv| iv.0 <= s && e <= iv.1)
+}
+
+/// Every payload byte the NIC model read lay where the NVMe model had
+/// written, the CPU wrote none of the read buffers, and the receiver got
+/// exactly the disk's bytes; for both chips and both MTUs, a range that
+/// starts and ends inside a buffer, two workers.
+#[test]
+fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
+    for (chip, mtu) in [(Chip::X82599, 1500), (Chip::I350, 9000)] {
+        let r = rig(chip, mtu);
+        r.nvme.trace().set_enabled(true);
+        r.tx_emu.trace().set_enabled(true);
+        // Blocks 3.. to 5 blocks before the end: no buffer boundary.
+        let cfg = config(3 * 512, SIZE - 8 * 512, mtu);
+        let (reports, v, pools, cpu_writes) = stream(&r, &cfg, 2);
+        let rep = v.report();
+        assert!(reports.iter().all(|w| w.failed.is_empty()), "{reports:?}");
+        assert_eq!(rep.verified, cfg.len, "{chip:?} MTU {mtu}: {rep}");
+        assert_eq!((rep.missing, rep.mismatched, rep.duplicate), (0, 0, 0));
+        assert_eq!(
+            cpu_writes, 0,
+            "the CPU took a writable slice of a read buffer"
+        );
+        let nvme_writes = merged(
+            r.nvme
+                .trace()
+                .take()
+                .into_iter()
+                .filter_map(|e| match e {
+                    TraceEvent::DmaWrite { iova, len } => Some((iova, iova + len as u64)),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let in_pools = |iova: u64| pools.iter().any(|&(b, l)| iova >= b && iova < b + l);
+        let mut payload = 0u64;
+        let mut reads = 0u64;
+        for e in r.tx_emu.trace().take() {
+            if let TraceEvent::DmaRead { iova, len } = e {
+                if in_pools(iova) {
+                    reads += 1;
+                    payload += len as u64;
+                    assert!(
+                        covered(&nvme_writes, iova, iova + len as u64),
+                        "NIC read {len} bytes at {iova:#x}, which the drive had not written"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            payload, cfg.len,
+            "{chip:?}: the NIC read every payload byte from the read buffers, once"
+        );
+        assert_eq!(reads, rep.frames, "one payload read per frame");
+    }
+}
+
+/// A read that fails twice is retried and the stream is complete; one
+/// that keeps failing is reported with its range, which is exactly what
+/// the receiver misses.
+#[test]
+fn nvme_errors_are_retried_then_reported_with_the_range() {
+    let r = rig(Chip::X82599, 1500);
+    let cfg = config(0, SIZE, 1500);
+    // Unrecovered Read Error (media errors, SCT 2, SC 0x81) on block 300, twice.
+    r.nvme.inject(Fault::IoError {
+        nsid: 1,
+        lba: 300,
+        sct: 2,
+        sc: 0x81,
+        count: 2,
+    });
+    let (reports, v, _, _) = stream(&r, &cfg, 1);
+    assert!(reports[0].failed.is_empty(), "{:?}", reports[0].failed);
+    assert_eq!(reports[0].retries, 2);
+    assert_eq!(v.report().verified, SIZE);
+
+    let r = rig(Chip::X82599, 1500);
+    r.nvme.inject(Fault::IoError {
+        nsid: 1,
+        lba: 300,
+        sct: 2,
+        sc: 0x81,
+        count: 100,
+    });
+    let (reports, v, _, _) = stream(&r, &cfg, 1);
+    let failed = &reports[0].failed;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    // Block 300 lies in the 64 KiB read that starts at byte 131072.
+    assert_eq!((failed[0].start, failed[0].len), (131072, 65536));
+    assert!(
+        failed[0].why.contains("blocks 256..384"),
+        "{}",
+        failed[0].why
+    );
+    assert_eq!(reports[0].retries, 3);
+    let rep = v.report();
+    assert_eq!(rep.missing, 65536, "{rep}");
+    assert_eq!(rep.first_missing[0], (0, 131072, 196608));
+    assert_eq!(rep.verified + 65536, SIZE);
+}
+
+/// A NIC that transmits nothing (the link partner holds it with PAUSE):
+/// reads stop once the read pool is out, so memory stays bounded, and the
+/// worker ends after the TX timeout listing every byte as not sent.
+#[test]
+fn stalled_nic_backpressures_reads_and_reports_every_byte() {
+    let r = rig(Chip::X82599, 1500);
+    r.tx_emu.set_tx_paused(true);
+    let mut cfg = config(0, SIZE, 1500);
+    cfg.tx_timeout = Duration::from_millis(300);
+    let (reports, v, _, _) = stream(&r, &cfg, 1);
+    let w = &reports[0];
+    assert!(w.max_buffers_out <= cfg.read_buffers);
+    assert!(
+        w.ios <= cfg.read_buffers as u64,
+        "{} reads issued with the NIC stalled",
+        w.ios
+    );
+    assert_eq!(w.bytes, 0);
+    // Every byte of the range is listed: what was read and waited for the
+    // NIC, and the rest, never read. None arrived.
+    let failed: u64 = w.failed.iter().map(|f| f.len).sum();
+    assert_eq!(failed, SIZE, "{:?}", w.failed);
+    assert!(
+        w.failed.iter().all(|f| f.why.contains("NIC")),
+        "{:?}",
+        w.failed
+    );
+    assert_eq!(v.report().received, 0);
+    drop(r.rx_emu);
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# bench/blkfwd.sh: sender CPU time and system calls per GiB of the kernel's
+# copy paths (kcopy: read+write, mmap+write, sendfile, splice over TCP
+# loopback, file in page cache) beside blkfwd on emulated devices.
+set -euo pipefail
+
+usage() {
+    cat <<'U'
+usage: bench/blkfwd.sh [--size BYTES] [--short BYTES] [--long BYTES]
+
+ --size   bytes per kcopy method and per blkfwd CPU run (default 1g)
+ --short, --long  the two stream lengths of the blkfwd system call count
+          (default 64m and 256m): the counts must not grow with the length
+
+CPU: kcopy reports its sending thread's CPU time; blkfwd its worker
+threads' plus its main thread's (not the device models' threads, not the
+in-process receiver's). System calls: kcopy counts its own data-path calls;
+blkfwd's are counted by strace -f on the worker threads (ids printed by
+blkfwd), run with --spin so that an idle worker never sleeps or yields.
+Needs strace (apt-get install strace).
+U
+}
+SIZE=1g SHORT=64m LONG=256m
+while [ $# -gt 0 ]; do
+    case "$1" in
+        -h|--help) usage; exit 0 ;;
+        --size) SIZE=${2:?--size needs bytes}; shift 2 ;;
+        --short) SHORT=${2:?--short needs bytes}; shift 2 ;;
+        --long) LONG=${2:?--long needs bytes}; shift 2 ;;
+        *) echo "bench/blkfwd.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+    esac
+done
+command -v strace >/dev/null || { echo "bench/blkfwd.sh: strace not found (apt-get install strace)" >&2; exit 1; }
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
+echo "building release apps..." >&2
+cargo build --release -p apps --bin kcopy --bin blkfwd >&2
+BIN=$ROOT/target/release
+
+echo "kcopy: every method, $SIZE..." >&2
+"$BIN/kcopy" --method all --size "$SIZE" >"$DIR/kcopy.log" 2>&1 || { cat "$DIR/kcopy.log" >&2; exit 1; }
+field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
+
+rows=()
+while read -r line; do
+    m=$(echo "$line" | sed -n 's/^kcopy: method=\([^ ]*\).*/\1/p')
+    cpu=$(echo "$line" | field cpu_s_per_gib)
+    sc=$(echo "$line" | field syscalls_per_gib)
+    rows+=("| $m (kernel, TCP loopback) | $cpu | $sc |")
+done < <(grep '^kcopy: method=' "$DIR/kcopy.log")
+SENDFILE=$(grep '^kcopy: method=sendfile' "$DIR/kcopy.log" | field cpu_s_per_gib)
+
+blk_cpu() { # MTU -> cpu_s_per_gib and GiB/s
+    "$BIN/blkfwd" --nvme "emu:nvme,size=$SIZE" --mtu "$1" --quiet >"$DIR/blk-$1.log" 2>&1 ||
+        { cat "$DIR/blk-$1.log" >&2; echo "bench/blkfwd.sh: blkfwd failed" >&2; exit 1; }
+    grep -q ' 0 mismatched' "$DIR/blk-$1.log" || { cat "$DIR/blk-$1.log" >&2; exit 1; }
+    echo "$(grep '^blkfwd: bytes=' "$DIR/blk-$1.log" | field cpu_s_per_gib) $(grep '^blkfwd: bytes=' "$DIR/blk-$1.log" | field gib_per_s)"
+}
+blk_calls() { # length -> worker syscalls
+    strace -f -qq -o "$DIR/st-$1" "$BIN/blkfwd" --nvme "emu:nvme,size=$1" --quiet --spin >"$DIR/sc-$1.log" 2>&1 ||
+        { cat "$DIR/sc-$1.log" >&2; exit 1; }
+    # Whole thread, and the streaming window: between the worker's two
+    # CPU-clock reads (clock_gettime), which bracket its loop.
+    local all=0 win=0 t
+    for t in $(sed -n 's/^threads: *sender thread ids //p' "$DIR/sc-$1.log" | tr ',' ' '); do
+        grep "^$t " "$DIR/st-$1" | grep -v 'resumed>' >"$DIR/t-$t" || true
+        all=$((all + $(wc -l <"$DIR/t-$t")))
+        win=$((win + $(awk '/clock_gettime/ {c++; next} c == 1 {n++} END {print n + 0}' "$DIR/t-$t")))
+    done
+    echo "$all $win"
+}
+echo "blkfwd: CPU runs at MTU 1500 and 9000, $SIZE..." >&2
+read -r C1500 G1500 < <(blk_cpu 1500)
+read -r C9000 G9000 < <(blk_cpu 9000)
+echo "blkfwd: system calls, $SHORT and $LONG streams under strace..." >&2
+read -r S_SHORT W_SHORT < <(blk_calls "$SHORT")
+read -r S_LONG W_LONG < <(blk_calls "$LONG")
+
+cat <<R
+
+Sender CPU seconds and system calls per GiB, $(nproc) CPUs, one run each
+
+| sender | CPU s per GiB | system calls per GiB |
+|---|---|---|
+$(printf '%s\n' "${rows[@]}")
+| blkfwd, emulated NVMe + 82599, MTU 1500 ($G1500 GiB/s) | $C1500 | see below |
+| blkfwd, emulated NVMe + 82599, MTU 9000 ($G9000 GiB/s) | $C9000 | see below |
+
+blkfwd worker threads' system calls (--spin), $SHORT / $LONG stream:
+  while streaming (between the two CPU-clock reads around the loop): $W_SHORT / $W_LONG
+  whole thread (start-up, and teardown waits for the device):        $S_SHORT / $S_LONG
+Target: blkfwd CPU per GiB at most a tenth of sendfile's ($SENDFILE / 10).
+R
