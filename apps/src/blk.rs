@@ -382,6 +382,10 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     Ok(()) => {
                         in_flight.insert(tag, read);
                         progress = true;
+                        // Buffers out only grow here.
+                        rep.max_buffers_out = rep
+                            .max_buffers_out
+                            .max(self.reads.capacity() - self.reads.free_count());
                     }
                     Err((e, dev)) => {
                         drop(dev.reclaim());
@@ -390,9 +394,6 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 }
             }
             self.ioq.ring_doorbell();
-            rep.max_buffers_out = rep
-                .max_buffers_out
-                .max(self.reads.capacity() - self.reads.free_count());
             // 2. Completions: a good read becomes frames; a failed one is
             // retried, then reported with its range.
             self.ioq.poll(self.cfg.queue_depth, |c| done.push(c))?;
@@ -580,7 +581,6 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             debug_assert_eq!(len, FRAME_HEADERS);
             h.set_len(len);
             pending.push(TxPacket::header_payload(h, buf).with_offload(offload));
-            self.shared.bytes.fetch_add(n as u64, Ordering::Relaxed);
             frames += 1;
             offset += n as u64;
             match rest {
@@ -588,6 +588,8 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 None => break,
             }
         }
+        // One shared update per read, not per frame.
+        self.shared.bytes.fetch_add(read.len, Ordering::Relaxed);
         Ok(frames)
     }
 }

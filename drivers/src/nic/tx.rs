@@ -183,21 +183,9 @@ pub(crate) struct TxLimits {
     pub max_frame: usize,
 }
 
-/// What `tx_batch` and `tx_bufs` send.
-trait TxItem {
+impl TxPacket {
     /// The buffer and offload if this is a one-segment packet that needs no
-    /// context other than `ctx`; else the item as a packet.
-    fn one(self, ctx: Offload) -> Result<(Buf, Offload), TxPacket>;
-}
-
-impl TxItem for Buf {
-    #[inline(always)]
-    fn one(self, _ctx: Offload) -> Result<(Buf, Offload), TxPacket> {
-        Ok((self, Offload::None))
-    }
-}
-
-impl TxItem for TxPacket {
+    /// context other than `ctx`; else the packet back.
     #[inline(always)]
     fn one(self, ctx: Offload) -> Result<(Buf, Offload), TxPacket> {
         let TxPacket { segs, offload } = self;
@@ -477,7 +465,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// Write planned items: runs of one-buffer packets on the fast path,
     /// the others one by one.
     #[inline(always)]
-    fn put_items<T: TxItem>(&mut self, mut items: impl Iterator<Item = T>, b: &mut Batch) {
+    fn put_items(&mut self, mut items: impl Iterator<Item = TxPacket>, b: &mut Batch) {
         while let Some(pkt) = self.put_run(&mut items, b) {
             self.put_packet(pkt, b);
         }
@@ -486,9 +474,9 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// Write one-buffer packets that need no new context until the items
     /// end (None) or one that does not qualify comes (returned).
     #[inline(always)]
-    fn put_run<T: TxItem>(
+    fn put_run(
         &mut self,
-        items: &mut impl Iterator<Item = T>,
+        items: &mut impl Iterator<Item = TxPacket>,
         b: &mut Batch,
     ) -> Option<TxPacket> {
         let mask = self.ring.mask();
