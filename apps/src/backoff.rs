@@ -1,6 +1,11 @@
-//! Polling loops that back off when idle: spin first (lowest latency), then
-//! yield, then sleep briefly, so that idle apps and emulated devices do not
-//! starve each other of the cores.
+//! How polling loops wait when they find nothing to do.
+//!
+//! [`Backoff`]: spin first (lowest latency), then yield, then sleep briefly,
+//! so that idle apps and emulated devices do not starve each other of the
+//! cores. [`Pacer`]: for a loop that keeps device queues fed, sleeps whose
+//! length is tuned so that a queue is about half drained at each wake: few
+//! wakes per byte (each costs a system call and two context switches) and
+//! no queue left idle.
 
 use std::time::Duration;
 
@@ -32,5 +37,112 @@ impl Backoff {
         } else {
             std::thread::sleep(Duration::from_micros(20));
         }
+    }
+}
+
+/// Empty polls a [`Pacer`] spins before it sleeps.
+pub const PACER_SPINS: u32 = 2;
+/// Shortest and longest sleep of a [`Pacer`].
+pub const PACER_MIN: Duration = Duration::from_micros(10);
+/// See [`PACER_MIN`].
+pub const PACER_MAX: Duration = Duration::from_millis(10);
+
+/// Sleeps of a length that follows the devices' pace.
+///
+/// After [`PACER_SPINS`] empty polls the loop sleeps. On waking it reports
+/// (with [`Pacer::woke`]) the largest fraction of a queue's outstanding
+/// work that the device finished meanwhile: nearly all of it means the
+/// queue may have run dry, so the next sleep is halved; less than 40 %
+/// means the wake came early, so the next sleep is a quarter longer. The
+/// length settles where a wake finds about half of a queue done.
+#[derive(Debug)]
+pub struct Pacer {
+    empty: u32,
+    sleep: Duration,
+}
+
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer {
+            empty: 0,
+            sleep: Duration::from_micros(50),
+        }
+    }
+}
+
+impl Pacer {
+    /// The loop found work.
+    #[inline]
+    pub fn busy(&mut self) {
+        self.empty = 0;
+    }
+
+    /// The loop found nothing: spin, or sleep. True if it slept; the caller
+    /// should then call [`Self::woke`] after its next poll.
+    #[inline]
+    pub fn idle(&mut self) -> bool {
+        self.empty = self.empty.saturating_add(1);
+        if self.empty <= PACER_SPINS {
+            std::hint::spin_loop();
+            false
+        } else {
+            std::thread::sleep(self.sleep);
+            true
+        }
+    }
+
+    /// What the first poll after a sleep found: `drained` is the largest
+    /// fraction (0 to 1) of a device queue's outstanding work completed
+    /// during the sleep.
+    pub fn woke(&mut self, drained: f64) {
+        if drained >= 0.9 {
+            self.sleep = (self.sleep / 2).max(PACER_MIN);
+        } else if drained < 0.4 {
+            self.sleep = (self.sleep * 5 / 4).min(PACER_MAX);
+        }
+    }
+
+    /// The current sleep length.
+    pub fn sleep_len(&self) -> Duration {
+        self.sleep
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacer_halves_after_a_dry_queue_and_grows_after_an_early_wake() {
+        let mut p = Pacer::default();
+        let start = p.sleep_len();
+        p.woke(1.0);
+        assert_eq!(p.sleep_len(), start / 2);
+        p.woke(0.6);
+        assert_eq!(p.sleep_len(), start / 2, "about half drained: keep");
+        p.woke(0.0);
+        assert_eq!(p.sleep_len(), start / 2 * 5 / 4);
+        for _ in 0..100 {
+            p.woke(0.0);
+        }
+        assert_eq!(p.sleep_len(), PACER_MAX);
+        for _ in 0..100 {
+            p.woke(1.0);
+        }
+        assert_eq!(p.sleep_len(), PACER_MIN);
+    }
+
+    #[test]
+    fn pacer_spins_before_it_sleeps_and_busy_resets() {
+        let mut p = Pacer::default();
+        for _ in 0..PACER_SPINS {
+            assert!(!p.idle());
+        }
+        p.busy();
+        for _ in 0..PACER_SPINS {
+            assert!(!p.idle());
+        }
+        assert!(p.idle(), "sleeps after the spins");
+        assert!(p.idle(), "and again while idle");
     }
 }

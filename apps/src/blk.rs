@@ -11,10 +11,12 @@
 //! read pool is empty, which bounds memory by the pool whatever the NIC does.
 
 use crate::net::Flow;
-use crate::stream::{build_headers, payload_per_frame, StreamHeader, FLAG_LAST, FRAME_HEADERS};
+use crate::stream::{
+    build_headers, payload_per_frame, HeaderTemplate, StreamHeader, FLAG_LAST, FRAME_HEADERS,
+};
 use crate::AppResult;
 use dma::{Buf, Pool, PoolCache, RegionOptions};
-use drivers::nic::{Nic, Offload, TxPacket, TxQueue};
+use drivers::nic::{Nic, Offload, PushError, TxQueue};
 use drivers::nvme::{IoQueuePair, NvmeController, NvmeStatus};
 use drivers::regs::RegisterAccess;
 use std::collections::{HashMap, VecDeque};
@@ -50,9 +52,9 @@ pub struct StreamConfig {
     /// How long a worker waits for the NIC to take frames before it gives
     /// them up as failed (a stalled NIC).
     pub tx_timeout: Duration,
-    /// Poll without ever sleeping or yielding (no system call while
-    /// streaming; the thread takes a whole core). Otherwise an idle worker
-    /// backs off: spin, then yield, then short sleeps.
+    /// Poll without ever sleeping (no system call while streaming; the
+    /// thread takes a whole core). Otherwise an idle worker sleeps, for
+    /// lengths that follow the devices' pace ([`crate::backoff::Pacer`]).
     pub spin: bool,
 }
 
@@ -122,6 +124,9 @@ pub struct WorkerReport {
     pub tid: i64,
     /// Read buffers the worker's pool held at most at once (memory bound check).
     pub max_buffers_out: usize,
+    /// Times the worker slept because it had nothing to do (each one
+    /// system call); 0 with [`StreamConfig::spin`].
+    pub sleeps: u64,
 }
 
 /// Geometry of the range in chunks.
@@ -329,22 +334,25 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         let mut in_flight: HashMap<u64, Read> = HashMap::new();
         let mut retry: Vec<Read> = Vec::new();
         let mut next_tag = 0u64;
-        let mut pending: Vec<TxPacket> = Vec::new();
-        // Reads whose frames are pending or in the TX ring, oldest first:
-        // (frames not yet in the ring, the read, the ring's descriptor count
-        // once its last frame was in). TX descriptors complete in order, so
-        // a read is sent when the ring has cleaned up to its mark.
-        let mut queued: VecDeque<(u64, Read, u64)> = VecDeque::new();
+        // Completed reads with frames still to go into the TX ring, oldest
+        // first: each frame is built just before it goes in.
+        let mut ready: VecDeque<Ready> = VecDeque::new();
+        // Reads whose frames are all in the TX ring, oldest first, with the
+        // ring's descriptor count once the last one was in. Descriptors
+        // complete in order: a read is sent when the ring has cleaned up to
+        // its mark.
+        let mut queued: VecDeque<(Read, u64)> = VecDeque::new();
+        let mut template: Option<HeaderTemplate> = None;
         let mut done = Vec::new();
         let mut exhausted = false;
-        let ppf = payload_per_frame(self.cfg.mtu);
-        let offload = Offload::Ipv4Udp {
-            l2_len: crate::net::ETH_LEN as u8,
-            l3_len: crate::net::IPV4_LEN as u16,
-        };
         let rate_start = Instant::now();
-        let mut last_tx_progress = Instant::now();
-        let mut backoff = crate::backoff::Backoff::default();
+        // Set when the NIC last stopped making progress (checked in the
+        // housekeeping of idle polls, not on every round).
+        let mut tx_idle_since: Option<Instant> = None;
+        let mut pacer = crate::backoff::Pacer::default();
+        let mut empty_polls = 0u32;
+        // (TX descriptors, reads) outstanding when the last sleep began.
+        let mut slept_with: Option<(usize, usize)> = None;
         loop {
             let mut progress = false;
             // 1. Reads, while buffers and slots allow. Backpressure: frames
@@ -352,8 +360,13 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             // empties the read pool and reads stop.
             while in_flight.len() < self.cfg.queue_depth && self.ioq.free_slots() > 0 {
                 if let Some(rate) = self.cfg.rate {
+                    // Reads in flight count too: else all of the queue
+                    // depth is read, and sent, in one burst before the
+                    // first completion is counted.
+                    let in_flight_bytes: u64 = in_flight.values().map(|r| r.len).sum();
                     let allowed = rate * rate_start.elapsed().as_secs_f64();
-                    if self.shared.bytes.load(Ordering::Relaxed) as f64 > allowed {
+                    let bytes = self.shared.bytes.load(Ordering::Relaxed) + in_flight_bytes;
+                    if bytes as f64 > allowed {
                         break;
                     }
                 }
@@ -396,7 +409,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             self.ioq.ring_doorbell();
             // 2. Completions: a good read becomes frames; a failed one is
             // retried, then reported with its range.
-            self.ioq.poll(self.cfg.queue_depth, |c| done.push(c))?;
+            let completed = self.ioq.poll(self.cfg.queue_depth, |c| done.push(c))?;
             for c in done.drain(..) {
                 progress = true;
                 let Some(mut read) = in_flight.remove(&c.tag) else {
@@ -411,8 +424,15 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     Ok(()) => {
                         rep.ios += 1;
                         self.shared.ios.fetch_add(1, Ordering::Relaxed);
-                        let frames = self.cut(buf, read, ppf, offload, &mut pending)?;
-                        queued.push_back((frames, read, 0));
+                        let mut buf = buf;
+                        buf.set_len(read.len as usize);
+                        // One shared update per read, not per frame.
+                        self.shared.bytes.fetch_add(read.len, Ordering::Relaxed);
+                        ready.push_back(Ready {
+                            buf,
+                            read,
+                            offset: read.start,
+                        });
                     }
                     Err(status) => {
                         drop(buf);
@@ -433,74 +453,106 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     }
                 }
             }
-            self.shared
-                .in_flight
-                .store(in_flight.len() as u64, Ordering::Relaxed);
-            self.ioq.check_timeouts()?;
-            // 3. Frames to the NIC, in order.
-            if !pending.is_empty() {
-                let before = pending.len();
-                let n = self.txq.tx_batch(&mut pending)?;
-                if n > 0 {
+            // 3. Frames to the NIC, in order, each built as it goes in.
+            if !ready.is_empty() {
+                let sent = self.send_ready(&mut ready, &mut queued, &mut template, &mut rep)?;
+                if sent > 0 {
                     progress = true;
-                    last_tx_progress = Instant::now();
-                    let mark = self.txq.stats().cleaned + self.txq.in_flight() as u64;
-                    mark_sent(&mut queued, (before - pending.len()) as u64, mark);
+                    tx_idle_since = None;
                     self.shared
                         .frames
                         .store(self.txq.stats().packets, Ordering::Relaxed);
                 }
             }
-            if self.txq.clean() > 0 {
+            // Header buffers straight back to the header cache.
+            let cleaned = self.txq.clean_into(&mut self.headers);
+            if cleaned > 0 {
                 progress = true;
-                last_tx_progress = Instant::now();
+                tx_idle_since = None;
             }
             // 4. Reads whose frames the NIC has all finished.
-            let cleaned = self.txq.stats().cleaned;
-            while let Some(&(0, read, mark)) = queued.front() {
-                if mark > cleaned {
+            let cleaned_total = self.txq.stats().cleaned;
+            while let Some(&(read, mark)) = queued.front() {
+                if mark > cleaned_total {
                     break;
                 }
                 queued.pop_front();
                 rep.bytes += read.len;
             }
-            if !queued.is_empty()
-                && !progress
-                && in_flight.is_empty()
-                && last_tx_progress.elapsed() >= self.cfg.tx_timeout
-            {
-                // The NIC takes and finishes nothing: give up what waits
-                // for it, and stop reading; the first worker to see it also
-                // lists the part of the range nobody has read.
-                if !self.shared.stop.swap(true, Ordering::Relaxed) {
-                    self.fail_untaken(&mut rep);
-                }
-                let why = format!(
-                    "not sent: the NIC finished no frame for {:.1} s (link down or transmission held)",
-                    self.cfg.tx_timeout.as_secs_f64()
-                );
-                for (_, read, _) in std::mem::take(&mut queued) {
-                    self.fail(&mut rep, read, why.clone());
-                }
-                for read in std::mem::take(&mut retry) {
-                    self.fail(&mut rep, read, why.clone());
-                }
-                pending.clear();
-                break;
+            if let Some((tx, reads)) = slept_with.take() {
+                let part = |done: usize, out: usize| {
+                    if out == 0 {
+                        0.0
+                    } else {
+                        done as f64 / out as f64
+                    }
+                };
+                pacer.woke(part(cleaned, tx).max(part(completed, reads)));
             }
             if (exhausted || self.shared.stop.load(Ordering::Relaxed))
                 && in_flight.is_empty()
                 && retry.is_empty()
+                && ready.is_empty()
                 && queued.is_empty()
             {
                 break;
             }
             if progress {
-                backoff.reset();
-            } else if self.cfg.spin {
+                self.shared
+                    .in_flight
+                    .store(in_flight.len() as u64, Ordering::Relaxed);
+                empty_polls = 0;
+                pacer.busy();
+                continue;
+            }
+            // Nothing to do. Housekeeping (drive timeouts, a stalled NIC)
+            // every 64 empty polls, and before every sleep.
+            empty_polls = empty_polls.wrapping_add(1);
+            let sleeps_next = !self.cfg.spin && empty_polls > crate::backoff::PACER_SPINS;
+            if empty_polls.is_multiple_of(64) || sleeps_next {
+                self.ioq.check_timeouts()?;
+                if (queued.is_empty() && ready.is_empty()) || !in_flight.is_empty() {
+                    tx_idle_since = None;
+                } else if tx_idle_since.get_or_insert_with(Instant::now).elapsed()
+                    >= self.cfg.tx_timeout
+                {
+                    // The NIC takes and finishes nothing: give up what
+                    // waits for it, and stop reading; the first worker to
+                    // see it also lists the part of the range nobody has
+                    // read.
+                    if !self.shared.stop.swap(true, Ordering::Relaxed) {
+                        self.fail_untaken(&mut rep);
+                    }
+                    let why = format!(
+                        "not sent: the NIC finished no frame for {:.1} s (link down or transmission held)",
+                        self.cfg.tx_timeout.as_secs_f64()
+                    );
+                    let waiting = std::mem::take(&mut queued).into_iter().map(|(r, _)| r);
+                    let unsent = std::mem::take(&mut ready).into_iter().map(|r| r.read);
+                    for read in waiting.chain(unsent) {
+                        self.fail(&mut rep, read, why.clone());
+                    }
+                    for read in std::mem::take(&mut retry) {
+                        self.fail(&mut rep, read, why.clone());
+                    }
+                    break;
+                }
+            }
+            if self.cfg.spin {
                 std::hint::spin_loop();
             } else {
-                backoff.idle();
+                // A drive that finishes every read during a sleep only
+                // matters if more reads could have been issued: not while
+                // every read buffer waits for the NIC.
+                let reads_matter = !exhausted && self.reads.free_count() > 0;
+                let out = (
+                    self.txq.in_flight(),
+                    if reads_matter { in_flight.len() } else { 0 },
+                );
+                if pacer.idle() {
+                    rep.sleeps += 1;
+                    slept_with = Some(out);
+                }
             }
         }
         // What a stalled NIC still holds stays posted; the queue's drop
@@ -546,52 +598,110 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         });
     }
 
-    /// Cut a completed read buffer into frames: a header buffer (written by
-    /// the CPU) and a payload piece of `buf` (never touched by the CPU).
-    fn cut(
+    /// Put frames of the ready reads into the TX ring while it has room:
+    /// each frame is a header buffer (written by the CPU, from a template
+    /// for full-size frames) and a payload piece of the read buffer (never
+    /// touched by the CPU). A read whose last frame went in moves to
+    /// `queued`. Returns the frames queued.
+    fn send_ready(
         &mut self,
-        mut buf: Buf,
-        read: Read,
-        ppf: usize,
-        offload: Offload,
-        pending: &mut Vec<TxPacket>,
-    ) -> AppResult<u64> {
-        buf.set_len(read.len as usize);
+        ready: &mut VecDeque<Ready>,
+        queued: &mut VecDeque<(Read, u64)>,
+        template: &mut Option<HeaderTemplate>,
+        rep: &mut WorkerReport,
+    ) -> AppResult<usize> {
+        let ppf = payload_per_frame(self.cfg.mtu);
+        let offload = Offload::Ipv4Udp {
+            l2_len: crate::net::ETH_LEN as u8,
+            l3_len: crate::net::IPV4_LEN as u16,
+        };
         let end = self.cfg.start + self.cfg.len;
-        let mut offset = read.start;
-        let mut frames = 0;
-        loop {
-            let n = ppf.min(buf.len());
-            let rest = (buf.len() > n).then(|| buf.split_off(n));
-            let mut h = self
-                .headers
-                .alloc()
-                .ok_or("out of header buffers (a bug: the header pool is sized for every frame)")?;
-            let last = offset + n as u64 == end;
-            let hdr = StreamHeader {
-                stream: self.id,
-                flags: if last { FLAG_LAST } else { 0 },
-                lap: read.lap as u32,
-                len: n as u32,
-                offset,
-                start: self.cfg.start,
-                end,
-            };
-            let len = build_headers(h.as_mut_slice(), &self.cfg.flow, &hdr);
-            debug_assert_eq!(len, FRAME_HEADERS);
-            h.set_len(len);
-            pending.push(TxPacket::header_payload(h, buf).with_offload(offload));
-            frames += 1;
-            offset += n as u64;
-            match rest {
-                Some(r) => buf = r,
-                None => break,
+        let mut batch = self.txq.batch();
+        'ring: while let Some(r) = ready.pop_front() {
+            let Ready {
+                mut buf,
+                read,
+                mut offset,
+            } = r;
+            loop {
+                if !batch.has_room_for_pair(offload) {
+                    ready.push_front(Ready { buf, read, offset });
+                    break 'ring;
+                }
+                let n = ppf.min(buf.len());
+                let mut h = self.headers.alloc().ok_or(
+                    "out of header buffers (a bug: the header pool is sized for every frame)",
+                )?;
+                let flags = if offset + n as u64 == end {
+                    FLAG_LAST
+                } else {
+                    0
+                };
+                let lap = read.lap as u32;
+                let hdr = h.as_mut_slice();
+                let len = match template {
+                    Some(t) if t.fits(lap, n as u32, flags) => t.write(hdr, offset),
+                    _ => {
+                        let fields = StreamHeader {
+                            stream: self.id,
+                            flags,
+                            lap,
+                            len: n as u32,
+                            offset,
+                            start: self.cfg.start,
+                            end,
+                        };
+                        if n == ppf && flags == 0 {
+                            // A new lap: a new template.
+                            let t = template.insert(HeaderTemplate::new(&self.cfg.flow, &fields));
+                            t.write(hdr, offset)
+                        } else {
+                            build_headers(hdr, &self.cfg.flow, &fields)
+                        }
+                    }
+                };
+                debug_assert_eq!(len, FRAME_HEADERS);
+                h.set_len(len);
+                let rest = (buf.len() > n).then(|| buf.split_off(n));
+                match batch.push_pair(h, buf, offload) {
+                    Ok(()) => {}
+                    Err((PushError::Full, ..)) => {
+                        return Err("the TX ring refused a frame it had room for (a bug)".into())
+                    }
+                    Err((PushError::Invalid(e), ..)) => {
+                        // Pieces already queued go out; the whole read is
+                        // listed, so nothing is lost silently.
+                        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        rep.failed.push(Failed {
+                            lap: read.lap,
+                            start: read.start,
+                            len: read.len,
+                            why: format!("the NIC cannot send its frames: {e}"),
+                        });
+                        continue 'ring;
+                    }
+                }
+                offset += n as u64;
+                match rest {
+                    Some(r) => buf = r,
+                    None => {
+                        queued.push_back((read, batch.descriptors_total()));
+                        continue 'ring;
+                    }
+                }
             }
         }
-        // One shared update per read, not per frame.
-        self.shared.bytes.fetch_add(read.len, Ordering::Relaxed);
-        Ok(frames)
+        Ok(batch.sent())
     }
+}
+
+/// A completed read whose frames are not all in the TX ring yet.
+struct Ready {
+    /// The bytes not yet in the ring.
+    buf: Buf,
+    read: Read,
+    /// Disk byte offset of `buf`'s first byte.
+    offset: u64,
 }
 
 /// Whether a failed read is worth another try: media and transient
@@ -601,24 +711,4 @@ fn retryable(status: &NvmeStatus) -> bool {
         status.kind(),
         drivers::nvme::StatusKind::InvalidField | drivers::nvme::StatusKind::LbaOutOfRange
     )
-}
-
-/// `sent` frames from the front of the pending list went into the TX ring,
-/// which has now taken `mark` descriptors in all: the reads whose last
-/// frame was among them get the mark.
-fn mark_sent(queued: &mut VecDeque<(u64, Read, u64)>, mut sent: u64, mark: u64) {
-    for q in queued.iter_mut() {
-        if sent == 0 {
-            break;
-        }
-        if q.0 == 0 {
-            continue;
-        }
-        let take = q.0.min(sent);
-        q.0 -= take;
-        sent -= take;
-        if q.0 == 0 {
-            q.2 = mark;
-        }
-    }
 }

@@ -172,6 +172,45 @@ pub fn build_headers(buf: &mut [u8], flow: &Flow, hdr: &StreamHeader) -> usize {
     FRAME_HEADERS
 }
 
+/// The headers of a run of frames that differ only in their byte offset
+/// (every full-size frame of one lap): built once with [`build_headers`],
+/// then each frame's headers are a copy with the offset patched in. The
+/// checksums do not cover the offset in a way the sender computes: the
+/// IPv4 and UDP checksums are the NIC's to fill in (offload).
+#[derive(Debug, Clone)]
+pub struct HeaderTemplate {
+    bytes: [u8; FRAME_HEADERS],
+    /// The header the template was built from (offset 0).
+    pub hdr: StreamHeader,
+}
+
+impl HeaderTemplate {
+    /// The template for frames like `hdr` (its offset is ignored).
+    pub fn new(flow: &Flow, hdr: &StreamHeader) -> HeaderTemplate {
+        let hdr = StreamHeader { offset: 0, ..*hdr };
+        let mut bytes = [0u8; FRAME_HEADERS];
+        build_headers(&mut bytes, flow, &hdr);
+        HeaderTemplate { bytes, hdr }
+    }
+
+    /// Whether a frame with these fields can use this template.
+    #[inline]
+    pub fn fits(&self, lap: u32, len: u32, flags: u16) -> bool {
+        self.hdr.lap == lap && self.hdr.len == len && self.hdr.flags == flags
+    }
+
+    /// Write the headers of the frame at disk byte `offset` into
+    /// `buf[..FRAME_HEADERS]`; returns [`FRAME_HEADERS`].
+    #[inline]
+    pub fn write(&self, buf: &mut [u8], offset: u64) -> usize {
+        let out = &mut buf[..FRAME_HEADERS];
+        out.copy_from_slice(&self.bytes);
+        let at = PAYLOAD + field::OFFSET.start..PAYLOAD + field::OFFSET.end;
+        out[at].copy_from_slice(&offset.to_be_bytes());
+        FRAME_HEADERS
+    }
+}
+
 /// How a frame that claims to be a stream frame is damaged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Corruption {
@@ -1011,6 +1050,22 @@ mod tests {
             start,
             end,
         }
+    }
+
+    #[test]
+    fn template_headers_equal_built_headers_at_any_offset() {
+        let t = HeaderTemplate::new(&flow(), &header(3, 0, 1458, 0, 1 << 30));
+        for offset in [0u64, 1458, 7 * 1458 + 512, (1 << 30) - 2 * 1458] {
+            let h = header(3, offset, 1458, 0, 1 << 30);
+            assert!(t.fits(h.lap, h.len, h.flags));
+            let (mut a, mut b) = ([0u8; FRAME_HEADERS], [0xffu8; FRAME_HEADERS]);
+            build_headers(&mut a, &flow(), &h);
+            assert_eq!(t.write(&mut b, offset), FRAME_HEADERS);
+            assert_eq!(a, b, "offset {offset}");
+        }
+        assert!(!t.fits(4, 1458, 0), "another lap");
+        assert!(!t.fits(3, 100, 0), "another length");
+        assert!(!t.fits(3, 1458, FLAG_LAST), "the last frame");
     }
 
     /// A frame as the NIC sends it: headers, pattern payload, checksums

@@ -132,6 +132,12 @@ fn two_threads_with_an_inline_drive() {
         "emu:nvme,size=8M,mode=inline",
         "--threads",
         "2",
+        // Few reads in flight per thread, so that neither thread can take
+        // the whole 8 MiB (64 reads) before the other starts.
+        "--queue-depth",
+        "2",
+        "--buffers",
+        "4",
         "--nic",
         "emu:igb,wire=pair:t3,pause=on",
     ]);

@@ -61,7 +61,7 @@ struct Args {
     #[arg(long, default_value = "128k", value_parser = size_arg)]
     io_size: u64,
     /// Reads in flight per thread.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1024))]
     queue_depth: u32,
     /// Read buffers per thread (the memory bound; default twice the queue depth).
     #[arg(long)]
@@ -255,6 +255,9 @@ impl NvmeJob for Drive {
             tx_queues: p.args.threads,
             buf_size: frame.div_ceil(1024) * 1024,
             pool_bufs: 2048,
+            // The longest ring: the more frames queued, the longer an idle
+            // worker may sleep between refills without the port running dry.
+            tx_ring: drivers::nic::MAX_RING as u16,
             ..NicOptions::default()
         };
         let mut devices = vec![p.args.nic.clone()];
@@ -506,11 +509,17 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             0.0
         };
         let max_out = reports.iter().map(|r| r.max_buffers_out).max().unwrap_or(0);
+        let sleeps: u64 = reports.iter().map(|r| r.sleeps).sum();
         println!("sent:        {} ({bytes} bytes) in {frames} frames, {ios} reads, {secs:.2} s: {:.3} GiB/s, {:.3} Mpps",
             human_bytes(bytes), gib / secs, frames as f64 / secs / 1e6);
         println!(
-            "cpu:         {:.3} s in the sender's threads ({threads} worker(s) + main): {cpu_per_gib:.4} s per GiB",
-            cpu.as_secs_f64()
+            "cpu:         {:.3} s in the sender's threads ({threads} worker(s) + main): {cpu_per_gib:.4} s per GiB; {}",
+            cpu.as_secs_f64(),
+            if a.spin {
+                "workers never slept (--spin)".to_string()
+            } else {
+                format!("workers slept {sleeps} times when idle")
+            }
         );
         println!(
             "memory:      at most {max_out} of {} read buffers of {} out at once per thread",
@@ -542,7 +551,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             ok &= r.complete && r.mismatched == 0 && r.missing == 0;
         }
         println!(
-            "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4}",
+            "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4} sleeps={sleeps}",
             failed.len(),
             cpu.as_secs_f64(),
             gib / secs

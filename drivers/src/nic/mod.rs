@@ -33,7 +33,7 @@ mod tx;
 pub use error::NicError;
 pub use ring::{MAX_RING, MIN_RING};
 pub use rx::{RxPacket, RxQueue, RxQueueStats};
-pub use tx::{Offload, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
+pub use tx::{Offload, PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
 
 use crate::regs::RegisterAccess;
 use ring::DescRing;

@@ -854,6 +854,104 @@ fn tx_stops_when_the_ring_is_full_and_cleans_to_make_room() {
 }
 
 #[test]
+fn tx_batch_pairs_write_the_same_descriptors_as_two_segment_packets() {
+    let udp = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    let descs =
+        |r: &Rig, n: usize| -> Vec<[u8; 16]> { (0..n).map(|i| r.desc(0, false, i)).collect() };
+    // The same three frames, as packets and as pairs, on two rigs whose
+    // pools hand out the same IOVAs.
+    let (a, b) = (rig(Chip::X82599, 8, 16), rig(Chip::X82599, 8, 16));
+    let frames = |r: &Rig| -> Vec<(dma::Buf, dma::Buf)> {
+        let pool = r.nic.pool(0).clone();
+        (0..3u8)
+            .map(|i| (buf_with(&pool, &[i; 42]), buf_with(&pool, &[i; 1000])))
+            .collect()
+    };
+    let mut qa = a.nic.tx_queue(0).unwrap();
+    let mut pkts: Vec<TxPacket> = frames(&a)
+        .into_iter()
+        .map(|(h, p)| TxPacket::header_payload(h, p).with_offload(udp))
+        .collect();
+    assert_eq!(qa.tx_batch(&mut pkts).unwrap(), 3);
+    let mut qb = b.nic.tx_queue(0).unwrap();
+    let tail_writes = b.dev.writes_to(x::tdt(0)).len();
+    {
+        let mut batch = qb.batch();
+        for (h, p) in frames(&b) {
+            assert!(batch.has_room_for_pair(udp));
+            batch.push_pair(h, p, udp).unwrap();
+        }
+        assert_eq!(batch.sent(), 3);
+        assert_eq!(batch.descriptors_total(), 7, "a context and 3 x 2 data");
+        assert_eq!(
+            b.tail(0, false),
+            0,
+            "the tail waits for the end of the batch"
+        );
+    }
+    assert_eq!(b.dev.writes_to(x::tdt(0)).len(), tail_writes + 1);
+    assert_eq!(descs(&a, 7), descs(&b, 7));
+    assert_eq!((a.tail(0, false), b.tail(0, false)), (7, 7));
+    assert_eq!(qa.indices(), qb.indices());
+
+    // Refused: an empty segment, a frame too long, no room; both buffers
+    // come back and nothing is queued.
+    let pool = b.nic.pool(0).clone();
+    let mut empty = pool.alloc().unwrap();
+    empty.set_len(0);
+    let mut batch = qb.batch();
+    let e = batch
+        .push_pair(buf_with(&pool, &[0; 42]), empty, udp)
+        .unwrap_err();
+    assert!(
+        matches!(e.0, PushError::Invalid(NicError::EmptySegment)),
+        "{:?}",
+        e.0
+    );
+    assert_eq!((e.1.len(), e.2.len()), (42, 0));
+    let e = batch
+        .push_pair(
+            buf_with(&pool, &[0; 1500]),
+            buf_with(&pool, &[0; 1000]),
+            udp,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            e.0,
+            PushError::Invalid(NicError::FrameTooLarge {
+                len: 2500,
+                max: 2048
+            })
+        ),
+        "{:?}",
+        e.0
+    );
+    // 15 usable descriptors, 7 taken: 4 more pairs fit, then the ring is full.
+    for _ in 0..4 {
+        assert!(batch.has_room_for_pair(udp));
+        batch
+            .push_pair(buf_with(&pool, &[0; 42]), buf_with(&pool, &[0; 60]), udp)
+            .unwrap();
+    }
+    assert!(!batch.has_room_for_pair(udp));
+    let e = batch
+        .push_pair(buf_with(&pool, &[0; 42]), buf_with(&pool, &[0; 60]), udp)
+        .unwrap_err();
+    assert!(matches!(e.0, PushError::Full));
+    drop(batch);
+    assert_eq!(b.tail(0, false), 15);
+    // Once the device is done, cleaning makes room again.
+    b.tx_done(0, 6);
+    b.tx_done(0, 14);
+    let mut batch = qb.batch();
+    assert!(batch.has_room_for_pair(udp), "cleaned on demand");
+}
+
+#[test]
 fn buffer_fast_paths_match_the_packet_paths() {
     let r = rig(Chip::I82576, 8, 8);
     let pool = r.nic.pool(0).clone();

@@ -417,6 +417,18 @@ impl<R: RegisterAccess> TxQueue<R> {
         result.map(|()| n)
     }
 
+    /// Start writing packets one at a time straight into the ring, with no
+    /// intermediate list: see [`TxBatch`]. The tail is written once, when
+    /// the batch ends.
+    #[inline]
+    pub fn batch(&mut self) -> TxBatch<'_, R> {
+        TxBatch {
+            q: self,
+            b: Batch::new(),
+            cleaned: false,
+        }
+    }
+
     /// Descriptors `p` needs and the context it loads, after checking it.
     #[inline(always)]
     fn plan(&self, p: &TxPacket, ctx: Offload) -> Result<(usize, Option<Offload>), NicError> {
@@ -553,26 +565,44 @@ impl<R: RegisterAccess> TxQueue<R> {
         let mask = self.ring.mask();
         let mut i = self.next_use;
         if need_ctx {
-            let (lo, hi) = context(offload);
-            self.ring.write_u64(i, 0, lo);
-            self.ring.write_u64(i, 8, hi);
-            i = (i + 1) & mask;
-            self.ctx = offload;
-            self.stats.contexts += 1;
+            i = self.put_context(i, offload);
         }
         let rs = self.since_rs + need >= RS_EVERY;
         let olinfo = data_olinfo(total as u32, popts(offload));
-        let segs = pkt.into_segments();
-        let n = segs.len();
-        let mut cmd = 0;
-        for (k, buf) in segs.into_iter().enumerate() {
-            let eop = k + 1 == n;
-            cmd = self.put(i, buf, eop, eop && rs, olinfo);
-            if !eop {
+        // The one- and two-segment shapes without a Vec.
+        let cmd = match pkt.segs {
+            Segments::One([buf]) => self.put(i, buf, true, rs, olinfo),
+            Segments::Two([head, tail]) => {
+                self.put(i, head, false, false, olinfo);
                 i = (i + 1) & mask;
+                self.put(i, tail, true, rs, olinfo)
             }
-        }
+            Segments::Many(segs) => {
+                let n = segs.len();
+                let mut cmd = 0;
+                for (k, buf) in segs.into_iter().enumerate() {
+                    let eop = k + 1 == n;
+                    cmd = self.put(i, buf, eop, eop && rs, olinfo);
+                    if !eop {
+                        i = (i + 1) & mask;
+                    }
+                }
+                cmd
+            }
+        };
         self.after_packet(i, cmd, rs, need, b);
+    }
+
+    /// Write a context descriptor for `offload` at `i` and make it the
+    /// loaded one; returns the next descriptor.
+    #[inline(always)]
+    fn put_context(&mut self, i: usize, offload: Offload) -> usize {
+        let (lo, hi) = context(offload);
+        self.ring.write_u64(i, 0, lo);
+        self.ring.write_u64(i, 8, hi);
+        self.ctx = offload;
+        self.stats.contexts += 1;
+        (i + 1) & self.ring.mask()
     }
 
     /// End of a batch: report status on its last packet (so that its
@@ -741,5 +771,124 @@ impl<R: RegisterAccess> Drop for TxQueue<R> {
                 }
             }
         }
+    }
+}
+
+/// Why [`TxBatch::push_pair`] did not take a packet.
+#[derive(Debug)]
+pub enum PushError {
+    /// The ring has no room for it now (try again after the device has
+    /// sent more).
+    Full,
+    /// The chip cannot send it (a segment is empty or too long, the frame
+    /// is too long, or the offload lengths are impossible).
+    Invalid(NicError),
+}
+
+/// Packets written into a TX queue one at a time ([`TxQueue::batch`]), so
+/// a sender can build each packet just before it is queued: no list of
+/// packets in between. The tail register is written once, when the batch
+/// is dropped; packets before it are invisible to the device.
+pub struct TxBatch<'q, R: RegisterAccess> {
+    q: &'q mut TxQueue<R>,
+    b: Batch,
+    cleaned: bool,
+}
+
+impl<R: RegisterAccess> TxBatch<'_, R> {
+    /// Packets queued so far in this batch.
+    pub fn sent(&self) -> usize {
+        self.b.sent
+    }
+
+    /// Descriptors the queue has taken since it was created (cleaned +
+    /// in flight): a read whose last descriptor is number `k` is sent once
+    /// [`TxQueueStats::cleaned`] reaches `k`.
+    pub fn descriptors_total(&self) -> u64 {
+        self.q.stats.cleaned + self.q.used as u64
+    }
+
+    /// Whether a two-segment packet with `offload` fits now (cleaning the
+    /// ring once per batch if it is short of room).
+    #[inline]
+    pub fn has_room_for_pair(&mut self, offload: Offload) -> bool {
+        let need = 2 + (offload != Offload::None && offload != self.q.ctx) as usize;
+        if self.q.free_descriptors() >= need {
+            return true;
+        }
+        if !self.cleaned {
+            self.cleaned = true;
+            self.q.clean();
+        }
+        self.q.free_descriptors() >= need
+    }
+
+    /// Queue a frame of two segments, `head` then `tail` (e.g. a header
+    /// built by the CPU and a payload the CPU never touched), with
+    /// `offload`. On error both buffers come back unchanged.
+    #[inline]
+    pub fn push_pair(
+        &mut self,
+        head: Buf,
+        tail: Buf,
+        offload: Offload,
+    ) -> Result<(), (PushError, Buf, Buf)> {
+        let q = &mut *self.q;
+        let (h, t) = (head.len(), tail.len());
+        let seg_max = q.limits.max_segment_len;
+        if h.wrapping_sub(1) >= seg_max
+            || t.wrapping_sub(1) >= seg_max
+            || h + t > q.limits.max_frame
+        {
+            let e = if h == 0 || t == 0 {
+                NicError::EmptySegment
+            } else if h + t > q.limits.max_frame {
+                NicError::FrameTooLarge {
+                    len: h + t,
+                    max: q.limits.max_frame,
+                }
+            } else {
+                NicError::SegmentTooLarge {
+                    len: h.max(t),
+                    max: seg_max,
+                }
+            };
+            return Err((PushError::Invalid(e), head, tail));
+        }
+        if q.limits.max_segments < 2 {
+            let e = NicError::TooManySegments {
+                segments: 2,
+                max: q.limits.max_segments,
+            };
+            return Err((PushError::Invalid(e), head, tail));
+        }
+        let need_ctx = offload != Offload::None && offload != q.ctx;
+        if need_ctx {
+            if let Err(e) = check_offload(offload) {
+                return Err((PushError::Invalid(e), head, tail));
+            }
+        }
+        let need = 2 + need_ctx as usize;
+        if q.free_descriptors() < need {
+            return Err((PushError::Full, head, tail));
+        }
+        let mask = q.ring.mask();
+        let mut i = q.next_use;
+        if need_ctx {
+            i = q.put_context(i, offload);
+        }
+        let rs = q.since_rs + need >= RS_EVERY;
+        let olinfo = data_olinfo((h + t) as u32, popts(offload));
+        q.put(i, head, false, false, olinfo);
+        i = (i + 1) & mask;
+        let cmd = q.put(i, tail, true, rs, olinfo);
+        q.after_packet(i, cmd, rs, need, &mut self.b);
+        Ok(())
+    }
+}
+
+impl<R: RegisterAccess> Drop for TxBatch<'_, R> {
+    fn drop(&mut self) {
+        self.q.finish(&self.b);
     }
 }
