@@ -14,9 +14,12 @@ usage: bench/blkfwd.sh [--size BYTES] [--short BYTES] [--long BYTES]
 
 CPU: kcopy reports its sending thread's CPU time; blkfwd its worker
 threads' plus its main thread's (not the device models' threads, not the
-in-process receiver's). System calls: kcopy counts its own data-path calls;
-blkfwd's are counted by strace -f on the worker threads (ids printed by
-blkfwd), run with --spin so that an idle worker never sleeps or yields.
+in-process receiver's). System calls: kcopy counts its own data-path calls.
+blkfwd's idle worker sleeps by default (one clock_nanosleep per wake, which
+it counts and reports); with --spin it never sleeps. strace -f on the worker
+threads (ids printed by blkfwd) counts their system calls while streaming:
+with --spin for two stream lengths (the counts must not grow), and in the
+default mode (they must all be the sleeps blkfwd reported).
 Needs strace (apt-get install strace).
 U
 }
@@ -51,31 +54,39 @@ while read -r line; do
 done < <(grep '^kcopy: method=' "$DIR/kcopy.log")
 SENDFILE=$(grep '^kcopy: method=sendfile' "$DIR/kcopy.log" | field cpu_s_per_gib)
 
-blk_cpu() { # MTU -> cpu_s_per_gib and GiB/s
-    "$BIN/blkfwd" --nvme "emu:nvme,size=$SIZE" --mtu "$1" --quiet >"$DIR/blk-$1.log" 2>&1 ||
-        { cat "$DIR/blk-$1.log" >&2; echo "bench/blkfwd.sh: blkfwd failed" >&2; exit 1; }
-    grep -q ' 0 mismatched' "$DIR/blk-$1.log" || { cat "$DIR/blk-$1.log" >&2; exit 1; }
-    echo "$(grep '^blkfwd: bytes=' "$DIR/blk-$1.log" | field cpu_s_per_gib) $(grep '^blkfwd: bytes=' "$DIR/blk-$1.log" | field gib_per_s)"
+blk_cpu() { # MTU [more options] -> cpu_s_per_gib, GiB/s and sleeps per GiB
+    local mtu=$1; shift
+    "$BIN/blkfwd" --nvme "emu:nvme,size=$SIZE" --mtu "$mtu" --quiet "$@" >"$DIR/blk.log" 2>&1 ||
+        { cat "$DIR/blk.log" >&2; echo "bench/blkfwd.sh: blkfwd failed" >&2; exit 1; }
+    grep -q ' 0 mismatched' "$DIR/blk.log" || { cat "$DIR/blk.log" >&2; exit 1; }
+    local line; line=$(grep '^blkfwd: bytes=' "$DIR/blk.log")
+    local bytes sleeps; bytes=$(echo "$line" | field bytes); sleeps=$(echo "$line" | field sleeps)
+    echo "$(echo "$line" | field cpu_s_per_gib) $(echo "$line" | field gib_per_s) $(awk -v s="$sleeps" -v b="$bytes" 'BEGIN { printf "%.0f", s * 1073741824 / b }')"
 }
-blk_calls() { # length -> worker syscalls
-    strace -f -qq -o "$DIR/st-$1" "$BIN/blkfwd" --nvme "emu:nvme,size=$1" --quiet --spin >"$DIR/sc-$1.log" 2>&1 ||
-        { cat "$DIR/sc-$1.log" >&2; exit 1; }
+blk_calls() { # length, mode (spin|sleep) -> worker syscalls: whole thread, streaming window, window calls that are not clock_nanosleep, sleeps reported
+    local spin=(); [ "$2" = spin ] && spin=(--spin)
+    strace -f -qq -o "$DIR/st-$1-$2" "$BIN/blkfwd" --nvme "emu:nvme,size=$1" --mtu 9000 --quiet "${spin[@]}" >"$DIR/sc-$1-$2.log" 2>&1 ||
+        { cat "$DIR/sc-$1-$2.log" >&2; exit 1; }
     # Whole thread, and the streaming window: between the worker's two
     # CPU-clock reads (clock_gettime), which bracket its loop.
-    local all=0 win=0 t
-    for t in $(sed -n 's/^threads: *sender thread ids //p' "$DIR/sc-$1.log" | tr ',' ' '); do
-        grep "^$t " "$DIR/st-$1" | grep -v 'resumed>' >"$DIR/t-$t" || true
+    local all=0 win=0 other=0 t
+    for t in $(sed -n 's/^threads: *sender thread ids //p' "$DIR/sc-$1-$2.log" | tr ',' ' '); do
+        grep "^$t " "$DIR/st-$1-$2" | grep -v 'resumed>' >"$DIR/t-$t" || true
         all=$((all + $(wc -l <"$DIR/t-$t")))
-        win=$((win + $(awk '/clock_gettime/ {c++; next} c == 1 {n++} END {print n + 0}' "$DIR/t-$t")))
+        awk '/clock_gettime/ {c++; next} c == 1' "$DIR/t-$t" >"$DIR/w-$t"
+        win=$((win + $(wc -l <"$DIR/w-$t")))
+        other=$((other + $(grep -vc 'clock_nanosleep' "$DIR/w-$t" || true)))
     done
-    echo "$all $win"
+    echo "$all $win $other $(grep '^blkfwd: bytes=' "$DIR/sc-$1-$2.log" | field sleeps)"
 }
-echo "blkfwd: CPU runs at MTU 1500 and 9000, $SIZE..." >&2
-read -r C1500 G1500 < <(blk_cpu 1500)
-read -r C9000 G9000 < <(blk_cpu 9000)
+echo "blkfwd: CPU runs at MTU 1500 and 9000 (and 9000 with --spin), $SIZE..." >&2
+read -r C1500 G1500 S1500 < <(blk_cpu 1500)
+read -r C9000 G9000 S9000 < <(blk_cpu 9000)
+read -r CSPIN GSPIN _ < <(blk_cpu 9000 --spin)
 echo "blkfwd: system calls, $SHORT and $LONG streams under strace..." >&2
-read -r S_SHORT W_SHORT < <(blk_calls "$SHORT")
-read -r S_LONG W_LONG < <(blk_calls "$LONG")
+read -r S_SHORT W_SHORT _ _ < <(blk_calls "$SHORT" spin)
+read -r S_LONG W_LONG _ _ < <(blk_calls "$LONG" spin)
+read -r _ W_SLEEP O_SLEEP N_SLEEP < <(blk_calls "$LONG" sleep)
 
 cat <<R
 
@@ -84,11 +95,12 @@ Sender CPU seconds and system calls per GiB, $(nproc) CPUs, one run each
 | sender | CPU s per GiB | system calls per GiB |
 |---|---|---|
 $(printf '%s\n' "${rows[@]}")
-| blkfwd, emulated NVMe + 82599, MTU 1500 ($G1500 GiB/s) | $C1500 | see below |
-| blkfwd, emulated NVMe + 82599, MTU 9000 ($G9000 GiB/s) | $C9000 | see below |
+| blkfwd, emulated NVMe + 82599, MTU 1500 ($G1500 GiB/s) | $C1500 | $S1500 (sleeps of an idle worker) |
+| blkfwd, emulated NVMe + 82599, MTU 9000 ($G9000 GiB/s) | $C9000 | $S9000 (sleeps of an idle worker) |
+| blkfwd --spin, MTU 9000 ($GSPIN GiB/s) | $CSPIN | 0 (see below) |
 
-blkfwd worker threads' system calls (--spin), $SHORT / $LONG stream:
-  while streaming (between the two CPU-clock reads around the loop): $W_SHORT / $W_LONG
-  whole thread (start-up, and teardown waits for the device):        $S_SHORT / $S_LONG
+blkfwd worker threads' system calls under strace (MTU 9000):
+  --spin, $SHORT / $LONG stream, while streaming: $W_SHORT / $W_LONG (whole thread, with start-up and teardown: $S_SHORT / $S_LONG)
+  default, $LONG stream, while streaming: $W_SLEEP, of which $O_SLEEP not clock_nanosleep; blkfwd reported $N_SLEEP sleeps
 Target: blkfwd CPU per GiB at most a tenth of sendfile's ($SENDFILE / 10).
 R

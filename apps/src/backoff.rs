@@ -45,7 +45,7 @@ pub const PACER_SPINS: u32 = 2;
 /// Shortest and longest sleep of a [`Pacer`].
 pub const PACER_MIN: Duration = Duration::from_micros(10);
 /// See [`PACER_MIN`].
-pub const PACER_MAX: Duration = Duration::from_millis(10);
+pub const PACER_MAX: Duration = Duration::from_millis(40);
 
 /// Sleeps of a length that follows the devices' pace.
 ///
@@ -53,8 +53,9 @@ pub const PACER_MAX: Duration = Duration::from_millis(10);
 /// (with [`Pacer::woke`]) the largest fraction of a queue's outstanding
 /// work that the device finished meanwhile: nearly all of it means the
 /// queue may have run dry, so the next sleep is halved; less than 40 %
-/// means the wake came early, so the next sleep is a quarter longer. The
-/// length settles where a wake finds about half of a queue done.
+/// means the wake came early, so the next sleep is a quarter longer (twice
+/// as long if nothing at all was done). The length settles where a wake
+/// finds about half of a queue done.
 #[derive(Debug)]
 pub struct Pacer {
     empty: u32,
@@ -97,6 +98,10 @@ impl Pacer {
     pub fn woke(&mut self, drained: f64) {
         if drained >= 0.9 {
             self.sleep = (self.sleep / 2).max(PACER_MIN);
+        } else if drained == 0.0 {
+            // Nothing at all: devices that complete in bursts leave no
+            // hint when the next one comes; double until it is found.
+            self.sleep = (self.sleep * 2).min(PACER_MAX);
         } else if drained < 0.4 {
             self.sleep = (self.sleep * 5 / 4).min(PACER_MAX);
         }
@@ -120,8 +125,10 @@ mod tests {
         assert_eq!(p.sleep_len(), start / 2);
         p.woke(0.6);
         assert_eq!(p.sleep_len(), start / 2, "about half drained: keep");
-        p.woke(0.0);
+        p.woke(0.2);
         assert_eq!(p.sleep_len(), start / 2 * 5 / 4);
+        p.woke(0.0);
+        assert_eq!(p.sleep_len(), start / 2 * 5 / 4 * 2, "nothing done: twice");
         for _ in 0..100 {
             p.woke(0.0);
         }

@@ -541,14 +541,11 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             if self.cfg.spin {
                 std::hint::spin_loop();
             } else {
-                // A drive that finishes every read during a sleep only
-                // matters if more reads could have been issued: not while
-                // every read buffer waits for the NIC.
-                let reads_matter = !exhausted && self.reads.free_count() > 0;
-                let out = (
-                    self.txq.in_flight(),
-                    if reads_matter { in_flight.len() } else { 0 },
-                );
+                // The NIC is the output: the sleep is tuned to its ring.
+                // Only while the ring is empty (the NIC waits for the
+                // drive) is it tuned to the reads in flight.
+                let tx_out = self.txq.in_flight();
+                let out = (tx_out, if tx_out == 0 { in_flight.len() } else { 0 });
                 if pacer.idle() {
                     rep.sleeps += 1;
                     slept_with = Some(out);
