@@ -658,6 +658,59 @@ fn read_stats<R: RegisterAccess>(regs: &R, chip: Chip, rx_queues: u16, s: &mut D
     }
 }
 
+/// Move up to `max` received frames from `rx` to `tx` (another port's, or
+/// the same port's), each buffer going from one ring to the other without
+/// a list in between, then send buffers the device has finished back to
+/// `rx`'s cache. Frames are neither read nor written by the CPU. Returns
+/// the frames moved: fewer than `max` when `rx` has fewer or `tx` has no
+/// more room (the rest stay in `rx`'s ring, where flow control or the
+/// device's drop counter deals with them).
+///
+/// Fails with [`NicError::InvalidOptions`] if `rx` can deliver frames
+/// longer than `tx` sends (ports set up with different buffer sizes); the
+/// RX checks of [`RxQueue::rx_batch`] apply.
+pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
+    rx: &mut RxQueue<R1>,
+    tx: &mut TxQueue<R2>,
+    max: usize,
+) -> Result<usize, NicError> {
+    if rx.buf_len() > tx.max_one_segment() {
+        return Err(NicError::InvalidOptions(format!(
+            "RX queue {} delivers frames up to {} bytes, TX queue {} sends at most {}",
+            rx.queue(),
+            rx.buf_len(),
+            tx.queue(),
+            tx.max_one_segment()
+        )));
+    }
+    // Every time (one load when nothing is done): sent buffers go back to
+    // the RX cache in small groups, so it neither runs dry nor spills to
+    // the shared pool.
+    tx.clean_into(rx.cache_mut());
+    let room = max.min(tx.free_descriptors());
+    if room == 0 {
+        return Ok(0);
+    }
+    let mut lost = None;
+    let mut w = tx.writer();
+    let got = rx.receive_each(room, |buf| {
+        // Cannot fail: the length was checked by RX against a buffer no
+        // longer than TX takes, and there is room for `room`.
+        if let Err(buf) = w.push(buf) {
+            lost = Some(buf.len());
+        }
+    });
+    let end = w.end();
+    tx.finish_writer(end);
+    let moved = got?;
+    if let Some(len) = lost {
+        return Err(NicError::DeviceMisbehaved(format!(
+            "a {len}-byte frame could not be forwarded (a driver bug)"
+        )));
+    }
+    Ok(moved)
+}
+
 /// Check the options against the chip; returns (RX ring size, TX ring size,
 /// device buffer length, max frame).
 fn check_options(chip: Chip, o: &NicOptions) -> Result<(usize, usize, usize, usize), NicError> {

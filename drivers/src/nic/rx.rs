@@ -150,6 +150,24 @@ impl<R: RegisterAccess> RxQueue<R> {
         self.receive::<false>(max, |buf, _| out.push(buf))
     }
 
+    /// Receive up to `max` frames, handing each buffer to `deliver` as it
+    /// is taken off the ring (no list in between): the forwarding path
+    /// ([`super::forward`]). Same checks as [`Self::rx_batch`].
+    #[inline(always)]
+    pub(crate) fn receive_each(
+        &mut self,
+        max: usize,
+        mut deliver: impl FnMut(Buf),
+    ) -> Result<usize, NicError> {
+        self.receive::<false>(max, |buf, _| deliver(buf))
+    }
+
+    /// Bytes the device may write per buffer: the longest frame this queue
+    /// delivers.
+    pub fn buf_len(&self) -> usize {
+        self.buf_len
+    }
+
     #[inline(always)]
     fn receive<const HASH: bool>(
         &mut self,

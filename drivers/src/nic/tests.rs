@@ -990,6 +990,72 @@ fn buffer_fast_paths_match_the_packet_paths() {
 }
 
 #[test]
+fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
+    let r = rig(Chip::I82576, 8, 16);
+    let mut rxq = r.nic.rx_queue(0).unwrap();
+    let mut txq = r.nic.tx_queue(0).unwrap();
+    let rx_addr = |i: usize| u64::from_le_bytes(r.desc(0, true, i)[0..8].try_into().unwrap());
+    let addrs: Vec<u64> = (0..4).map(rx_addr).collect();
+    // Three good frames and a bad one (frame error) behind them.
+    for i in 0..3 {
+        r.rx_complete(0, i, &vec![i as u8; 60 + i], DD_EOP, 60 + i as u16, 0);
+    }
+    let rxe = rxd::error_82576::RXE;
+    r.rx_complete(0, 3, &[9; 60], DD_EOP | rxe, 60, 0);
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), 3);
+    use txd::cmd_type_len as c;
+    for (i, &addr) in addrs.iter().take(3).enumerate() {
+        let d = tx_desc(&r, i);
+        assert_eq!(d.addr, addr, "the RX buffer itself goes out");
+        assert_eq!(d.cmd & 0xffff, 60 + i as u32);
+        assert_eq!(d.cmd & c::EOP, c::EOP);
+        assert_eq!(d.cmd & c::RS != 0, i == 2, "RS on the batch's last");
+    }
+    assert_eq!(r.tail(0, false), 3, "one tail write for the batch");
+    assert_eq!(
+        rxq.stats().error_drops,
+        1,
+        "the bad frame is dropped, counted"
+    );
+    // Nothing more to move; once the device has sent them, the buffers go
+    // back to the RX cache (not the shared pool).
+    let pool = rxq.pool().clone();
+    let free = pool.free_count();
+    let cached = rxq.cache_mut().len();
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), 0);
+    r.tx_done(0, 2);
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), 0);
+    assert_eq!(txq.in_flight(), 0);
+    assert_eq!(rxq.cache_mut().len(), cached + 3);
+    assert_eq!(pool.free_count(), free);
+    // A full ring's worth (7 of 8 descriptors posted) in one call.
+    let mut n = 0;
+    for k in 0..7 {
+        let i = (4 + k) % 8;
+        r.rx_complete(0, i, &[k as u8; 64], DD_EOP, 64, 0);
+        n += 1;
+    }
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), n);
+}
+
+#[test]
+fn forward_refuses_ports_whose_frames_do_not_fit_each_other() {
+    let big = rig_with(
+        Chip::X82599,
+        NicOptions {
+            buf_size: 9216,
+            ..opts(8, 8)
+        },
+    );
+    let small = rig(Chip::I82576, 8, 8);
+    let mut rxq = big.nic.rx_queue(0).unwrap();
+    let mut txq = small.nic.tx_queue(0).unwrap();
+    let e = forward(&mut rxq, &mut txq, 32).unwrap_err();
+    assert!(matches!(e, NicError::InvalidOptions(_)), "{e}");
+    assert!(e.to_string().contains("9216"), "{e}");
+}
+
+#[test]
 fn dropping_a_queue_disables_it_and_returns_its_buffers() {
     let r = rig(Chip::I82576, 8, 8);
     let pool = r.nic.pool(0).clone();
@@ -1103,18 +1169,23 @@ fn forward_loop_for_callgrind() {
     let (mut rx_dev, mut tx_dev) = (0usize, 0usize);
     let mut forwarded = 0u64;
     let iterations = 20_000;
-    // FWD_API=packets measures rx_batch/tx_batch, otherwise rx_bufs/tx_bufs.
-    let packets = std::env::var("FWD_API").is_ok_and(|v| v == "packets");
+    // FWD_API=packets measures rx_batch/tx_batch, FWD_API=bufs
+    // rx_bufs/tx_bufs, otherwise `forward`.
+    let api = std::env::var("FWD_API").unwrap_or_default();
+    let (packets, bufs_api) = (api == "packets", api == "bufs");
     for _ in 0..iterations {
         play_device_rx(&iommu, rx_iova, &mut rx_dev, BATCH, RING);
-        // Sent buffers go back to the RX queue's cache, not the shared pool.
-        txq.clean_into(rxq.cache_mut());
-        let sent = if packets {
+        let sent = if !packets && !bufs_api {
+            forward(&mut rxq, &mut txq, BATCH).unwrap()
+        } else if packets {
+            // Sent buffers go back to the RX queue's cache, not the shared pool.
+            txq.clean_into(rxq.cache_mut());
             let n = rxq.rx_batch(&mut out, BATCH).unwrap();
             assert_eq!(n, BATCH);
             pkts.extend(out.drain(..).map(|p| TxPacket::new(p.buf)));
             txq.tx_batch(&mut pkts).unwrap()
         } else {
+            txq.clean_into(rxq.cache_mut());
             let n = rxq.rx_bufs(&mut bufs, BATCH).unwrap();
             assert_eq!(n, BATCH);
             txq.tx_bufs(&mut bufs).unwrap()

@@ -429,6 +429,41 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
+    /// A writer of one-buffer frames without offload whose ring state is
+    /// copied into the writer (so a loop that pushes keeps it in
+    /// registers) and written back by [`TxWriter::finish`], which also
+    /// writes the tail. The forwarding path ([`super::forward`]).
+    #[inline(always)]
+    pub(crate) fn writer(&mut self) -> TxWriter<'_> {
+        TxWriter {
+            ring: self.ring.view(),
+            mask: self.ring.mask(),
+            slots: &mut self.slots[..],
+            rs_marks: &mut self.rs_marks,
+            one_max: self.one_max,
+            room: self.ring.size() - 1 - self.used,
+            next_use: self.next_use,
+            since_rs: self.since_rs,
+            sent: 0,
+            last: (0, 0, true),
+        }
+    }
+
+    /// Take back the state of a finished [`TxWriter`] and write the tail.
+    #[inline(always)]
+    pub(crate) fn finish_writer(&mut self, w: WriterEnd) {
+        self.next_use = w.next_use;
+        self.since_rs = w.since_rs;
+        self.used += w.sent;
+        let b = Batch {
+            sent: w.sent,
+            last_eop: w.last.0,
+            last_cmd: w.last.1,
+            last_has_rs: w.last.2,
+        };
+        self.finish(&b);
+    }
+
     /// Descriptors `p` needs and the context it loads, after checking it.
     #[inline(always)]
     fn plan(&self, p: &TxPacket, ctx: Offload) -> Result<(usize, Option<Offload>), NicError> {
@@ -710,6 +745,11 @@ impl<R: RegisterAccess> TxQueue<R> {
         self.ring.size()
     }
 
+    /// The longest one-buffer frame this queue sends.
+    pub fn max_one_segment(&self) -> usize {
+        self.one_max
+    }
+
     /// Data descriptors (segments) the chip takes per packet.
     pub fn max_segments(&self) -> usize {
         self.limits.max_segments
@@ -890,5 +930,68 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
 impl<R: RegisterAccess> Drop for TxBatch<'_, R> {
     fn drop(&mut self) {
         self.q.finish(&self.b);
+    }
+}
+
+/// See [`TxQueue::writer`].
+pub(crate) struct TxWriter<'q> {
+    ring: super::ring::RingView<'q>,
+    mask: usize,
+    slots: &'q mut [Option<DeviceBuf>],
+    rs_marks: &'q mut VecDeque<u16>,
+    one_max: usize,
+    room: usize,
+    next_use: usize,
+    since_rs: usize,
+    sent: usize,
+    /// (last EOP descriptor, its CMD_TYPE_LEN, whether it has RS)
+    last: (usize, u32, bool),
+}
+
+/// What a [`TxWriter`] hands back to its queue.
+pub(crate) struct WriterEnd {
+    next_use: usize,
+    since_rs: usize,
+    sent: usize,
+    last: (usize, u32, bool),
+}
+
+impl TxWriter<'_> {
+    /// Queue `buf` as a frame; it comes back if it is empty, longer than
+    /// the queue sends in one descriptor, or the ring is full.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, buf: Buf) -> Result<(), Buf> {
+        let len = buf.len();
+        if len.wrapping_sub(1) >= self.one_max || self.room == 0 {
+            return Err(buf);
+        }
+        let i = self.next_use;
+        self.since_rs += 1;
+        let rs = self.since_rs >= RS_EVERY;
+        let cmd = data_cmd(len as u32, true) | if rs { cmd_type_len::RS } else { 0 };
+        let d = self.ring.desc(i);
+        d.write_u64(ADDR, buf.iova());
+        d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len as u32, 0)));
+        put_slot(&mut self.slots[i], buf.into_device());
+        if rs {
+            self.rs_marks.push_back(i as u16);
+            self.since_rs = 0;
+        }
+        self.last = (i, cmd, rs);
+        self.next_use = (i + 1) & self.mask;
+        self.room -= 1;
+        self.sent += 1;
+        Ok(())
+    }
+
+    /// The state to hand back with [`TxQueue::finish_writer`].
+    #[inline(always)]
+    pub(crate) fn end(self) -> WriterEnd {
+        WriterEnd {
+            next_use: self.next_use,
+            since_rs: self.since_rs,
+            sent: self.sent,
+            last: self.last,
+        }
     }
 }
