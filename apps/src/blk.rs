@@ -353,12 +353,16 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         let mut empty_polls = 0u32;
         // (TX descriptors, reads) outstanding when the last sleep began.
         let mut slept_with: Option<(usize, usize)> = None;
+        // Set when the drive stopped answering (command timeout, fatal
+        // status): nothing more is read; what was read still goes out.
+        let mut drive_lost = false;
         loop {
             let mut progress = false;
             // 1. Reads, while buffers and slots allow. Backpressure: frames
             // waiting for the NIC hold their read buffers, so a slow NIC
             // empties the read pool and reads stop.
-            while in_flight.len() < self.cfg.queue_depth && self.ioq.free_slots() > 0 {
+            while !drive_lost && in_flight.len() < self.cfg.queue_depth && self.ioq.free_slots() > 0
+            {
                 if let Some(rate) = self.cfg.rate {
                     // Reads in flight count too: else all of the queue
                     // depth is read, and sent, in one burst before the
@@ -406,10 +410,14 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     }
                 }
             }
-            self.ioq.ring_doorbell();
             // 2. Completions: a good read becomes frames; a failed one is
             // retried, then reported with its range.
-            let completed = self.ioq.poll(self.cfg.queue_depth, |c| done.push(c))?;
+            let completed = if drive_lost {
+                0
+            } else {
+                self.ioq.ring_doorbell();
+                self.ioq.poll(self.cfg.queue_depth, |c| done.push(c))?
+            };
             for c in done.drain(..) {
                 progress = true;
                 let Some(mut read) = in_flight.remove(&c.tag) else {
@@ -510,7 +518,22 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             empty_polls = empty_polls.wrapping_add(1);
             let sleeps_next = !self.cfg.spin && empty_polls > crate::backoff::PACER_SPINS;
             if empty_polls.is_multiple_of(64) || sleeps_next {
-                self.ioq.check_timeouts()?;
+                if let Err(e) = (!drive_lost).then(|| self.ioq.check_timeouts()).transpose() {
+                    // The reads in flight are lost (their buffers stay with
+                    // the drive: quarantined, never reused); the rest of the
+                    // range is not read. Frames already read still go out.
+                    drive_lost = true;
+                    exhausted = true;
+                    let why = format!("not read: the drive stopped answering ({e})");
+                    if !self.shared.stop.swap(true, Ordering::Relaxed) {
+                        self.fail_untaken(&mut rep, &why);
+                    }
+                    let lost = std::mem::take(&mut in_flight).into_values();
+                    for read in lost.chain(std::mem::take(&mut retry)) {
+                        self.fail(&mut rep, read, why.clone());
+                    }
+                    continue;
+                }
                 if (queued.is_empty() && ready.is_empty()) || !in_flight.is_empty() {
                     tx_idle_since = None;
                 } else if tx_idle_since.get_or_insert_with(Instant::now).elapsed()
@@ -521,7 +544,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     // see it also lists the part of the range nobody has
                     // read.
                     if !self.shared.stop.swap(true, Ordering::Relaxed) {
-                        self.fail_untaken(&mut rep);
+                        self.fail_untaken(&mut rep, "not read: the NIC stalled");
                     }
                     let why = format!(
                         "not sent: the NIC finished no frame for {:.1} s (link down or transmission held)",
@@ -561,7 +584,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
 
     /// List the chunks no worker has taken as failed (one range per lap)
     /// and take them all.
-    fn fail_untaken(&self, rep: &mut WorkerReport) {
+    fn fail_untaken(&self, rep: &mut WorkerReport, why: &str) {
         let first = self.shared.next_chunk.swap(u64::MAX, Ordering::Relaxed);
         if self.cfg.laps == 0 {
             return;
@@ -579,7 +602,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     len: end - start,
                     attempts: 0,
                 },
-                "not read: the NIC stalled".into(),
+                why.to_string(),
             );
             c = (lap + 1) * self.chunks.per_lap;
         }

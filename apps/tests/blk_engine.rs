@@ -29,6 +29,10 @@ struct Rig {
 }
 
 fn rig(chip: Chip, mtu: usize) -> Rig {
+    rig_with(chip, mtu, NvmeOptions::default().command_timeout)
+}
+
+fn rig_with(chip: Chip, mtu: usize, command_timeout: Duration) -> Rig {
     let iommu = Arc::new(EmuIommu::new());
     let nvme = EmuNvme::with_iommu(
         NvmeModelConfig {
@@ -48,6 +52,7 @@ fn rig(chip: Chip, mtu: usize) -> Rig {
         nvme.mapper(),
         NvmeOptions {
             region: RegionOptions::EMULATED,
+            command_timeout,
             ..NvmeOptions::default()
         },
     )
@@ -117,6 +122,16 @@ fn stream(
     cfg: &StreamConfig,
     workers: u16,
 ) -> (Vec<WorkerReport>, Verifier, Vec<(u64, u64)>, u64) {
+    stream_with(r, cfg, workers, |_| {})
+}
+
+/// [`stream`], with `during` run on its own thread while the workers run.
+fn stream_with(
+    r: &Rig,
+    cfg: &StreamConfig,
+    workers: u16,
+    during: impl FnOnce(&Shared) + Send,
+) -> (Vec<WorkerReport>, Verifier, Vec<(u64, u64)>, u64) {
     let shared = Arc::new(Shared::default());
     let ws: Vec<_> = (0..workers)
         .map(|q| {
@@ -169,7 +184,10 @@ fn stream(
         .into_iter()
         .map(|w| std::thread::spawn(move || w.run().unwrap()))
         .collect();
-    let reports = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let reports = std::thread::scope(|s| {
+        s.spawn(|| during(&shared));
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
     stop.store(true, Ordering::Relaxed);
     let v = receiver.join().unwrap();
     let writes: u64 = read_pools.iter().map(|p| p.cpu_write_views()).sum();
@@ -323,4 +341,44 @@ fn stalled_nic_backpressures_reads_and_reports_every_byte() {
     );
     assert_eq!(v.report().received, 0);
     drop(r.rx_emu);
+}
+
+/// A drive that stops answering mid-run: what was read goes out, the
+/// reads it holds and the rest of the range are listed as not read, with
+/// the reason, and the worker ends normally (no error, no hang).
+#[test]
+fn a_drive_that_stops_answering_is_reported_range_by_range() {
+    let r = rig_with(Chip::X82599, 1500, Duration::from_millis(300));
+    let cfg = config(0, SIZE, 1500);
+    let (reports, v, _, _) = stream_with(&r, &cfg, 1, |shared| {
+        // After a few reads have completed.
+        let t = Instant::now();
+        while shared.ios.load(Ordering::Relaxed) < 4 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::yield_now();
+        }
+        r.nvme.inject(Fault::StopResponding);
+    });
+    let w = &reports[0];
+    assert!(w.bytes >= 4 * cfg.io_size as u64, "{} bytes sent", w.bytes);
+    let failed: u64 = w.failed.iter().map(|f| f.len).sum();
+    assert!(failed > 0, "the drive stopped before the end of the range");
+    assert_eq!(
+        w.bytes + failed,
+        SIZE,
+        "every byte sent or listed: {:?}",
+        w.failed
+    );
+    assert!(
+        w.failed
+            .iter()
+            .all(|f| f.why.contains("the drive stopped answering")),
+        "{:?}",
+        w.failed
+    );
+    // What was sent arrived, and nothing else.
+    let rep = v.report();
+    assert_eq!(rep.verified, w.bytes, "{rep}");
+    assert_eq!(rep.mismatched, 0);
+    // The drive answers again: the controller's shutdown need not time out.
+    r.nvme.clear_faults();
 }
