@@ -33,6 +33,11 @@ fn flow() -> Flow {
 /// The frames of lap `lap` over disk bytes [start, end), with the pattern
 /// of `seed` and checksums as the NIC's offload fills them in.
 fn lap(lap: u32, start: u64, end: u64, seed: u64) -> Vec<Vec<u8>> {
+    lap_of(&flow(), lap, start, end, seed)
+}
+
+/// [`lap`] of another flow.
+fn lap_of(flow: &Flow, lap: u32, start: u64, end: u64, seed: u64) -> Vec<Vec<u8>> {
     (start..end)
         .step_by(PER as usize)
         .map(|o| {
@@ -47,7 +52,7 @@ fn lap(lap: u32, start: u64, end: u64, seed: u64) -> Vec<Vec<u8>> {
                 end,
             };
             let mut f = vec![0u8; 82 + len as usize];
-            let at = build_headers(&mut f, &flow(), &h);
+            let at = build_headers(&mut f, flow, &h);
             pattern_fill(&mut f[at..], o, seed);
             net::offload_checksums_in_software(&mut f);
             f
@@ -280,6 +285,91 @@ fn a_disk_image_is_the_expectation_and_a_wrong_one_fails() {
 }
 
 #[test]
+fn dst_port_picks_one_of_several_streams_in_a_capture() {
+    let dir = tmpdir("blkrecv-port");
+    // Two streams interleaved, as two blkfwd runs on one wire: the first to
+    // port 9000 over [START, END), the second to port 9001 over another
+    // range of another drive (seed); and other UDP traffic to port 9001
+    // (pktgen's frames, no stream magic) and a later IPv4 fragment (no UDP
+    // header to tell its port).
+    let a = lap(0, START, END, DEFAULT_SEED);
+    let other = Flow {
+        dst_port: 9001,
+        ..flow()
+    };
+    let b = lap_of(&other, 0, 0, 30_000, 7);
+    assert_eq!((a.len(), b.len()), (70, 21));
+    let mut udp = vec![0u8; 100];
+    net::write_udp_headers(&mut udp, 100, &other);
+    net::offload_checksums_in_software(&mut udp);
+    let mut frag = a[0].clone();
+    let f = net::ETH_LEN + net::ipv4::FLAGS_FRAGMENT.start;
+    frag[f..f + 2].copy_from_slice(&185u16.to_be_bytes());
+    let mut frames = vec![udp.clone(), frag];
+    for (i, f) in a.iter().enumerate() {
+        frames.push(f.clone());
+        if let Some(g) = b.get(i) {
+            frames.push(g.clone());
+        }
+    }
+    frames.push(udp);
+    let src = capture(&dir.join("two.pcap"), &frames);
+
+    // Without --dst-port the first stream's range is the one checked; the
+    // other's frames are bad ("other range"), the UDP frames not stream.
+    reports(
+        &run(BLKRECV, &[&src]),
+        0,
+        &[
+            "stream: range [1048576, 1148576) (97.66 KiB), 1 lap (1 complete), 1 stream",
+            "frames: 70 stream, 3 not stream, 21 bad (21 other range)",
+            "verified: 100000 bytes, 0 mismatched",
+        ],
+    );
+    // Each stream on its own, the rest ignored.
+    reports(
+        &run(BLKRECV, &[&src, "--dst-port", "9000"]),
+        0,
+        &[
+            "dst-port: 24 frames not to UDP port 9000 ignored (--dst-port)",
+            "stream: range [1048576, 1148576) (97.66 KiB), 1 lap (1 complete), 1 stream",
+            "frames: 70 stream, 0 not stream, 0 bad",
+            "verified: 100000 bytes, 0 mismatched",
+            "missing: 0 bytes",
+            "complete: yes",
+        ],
+    );
+    reports(
+        &run(
+            BLKRECV,
+            &[&src, "--dst-port", "9001", "--expect", "pattern:7"],
+        ),
+        0,
+        &[
+            "dst-port: 71 frames not to UDP port 9001 ignored (--dst-port)",
+            "stream: range [0, 30000) (29.30 KiB), 1 lap (1 complete), 1 stream",
+            "frames: 21 stream, 2 not stream, 0 bad",
+            "verified: 30000 bytes, 0 mismatched",
+            "complete: yes",
+        ],
+    );
+    // The second stream checked against the first one's drive: mismatches.
+    let out = run(BLKRECV, &[&src, "--dst-port", "9001"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    // A port nothing was sent to: no stream, a failing report.
+    reports(
+        &run(BLKRECV, &[&src, "--dst-port", "9002"]),
+        1,
+        &[
+            "dst-port: 94 frames not to UDP port 9002 ignored (--dst-port)",
+            "stream: no stream frame seen",
+            "complete: no (no stream frame)",
+        ],
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn laps_count_and_capture_formats() {
     let dir = tmpdir("blkrecv-laps");
     let mut frames = lap(0, 0, 10_000, DEFAULT_SEED);
@@ -388,6 +478,10 @@ fn bad_input_is_one_error_line() {
         &["cannot bind UDP socket 256.0.0.1:9000"],
     );
     assert_one_line_error(&run(BLKRECV, &["pcap:"]), &["write pcap:FILE"]);
+    assert_one_line_error(
+        &run(BLKRECV, &["udp:127.0.0.1:9000", "--dst-port", "9001"]),
+        &["--dst-port 9001 with udp:127.0.0.1:9000: a UDP socket receives only"],
+    );
     assert_one_line_error(&run(BLKRECV, &["emu:nvme,size=1M"]), &["not a NIC"]);
     // Bad usage is clap's: exit status 2.
     assert_eq!(run(BLKRECV, &[]).status.code(), Some(2));

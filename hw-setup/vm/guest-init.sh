@@ -268,6 +268,67 @@ else
     fi
 fi
 
+# ------------------------------------------------- blkfwd: nvme -> igb ---
+
+# blkfwd streams a range of nvme0 out of igb0 (no CPU copy: the drive DMAs
+# into the read buffers, the NIC DMAs the frames out of them); blkrecv on
+# igb1 (started first, until its banner) checks that every byte of the range
+# arrived once with good checksums (--expect none: the host compares the
+# bytes with its disk image, from the wire's dump). Each stream has its own
+# UDP port, so the receivers here and on the host tell it from the rest of
+# the wire (pktgen's frames, the other stream).
+blkfwd_check() { # NAME NSID START_BLOCK LENGTH MTU DST_PORT (BLOCK_SIZE)
+    local name="$1" nsid="$2" start="$3" len="$4" mtu="$5" port="$6" i prc sent frames
+    echo "== check blkfwd-$name, blkrecv-$name"
+    echo "  \$ blkrecv $IGB1 --dst-port $port --mtu $mtu --expect none --laps 1 --quiet &"
+    timeout 150 blkrecv "$IGB1" --dst-port "$port" --mtu "$mtu" --expect none --laps 1 \
+        --wait 120 --idle-exit 10 --quiet >/tmp/recv.out 2>&1 &
+    recv_pid=$!
+    i=0
+    while ! grep -q '^blkrecv:' /tmp/recv.out && kill -0 "$recv_pid" 2>/dev/null && [ "$i" -lt 300 ]; do
+        usleep 100000
+        i=$((i + 1))
+    done
+    sed 's/^/    /' /tmp/recv.out
+    if ! grep -q '^blkrecv:' /tmp/recv.out; then
+        kill "$recv_pid" 2>/dev/null
+        wait "$recv_pid"
+        result "blkfwd-$name" FAIL "not run: blkrecv on $IGB1 did not start: $(tail -n 1 /tmp/recv.out)"
+        result "blkrecv-$name" FAIL "blkrecv on $IGB1 did not start within 30 s: $(tail -n 1 /tmp/recv.out)"
+        return
+    fi
+    if LIMIT=120 run blkfwd --nvme "$NVME0" --nic "$IGB0" --nsid "$nsid" --start "$start" \
+        --length "$len" --mtu "$mtu" --dst-port "$port" --rate "$BLKFWD_RATE" --quiet &&
+        grep -q '^errors: *0 range(s) not sent' /tmp/out &&
+        grep -q "^blkfwd: bytes=$len frames=[0-9]* .*errors=0 " /tmp/out; then
+        sent=$(sed -n 's/^blkfwd: \(bytes=[0-9]* frames=[0-9]* ios=[0-9]* errors=[0-9]* retries=[0-9]*\).*/\1/p' /tmp/out)
+        result "blkfwd-$name" PASS "$NVME0 nsid $nsid blocks from $start, $len bytes, MTU $mtu, $BLKFWD_RATE Mbit/s -> $IGB0 port $port: $sent, no failed range"
+    else
+        result "blkfwd-$name" FAIL "exit $rc: $(grep -E '^(error|errors|  failed|blkfwd: bytes)' /tmp/out | head -n 4 | tr '\n' ' ')"
+    fi
+    frames=$(sed -n 's/^blkfwd: bytes=[0-9]* frames=\([0-9]*\) .*/\1/p' /tmp/out)
+    # Nothing sent: nothing to wait for (blkrecv would wait --wait s).
+    if [ "${frames:-0}" = 0 ]; then kill "$recv_pid" 2>/dev/null; fi
+    wait "$recv_pid"
+    prc=$?
+    echo "  (blkrecv exit $prc)"
+    sed -n '2,$s/^/    /p' /tmp/recv.out
+    if [ "$prc" = 0 ] && grep -q "^frames: ${frames:-none} stream, 0 not stream, 0 bad\$" /tmp/recv.out &&
+        grep -q "^received: $len bytes, not compared" /tmp/recv.out &&
+        grep -q '^missing: 0 bytes$' /tmp/recv.out && grep -q '^duplicate: 0 bytes$' /tmp/recv.out &&
+        grep -q '^complete: yes$' /tmp/recv.out; then
+        result "blkrecv-$name" PASS "$IGB1 port $port: $(grep -E '^(stream|frames|missing|duplicate|device):' /tmp/recv.out | sed 's/ (no free.*//' | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+    else
+        result "blkrecv-$name" FAIL "exit $prc, want all $len bytes in ${frames:-?} frames once: $(grep -E '^(error|ended|frames|received|missing|duplicate|complete)' /tmp/recv.out | tr '\n' ' ')"
+    fi
+}
+IFS=';'
+for b in $BLKFWD; do
+    IFS=' '
+    blkfwd_check $b
+done
+IFS=' '
+
 # --------------------------------------------------------------- non-root ---
 
 # As the user 'lane' (uid 1000, in group vfio) with an app whose DMA memory

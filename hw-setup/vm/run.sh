@@ -14,12 +14,29 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 PROG="hw-setup/vm/run.sh"
 VM="${VM_LANE_DIR:-$ROOT/target/vm}"
 TRIPLE=x86_64-unknown-linux-gnu
-APPS=(nvme-identify nvme-perf nvme-read pktgen pcap pcap-check)
+APPS=(nvme-identify nvme-perf nvme-read pktgen pcap pcap-check blkfwd blkrecv)
 # The NIC check: pktgen sends NIC_COUNT frames of NIC_SIZE bytes at NIC_RATE
 # frames/s out of igb0 (more than the 512-entry rings hold: both wrap);
 # pcap captures them on igb1; pcap-check checks both
 # the guest's capture and the host's dump of the wire.
 NIC_COUNT=1200 NIC_SIZE=128 NIC_RATE=2000
+# The disk-to-wire checks: blkfwd streams a range of nvme0 (0000:00:06.0) out
+# of igb0 after pktgen, blkrecv on igb1 receives it, and the host rebuilds it
+# from the wire's dump and compares it with the disk image. Each stream its
+# own UDP port (pktgen's is 5678). Fields: name nsid start_block length mtu
+# dst_port block_size image. The ranges start and end off the read buffer
+# (128 KiB) boundaries, past the 4 MiB that nvme-perf --verify writes; ns1
+# with 512 B blocks at MTU 1500, ns2 with 4 KiB blocks at MTU 9000 (QEMU's
+# igb sends and receives jumbo frames). Guest checks blkfwd-NAME and
+# blkrecv-NAME; host check blkfwd-wire (NAME igb) or blkfwd-wire-jumbo
+# (igb-jumbo). BLKFWD_RATE (Mbit/s) paces blkfwd for the receiver: QEMU's igb
+# drops what arrives while its RX ring is full, and blkrecv polls slowly
+# under TCG.
+BLKFWD_RATE=8
+BLKFWD=(
+    "igb 1 12345 2999808 1500 4791 512 ns512"
+    "igb-jumbo 2 1234 1052672 9000 4792 4096 ns4k"
+)
 
 usage() {
     cat <<EOF
@@ -29,10 +46,13 @@ Boots a QEMU guest (TCG, q35, intel-iommu) with two NVMe controllers (three
 namespaces: 512 B and 4 KiB LBAs, disk images with known content) and two
 igb ports wired to each other, binds them to vfio-pci inside, and runs our
 apps there: nvme-identify, nvme-read (checksums compared here), nvme-perf
---verify, a non-root run, and pktgen on one igb port captured by pcap on the
+--verify, a non-root run, pktgen on one igb port captured by pcap on the
 other (checked with pcap-check in the guest, and here against the wire's
-dump). Prints one RESULT line per check and exits non-zero if any check
-fails, is missing, or the guest times out.
+dump), and blkfwd streaming disk ranges out of an igb port (received by
+blkrecv on the other; here rebuilt from the wire's dump by blkrecv and
+compared byte for byte with the disk images). Prints one RESULT line per
+check and exits non-zero if any check fails, is missing, or the guest times
+out.
 
   --keep          run the checks, then leave a shell in the guest (console on
                   this terminal; 'poweroff -f' or Ctrl-A X ends it)
@@ -339,6 +359,10 @@ printf '%s\n' "$RUN_CMD" >"$IR/lane-cmd"
     echo "'"
     echo "HUGEPAGES=128"
     echo "NIC_COUNT=$NIC_COUNT NIC_SIZE=$NIC_SIZE NIC_RATE=$NIC_RATE"
+    echo "BLKFWD_RATE=$BLKFWD_RATE"
+    printf "BLKFWD='"
+    printf '%s;' "${BLKFWD[@]% *}"
+    echo "'"
 } >"$IR/lane.conf"
 (cd "$IR" && find . | sort | "$BUSYBOX" cpio -o -H newc -R 0:0 2>/dev/null) |
     gzip -1 >"$VM/initramfs.cpio.gz"
@@ -448,6 +472,39 @@ else
     fi
 fi
 
+# blkfwd's streams as they went over the wire: blkrecv rebuilds each from
+# the dump (its UDP port picks it out of the rest) and compares every byte
+# with the disk image at the namespace offset; all of the range, each byte
+# once and equal, in as many frames as blkfwd reported sending.
+has() { grep -qxF -- "$1" <<<"$out" || bad="$bad; no '$1'"; } # a line of $out, or noted in $bad
+for b in "${BLKFWD[@]}"; do
+    read -r name nsid start len mtu port lba img <<<"$b"
+    check="blkfwd-wire${name#igb}"
+    from=$((start * lba)) to=$((start * lba + len))
+    sent=$(sed -n "s/^RESULT blkfwd-$name PASS .* frames=\([0-9]*\) .*/\1/p" "$RES" | head -n 1)
+    if [ -z "$sent" ]; then
+        verdict "$check" FAIL "blkfwd-$name did not pass in the guest: no stream to check"
+        continue
+    fi
+    rc=0
+    out=$("$BIN/blkrecv" "pcap:$VM/wire.pcap" --dst-port "$port" --expect "file:$DDIR/$img.img" \
+        --quiet 2>&1) || rc=$?
+    bad=""
+    [ "$rc" = 0 ] || bad="$bad; exit $rc"
+    grep -qx "stream: range \[$from, $to) (.*), 1 lap (1 complete), 1 stream" <<<"$out" ||
+        bad="$bad; not one complete lap of [$from, $to)"
+    has "frames: $sent stream, 0 not stream, 0 bad"
+    has "verified: $len bytes, 0 mismatched"
+    has "missing: 0 bytes"
+    has "duplicate: 0 bytes"
+    has "complete: yes"
+    if [ -z "$bad" ]; then
+        verdict "$check" PASS "wire.pcap port $port: bytes [$from, $to) of $img.img (nsid $nsid, MTU $mtu) in $sent frames, as blkfwd sent; $(grep -E '^(verified|missing|duplicate|dst-port):' <<<"$out" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+    else
+        verdict "$check" FAIL "${bad#; }: $(grep -E '^(error|stream|frames|verified|missing|duplicate|complete)' <<<"$out" | tr '\n' ' ')"
+    fi
+done
+
 # QEMU's own record of IOMMU translation failures (devices reaching outside
 # the guest's mappings), in case the guest missed one.
 if grep -q 'translation failure\|vtd_.*error' "$VM/qemu.log" 2>/dev/null; then
@@ -462,6 +519,10 @@ WANT=(boot modules iommu bind-nvme0 bind-nvme1 bind-nvme2 bind-nvme3 bind-igb0 b
     perf-verify-512 perf-verify-4k perf-verify-nvme1
     vfio-tests igb-pktgen igb-capture nonroot-ok nonroot-no-group nonroot-no-memlock iommu-faults)
 for r in "${READS[@]}"; do WANT+=("read-${r%% *}"); done
+for b in "${BLKFWD[@]}"; do
+    b="${b%% *}"
+    WANT+=("blkfwd-$b" "blkrecv-$b" "blkfwd-wire${b#igb}")
+done
 for w in "${WANT[@]}"; do
     [ -n "${SEEN[$w]:-}" ] || verdict "$w" FAIL "no result from the guest"
 done

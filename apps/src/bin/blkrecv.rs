@@ -31,7 +31,8 @@ vfio-pci or an emulated port (emu:igb|i350|ixgbe,wire=...), RX queue 0\n\n\
 The report's line 'verified: N bytes, 0 mismatched' says every byte received was the \
 expected one.\n\nExamples:\n  blkrecv pcap:stream.pcap --expect pattern\n  \
 blkrecv udp:0.0.0.0:9000 --expect file:disk.img --laps 2\n  \
-blkrecv 0000:03:00.1 --mtu 9000 --idle-exit 5"
+blkrecv 0000:03:00.1 --mtu 9000 --idle-exit 5\n  \
+blkrecv pcap:wire.pcap --dst-port 4792 --expect file:disk.img"
 )]
 struct Args {
     /// Where the frames come from: pcap:FILE, udp:ADDR:PORT or a NIC port.
@@ -54,6 +55,12 @@ struct Args {
     /// Stop when this many laps are complete; frames of later laps are ignored.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     laps: Option<u32>,
+    /// Take only IPv4/UDP frames to this destination port (blkfwd's
+    /// --dst-port): several streams in one capture or on one port, each
+    /// checked on its own. Other frames are counted and ignored. For pcap:
+    /// and NIC sources (a udp: socket receives only the port it binds).
+    #[arg(long)]
+    dst_port: Option<u16>,
     /// IP MTU of the sender (NIC source: sizes the receive buffers; 9000 for
     /// jumbo frames).
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u16).range(576..=9216))]
@@ -141,6 +148,9 @@ struct Session {
     /// --expect as given, for the first line.
     expect_arg: String,
     frames: u64,
+    /// --dst-port, and the frames it left out.
+    dst_port: Option<u16>,
+    other_port: u64,
     count: Option<u64>,
     laps: Option<u32>,
     idle: Option<Duration>,
@@ -177,6 +187,8 @@ impl Session {
             verifier,
             expect_arg: a.expect.clone(),
             frames: 0,
+            dst_port: a.dst_port,
+            other_port: 0,
             count: a.count,
             laps: a.laps,
             idle: limit(a.idle_exit.unwrap_or(idle_default)),
@@ -192,6 +204,10 @@ impl Session {
     #[inline]
     fn frame(&mut self, f: &[u8]) {
         self.frames += 1;
+        if self.dst_port.is_some_and(|p| udp_dst_port(f) != Some(p)) {
+            self.other_port += 1;
+            return;
+        }
         self.verifier.accept_frame(f);
     }
 
@@ -282,6 +298,12 @@ impl Session {
             human_bytes(bytes),
             bytes as f64 / secs.max(1e-9) / (1024.0 * 1024.0)
         );
+        if let Some(p) = self.dst_port {
+            println!(
+                "dst-port: {} frames not to UDP port {p} ignored (--dst-port)",
+                self.other_port
+            );
+        }
         let r = self.verifier.report();
         println!("{r}");
         let mut ok = r.complete && r.missing == 0 && r.mismatched == 0;
@@ -296,6 +318,30 @@ impl Session {
         }
         ok
     }
+}
+
+/// The UDP destination port of an IPv4 frame (any header length), or
+/// None: not IPv4/UDP, too short, or a later fragment (no UDP header).
+fn udp_dst_port(f: &[u8]) -> Option<u16> {
+    use apps::net::{eth, ipv4, udp, ETH_LEN};
+    let be16 = |r: std::ops::Range<usize>| f.get(r).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    if be16(eth::TYPE)? != eth::TYPE_IPV4 {
+        return None;
+    }
+    let vihl = *f.get(ETH_LEN + ipv4::VER_IHL)?;
+    let ihl = (vihl & 0x0f) as usize * 4;
+    if vihl >> 4 != 4
+        || ihl < apps::net::IPV4_LEN
+        || *f.get(ETH_LEN + ipv4::PROTO)? != ipv4::PROTO_UDP
+    {
+        return None;
+    }
+    let frag = ETH_LEN + ipv4::FLAGS_FRAGMENT.start..ETH_LEN + ipv4::FLAGS_FRAGMENT.end;
+    if be16(frag)? & ipv4::FRAGMENT_OFFSET != 0 {
+        return None;
+    }
+    let l4 = ETH_LEN + ihl;
+    be16(l4 + udp::DST_PORT.start..l4 + udp::DST_PORT.end)
 }
 
 fn from_pcap(file: &str, s: &mut Session) -> AppResult<End> {
@@ -427,6 +473,13 @@ impl NicJob for NicSource<'_> {
 
 fn run(a: &Args) -> AppResult<bool> {
     let source = Source::parse(&a.source)?;
+    if let (Source::Udp(addr), Some(p)) = (&source, a.dst_port) {
+        return Err(format!(
+            "--dst-port {p} with udp:{addr}: a UDP socket receives only what is sent to the port \
+             it binds; bind that port (udp:ADDR:{p}) and leave out --dst-port"
+        )
+        .into());
+    }
     catch_sigint();
     let mut s = match source {
         Source::Pcap(_) => Session::new(a, 0.0)?,
