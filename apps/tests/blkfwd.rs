@@ -125,6 +125,35 @@ fn jumbo_frames_and_a_range_off_the_buffer_boundaries() {
 /// write, which never comes while its ring is full of empty buffers (README:
 /// "Apps use threaded ports"). So the threads run with threaded ports here,
 /// with the drive inline.
+/// `--rate` is the payload rate over all threads: 4 MiB at 40 Mbit/s
+/// (5,000,000 bytes/s) takes at least (4 MiB - the two first reads, which
+/// go at once) / rate = 0.79 s, and not twice that (each thread limited to
+/// the whole rate by the other's bytes too); unlimited it takes well under
+/// 0.2 s here.
+#[test]
+fn the_rate_limit_holds_over_all_threads() {
+    let out = blkfwd(&[
+        "--nvme",
+        "emu:nvme,size=4M",
+        "--nic",
+        "emu:ixgbe,wire=pair:rate,pause=on",
+        "--threads",
+        "2",
+        "--queue-depth",
+        "2",
+        "--buffers",
+        "4",
+        "--rate",
+        "40",
+    ]);
+    let s = success(&out);
+    verified_whole(&s, 4 << 20);
+    let secs: f64 = machine(&s)["secs"].parse().unwrap();
+    let floor = ((4 << 20) - 2 * (128 << 10)) as f64 / 5e6;
+    assert!(secs >= floor, "{secs} s: faster than --rate allows ({floor} s)");
+    assert!(secs < 1.5 * floor, "{secs} s: much slower than --rate asks\n{s}");
+}
+
 #[test]
 fn two_threads_with_an_inline_drive() {
     let out = blkfwd(&[

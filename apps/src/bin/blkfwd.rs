@@ -340,7 +340,9 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
                 src_port: a.src_port,
                 dst_port: a.dst_port,
             },
-            rate: a.rate.map(|r| r * 1e6 / 8.0 / threads as f64),
+            // Over all threads: each worker compares it with the bytes
+            // of all of them.
+            rate: a.rate.map(|r| r * 1e6 / 8.0),
             retries: a.retries,
             tx_timeout: Duration::from_secs_f64(a.tx_timeout),
             spin: a.spin,
@@ -553,7 +555,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             ok &= r.complete && r.mismatched == 0 && r.missing == 0;
         }
         println!(
-            "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4} sleeps={sleeps}",
+            "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4} sleeps={sleeps} secs={secs:.3}",
             failed.len(),
             cpu.as_secs_f64(),
             gib / secs
