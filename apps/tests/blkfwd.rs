@@ -150,8 +150,14 @@ fn the_rate_limit_holds_over_all_threads() {
     verified_whole(&s, 4 << 20);
     let secs: f64 = machine(&s)["secs"].parse().unwrap();
     let floor = ((4 << 20) - 2 * (128 << 10)) as f64 / 5e6;
-    assert!(secs >= floor, "{secs} s: faster than --rate allows ({floor} s)");
-    assert!(secs < 1.5 * floor, "{secs} s: much slower than --rate asks\n{s}");
+    assert!(
+        secs >= floor,
+        "{secs} s: faster than --rate allows ({floor} s)"
+    );
+    assert!(
+        secs < 1.5 * floor,
+        "{secs} s: much slower than --rate asks\n{s}"
+    );
 }
 
 #[test]

@@ -1,5 +1,8 @@
 //! fwd: forward frames between two NIC ports in both directions, in
-//! batches; per-second statistics of each port.
+//! batches; per-second statistics of each port. A frame the other port's
+//! TX ring has no room for is kept and sent first (receiving in that
+//! direction waits), never dropped: a slow output backs up into the input
+//! port's ring, where flow control (`pause=on`) holds the sender.
 
 use apps::backoff::Backoff;
 use apps::net::{self, Flow};
@@ -8,7 +11,7 @@ use apps::rate::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use dma::Buf;
-use drivers::nic::NicOptions;
+use drivers::nic::{NicOptions, TxQueue};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
 
@@ -55,6 +58,25 @@ struct Args {
 }
 
 struct Fwd(Args);
+
+/// How long the TX rings may send nothing at the end before fwd gives up
+/// on what they still hold (a peer holding transmission with flow control
+/// may take a while, one that is gone never takes it).
+const DRAIN_STALL: Duration = Duration::from_secs(2);
+
+/// Wait until the device has sent all that `tx` holds, for as long as it
+/// keeps sending; false when it sent nothing for `stall`.
+fn drain<R: RegisterAccess>(tx: &mut TxQueue<R>, stall: Duration) -> bool {
+    loop {
+        let before = tx.in_flight();
+        if tx.flush(stall) {
+            return true;
+        }
+        if tx.in_flight() >= before {
+            return false;
+        }
+    }
+}
 
 impl NicJob for Fwd {
     type Output = ();
@@ -104,7 +126,14 @@ impl NicJob for Fwd {
         }
         let mut counts = [Counts::default(); 2];
         let mut printer = RatePrinter::new(2);
-        let mut bufs: Vec<Buf> = Vec::with_capacity(batch);
+        // Per direction, the frames received that the other port's TX ring
+        // had no room for: they go first in the next round, and nothing more
+        // is received in that direction until they are gone. So a full TX
+        // ring stops the receiving, and the receiving port's ring fills:
+        // with flow control (pause=on) that holds the sender back, without
+        // it the NIC drops, as a switch with a full buffer does. Memory
+        // stays at one batch per direction.
+        let mut held: [Vec<Buf>; 2] = [Vec::with_capacity(batch), Vec::with_capacity(batch)];
         let start = Instant::now();
         let end = a.time.map(|t| start + Duration::from_secs_f64(t));
         let idle_limit = (a.idle_exit > 0.0).then(|| Duration::from_secs_f64(a.idle_exit));
@@ -117,22 +146,21 @@ impl NicJob for Fwd {
         loop {
             let mut moved = 0;
             for (from, to) in [(0usize, 1usize), (1, 0)] {
-                let n = rx[from].rx_bufs(&mut bufs, batch)?;
-                if n == 0 {
-                    continue;
+                let bufs = &mut held[from];
+                if bufs.is_empty() {
+                    let n = rx[from].rx_bufs(bufs, batch)?;
+                    if n == 0 {
+                        continue;
+                    }
+                    moved += n;
+                    let bytes: usize = bufs.iter().map(|b| b.len()).sum();
+                    counts[from].rx_packets += n as u64;
+                    counts[from].rx_bytes += bytes as u64;
                 }
-                moved += n;
-                let bytes: usize = bufs.iter().map(|b| b.len()).sum();
-                counts[from].rx_packets += n as u64;
-                counts[from].rx_bytes += bytes as u64;
-                let sent = tx[to].tx_bufs(&mut bufs)?;
+                let sent = tx[to].tx_bufs(bufs)?;
+                moved += sent;
                 counts[to].tx_packets += sent as u64;
                 forwarded += sent as u64;
-                // What did not fit in the TX ring is dropped, as a switch would.
-                counts[to].dropped += bufs.len() as u64;
-                for b in bufs.drain(..) {
-                    rx[from].recycle(b);
-                }
                 // Sent buffers go back to the cache of the queue they came from.
                 tx[to].clean_into(rx[from].cache_mut());
             }
@@ -166,9 +194,26 @@ impl NicJob for Fwd {
                 }
             }
         }
+        // What the TX rings hold was forwarded: let it reach the wire (a
+        // queue dropped with frames in it stops within 100 ms). What is
+        // still held was received but never fitted: it is dropped, counted.
+        for (from, to) in [(0usize, 1usize), (1, 0)] {
+            if !drain(&mut tx[to], DRAIN_STALL) {
+                eprintln!(
+                    "fwd: {}: {} frames still queued for TX after the port sent nothing for {} s",
+                    names[to],
+                    tx[to].in_flight(),
+                    DRAIN_STALL.as_secs()
+                );
+            }
+            counts[to].dropped += held[from].len() as u64;
+            for b in held[from].drain(..) {
+                rx[from].recycle(b);
+            }
+        }
         let secs = start.elapsed().as_secs_f64();
         println!(
-            "forwarded:   {forwarded} frames in {secs:.2} s ({:.3} Mpps); {} -> {}: {}, {} -> {}: {}; dropped (TX full): {}",
+            "forwarded:   {forwarded} frames in {secs:.2} s ({:.3} Mpps); {} -> {}: {}, {} -> {}: {}; held unsent at the end: {}",
             forwarded as f64 / secs / 1e6,
             names[0],
             names[1],

@@ -8,7 +8,7 @@ use apps::rate::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use dma::Pool;
-use drivers::nic::{NicOptions, Offload, TxPacket};
+use drivers::nic::{NicOptions, Offload, TxPacket, TxQueue};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
 
@@ -61,6 +61,24 @@ struct Args {
 struct Gen(Args);
 
 const TX_BUFS: usize = 2048;
+
+/// How long the TX ring may send nothing at the end before pktgen gives up
+/// on what it still holds.
+const DRAIN_STALL: Duration = Duration::from_secs(2);
+
+/// Wait until the device has sent all that `tx` holds, for as long as it
+/// keeps sending; false when it sent nothing for `stall`.
+fn drain<R: RegisterAccess>(tx: &mut TxQueue<R>, stall: Duration) -> bool {
+    loop {
+        let before = tx.in_flight();
+        if tx.flush(stall) {
+            return true;
+        }
+        if tx.in_flight() >= before {
+            return false;
+        }
+    }
+}
 
 impl NicJob for Gen {
     type Output = ();
@@ -160,12 +178,20 @@ impl NicJob for Gen {
                 }
                 pkts.push(TxPacket::new(b).with_offload(offload));
             }
-            if pkts.is_empty() {
-                // Rate limit reached (or every buffer in flight): wait.
+            // Frames the ring has no room for stay in `pkts` for the next
+            // round (a peer holding transmission with flow control fills the
+            // ring); none is dropped.
+            let sent = if pkts.is_empty() {
+                0
+            } else {
+                tx.tx_batch(&mut pkts)?
+            };
+            if sent == 0 {
+                // Rate limit reached, every buffer in flight, or the ring
+                // full: wait, leaving the cores to the device and the peer.
                 backoff.idle();
             } else {
                 backoff.reset();
-                let sent = tx.tx_batch(&mut pkts)?;
                 seq += sent as u64;
                 counts.tx_packets += sent as u64;
                 counts.tx_bytes += (sent * a.size) as u64;
@@ -175,11 +201,10 @@ impl NicJob for Gen {
                 printer.print(&names, &[&**nic], &[counts]);
             }
         }
-        // Let the last frames go out, bounded.
-        let t = Instant::now();
-        while tx.free_descriptors() + 1 < tx.ring_size() && t.elapsed() < Duration::from_secs(2) {
-            tx.clean_into(&mut cache);
-        }
+        // Let the last frames go out, for as long as the port sends (a peer
+        // holding transmission may take a while; a queue dropped with frames
+        // in it stops within 100 ms).
+        let drained = drain(&mut tx, DRAIN_STALL);
         let secs = start.elapsed().as_secs_f64();
         let dev = nic.stats();
         println!(
@@ -191,6 +216,15 @@ impl NicJob for Gen {
             "device:      {} frames, {} bytes sent (TX counters)",
             dev.tx_packets, dev.tx_bytes
         );
+        if !drained {
+            return Err(format!(
+                "{} TX descriptors were still queued after the port had sent nothing for {} s: \
+                 the peer holds transmission (pause=on) or is gone; their frames are lost",
+                tx.in_flight(),
+                DRAIN_STALL.as_secs()
+            )
+            .into());
+        }
         Ok(())
     }
 }

@@ -18,7 +18,9 @@
 //! waits, and [`Wire::send`] never waits for the peer. A frame that cannot
 //! be delivered because the peer is absent or full is lost, as on a cable,
 //! and counted in [`Wire::drops`]; `send` returns an error only when the
-//! wire itself is broken (a write to a capture file failed).
+//! wire itself is broken (a write to a capture file failed). A port with flow
+//! control asks [`Wire::peer_ready`] before it sends: on a `pair:` or
+//! `unix:` wire its frames then wait in its TX ring instead of being lost.
 
 mod loopback;
 mod pair;
@@ -66,9 +68,11 @@ pub trait Wire: Send + Sync {
     }
 
     /// Whether the peer can take another frame now. Wires that cannot tell
-    /// say yes; a pair says whether the peer's queue has room. Ports with
-    /// flow control ([`crate::models::nic::NicModelConfig::flow_control`])
-    /// hold transmission while it says no, as 802.3x PAUSE does.
+    /// say yes; a pair says whether the peer's queue has room, a `unix:`
+    /// wire whether its backlog of frames the peer's socket could not take
+    /// yet is below its XOFF threshold. Ports with flow control
+    /// ([`crate::models::nic::NicModelConfig::flow_control`]) hold
+    /// transmission while it says no, as 802.3x PAUSE does.
     fn peer_ready(&self) -> bool {
         true
     }

@@ -11,27 +11,68 @@
 //! The socket file is removed when the wire is dropped.
 //!
 //! The kernel queues at most `net.unix.max_dgram_qlen` datagrams (often
-//! only 10) at a receiving socket, far fewer than one TX batch. So a frame
-//! the peer's queue cannot take yet waits in a bounded backlog on the
-//! sending side ([`BACKLOG_FRAMES`]), in order, and goes out on the next
+//! only 10) at a receiving socket: ten frames per wake-up of the receiver,
+//! which makes a busy chain of processes crawl on a loaded machine. Unless
+//! the receiving socket is connected to the sender: then only the sender's
+//! send buffer (`SO_SNDBUF`, a few hundred small frames) bounds what waits
+//! for the receiver (Linux `unix_dgram_sendmsg` skips the queue-length
+//! check when `unix_peer(other) == sk`). So each end connects its socket
+//! to the peer's path as soon as a socket is bound there (at open, after
+//! the first frame that crosses, and on every 64th receive that finds
+//! nothing), and keeps sending with an explicit address. A connected end
+//! takes datagrams only from its peer's socket: a restarted peer's new
+//! socket is refused (EPERM) until this end reconnects, which it does when
+//! it next finds nothing to receive (so a reconnect never discards queued
+//! frames); the new peer keeps its frames in its backlog meanwhile.
+//!
+//! A frame the peer's queue cannot take yet waits in a bounded backlog on
+//! the sending side ([`BACKLOG_FRAMES`]), in order, and goes out on the next
 //! send or receive of this end (a threaded port calls both all the time),
 //! or on [`Wire::flush`]. A frame that finds the backlog full, or no peer
 //! socket at all, is lost as on a cable and counted in [`Wire::drops`].
-//! Dropping the wire tries for up to [`LINGER`] to deliver the backlog.
+//! Dropping the wire keeps delivering the backlog while the peer takes
+//! frames, and gives up after [`LINGER`] in which it took none.
+//!
+//! # Flow control (`pause=on`)
+//!
+//! [`Wire::peer_ready`] says no while the backlog holds [`PAUSE_FRAMES`]
+//! or more (and tries to move it along first). A port with flow control
+//! asks before every TX descriptor and sends a frame only at the end of a
+//! packet, after a yes; so each TX engine puts at most one frame into the
+//! backlog after it passed [`PAUSE_FRAMES`]. The engines of one port that
+//! can run at once are at most its queues (128 on the 82599: inline ports
+//! whose doorbells are written by several threads; a threaded port has
+//! one device thread), so the backlog never exceeds `PAUSE_FRAMES + 128`,
+//! well below [`BACKLOG_FRAMES`]: no frame is dropped for want of room.
+//! A receiving port with flow control leaves frames in its socket queue
+//! while its RX rings are full, so the chain holds all the way back: a
+//! full RX ring fills the kernel queue, that fills the sender's backlog,
+//! which holds the sender's TX ring, which makes its driver wait. Frames
+//! are still lost when there is no peer socket (a process not started
+//! yet, or gone) or when the sender does not use flow control.
 
 use super::{Wire, WireError};
 use std::collections::VecDeque;
 use std::io::ErrorKind;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 /// Frames a sender holds for a peer whose socket queue is full.
 pub const BACKLOG_FRAMES: usize = 4096;
-/// How long dropping a wire keeps trying to deliver its backlog.
+/// Backlog at which [`Wire::peer_ready`] says no (the XOFF threshold): a
+/// sixteenth of [`BACKLOG_FRAMES`], so the frames a sender may still add
+/// after it (one per TX engine, see the module documentation) always fit.
+pub const PAUSE_FRAMES: usize = BACKLOG_FRAMES / 16;
+/// How long dropping a wire waits for the peer to take any frame of the
+/// backlog before it gives up on the rest.
 pub const LINGER: Duration = Duration::from_secs(1);
+/// Empty receives between two connects to the peer's path (which follow a
+/// peer that was restarted; see the module documentation): a system call
+/// per 64 idle polls.
+const RECONNECT_EVERY: u32 = 64;
 
 /// Frames waiting for room in the peer's socket queue, oldest first, and
 /// spare buffers (so a backlog in steady use does not allocate).
@@ -50,6 +91,10 @@ pub struct UnixWire {
     backlog: Mutex<Backlog>,
     /// Frames in the backlog (read without the lock on the receive path).
     waiting: AtomicUsize,
+    /// Whether the socket has been connected to the peer's path once.
+    connected: AtomicBool,
+    /// Receives that found nothing, to pace the reconnects.
+    empty_receives: AtomicU32,
 }
 
 /// What became of one datagram handed to the kernel.
@@ -60,6 +105,12 @@ enum Sent {
     Full,
     /// There is no peer socket: the frame is lost.
     NoPeer,
+}
+
+/// Whether `e` is EPERM: the peer's socket is connected to another socket
+/// (its previous peer, until it reconnects), so it takes nothing from us.
+fn is_eperm(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EPERM)
 }
 
 /// `base` with `suffix` appended to its file name ("/tmp/w" -> "/tmp/w.a").
@@ -82,6 +133,8 @@ fn claim(path: &Path) -> Result<Option<UnixDatagram>, WireError> {
     let probe = UnixDatagram::unbound().map_err(err)?;
     match probe.connect(path) {
         Ok(()) => Ok(None),
+        // A live socket connected to its peer refuses everyone else.
+        Err(e) if is_eperm(&e) => Ok(None),
         Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
             std::fs::remove_file(path).map_err(err)?;
             UnixDatagram::bind(path).map(Some).map_err(err)
@@ -126,14 +179,27 @@ impl UnixWire {
                 path: local.clone(),
                 source,
             })?;
-        Ok(UnixWire {
+        let wire = UnixWire {
             socket,
             local,
             peer,
             drops: AtomicU64::new(0),
             backlog: Mutex::new(Backlog::default()),
             waiting: AtomicUsize::new(0),
-        })
+            connected: AtomicBool::new(false),
+            empty_receives: AtomicU32::new(0),
+        };
+        wire.connect_peer();
+        Ok(wire)
+    }
+
+    /// Connect the socket to the peer's path, if a socket is bound there
+    /// (see the module documentation for why). A failure leaves the socket
+    /// as it was: no peer yet, or the peer's predecessor, tried again later.
+    fn connect_peer(&self) {
+        if self.socket.connect(&self.peer).is_ok() {
+            self.connected.store(true, Ordering::Relaxed);
+        }
     }
 
     /// Frames waiting for room at the peer.
@@ -146,11 +212,32 @@ impl UnixWire {
         self.backlog.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// The backlog, or None while another thread holds it.
+    fn try_lock(&self) -> Option<MutexGuard<'_, Backlog>> {
+        match self.backlog.try_lock() {
+            Ok(b) => Some(b),
+            Err(TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
+    }
+
     fn send_one(&self, frame: &[u8]) -> std::io::Result<Sent> {
         match self.socket.send_to(frame, &self.peer) {
-            Ok(_) => Ok(Sent::Done),
+            Ok(_) => {
+                if !self.connected.load(Ordering::Relaxed) {
+                    // The peer is there now.
+                    self.connect_peer();
+                }
+                Ok(Sent::Done)
+            }
             Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(Sent::Full),
             Err(e) if e.kind() == ErrorKind::Interrupted => Ok(Sent::Full),
+            // The peer has not yet followed us from a predecessor of ours:
+            // wait, as for a full queue (it reconnects when it idles).
+            Err(e) if is_eperm(&e) => Ok(Sent::Full),
+            // An error the kernel reports once on a connected socket whose
+            // peer dropped frames of ours when it reconnected: try again.
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => Ok(Sent::Full),
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
                 Ok(Sent::NoPeer)
             }
@@ -241,7 +328,7 @@ impl Wire for UnixWire {
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
         if self.waiting.load(Ordering::Relaxed) != 0 {
             // A busy sender must not stall a receiving thread: skip if locked.
-            if let Ok(mut b) = self.backlog.try_lock() {
+            if let Some(mut b) = self.try_lock() {
                 self.drain(&mut b)?;
             }
         }
@@ -249,9 +336,26 @@ impl Wire for UnixWire {
             match self.socket.recv(buf) {
                 // An empty datagram is no frame (a probe of some other tool).
                 Ok(0) => continue,
-                Ok(n) => return Ok(Some(n)),
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(None),
+                Ok(n) => {
+                    if !self.connected.load(Ordering::Relaxed) {
+                        // The peer is there now.
+                        self.connect_peer();
+                    }
+                    return Ok(Some(n));
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Nothing queued, so a reconnect drops nothing: follow a
+                    // peer that was restarted (its new socket cannot send
+                    // to us while we are connected to the old one).
+                    let n = self.empty_receives.fetch_add(1, Ordering::Relaxed);
+                    if n.is_multiple_of(RECONNECT_EVERY) {
+                        self.connect_peer();
+                    }
+                    return Ok(None);
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // Reported once on a connected socket (see send_one).
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => continue,
                 Err(e) => return Err(e),
             }
         }
@@ -265,6 +369,21 @@ impl Wire for UnixWire {
         self.drops.load(Ordering::Relaxed)
     }
 
+    fn peer_ready(&self) -> bool {
+        if self.waiting.load(Ordering::Relaxed) < PAUSE_FRAMES {
+            return true;
+        }
+        // Move the backlog along here too: a port whose own RX rings are
+        // full (flow control) does not call recv, and its send path is
+        // held by this very answer.
+        if let Some(mut b) = self.try_lock() {
+            // A frame the socket refused is dropped and counted by `drain`;
+            // the next send reports a socket that stays broken.
+            let _ = self.drain(&mut b);
+        }
+        self.waiting.load(Ordering::Relaxed) < PAUSE_FRAMES
+    }
+
     fn flush(&self) -> std::io::Result<()> {
         let mut b = self.lock();
         self.drain(&mut b).map(|_| ())
@@ -273,11 +392,22 @@ impl Wire for UnixWire {
 
 impl Drop for UnixWire {
     fn drop(&mut self) {
-        // Give the peer a moment to take what still waits (a sender that
-        // exits right after its last frame would otherwise lose the tail).
-        let deadline = Instant::now() + LINGER;
+        // Give the peer time to take what still waits (a sender that exits
+        // right after its last frame would otherwise lose the tail), as long
+        // as it keeps taking frames.
+        let mut deadline = Instant::now() + LINGER;
         let mut b = self.lock();
-        while !matches!(self.drain(&mut b), Ok(true) | Err(_)) && Instant::now() < deadline {
+        loop {
+            let before = b.frames.len();
+            if matches!(self.drain(&mut b), Ok(true) | Err(_)) {
+                break;
+            }
+            let now = Instant::now();
+            if b.frames.len() < before {
+                deadline = now + LINGER;
+            } else if now >= deadline {
+                break;
+            }
             std::thread::sleep(Duration::from_micros(200));
         }
         let lost = b.frames.len() as u64;
@@ -377,6 +507,159 @@ mod tests {
             tx.flush().unwrap();
         }
         assert_eq!(got + tx.drops(), n);
+    }
+
+    #[test]
+    fn a_receiver_that_does_not_read_makes_peer_ready_say_no_before_any_drop() {
+        let p = base("pause");
+        let tx = UnixWire::open(&p).unwrap();
+        let rx = UnixWire::open(&p).unwrap();
+        // A sender with flow control: one frame per yes, as a TX engine.
+        let mut sent = 0u32;
+        while tx.peer_ready() {
+            assert!((sent as usize) < BACKLOG_FRAMES, "peer_ready never said no");
+            tx.send(&sent.to_le_bytes()).unwrap();
+            sent += 1;
+        }
+        // The kernel's queue took some, the backlog holds exactly the XOFF
+        // threshold, nothing was lost, and the answer stays no.
+        assert_eq!(tx.backlog(), PAUSE_FRAMES);
+        assert!(sent as usize > PAUSE_FRAMES, "{sent}");
+        assert_eq!(tx.drops(), 0);
+        assert!(!tx.peer_ready());
+        assert_eq!(tx.backlog(), PAUSE_FRAMES);
+        // The receiver empties its queue: the next question moves the
+        // backlog into the room made, and the answer is yes again.
+        let mut buf = [0u8; 16];
+        let mut next = 0u32;
+        while let Some(len) = rx.recv(&mut buf).unwrap() {
+            assert_eq!(len, 4);
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), next);
+            next += 1;
+        }
+        assert!(next > 0);
+        assert!(tx.peer_ready());
+        assert!(tx.backlog() < PAUSE_FRAMES);
+        // Every frame arrives once, in order.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while next < sent {
+            assert!(Instant::now() < deadline, "stuck at frame {next} of {sent}");
+            match rx.recv(&mut buf).unwrap() {
+                Some(_) => {
+                    assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), next);
+                    next += 1;
+                }
+                None => tx.flush().unwrap(),
+            }
+        }
+        assert_eq!(rx.recv(&mut buf).unwrap(), None);
+        assert_eq!(tx.backlog(), 0);
+        assert_eq!(tx.drops(), 0);
+    }
+
+    #[test]
+    fn dropping_the_sender_delivers_the_backlog_to_a_slow_reader() {
+        let p = base("linger");
+        let tx = UnixWire::open(&p).unwrap();
+        let rx = UnixWire::open(&p).unwrap();
+        let n = 1500u32;
+        for i in 0..n {
+            tx.send(&i.to_le_bytes()).unwrap();
+        }
+        assert!(tx.backlog() > 0);
+        // The reader takes a frame every millisecond: all of them take
+        // longer than LINGER, but the sender keeps going while frames move.
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 16];
+            let mut got = Vec::new();
+            let mut last = Instant::now();
+            while got.len() < n as usize && last.elapsed() < 3 * LINGER {
+                match rx.recv(&mut buf).unwrap() {
+                    Some(_) => {
+                        got.push(u32::from_le_bytes(buf[..4].try_into().unwrap()));
+                        last = Instant::now();
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    None => std::thread::sleep(Duration::from_millis(1)),
+                }
+            }
+            got
+        });
+        drop(tx);
+        assert_eq!(reader.join().unwrap(), (0..n).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn connected_ends_queue_more_than_max_dgram_qlen() {
+        let qlen: usize = std::fs::read_to_string("/proc/sys/net/unix/max_dgram_qlen")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(10);
+        let p = base("qlen");
+        let tx = UnixWire::open(&p).unwrap();
+        let rx = UnixWire::open(&p).unwrap();
+        // rx connected to tx at open (tx was there): the queue-length limit
+        // is gone for tx's frames, only tx's send buffer bounds them.
+        let n = 100;
+        for i in 0..n as u32 {
+            tx.send(&i.to_le_bytes()).unwrap();
+        }
+        let in_kernel = n - tx.backlog();
+        if qlen < n / 2 {
+            assert!(
+                in_kernel > 2 * qlen,
+                "{in_kernel} queued, max_dgram_qlen {qlen}"
+            );
+        }
+        let mut buf = [0u8; 16];
+        let mut next = 0u32;
+        while rx.recv(&mut buf).unwrap().is_some() {
+            assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), next);
+            next += 1;
+        }
+        assert_eq!(next as usize, in_kernel);
+    }
+
+    #[test]
+    fn a_restarted_peer_is_followed_without_losing_frames() {
+        let p = base("restart");
+        let a = UnixWire::open(&p).unwrap();
+        let b = UnixWire::open(&p).unwrap();
+        b.send(b"first b").unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(a.recv(&mut buf).unwrap(), Some(7));
+        drop(b);
+        // a is still connected to the dead socket; the new b finds a live
+        // (its probe is refused with EPERM) and takes the b end.
+        let b2 = UnixWire::open(&p).unwrap();
+        assert_eq!(b2.local(), Path::new(&format!("{p}.b")));
+        for i in 0..20u32 {
+            b2.send(&i.to_le_bytes()).unwrap();
+        }
+        // Refused until a reconnects: held, not lost.
+        assert_eq!(b2.drops(), 0);
+        let mut next = 0u32;
+        let mut idle = 0;
+        while next < 20 {
+            match a.recv(&mut buf).unwrap() {
+                Some(len) => {
+                    assert_eq!(len, 4);
+                    assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), next);
+                    next += 1;
+                }
+                None => {
+                    idle += 1;
+                    assert!(idle <= 4 * RECONNECT_EVERY, "a never took b2's frames");
+                    b2.flush().unwrap();
+                }
+            }
+        }
+        assert_eq!(b2.drops(), 0);
+        assert_eq!(b2.backlog(), 0);
+        // And the other way.
+        a.send(b"to b2").unwrap();
+        assert_eq!(b2.recv(&mut buf).unwrap(), Some(5));
+        assert_eq!(&buf[..5], b"to b2");
     }
 
     #[test]
