@@ -351,8 +351,9 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         let mut tx_idle_since: Option<Instant> = None;
         let mut pacer = crate::backoff::Pacer::default();
         let mut empty_polls = 0u32;
-        // (TX descriptors, reads) outstanding when the last sleep began.
-        let mut slept_with: Option<(usize, usize)> = None;
+        // (TX descriptors out, the queue's cleaned count, reads out) when
+        // the last sleep began.
+        let mut slept_with: Option<(usize, u64, usize)> = None;
         // Set when the drive stopped answering (command timeout, fatal
         // status): nothing more is read; what was read still goes out.
         let mut drive_lost = false;
@@ -487,7 +488,10 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 queued.pop_front();
                 rep.bytes += read.len;
             }
-            if let Some((tx, reads)) = slept_with.take() {
+            if let Some((tx, cleaned_before, reads)) = slept_with.take() {
+                // All the descriptors cleaned since, also those cleaned to
+                // make room while frames went in.
+                let cleaned = (cleaned_total - cleaned_before) as usize;
                 let part = |done: usize, out: usize| {
                     if out == 0 {
                         0.0
@@ -568,7 +572,11 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 // Only while the ring is empty (the NIC waits for the
                 // drive) is it tuned to the reads in flight.
                 let tx_out = self.txq.in_flight();
-                let out = (tx_out, if tx_out == 0 { in_flight.len() } else { 0 });
+                let out = (
+                    tx_out,
+                    self.txq.stats().cleaned,
+                    if tx_out == 0 { in_flight.len() } else { 0 },
+                );
                 if pacer.idle() {
                     rep.sleeps += 1;
                     slept_with = Some(out);
