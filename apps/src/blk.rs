@@ -274,7 +274,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         let header_count = cfg.read_buffers * frames_per_read + txq.ring_size();
         let headers = Pool::new(ctrl.mapper().clone(), header_count, 128, region)
             .map_err(|e| format!("header buffers ({header_count} x 128 bytes): {e}"))?
-            .cache(256);
+            .cache(header_count);
         let io = cfg.io_size as u64;
         Ok(Worker {
             id,

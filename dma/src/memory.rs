@@ -90,48 +90,56 @@ impl DmaRegion {
     }
 
     /// Volatile read of a byte.
+    #[inline]
     pub fn read_u8(&self, offset: usize) -> u8 {
         // SAFETY: in bounds; volatile because the device may write it.
         unsafe { self.ptr::<u8>(offset).read_volatile() }
     }
 
     /// Volatile read of an aligned little-endian u16.
+    #[inline]
     pub fn read_u16(&self, offset: usize) -> u16 {
         // SAFETY: in bounds and aligned (checked by `ptr`).
         u16::from_le(unsafe { self.ptr::<u16>(offset).read_volatile() })
     }
 
     /// Volatile read of an aligned little-endian u32.
+    #[inline]
     pub fn read_u32(&self, offset: usize) -> u32 {
         // SAFETY: in bounds and aligned.
         u32::from_le(unsafe { self.ptr::<u32>(offset).read_volatile() })
     }
 
     /// Volatile read of an aligned little-endian u64.
+    #[inline]
     pub fn read_u64(&self, offset: usize) -> u64 {
         // SAFETY: in bounds and aligned.
         u64::from_le(unsafe { self.ptr::<u64>(offset).read_volatile() })
     }
 
     /// Volatile write of a byte.
+    #[inline]
     pub fn write_u8(&self, offset: usize, v: u8) {
         // SAFETY: in bounds.
         unsafe { self.ptr::<u8>(offset).write_volatile(v) }
     }
 
     /// Volatile write of an aligned little-endian u16.
+    #[inline]
     pub fn write_u16(&self, offset: usize, v: u16) {
         // SAFETY: in bounds and aligned.
         unsafe { self.ptr::<u16>(offset).write_volatile(v.to_le()) }
     }
 
     /// Volatile write of an aligned little-endian u32.
+    #[inline]
     pub fn write_u32(&self, offset: usize, v: u32) {
         // SAFETY: in bounds and aligned.
         unsafe { self.ptr::<u32>(offset).write_volatile(v.to_le()) }
     }
 
     /// Volatile write of an aligned little-endian u64.
+    #[inline]
     pub fn write_u64(&self, offset: usize, v: u64) {
         // SAFETY: in bounds and aligned.
         unsafe { self.ptr::<u64>(offset).write_volatile(v.to_le()) }
@@ -140,6 +148,7 @@ impl DmaRegion {
     /// Acquire load of an aligned little-endian u32: the dword a device writes
     /// last (phase tag, done bit). Reads that follow see what the device wrote
     /// before it.
+    #[inline]
     pub fn load_u32_acquire(&self, offset: usize) -> u32 {
         // SAFETY: in bounds and aligned; the memory is only reached through
         // raw-pointer accesses, so an atomic view of it is sound.
@@ -147,6 +156,7 @@ impl DmaRegion {
     }
 
     /// Acquire load of an aligned little-endian u16.
+    #[inline]
     pub fn load_u16_acquire(&self, offset: usize) -> u16 {
         // SAFETY: as in `load_u32_acquire`.
         u16::from_le(unsafe { AtomicU16::from_ptr(self.ptr(offset)).load(Ordering::Acquire) })

@@ -850,7 +850,7 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
 
     /// Whether a two-segment packet with `offload` fits now (cleaning the
     /// ring once per batch if it is short of room).
-    #[inline]
+    #[inline(always)]
     pub fn has_room_for_pair(&mut self, offload: Offload) -> bool {
         let need = 2 + (offload != Offload::None && offload != self.q.ctx) as usize;
         if self.q.free_descriptors() >= need {
@@ -866,7 +866,7 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
     /// Queue a frame of two segments, `head` then `tail` (e.g. a header
     /// built by the CPU and a payload the CPU never touched), with
     /// `offload`. On error both buffers come back unchanged.
-    #[inline]
+    #[inline(always)]
     pub fn push_pair(
         &mut self,
         head: Buf,
