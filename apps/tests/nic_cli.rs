@@ -273,7 +273,6 @@ fn three_processes_chained_over_unix_wires_deliver_every_frame_once() {
         "{}",
         logs()
     );
-    assert!(fwd_out.contains("held unsent at the end: 0"), "{}", logs());
     let seqs = check_frames(&read_pcap(&cap), 100);
     let mut seen = vec![0u32; N as usize];
     for &s in &seqs {

@@ -1,8 +1,10 @@
 //! fwd: forward frames between two NIC ports in both directions, in
-//! batches; per-second statistics of each port. A frame the other port's
-//! TX ring has no room for is kept and sent first (receiving in that
-//! direction waits), never dropped: a slow output backs up into the input
-//! port's ring, where flow control (`pause=on`) holds the sender.
+//! batches; per-second statistics of each port. Each received buffer goes
+//! straight into the other port's TX ring ([`drivers::nic::forward`]), and
+//! only as many frames are received as that ring has room for: a slow
+//! output backs up into the input port's ring, where flow control
+//! (`pause=on`) holds the sender, or the port drops and counts, as a switch
+//! with a full buffer does. Nothing is dropped by fwd itself.
 
 use apps::backoff::Backoff;
 use apps::net::{self, Flow};
@@ -10,8 +12,7 @@ use apps::nic_open::{with_nics, NicJob, Port};
 use apps::rate::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
-use dma::Buf;
-use drivers::nic::{NicOptions, TxQueue};
+use drivers::nic::{forward, NicOptions, TxQueue};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
 
@@ -126,14 +127,6 @@ impl NicJob for Fwd {
         }
         let mut counts = [Counts::default(); 2];
         let mut printer = RatePrinter::new(2);
-        // Per direction, the frames received that the other port's TX ring
-        // had no room for: they go first in the next round, and nothing more
-        // is received in that direction until they are gone. So a full TX
-        // ring stops the receiving, and the receiving port's ring fills:
-        // with flow control (pause=on) that holds the sender back, without
-        // it the NIC drops, as a switch with a full buffer does. Memory
-        // stays at one batch per direction.
-        let mut held: [Vec<Buf>; 2] = [Vec::with_capacity(batch), Vec::with_capacity(batch)];
         let start = Instant::now();
         let end = a.time.map(|t| start + Duration::from_secs_f64(t));
         let idle_limit = (a.idle_exit > 0.0).then(|| Duration::from_secs_f64(a.idle_exit));
@@ -146,23 +139,14 @@ impl NicJob for Fwd {
         loop {
             let mut moved = 0;
             for (from, to) in [(0usize, 1usize), (1, 0)] {
-                let bufs = &mut held[from];
-                if bufs.is_empty() {
-                    let n = rx[from].rx_bufs(bufs, batch)?;
-                    if n == 0 {
-                        continue;
-                    }
-                    moved += n;
-                    let bytes: usize = bufs.iter().map(|b| b.len()).sum();
-                    counts[from].rx_packets += n as u64;
-                    counts[from].rx_bytes += bytes as u64;
-                }
-                let sent = tx[to].tx_bufs(bufs)?;
-                moved += sent;
-                counts[to].tx_packets += sent as u64;
-                forwarded += sent as u64;
-                // Sent buffers go back to the cache of the queue they came from.
-                tx[to].clean_into(rx[from].cache_mut());
+                // Sent buffers go back to the cache of the queue they came
+                // from (inside `forward`).
+                let f = forward(&mut rx[from], &mut tx[to], batch)?;
+                moved += f.frames;
+                counts[from].rx_packets += f.frames as u64;
+                counts[from].rx_bytes += f.bytes;
+                counts[to].tx_packets += f.frames as u64;
+                forwarded += f.frames as u64;
             }
             if moved > 0 {
                 last_frame = Instant::now();
@@ -195,9 +179,8 @@ impl NicJob for Fwd {
             }
         }
         // What the TX rings hold was forwarded: let it reach the wire (a
-        // queue dropped with frames in it stops within 100 ms). What is
-        // still held was received but never fitted: it is dropped, counted.
-        for (from, to) in [(0usize, 1usize), (1, 0)] {
+        // queue dropped with frames in it stops within 100 ms).
+        for to in [1usize, 0] {
             if !drain(&mut tx[to], DRAIN_STALL) {
                 eprintln!(
                     "fwd: {}: {} frames still queued for TX after the port sent nothing for {} s",
@@ -206,14 +189,10 @@ impl NicJob for Fwd {
                     DRAIN_STALL.as_secs()
                 );
             }
-            counts[to].dropped += held[from].len() as u64;
-            for b in held[from].drain(..) {
-                rx[from].recycle(b);
-            }
         }
         let secs = start.elapsed().as_secs_f64();
         println!(
-            "forwarded:   {forwarded} frames in {secs:.2} s ({:.3} Mpps); {} -> {}: {}, {} -> {}: {}; held unsent at the end: {}",
+            "forwarded:   {forwarded} frames in {secs:.2} s ({:.3} Mpps); {} -> {}: {}, {} -> {}: {}",
             forwarded as f64 / secs / 1e6,
             names[0],
             names[1],
@@ -221,7 +200,6 @@ impl NicJob for Fwd {
             names[1],
             names[0],
             counts[0].tx_packets,
-            counts[0].dropped + counts[1].dropped
         );
         // The rate while frames flowed: not diluted by the wait for the
         // first frame or by --idle-exit.

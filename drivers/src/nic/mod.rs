@@ -658,12 +658,21 @@ fn read_stats<R: RegisterAccess>(regs: &R, chip: Chip, rx_queues: u16, s: &mut D
     }
 }
 
+/// What one [`forward`] call moved.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Forwarded {
+    /// Frames.
+    pub frames: usize,
+    /// Their bytes (without FCS).
+    pub bytes: u64,
+}
+
 /// Move up to `max` received frames from `rx` to `tx` (another port's, or
 /// the same port's), each buffer going from one ring to the other without
 /// a list in between, then send buffers the device has finished back to
 /// `rx`'s cache. Frames are neither read nor written by the CPU. Returns
-/// the frames moved: fewer than `max` when `rx` has fewer or `tx` has no
-/// more room (the rest stay in `rx`'s ring, where flow control or the
+/// what was moved: fewer than `max` frames when `rx` has fewer or `tx` has
+/// no more room (the rest stay in `rx`'s ring, where flow control or the
 /// device's drop counter deals with them).
 ///
 /// Fails with [`NicError::InvalidOptions`] if `rx` can deliver frames
@@ -673,7 +682,7 @@ pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
     rx: &mut RxQueue<R1>,
     tx: &mut TxQueue<R2>,
     max: usize,
-) -> Result<usize, NicError> {
+) -> Result<Forwarded, NicError> {
     if rx.buf_len() > tx.max_one_segment() {
         return Err(NicError::InvalidOptions(format!(
             "RX queue {} delivers frames up to {} bytes, TX queue {} sends at most {}",
@@ -689,11 +698,13 @@ pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
     tx.clean_into(rx.cache_mut());
     let room = max.min(tx.free_descriptors());
     if room == 0 {
-        return Ok(0);
+        return Ok(Forwarded::default());
     }
     let mut lost = None;
+    let mut bytes = 0u64;
     let mut w = tx.writer();
     let got = rx.receive_each(room, |buf| {
+        bytes += buf.len() as u64;
         // Cannot fail: the length was checked by RX against a buffer no
         // longer than TX takes, and there is room for `room`.
         if let Err(buf) = w.push(buf) {
@@ -702,13 +713,13 @@ pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
     });
     let end = w.end();
     tx.finish_writer(end);
-    let moved = got?;
+    let frames = got?;
     if let Some(len) = lost {
         return Err(NicError::DeviceMisbehaved(format!(
             "a {len}-byte frame could not be forwarded (a driver bug)"
         )));
     }
-    Ok(moved)
+    Ok(Forwarded { frames, bytes })
 }
 
 /// Check the options against the chip; returns (RX ring size, TX ring size,

@@ -1002,7 +1002,13 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
     }
     let rxe = rxd::error_82576::RXE;
     r.rx_complete(0, 3, &[9; 60], DD_EOP | rxe, 60, 0);
-    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), 3);
+    assert_eq!(
+        forward(&mut rxq, &mut txq, 32).unwrap(),
+        Forwarded {
+            frames: 3,
+            bytes: 60 + 61 + 62
+        }
+    );
     use txd::cmd_type_len as c;
     for (i, &addr) in addrs.iter().take(3).enumerate() {
         let d = tx_desc(&r, i);
@@ -1022,9 +1028,9 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
     let pool = rxq.pool().clone();
     let free = pool.free_count();
     let cached = rxq.cache_mut().len();
-    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), 0);
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 0);
     r.tx_done(0, 2);
-    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), 0);
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 0);
     assert_eq!(txq.in_flight(), 0);
     assert_eq!(rxq.cache_mut().len(), cached + 3);
     assert_eq!(pool.free_count(), free);
@@ -1035,7 +1041,7 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
         r.rx_complete(0, i, &[k as u8; 64], DD_EOP, 64, 0);
         n += 1;
     }
-    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap(), n);
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, n);
 }
 
 #[test]
@@ -1176,7 +1182,7 @@ fn forward_loop_for_callgrind() {
     for _ in 0..iterations {
         play_device_rx(&iommu, rx_iova, &mut rx_dev, BATCH, RING);
         let sent = if !packets && !bufs_api {
-            forward(&mut rxq, &mut txq, BATCH).unwrap()
+            forward(&mut rxq, &mut txq, BATCH).unwrap().frames
         } else if packets {
             // Sent buffers go back to the RX queue's cache, not the shared pool.
             txq.clean_into(rxq.cache_mut());
