@@ -12,10 +12,10 @@ Traffic: both ports on wire=loop; fwd --inject K sends K 60-byte frames
 out of port 2 at start, which then circle (port 2 loop -> fwd -> port 1
 loop -> fwd -> ...) for ever. No ring is ever overrun (K < 512 RX
 descriptors), so every frame counted was forwarded, and no second process
-or socket is involved. (pcap-in replays as fast as the model polls, from
-before the driver enables RX, and drops on a full ring: fwd forwarded 0 of
-200000 frames in a test; unix: wires cost a syscall per frame and drop
-when the socket is full.)
+or socket is involved. (pcap-in replays as fast as the model polls and,
+without pause=on, drops what a full or not yet enabled ring cannot take;
+unix: wires cost a syscall per frame, and drop when the socket is full
+unless every port has pause=on.)
 
  --time S    timing run length in seconds (default 10)
  --n1, --n2  frames forwarded in the two callgrind runs (default 50000, 250000)

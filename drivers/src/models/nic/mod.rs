@@ -41,9 +41,11 @@
 //!
 //! Not modelled: interrupts (masks are stored, nothing is raised), legacy
 //! descriptors, header split, TSO, VLAN insertion/stripping and filtering,
-//! RX checksum offload status, SCTP CRC offload, VMDq/DCB/SR-IOV, flow
-//! control, the head write-back (TDWBAL), EEPROM reads through EERD, flow
-//! director, timestamps, loopback modes.
+//! RX checksum offload status, SCTP CRC offload, VMDq/DCB/SR-IOV, the
+//! flow-control registers (PAUSE frames are not put on the wire: with the
+//! device option `pause=on` the wire itself holds, see
+//! [`NicModelConfig::flow_control`]), the head write-back (TDWBAL), EEPROM
+//! reads through EERD, flow director, timestamps, loopback modes.
 //!
 //! # When the device works (run modes)
 //! - [`RunMode::Inline`]: on the caller's thread, deterministic. A TDT write

@@ -352,8 +352,13 @@ impl RxEngine {
     }
 
     /// Whether every enabled ring has free descriptors for a largest frame
-    /// (the frame's ring is known only after classification).
+    /// (the frame's ring is known only after classification). A port whose
+    /// receiver or rings are not enabled yet has no room: with flow control
+    /// the frames wait for the driver instead of being dropped.
     fn rings_have_room(&self, m: &NicModel) -> bool {
+        if !m.bit(m.layout.rx_enable) || self.rings.iter().all(Option::is_none) {
+            return false;
+        }
         self.rings.iter().enumerate().all(|(q, r)| match r {
             None => true,
             Some(ring) => {

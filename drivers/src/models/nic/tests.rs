@@ -204,11 +204,15 @@ struct Host {
 
 impl Host {
     fn new(chip: Chip, mode: RunMode, wire: Arc<dyn Wire>) -> Host {
+        Host::with_flow_control(chip, mode, wire, false)
+    }
+
+    fn with_flow_control(chip: Chip, mode: RunMode, wire: Arc<dyn Wire>, flow: bool) -> Host {
         let cfg = NicModelConfig {
             mac: MAC,
             queues: 4,
             link_up: true,
-            flow_control: false,
+            flow_control: flow,
         };
         let emu = EmuNic::new(chip, cfg, wire, mode).unwrap();
         emu.pci().enable();
@@ -641,6 +645,46 @@ fn rdt_write_delivers_waiting_frames_inline_and_doorbells_are_traced() {
     assert_eq!(h.rx_wb(0, 0).2, rxd::status::DD | rxd::status::EOP);
     let events = h.emu.trace().take();
     assert!(events.contains(&TraceEvent::Doorbell { queue: 0, value: 2 }));
+}
+
+/// With flow control a frame waits on the wire while the port cannot take
+/// it: before the driver has enabled RX, and while the ring is full; it
+/// arrives once there is room, nothing dropped.
+#[test]
+fn with_flow_control_frames_wait_for_an_enabled_ring_with_room() {
+    for chip in CHIPS {
+        let (a, peer) = PairWire::connected();
+        let port_end = Arc::new(a);
+        let mut h = Host::with_flow_control(chip, RunMode::Inline, port_end.clone(), true);
+        // Frames on the wire that the port has not taken.
+        let waiting = || port_end.pending();
+        h.reset();
+        let f = frame(MAC, 60, 7);
+        peer.send(&f).unwrap();
+        h.emu.poll();
+        assert_eq!(waiting(), 1, "{chip:?}: held before RX is enabled");
+        h.setup_rx_queue(0, ENTRIES, 2, 0);
+        h.enable_rx();
+        h.emu.poll();
+        assert_eq!(waiting(), 1, "{chip:?}: held while the ring is empty");
+        h.post_rx(0, 1);
+        peer.send(&f).unwrap();
+        h.emu.poll();
+        assert_eq!(
+            h.rx_wb(0, 0).2,
+            rxd::status::DD | rxd::status::EOP,
+            "{chip:?}"
+        );
+        assert_eq!(h.rx_data(0, 0, f.len()), f);
+        assert_eq!(waiting(), 1, "{chip:?}: the second waits for a descriptor");
+        h.post_rx(0, 1);
+        h.emu.poll();
+        assert_eq!(waiting(), 0);
+        assert_eq!(h.rx_wb(0, 1).2, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(h.rd(h.r.mpc), 0, "{chip:?}: nothing missed");
+        assert_eq!(h.emu.counters().rx_no_descriptor, 0);
+        assert_eq!(h.emu.counters().rx_disabled, 0);
+    }
 }
 
 #[test]
