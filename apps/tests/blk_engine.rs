@@ -8,7 +8,7 @@ use apps::net::Flow;
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use dma::{EmuIommu, RegionOptions};
 use drivers::emu::{RunMode, TraceEvent};
-use drivers::models::nic::{EmuNic, NicModelConfig};
+use drivers::models::nic::{EmuNic, NicModelConfig, NicPoller};
 use drivers::models::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModelConfig};
 use drivers::nic::{Chip, Nic, NicOptions};
 use drivers::nvme::{NvmeController, NvmeOptions};
@@ -26,20 +26,30 @@ struct Rig {
     rx_emu: EmuNic,
     tx: Arc<Nic<drivers::emu::EmuBar<drivers::models::nic::NicModel>>>,
     rx: Arc<Nic<drivers::emu::EmuBar<drivers::models::nic::NicModel>>>,
+    /// Inline ports: what makes them work (the receiver thread calls them).
+    pollers: Vec<NicPoller>,
 }
 
 fn rig(chip: Chip, mtu: usize) -> Rig {
-    rig_with(chip, mtu, NvmeOptions::default().command_timeout)
+    rig_with(
+        chip,
+        mtu,
+        NvmeOptions::default().command_timeout,
+        RunMode::Threaded,
+    )
 }
 
-fn rig_with(chip: Chip, mtu: usize, command_timeout: Duration) -> Rig {
+/// `mode` for all three devices. Inline NIC ports are stepped by the test's
+/// receiver thread ([`Rig::pollers`]); an inline drive works during the
+/// worker's doorbell writes.
+fn rig_with(chip: Chip, mtu: usize, command_timeout: Duration, mode: RunMode) -> Rig {
     let iommu = Arc::new(EmuIommu::new());
     let nvme = EmuNvme::with_iommu(
         NvmeModelConfig {
             namespaces: vec![NamespaceConfig::ram(SIZE)],
             ..NvmeModelConfig::default()
         },
-        RunMode::Threaded,
+        mode,
         iommu.clone(),
     )
     .unwrap();
@@ -64,9 +74,8 @@ fn rig_with(chip: Chip, mtu: usize, command_timeout: Duration) -> Rig {
         link_up: true,
         flow_control: true,
     };
-    let tx_emu =
-        EmuNic::with_iommu(chip, cfg(1), Arc::new(a), RunMode::Threaded, iommu.clone()).unwrap();
-    let rx_emu = EmuNic::with_iommu(chip, cfg(2), Arc::new(b), RunMode::Threaded, iommu).unwrap();
+    let tx_emu = EmuNic::with_iommu(chip, cfg(1), Arc::new(a), mode, iommu.clone()).unwrap();
+    let rx_emu = EmuNic::with_iommu(chip, cfg(2), Arc::new(b), mode, iommu).unwrap();
     let opts = NicOptions {
         region: RegionOptions::EMULATED,
         buf_size: (mtu + 18).div_ceil(1024) * 1024,
@@ -79,6 +88,10 @@ fn rig_with(chip: Chip, mtu: usize, command_timeout: Duration) -> Rig {
     rx_emu.pci().enable();
     let tx = Arc::new(Nic::init(tx_emu.bar(), tx_emu.mapper(), chip, opts.clone()).unwrap());
     let rx = Arc::new(Nic::init(rx_emu.bar(), rx_emu.mapper(), chip, opts).unwrap());
+    let pollers = match mode {
+        RunMode::Inline => vec![tx_emu.poller(), rx_emu.poller()],
+        RunMode::Threaded => Vec::new(),
+    };
     Rig {
         nvme,
         ctrl,
@@ -86,6 +99,7 @@ fn rig_with(chip: Chip, mtu: usize, command_timeout: Duration) -> Rig {
         rx_emu,
         tx,
         rx,
+        pollers,
     }
 }
 
@@ -160,11 +174,15 @@ fn stream_with(
     let stop = Arc::new(AtomicBool::new(false));
     let mut rxq = r.rx.rx_queue(0).unwrap();
     let stop2 = stop.clone();
+    let pollers = r.pollers.clone();
     let receiver = std::thread::spawn(move || {
         let mut v = Verifier::new(Expect::Pattern { seed: DEFAULT_SEED });
         let mut pkts = Vec::new();
         let mut idle = Instant::now();
         loop {
+            for p in &pollers {
+                p.poll();
+            }
             if rxq.rx_batch(&mut pkts, 64).unwrap() > 0 {
                 idle = Instant::now();
             }
@@ -214,12 +232,18 @@ fn covered(intervals: &[(u64, u64)], s: u64, e: u64) -> bool {
 
 /// Every payload byte the NIC model read lay where the NVMe model had
 /// written, the CPU wrote none of the read buffers, and the receiver got
-/// exactly the disk's bytes; for both chips and both MTUs, a range that
-/// starts and ends inside a buffer, two workers.
+/// exactly the disk's bytes; for both chips, both MTUs and both run modes
+/// of the device models, a range that starts and ends inside a buffer,
+/// two workers.
 #[test]
 fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
-    for (chip, mtu) in [(Chip::X82599, 1500), (Chip::I350, 9000)] {
-        let r = rig(chip, mtu);
+    for (chip, mtu, mode) in [
+        (Chip::X82599, 1500, RunMode::Threaded),
+        (Chip::I350, 9000, RunMode::Threaded),
+        (Chip::I82576, 1500, RunMode::Inline),
+        (Chip::X82599, 9000, RunMode::Inline),
+    ] {
+        let r = rig_with(chip, mtu, NvmeOptions::default().command_timeout, mode);
         r.nvme.trace().set_enabled(true);
         r.tx_emu.trace().set_enabled(true);
         // Blocks 3.. to 5 blocks before the end: no buffer boundary.
@@ -348,7 +372,12 @@ fn stalled_nic_backpressures_reads_and_reports_every_byte() {
 /// the reason, and the worker ends normally (no error, no hang).
 #[test]
 fn a_drive_that_stops_answering_is_reported_range_by_range() {
-    let r = rig_with(Chip::X82599, 1500, Duration::from_millis(300));
+    let r = rig_with(
+        Chip::X82599,
+        1500,
+        Duration::from_millis(300),
+        RunMode::Threaded,
+    );
     let cfg = config(0, SIZE, 1500);
     let (reports, v, _, _) = stream_with(&r, &cfg, 1, |shared| {
         // After a few reads have completed.

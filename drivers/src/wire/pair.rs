@@ -1,9 +1,20 @@
 //! `pair:NAME`: two ports of one process, cross-connected.
+//!
+//! Flow control: [`Wire::peer_ready`] says no once the queue towards the
+//! peer has fewer than [`SENDERS_HEADROOM`] free places. A port with
+//! `pause=on` asks before each frame, and the TX engines of one port that
+//! may ask at the same moment are at most its queues (inline ports whose
+//! doorbells several threads write); each sends at most one frame after a
+//! yes, so the queue never overflows and nothing is dropped.
 
 use super::queue::{FrameQueue, QUEUE_FRAMES};
 use super::{Wire, WireError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+/// Free places kept for TX engines that ask [`Wire::peer_ready`] at once:
+/// the most queues a port has (128 on the 82599).
+pub const SENDERS_HEADROOM: usize = 128;
 
 /// The cable between the two ends: one queue per direction.
 struct Link {
@@ -134,7 +145,7 @@ impl Wire for PairWire {
     }
 
     fn peer_ready(&self) -> bool {
-        self.outgoing().len() < self.outgoing().capacity()
+        self.outgoing().len() + SENDERS_HEADROOM < self.outgoing().capacity()
     }
 
     fn drops(&self) -> u64 {
@@ -187,5 +198,27 @@ mod tests {
         assert_eq!(a.drops(), 10);
         assert_eq!(b.drops(), 0);
         assert_eq!(b.pending(), QUEUE_FRAMES);
+    }
+
+    /// Senders that send only after a yes from `peer_ready` never overflow
+    /// the queue, even when every queue of a port asked at the same moment.
+    #[test]
+    fn peer_ready_leaves_room_for_every_sender_that_asked() {
+        let (a, b) = PairWire::connected();
+        let mut sent = 0;
+        while a.peer_ready() {
+            a.send(&[1u8; 60]).unwrap();
+            sent += 1;
+        }
+        assert_eq!(sent, QUEUE_FRAMES - SENDERS_HEADROOM);
+        // All of them had asked just before the last yes.
+        for _ in 0..SENDERS_HEADROOM {
+            a.send(&[2u8; 60]).unwrap();
+        }
+        assert_eq!(a.drops(), 0);
+        assert_eq!(b.pending(), QUEUE_FRAMES);
+        let mut buf = [0u8; 64];
+        b.recv(&mut buf).unwrap();
+        assert!(!a.peer_ready(), "one frame out is not room for all senders");
     }
 }

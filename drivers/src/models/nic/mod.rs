@@ -88,6 +88,17 @@ use crate::wire::Wire;
 use dma::EmuIommu;
 use std::sync::Arc;
 
+/// See [`EmuNic::poller`].
+#[derive(Clone)]
+pub struct NicPoller(Arc<NicModel>);
+
+impl NicPoller {
+    /// [`EmuNic::poll`].
+    pub fn poll(&self) -> bool {
+        self.0.poll_until_idle()
+    }
+}
+
 /// A whole emulated NIC port: the model, its PCI function and BAR0, the
 /// IOMMU it reaches memory through, its wire, its trace and, in
 /// [`RunMode::Threaded`], its device thread.
@@ -208,6 +219,12 @@ impl EmuNic {
     /// driver (or test) lets frames arrive; harmless on a threaded port.
     pub fn poll(&self) -> bool {
         self.model.poll_until_idle()
+    }
+
+    /// A handle that does [`Self::poll`] from another thread, for as long
+    /// as it lives (it keeps the model, not the port, alive).
+    pub fn poller(&self) -> NicPoller {
+        NicPoller(self.model.clone())
     }
 
     /// Bring the link up or down.
