@@ -644,6 +644,10 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             l3_len: crate::net::IPV4_LEN as u16,
         };
         let end = self.cfg.start + self.cfg.len;
+        // Sent frames' header buffers back to the header cache first: the
+        // batch would otherwise make room by dropping them into the shared
+        // pool, and the cache would fetch them back from there.
+        self.txq.clean_into(&mut self.headers);
         let mut batch = self.txq.batch();
         'ring: while let Some(r) = ready.pop_front() {
             let Ready {
@@ -652,7 +656,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 mut offset,
             } = r;
             loop {
-                if !batch.has_room_for_pair(offload) {
+                if !batch.has_room_for_pair() {
                     ready.push_front(Ready { buf, read, offset });
                     break 'ring;
                 }

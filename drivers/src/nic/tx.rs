@@ -848,11 +848,13 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
         self.q.stats.cleaned + self.q.used as u64
     }
 
-    /// Whether a two-segment packet with `offload` fits now (cleaning the
-    /// ring once per batch if it is short of room).
+    /// Whether a two-segment packet fits now, with a context descriptor
+    /// (counted whether or not one is needed: one test, no comparison of
+    /// offloads per frame), cleaning the ring once per batch if it is
+    /// short of room.
     #[inline(always)]
-    pub fn has_room_for_pair(&mut self, offload: Offload) -> bool {
-        let need = 2 + (offload != Offload::None && offload != self.q.ctx) as usize;
+    pub fn has_room_for_pair(&mut self) -> bool {
+        let need = 3;
         if self.q.free_descriptors() >= need {
             return true;
         }
