@@ -113,7 +113,7 @@ Sender CPU seconds and system calls per GiB, $(nproc) CPUs; CPU: median of $RUNS
 $(printf '%s\n' "${rows[@]}")
 | blkfwd, emulated NVMe + 82599, MTU 1500 ($G1500 GiB/s) | $C1500 | $S1500 (sleeps of an idle worker) |
 | blkfwd, emulated NVMe + 82599, MTU 9000 ($G9000 GiB/s) | $C9000 | $S9000 (sleeps of an idle worker) |
-| blkfwd --spin, MTU 9000 ($GSPIN GiB/s) | $CSPIN | 0 (see below) |
+| blkfwd --spin, MTU 9000 ($GSPIN GiB/s) | $CSPIN | $W_SHORT / $W_LONG while streaming $SHORT / $LONG (one-time) |
 
 blkfwd worker threads' system calls under strace (MTU 9000):
   --spin, $SHORT / $LONG stream, while streaming: $W_SHORT / $W_LONG (whole thread, with start-up and teardown: $S_SHORT / $S_LONG)

@@ -89,14 +89,17 @@ impl std::fmt::Display for Failed {
 #[derive(Debug, Default)]
 pub struct Shared {
     next_chunk: AtomicU64,
-    /// Payload bytes handed to the NIC.
+    /// Payload bytes read and being cut into frames for the NIC (counted
+    /// when a read completes; a range later listed as failed stays in).
     pub bytes: AtomicU64,
-    /// Frames handed to the NIC.
+    /// Frames put into the TX rings.
     pub frames: AtomicU64,
     /// Reads completed successfully.
     pub ios: AtomicU64,
-    /// Reads in flight now.
+    /// Reads in flight now, over all workers.
     pub in_flight: AtomicU64,
+    /// Their bytes (for the rate limit).
+    pub in_flight_bytes: AtomicU64,
     /// Reads retried.
     pub retries: AtomicU64,
     /// Reads or frames given up.
@@ -365,12 +368,12 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             while !drive_lost && in_flight.len() < self.cfg.queue_depth && self.ioq.free_slots() > 0
             {
                 if let Some(rate) = self.cfg.rate {
-                    // Reads in flight count too: else all of the queue
-                    // depth is read, and sent, in one burst before the
-                    // first completion is counted.
-                    let in_flight_bytes: u64 = in_flight.values().map(|r| r.len).sum();
+                    // Reads in flight (all workers') count too: else all of
+                    // the queue depth is read, and sent, in one burst
+                    // before the first completion is counted.
                     let allowed = rate * rate_start.elapsed().as_secs_f64();
-                    let bytes = self.shared.bytes.load(Ordering::Relaxed) + in_flight_bytes;
+                    let bytes = self.shared.bytes.load(Ordering::Relaxed)
+                        + self.shared.in_flight_bytes.load(Ordering::Relaxed);
                     if bytes as f64 > allowed {
                         break;
                     }
@@ -399,6 +402,10 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 {
                     Ok(()) => {
                         in_flight.insert(tag, read);
+                        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                        self.shared
+                            .in_flight_bytes
+                            .fetch_add(read.len, Ordering::Relaxed);
                         progress = true;
                         // Buffers out only grow here.
                         rep.max_buffers_out = rep
@@ -424,6 +431,10 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 let Some(mut read) = in_flight.remove(&c.tag) else {
                     return Err(format!("the drive completed unknown read tag {}", c.tag).into());
                 };
+                self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                self.shared
+                    .in_flight_bytes
+                    .fetch_sub(read.len, Ordering::Relaxed);
                 let Some(dev) = c.buf else {
                     return Err("a read completed without its buffer".into());
                 };
@@ -468,9 +479,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 if sent > 0 {
                     progress = true;
                     tx_idle_since = None;
-                    self.shared
-                        .frames
-                        .store(self.txq.stats().packets, Ordering::Relaxed);
+                    self.shared.frames.fetch_add(sent as u64, Ordering::Relaxed);
                 }
             }
             // Header buffers straight back to the header cache.
@@ -490,8 +499,9 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             }
             if let Some((tx, cleaned_before, reads)) = slept_with.take() {
                 // All the descriptors cleaned since, also those cleaned to
-                // make room while frames went in.
-                let cleaned = (cleaned_total - cleaned_before) as usize;
+                // make room while frames went in; not more than were out
+                // (frames put in after the wake may be done already).
+                let cleaned = ((cleaned_total - cleaned_before) as usize).min(tx);
                 let part = |done: usize, out: usize| {
                     if out == 0 {
                         0.0
@@ -510,9 +520,6 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 break;
             }
             if progress {
-                self.shared
-                    .in_flight
-                    .store(in_flight.len() as u64, Ordering::Relaxed);
                 empty_polls = 0;
                 pacer.busy();
                 continue;
@@ -532,8 +539,15 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     if !self.shared.stop.swap(true, Ordering::Relaxed) {
                         self.fail_untaken(&mut rep, &why);
                     }
-                    let lost = std::mem::take(&mut in_flight).into_values();
-                    for read in lost.chain(std::mem::take(&mut retry)) {
+                    let lost: Vec<Read> = std::mem::take(&mut in_flight).into_values().collect();
+                    let lost_bytes: u64 = lost.iter().map(|r| r.len).sum();
+                    self.shared
+                        .in_flight
+                        .fetch_sub(lost.len() as u64, Ordering::Relaxed);
+                    self.shared
+                        .in_flight_bytes
+                        .fetch_sub(lost_bytes, Ordering::Relaxed);
+                    for read in lost.into_iter().chain(std::mem::take(&mut retry)) {
                         self.fail(&mut rep, read, why.clone());
                     }
                     continue;
@@ -617,13 +631,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
     }
 
     fn fail(&self, rep: &mut WorkerReport, read: Read, why: String) {
-        self.shared.errors.fetch_add(1, Ordering::Relaxed);
-        rep.failed.push(Failed {
-            lap: read.lap,
-            start: read.start,
-            len: read.len,
-            why,
-        });
+        list_failed(&self.shared, rep, read, why);
     }
 
     /// Put frames of the ready reads into the TX ring while it has room:
@@ -703,13 +711,8 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     Err((PushError::Invalid(e), ..)) => {
                         // Pieces already queued go out; the whole read is
                         // listed, so nothing is lost silently.
-                        self.shared.errors.fetch_add(1, Ordering::Relaxed);
-                        rep.failed.push(Failed {
-                            lap: read.lap,
-                            start: read.start,
-                            len: read.len,
-                            why: format!("the NIC cannot send its frames: {e}"),
-                        });
+                        let why = format!("the NIC cannot send its frames: {e}");
+                        list_failed(&self.shared, rep, read, why);
                         continue 'ring;
                     }
                 }
@@ -725,6 +728,17 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         }
         Ok(batch.sent())
     }
+}
+
+/// List `read` as not sent, with the reason.
+fn list_failed(shared: &Shared, rep: &mut WorkerReport, read: Read, why: String) {
+    shared.errors.fetch_add(1, Ordering::Relaxed);
+    rep.failed.push(Failed {
+        lap: read.lap,
+        start: read.start,
+        len: read.len,
+        why,
+    });
 }
 
 /// A completed read whose frames are not all in the TX ring yet.

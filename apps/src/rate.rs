@@ -16,8 +16,6 @@ pub struct Counts {
     pub rx_bytes: u64,
     /// Bytes of frames sent (without FCS).
     pub tx_bytes: u64,
-    /// Frames the app dropped (no room in a TX ring).
-    pub dropped: u64,
 }
 
 /// Prints one line per port each second.
@@ -65,7 +63,7 @@ impl RatePrinter {
             let dev = nic.stats();
             let (pc, pd) = self.prev[i];
             eprintln!(
-                "[{t:>3}s] {}: RX {:.3} Mpps {:.1} Mbit/s, TX {:.3} Mpps {:.1} Mbit/s | device: RX {:.3} Mpps, TX {:.3} Mpps, dropped {}{}",
+                "[{t:>3}s] {}: RX {:.3} Mpps {:.1} Mbit/s, TX {:.3} Mpps {:.1} Mbit/s | device: RX {:.3} Mpps, TX {:.3} Mpps, dropped {}",
                 names[i],
                 mpps(c.rx_packets - pc.rx_packets, dt),
                 mbit(c.rx_bytes - pc.rx_bytes, c.rx_packets - pc.rx_packets, dt),
@@ -74,11 +72,6 @@ impl RatePrinter {
                 mpps(dev.rx_packets - pd.rx_packets, dt),
                 mpps(dev.tx_packets - pd.tx_packets, dt),
                 dev.rx_dropped() - pd.rx_dropped(),
-                if c.dropped > pc.dropped {
-                    format!(", app dropped {}", c.dropped - pc.dropped)
-                } else {
-                    String::new()
-                }
             );
             self.prev[i] = (*c, dev);
         }

@@ -378,7 +378,9 @@ fn a_drive_that_stops_answering_is_reported_range_by_range() {
         Duration::from_millis(300),
         RunMode::Threaded,
     );
-    let cfg = config(0, SIZE, 1500);
+    let mut cfg = config(0, SIZE, 1500);
+    // 20 MB/s: 0.2 s for the range, so the fault comes well before its end.
+    cfg.rate = Some(20e6);
     let (reports, v, _, _) = stream_with(&r, &cfg, 1, |shared| {
         // After a few reads have completed.
         let t = Instant::now();

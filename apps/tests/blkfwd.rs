@@ -119,12 +119,48 @@ fn jumbo_frames_and_a_range_off_the_buffer_boundaries() {
     assert_eq!((m["frames"].as_str(), m["ios"].as_str()), ("122", "16"));
 }
 
-/// Inline NIC models cannot carry a blkfwd stream: the sender's model moves
-/// frames only on a TDT write, which blkfwd no longer makes once its TX ring
-/// is full behind an XOFF, and an inline receiver's model only on an RDT
-/// write, which never comes while its ring is full of empty buffers (README:
-/// "Apps use threaded ports"). So the threads run with threaded ports here,
-/// with the drive inline.
+/// The progress lines of two threads add both threads' frames and reads:
+/// 8 MiB at 24 Mbit/s takes about 2.8 s, so at least two lines come, each
+/// with a rate no larger than the stream's (a counter that went backwards
+/// would show as an absurd rate, or a panic in a debug build).
+#[test]
+fn progress_lines_count_every_thread() {
+    let out = run(
+        BLKFWD,
+        &[
+            "--nvme",
+            DRIVE,
+            "--nic",
+            "emu:ixgbe,wire=pair:progress,pause=on",
+            "--threads",
+            "2",
+            "--queue-depth",
+            "2",
+            "--buffers",
+            "4",
+            "--rate",
+            "24",
+        ],
+    );
+    let s = success(&out);
+    verified_whole(&s, SIZE);
+    // "   1.0 s   0.003 GiB/s   0.002 Mpps   2 I/Os in flight  ..."
+    let lines: Vec<&str> = s
+        .lines()
+        .filter(|l| l.contains(" I/Os in flight"))
+        .collect();
+    assert!(lines.len() >= 2, "{s}");
+    for l in &lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let gib: f64 = f[2].parse().unwrap();
+        let mpps: f64 = f[4].parse().unwrap();
+        let in_flight: u64 = f[6].parse().unwrap();
+        assert!(gib > 0.0 && gib < 0.01, "{l}");
+        assert!(mpps > 0.0 && mpps < 0.01, "{l}");
+        assert!(in_flight <= 4, "{l}: two threads of queue depth 2");
+    }
+}
+
 /// `--rate` is the payload rate over all threads: 4 MiB at 40 Mbit/s
 /// (5,000,000 bytes/s) takes at least (4 MiB - the two first reads, which
 /// go at once) / rate = 0.79 s, and not twice that (each thread limited to
@@ -160,6 +196,12 @@ fn the_rate_limit_holds_over_all_threads() {
     );
 }
 
+/// Inline NIC models cannot carry a blkfwd stream: the sender's model moves
+/// frames only on a TDT write, which blkfwd no longer makes once its TX ring
+/// is full behind an XOFF, and an inline receiver's model only on an RDT
+/// write, which never comes while its ring is full of empty buffers (README:
+/// "Apps use threaded ports"). So the threads run with threaded ports here,
+/// with the drive inline.
 #[test]
 fn two_threads_with_an_inline_drive() {
     let out = blkfwd(&[

@@ -12,7 +12,7 @@ use apps::nic_open::{with_nics, NicJob, Port};
 use apps::rate::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
-use drivers::nic::{forward, NicOptions, TxQueue};
+use drivers::nic::{forward, NicOptions};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
 
@@ -64,20 +64,6 @@ struct Fwd(Args);
 /// on what they still hold (a peer holding transmission with flow control
 /// may take a while, one that is gone never takes it).
 const DRAIN_STALL: Duration = Duration::from_secs(2);
-
-/// Wait until the device has sent all that `tx` holds, for as long as it
-/// keeps sending; false when it sent nothing for `stall`.
-fn drain<R: RegisterAccess>(tx: &mut TxQueue<R>, stall: Duration) -> bool {
-    loop {
-        let before = tx.in_flight();
-        if tx.flush(stall) {
-            return true;
-        }
-        if tx.in_flight() >= before {
-            return false;
-        }
-    }
-}
 
 impl NicJob for Fwd {
     type Output = ();
@@ -181,7 +167,7 @@ impl NicJob for Fwd {
         // What the TX rings hold was forwarded: let it reach the wire (a
         // queue dropped with frames in it stops within 100 ms).
         for to in [1usize, 0] {
-            if !drain(&mut tx[to], DRAIN_STALL) {
+            if !tx[to].drain(DRAIN_STALL) {
                 eprintln!(
                     "fwd: {}: {} frames still queued for TX after the port sent nothing for {} s",
                     names[to],

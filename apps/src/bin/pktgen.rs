@@ -8,7 +8,7 @@ use apps::rate::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use dma::Pool;
-use drivers::nic::{NicOptions, Offload, TxPacket, TxQueue};
+use drivers::nic::{NicOptions, Offload, TxPacket};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
 
@@ -65,20 +65,6 @@ const TX_BUFS: usize = 2048;
 /// How long the TX ring may send nothing at the end before pktgen gives up
 /// on what it still holds.
 const DRAIN_STALL: Duration = Duration::from_secs(2);
-
-/// Wait until the device has sent all that `tx` holds, for as long as it
-/// keeps sending; false when it sent nothing for `stall`.
-fn drain<R: RegisterAccess>(tx: &mut TxQueue<R>, stall: Duration) -> bool {
-    loop {
-        let before = tx.in_flight();
-        if tx.flush(stall) {
-            return true;
-        }
-        if tx.in_flight() >= before {
-            return false;
-        }
-    }
-}
 
 impl NicJob for Gen {
     type Output = ();
@@ -204,7 +190,7 @@ impl NicJob for Gen {
         // Let the last frames go out, for as long as the port sends (a peer
         // holding transmission may take a while; a queue dropped with frames
         // in it stops within 100 ms).
-        let drained = drain(&mut tx, DRAIN_STALL);
+        let drained = tx.drain(DRAIN_STALL);
         let secs = start.elapsed().as_secs_f64();
         let dev = nic.stats();
         println!(

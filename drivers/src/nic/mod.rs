@@ -702,21 +702,20 @@ pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
     }
     let mut lost = None;
     let mut bytes = 0u64;
-    let mut w = tx.writer();
-    let got = rx.receive_each(room, |buf| {
-        bytes += buf.len() as u64;
-        // Cannot fail: the length was checked by RX against a buffer no
-        // longer than TX takes, and there is room for `room`.
-        if let Err(buf) = w.push(buf) {
-            lost = Some(buf.len());
-        }
+    let got = tx.write_with(|w| {
+        rx.receive_each(room, |buf| {
+            bytes += buf.len() as u64;
+            // Cannot fail: the length was checked by RX against a buffer no
+            // longer than TX takes, and there is room for `room`.
+            if let Err(buf) = w.push(buf) {
+                lost = Some(buf.len());
+            }
+        })
     });
-    let end = w.end();
-    tx.finish_writer(end);
     let frames = got?;
     if let Some(len) = lost {
         return Err(NicError::DeviceMisbehaved(format!(
-            "a {len}-byte frame could not be forwarded (a driver bug)"
+            "a {len}-byte frame could not be queued for TX (an internal error of nic::forward, not the device's)"
         )));
     }
     Ok(Forwarded { frames, bytes })

@@ -34,8 +34,9 @@ pub struct RxPacket {
 /// Counters of one RX queue, kept by the driver.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RxQueueStats {
-    /// Frames delivered by [`RxQueue::rx_batch`] / [`RxQueue::rx_bufs`]
-    /// (bytes are in the port's [`super::DeviceStats`]).
+    /// Frames delivered by [`RxQueue::rx_batch`] / [`RxQueue::rx_bufs`] or
+    /// moved by [`super::forward`] (bytes are in the port's
+    /// [`super::DeviceStats`]).
     pub packets: u64,
     /// Frames dropped because they did not fit one buffer (more than one
     /// descriptor without EOP).

@@ -362,59 +362,28 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// buffer that is empty or longer than [`super::Nic::max_frame`] (left at
     /// the front) with its error.
     pub fn tx_bufs(&mut self, bufs: &mut Vec<Buf>) -> Result<usize, NicError> {
-        let mut free = self.free_descriptors();
-        if free < bufs.len() {
+        if self.free_descriptors() < bufs.len() {
             self.clean();
-            free = self.free_descriptors();
         }
-        let mut n = bufs.len().min(free);
-        let mut result = Ok(());
         let one_max = self.one_max;
-        for (k, buf) in bufs[..n].iter().enumerate() {
-            if buf.len().wrapping_sub(1) >= one_max {
-                result = Err(self.length_error(buf.len()));
-                n = k;
-                break;
-            }
+        let valid = bufs
+            .iter()
+            .position(|b| b.len().wrapping_sub(1) >= one_max)
+            .unwrap_or(bufs.len());
+        let n = valid.min(self.free_descriptors());
+        if n > 0 {
+            self.write_with(|w| {
+                for buf in bufs.drain(..n) {
+                    // Cannot fail: length checked, room for n.
+                    let _ = w.push(buf);
+                }
+            });
         }
-        if n == 0 {
-            return result.map(|()| 0);
+        if n == valid && valid < n + bufs.len() {
+            // The invalid buffer is now first; it stays.
+            return Err(self.length_error(bufs[0].len()));
         }
-        // The loop of `put_run` without its per-item checks for a context:
-        // one data descriptor per buffer, EOP always, RS every RS_EVERY.
-        let mask = self.ring.mask();
-        let ring = self.ring.view();
-        let slots = &mut self.slots[..];
-        let mut i = self.next_use;
-        let mut since_rs = self.since_rs;
-        let mut last = (i, 0u32, true);
-        for buf in bufs.drain(..n) {
-            let len = buf.len() as u32;
-            since_rs += 1;
-            let rs = since_rs >= RS_EVERY;
-            let cmd = data_cmd(len, true) | if rs { cmd_type_len::RS } else { 0 };
-            let d = ring.desc(i);
-            d.write_u64(ADDR, buf.iova());
-            d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len, 0)));
-            put_slot(&mut slots[i], buf.into_device());
-            if rs {
-                self.rs_marks.push_back(i as u16);
-                since_rs = 0;
-            }
-            last = (i, cmd, rs);
-            i = (i + 1) & mask;
-        }
-        self.next_use = i;
-        self.since_rs = since_rs;
-        self.used += n;
-        let b = Batch {
-            sent: n,
-            last_eop: last.0,
-            last_cmd: last.1,
-            last_has_rs: last.2,
-        };
-        self.finish(&b);
-        result.map(|()| n)
+        Ok(n)
     }
 
     /// Start writing packets one at a time straight into the ring, with no
@@ -429,12 +398,22 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
-    /// A writer of one-buffer frames without offload whose ring state is
-    /// copied into the writer (so a loop that pushes keeps it in
-    /// registers) and written back by [`TxWriter::finish`], which also
-    /// writes the tail. The forwarding path ([`super::forward`]).
+    /// Run `f` with a writer of one-buffer frames without offload, then
+    /// write the tail once for all it queued. The writer holds a copy of
+    /// the ring state (so a loop that pushes keeps it in registers), which
+    /// goes back into the queue when `f` returns. The forwarding path
+    /// ([`super::forward`]) and [`Self::tx_bufs`].
     #[inline(always)]
-    pub(crate) fn writer(&mut self) -> TxWriter<'_> {
+    pub(crate) fn write_with<T>(&mut self, f: impl FnOnce(&mut TxWriter<'_>) -> T) -> T {
+        let mut w = self.writer();
+        let out = f(&mut w);
+        let end = w.end();
+        self.finish_writer(end);
+        out
+    }
+
+    #[inline(always)]
+    fn writer(&mut self) -> TxWriter<'_> {
         TxWriter {
             ring: self.ring.view(),
             mask: self.ring.mask(),
@@ -451,7 +430,7 @@ impl<R: RegisterAccess> TxQueue<R> {
 
     /// Take back the state of a finished [`TxWriter`] and write the tail.
     #[inline(always)]
-    pub(crate) fn finish_writer(&mut self, w: WriterEnd) {
+    fn finish_writer(&mut self, w: WriterEnd) {
         self.next_use = w.next_use;
         self.since_rs = w.since_rs;
         self.used += w.sent;
@@ -782,6 +761,22 @@ impl<R: RegisterAccess> TxQueue<R> {
         })
     }
 
+    /// Wait until every queued packet has been sent and reclaimed, for as
+    /// long as the device keeps sending: false once it has sent nothing
+    /// for `stall` (a peer holding transmission with flow control may take
+    /// a while; one that is gone never takes the rest).
+    pub fn drain(&mut self, stall: Duration) -> bool {
+        loop {
+            let before = self.used;
+            if self.flush(stall) {
+                return true;
+            }
+            if self.used >= before {
+                return false;
+            }
+        }
+    }
+
     #[cfg(test)]
     pub(crate) fn indices(&self) -> (usize, usize, usize, Vec<u16>) {
         (
@@ -935,7 +930,7 @@ impl<R: RegisterAccess> Drop for TxBatch<'_, R> {
     }
 }
 
-/// See [`TxQueue::writer`].
+/// See [`TxQueue::write_with`].
 pub(crate) struct TxWriter<'q> {
     ring: super::ring::RingView<'q>,
     mask: usize,
@@ -951,7 +946,7 @@ pub(crate) struct TxWriter<'q> {
 }
 
 /// What a [`TxWriter`] hands back to its queue.
-pub(crate) struct WriterEnd {
+struct WriterEnd {
     next_use: usize,
     since_rs: usize,
     sent: usize,
@@ -986,9 +981,9 @@ impl TxWriter<'_> {
         Ok(())
     }
 
-    /// The state to hand back with [`TxQueue::finish_writer`].
+    /// The state to hand back to the queue.
     #[inline(always)]
-    pub(crate) fn end(self) -> WriterEnd {
+    fn end(self) -> WriterEnd {
         WriterEnd {
             next_use: self.next_use,
             since_rs: self.since_rs,

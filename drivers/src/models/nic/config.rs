@@ -19,8 +19,10 @@ pub struct NicModelConfig {
     /// 802.3x flow control with the link partner: when no RX ring has room
     /// for a frame, the port leaves frames on the wire (it would send
     /// XOFF) instead of dropping them, and it holds transmission while the
-    /// peer cannot take a frame ([`crate::wire::Wire::peer_ready`]). Off by
-    /// default: an overrun ring drops and counts, as without flow control.
+    /// peer cannot take a frame ([`crate::wire::Wire::peer_ready`]). Frames
+    /// that arrive before the driver first enables RX wait too (the chips
+    /// would drop them). Off by default: an overrun ring drops and counts,
+    /// as without flow control.
     pub flow_control: bool,
 }
 

@@ -281,6 +281,10 @@ impl RxRing {
 /// the cached configuration. One lock: a wire delivers one frame at a time.
 pub(crate) struct RxEngine {
     rings: Vec<Option<RxRing>>,
+    /// Whether the receiver and a ring have been on together since the port
+    /// was created (never cleared): with flow control, frames wait on the
+    /// wire until then (see [`Self::rings_have_room`]).
+    ever_enabled: bool,
     frame: Box<[u8]>,
     scratch: Box<[u8]>,
     config: RxConfig,
@@ -299,6 +303,7 @@ impl RxEngine {
     pub(crate) fn new(queues: u16) -> Self {
         RxEngine {
             rings: (0..queues).map(|_| None).collect(),
+            ever_enabled: false,
             // Room for the largest frame, its FCS, and the padding of a runt.
             frame: vec![0u8; MAX_FRAME + ETH_FCS_LEN].into_boxed_slice(),
             scratch: vec![0u8; FETCH_BATCH * DESC_SIZE].into_boxed_slice(),
@@ -352,12 +357,23 @@ impl RxEngine {
     }
 
     /// Whether every enabled ring has free descriptors for a largest frame
-    /// (the frame's ring is known only after classification). A port whose
-    /// receiver or rings are not enabled yet has no room: with flow control
-    /// the frames wait for the driver instead of being dropped.
-    fn rings_have_room(&self, m: &NicModel) -> bool {
-        if !m.bit(m.layout.rx_enable) || self.rings.iter().all(Option::is_none) {
-            return false;
+    /// (the frame's ring is known only after classification). Until the
+    /// driver has had the receiver and a ring on together for the first
+    /// time, there is no room either: with flow control, frames sent before
+    /// the port was set up wait for it (a deliberate difference from the
+    /// chips, which drop them; the emulation's peers start in any order).
+    /// Later, a receiver or ring the driver turned off drops and counts, as
+    /// on the chips.
+    fn rings_have_room(&mut self, m: &NicModel) -> bool {
+        if !self.ever_enabled {
+            if !m.bit(m.layout.rx_enable) || self.rings.iter().all(Option::is_none) {
+                return false;
+            }
+            self.ever_enabled = true;
+        }
+        if !m.bit(m.layout.rx_enable) {
+            // Turned off since: frames are taken and dropped.
+            return true;
         }
         self.rings.iter().enumerate().all(|(q, r)| match r {
             None => true,

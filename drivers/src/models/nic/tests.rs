@@ -648,8 +648,9 @@ fn rdt_write_delivers_waiting_frames_inline_and_doorbells_are_traced() {
 }
 
 /// With flow control a frame waits on the wire while the port cannot take
-/// it: before the driver has enabled RX, and while the ring is full; it
-/// arrives once there is room, nothing dropped.
+/// it: before the driver has first enabled RX, and while the ring is full;
+/// it arrives once there is room, nothing dropped. A receiver turned off
+/// later drops.
 #[test]
 fn with_flow_control_frames_wait_for_an_enabled_ring_with_room() {
     for chip in CHIPS {
@@ -684,6 +685,14 @@ fn with_flow_control_frames_wait_for_an_enabled_ring_with_room() {
         assert_eq!(h.rd(h.r.mpc), 0, "{chip:?}: nothing missed");
         assert_eq!(h.emu.counters().rx_no_descriptor, 0);
         assert_eq!(h.emu.counters().rx_disabled, 0);
+        // A receiver the driver turns off later drops, as the chips do: the
+        // peer is not held for ever.
+        let (off, bit) = h.r.rx_enable;
+        h.wr(off, h.rd(off) & !bit);
+        peer.send(&f).unwrap();
+        h.emu.poll();
+        assert_eq!(waiting(), 0, "{chip:?}");
+        assert_eq!(h.emu.counters().rx_disabled, 1, "{chip:?}");
     }
 }
 
