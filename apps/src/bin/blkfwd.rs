@@ -476,7 +476,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
                     None => String::new(),
                 };
                 println!(
-                    "{:6.1} s  {:6.3} GiB/s  {:6.3} Mpps  {:3} I/Os in flight  {} sent{done}  errors {}  retries {}",
+                    "{:6.1} s  {:6.3} GiB/s  {:6.3} Mpps  {:3} I/Os in flight  {} read{done}  errors {}  retries {}",
                     now.duration_since(started).as_secs_f64(),
                     bytes.saturating_sub(last.1) as f64 / dt / (1u64 << 30) as f64,
                     frames.saturating_sub(last.2) as f64 / dt / 1e6,
