@@ -108,6 +108,20 @@ pub struct Shared {
     pub stop: AtomicBool,
 }
 
+impl Shared {
+    /// A read of `len` bytes was submitted.
+    fn read_out(&self, len: u64) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_add(len, Ordering::Relaxed);
+    }
+
+    /// A read of `len` bytes is no longer in flight (completed or lost).
+    fn read_back(&self, len: u64) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.in_flight_bytes.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
 /// What one worker did.
 #[derive(Debug, Default)]
 pub struct WorkerReport {
@@ -402,10 +416,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 {
                     Ok(()) => {
                         in_flight.insert(tag, read);
-                        self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                        self.shared
-                            .in_flight_bytes
-                            .fetch_add(read.len, Ordering::Relaxed);
+                        self.shared.read_out(read.len);
                         progress = true;
                         // Buffers out only grow here.
                         rep.max_buffers_out = rep
@@ -431,10 +442,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 let Some(mut read) = in_flight.remove(&c.tag) else {
                     return Err(format!("the drive completed unknown read tag {}", c.tag).into());
                 };
-                self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                self.shared
-                    .in_flight_bytes
-                    .fetch_sub(read.len, Ordering::Relaxed);
+                self.shared.read_back(read.len);
                 let Some(dev) = c.buf else {
                     return Err("a read completed without its buffer".into());
                 };
@@ -473,7 +481,15 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     }
                 }
             }
-            // 3. Frames to the NIC, in order, each built as it goes in.
+            // 3. Sent frames' header buffers straight back to the header
+            // cache (before new frames go in: a batch short of room would
+            // otherwise make it by dropping them into the shared pool, and
+            // the cache would fetch them back from there).
+            if self.txq.clean_into(&mut self.headers) > 0 {
+                progress = true;
+                tx_idle_since = None;
+            }
+            // 4. Frames to the NIC, in order, each built as it goes in.
             if !ready.is_empty() {
                 let sent = self.send_ready(&mut ready, &mut queued, &mut template, &mut rep)?;
                 if sent > 0 {
@@ -482,13 +498,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     self.shared.frames.fetch_add(sent as u64, Ordering::Relaxed);
                 }
             }
-            // Header buffers straight back to the header cache.
-            let cleaned = self.txq.clean_into(&mut self.headers);
-            if cleaned > 0 {
-                progress = true;
-                tx_idle_since = None;
-            }
-            // 4. Reads whose frames the NIC has all finished.
+            // 5. Reads whose frames the NIC has all finished.
             let cleaned_total = self.txq.stats().cleaned;
             while let Some(&(read, mark)) = queued.front() {
                 if mark > cleaned_total {
@@ -539,15 +549,11 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     if !self.shared.stop.swap(true, Ordering::Relaxed) {
                         self.fail_untaken(&mut rep, &why);
                     }
-                    let lost: Vec<Read> = std::mem::take(&mut in_flight).into_values().collect();
-                    let lost_bytes: u64 = lost.iter().map(|r| r.len).sum();
-                    self.shared
-                        .in_flight
-                        .fetch_sub(lost.len() as u64, Ordering::Relaxed);
-                    self.shared
-                        .in_flight_bytes
-                        .fetch_sub(lost_bytes, Ordering::Relaxed);
-                    for read in lost.into_iter().chain(std::mem::take(&mut retry)) {
+                    for read in std::mem::take(&mut in_flight).into_values() {
+                        self.shared.read_back(read.len);
+                        self.fail(&mut rep, read, why.clone());
+                    }
+                    for read in std::mem::take(&mut retry) {
                         self.fail(&mut rep, read, why.clone());
                     }
                     continue;
@@ -652,10 +658,6 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             l3_len: crate::net::IPV4_LEN as u16,
         };
         let end = self.cfg.start + self.cfg.len;
-        // Sent frames' header buffers back to the header cache first: the
-        // batch would otherwise make room by dropping them into the shared
-        // pool, and the cache would fetch them back from there.
-        self.txq.clean_into(&mut self.headers);
         let mut batch = self.txq.batch();
         'ring: while let Some(r) = ready.pop_front() {
             let Ready {
