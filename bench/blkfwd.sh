@@ -46,8 +46,12 @@ cargo build --release -p apps --bin kcopy --bin blkfwd >&2
 BIN=$ROOT/target/release
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }
-# "median [min-max]" of the numbers on stdin.
-spread() { sort -g | awk '{v[NR] = $1} END {m = v[int((NR + 1) / 2)]; if (NR == 1) print m; else printf "%s [%s-%s]\n", m, v[1], v[NR]}'; }
+# The median of the numbers on stdin; with --spread "median [min-max]".
+median() {
+    sort -g | awk -v spread="${1:-}" '{v[NR] = $1} END {
+        m = v[int((NR + 1) / 2)]
+        if (spread == "" || NR == 1) print m; else printf "%s [%s-%s]\n", m, v[1], v[NR] }'
+}
 
 echo "kcopy: every method, $SIZE, $RUNS run(s)..." >&2
 : >"$DIR/kcopy.log"
@@ -56,11 +60,11 @@ for _ in $(seq "$RUNS"); do
 done
 rows=()
 for m in $(grep '^kcopy: method=' "$DIR/kcopy.log" | sed -n 's/^kcopy: method=\([^ ]*\).*/\1/p' | awk '!seen[$0]++'); do
-    cpu=$(grep "^kcopy: method=$m " "$DIR/kcopy.log" | field cpu_s_per_gib | spread)
+    cpu=$(grep "^kcopy: method=$m " "$DIR/kcopy.log" | field cpu_s_per_gib | median --spread)
     sc=$(grep "^kcopy: method=$m " "$DIR/kcopy.log" | field syscalls_per_gib | head -n 1)
     rows+=("| $m (kernel, TCP loopback) | $cpu | $sc |")
 done
-SENDFILE=$(grep '^kcopy: method=sendfile' "$DIR/kcopy.log" | field cpu_s_per_gib | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+SENDFILE=$(grep '^kcopy: method=sendfile' "$DIR/kcopy.log" | field cpu_s_per_gib | median)
 
 blk_cpu() { # MTU [more options] -> "cpu (spread)", GiB/s (median) and sleeps per GiB (median)
     local mtu=$1; shift
@@ -71,12 +75,11 @@ blk_cpu() { # MTU [more options] -> "cpu (spread)", GiB/s (median) and sleeps pe
         grep -q ' 0 mismatched' "$DIR/blk.log" || { cat "$DIR/blk.log" >&2; exit 1; }
         grep '^blkfwd: bytes=' "$DIR/blk.log" >>"$DIR/blk.lines"
     done
-    local med='sort -g | awk "{v[NR] = \$1} END {print v[int((NR + 1) / 2)]}"'
     local cpu gib sleeps bytes
-    cpu=$(field cpu_s_per_gib <"$DIR/blk.lines" | spread)
-    gib=$(field gib_per_s <"$DIR/blk.lines" | eval "$med")
+    cpu=$(field cpu_s_per_gib <"$DIR/blk.lines" | median --spread)
+    gib=$(field gib_per_s <"$DIR/blk.lines" | median)
     bytes=$(field bytes <"$DIR/blk.lines" | head -n 1)
-    sleeps=$(field sleeps <"$DIR/blk.lines" | eval "$med")
+    sleeps=$(field sleeps <"$DIR/blk.lines" | median)
     echo "$cpu|$gib|$(awk -v s="$sleeps" -v b="$bytes" 'BEGIN { printf "%.0f", s * 1073741824 / b }')"
 }
 blk_calls() { # length, mode (spin|sleep) -> worker syscalls: whole thread, streaming window, window calls that are not clock_nanosleep, sleeps reported
