@@ -17,6 +17,10 @@ const BLKRECV: &str = env!("CARGO_BIN_EXE_blkrecv");
 const SIZE: u64 = 8 << 20;
 const DRIVE: &str = "emu:nvme,size=8M";
 
+/// Two threads with few reads in flight each, so that neither can take a
+/// small drive's whole range (8 MiB: 64 reads) before the other starts.
+const TWO_SMALL_THREADS: [&str; 6] = ["--threads", "2", "--queue-depth", "2", "--buffers", "4"];
+
 fn blkfwd(args: &[&str]) -> Output {
     let mut all = vec!["--quiet"];
     all.extend_from_slice(args);
@@ -128,19 +132,16 @@ fn progress_lines_count_every_thread() {
     let out = run(
         BLKFWD,
         &[
-            "--nvme",
-            DRIVE,
-            "--nic",
-            "emu:ixgbe,wire=pair:progress,pause=on",
-            "--threads",
-            "2",
-            "--queue-depth",
-            "2",
-            "--buffers",
-            "4",
-            "--rate",
-            "24",
-        ],
+            &[
+                "--nvme",
+                DRIVE,
+                "--nic",
+                "emu:ixgbe,wire=pair:progress,pause=on",
+            ][..],
+            &TWO_SMALL_THREADS,
+            &["--rate", "24"],
+        ]
+        .concat(),
     );
     let s = success(&out);
     verified_whole(&s, SIZE);
@@ -168,20 +169,19 @@ fn progress_lines_count_every_thread() {
 /// 0.2 s here.
 #[test]
 fn the_rate_limit_holds_over_all_threads() {
-    let out = blkfwd(&[
-        "--nvme",
-        "emu:nvme,size=4M",
-        "--nic",
-        "emu:ixgbe,wire=pair:rate,pause=on",
-        "--threads",
-        "2",
-        "--queue-depth",
-        "2",
-        "--buffers",
-        "4",
-        "--rate",
-        "40",
-    ]);
+    let out = blkfwd(
+        &[
+            &[
+                "--nvme",
+                "emu:nvme,size=4M",
+                "--nic",
+                "emu:ixgbe,wire=pair:rate,pause=on",
+            ][..],
+            &TWO_SMALL_THREADS,
+            &["--rate", "40"],
+        ]
+        .concat(),
+    );
     let s = success(&out);
     verified_whole(&s, 4 << 20);
     let secs: f64 = machine(&s)["secs"].parse().unwrap();
@@ -204,20 +204,14 @@ fn the_rate_limit_holds_over_all_threads() {
 /// with the drive inline.
 #[test]
 fn two_threads_with_an_inline_drive() {
-    let out = blkfwd(&[
-        "--nvme",
-        "emu:nvme,size=8M,mode=inline",
-        "--threads",
-        "2",
-        // Few reads in flight per thread, so that neither thread can take
-        // the whole 8 MiB (64 reads) before the other starts.
-        "--queue-depth",
-        "2",
-        "--buffers",
-        "4",
-        "--nic",
-        "emu:igb,wire=pair:t3,pause=on",
-    ]);
+    let out = blkfwd(
+        &[
+            &["--nvme", "emu:nvme,size=8M,mode=inline"][..],
+            &TWO_SMALL_THREADS,
+            &["--nic", "emu:igb,wire=pair:t3,pause=on"],
+        ]
+        .concat(),
+    );
     let s = success(&out);
     verified_whole(&s, SIZE);
     let first = s.lines().next().unwrap();
