@@ -275,14 +275,9 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Completion)) -> Result<usize, NvmeError> {
         let mut delivered = 0;
         self.core.poll(&self.shared.regs, max, |r| {
-            // Internal commands here are leftovers of a timed-out blocking call.
-            if r.owner == Owner::User {
+            if let Some(c) = user_completion(r) {
                 delivered += 1;
-                f(Completion {
-                    tag: r.tag,
-                    buf: r.buf,
-                    result: r.status.map_or(Ok(()), Err),
-                });
+                f(c);
             }
         })?;
         Ok(delivered)
@@ -301,13 +296,9 @@ impl<R: RegisterAccess> IoQueuePair<R> {
             let mut delivered = 0;
             self.core
                 .wait(&self.shared.regs, since, self.timeout, op, max, |r| {
-                    if r.owner == Owner::User {
+                    if let Some(c) = user_completion(r) {
                         delivered += 1;
-                        f(Completion {
-                            tag: r.tag,
-                            buf: r.buf,
-                            result: r.status.map_or(Ok(()), Err),
-                        });
+                        f(c);
                     }
                 })?;
             if delivered > 0 {
@@ -499,6 +490,18 @@ impl<R: RegisterAccess> Drop for IoQueuePair<R> {
         // Delete the queues before their memory is freed; nothing to report to.
         let _ = self.delete();
     }
+}
+
+/// The completion of an I/O submitted through the asynchronous interface,
+/// or None for an internal command (a leftover of a timed-out blocking
+/// call), which is not the caller's.
+#[inline(always)]
+fn user_completion(r: super::queue::Retired) -> Option<Completion> {
+    (r.owner == Owner::User).then(|| Completion {
+        tag: r.tag,
+        buf: r.buf,
+        result: r.status.map_or(Ok(()), Err),
+    })
 }
 
 #[cfg(test)]
