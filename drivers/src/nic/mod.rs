@@ -701,16 +701,15 @@ pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
         return Ok(Forwarded::default());
     }
     let mut lost = None;
-    let mut bytes = 0u64;
-    let got = tx.write_with(|w| {
-        rx.receive_each(room, |buf| {
-            bytes += buf.len() as u64;
+    let (got, bytes) = tx.write_with(|w| {
+        let got = rx.receive_each(room, |buf| {
             // Cannot fail: the length was checked by RX against a buffer no
             // longer than TX takes, and there is room for `room`.
             if let Err(buf) = w.push(buf) {
                 lost = Some(buf.len());
             }
-        })
+        });
+        (got, w.bytes())
     });
     let frames = got?;
     if let Some(len) = lost {

@@ -424,6 +424,7 @@ impl<R: RegisterAccess> TxQueue<R> {
             next_use: self.next_use,
             since_rs: self.since_rs,
             sent: 0,
+            bytes: 0,
             last: (0, 0, true),
         }
     }
@@ -941,6 +942,7 @@ pub(crate) struct TxWriter<'q> {
     next_use: usize,
     since_rs: usize,
     sent: usize,
+    bytes: u64,
     /// (last EOP descriptor, its CMD_TYPE_LEN, whether it has RS)
     last: (usize, u32, bool),
 }
@@ -978,7 +980,14 @@ impl TxWriter<'_> {
         self.next_use = (i + 1) & self.mask;
         self.room -= 1;
         self.sent += 1;
+        self.bytes += len as u64;
         Ok(())
+    }
+
+    /// Bytes of the frames queued so far.
+    #[inline(always)]
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// The state to hand back to the queue.
