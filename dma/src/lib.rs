@@ -20,5 +20,5 @@ pub use error::{Error, IommuFault, Result};
 pub use iommu::{EmuIommu, IOVA_BASE};
 pub use mapper::Mapper;
 pub use memory::DmaRegion;
-pub use pool::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
+pub use pool::{Buf, DeviceBuf, DeviceIndex, DeviceIovas, Pool, PoolCache};
 pub use region::{PageSize, Region, RegionOptions};

@@ -8,13 +8,15 @@
 
 use crate::{DmaRegion, Error, Mapper, RegionOptions, Result};
 use crossbeam_queue::ArrayQueue;
+use std::num::NonZeroU32;
 use std::ptr::NonNull;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 struct PoolInner {
-    /// Unique per pool in the process (see [`DeviceIndex`]).
-    id: u32,
+    /// Unique per pool in the process (see [`DeviceIndex`]); never 0, so
+    /// an `Option<DeviceIndex>` is as small as a `DeviceIndex`.
+    id: NonZeroU32,
     mem: DmaRegion,
     base: NonNull<u8>,
     iova: u64,
@@ -157,9 +159,12 @@ impl Pool {
             // Cannot fail: the queue has room for exactly `count` entries.
             let _ = free.push(i);
         }
-        static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+        static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+        let id = NonZeroU32::new(NEXT_ID.fetch_add(1, Ordering::Relaxed)).ok_or_else(|| {
+            Error::InvalidPool("more than 4 billion pools made in one process".to_string())
+        })?;
         let inner = Box::new(PoolInner {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             iova: mem.iova(),
             mem,
             base,
@@ -210,8 +215,8 @@ impl Pool {
     pub fn cache(&self, capacity: usize) -> PoolCache {
         PoolCache {
             pool: self.clone(),
-            local: Vec::with_capacity(capacity.max(2)),
-            capacity: capacity.max(2),
+            stack: vec![0; capacity.max(2)].into_boxed_slice(),
+            len: 0,
         }
     }
 
@@ -249,6 +254,48 @@ impl Pool {
     /// True if `buf` belongs to this pool.
     pub fn owns(&self, buf: &Buf) -> bool {
         buf.pool == self.inner
+    }
+
+    /// True if `other` is a handle of the same pool.
+    pub fn ptr_eq(&self, other: &Pool) -> bool {
+        self.inner == other.inner
+    }
+
+    /// True if `dev` is a buffer of this pool.
+    #[inline(always)]
+    pub fn owns_device(&self, dev: &DeviceIndex) -> bool {
+        dev.pool == self.inner().id
+    }
+
+    /// A posted buffer of this pool back from the device (it completed
+    /// it), as a CPU buffer of `len` bytes (at most the buffer size);
+    /// `dev` comes back if it is another pool's.
+    #[inline(always)]
+    pub fn reclaim_device(
+        &self,
+        dev: DeviceIndex,
+        len: usize,
+    ) -> std::result::Result<Buf, DeviceIndex> {
+        if !self.owns_device(&dev) {
+            return Err(dev);
+        }
+        let mut buf = self.handle(dev.index);
+        buf.set_len(len);
+        Ok(buf)
+    }
+
+    /// Give up a posted buffer of this pool that the device may still
+    /// write: it is never reused, the pool stays mapped, and
+    /// [`Pool::quarantined`] counts it. `dev` comes back if it is another
+    /// pool's.
+    pub fn quarantine_device(&self, dev: DeviceIndex) -> std::result::Result<(), DeviceIndex> {
+        if !self.owns_device(&dev) {
+            return Err(dev);
+        }
+        // The buffer's `live` count is never given back: the pool stays
+        // mapped for the device.
+        self.inner().quarantined.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -516,7 +563,7 @@ impl Drop for DeviceBuf {
 pub struct DeviceIndex {
     index: u32,
     /// [`PoolInner::id`] of the pool, so no other pool's cache can take it.
-    pool: u32,
+    pool: NonZeroU32,
 }
 
 impl DeviceIndex {
@@ -526,36 +573,89 @@ impl DeviceIndex {
     }
 }
 
+/// Where the buffers of one pool are for the device: see
+/// [`PoolCache::device_iovas`].
+#[derive(Debug, Clone, Copy)]
+pub struct DeviceIovas {
+    pool: NonZeroU32,
+    base: u64,
+    buf_size: u64,
+}
+
+impl DeviceIovas {
+    /// IOVA of the first byte of `dev`, or None if it is another pool's.
+    #[inline(always)]
+    pub fn iova(&self, dev: &DeviceIndex) -> Option<u64> {
+        (dev.pool == self.pool).then(|| self.at(dev.index))
+    }
+
+    /// IOVA of buffer `index` of the pool.
+    #[inline(always)]
+    fn at(&self, index: u32) -> u64 {
+        self.base + index as u64 * self.buf_size
+    }
+}
+
 /// A per-queue cache of free buffers (not shared between threads).
+///
+/// The free indices are a fixed stack with its length beside it (not a
+/// `Vec`): loops over many buffers copy both into locals, and stores into
+/// the stack then cannot be taken for stores into the length.
 pub struct PoolCache {
     pool: Pool,
-    local: Vec<u32>,
-    capacity: usize,
+    stack: Box<[u32]>,
+    len: usize,
 }
 
 impl PoolCache {
     /// Take a buffer, refilling the cache from the shared list when empty.
     #[inline]
     pub fn alloc(&mut self) -> Option<Buf> {
-        if self.local.is_empty() {
-            self.refill();
-        }
-        let index = self.local.pop()?;
+        let index = self.pop()?;
         Some(self.pool.handle(index))
     }
 
+    /// The newest free index, refilling from the shared list when empty.
+    #[inline(always)]
+    fn pop(&mut self) -> Option<u32> {
+        if self.len == 0 {
+            self.refill();
+            if self.len == 0 {
+                return None;
+            }
+        }
+        self.len -= 1;
+        Some(self.stack[self.len])
+    }
+
+    /// Push a free index, spilling half to the shared list when full.
+    #[inline(always)]
+    fn push(&mut self, index: u32) {
+        if self.len == self.stack.len() {
+            self.spill(self.stack.len() / 2);
+        }
+        self.stack[self.len] = index;
+        self.len += 1;
+    }
+
+    /// Fill an empty cache to half its capacity from the shared list.
     #[cold]
     fn refill(&mut self) {
         let inner = self.pool.inner();
-        let want = self.capacity / 2;
-        while self.local.len() < want {
+        let want = self.stack.len() / 2;
+        let mut n = 0;
+        while n < want {
             match inner.free.pop() {
-                Some(i) => self.local.push(i),
+                Some(i) => {
+                    self.stack[self.len + n] = i;
+                    n += 1;
+                }
                 None => break,
             }
         }
+        self.len += n;
         // The cache's pool handle keeps `live` above zero meanwhile.
-        inner.live.fetch_add(self.local.len(), Ordering::Relaxed);
+        inner.live.fetch_add(n, Ordering::Relaxed);
     }
 
     /// Give a buffer back to the cache, spilling half to the shared list
@@ -568,40 +668,94 @@ impl PoolCache {
             return;
         }
         let buf = std::mem::ManuallyDrop::new(buf);
-        if self.local.len() == self.capacity {
-            self.spill(self.capacity / 2);
-        }
-        self.local.push(buf.index);
+        self.push(buf.index);
     }
 
-    /// Put the newest `keep..` buffers of the cache back on the shared list.
+    /// Put the buffers above the oldest `keep` back on the shared list.
     #[cold]
     fn spill(&mut self, keep: usize) {
-        let n = self.local.len() - keep;
-        for i in self.local.drain(keep..) {
+        let n = self.len - keep;
+        for &i in &self.stack[keep..self.len] {
             let _ = self.pool.inner().free.push(i);
         }
+        self.len = keep;
         // SAFETY: the cache owned one count per spilled buffer; the cache's
         // own pool handle keeps the state alive past this.
         unsafe { PoolInner::release(self.pool.inner, n) }
     }
 
     /// Take a buffer for a device ring that holds indices: its IOVA and
-    /// its [`DeviceIndex`]. The cheapest way to post a receive buffer.
+    /// its [`DeviceIndex`].
     #[inline(always)]
     pub fn alloc_device(&mut self) -> Option<(u64, DeviceIndex)> {
-        if self.local.is_empty() {
-            self.refill();
+        let index = self.pop()?;
+        let dev = DeviceIndex {
+            index,
+            pool: self.pool.inner().id,
+        };
+        Some((self.device_iovas().at(index), dev))
+    }
+
+    /// Take up to `max` buffers for a device ring that holds indices and
+    /// hand each to `post` with its IOVA; returns how many (fewer than
+    /// `max` only when the pool has no more free buffers). One call posts a
+    /// whole batch with the pool's layout in registers: a descriptor
+    /// ring's refill.
+    #[inline(always)]
+    pub fn alloc_devices(&mut self, max: usize, mut post: impl FnMut(u64, DeviceIndex)) -> usize {
+        let iovas = self.device_iovas();
+        let mut done = 0;
+        while done < max {
+            if self.len == 0 {
+                self.refill();
+                if self.len == 0 {
+                    break;
+                }
+            }
+            let keep = self.len.saturating_sub(max - done);
+            for &index in &self.stack[keep..self.len] {
+                let dev = DeviceIndex {
+                    index,
+                    pool: iovas.pool,
+                };
+                post(iovas.at(index), dev);
+            }
+            done += self.len - keep;
+            self.len = keep;
         }
-        let index = self.local.pop()?;
-        let inner = self.pool.inner();
-        Some((
-            inner.iova + inner.offset(index) as u64,
-            DeviceIndex {
-                index,
-                pool: inner.id,
-            },
-        ))
+        done
+    }
+
+    /// Take every buffer of this cache's pool out of `slots` (a device
+    /// ring's slots whose descriptors the device has completed) into the
+    /// cache; slots that are empty or hold another pool's buffer are left
+    /// as they are. Returns how many slots it left holding a buffer. No
+    /// CPU handle is made, so no slice of a buffer ever exists on the way:
+    /// a forwarded frame goes from an RX ring to a TX ring and back here as
+    /// an index.
+    #[inline(always)]
+    pub fn free_devices(&mut self, slots: &mut [Option<DeviceIndex>]) -> usize {
+        let pool = self.pool.inner().id;
+        let mut left = 0;
+        for chunk in slots.chunks_mut(self.stack.len() / 2) {
+            if self.len + chunk.len() > self.stack.len() {
+                self.spill(self.stack.len() - chunk.len());
+            }
+            // The stack and its length in locals for the loop.
+            let stack = &mut self.stack[..];
+            let mut len = self.len;
+            for slot in chunk {
+                if let Some(dev) = slot.take_if(|d| d.pool == pool) {
+                    // In bounds: room for the whole chunk was made above.
+                    stack[len] = dev.index;
+                    len += 1;
+                } else if slot.is_some() {
+                    left += 1;
+                }
+            }
+            self.len = len;
+        }
+        left
     }
 
     /// A buffer from [`PoolCache::alloc_device`] back from the device (it
@@ -610,32 +764,48 @@ impl PoolCache {
     /// another pool.
     #[inline(always)]
     pub fn reclaim(&self, dev: DeviceIndex, len: usize) -> Option<Buf> {
-        if dev.pool != self.pool.inner().id {
-            return None;
+        self.pool.reclaim_device(dev, len).ok()
+    }
+
+    /// A posted buffer the device has completed, straight back into the
+    /// cache, as in [`PoolCache::free_devices`]. `dev` comes back if it is
+    /// another pool's.
+    #[inline(always)]
+    pub fn free_device(&mut self, dev: DeviceIndex) -> std::result::Result<(), DeviceIndex> {
+        if !self.pool.owns_device(&dev) {
+            return Err(dev);
         }
-        let mut buf = self.pool.handle(dev.index);
-        buf.set_len(len);
-        Some(buf)
+        self.push(dev.index);
+        Ok(())
+    }
+
+    /// The IOVAs of this cache's posted buffers, as a small value a hot
+    /// loop keeps in registers (see [`DeviceIovas::iova`]).
+    #[inline(always)]
+    pub fn device_iovas(&self) -> DeviceIovas {
+        let inner = self.pool.inner();
+        DeviceIovas {
+            pool: inner.id,
+            base: inner.iova,
+            buf_size: inner.buf_size as u64,
+        }
     }
 
     /// Give up a posted buffer the device may still write: it is never
     /// reused, the pool stays mapped, and [`Pool::quarantined`] counts it.
     pub fn quarantine(&self, dev: DeviceIndex) {
-        debug_assert_eq!(dev.pool, self.pool.inner().id, "a buffer of another pool");
-        self.pool
-            .inner()
-            .quarantined
-            .fetch_add(1, Ordering::Relaxed);
+        let r = self.pool.quarantine_device(dev);
+        debug_assert!(r.is_ok(), "a buffer of another pool");
     }
 
     /// Buffers held by this cache.
     pub fn len(&self) -> usize {
-        self.local.len()
+        self.len
     }
 
     /// True if the cache holds no buffer.
     pub fn is_empty(&self) -> bool {
-        self.local.is_empty()
+        self.len == 0
     }
 
     /// The pool behind the cache.
@@ -728,6 +898,50 @@ mod tests {
         assert!(c.len() <= 8);
         drop(c);
         assert_eq!(p.free_count(), 64);
+    }
+
+    #[test]
+    fn device_indices_go_ring_to_ring_and_back_without_a_cpu_handle() {
+        assert_eq!(std::mem::size_of::<Option<DeviceIndex>>(), 4 + 4);
+        let p = pool(64, 2048);
+        let other = pool(4, 2048);
+        let mut c = p.cache(16);
+        // A refill of 20 slots: more than the cache holds at once.
+        let mut slots: Vec<Option<DeviceIndex>> = (0..20).map(|_| None).collect();
+        let mut k = 0;
+        let iovas = c.device_iovas();
+        let n = c.alloc_devices(20, |iova, dev| {
+            assert_eq!(iovas.iova(&dev), Some(iova));
+            assert_eq!(iova, p.region().iova() + dev.index() as u64 * 2048);
+            slots[k] = Some(dev);
+            k += 1;
+        });
+        assert_eq!((n, k), (20, 20));
+        let distinct: HashSet<u32> = slots.iter().map(|s| s.as_ref().unwrap().index()).collect();
+        assert_eq!(distinct.len(), 20);
+        // Another pool's buffer in a slot, and an empty one, are left.
+        let mut oc = other.cache(4);
+        let (_, foreign) = oc.alloc_device().unwrap();
+        assert_eq!(iovas.iova(&foreign), None);
+        let mine = slots[3].replace(foreign).unwrap();
+        assert!(c.free_device(mine).is_ok());
+        let lost = slots[4].take().unwrap();
+        assert_eq!(c.free_devices(&mut slots), 1, "the foreign one is left");
+        // 18 came back (the cache spilled what it could not hold).
+        assert!(c.len() <= 16);
+        assert_eq!(c.len() + p.free_count(), 64 - 1);
+        assert!(slots[3].is_some() && slots.iter().filter(|s| s.is_some()).count() == 1);
+        // It goes home through its own pool, as a CPU buffer.
+        let foreign = slots[3].take().unwrap();
+        let foreign = p.reclaim_device(foreign, 0).unwrap_err();
+        drop(other.reclaim_device(foreign, 60).unwrap());
+        c.quarantine(lost);
+        assert_eq!(p.quarantined(), 1);
+        drop(c);
+        drop(oc);
+        assert_eq!(p.free_count(), 63, "all but the quarantined one");
+        assert_eq!(other.free_count(), 4);
+        assert_eq!(p.cpu_write_views(), 0);
     }
 
     #[test]

@@ -145,19 +145,6 @@ impl DescRing {
     pub(crate) fn write_u64(&self, i: usize, field: usize, v: u64) {
         self.desc(i).write_u64(field, v)
     }
-
-    /// Volatile 32-bit write.
-    #[inline(always)]
-    pub(crate) fn write_u32(&self, i: usize, field: usize, v: u32) {
-        self.desc(i).write_u32(field, v)
-    }
-
-    /// Acquire load of the dword the device writes last (the one with DD):
-    /// reads after it see the rest of the write-back.
-    #[inline(always)]
-    pub(crate) fn load_u32_acquire(&self, i: usize, field: usize) -> u32 {
-        self.desc(i).load_u32_acquire(field)
-    }
 }
 
 /// A [`DescRing`]'s base and mask, copied out of it (see [`DescRing::view`]).
@@ -169,6 +156,12 @@ pub(crate) struct RingView<'a> {
 }
 
 impl<'a> RingView<'a> {
+    /// Index mask (`size - 1`).
+    #[inline(always)]
+    pub(crate) fn mask(self) -> usize {
+        self.mask
+    }
+
     /// Descriptor `i` (masked into the ring).
     #[inline(always)]
     pub(crate) fn desc(self, i: usize) -> Desc<'a> {
@@ -281,7 +274,7 @@ mod tests {
         ring.write_u64(3, 8, 0x1122_3344_5566_7788);
         assert_eq!(ring.desc(3).read_u32(8), 0x5566_7788);
         assert_eq!(ring.desc(3).read_u16(12), 0x3344);
-        assert_eq!(ring.load_u32_acquire(3, 12), 0x1122_3344);
+        assert_eq!(ring.desc(3).load_u32_acquire(12), 0x1122_3344);
         assert_eq!(ring.desc(2).read_u32(8), 0);
         assert_eq!(ring.desc(4).read_u32(8), 0);
     }

@@ -10,7 +10,7 @@
 //! device writes back only descriptors between RDH and RDT).
 
 use super::desc::{rx_check, RxCheck};
-use super::ring::DescRing;
+use super::ring::{distance, DescRing};
 use super::spec::adv_desc::rx::{
     status, HDR_ADDR, PKT_ADDR, WB_LENGTH, WB_RSS_HASH, WB_STATUS_ERROR,
 };
@@ -59,6 +59,61 @@ pub(crate) fn put_slot<T>(slot: &mut Option<T>, dev: T) {
     std::mem::forget(old);
 }
 
+/// Most frames one [`RxQueue::take_burst`] takes.
+pub(crate) const BURST: usize = 32;
+
+/// A received frame taken off an RX ring and not yet passed on, still
+/// device-owned: its buffer (taken out when passed on), the buffer's IOVA,
+/// the frame length and the RSS hash.
+pub(crate) struct Frame {
+    pub(crate) dev: Option<DeviceIndex>,
+    pub(crate) iova: u64,
+    pub(crate) len: u16,
+    pub(crate) hash: u32,
+}
+
+/// Up to [`BURST`] received frames ([`RxQueue::take_burst`]). Taking a
+/// burst and then handing it on are two short loops that each keep their
+/// state in registers, where one loop doing both would not.
+pub(crate) struct Burst {
+    frames: [Frame; BURST],
+    n: usize,
+}
+
+impl Burst {
+    fn new() -> Burst {
+        Burst {
+            frames: [const {
+                Frame {
+                    dev: None,
+                    iova: 0,
+                    len: 0,
+                    hash: 0,
+                }
+            }; BURST],
+            n: 0,
+        }
+    }
+}
+
+/// What [`RxQueue::look_slow`] found at a descriptor.
+enum Slow {
+    /// The device has not written it back (yet).
+    NotDone,
+    /// A good frame after all (written back since the fast loop looked).
+    Good,
+    /// An odd write-back, with its status, length and buffer, for
+    /// [`RxQueue::reject`].
+    Odd(u32, usize, DeviceIndex),
+}
+
+/// A completed RX buffer nobody takes goes back to the cache (or, if it is
+/// not the cache's, which no ring of this driver holds, out of use).
+#[cold]
+fn give_up(cache: &mut PoolCache, dev: DeviceIndex) {
+    let _ = cache.free_device(dev);
+}
+
 /// Where a queue's registers are.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct QueueRegs {
@@ -95,6 +150,8 @@ pub struct RxQueue<R: RegisterAccess> {
     qregs: QueueRegs,
     queue: u16,
     stats: RxQueueStats,
+    /// Frames taken off the ring by [`Self::take_burst`], not yet passed on.
+    burst: Burst,
 }
 
 impl<R: RegisterAccess> RxQueue<R> {
@@ -128,6 +185,7 @@ impl<R: RegisterAccess> RxQueue<R> {
             qregs,
             queue,
             stats: RxQueueStats::default(),
+            burst: Burst::new(),
             ring,
         }
     }
@@ -136,31 +194,52 @@ impl<R: RegisterAccess> RxQueue<R> {
     /// checked before use: DD on a posted descriptor, EOP (frames spread over
     /// several buffers are dropped and counted: buffers are sized for the
     /// port's largest frame), length not beyond the buffer, no frame error.
-    /// Freed descriptors are refilled in one batch with one tail write.
+    /// Freed descriptors are refilled in batches with one tail write each.
     ///
     /// A write-back that no correct device produces (a length beyond the
     /// buffer) ends the batch with [`NicError::DeviceMisbehaved`]; the
     /// frames before it stay in `out` and the next call continues after it.
     pub fn rx_batch(&mut self, out: &mut Vec<RxPacket>, max: usize) -> Result<usize, NicError> {
-        self.receive::<true>(max, |buf, rss_hash| out.push(RxPacket { buf, rss_hash }))
+        self.receive_bufs::<true>(max, |buf, rss_hash| out.push(RxPacket { buf, rss_hash }))
     }
 
     /// Like [`Self::rx_batch`], but only the buffers (no RSS hash), appended
-    /// to `out`: the forwarding fast path, ready for [`super::TxQueue::tx_bufs`].
+    /// to `out`: ready for [`super::TxQueue::tx_bufs`].
     pub fn rx_bufs(&mut self, out: &mut Vec<Buf>, max: usize) -> Result<usize, NicError> {
-        self.receive::<false>(max, |buf, _| out.push(buf))
+        self.receive_bufs::<false>(max, |buf, _| out.push(buf))
     }
 
-    /// Receive up to `max` frames, handing each buffer to `deliver` as it
-    /// is taken off the ring (no list in between): the forwarding path
-    /// ([`super::forward`]). Same checks as [`Self::rx_batch`].
+    /// Up to `max` frames, burst by burst, each handed to `deliver` as a
+    /// CPU buffer with its RSS hash (0 unless `HASH`).
     #[inline(always)]
-    pub(crate) fn receive_each(
+    fn receive_bufs<const HASH: bool>(
         &mut self,
         max: usize,
-        mut deliver: impl FnMut(Buf),
+        mut deliver: impl FnMut(Buf, u32),
     ) -> Result<usize, NicError> {
-        self.receive::<false>(max, |buf, _| deliver(buf))
+        let mut total = 0;
+        while total < max {
+            let want = (max - total).min(BURST);
+            let r = self.take_burst::<HASH>(want);
+            let n = self.burst.n;
+            for f in self.burst.frames[..n].iter_mut() {
+                // Cannot fail: the ring holds only buffers of its cache.
+                if let Some(buf) = f
+                    .dev
+                    .take()
+                    .and_then(|d| self.cache.reclaim(d, f.len.into()))
+                {
+                    deliver(buf, f.hash);
+                }
+            }
+            self.burst.n = 0;
+            total += n;
+            r?;
+            if n < want {
+                break;
+            }
+        }
+        Ok(total)
     }
 
     /// Bytes the device may write per buffer: the longest frame this queue
@@ -169,86 +248,158 @@ impl<R: RegisterAccess> RxQueue<R> {
         self.buf_len
     }
 
+    /// The frames the last [`Self::take_burst`] took, to be passed on:
+    /// take each one's buffer out. The burst is empty afterwards.
     #[inline(always)]
-    fn receive<const HASH: bool>(
-        &mut self,
-        max: usize,
-        mut deliver: impl FnMut(Buf, u32),
-    ) -> Result<usize, NicError> {
+    pub(crate) fn burst(&mut self) -> &mut [Frame] {
+        let n = std::mem::take(&mut self.burst.n);
+        &mut self.burst.frames[..n]
+    }
+
+    /// Take up to `max` (at most [`BURST`]) received frames off the ring
+    /// into the queue's burst ([`Self::burst`]), still device-owned: no CPU
+    /// handle, and so no slice, of a buffer is made (the forwarding path,
+    /// [`super::forward`], posts them straight to a TX ring). Returns how
+    /// many. Every write-back is checked as [`Self::rx_batch`] describes;
+    /// the RSS hash is read only if `HASH`. Odd write-backs go to
+    /// [`Self::reject`] and the loop goes on after them; the ring is
+    /// refilled at the end.
+    ///
+    /// On [`NicError::DeviceMisbehaved`] the frames before the bad
+    /// write-back are in the burst.
+    #[inline(always)]
+    pub(crate) fn take_burst<const HASH: bool>(&mut self, max: usize) -> Result<usize, NicError> {
+        debug_assert!(
+            self.burst.frames.iter().all(|f| f.dev.is_none()),
+            "burst not passed on"
+        );
+        let max = max.min(BURST);
         let mask = self.ring.mask();
         let buf_len = self.buf_len;
         let check_bits = status::DD | status::EOP | self.frame_errors;
-        let mut i = self.next_rx;
-        let mut posted = self.posted;
+        let iovas = self.cache.device_iovas();
+        let start = self.next_rx;
+        let mut i = start;
         let mut got = 0;
         let mut result = Ok(());
+        // The descriptor last found good by the slow look: found good
+        // twice (a device flipping its status), it goes to reject instead
+        // of looping.
+        let mut rechecked = usize::MAX;
         loop {
-            // A run of good frames, with what the loop touches in locals.
-            let mut odd = None;
-            {
+            let posted = self.posted - distance(start, i, mask);
+            let stop = got + (max - got).min(posted);
+            if got == stop {
+                break;
+            }
+            if !self.dropping {
+                // A run of good frames, with what the loop touches in locals.
                 let ring = self.ring.view();
-                let slots = &mut self.slots[..];
-                let cache = &self.cache;
-                let dropping = self.dropping;
-                let room = max.min(got + posted);
-                while got < room {
+                let mask = ring.mask();
+                // Sliced to the ring's size: indexing with `i & mask` needs
+                // no bounds check.
+                let slots = &mut self.slots[..=mask];
+                let from = i;
+                for f in &mut self.burst.frames[got..stop] {
                     let d = ring.desc(i);
                     let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
-                    if staterr & status::DD == 0 {
-                        break;
-                    }
+                    // Read before the test, used only if it passes (DD set).
                     let len = d.read_u16(WB_LENGTH) as usize;
-                    // The descriptor is done: it and its buffer are ours again.
-                    let Some(dev) = slots[i].take() else {
-                        // Cannot happen: every posted slot holds a buffer.
-                        break;
-                    };
-                    // Cannot fail: the slot holds a buffer of this cache.
-                    let Some(buf) = cache.reclaim(dev, len) else {
-                        break;
-                    };
-                    let at = i;
-                    i = (i + 1) & mask;
-                    posted -= 1;
                     // One test for the common case: DD and EOP, no frame
-                    // error, 0 < length <= buffer, not inside a dropped frame.
-                    if staterr & check_bits == status::DD | status::EOP
-                        && len.wrapping_sub(1) < buf_len
-                        && !dropping
+                    // error, 0 < length <= buffer. Anything else, including
+                    // "not done yet", leaves the loop.
+                    if staterr & check_bits != status::DD | status::EOP
+                        || len.wrapping_sub(1) >= buf_len
                     {
-                        let hash = if HASH { d.read_u32(WB_RSS_HASH) } else { 0 };
-                        deliver(buf, hash);
-                        got += 1;
-                    } else {
-                        odd = Some((at, staterr, len, buf));
                         break;
                     }
+                    // Cannot fail: every posted slot holds a buffer of the
+                    // cache (if not, the odd path below deals with it).
+                    let slot = &mut slots[i & mask];
+                    let Some(iova) = slot.as_ref().and_then(|dev| iovas.iova(dev)) else {
+                        break;
+                    };
+                    f.dev = slot.take();
+                    f.iova = iova;
+                    f.len = len as u16;
+                    if HASH {
+                        f.hash = d.read_u32(WB_RSS_HASH);
+                    }
+                    i = (i + 1) & mask;
                 }
+                got += distance(from, i, mask);
             }
-            match odd {
-                None => break,
-                Some((at, staterr, len, buf)) => {
-                    if let Err(e) = self.reject(at, staterr, len, buf) {
-                        result = Err(e);
-                        break;
-                    }
+            self.burst.n = got;
+            if got == stop {
+                break;
+            }
+            // Not done yet, an odd write-back, a frame being dropped, or
+            // one the device finished just after the loop looked.
+            let (staterr, len, dev) = match self.look_slow(i, rechecked == i) {
+                Slow::NotDone => break,
+                Slow::Good => {
+                    rechecked = i;
+                    continue;
                 }
+                Slow::Odd(staterr, len, dev) => (staterr, len, dev),
+            };
+            let at = i;
+            i = (i + 1) & mask;
+            if let Err(e) = self.reject(at, staterr, len, dev) {
+                result = Err(e);
+                break;
             }
         }
+        self.posted -= distance(start, i, mask);
         self.next_rx = i;
-        self.posted = posted;
         self.stats.packets += got as u64;
-        if self.ring.size() - 1 - posted >= self.refill_at {
+        if self.ring.size() - 1 - self.posted >= self.refill_at {
             self.refill();
         }
         result.map(|()| got)
     }
 
+    /// The slow look at descriptor `i`, after the fast loop stopped there:
+    /// its status read once, and its buffer taken only if it is odd (or if
+    /// `odd`, whatever it says).
+    #[inline(never)]
+    fn look_slow(&mut self, i: usize, odd: bool) -> Slow {
+        let d = self.ring.desc(i);
+        let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
+        if staterr & status::DD == 0 {
+            return Slow::NotDone;
+        }
+        let len = d.read_u16(WB_LENGTH) as usize;
+        let iovas = self.cache.device_iovas();
+        let slot = &mut self.slots[i & self.ring.mask()];
+        let own = slot.as_ref().is_some_and(|dev| iovas.iova(dev).is_some());
+        let check_bits = status::DD | status::EOP | self.frame_errors;
+        if !odd
+            && own
+            && !self.dropping
+            && staterr & check_bits == status::DD | status::EOP
+            && len.wrapping_sub(1) < self.buf_len
+        {
+            return Slow::Good;
+        }
+        match slot.take() {
+            Some(dev) => Slow::Odd(staterr, len, dev),
+            // Cannot happen: every posted slot holds a buffer.
+            None => Slow::NotDone,
+        }
+    }
+
     /// A write-back that is not a good single-buffer frame: drop and count
     /// it, or report device misbehaviour. The buffer goes back to the cache.
     #[cold]
-    fn reject(&mut self, at: usize, staterr: u32, len: usize, buf: Buf) -> Result<(), NicError> {
-        self.cache.free(buf);
+    fn reject(
+        &mut self,
+        at: usize,
+        staterr: u32,
+        len: usize,
+        dev: DeviceIndex,
+    ) -> Result<(), NicError> {
+        give_up(&mut self.cache, dev);
         match rx_check(staterr, len as u16, self.buf_len, self.frame_errors) {
             RxCheck::Frame(_) => {
                 // The last piece of a frame that did not fit one buffer.
@@ -283,25 +434,23 @@ impl<R: RegisterAccess> RxQueue<R> {
         let mask = self.ring.mask();
         let start = self.next_post;
         let mut i = start;
-        let mut posted = self.posted;
-        {
-            let ring = self.ring.view();
-            let slots = &mut self.slots[..];
-            let cache = &mut self.cache;
-            while posted < mask {
-                let Some((iova, dev)) = cache.alloc_device() else {
-                    self.stats.pool_empty += 1;
-                    break;
-                };
-                let d = ring.desc(i);
-                d.write_u64(PKT_ADDR, iova);
-                // Also clears the DD bit of the previous write-back.
-                d.write_u64(HDR_ADDR, 0);
-                put_slot(&mut slots[i], dev);
-                i = (i + 1) & mask;
-                posted += 1;
-            }
+        let want = mask - self.posted;
+        let ring = self.ring.view();
+        // Sliced to the ring's size, so that indexing with `i & mask`
+        // needs no bounds check.
+        let slots = &mut self.slots[..=mask];
+        let got = self.cache.alloc_devices(want, |iova, dev| {
+            let d = ring.desc(i);
+            d.write_u64(PKT_ADDR, iova);
+            // Also clears the DD bit of the previous write-back.
+            d.write_u64(HDR_ADDR, 0);
+            put_slot(&mut slots[i & mask], dev);
+            i = (i + 1) & mask;
+        });
+        if got < want {
+            self.stats.pool_empty += 1;
         }
+        let posted = self.posted + got;
         self.next_post = i;
         self.posted = posted;
         if i != start {

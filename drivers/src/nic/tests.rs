@@ -1047,6 +1047,40 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
 }
 
 #[test]
+fn forwarded_buffers_go_home_without_their_cache_and_share_a_ring_with_cpu_buffers() {
+    let r = rig(Chip::X82599, 8, 16);
+    let mut rxq = r.nic.rx_queue(0).unwrap();
+    let mut txq = r.nic.tx_queue(0).unwrap();
+    let pool = rxq.pool().clone();
+    for i in 0..3 {
+        r.rx_complete(0, i, &[i as u8; 60], DD_EOP, 60, 0);
+    }
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 3);
+    // A CPU buffer behind them in the same ring, then two more forwarded.
+    let mut b = pool.alloc().unwrap();
+    b.set_len(60);
+    assert_eq!(txq.tx_bufs(&mut vec![b]).unwrap(), 1);
+    for i in 3..5 {
+        r.rx_complete(0, i, &[i as u8; 60], DD_EOP, 60, 0);
+    }
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 2);
+    let (_, _, _, marks) = txq.indices();
+    assert_eq!(marks, vec![2, 3, 5], "RS on the last of each batch");
+    // `clean` (no cache at hand): every buffer goes to the pool's list.
+    let free = pool.free_count();
+    r.tx_done(0, 2);
+    r.tx_done(0, 3);
+    assert_eq!(txq.clean(), 4);
+    assert_eq!(pool.free_count(), free + 4);
+    // Dropping the queue with one forwarded batch in flight: the device
+    // confirms the stop (the fake's enable bits clear), so they go home.
+    drop(txq);
+    assert_eq!(pool.free_count(), free + 6);
+    assert_eq!(pool.quarantined(), 0);
+    assert_eq!(pool.cpu_write_views(), 0);
+}
+
+#[test]
 fn forward_refuses_ports_whose_frames_do_not_fit_each_other() {
     let big = rig_with(
         Chip::X82599,

@@ -8,15 +8,21 @@
 //! descriptors that carry RS. When the device writes DD into one of them,
 //! every descriptor up to it is done (descriptors complete in ring order,
 //! transmit chapters §7.2 of both datasheets), so their buffers go back.
+//!
+//! A descriptor's buffer is kept one of two ways: a CPU buffer handed over
+//! (`slots`, a [`DeviceBuf`]), or a received buffer passed on by
+//! [`super::forward`] without ever becoming a CPU buffer (`devs`, a
+//! [`DeviceIndex`] of a pool the queue accepted). Cleanup returns the
+//! indices to the RX cache in one tight pass and looks at `slots` only
+//! while some are in flight.
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
 use super::ring::{distance, DescRing};
-use super::rx::{put_slot, QueueRegs};
+use super::rx::{put_slot, Frame, QueueRegs};
 use super::spec::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
 use super::NicError;
 use crate::regs::RegisterAccess;
-use dma::{Buf, DeviceBuf, PoolCache};
-use std::collections::VecDeque;
+use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -198,11 +204,59 @@ impl TxPacket {
     }
 }
 
-/// Bookkeeping of one `tx_batch` call.
+/// The in-flight descriptors that carry RS, oldest first: a ring of
+/// indices as large as the descriptor ring. Each is a different in-flight
+/// descriptor, so it never holds more than the ring has.
+struct Marks {
+    at: Box<[u16]>,
+    head: usize,
+    len: usize,
+}
+
+impl Marks {
+    fn new(size: usize) -> Marks {
+        debug_assert!(size.is_power_of_two() && size <= 1 << 16);
+        Marks {
+            at: vec![0; size].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, i: usize) {
+        debug_assert!(self.len < self.at.len());
+        let mask = self.at.len() - 1;
+        self.at[(self.head + self.len) & mask] = i as u16;
+        self.len += 1;
+    }
+
+    #[inline(always)]
+    fn front(&self) -> Option<usize> {
+        (self.len > 0).then(|| self.at[self.head] as usize)
+    }
+
+    #[inline(always)]
+    fn pop(&mut self) {
+        debug_assert!(self.len > 0);
+        self.head = (self.head + 1) & (self.at.len() - 1);
+        self.len -= 1;
+    }
+
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.len).map(|k| self.at[(self.head + k) & (self.at.len() - 1)] as usize)
+    }
+}
+
+/// Bookkeeping of one batch (one tail write). Every batch ends with RS on
+/// its last packet, so the count of descriptors since the last RS starts
+/// at 0 in each.
 struct Batch {
     sent: usize,
+    /// Descriptors written since the last one with RS (< [`RS_EVERY`]).
+    since_rs: usize,
     last_eop: usize,
-    last_cmd: u32,
     last_has_rs: bool,
 }
 
@@ -211,8 +265,8 @@ impl Batch {
     fn new() -> Batch {
         Batch {
             sent: 0,
+            since_rs: 0,
             last_eop: 0,
-            last_cmd: 0,
             last_has_rs: true,
         }
     }
@@ -222,12 +276,23 @@ impl Batch {
 pub struct TxQueue<R: RegisterAccess> {
     regs: Arc<R>,
     ring: DescRing,
+    /// The buffer of each data descriptor: a CPU buffer handed over
+    /// ([`DeviceBuf`]) ...
     slots: Box<[Option<DeviceBuf>]>,
-    rs_marks: VecDeque<u16>,
+    /// ... or a received buffer passed on from an RX ring without ever
+    /// becoming a CPU buffer ([`super::forward`]): an index of one of
+    /// `index_pools`. At most one of the two is set per descriptor.
+    devs: Box<[Option<DeviceIndex>]>,
+    /// The pools of the buffers in `devs`, to return them to when no cache
+    /// of theirs is at hand.
+    index_pools: Vec<Pool>,
+    /// Descriptors in flight that hold a `slots` buffer: cleanup looks at
+    /// `slots` only when some do.
+    bufs_in_flight: usize,
+    rs_marks: Marks,
     next_use: usize,
     next_clean: usize,
     used: usize,
-    since_rs: usize,
     ctx: Offload,
     limits: TxLimits,
     /// Largest length a one-segment packet may have (the smaller of the
@@ -253,11 +318,16 @@ impl<R: RegisterAccess> TxQueue<R> {
                 .map(|_| None)
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
-            rs_marks: VecDeque::with_capacity(size),
+            devs: (0..size)
+                .map(|_| None)
+                .collect::<Vec<_>>()
+                .into_boxed_slice(),
+            index_pools: Vec::new(),
+            bufs_in_flight: 0,
+            rs_marks: Marks::new(size),
             next_use: 0,
             next_clean: 0,
             used: 0,
-            since_rs: 0,
             ctx: Offload::None,
             one_max: limits.max_segment_len.min(limits.max_frame),
             limits,
@@ -375,7 +445,8 @@ impl<R: RegisterAccess> TxQueue<R> {
             self.write_with(|w| {
                 for buf in bufs.drain(..n) {
                     // Cannot fail: length checked, room for n.
-                    let _ = w.push(buf);
+                    let r = w.push(buf, 0);
+                    debug_assert!(r.is_ok());
                 }
             });
         }
@@ -398,50 +469,129 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
-    /// Run `f` with a writer of one-buffer frames without offload, then
-    /// write the tail once for all it queued. The writer holds a copy of
-    /// the ring state (so a loop that pushes keeps it in registers), which
-    /// goes back into the queue when `f` returns. The forwarding path
-    /// ([`super::forward`]) and [`Self::tx_bufs`].
+    /// Run `f` with a writer of one-buffer frames, then write the tail
+    /// once for all it queued. The writer holds a copy of the ring state
+    /// (so a loop that pushes keeps it in registers), which goes back into
+    /// the queue when `f` returns. The forwarding path ([`super::forward`])
+    /// and [`Self::tx_bufs`].
     #[inline(always)]
     pub(crate) fn write_with<T>(&mut self, f: impl FnOnce(&mut TxWriter<'_>) -> T) -> T {
+        let mut b = Batch::new();
+        let start = self.next_use;
         let mut w = self.writer();
         let out = f(&mut w);
-        let end = w.end();
-        self.finish_writer(end);
+        let (n, bufs) = (w.written(start), w.bufs);
+        self.bufs_in_flight += bufs;
+        self.absorb_run(start, n, &mut b);
+        self.finish(&b);
         out
     }
 
+    /// A writer of one-descriptor frames from `next_use` up to the last
+    /// free descriptor.
     #[inline(always)]
     fn writer(&mut self) -> TxWriter<'_> {
+        let mask = self.ring.mask();
+        let room = self.ring.size() - 1 - self.used;
         TxWriter {
             ring: self.ring.view(),
-            mask: self.ring.mask(),
-            slots: &mut self.slots[..],
-            rs_marks: &mut self.rs_marks,
+            mask,
+            slots: &mut self.slots[..=mask],
+            devs: &mut self.devs[..=mask],
             one_max: self.one_max,
-            room: self.ring.size() - 1 - self.used,
             next_use: self.next_use,
-            since_rs: self.since_rs,
-            sent: 0,
-            bytes: 0,
-            last: (0, 0, true),
+            end: (self.next_use + room) & mask,
+            bufs: 0,
         }
     }
 
-    /// Take back the state of a finished [`TxWriter`] and write the tail.
+    /// Take `n` one-descriptor frames a [`TxWriter`] wrote from `start`
+    /// into batch `b`: RS on every [`RS_EVERY`]th descriptor counted over
+    /// the batch (set now, so the writer's loop has no RS test), ring and
+    /// batch state forward.
     #[inline(always)]
-    fn finish_writer(&mut self, w: WriterEnd) {
-        self.next_use = w.next_use;
-        self.since_rs = w.since_rs;
-        self.used += w.sent;
-        let b = Batch {
-            sent: w.sent,
-            last_eop: w.last.0,
-            last_cmd: w.last.1,
-            last_has_rs: w.last.2,
-        };
+    fn absorb_run(&mut self, start: usize, n: usize, b: &mut Batch) {
+        if n == 0 {
+            return;
+        }
+        let mask = self.ring.mask();
+        let mut k = RS_EVERY - 1 - b.since_rs;
+        while k < n {
+            self.set_rs((start + k) & mask);
+            k += RS_EVERY;
+        }
+        b.since_rs = (b.since_rs + n) % RS_EVERY;
+        b.last_eop = (start + n - 1) & mask;
+        b.last_has_rs = b.since_rs == 0;
+        b.sent += n;
+        self.used += n;
+        self.next_use = (start + n) & mask;
+    }
+
+    /// Add RS to the EOP descriptor `i` written in this batch (the device
+    /// has not seen it yet: it is past the tail) and remember it for
+    /// cleanup.
+    #[inline(always)]
+    fn set_rs(&mut self, i: usize) {
+        let d = self.ring.desc(i);
+        d.write_u32(CMD_TYPE_LEN, d.read_u32(CMD_TYPE_LEN) | cmd_type_len::RS);
+        self.rs_marks.push(i);
+    }
+
+    /// Send every frame of `frames` (received buffers, still device-owned:
+    /// [`super::RxQueue::burst`]), taking their buffers, as one batch (one
+    /// tail write); returns their bytes. The caller has made sure, once for
+    /// the whole burst ([`super::forward`]), of what [`Self::tx_bufs`]
+    /// checks per frame: no frame is longer than one descriptor sends (none
+    /// that the RX queue delivers is) and the ring has room for all. The
+    /// queue must have accepted the buffers' pool
+    /// ([`Self::accept_devices_of`]).
+    #[inline(always)]
+    pub(crate) fn send_burst(&mut self, frames: &mut [Frame]) -> u64 {
+        debug_assert!(frames.len() <= self.free_descriptors());
+        let ring = self.ring.view();
+        let mask = ring.mask();
+        // Sliced to the ring's size: indexing with `i & mask` needs no
+        // bounds check.
+        let devs = &mut self.devs[..=mask];
+        let start = self.next_use;
+        let mut i = start;
+        let mut bytes = 0;
+        for f in frames {
+            let Some(dev) = f.dev.take() else {
+                continue;
+            };
+            let len = f.len as usize;
+            debug_assert!(len.wrapping_sub(1) < self.one_max);
+            fill(ring.desc(i), f.iova, len, 0);
+            put_slot(&mut devs[i & mask], dev);
+            i = (i + 1) & mask;
+            bytes += len as u64;
+        }
+        let mut b = Batch::new();
+        self.absorb_run(start, distance(start, i, mask), &mut b);
         self.finish(&b);
+        bytes
+    }
+
+    /// Let this queue take received buffers of `pool` as indices
+    /// ([`TxWriter::push_device`]): it keeps the pool to return them to.
+    #[inline(always)]
+    pub(crate) fn accept_devices_of(&mut self, pool: &Pool) {
+        if !self.index_pools.last().is_some_and(|p| p.ptr_eq(pool)) {
+            self.add_index_pool(pool);
+        }
+    }
+
+    #[cold]
+    fn add_index_pool(&mut self, pool: &Pool) {
+        if let Some(k) = self.index_pools.iter().position(|p| p.ptr_eq(pool)) {
+            // Most recent last: the common case is one test.
+            let p = self.index_pools.remove(k);
+            self.index_pools.push(p);
+        } else {
+            self.index_pools.push(pool.clone());
+        }
     }
 
     /// Descriptors `p` needs and the context it loads, after checking it.
@@ -489,81 +639,49 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
-    /// Write planned items: runs of one-buffer packets on the fast path,
-    /// the others one by one.
+    /// Write planned items: runs of one-buffer packets through a
+    /// [`TxWriter`], the others one by one.
     #[inline(always)]
     fn put_items(&mut self, mut items: impl Iterator<Item = TxPacket>, b: &mut Batch) {
-        while let Some(pkt) = self.put_run(&mut items, b) {
-            self.put_packet(pkt, b);
-        }
-    }
-
-    /// Write one-buffer packets that need no new context until the items
-    /// end (None) or one that does not qualify comes (returned).
-    #[inline(always)]
-    fn put_run(
-        &mut self,
-        items: &mut impl Iterator<Item = TxPacket>,
-        b: &mut Batch,
-    ) -> Option<TxPacket> {
-        let mask = self.ring.mask();
-        let ring = self.ring.view();
-        let slots = &mut self.slots[..];
-        let rs_marks = &mut self.rs_marks;
-        let ctx = self.ctx;
-        let mut i = self.next_use;
-        let mut since_rs = self.since_rs;
-        let mut n = 0;
-        let (mut last_eop, mut last_cmd, mut last_has_rs) = (b.last_eop, b.last_cmd, b.last_has_rs);
-        let mut slow = None;
-        for item in items.by_ref() {
-            let (buf, offload) = match item.one(ctx) {
-                Ok(x) => x,
-                Err(pkt) => {
-                    slow = Some(pkt);
-                    break;
+        loop {
+            let ctx = self.ctx;
+            let start = self.next_use;
+            let mut w = self.writer();
+            let mut slow = None;
+            for item in items.by_ref() {
+                match item.one(ctx) {
+                    Ok((buf, offload)) => {
+                        // Cannot fail: planned (length checked, room counted).
+                        let r = w.push(buf, popts(offload));
+                        debug_assert!(r.is_ok());
+                    }
+                    Err(pkt) => {
+                        slow = Some(pkt);
+                        break;
+                    }
                 }
-            };
-            let len = buf.len() as u32;
-            since_rs += 1;
-            let rs = since_rs >= RS_EVERY;
-            let cmd = data_cmd(len, true) | if rs { cmd_type_len::RS } else { 0 };
-            let d = ring.desc(i);
-            d.write_u64(ADDR, buf.iova());
-            d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len, popts(offload))));
-            put_slot(&mut slots[i], buf.into_device());
-            if rs {
-                rs_marks.push_back(i as u16);
-                since_rs = 0;
             }
-            last_eop = i;
-            last_cmd = cmd;
-            last_has_rs = rs;
-            n += 1;
-            i = (i + 1) & mask;
+            let (n, bufs) = (w.written(start), w.bufs);
+            self.bufs_in_flight += bufs;
+            self.absorb_run(start, n, b);
+            match slow {
+                Some(pkt) => self.put_packet(pkt, b),
+                None => break,
+            }
         }
-        self.next_use = i;
-        self.since_rs = since_rs;
-        self.used += n;
-        b.sent += n;
-        b.last_eop = last_eop;
-        b.last_cmd = last_cmd;
-        b.last_has_rs = last_has_rs;
-        slow
     }
 
     /// Bookkeeping after a packet whose EOP descriptor is `eop`.
     #[inline(always)]
-    fn after_packet(&mut self, eop: usize, cmd: u32, rs: bool, need: usize, b: &mut Batch) {
+    fn after_packet(&mut self, eop: usize, rs: bool, need: usize, b: &mut Batch) {
         if rs {
-            self.rs_marks.push_back(eop as u16);
-            self.since_rs = 0;
+            self.rs_marks.push(eop);
+            b.since_rs = 0;
         } else {
-            self.since_rs += need;
+            b.since_rs += need;
         }
         b.last_has_rs = rs;
         b.last_eop = eop;
-        b.last_cmd = cmd;
         b.sent += 1;
         self.next_use = (eop + 1) & self.ring.mask();
         self.used += need;
@@ -582,10 +700,10 @@ impl<R: RegisterAccess> TxQueue<R> {
         if need_ctx {
             i = self.put_context(i, offload);
         }
-        let rs = self.since_rs + need >= RS_EVERY;
+        let rs = b.since_rs + need >= RS_EVERY;
         let olinfo = data_olinfo(total as u32, popts(offload));
         // The one- and two-segment shapes without a Vec.
-        let cmd = match pkt.segs {
+        match pkt.segs {
             Segments::One([buf]) => self.put(i, buf, true, rs, olinfo),
             Segments::Two([head, tail]) => {
                 self.put(i, head, false, false, olinfo);
@@ -594,18 +712,16 @@ impl<R: RegisterAccess> TxQueue<R> {
             }
             Segments::Many(segs) => {
                 let n = segs.len();
-                let mut cmd = 0;
                 for (k, buf) in segs.into_iter().enumerate() {
                     let eop = k + 1 == n;
-                    cmd = self.put(i, buf, eop, eop && rs, olinfo);
+                    self.put(i, buf, eop, eop && rs, olinfo);
                     if !eop {
                         i = (i + 1) & mask;
                     }
                 }
-                cmd
             }
-        };
-        self.after_packet(i, cmd, rs, need, b);
+        }
+        self.after_packet(i, rs, need, b);
     }
 
     /// Write a context descriptor for `offload` at `i` and make it the
@@ -630,66 +746,72 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
         self.stats.packets += b.sent as u64;
         if !b.last_has_rs {
-            self.ring
-                .write_u32(b.last_eop, CMD_TYPE_LEN, b.last_cmd | cmd_type_len::RS);
-            self.rs_marks.push_back(b.last_eop as u16);
-            self.since_rs = 0;
+            self.set_rs(b.last_eop);
         }
         // Descriptor writes must reach memory before the device sees the tail.
         fence(Ordering::Release);
         self.regs.write32(self.qregs.tail, self.next_use as u32);
     }
 
-    /// Write data descriptor `i` for `buf`; returns its CMD_TYPE_LEN.
+    /// Write data descriptor `i` for `buf`.
     #[inline(always)]
-    fn put(&mut self, i: usize, buf: Buf, eop: bool, rs: bool, olinfo: u32) -> u32 {
+    fn put(&mut self, i: usize, buf: Buf, eop: bool, rs: bool, olinfo: u32) {
         let mut cmd = data_cmd(buf.len() as u32, eop);
         if rs {
             cmd |= cmd_type_len::RS;
         }
         self.ring.write_u64(i, ADDR, buf.iova());
         self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
+        debug_assert!(self.devs[i].is_none());
         put_slot(&mut self.slots[i], buf.into_device());
-        cmd
+        self.bufs_in_flight += 1;
     }
 
     /// Reclaim the descriptors the device has finished (in RS groups of up
     /// to [`RS_EVERY`]) and return their buffers to their pools. Returns the
     /// number of descriptors reclaimed.
     pub fn clean(&mut self) -> usize {
-        self.clean_with(drop)
+        self.clean_with(&mut Home)
     }
 
     /// Like [`Self::clean`], but hand the sent buffers to `cache` (e.g. the
     /// RX queue cache of the port they came from, on the same thread): the
-    /// cheapest way back for forwarded buffers.
+    /// cheapest way back for forwarded buffers, which go back as indices.
     pub fn clean_into(&mut self, cache: &mut PoolCache) -> usize {
-        self.clean_with(|b| cache.free(b))
+        self.clean_with(cache)
     }
 
+    /// The cleanup: find the last RS descriptor the device has written
+    /// back (descriptors complete in ring order), then hand every buffer
+    /// up to it to `sink`.
     #[inline(always)]
-    fn clean_with(&mut self, mut free: impl FnMut(Buf)) -> usize {
+    fn clean_with(&mut self, sink: &mut impl Sink) -> usize {
         let mask = self.ring.mask();
-        let mut cleaned = 0;
-        while let Some(&mark) = self.rs_marks.front() {
-            let mark = mark as usize;
+        let ring = self.ring.view();
+        let mut end = None;
+        while let Some(mark) = self.rs_marks.front() {
             // Only RS descriptors we posted are ever read (the marks).
-            let status = self.ring.load_u32_acquire(mark, WB_STATUS);
+            let status = ring.desc(mark).load_u32_acquire(WB_STATUS);
             if status & olinfo::DD == 0 {
                 break;
             }
-            self.rs_marks.pop_front();
-            let end = (mark + 1) & mask;
-            let mut i = self.next_clean;
-            while i != end {
-                if let Some(dev) = self.slots[i].take() {
-                    free(dev.reclaim());
-                }
-                i = (i + 1) & mask;
-                cleaned += 1;
-            }
-            self.next_clean = end;
+            self.rs_marks.pop();
+            end = Some((mark + 1) & mask);
         }
+        let Some(end) = end else {
+            return 0;
+        };
+        let start = self.next_clean;
+        // At least the mark's descriptor, at most the ring less one: the
+        // range is [start, end) going round, one or two pieces.
+        if start < end {
+            self.release(start..end, sink);
+        } else {
+            self.release(start..mask + 1, sink);
+            self.release(0..end, sink);
+        }
+        let cleaned = distance(start, end, mask);
+        self.next_clean = end;
         self.used -= cleaned;
         debug_assert_eq!(
             distance(self.next_clean, self.next_use, mask),
@@ -697,6 +819,26 @@ impl<R: RegisterAccess> TxQueue<R> {
         );
         self.stats.cleaned += cleaned as u64;
         cleaned
+    }
+
+    /// Hand the buffers of finished descriptors `range` to `sink`: the
+    /// forwarded ones (indices) in one pass, then, only if any descriptor
+    /// in flight holds a CPU buffer or the sink left an index, the rest.
+    #[inline(always)]
+    fn release(&mut self, range: std::ops::Range<usize>, sink: &mut impl Sink) {
+        let left = sink.devices(&mut self.devs[range.clone()]);
+        if left == 0 && self.bufs_in_flight == 0 {
+            return;
+        }
+        for i in range {
+            if let Some(dev) = self.devs[i].take() {
+                send_home(&self.index_pools, dev);
+            }
+            if let Some(dev) = self.slots[i].take() {
+                self.bufs_in_flight -= 1;
+                sink.buf(dev.reclaim());
+            }
+        }
     }
 
     /// Descriptors free for new packets.
@@ -784,7 +926,7 @@ impl<R: RegisterAccess> TxQueue<R> {
             self.next_clean,
             self.next_use,
             self.used,
-            self.rs_marks.iter().copied().collect(),
+            self.rs_marks.iter().map(|m| m as u16).collect(),
         )
     }
 }
@@ -800,13 +942,80 @@ impl<R: RegisterAccess> Drop for TxQueue<R> {
         let stopped = super::wait_until(Duration::from_millis(100), || {
             self.regs.read32(self.qregs.ctl) & self.qregs.enable == 0
         });
-        if stopped {
-            for slot in self.slots.iter_mut() {
-                if let Some(dev) = slot.take() {
-                    drop(dev.reclaim());
+        let pools = &self.index_pools[..];
+        for (slot, dev) in self.slots.iter_mut().zip(self.devs.iter_mut()) {
+            match (dev.take(), stopped) {
+                (Some(dev), true) => send_home(pools, dev),
+                (Some(dev), false) => {
+                    if let Some(p) = pools.iter().find(|p| p.owns_device(&dev)) {
+                        let _ = p.quarantine_device(dev);
+                    }
                 }
+                (None, _) => {}
+            }
+            match (slot.take(), stopped) {
+                (Some(dev), true) => drop(dev.reclaim()),
+                // Quarantined by its pool when dropped.
+                (Some(dev), false) => drop(dev),
+                (None, _) => {}
             }
         }
+    }
+}
+
+/// Where [`TxQueue::clean_with`] puts the buffers of sent descriptors.
+trait Sink {
+    /// A CPU buffer that was handed over.
+    fn buf(&mut self, buf: Buf);
+    /// Take what it can of the buffers passed on as indices, leaving the
+    /// rest in their slots; returns how many it left.
+    fn devices(&mut self, slots: &mut [Option<DeviceIndex>]) -> usize;
+}
+
+/// Every buffer to its own pool's shared free list.
+struct Home;
+
+impl Sink for Home {
+    #[inline(always)]
+    fn buf(&mut self, buf: Buf) {
+        drop(buf)
+    }
+    #[inline(always)]
+    fn devices(&mut self, slots: &mut [Option<DeviceIndex>]) -> usize {
+        // All of them, for the slow pass (rare: only draining and tests
+        // clean forwarded buffers without their RX cache at hand).
+        slots.len()
+    }
+}
+
+/// Buffers of the cache's pool into the cache, others home.
+impl Sink for PoolCache {
+    #[inline(always)]
+    fn buf(&mut self, buf: Buf) {
+        self.free(buf)
+    }
+    #[inline(always)]
+    fn devices(&mut self, slots: &mut [Option<DeviceIndex>]) -> usize {
+        self.free_devices(slots)
+    }
+}
+
+/// Write a one-descriptor frame of `len` bytes at `iova` into `d`, without
+/// RS.
+#[inline(always)]
+fn fill(d: super::ring::Desc<'_>, iova: u64, len: usize, popts: u32) {
+    d.write_u64(ADDR, iova);
+    let cmd = data_cmd(len as u32, true);
+    d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len as u32, popts)));
+}
+
+/// Return a sent buffer held as an index to its pool's shared free list.
+/// Its pool is always in `pools` (a queue takes indices only of pools it
+/// accepted); were it not, the buffer would simply never be reused.
+#[cold]
+fn send_home(pools: &[Pool], dev: DeviceIndex) {
+    if let Some(p) = pools.iter().find(|p| p.owns_device(&dev)) {
+        let _ = p.reclaim_device(dev, 0).map(drop);
     }
 }
 
@@ -915,12 +1124,12 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
         if need_ctx {
             i = q.put_context(i, offload);
         }
-        let rs = q.since_rs + need >= RS_EVERY;
+        let rs = self.b.since_rs + need >= RS_EVERY;
         let olinfo = data_olinfo((h + t) as u32, popts(offload));
         q.put(i, head, false, false, olinfo);
         i = (i + 1) & mask;
-        let cmd = q.put(i, tail, true, rs, olinfo);
-        q.after_packet(i, cmd, rs, need, &mut self.b);
+        q.put(i, tail, true, rs, olinfo);
+        q.after_packet(i, rs, need, &mut self.b);
         Ok(())
     }
 }
@@ -931,73 +1140,62 @@ impl<R: RegisterAccess> Drop for TxBatch<'_, R> {
     }
 }
 
-/// See [`TxQueue::write_with`].
+/// See [`TxQueue::write_with`]: writes frames of one descriptor each from
+/// the queue's `next_use` on, with no RS (the queue adds RS where due when
+/// the writer is done, [`TxQueue::absorb_run`]).
 pub(crate) struct TxWriter<'q> {
     ring: super::ring::RingView<'q>,
     mask: usize,
     slots: &'q mut [Option<DeviceBuf>],
-    rs_marks: &'q mut VecDeque<u16>,
+    devs: &'q mut [Option<DeviceIndex>],
     one_max: usize,
-    room: usize,
     next_use: usize,
-    since_rs: usize,
-    sent: usize,
-    bytes: u64,
-    /// (last EOP descriptor, its CMD_TYPE_LEN, whether it has RS)
-    last: (usize, u32, bool),
-}
-
-/// What a [`TxWriter`] hands back to its queue.
-struct WriterEnd {
-    next_use: usize,
-    since_rs: usize,
-    sent: usize,
-    last: (usize, u32, bool),
+    /// The first descriptor the writer may not use (the ring is full when
+    /// `next_use` reaches it).
+    end: usize,
+    /// Frames pushed as CPU buffers ([`Self::push`]).
+    bufs: usize,
 }
 
 impl TxWriter<'_> {
-    /// Queue `buf` as a frame; it comes back if it is empty, longer than
-    /// the queue sends in one descriptor, or the ring is full.
+    /// Write descriptor `next_use` for a frame of `len` bytes at `iova`
+    /// and step on; false (nothing written) if `len` is 0 or beyond what
+    /// one descriptor sends, or the ring is full.
     #[inline(always)]
-    pub(crate) fn push(&mut self, buf: Buf) -> Result<(), Buf> {
-        let len = buf.len();
-        if len.wrapping_sub(1) >= self.one_max || self.room == 0 {
-            return Err(buf);
-        }
+    fn put(&mut self, iova: u64, len: usize, popts: u32) -> Option<usize> {
         let i = self.next_use;
-        self.since_rs += 1;
-        let rs = self.since_rs >= RS_EVERY;
-        let cmd = data_cmd(len as u32, true) | if rs { cmd_type_len::RS } else { 0 };
-        let d = self.ring.desc(i);
-        d.write_u64(ADDR, buf.iova());
-        d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len as u32, 0)));
-        put_slot(&mut self.slots[i], buf.into_device());
-        if rs {
-            self.rs_marks.push_back(i as u16);
-            self.since_rs = 0;
+        if len.wrapping_sub(1) >= self.one_max || i == self.end {
+            return None;
         }
-        self.last = (i, cmd, rs);
+        self.write(i, iova, len, popts);
+        Some(i)
+    }
+
+    /// Write descriptor `i` (`next_use`) and step on.
+    #[inline(always)]
+    fn write(&mut self, i: usize, iova: u64, len: usize, popts: u32) {
+        fill(self.ring.desc(i), iova, len, popts);
         self.next_use = (i + 1) & self.mask;
-        self.room -= 1;
-        self.sent += 1;
-        self.bytes += len as u64;
+    }
+
+    /// Queue `buf` as a frame with checksum options `popts` (0, or those
+    /// of the queue's loaded context); it comes back if it is empty, longer
+    /// than one descriptor sends, or the ring is full.
+    #[inline(always)]
+    pub(crate) fn push(&mut self, buf: Buf, popts: u32) -> Result<(), Buf> {
+        let Some(i) = self.put(buf.iova(), buf.len(), popts) else {
+            return Err(buf);
+        };
+        debug_assert!(self.devs[i].is_none());
+        put_slot(&mut self.slots[i & self.mask], buf.into_device());
+        self.bufs += 1;
         Ok(())
     }
 
-    /// Bytes of the frames queued so far.
+    /// Frames written since `start` (the queue's `next_use` when the writer
+    /// was made).
     #[inline(always)]
-    pub(crate) fn bytes(&self) -> u64 {
-        self.bytes
-    }
-
-    /// The state to hand back to the queue.
-    #[inline(always)]
-    fn end(self) -> WriterEnd {
-        WriterEnd {
-            next_use: self.next_use,
-            since_rs: self.since_rs,
-            sent: self.sent,
-            last: self.last,
-        }
+    fn written(&self, start: usize) -> usize {
+        distance(start, self.next_use, self.mask)
     }
 }
