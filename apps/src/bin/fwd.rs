@@ -122,6 +122,10 @@ impl NicJob for Fwd {
         let mut empty_rounds = 0u64;
         let mut iter = 0u32;
         let mut backoff = Backoff::default();
+        // Frames moved since the clock was last read: the clock is read once
+        // per 256 rounds (it costs more than a packet), so `last_frame` is
+        // that many rounds late at most, well under a millisecond.
+        let mut moved_unclocked = false;
         loop {
             let mut moved = 0;
             for (from, to) in [(0usize, 1usize), (1, 0)] {
@@ -135,8 +139,11 @@ impl NicJob for Fwd {
                 forwarded += f.frames as u64;
             }
             if moved > 0 {
-                last_frame = Instant::now();
-                first_frame.get_or_insert(last_frame);
+                if first_frame.is_none() {
+                    last_frame = Instant::now();
+                    first_frame = Some(last_frame);
+                }
+                moved_unclocked = true;
                 backoff.reset();
             } else {
                 empty_rounds += 1;
@@ -149,10 +156,12 @@ impl NicJob for Fwd {
             if a.count.is_some_and(|c| forwarded >= c) {
                 break;
             }
-            // Clocks are read once per 256 rounds: they cost more than a packet.
             iter = iter.wrapping_add(1);
             if iter.is_multiple_of(256) {
                 let now = Instant::now();
+                if std::mem::take(&mut moved_unclocked) {
+                    last_frame = now;
+                }
                 if end.is_some_and(|e| now >= e)
                     || idle_limit.is_some_and(|l| now.duration_since(last_frame) >= l)
                 {
@@ -163,6 +172,9 @@ impl NicJob for Fwd {
                     printer.print(&names, &nics, &tx_counts);
                 }
             }
+        }
+        if moved_unclocked {
+            last_frame = Instant::now();
         }
         // What the TX rings hold was forwarded: let it reach the wire (a
         // queue dropped with frames in it stops within 100 ms).

@@ -713,8 +713,10 @@ pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
         // alone a slice.
         let burst = rx.burst();
         let n = burst.len();
-        bytes += tx.send_burst(burst);
-        frames += n;
+        if n > 0 {
+            bytes += tx.send_burst(burst);
+            frames += n;
+        }
         r?;
         if n < want {
             break;

@@ -129,7 +129,7 @@ pub(crate) struct QueueRegs {
 
 /// Refill once at least this many descriptors are free (or a quarter of the
 /// ring, for small rings): fewer, larger refills mean fewer tail writes.
-const REFILL_BATCH: usize = 32;
+const REFILL_BATCH: usize = 64;
 
 /// A receive queue of a port. It owns its ring and its buffers; it is
 /// `Send`, so it can move to the thread that polls it.
@@ -292,6 +292,9 @@ impl<R: RegisterAccess> RxQueue<R> {
             if got == stop {
                 break;
             }
+            // Whether the fast loop stopped at a descriptor not written back
+            // yet: then there is nothing more to look at.
+            let mut not_done = false;
             if !self.dropping {
                 // A run of good frames, with what the loop touches in locals.
                 let ring = self.ring.view();
@@ -311,6 +314,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                     if staterr & check_bits != status::DD | status::EOP
                         || len.wrapping_sub(1) >= buf_len
                     {
+                        not_done = staterr & status::DD == 0;
                         break;
                     }
                     // Cannot fail: every posted slot holds a buffer of the
@@ -330,7 +334,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                 got += distance(from, i, mask);
             }
             self.burst.n = got;
-            if got == stop {
+            if got == stop || not_done {
                 break;
             }
             // Not done yet, an odd write-back, a frame being dropped, or
