@@ -589,6 +589,15 @@ impl DeviceIovas {
         (dev.pool == self.pool).then(|| self.at(dev.index))
     }
 
+    /// Take the buffer out of `slot` with its IOVA if it is one of this
+    /// pool's; an empty slot or another pool's buffer stays as it is.
+    #[inline(always)]
+    pub fn take(&self, slot: &mut Option<DeviceIndex>) -> Option<(DeviceIndex, u64)> {
+        let dev = slot.take_if(|dev| dev.pool == self.pool)?;
+        let iova = self.at(dev.index);
+        Some((dev, iova))
+    }
+
     /// IOVA of buffer `index` of the pool.
     #[inline(always)]
     fn at(&self, index: u32) -> u64 {

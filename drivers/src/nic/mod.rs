@@ -694,10 +694,10 @@ pub fn forward<R1: RegisterAccess, R2: RegisterAccess>(
             tx.max_one_segment()
         )));
     }
-    // Every time (one load when nothing is done): sent buffers go back to
-    // the RX cache in small groups, so it neither runs dry nor spills to
-    // the shared pool.
-    tx.clean_into(rx.cache_mut());
+    // Every time (one load when nothing is done): sent buffers go straight
+    // back into `rx`'s ring (what does not fit, into its cache), so the
+    // ring stays full without a refill from a free list.
+    tx.clean_into_ring(rx);
     let room = max.min(tx.free_descriptors());
     if room == 0 {
         return Ok(Forwarded::default());

@@ -127,9 +127,17 @@ pub(crate) struct QueueRegs {
     pub enable: u32,
 }
 
-/// Refill once at least this many descriptors are free (or a quarter of the
-/// ring, for small rings): fewer, larger refills mean fewer tail writes.
-const REFILL_BATCH: usize = 64;
+/// Refill from the cache once this share of the ring is free (1/2): fewer,
+/// larger refills mean fewer tail writes, and while forwarding, buffers
+/// the TX side has sent come back into the ring first ([`RxQueue::repost`])
+/// and a refill is rarely needed at all. Half a ring still posted (at
+/// least 4 descriptors, 256 on the default ring) covers the time between
+/// two polls.
+const REFILL_SHARE: usize = 2;
+
+/// [`RxQueue::repost`] writes the tail once this many descriptors wait (or
+/// a quarter of the ring, for small rings).
+const REPOST_TAIL: usize = 32;
 
 /// A receive queue of a port. It owns its ring and its buffers; it is
 /// `Send`, so it can move to the thread that polls it.
@@ -142,8 +150,14 @@ pub struct RxQueue<R: RegisterAccess> {
     cache: PoolCache,
     next_rx: usize,
     next_post: usize,
+    /// The RDT value last written: descriptors from it to `next_post` are
+    /// filled but not yet shown to the device ([`Self::repost`] shows
+    /// them in groups).
+    tail: usize,
     posted: usize,
     refill_at: usize,
+    /// See [`REPOST_TAIL`].
+    publish_at: usize,
     buf_len: usize,
     frame_errors: u32,
     dropping: bool,
@@ -177,8 +191,10 @@ impl<R: RegisterAccess> RxQueue<R> {
             cache: pool.cache(size.clamp(64, 512)),
             next_rx: 0,
             next_post: 0,
+            tail: 0,
             posted: 0,
-            refill_at: REFILL_BATCH.min(size / 4),
+            refill_at: size / REFILL_SHARE,
+            publish_at: REPOST_TAIL.min(size / 4),
             buf_len,
             frame_errors,
             dropping: false,
@@ -319,11 +335,10 @@ impl<R: RegisterAccess> RxQueue<R> {
                     }
                     // Cannot fail: every posted slot holds a buffer of the
                     // cache (if not, the odd path below deals with it).
-                    let slot = &mut slots[i & mask];
-                    let Some(iova) = slot.as_ref().and_then(|dev| iovas.iova(dev)) else {
+                    let Some((dev, iova)) = iovas.take(&mut slots[i & mask]) else {
                         break;
                     };
-                    f.dev = slot.take();
+                    f.dev = Some(dev);
                     f.iova = iova;
                     f.len = len as u16;
                     if HASH {
@@ -454,14 +469,62 @@ impl<R: RegisterAccess> RxQueue<R> {
         if got < want {
             self.stats.pool_empty += 1;
         }
-        let posted = self.posted + got;
+        self.posted += got;
         self.next_post = i;
-        self.posted = posted;
-        if i != start {
+        self.publish();
+    }
+
+    /// Show the device every filled descriptor: one tail write, if any
+    /// are new.
+    #[inline]
+    fn publish(&mut self) {
+        if self.tail != self.next_post {
             // Descriptor writes must reach memory before the device sees the tail.
             fence(Ordering::Release);
-            self.regs.write32(self.qregs.tail, i as u32);
+            self.regs.write32(self.qregs.tail, self.next_post as u32);
+            self.tail = self.next_post;
         }
+    }
+
+    /// Post the buffers of this queue's pool held in `slots` (the slots of
+    /// sent TX descriptors: [`super::forward`]) straight back into the
+    /// ring, as far as it has room, and the rest into the cache: a
+    /// forwarded buffer goes RX ring, TX ring, RX ring without a stop on
+    /// a free list. Slots that are empty or hold another pool's buffer are
+    /// left; returns how many it left holding a buffer. The tail is
+    /// written once at least [`REPOST_TAIL`] descriptors (a quarter of a
+    /// small ring) wait for it; a refill writes it anyway.
+    #[inline(always)]
+    pub(crate) fn repost(&mut self, slots: &mut [Option<DeviceIndex>]) -> usize {
+        let ring = self.ring.view();
+        let mask = ring.mask();
+        let n = slots.len().min(mask - self.posted);
+        let (now, rest) = slots.split_at_mut(n);
+        let iovas = self.cache.device_iovas();
+        // Sliced to the ring's size: indexing with `i & mask` needs no
+        // bounds check.
+        let rx_slots = &mut self.slots[..=mask];
+        let start = self.next_post;
+        let mut i = start;
+        let mut left = 0;
+        for slot in now {
+            let Some((dev, iova)) = iovas.take(slot) else {
+                left += slot.is_some() as usize;
+                continue;
+            };
+            let d = ring.desc(i);
+            d.write_u64(PKT_ADDR, iova);
+            // Also clears the DD bit of the previous write-back.
+            d.write_u64(HDR_ADDR, 0);
+            put_slot(&mut rx_slots[i & mask], dev);
+            i = (i + 1) & mask;
+        }
+        self.posted += distance(start, i, mask);
+        self.next_post = i;
+        if distance(self.tail, i, mask) >= self.publish_at {
+            self.publish();
+        }
+        left + self.cache.free_devices(rest)
     }
 
     /// Give a buffer back to this queue's buffer cache (cheaper than

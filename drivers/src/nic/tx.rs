@@ -18,7 +18,7 @@
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
 use super::ring::{distance, DescRing};
-use super::rx::{put_slot, Frame, QueueRegs};
+use super::rx::{put_slot, Frame, QueueRegs, RxQueue};
 use super::spec::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
 use super::NicError;
 use crate::regs::RegisterAccess;
@@ -781,6 +781,13 @@ impl<R: RegisterAccess> TxQueue<R> {
         self.clean_with(cache)
     }
 
+    /// Like [`Self::clean_into`], but forwarded buffers of `rx`'s pool go
+    /// straight back into `rx`'s ring ([`super::RxQueue::repost`]), the
+    /// others into its cache: the forwarding path ([`super::forward`]).
+    pub(crate) fn clean_into_ring<R2: RegisterAccess>(&mut self, rx: &mut RxQueue<R2>) -> usize {
+        self.clean_with(rx)
+    }
+
     /// The cleanup: find the last RS descriptor the device has written
     /// back (descriptors complete in ring order), then hand every buffer
     /// up to it to `sink`.
@@ -985,6 +992,18 @@ impl Sink for Home {
         // All of them, for the slow pass (rare: only draining and tests
         // clean forwarded buffers without their RX cache at hand).
         slots.len()
+    }
+}
+
+/// Buffers of the RX queue's pool back into its ring or cache, others home.
+impl<R: RegisterAccess> Sink for RxQueue<R> {
+    #[inline(always)]
+    fn buf(&mut self, buf: Buf) {
+        self.recycle(buf)
+    }
+    #[inline(always)]
+    fn devices(&mut self, slots: &mut [Option<DeviceIndex>]) -> usize {
+        self.repost(slots)
     }
 }
 
