@@ -96,6 +96,31 @@ impl Burst {
     }
 }
 
+/// One test for the common case of a write-back: DD and EOP, no frame
+/// error (`check_bits` is DD | EOP | the chip's frame error bits), and
+/// 0 < `len` <= `buf_len`.
+#[inline(always)]
+fn good_frame(staterr: u32, len: usize, check_bits: u32, buf_len: usize) -> bool {
+    staterr & check_bits == status::DD | status::EOP && len.wrapping_sub(1) < buf_len
+}
+
+/// Give descriptor `i` the buffer `dev` at `iova` (`slots` is sliced to
+/// the ring's size).
+#[inline(always)]
+fn post(
+    ring: super::ring::RingView<'_>,
+    slots: &mut [Option<DeviceIndex>],
+    i: usize,
+    iova: u64,
+    dev: DeviceIndex,
+) {
+    let d = ring.desc(i);
+    d.write_u64(PKT_ADDR, iova);
+    // Also clears the DD bit of the previous write-back.
+    d.write_u64(HDR_ADDR, 0);
+    put_slot(&mut slots[i & ring.mask()], dev);
+}
+
 /// What [`RxQueue::look_slow`] found at a descriptor.
 enum Slow {
     /// The device has not written it back (yet).
@@ -324,12 +349,9 @@ impl<R: RegisterAccess> RxQueue<R> {
                     let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
                     // Read before the test, used only if it passes (DD set).
                     let len = d.read_u16(WB_LENGTH) as usize;
-                    // One test for the common case: DD and EOP, no frame
-                    // error, 0 < length <= buffer. Anything else, including
-                    // "not done yet", leaves the loop.
-                    if staterr & check_bits != status::DD | status::EOP
-                        || len.wrapping_sub(1) >= buf_len
-                    {
+                    // Anything but a good frame, including "not done yet",
+                    // leaves the loop.
+                    if !good_frame(staterr, len, check_bits, buf_len) {
                         not_done = staterr & status::DD == 0;
                         break;
                     }
@@ -393,12 +415,7 @@ impl<R: RegisterAccess> RxQueue<R> {
         let slot = &mut self.slots[i & self.ring.mask()];
         let own = slot.as_ref().is_some_and(|dev| iovas.iova(dev).is_some());
         let check_bits = status::DD | status::EOP | self.frame_errors;
-        if !odd
-            && own
-            && !self.dropping
-            && staterr & check_bits == status::DD | status::EOP
-            && len.wrapping_sub(1) < self.buf_len
-        {
+        if !odd && own && !self.dropping && good_frame(staterr, len, check_bits, self.buf_len) {
             return Slow::Good;
         }
         match slot.take() {
@@ -459,11 +476,7 @@ impl<R: RegisterAccess> RxQueue<R> {
         // needs no bounds check.
         let slots = &mut self.slots[..=mask];
         let got = self.cache.alloc_devices(want, |iova, dev| {
-            let d = ring.desc(i);
-            d.write_u64(PKT_ADDR, iova);
-            // Also clears the DD bit of the previous write-back.
-            d.write_u64(HDR_ADDR, 0);
-            put_slot(&mut slots[i & mask], dev);
+            post(ring, slots, i, iova, dev);
             i = (i + 1) & mask;
         });
         if got < want {
@@ -512,11 +525,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                 left += slot.is_some() as usize;
                 continue;
             };
-            let d = ring.desc(i);
-            d.write_u64(PKT_ADDR, iova);
-            // Also clears the DD bit of the previous write-back.
-            d.write_u64(HDR_ADDR, 0);
-            put_slot(&mut rx_slots[i & mask], dev);
+            post(ring, rx_slots, i, iova, dev);
             i = (i + 1) & mask;
         }
         self.posted += distance(start, i, mask);
