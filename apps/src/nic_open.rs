@@ -25,6 +25,37 @@ pub struct Port<R: RegisterAccess> {
     pub backend: String,
 }
 
+impl<R: RegisterAccess> Port<R> {
+    /// Bring up the port `name` of `chip` behind `regs`, its DMA memory
+    /// through `mapper` with `region`.
+    fn init(
+        regs: R,
+        mapper: Arc<dyn Mapper>,
+        chip: Chip,
+        region: RegionOptions,
+        opts: &NicOptions,
+        name: &str,
+        backend: String,
+    ) -> AppResult<Port<R>> {
+        let nic = Nic::init(
+            regs,
+            mapper.clone(),
+            chip,
+            NicOptions {
+                region,
+                ..opts.clone()
+            },
+        )?;
+        Ok(Port {
+            nic: Arc::new(nic),
+            mapper,
+            region,
+            name: name.to_string(),
+            backend,
+        })
+    }
+}
+
 /// Work to do with opened ports.
 pub trait NicJob {
     /// The job's result.
@@ -113,28 +144,17 @@ pub fn with_nics_in<J: NicJob>(
             };
             let emu = EmuNic::with_iommu(n.chip, cfg, wire, n.mode, iommu.clone())?;
             emu.pci().enable();
-            let region = RegionOptions::EMULATED;
-            let nic = Nic::init(
-                emu.bar(),
-                emu.mapper(),
+            let backend = format!(
+                "emulated {} ({}) on {}",
                 n.chip,
-                NicOptions {
-                    region,
-                    ..opts.clone()
-                },
-            )?;
-            ports.push(Port {
-                nic: Arc::new(nic),
-                mapper: emu.mapper(),
-                region,
-                name: dev.clone(),
-                backend: format!(
-                    "emulated {} ({}) on {}",
-                    n.chip,
-                    format!("{:?}", n.mode).to_lowercase(),
-                    n.wire
-                ),
-            });
+                format!("{:?}", n.mode).to_lowercase(),
+                n.wire
+            );
+            let (regs, mapper) = (emu.bar(), emu.mapper());
+            let region = RegionOptions::EMULATED;
+            ports.push(Port::init(
+                regs, mapper, n.chip, region, &opts, dev, backend,
+            )?);
             models.push(emu);
         }
         let out = job.run(ports);
@@ -165,22 +185,9 @@ pub fn with_nics_in<J: NicJob>(
             page_size: opts.region.page_size,
             ..RegionOptions::HARDWARE
         };
-        let nic = Nic::init(
-            d.bar0().clone(),
-            d.mapper(),
-            chip,
-            NicOptions {
-                region,
-                ..opts.clone()
-            },
-        )?;
-        ports.push(Port {
-            nic: Arc::new(nic),
-            mapper: d.mapper(),
-            region,
-            name: dev.clone(),
-            backend: format!("vfio {chip}"),
-        });
+        let (regs, mapper) = (d.bar0().clone(), d.mapper());
+        let backend = format!("vfio {chip}");
+        ports.push(Port::init(regs, mapper, chip, region, &opts, dev, backend)?);
         devs.push(d);
     }
     let out = job.run(ports);
