@@ -215,13 +215,7 @@ fn parse_emu_nic(
                         .ok_or_else(|| bad(k, v, "a number from 1 to 128"))?,
                 )
             }
-            "mode" => {
-                spec.mode = match v {
-                    "inline" => RunMode::Inline,
-                    "threaded" => RunMode::Threaded,
-                    _ => return Err(bad(k, v, "inline or threaded")),
-                }
-            }
+            "mode" => spec.mode = parse_mode(k, v)?,
             _ => {
                 return Err(DeviceSpecError::UnknownOption {
                     model,
@@ -232,6 +226,15 @@ fn parse_emu_nic(
         }
     }
     Ok(spec)
+}
+
+/// The `mode=` option of an emulated device.
+fn parse_mode(k: &str, v: &str) -> Result<RunMode, DeviceSpecError> {
+    match v {
+        "inline" => Ok(RunMode::Inline),
+        "threaded" => Ok(RunMode::Threaded),
+        _ => Err(bad(k, v, "inline or threaded")),
+    }
 }
 
 fn bad(option: &str, value: &str, expected: &'static str) -> DeviceSpecError {
@@ -291,13 +294,7 @@ fn parse_emu_nvme(options: &str) -> Result<EmuNvmeSpec, DeviceSpecError> {
                     .filter(|n| *n >= 1)
                     .ok_or_else(|| bad(k, v, "a number from 1 to 65535"))?
             }
-            "mode" => {
-                spec.mode = match v {
-                    "inline" => RunMode::Inline,
-                    "threaded" => RunMode::Threaded,
-                    _ => return Err(bad(k, v, "inline or threaded")),
-                }
-            }
+            "mode" => spec.mode = parse_mode(k, v)?,
             _ => {
                 return Err(DeviceSpecError::UnknownOption {
                     model: "nvme",
