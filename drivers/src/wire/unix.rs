@@ -271,6 +271,20 @@ impl UnixWire {
         Ok(b.frames.is_empty())
     }
 
+    /// Send `frame` now if the socket takes it; true if that settled it
+    /// (sent, or lost because the peer is not there, yet or any more, as
+    /// on an unplugged cable), false if the socket is full.
+    fn send_now(&self, frame: &[u8]) -> std::io::Result<bool> {
+        match self.send_one(frame)? {
+            Sent::Done => Ok(true),
+            Sent::NoPeer => {
+                self.drops.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            Sent::Full => Ok(false),
+        }
+    }
+
     /// Keep `frame` for later, or count it lost when the backlog is full.
     fn hold(&self, b: &mut Backlog, frame: &[u8]) {
         if b.frames.len() >= BACKLOG_FRAMES {
@@ -297,29 +311,13 @@ impl UnixWire {
 
 impl Wire for UnixWire {
     fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        if self.waiting.load(Ordering::Relaxed) == 0 {
-            match self.send_one(frame)? {
-                Sent::Done => return Ok(()),
-                Sent::NoPeer => {
-                    // The peer is not there (yet, or any more): lost, as on
-                    // an unplugged cable.
-                    self.drops.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Sent::Full => {}
-            }
+        if self.waiting.load(Ordering::Relaxed) == 0 && self.send_now(frame)? {
+            return Ok(());
         }
         // Order matters: older frames go first, this one waits behind them.
         let mut b = self.lock();
-        if self.drain(&mut b)? {
-            match self.send_one(frame)? {
-                Sent::Done => return Ok(()),
-                Sent::NoPeer => {
-                    self.drops.fetch_add(1, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Sent::Full => {}
-            }
+        if self.drain(&mut b)? && self.send_now(frame)? {
+            return Ok(());
         }
         self.hold(&mut b, frame);
         Ok(())
