@@ -176,6 +176,99 @@ impl<'a> RingView<'a> {
     }
 }
 
+impl<'a> RingView<'a> {
+    /// The descriptors from `start` (masked into the ring) on, at most
+    /// `n` of them and not past the ring's end: a piece that does not wrap,
+    /// for loops that walk descriptors, buffer slots and frames side by
+    /// side with one counter (no mask per step). A range that wraps takes
+    /// two runs.
+    #[inline(always)]
+    pub(crate) fn run(self, start: usize, n: usize) -> Run<'a> {
+        let start = start & self.mask;
+        let len = n.min(self.mask + 1 - start);
+        Run {
+            // SAFETY: start < size, so the pointer is inside the region
+            // (see `desc`).
+            base: unsafe { self.base.add(start * DESC_SIZE) },
+            start,
+            len,
+            _ring: PhantomData,
+        }
+    }
+}
+
+/// Put `items` into the ring's descriptors from `start` on, in runs that
+/// do not wrap (at most two, plus one for each item skipped): `step` gets
+/// the next free descriptor, its entry of `slots` (a slice as long as the
+/// ring) and the item, and returns false for an item it skips, which then
+/// takes no descriptor. The caller makes sure the ring has room for every
+/// item. Returns the (masked) index after the last descriptor used.
+#[inline(always)]
+pub(crate) fn place<T, S>(
+    ring: RingView<'_>,
+    start: usize,
+    items: &mut [T],
+    slots: &mut [S],
+    mut step: impl FnMut(Desc<'_>, &mut S, &mut T) -> bool,
+) -> usize {
+    let mut i = start;
+    let mut items = items;
+    while !items.is_empty() {
+        let run = ring.run(i, items.len());
+        let n = run.len();
+        // Sliced to the run: indexing with `k < n` needs no bounds check.
+        let slots = &mut slots[run.start()..][..n];
+        let now = &mut items[..n];
+        let mut k = 0;
+        while k < n && step(run.desc(k), &mut slots[k], &mut now[k]) {
+            k += 1;
+        }
+        i = (i + k) & ring.mask();
+        // Past the skipped item, if the loop stopped at one.
+        let done = if k < n { k + 1 } else { n };
+        items = &mut std::mem::take(&mut items)[done..];
+    }
+    i
+}
+
+/// Descriptors `start..start + len` of a ring, none past its end (see
+/// [`RingView::run`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Run<'a> {
+    base: NonNull<u8>,
+    start: usize,
+    len: usize,
+    _ring: PhantomData<&'a DescRing>,
+}
+
+impl<'a> Run<'a> {
+    /// Ring index of the run's first descriptor.
+    #[inline(always)]
+    pub(crate) fn start(self) -> usize {
+        self.start
+    }
+
+    /// Descriptors in the run.
+    #[inline(always)]
+    pub(crate) fn len(self) -> usize {
+        self.len
+    }
+
+    /// The run's `k`-th descriptor; `k < len` is checked (a loop bounded by
+    /// `len` lets the compiler drop the check).
+    #[inline(always)]
+    pub(crate) fn desc(self, k: usize) -> Desc<'a> {
+        assert!(k < self.len, "descriptor {k} of a run of {}", self.len);
+        // SAFETY: start + k < start + len <= size (see `RingView::run`), so
+        // the descriptor is inside the region, which the borrow keeps alive.
+        let p = unsafe { self.base.add(k * DESC_SIZE) };
+        Desc {
+            p,
+            _ring: PhantomData,
+        }
+    }
+}
+
 /// One descriptor of a [`DescRing`]: 16 bytes of DMA memory, reached only
 /// through volatile or atomic accesses at the spec's field offsets.
 #[derive(Clone, Copy)]
@@ -249,6 +342,30 @@ mod tests {
         assert_eq!(distance(2, 5, mask), 3);
         assert_eq!(distance(6, 1, mask), 3);
         assert_eq!(distance(1, 0, mask), 7);
+    }
+
+    #[test]
+    fn place_wraps_and_skips_without_using_a_descriptor() {
+        let ring =
+            DescRing::new(Arc::new(dma::EmuIommu::new()), 8, RegionOptions::EMULATED).unwrap();
+        let mut slots = [0u32; 8];
+        // 0 is skipped; the rest go to 6, 7, then round to 0, 1, 2.
+        let mut items = [1u32, 2, 0, 3, 0, 0, 4, 5];
+        let end = place(ring.view(), 6, &mut items, &mut slots, |d, slot, item| {
+            if *item == 0 {
+                return false;
+            }
+            d.write_u64(0, *item as u64);
+            *slot = *item;
+            true
+        });
+        assert_eq!(end, 3);
+        assert_eq!(slots, [3, 4, 5, 0, 0, 0, 1, 2]);
+        let descs: Vec<u32> = (0..8).map(|i| ring.desc(i).read_u32(0)).collect();
+        assert_eq!(descs, [3, 4, 5, 0, 0, 0, 1, 2]);
+        // A run stops at the ring's end.
+        assert_eq!(ring.view().run(6, 5).len(), 2);
+        assert_eq!(ring.view().run(14, 1).start(), 6);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! device writes back only descriptors between RDH and RDT).
 
 use super::desc::{rx_check, RxCheck};
-use super::ring::{distance, DescRing};
+use super::ring::{distance, place, Desc, DescRing};
 use super::spec::adv_desc::rx::{
     status, HDR_ADDR, PKT_ADDR, WB_LENGTH, WB_RSS_HASH, WB_STATUS_ERROR,
 };
@@ -104,21 +104,14 @@ fn good_frame(staterr: u32, len: usize, check_bits: u32, buf_len: usize) -> bool
     staterr & check_bits == status::DD | status::EOP && len.wrapping_sub(1) < buf_len
 }
 
-/// Give descriptor `i` the buffer `dev` at `iova` (`slots` is sliced to
-/// the ring's size).
+/// Give descriptor `d`, whose buffer slot is `slot`, the buffer `dev` at
+/// `iova`.
 #[inline(always)]
-fn post(
-    ring: super::ring::RingView<'_>,
-    slots: &mut [Option<DeviceIndex>],
-    i: usize,
-    iova: u64,
-    dev: DeviceIndex,
-) {
-    let d = ring.desc(i);
+fn post(d: Desc<'_>, slot: &mut Option<DeviceIndex>, iova: u64, dev: DeviceIndex) {
     d.write_u64(PKT_ADDR, iova);
     // Also clears the DD bit of the previous write-back.
     d.write_u64(HDR_ADDR, 0);
-    put_slot(&mut slots[i & ring.mask()], dev);
+    put_slot(slot, dev);
 }
 
 /// What [`RxQueue::look_slow`] found at a descriptor.
@@ -152,13 +145,24 @@ pub(crate) struct QueueRegs {
     pub enable: u32,
 }
 
-/// Refill from the cache once this share of the ring is free (1/2): fewer,
-/// larger refills mean fewer tail writes, and while forwarding, buffers
-/// the TX side has sent come back into the ring first ([`RxQueue::repost`])
-/// and a refill is rarely needed at all. Half a ring still posted (at
-/// least 4 descriptors, 256 on the default ring) covers the time between
-/// two polls.
+/// Refill from the cache once fewer than this share of the ring's
+/// descriptors (1/2) are posted or on their way back: fewer, larger
+/// refills mean fewer tail writes. Half a ring still posted (at least 4
+/// descriptors, 256 on the default ring) covers the time between two
+/// polls.
+///
+/// While forwarding, the buffers sitting in the TX ring come back into this
+/// ring when sent ([`RxQueue::repost`]), so they count as posted
+/// ([`RxQueue::top_up`]): refilling the ring with other buffers while they
+/// are away only sends as many to the cache when they come back (with 256
+/// frames circling between two 512-descriptor rings, that churn cost 20
+/// instructions per frame).
 const REFILL_SHARE: usize = 2;
+
+/// ... but never let fewer than this share of the ring (1/8) stay posted,
+/// whatever is on its way back: buffers a TX queue holds may be slow to
+/// come back (a link down), or go to another queue's ring.
+const FLOOR_SHARE: usize = 8;
 
 /// [`RxQueue::repost`] writes the tail once this many descriptors wait (or
 /// a quarter of the ring, for small rings).
@@ -180,7 +184,9 @@ pub struct RxQueue<R: RegisterAccess> {
     /// them in groups).
     tail: usize,
     posted: usize,
-    refill_at: usize,
+    /// See [`REFILL_SHARE`] and [`FLOOR_SHARE`].
+    refill_below: usize,
+    floor: usize,
     /// See [`REPOST_TAIL`].
     publish_at: usize,
     buf_len: usize,
@@ -218,7 +224,8 @@ impl<R: RegisterAccess> RxQueue<R> {
             next_post: 0,
             tail: 0,
             posted: 0,
-            refill_at: size / REFILL_SHARE,
+            refill_below: size / REFILL_SHARE,
+            floor: size / FLOOR_SHARE,
             publish_at: REPOST_TAIL.min(size / 4),
             buf_len,
             frame_errors,
@@ -274,6 +281,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                 }
             }
             self.burst.n = 0;
+            self.top_up(0);
             total += n;
             r?;
             if n < want {
@@ -303,8 +311,8 @@ impl<R: RegisterAccess> RxQueue<R> {
     /// [`super::forward`], posts them straight to a TX ring). Returns how
     /// many. Every write-back is checked as [`Self::rx_batch`] describes;
     /// the RSS hash is read only if `HASH`. Odd write-backs go to
-    /// [`Self::reject`] and the loop goes on after them; the ring is
-    /// refilled at the end.
+    /// [`Self::reject`] and the loop goes on after them. The caller
+    /// refills the ring ([`Self::top_up`]).
     ///
     /// On [`NicError::DeviceMisbehaved`] the frames before the bad
     /// write-back are in the burst.
@@ -337,38 +345,49 @@ impl<R: RegisterAccess> RxQueue<R> {
             // yet: then there is nothing more to look at.
             let mut not_done = false;
             if !self.dropping {
-                // A run of good frames, with what the loop touches in locals.
+                // A run of good frames, with what the loop touches in
+                // locals, in at most two pieces that do not wrap (so each
+                // step moves one counter and masks nothing).
                 let ring = self.ring.view();
-                let mask = ring.mask();
-                // Sliced to the ring's size: indexing with `i & mask` needs
-                // no bounds check.
-                let slots = &mut self.slots[..=mask];
-                let from = i;
-                for f in &mut self.burst.frames[got..stop] {
-                    let d = ring.desc(i);
-                    let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
-                    // Read before the test, used only if it passes (DD set).
-                    let len = d.read_u16(WB_LENGTH) as usize;
-                    // Anything but a good frame, including "not done yet",
-                    // leaves the loop.
-                    if !good_frame(staterr, len, check_bits, buf_len) {
-                        not_done = staterr & status::DD == 0;
+                while got < stop {
+                    let run = ring.run(i, stop - got);
+                    let n = run.len();
+                    // Sliced to the run: indexing with `k < n` needs no
+                    // bounds check.
+                    let slots = &mut self.slots[run.start()..][..n];
+                    let frames = &mut self.burst.frames[got..][..n];
+                    let mut k = 0;
+                    while k < n {
+                        let d = run.desc(k);
+                        let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
+                        // Read before the test, used only if it passes (DD set).
+                        let len = d.read_u16(WB_LENGTH) as usize;
+                        // Anything but a good frame, including "not done
+                        // yet", leaves the loop.
+                        if !good_frame(staterr, len, check_bits, buf_len) {
+                            not_done = staterr & status::DD == 0;
+                            break;
+                        }
+                        // Cannot fail: every posted slot holds a buffer of
+                        // the cache (if not, the odd path below deals with it).
+                        let Some((dev, iova)) = iovas.take(&mut slots[k]) else {
+                            break;
+                        };
+                        let f = &mut frames[k];
+                        f.dev = Some(dev);
+                        f.iova = iova;
+                        f.len = len as u16;
+                        if HASH {
+                            f.hash = d.read_u32(WB_RSS_HASH);
+                        }
+                        k += 1;
+                    }
+                    got += k;
+                    i = (i + k) & mask;
+                    if k < n {
                         break;
                     }
-                    // Cannot fail: every posted slot holds a buffer of the
-                    // cache (if not, the odd path below deals with it).
-                    let Some((dev, iova)) = iovas.take(&mut slots[i & mask]) else {
-                        break;
-                    };
-                    f.dev = Some(dev);
-                    f.iova = iova;
-                    f.len = len as u16;
-                    if HASH {
-                        f.hash = d.read_u32(WB_RSS_HASH);
-                    }
-                    i = (i + 1) & mask;
                 }
-                got += distance(from, i, mask);
             }
             self.burst.n = got;
             if got == stop || not_done {
@@ -394,10 +413,33 @@ impl<R: RegisterAccess> RxQueue<R> {
         self.posted -= distance(start, i, mask);
         self.next_rx = i;
         self.stats.packets += got as u64;
-        if self.ring.size() - 1 - self.posted >= self.refill_at {
+        result.map(|()| got)
+    }
+
+    /// Whether the oldest posted descriptor has been written back: one
+    /// load, so that a poll that finds nothing costs little
+    /// ([`super::forward`]). Only a hint: [`Self::take_burst`] checks
+    /// everything it takes.
+    #[inline(always)]
+    pub(crate) fn frame_waiting(&self) -> bool {
+        self.posted > 0
+            && self
+                .ring
+                .desc(self.next_rx)
+                .load_u32_acquire(WB_STATUS_ERROR)
+                & status::DD
+                != 0
+    }
+
+    /// Refill the ring from the cache if it runs low: fewer than half its
+    /// descriptors posted, counting `returning` buffers that will come back
+    /// into it by themselves ([`Self::repost`]: the TX queue [`super::forward`]
+    /// passes them to), or fewer than an eighth posted in any case.
+    #[inline(always)]
+    pub(crate) fn top_up(&mut self, returning: usize) {
+        if self.posted < self.floor || self.posted.saturating_add(returning) < self.refill_below {
             self.refill();
         }
-        result.map(|()| got)
     }
 
     /// The slow look at descriptor `i`, after the fast loop stopped there:
@@ -476,7 +518,7 @@ impl<R: RegisterAccess> RxQueue<R> {
         // needs no bounds check.
         let slots = &mut self.slots[..=mask];
         let got = self.cache.alloc_devices(want, |iova, dev| {
-            post(ring, slots, i, iova, dev);
+            post(ring.desc(i), &mut slots[i & mask], iova, dev);
             i = (i + 1) & mask;
         });
         if got < want {
@@ -514,20 +556,17 @@ impl<R: RegisterAccess> RxQueue<R> {
         let n = slots.len().min(mask - self.posted);
         let (now, rest) = slots.split_at_mut(n);
         let iovas = self.cache.device_iovas();
-        // Sliced to the ring's size: indexing with `i & mask` needs no
-        // bounds check.
-        let rx_slots = &mut self.slots[..=mask];
         let start = self.next_post;
-        let mut i = start;
         let mut left = 0;
-        for slot in now {
+        // An empty slot or another pool's buffer is skipped.
+        let i = place(ring, start, now, &mut self.slots, |d, rx_slot, slot| {
             let Some((dev, iova)) = iovas.take(slot) else {
                 left += slot.is_some() as usize;
-                continue;
+                return false;
             };
-            post(ring, rx_slots, i, iova, dev);
-            i = (i + 1) & mask;
-        }
+            post(d, rx_slot, iova, dev);
+            true
+        });
         self.posted += distance(start, i, mask);
         self.next_post = i;
         if distance(self.tail, i, mask) >= self.publish_at {

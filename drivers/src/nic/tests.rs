@@ -1026,8 +1026,11 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
         1,
         "the bad frame is dropped, counted"
     );
-    // Nothing more to move; once the device has sent them, the buffers go
-    // back to the RX cache (not the shared pool).
+    // Nothing more to move. The three in the TX ring count as posted (they
+    // come back), so the ring was not refilled; once the device has sent
+    // them, they go back into the RX ring, not to the cache or the shared
+    // pool.
+    assert_eq!(rxq.posted(), 3);
     let pool = rxq.pool().clone();
     let free = pool.free_count();
     let cached = rxq.cache_mut().len();
@@ -1035,16 +1038,50 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
     r.tx_done(0, 2);
     assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 0);
     assert_eq!(txq.in_flight(), 0);
-    assert_eq!(rxq.cache_mut().len(), cached + 3);
+    assert_eq!(rxq.posted(), 6);
+    assert_eq!(rxq.cache_mut().len(), cached);
     assert_eq!(pool.free_count(), free);
-    // A full ring's worth (7 of 8 descriptors posted) in one call.
-    let mut n = 0;
-    for k in 0..7 {
+    // Every posted descriptor (6, from 4 round to 1) in one call.
+    for k in 0..6 {
         let i = (4 + k) % 8;
         r.rx_complete(0, i, &[k as u8; 64], DD_EOP, 64, 0);
-        n += 1;
     }
-    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, n);
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 6);
+}
+
+#[test]
+fn forward_refills_only_below_the_floor_while_buffers_are_out_on_tx() {
+    // Ring of 16: 15 posted; refill below half (8) counting the buffers
+    // in the TX ring, and below an eighth (2) whatever.
+    let r = rig(Chip::I82576, 16, 16);
+    let mut rxq = r.nic.rx_queue(0).unwrap();
+    let mut txq = r.nic.tx_queue(0).unwrap();
+    let cached = rxq.cache_mut().len();
+    for i in 0..12 {
+        r.rx_complete(0, i, &[i as u8; 60], DD_EOP, 60, 0);
+    }
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 12);
+    // 3 posted + 12 out on TX: no refill (it would only send as many
+    // buffers to the cache when these come back).
+    assert_eq!(rxq.posted(), 3);
+    assert_eq!(rxq.cache_mut().len(), cached);
+    for i in 12..14 {
+        r.rx_complete(0, i, &[i as u8; 60], DD_EOP, 60, 0);
+    }
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 2);
+    // 1 posted is below the floor: refilled from the cache to the full
+    // ring, with one tail write.
+    assert_eq!(rxq.posted(), 15);
+    assert_eq!(rxq.cache_mut().len(), cached - 14);
+    assert_eq!(r.tail(0, true), (15 + 14) % 16);
+    // The 14 sent (RS on 11 and 13, the batches' last) come back to a
+    // full ring: into the cache.
+    r.tx_done(0, 11);
+    r.tx_done(0, 13);
+    assert_eq!(forward(&mut rxq, &mut txq, 32).unwrap().frames, 0);
+    assert_eq!(txq.in_flight(), 0);
+    assert_eq!(rxq.cache_mut().len(), cached);
+    assert_eq!(rxq.pool().cpu_write_views(), 0);
 }
 
 #[test]

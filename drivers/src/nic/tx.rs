@@ -17,7 +17,7 @@
 //! while some are in flight.
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
-use super::ring::{distance, DescRing};
+use super::ring::{distance, place, DescRing};
 use super::rx::{put_slot, Frame, QueueRegs, RxQueue};
 use super::spec::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
 use super::NicError;
@@ -550,26 +550,24 @@ impl<R: RegisterAccess> TxQueue<R> {
     pub(crate) fn send_burst(&mut self, frames: &mut [Frame]) -> u64 {
         debug_assert!(frames.len() <= self.free_descriptors());
         let ring = self.ring.view();
-        let mask = ring.mask();
-        // Sliced to the ring's size: indexing with `i & mask` needs no
-        // bounds check.
-        let devs = &mut self.devs[..=mask];
         let start = self.next_use;
-        let mut i = start;
+        let one_max = self.one_max;
         let mut bytes = 0;
-        for f in frames {
+        // A frame without a buffer (none, from `RxQueue::take_burst`) is
+        // skipped.
+        let i = place(ring, start, frames, &mut self.devs, |d, slot, f| {
             let Some(dev) = f.dev.take() else {
-                continue;
+                return false;
             };
             let len = f.len as usize;
-            debug_assert!(len.wrapping_sub(1) < self.one_max);
-            fill(ring.desc(i), f.iova, len, 0);
-            put_slot(&mut devs[i & mask], dev);
-            i = (i + 1) & mask;
+            debug_assert!(len.wrapping_sub(1) < one_max);
+            fill(d, f.iova, len, 0);
+            put_slot(slot, dev);
             bytes += len as u64;
-        }
+            true
+        });
         let mut b = Batch::new();
-        self.absorb_run(start, distance(start, i, mask), &mut b);
+        self.absorb_run(start, distance(start, i, ring.mask()), &mut b);
         self.finish(&b);
         bytes
     }
