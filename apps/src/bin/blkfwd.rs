@@ -3,6 +3,10 @@
 //! the NIC DMAs them out, each frame a header descriptor (built by the CPU)
 //! plus a payload descriptor pointing into the read buffer.
 
+// The doc comments on the clap types are the --help text, where [..]
+// means "optional", not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use apps::blk::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::{parse_ipv4, Flow};
 use apps::nic_open::{with_nics_in, NicJob, Port};

@@ -2,6 +2,10 @@
 //! NIC port, and check that every byte of the range arrived once and is
 //! what the disk holds.
 
+// The doc comments on the clap types are the --help text, where [..]
+// means "optional", not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use apps::backoff::Backoff;
 use apps::nic_open::{with_nics, NicJob, Port};
 use apps::pcapfile::{os_message, PcapReader};

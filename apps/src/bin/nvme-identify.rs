@@ -2,6 +2,10 @@
 //! itself and its namespaces, in the manner of `nvme id-ctrl` and
 //! `spdk_nvme_identify`.
 
+// The doc comments on the clap types are the --help text, where [..]
+// means "optional", not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use apps::open::{with_nvme, NvmeJob, Opened};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;

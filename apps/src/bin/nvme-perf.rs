@@ -2,6 +2,10 @@
 //! pattern, block size, queue depth and queue pairs; progress each second,
 //! then IOPS, bandwidth, latency percentiles and driver CPU time per I/O.
 
+// The doc comments on the clap types are the --help text, where [..]
+// means "optional", not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use apps::cputime::thread_cpu_time;
 use apps::histogram::Histogram;
 use apps::open::{with_nvme_pages, NvmeJob, Opened};

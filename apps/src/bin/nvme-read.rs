@@ -2,6 +2,10 @@
 //! through our driver to a file or to standard output, in the manner of
 //! `dd if=/dev/nvme0n1 bs=1 skip=X count=Y`, with progress on stderr.
 
+// The doc comments on the clap types are the --help text, where [..]
+// means "optional", not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use apps::open::{with_nvme, NvmeJob, Opened};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;

@@ -1,6 +1,10 @@
 //! pktgen: send UDP frames carrying a sequence number out of a NIC port,
 //! at a chosen size and rate; Mpps and Mbit/s each second.
 
+// The doc comments on the clap types are the --help text, where [..]
+// means "optional", not a rustdoc link.
+#![allow(rustdoc::broken_intra_doc_links)]
+
 use apps::backoff::Backoff;
 use apps::net::{self, Flow};
 use apps::nic_open::{with_nics, NicJob, Port};
