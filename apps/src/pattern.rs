@@ -10,8 +10,7 @@ pub fn fill_block(block: &mut [u8], nsid: u32, lba: u64, seed: u64) {
         first.copy_from_slice(&lba.to_le_bytes());
     }
     for c in chunks {
-        x = next(x);
-        c.copy_from_slice(&x.to_le_bytes());
+        c.copy_from_slice(&xorshift(&mut x).to_le_bytes());
     }
 }
 
@@ -20,12 +19,7 @@ pub fn fill_block(block: &mut [u8], nsid: u32, lba: u64, seed: u64) {
 pub fn check_block(block: &[u8], nsid: u32, lba: u64, seed: u64) -> Option<usize> {
     let mut x = state(nsid, lba, seed);
     for (i, c) in block.chunks_exact(8).enumerate() {
-        let want = if i == 0 {
-            lba
-        } else {
-            x = next(x);
-            x
-        };
+        let want = if i == 0 { lba } else { xorshift(&mut x) };
         if c != want.to_le_bytes() {
             let bad = c
                 .iter()
@@ -42,12 +36,28 @@ fn state(nsid: u32, lba: u64, seed: u64) -> u64 {
     (lba ^ seed ^ ((nsid as u64) << 48)).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
 }
 
+/// Advance the xorshift64 state `x` (shifts 13, 7, 17; never 0 from a
+/// non-zero state) and return the new value: the block pattern's stream,
+/// and a cheap random number source (nvme-perf's random offsets).
 #[inline]
-fn next(mut x: u64) -> u64 {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    x
+pub fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// `len` bytes of the xorshift64 stream from `seed` (little-endian, 8 per
+/// step): data that is none of the drives' block patterns, for tests and
+/// images.
+pub fn pseudo_random(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&xorshift(&mut x).to_le_bytes());
+    }
+    v.truncate(len);
+    v
 }
 
 #[cfg(test)]

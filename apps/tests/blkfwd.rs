@@ -7,6 +7,7 @@
 mod common;
 use common::{assert_one_line_error, run, tmpdir};
 
+use apps::pattern::pseudo_random;
 use std::collections::HashMap;
 use std::process::Output;
 
@@ -240,25 +241,11 @@ fn two_laps_verify_twice_the_drive() {
     assert_eq!(machine(&s)["ios"], "128");
 }
 
-/// 4 MiB that are not the emulated drives' pattern: a xorshift64 stream.
-fn random_bytes(len: usize) -> Vec<u8> {
-    let mut x = 0x1234_5678_9abc_def1u64;
-    let mut v = Vec::with_capacity(len);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
-}
-
 #[test]
 fn a_file_backed_drive_is_checked_against_its_file() {
     let dir = tmpdir("blkfwd-file");
     let img = dir.join("disk.img");
-    let data = random_bytes(4 << 20);
+    let data = pseudo_random(3, 4 << 20);
     std::fs::write(&img, &data).unwrap();
     let nvme = format!("emu:nvme,file={}", img.display());
     let out = blkfwd(&["--nvme", &nvme]);

@@ -7,6 +7,7 @@
 mod common;
 use common::{assert_one_line_error, run, tmpdir};
 
+use apps::pattern::pseudo_random;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -57,18 +58,6 @@ fn num(m: &HashMap<String, String>, key: &str) -> f64 {
 
 fn is_empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).unwrap().next().is_none()
-}
-
-fn pseudo_random(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
 }
 
 #[test]
@@ -130,7 +119,7 @@ fn every_method_delivers_every_byte_and_counts_its_calls() {
 fn a_given_file_is_sent_whole_or_in_part_and_kept() {
     let dir = tmpdir("kcopy-file");
     let path = dir.join("data.bin");
-    let data = pseudo_random((3 << 20) + 123);
+    let data = pseudo_random(2, (3 << 20) + 123);
     std::fs::write(&path, &data).unwrap();
     let p = path.to_str().unwrap();
 

@@ -6,6 +6,7 @@
 mod common;
 use common::assert_one_line_error;
 
+use apps::pattern::pseudo_random;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -14,15 +15,7 @@ const READ: &str = env!("CARGO_BIN_EXE_nvme-read");
 /// A file of `len` bytes of a fixed pseudo-random pattern.
 fn image(name: &str, len: usize) -> (PathBuf, Vec<u8>) {
     let path = std::env::temp_dir().join(format!("nvme-read-{}-{name}.img", std::process::id()));
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = pseudo_random(4, len);
     std::fs::write(&path, &data).unwrap();
     (path, data)
 }

@@ -1037,15 +1037,7 @@ mod tests {
     }
 
     fn data(len: usize) -> Vec<u8> {
-        let mut x = 0x1234_5678_9abc_def1u64;
-        (0..len)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
+        apps::pattern::pseudo_random(1, len)
     }
 
     #[test]

@@ -9,7 +9,7 @@
 use apps::cputime::thread_cpu_time;
 use apps::histogram::Histogram;
 use apps::open::{with_nvme_pages, NvmeJob, Opened};
-use apps::pattern::{check_block, fill_block};
+use apps::pattern::{check_block, fill_block, xorshift};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::{Parser, ValueEnum};
 use dma::{Buf, Pool};
@@ -142,13 +142,6 @@ impl Plan {
             Workload::Mixed => (xorshift(rng) % 100) as u8 >= self.args.mix,
         }
     }
-}
-
-fn xorshift(x: &mut u64) -> u64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    *x
 }
 
 fn fill_io(buf: &mut Buf, plan: &Plan, lba: u64) {
