@@ -226,6 +226,19 @@ else
     result vfio-tests FAIL "exit $rc: $(grep -E '^(test result|---- |thread )' /tmp/out | head -n 3 | tr '\n' ' ')"
 fi
 
+# A receiver started in the background (PID, writing OUT) is ready once
+# OUT has its banner line "NAME: ...": wait for it up to 30 s, or until the
+# receiver exits; show what it printed. True if the banner came.
+started() { # PID OUT NAME
+    local i=0
+    while ! grep -q "^$3:" "$2" && kill -0 "$1" 2>/dev/null && [ "$i" -lt 300 ]; do
+        usleep 100000
+        i=$((i + 1))
+    done
+    sed 's/^/    /' "$2"
+    grep -q "^$3:" "$2"
+}
+
 # ------------------------------------------------------ igb: pktgen, pcap ---
 
 # pktgen on igb0, our pcap app on igb1 (the ports share a QEMU hub): every
@@ -237,13 +250,7 @@ echo "  \$ pcap $IGB1 /tmp/cap.pcap --count $NIC_COUNT --time 90 --quiet &"
 timeout 120 pcap "$IGB1" /tmp/cap.pcap --count "$NIC_COUNT" --time 90 --quiet >/tmp/pcap.out 2>&1 &
 pcap_pid=$!
 # Until its banner: the port is up and its RX ring armed.
-i=0
-while ! grep -q '^pcap:' /tmp/pcap.out && kill -0 "$pcap_pid" 2>/dev/null && [ "$i" -lt 300 ]; do
-    usleep 100000
-    i=$((i + 1))
-done
-sed 's/^/    /' /tmp/pcap.out
-if ! grep -q '^pcap:' /tmp/pcap.out; then
+if ! started "$pcap_pid" /tmp/pcap.out pcap; then
     kill "$pcap_pid" 2>/dev/null
     wait "$pcap_pid"
     result igb-pktgen FAIL "not run: pcap on $IGB1 did not start: $(tail -n 1 /tmp/pcap.out)"
@@ -278,19 +285,13 @@ fi
 # UDP port, so the receivers here and on the host tell it from the rest of
 # the wire (pktgen's frames, the other stream).
 blkfwd_check() { # NAME NSID START_BLOCK LENGTH MTU DST_PORT (BLOCK_SIZE)
-    local name="$1" nsid="$2" start="$3" len="$4" mtu="$5" port="$6" i prc sent frames
+    local name="$1" nsid="$2" start="$3" len="$4" mtu="$5" port="$6" prc sent frames
     echo "== check blkfwd-$name, blkrecv-$name"
     echo "  \$ blkrecv $IGB1 --dst-port $port --mtu $mtu --expect none --laps 1 --quiet &"
     timeout 150 blkrecv "$IGB1" --dst-port "$port" --mtu "$mtu" --expect none --laps 1 \
         --wait 120 --idle-exit 10 --quiet >/tmp/recv.out 2>&1 &
     recv_pid=$!
-    i=0
-    while ! grep -q '^blkrecv:' /tmp/recv.out && kill -0 "$recv_pid" 2>/dev/null && [ "$i" -lt 300 ]; do
-        usleep 100000
-        i=$((i + 1))
-    done
-    sed 's/^/    /' /tmp/recv.out
-    if ! grep -q '^blkrecv:' /tmp/recv.out; then
+    if ! started "$recv_pid" /tmp/recv.out blkrecv; then
         kill "$recv_pid" 2>/dev/null
         wait "$recv_pid"
         result "blkfwd-$name" FAIL "not run: blkrecv on $IGB1 did not start: $(tail -n 1 /tmp/recv.out)"
