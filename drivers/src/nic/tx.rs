@@ -254,10 +254,9 @@ impl Marks {
 /// at 0 in each.
 struct Batch {
     sent: usize,
-    /// Descriptors written since the last one with RS (< [`RS_EVERY`]).
+    /// Descriptors written since the last one with RS (< [`RS_EVERY`]);
+    /// 0 also when nothing was written, or the last packet has RS.
     since_rs: usize,
-    last_eop: usize,
-    last_has_rs: bool,
 }
 
 impl Batch {
@@ -266,8 +265,6 @@ impl Batch {
         Batch {
             sent: 0,
             since_rs: 0,
-            last_eop: 0,
-            last_has_rs: true,
         }
     }
 }
@@ -436,21 +433,26 @@ impl<R: RegisterAccess> TxQueue<R> {
             self.clean();
         }
         let one_max = self.one_max;
-        let valid = bufs
+        let room = self.free_descriptors();
+        // Checked as far as the ring has room, and one more: a bad buffer
+        // right after what fits is reported now (it is next); one further
+        // back waits for a later call.
+        let bad = bufs[..bufs.len().min(room + 1)]
             .iter()
-            .position(|b| b.len().wrapping_sub(1) >= one_max)
-            .unwrap_or(bufs.len());
-        let n = valid.min(self.free_descriptors());
+            .position(|b| b.len().wrapping_sub(1) >= one_max);
+        let n = bad.unwrap_or(bufs.len()).min(room);
         if n > 0 {
-            self.write_with(|w| {
+            let mut b = Batch::new();
+            self.write_run(&mut b, |w| {
                 for buf in bufs.drain(..n) {
                     // Cannot fail: length checked, room for n.
                     let r = w.push(buf, 0);
                     debug_assert!(r.is_ok());
                 }
             });
+            self.finish(&b);
         }
-        if n == valid && valid < n + bufs.len() {
+        if bad.is_some() {
             // The invalid buffer is now first; it stays.
             return Err(self.length_error(bufs[0].len()));
         }
@@ -469,21 +471,20 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
-    /// Run `f` with a writer of one-buffer frames, then write the tail
-    /// once for all it queued. The writer holds a copy of the ring state
-    /// (so a loop that pushes keeps it in registers), which goes back into
-    /// the queue when `f` returns. The forwarding path ([`super::forward`])
-    /// and [`Self::tx_bufs`].
+    /// Run `f` with a writer of one-buffer frames, then take what it
+    /// wrote into batch `b` ([`Self::absorb_run`]). The writer holds a copy
+    /// of the ring state (so a loop that pushes keeps it in registers),
+    /// which goes back into the queue when `f` returns. [`Self::tx_bufs`]
+    /// and [`Self::tx_batch`]'s runs of one-buffer packets.
     #[inline(always)]
-    pub(crate) fn write_with<T>(&mut self, f: impl FnOnce(&mut TxWriter<'_>) -> T) -> T {
-        let mut b = Batch::new();
+    fn write_run<T>(&mut self, b: &mut Batch, f: impl FnOnce(&mut TxWriter<'_>) -> T) -> T {
         let start = self.next_use;
         let mut w = self.writer();
         let out = f(&mut w);
-        let (n, bufs) = (w.written(start), w.bufs);
-        self.bufs_in_flight += bufs;
-        self.absorb_run(start, n, &mut b);
-        self.finish(&b);
+        // Every frame the writer writes is a CPU buffer.
+        let n = w.written(start);
+        self.bufs_in_flight += n;
+        self.absorb_run(start, n, b);
         out
     }
 
@@ -497,11 +498,10 @@ impl<R: RegisterAccess> TxQueue<R> {
             ring: self.ring.view(),
             mask,
             slots: &mut self.slots[..=mask],
-            devs: &mut self.devs[..=mask],
+            devs: &self.devs[..=mask],
             one_max: self.one_max,
             next_use: self.next_use,
             end: (self.next_use + room) & mask,
-            bufs: 0,
         }
     }
 
@@ -521,8 +521,6 @@ impl<R: RegisterAccess> TxQueue<R> {
             k += RS_EVERY;
         }
         b.since_rs = (b.since_rs + n) % RS_EVERY;
-        b.last_eop = (start + n - 1) & mask;
-        b.last_has_rs = b.since_rs == 0;
         b.sent += n;
         self.used += n;
         self.next_use = (start + n) & mask;
@@ -573,7 +571,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     }
 
     /// Let this queue take received buffers of `pool` as indices
-    /// ([`TxWriter::push_device`]): it keeps the pool to return them to.
+    /// ([`Self::send_burst`]): it keeps the pool to return them to.
     #[inline(always)]
     pub(crate) fn accept_devices_of(&mut self, pool: &Pool) {
         if !self.index_pools.last().is_some_and(|p| p.ptr_eq(pool)) {
@@ -643,25 +641,19 @@ impl<R: RegisterAccess> TxQueue<R> {
     fn put_items(&mut self, mut items: impl Iterator<Item = TxPacket>, b: &mut Batch) {
         loop {
             let ctx = self.ctx;
-            let start = self.next_use;
-            let mut w = self.writer();
-            let mut slow = None;
-            for item in items.by_ref() {
-                match item.one(ctx) {
-                    Ok((buf, offload)) => {
-                        // Cannot fail: planned (length checked, room counted).
-                        let r = w.push(buf, popts(offload));
-                        debug_assert!(r.is_ok());
-                    }
-                    Err(pkt) => {
-                        slow = Some(pkt);
-                        break;
+            let slow = self.write_run(b, |w| {
+                for item in items.by_ref() {
+                    match item.one(ctx) {
+                        Ok((buf, offload)) => {
+                            // Cannot fail: planned (length checked, room counted).
+                            let r = w.push(buf, popts(offload));
+                            debug_assert!(r.is_ok());
+                        }
+                        Err(pkt) => return Some(pkt),
                     }
                 }
-            }
-            let (n, bufs) = (w.written(start), w.bufs);
-            self.bufs_in_flight += bufs;
-            self.absorb_run(start, n, b);
+                None
+            });
             match slow {
                 Some(pkt) => self.put_packet(pkt, b),
                 None => break,
@@ -678,8 +670,6 @@ impl<R: RegisterAccess> TxQueue<R> {
         } else {
             b.since_rs += need;
         }
-        b.last_has_rs = rs;
-        b.last_eop = eop;
         b.sent += 1;
         self.next_use = (eop + 1) & self.ring.mask();
         self.used += need;
@@ -743,8 +733,9 @@ impl<R: RegisterAccess> TxQueue<R> {
             return;
         }
         self.stats.packets += b.sent as u64;
-        if !b.last_has_rs {
-            self.set_rs(b.last_eop);
+        if b.since_rs != 0 {
+            // The batch's last descriptor, the EOP of its last packet.
+            self.set_rs(self.next_use.wrapping_sub(1) & self.ring.mask());
         }
         // Descriptor writes must reach memory before the device sees the tail.
         fence(Ordering::Release);
@@ -1157,55 +1148,37 @@ impl<R: RegisterAccess> Drop for TxBatch<'_, R> {
     }
 }
 
-/// See [`TxQueue::write_with`]: writes frames of one descriptor each from
+/// See [`TxQueue::write_run`]: writes frames of one descriptor each from
 /// the queue's `next_use` on, with no RS (the queue adds RS where due when
 /// the writer is done, [`TxQueue::absorb_run`]).
 pub(crate) struct TxWriter<'q> {
     ring: super::ring::RingView<'q>,
     mask: usize,
     slots: &'q mut [Option<DeviceBuf>],
-    devs: &'q mut [Option<DeviceIndex>],
+    /// Only to check that a descriptor holds one buffer, not two.
+    devs: &'q [Option<DeviceIndex>],
     one_max: usize,
     next_use: usize,
     /// The first descriptor the writer may not use (the ring is full when
     /// `next_use` reaches it).
     end: usize,
-    /// Frames pushed as CPU buffers ([`Self::push`]).
-    bufs: usize,
 }
 
 impl TxWriter<'_> {
-    /// Write descriptor `next_use` for a frame of `len` bytes at `iova`
-    /// and step on; false (nothing written) if `len` is 0 or beyond what
-    /// one descriptor sends, or the ring is full.
-    #[inline(always)]
-    fn put(&mut self, iova: u64, len: usize, popts: u32) -> Option<usize> {
-        let i = self.next_use;
-        if len.wrapping_sub(1) >= self.one_max || i == self.end {
-            return None;
-        }
-        self.write(i, iova, len, popts);
-        Some(i)
-    }
-
-    /// Write descriptor `i` (`next_use`) and step on.
-    #[inline(always)]
-    fn write(&mut self, i: usize, iova: u64, len: usize, popts: u32) {
-        fill(self.ring.desc(i), iova, len, popts);
-        self.next_use = (i + 1) & self.mask;
-    }
-
     /// Queue `buf` as a frame with checksum options `popts` (0, or those
     /// of the queue's loaded context); it comes back if it is empty, longer
     /// than one descriptor sends, or the ring is full.
     #[inline(always)]
     pub(crate) fn push(&mut self, buf: Buf, popts: u32) -> Result<(), Buf> {
-        let Some(i) = self.put(buf.iova(), buf.len(), popts) else {
+        let i = self.next_use;
+        let len = buf.len();
+        if len.wrapping_sub(1) >= self.one_max || i == self.end {
             return Err(buf);
-        };
-        debug_assert!(self.devs[i].is_none());
+        }
+        fill(self.ring.desc(i), buf.iova(), len, popts);
+        debug_assert!(self.devs[i & self.mask].is_none());
         put_slot(&mut self.slots[i & self.mask], buf.into_device());
-        self.bufs += 1;
+        self.next_use = (i + 1) & self.mask;
         Ok(())
     }
 
