@@ -251,11 +251,6 @@ impl Pool {
         self.inner().cpu_writes.load(Ordering::Relaxed)
     }
 
-    /// True if `buf` belongs to this pool.
-    pub fn owns(&self, buf: &Buf) -> bool {
-        buf.pool == self.inner
-    }
-
     /// True if `other` is a handle of the same pool.
     pub fn ptr_eq(&self, other: &Pool) -> bool {
         self.inner == other.inner
@@ -693,18 +688,6 @@ impl PoolCache {
         unsafe { PoolInner::release(self.pool.inner, n) }
     }
 
-    /// Take a buffer for a device ring that holds indices: its IOVA and
-    /// its [`DeviceIndex`].
-    #[inline(always)]
-    pub fn alloc_device(&mut self) -> Option<(u64, DeviceIndex)> {
-        let index = self.pop()?;
-        let dev = DeviceIndex {
-            index,
-            pool: self.pool.inner().id,
-        };
-        Some((self.device_iovas().at(index), dev))
-    }
-
     /// Take up to `max` buffers for a device ring that holds indices and
     /// hand each to `post` with its IOVA; returns how many (fewer than
     /// `max` only when the pool has no more free buffers). One call posts a
@@ -767,7 +750,7 @@ impl PoolCache {
         left
     }
 
-    /// A buffer from [`PoolCache::alloc_device`] back from the device (it
+    /// A buffer from [`PoolCache::alloc_devices`] back from the device (it
     /// completed it), as a CPU buffer of `len` bytes (at most the buffer
     /// size). None (and the buffer stays out of use) if `dev` came from
     /// another pool.
@@ -930,7 +913,9 @@ mod tests {
         assert_eq!(distinct.len(), 20);
         // Another pool's buffer in a slot, and an empty one, are left.
         let mut oc = other.cache(4);
-        let (_, foreign) = oc.alloc_device().unwrap();
+        let mut foreign = None;
+        assert_eq!(oc.alloc_devices(1, |_, dev| foreign = Some(dev)), 1);
+        let foreign = foreign.unwrap();
         assert_eq!(iovas.iova(&foreign), None);
         let mine = slots[3].replace(foreign).unwrap();
         assert!(c.free_device(mine).is_ok());

@@ -650,9 +650,7 @@ impl<R: RegisterAccess> Drop for RxQueue<R> {
         for slot in self.slots.iter_mut() {
             if let Some(dev) = slot.take() {
                 if stopped {
-                    if let Some(buf) = self.cache.reclaim(dev, 0) {
-                        self.cache.free(buf);
-                    }
+                    give_up(&mut self.cache, dev);
                 } else {
                     self.cache.quarantine(dev);
                 }
