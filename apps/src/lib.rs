@@ -40,6 +40,13 @@ pub fn exit_on_error<T>(r: AppResult<T>) -> T {
     }
 }
 
+/// A size on the command line (`4096`, `128k`, `8m`, `1g`: the device
+/// strings' syntax), as a clap value parser.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    drivers::device::parse_size(s)
+        .ok_or_else(|| format!("'{s}' is not a size; write e.g. 4096, 4k, 128k, 8m or 1g"))
+}
+
 /// "4 KiB", "1.5 MiB", "1 GiB" for a byte count.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];

@@ -91,7 +91,8 @@ fn put16(b: &mut [u8], r: std::ops::Range<usize>, v: u16) {
     b[r].copy_from_slice(&v.to_be_bytes());
 }
 
-fn get16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
+/// The big-endian 16-bit field `r` of `b` (a header field range).
+pub fn get16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
     u16::from_be_bytes([b[r.start], b[r.start + 1]])
 }
 

@@ -6,7 +6,7 @@
 //! Frame: Ethernet (14) / IPv4 (20, no options, DF, TTL 64) / UDP (8) /
 //! stream header (40, big-endian, fields in [`field`]) / payload.
 
-use crate::net::{self, eth, ipv4, udp, Flow, ETH_LEN, IPV4_LEN, PAYLOAD, UDP_LEN};
+use crate::net::{self, eth, get16, ipv4, udp, Flow, ETH_LEN, IPV4_LEN, PAYLOAD, UDP_LEN};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::ControlFlow;
@@ -63,10 +63,6 @@ pub struct StreamHeader {
     pub end: u64,
 }
 
-fn be_u16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
-    u16::from_be_bytes([b[r.start], b[r.start + 1]])
-}
-
 fn be_u32(b: &[u8], r: std::ops::Range<usize>) -> u32 {
     let mut v = [0u8; 4];
     v.copy_from_slice(&b[r]);
@@ -106,8 +102,8 @@ impl StreamHeader {
             return Err(format!("magic {magic:08x}, want {MAGIC:08x}"));
         }
         let h = StreamHeader {
-            stream: be_u16(b, field::STREAM),
-            flags: be_u16(b, field::FLAGS),
+            stream: get16(b, field::STREAM),
+            flags: get16(b, field::FLAGS),
             lap: be_u32(b, field::LAP),
             len: be_u32(b, field::LEN),
             offset: be_u64(b, field::OFFSET),
@@ -286,14 +282,14 @@ pub fn parse_datagram(d: &[u8]) -> Result<(StreamHeader, &[u8]), FrameError> {
 /// consistent lengths, or it is [`FrameError::Corrupt`].
 pub fn parse_frame(frame: &[u8]) -> Result<(StreamHeader, &[u8]), FrameError> {
     if frame.len() < PAYLOAD + field::MAGIC.end
-        || be_u16(frame, eth::TYPE) != eth::TYPE_IPV4
+        || get16(frame, eth::TYPE) != eth::TYPE_IPV4
         || frame[ETH_LEN + ipv4::VER_IHL] != 0x45
         || frame[ETH_LEN + ipv4::PROTO] != ipv4::PROTO_UDP
     {
         return Err(FrameError::NotStream);
     }
     let l3 = &frame[ETH_LEN..];
-    let frag = be_u16(l3, ipv4::FLAGS_FRAGMENT);
+    let frag = get16(l3, ipv4::FLAGS_FRAGMENT);
     if frag & ipv4::FRAGMENT_OFFSET != 0 {
         // A later fragment has no UDP header: nobody can tell whose it is.
         return Err(FrameError::NotStream);
@@ -309,12 +305,12 @@ pub fn parse_frame(frame: &[u8]) -> Result<(StreamHeader, &[u8]), FrameError> {
         return corrupt(Corruption::Fragment);
     }
     // Bytes past the IPv4 total length are Ethernet padding, not data.
-    let total = be_u16(l3, ipv4::TOTAL_LEN) as usize;
+    let total = get16(l3, ipv4::TOTAL_LEN) as usize;
     if total < IPV4_LEN + UDP_LEN || total > l3.len() {
         return corrupt(Corruption::Length);
     }
     let l4 = &l3[IPV4_LEN..total];
-    if be_u16(l4, udp::LEN) as usize != l4.len() {
+    if get16(l4, udp::LEN) as usize != l4.len() {
         return corrupt(Corruption::Length);
     }
     if !net::udp_checksum_ok(l3, l4) {

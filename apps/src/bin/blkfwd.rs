@@ -15,7 +15,7 @@ use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;
 use dma::{EmuIommu, PageSize};
-use drivers::device::{parse_size, DeviceSpec};
+use drivers::device::DeviceSpec;
 use drivers::nic::NicOptions;
 use drivers::nvme::NvmeController;
 use drivers::regs::RegisterAccess;
@@ -59,10 +59,10 @@ struct Args {
     start: u64,
     /// Bytes to stream (k/m/g suffixes; a multiple of the block size).
     /// Default: from --start to the end of the namespace.
-    #[arg(long, value_parser = size_arg)]
+    #[arg(long, value_parser = apps::parse_size)]
     length: Option<u64>,
     /// Bytes per read.
-    #[arg(long, default_value = "128k", value_parser = size_arg)]
+    #[arg(long, default_value = "128k", value_parser = apps::parse_size)]
     io_size: u64,
     /// Reads in flight per thread.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
@@ -123,10 +123,6 @@ struct Args {
     /// sent (one system call per wake, none per frame or per read).
     #[arg(long)]
     spin: bool,
-}
-
-fn size_arg(s: &str) -> Result<u64, String> {
-    parse_size(s).ok_or_else(|| format!("'{s}' is not a size; use e.g. 4096, 128k, 1m or 2g"))
 }
 
 /// The receiver port implied by an emulated --nic on a pair wire.

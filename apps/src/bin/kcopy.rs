@@ -62,19 +62,14 @@ struct Args {
     #[arg(long)]
     file: Option<PathBuf>,
     /// Bytes of the file to send per pass (default 1g, or all of --file), e.g. 8m, 1g.
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = apps::parse_size)]
     size: Option<u64>,
     /// Bytes per system call of the sender (read, write, sendfile or splice).
-    #[arg(long, default_value = "128k", value_parser = parse_size)]
+    #[arg(long, default_value = "128k", value_parser = apps::parse_size)]
     chunk: u64,
     /// Passes over the file per method (bytes sent = repeat * size).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     repeat: u64,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    drivers::device::parse_size(s)
-        .ok_or_else(|| format!("'{s}' is not a size; write e.g. 4096, 128k, 8m or 1g"))
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

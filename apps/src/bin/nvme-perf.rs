@@ -97,10 +97,14 @@ struct Args {
     seed: u64,
 }
 
+/// A size above 0 ([`apps::parse_size`]).
 fn parse_size(s: &str) -> Result<u64, String> {
-    drivers::device::parse_size(s)
-        .filter(|v| *v > 0)
-        .ok_or_else(|| format!("'{s}' is not a size; write e.g. 4096, 4k, 128k or 1M"))
+    match apps::parse_size(s)? {
+        0 => Err(format!(
+            "'{s}' is not a size above 0; write e.g. 4096, 4k, 128k or 1M"
+        )),
+        v => Ok(v),
+    }
 }
 
 /// Counters the workers update and the progress printer reads.

@@ -36,22 +36,17 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     nsid: u32,
     /// First byte to read (e.g. 0, 4096, 1M).
-    #[arg(long, default_value = "0", value_parser = parse_size)]
+    #[arg(long, default_value = "0", value_parser = apps::parse_size)]
     offset: u64,
     /// Bytes to read (default: to the end of the namespace).
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = apps::parse_size)]
     length: Option<u64>,
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Bytes per read command (at most the controller's largest transfer).
-    #[arg(long, default_value = "128k", value_parser = parse_size)]
+    #[arg(long, default_value = "128k", value_parser = apps::parse_size)]
     bs: u64,
-}
-
-fn parse_size(s: &str) -> Result<u64, String> {
-    drivers::device::parse_size(s)
-        .ok_or_else(|| format!("'{s}' is not a size; write e.g. 0, 4096, 4k, 128k or 1M"))
 }
 
 struct Read(Args);
