@@ -7,7 +7,6 @@ pub mod blk;
 pub mod cputime;
 pub mod histogram;
 pub mod net;
-pub mod nic_open;
 pub mod open;
 pub mod pattern;
 pub mod pcapfile;
@@ -43,7 +42,7 @@ pub fn exit_on_error<T>(r: AppResult<T>) -> T {
 /// A size on the command line (`4096`, `128k`, `8m`, `1g`: the device
 /// strings' syntax), as a clap value parser.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    drivers::device::parse_size(s)
+    crate::open::device::parse_size(s)
         .ok_or_else(|| format!("'{s}' is not a size; write e.g. 4096, 4k, 128k, 8m or 1g"))
 }
 

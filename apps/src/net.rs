@@ -253,7 +253,7 @@ pub fn parse_ipv4(s: &str) -> Result<[u8; 4], String> {
 
 /// Parse `aa:bb:cc:dd:ee:ff` (the device-string parser, with a message for clap).
 pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
-    drivers::device::parse_mac(s)
+    crate::open::device::parse_mac(s)
         .ok_or_else(|| format!("'{s}' is not a MAC address like 02:00:00:00:00:02"))
 }
 

@@ -406,8 +406,8 @@ mod tests {
     fn the_pcap_wires_captures_read_back() {
         let path = std::env::temp_dir().join(format!("pcapfile-{}.pcap", std::process::id()));
         {
-            let w = drivers::wire::PcapWire::create(&path).unwrap();
-            use drivers::wire::Wire;
+            let w = emu::wire::PcapWire::create(&path).unwrap();
+            use emu::wire::Wire;
             for f in frames() {
                 w.send(&f).unwrap();
             }

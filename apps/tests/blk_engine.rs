@@ -7,12 +7,12 @@ use apps::blk::{Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::Flow;
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use dma::{EmuIommu, RegionOptions};
-use drivers::emu::{RunMode, TraceEvent};
-use drivers::models::nic::{EmuNic, NicModelConfig, NicPoller};
-use drivers::models::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModelConfig};
 use drivers::nic::{Chip, Nic, NicOptions};
 use drivers::nvme::{NvmeController, NvmeOptions};
-use drivers::wire::PairWire;
+use emu::nic::{EmuNic, NicModelConfig, NicPoller};
+use emu::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModelConfig};
+use emu::wire::PairWire;
+use emu::{RunMode, TraceEvent};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,11 +21,11 @@ const SIZE: u64 = 4 << 20;
 
 struct Rig {
     nvme: EmuNvme,
-    ctrl: NvmeController<drivers::emu::EmuBar<drivers::models::nvme::NvmeModel>>,
+    ctrl: NvmeController<emu::EmuBar<emu::nvme::NvmeModel>>,
     tx_emu: EmuNic,
     rx_emu: EmuNic,
-    tx: Arc<Nic<drivers::emu::EmuBar<drivers::models::nic::NicModel>>>,
-    rx: Arc<Nic<drivers::emu::EmuBar<drivers::models::nic::NicModel>>>,
+    tx: Arc<Nic<emu::EmuBar<emu::nic::NicModel>>>,
+    rx: Arc<Nic<emu::EmuBar<emu::nic::NicModel>>>,
     /// Inline ports: what makes them work (the receiver thread calls them).
     pollers: Vec<NicPoller>,
 }

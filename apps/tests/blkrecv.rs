@@ -8,7 +8,7 @@ use common::{assert_one_line_error, run, tmpdir};
 
 use apps::net::{self, Flow};
 use apps::stream::{build_headers, pattern_fill, StreamHeader, DEFAULT_SEED, FLAG_LAST};
-use drivers::wire::{PcapWire, Wire};
+use emu::wire::{PcapWire, Wire};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};

@@ -1,13 +1,11 @@
-//! Drivers: device access (VFIO and emulated), the NVMe driver and the
-//! device models that emulate the hardware.
+//! Drivers: register access, PCI and VFIO, the NVMe driver and the igb and
+//! ixgbe NIC drivers. The same driver code runs on real hardware (VFIO) and
+//! on the device models of the `emu` crate: both implement
+//! [`regs::RegisterAccess`] and [`dma::Mapper`].
 #![deny(missing_docs)]
 
-pub mod device;
-pub mod emu;
-pub mod models;
 pub mod nic;
 pub mod nvme;
 pub mod pci;
 pub mod regs;
 pub mod vfio;
-pub mod wire;

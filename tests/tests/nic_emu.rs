@@ -7,12 +7,12 @@
 //! byte; checksums and RSS hashes are recomputed by independent code here.
 
 use dma::{Buf, Pool, RegionOptions};
-use drivers::emu::{EmuBar, RunMode};
-use drivers::models::nic::{EmuNic, NicModel, NicModelConfig};
 use drivers::nic::{
     Chip, Nic, NicError, NicOptions, Offload, RxPacket, RxQueue, TxPacket, TxQueue,
 };
-use drivers::wire::open_wire;
+use emu::nic::{EmuNic, NicModel, NicModelConfig};
+use emu::wire::open_wire;
+use emu::{EmuBar, RunMode};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ type Txq = TxQueue<EmuBar<NicModel>>;
 macro_rules! every_chip_and_mode {
     ($($name:ident),* $(,)?) => {$(
         mod $name {
-            use drivers::emu::RunMode;
+            use emu::RunMode;
             use drivers::nic::Chip;
             #[test]
             fn i82576_inline() {
@@ -117,7 +117,7 @@ fn end(
     chip: Chip,
     mode: RunMode,
     mac: [u8; 6],
-    wire: std::sync::Arc<dyn drivers::wire::Wire>,
+    wire: std::sync::Arc<dyn emu::wire::Wire>,
     opts: NicOptions,
 ) -> End {
     let emu = EmuNic::new(chip, NicModelConfig::with_mac(mac), wire, mode).unwrap();

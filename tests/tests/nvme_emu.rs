@@ -3,12 +3,12 @@
 //! threaded (the device runs concurrently on its own thread).
 
 use dma::{Buf, Pool, RegionOptions};
-use drivers::emu::{EmuBar, RunMode, TraceEvent};
-use drivers::models::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModel, NvmeModelConfig, PCI_IDS};
-use drivers::nvme::spec::{cqe, sc_generic, sc_media, sct};
 use drivers::nvme::{
     Completion, IoQueuePair, NvmeController, NvmeError, NvmeOptions, NvmeVersion, StatusKind,
 };
+use emu::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModel, NvmeModelConfig, PCI_IDS};
+use emu::{EmuBar, RunMode, TraceEvent};
+use spec::nvme::{cqe, sc_generic, sc_media, sct};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,11 +21,11 @@ macro_rules! both_modes {
         mod $name {
             #[test]
             fn inline() {
-                super::$name(drivers::emu::RunMode::Inline)
+                super::$name(emu::RunMode::Inline)
             }
             #[test]
             fn threaded() {
-                super::$name(drivers::emu::RunMode::Threaded)
+                super::$name(emu::RunMode::Threaded)
             }
         }
     )*};

@@ -9,13 +9,13 @@
 
 use apps::blk::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::{parse_ipv4, Flow};
-use apps::nic_open::{with_nics_in, NicJob, Port};
+use apps::open::device::DeviceSpec;
+use apps::open::{with_nics_in, NicJob, Port};
 use apps::open::{with_nvme_in, NvmeJob, Opened};
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;
 use dma::{EmuIommu, PageSize};
-use drivers::device::DeviceSpec;
 use drivers::nic::NicOptions;
 use drivers::nvme::NvmeController;
 use drivers::regs::RegisterAccess;
@@ -165,7 +165,7 @@ fn plan(args: Args) -> AppResult<Plan> {
         );
     }
     if let DeviceSpec::EmuNic(n) = &nic {
-        if n.mode == drivers::emu::RunMode::Inline {
+        if n.mode == emu::RunMode::Inline {
             return Err(
                 "--nic: an inline emulated port moves frames only when its registers are \
                         touched, which a paused or idle stream does not do; use a threaded port \
@@ -180,7 +180,7 @@ fn plan(args: Args) -> AppResult<Plan> {
         None => default_recv(&args.nic),
     };
     if let Some(Ok(DeviceSpec::EmuNic(n))) = recv.as_deref().map(str::parse::<DeviceSpec>) {
-        if n.mode == drivers::emu::RunMode::Inline {
+        if n.mode == emu::RunMode::Inline {
             return Err(
                 "--recv: an inline emulated port receives only when its registers are \
                         touched; use a threaded port (leave out mode=inline)"
@@ -281,12 +281,7 @@ impl NvmeJob for Drive {
 
 /// Fill `[start, start + len)` of an emulated drive with the pattern the
 /// receiver expects (the model's backing store, before the run: no DMA).
-fn fill_pattern(
-    model: &drivers::models::nvme::NvmeModel,
-    nsid: u32,
-    start: u64,
-    len: u64,
-) -> AppResult<()> {
+fn fill_pattern(model: &emu::nvme::NvmeModel, nsid: u32, start: u64, len: u64) -> AppResult<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut off = start;
     while off < start + len {
@@ -315,7 +310,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         let a = &self.plan.args;
         let tx = ports.remove(0);
         let rx = (!ports.is_empty()).then(|| ports.remove(0));
-        let dst_mac = drivers::device::parse_mac(&a.dst_mac).ok_or_else(|| {
+        let dst_mac = apps::open::device::parse_mac(&a.dst_mac).ok_or_else(|| {
             format!(
                 "--dst-mac '{}' is not a MAC address like 02:00:00:00:00:01",
                 a.dst_mac

@@ -7,7 +7,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 use apps::backoff::Backoff;
-use apps::nic_open::{with_nics, NicJob, Port};
+use apps::open::{with_nics, NicJob, Port};
 use apps::pcapfile::{os_message, PcapReader};
 use apps::stream::{Expect, Verifier};
 use apps::{exit_on_error, human_bytes, AppResult};

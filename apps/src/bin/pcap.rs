@@ -2,13 +2,13 @@
 //! Wireshark read.
 
 use apps::backoff::Backoff;
-use apps::nic_open::{with_nics, NicJob, Port};
+use apps::open::{with_nics, NicJob, Port};
 use apps::rate::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use drivers::nic::{NicOptions, RxPacket};
 use drivers::regs::RegisterAccess;
-use drivers::wire::open_wire;
+use emu::wire::open_wire;
 use std::time::{Duration, Instant};
 
 /// Capture frames received on a port into a pcap file (LINKTYPE_ETHERNET,

@@ -7,7 +7,7 @@
 
 use apps::backoff::Backoff;
 use apps::net::{self, Flow};
-use apps::nic_open::{with_nics, NicJob, Port};
+use apps::open::{with_nics, NicJob, Port};
 use apps::rate::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;

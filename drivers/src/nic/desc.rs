@@ -2,13 +2,13 @@
 //! writes and the checks it applies to what the device writes back. Pure
 //! functions over integers, so every rule is unit tested without a device.
 
-use super::spec::adv_desc::{
+use super::tx::Offload;
+use super::NicError;
+use spec::nic::adv_desc::{
     rx::status,
     tx::{cmd_type_len as cmd, ctx, olinfo},
     MAX_IPLEN, MAX_MACLEN,
 };
-use super::tx::Offload;
-use super::NicError;
 
 /// What one RX write-back says about its descriptor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,7 +135,7 @@ pub(crate) fn context(offload: Offload) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nic::spec::adv_desc::rx::{error_82576, error_82599};
+    use spec::nic::adv_desc::rx::{error_82576, error_82599};
 
     const DD: u32 = status::DD;
     const EOP: u32 = status::EOP;

@@ -1,14 +1,14 @@
 //! The 82576 / I350 init sequence (82576 datasheet §4.5; the I350 follows
 //! the same steps, see its initialization chapter), link, statistics
 //! and the register offsets of its rings. Every number comes from
-//! [`super::spec::igb`].
+//! [`spec::nic::igb`].
 
-use super::spec::igb::*;
-use super::spec::{RETA_REGS, RSSRK_REGS};
 use super::{
     reta_words, rss_key_words, wait_until, DeviceStats, LinkStatus, NicError, RingRegs, RxSetup,
 };
 use crate::regs::RegisterAccess;
+use spec::nic::igb::*;
+use spec::nic::{RETA_REGS, RSSRK_REGS};
 use std::time::Duration;
 
 /// How long a global reset may take before it counts as stuck.
@@ -188,7 +188,7 @@ pub(crate) fn configure_rx<R: RegisterAccess>(regs: &R, s: &RxSetup) {
         rctl |= rctl::LPE;
         regs.write32(
             RLPML,
-            rlpml::RLPML.set(0, (s.max_frame + super::spec::ETH_FCS_LEN) as u64) as u32,
+            rlpml::RLPML.set(0, (s.max_frame + spec::nic::ETH_FCS_LEN) as u64) as u32,
         );
     }
     regs.write32(RCTL, rctl);

@@ -1,14 +1,14 @@
 //! The 82599 init sequence (82599 datasheet §4.6.3 "Initialization
 //! Sequence", §4.6.4 link, §4.6.7 receive, §4.6.8 transmit), link,
 //! statistics and the register offsets of its rings. Every number comes
-//! from [`super::spec::ixgbe`].
+//! from [`spec::nic::ixgbe`].
 
-use super::spec::ixgbe::*;
-use super::spec::{RETA_REGS, RSSRK_REGS};
 use super::{
     reta_words, rss_key_words, wait_until, DeviceStats, LinkStatus, NicError, RingRegs, RxSetup,
 };
 use crate::regs::RegisterAccess;
+use spec::nic::ixgbe::*;
+use spec::nic::{RETA_REGS, RSSRK_REGS};
 use std::time::Duration;
 
 /// How long a global reset may take before it counts as stuck.
@@ -161,7 +161,7 @@ pub(crate) fn configure_rx<R: RegisterAccess>(regs: &R, s: &RxSetup) {
     if s.jumbo() {
         h |= hlreg0::JUMBOEN;
         let m = regs.read32(MAXFRS) as u64;
-        let mfs = (s.max_frame + super::spec::ETH_FCS_LEN) as u64;
+        let mfs = (s.max_frame + spec::nic::ETH_FCS_LEN) as u64;
         regs.write32(MAXFRS, maxfrs::MFS.set(m, mfs) as u32);
     } else {
         h &= !hlreg0::JUMBOEN;

@@ -1,10 +1,10 @@
 //! Intel NIC drivers: the 82576 / I350 ("igb", 1 GbE) and the 82599
 //! ("ixgbe", 10 GbE). Both families use the advanced descriptor format, so
 //! the ring logic ([`RxQueue`], [`TxQueue`]) is written once; each chip adds
-//! its register map (`spec::igb`, `spec::ixgbe`) and init sequence (the
+//! its register map (`spec::nic::igb`, `spec::nic::ixgbe`) and init sequence (the
 //! private `igb` and `ixgbe` modules). Generic over
 //! [`crate::regs::RegisterAccess`]: the same code drives real hardware
-//! through VFIO and the device models in [`crate::models`].
+//! through VFIO and the device models of the `emu` crate (`emu::nic`).
 //!
 //! ```text
 //! Nic::init(regs, mapper, chip, opts)   reset, EEPROM/DMA init, MAC, link, queues, RSS, RX/TX on
@@ -29,7 +29,6 @@ mod igb;
 mod ixgbe;
 mod ring;
 mod rx;
-pub mod spec;
 mod tx;
 
 pub use error::NicError;
@@ -58,14 +57,14 @@ pub enum Chip {
 impl Chip {
     /// The chip behind a PCI vendor and device ID, if this driver knows it.
     pub fn from_pci_ids(vendor: u16, device: u16) -> Option<Chip> {
-        if vendor != spec::igb::VENDOR_INTEL {
+        if vendor != spec::nic::igb::VENDOR_INTEL {
             return None;
         }
-        if spec::igb::DEV_IDS_82576.contains(&device) {
+        if spec::nic::igb::DEV_IDS_82576.contains(&device) {
             Some(Chip::I82576)
-        } else if spec::igb::DEV_IDS_I350.contains(&device) {
+        } else if spec::nic::igb::DEV_IDS_I350.contains(&device) {
             Some(Chip::I350)
-        } else if spec::ixgbe::DEV_IDS_82599.contains(&device) {
+        } else if spec::nic::ixgbe::DEV_IDS_82599.contains(&device) {
             Some(Chip::X82599)
         } else {
             None
@@ -75,9 +74,15 @@ impl Chip {
     /// The PCI IDs a model of this chip presents (vendor, device).
     pub fn pci_ids(self) -> (u16, u16) {
         match self {
-            Chip::I82576 => (spec::igb::VENDOR_INTEL, spec::igb::DEV_82576),
-            Chip::I350 => (spec::igb::VENDOR_INTEL, spec::igb::DEV_I350_COPPER),
-            Chip::X82599 => (spec::ixgbe::VENDOR_INTEL, spec::ixgbe::DEV_82599_SFP),
+            Chip::I82576 => (spec::nic::igb::VENDOR_INTEL, spec::nic::igb::DEV_82576),
+            Chip::I350 => (
+                spec::nic::igb::VENDOR_INTEL,
+                spec::nic::igb::DEV_I350_COPPER,
+            ),
+            Chip::X82599 => (
+                spec::nic::ixgbe::VENDOR_INTEL,
+                spec::nic::ixgbe::DEV_82599_SFP,
+            ),
         }
     }
 
@@ -93,33 +98,33 @@ impl Chip {
     /// RX (and TX) queues the chip has.
     pub fn max_queues(self) -> u16 {
         match self {
-            Chip::I82576 => spec::igb::QUEUES_82576,
-            Chip::I350 => spec::igb::QUEUES_I350,
-            Chip::X82599 => spec::ixgbe::QUEUES,
+            Chip::I82576 => spec::nic::igb::QUEUES_82576,
+            Chip::I350 => spec::nic::igb::QUEUES_I350,
+            Chip::X82599 => spec::nic::ixgbe::QUEUES,
         }
     }
 
     /// RX queues RSS can spread over.
     pub fn max_rss_queues(self) -> u16 {
         match self {
-            Chip::I82576 | Chip::I350 => spec::igb::MAX_RSS_QUEUES,
-            Chip::X82599 => spec::ixgbe::MAX_RSS_QUEUES,
+            Chip::I82576 | Chip::I350 => spec::nic::igb::MAX_RSS_QUEUES,
+            Chip::X82599 => spec::nic::ixgbe::MAX_RSS_QUEUES,
         }
     }
 
     /// Data descriptors the chip takes per packet.
     pub fn max_tx_segments(self) -> usize {
         match self {
-            Chip::I82576 | Chip::I350 => spec::igb::MAX_TX_DESC_PER_PACKET,
-            Chip::X82599 => spec::ixgbe::MAX_TX_DESC_PER_PACKET,
+            Chip::I82576 | Chip::I350 => spec::nic::igb::MAX_TX_DESC_PER_PACKET,
+            Chip::X82599 => spec::nic::ixgbe::MAX_TX_DESC_PER_PACKET,
         }
     }
 
     /// Bytes one TX data descriptor may carry (as the driver uses it).
     pub fn max_tx_segment_len(self) -> usize {
         match self {
-            Chip::I82576 | Chip::I350 => spec::igb::MAX_TX_SEGMENT,
-            Chip::X82599 => spec::ixgbe::MAX_TX_SEGMENT,
+            Chip::I82576 | Chip::I350 => spec::nic::igb::MAX_TX_SEGMENT,
+            Chip::X82599 => spec::nic::ixgbe::MAX_TX_SEGMENT,
         }
     }
 
@@ -130,24 +135,25 @@ impl Chip {
     /// RX write-back error bits that mean the frame itself is bad.
     fn rx_frame_errors(self) -> u32 {
         if self.is_igb() {
-            spec::adv_desc::rx::error_82576::FRAME_ERRORS
+            spec::nic::adv_desc::rx::error_82576::FRAME_ERRORS
         } else {
-            spec::adv_desc::rx::error_82599::FRAME_ERRORS
+            spec::nic::adv_desc::rx::error_82599::FRAME_ERRORS
         }
     }
 
     fn max_frame_jumbo(self) -> usize {
         if self.is_igb() {
-            spec::igb::MAX_FRAME_JUMBO
+            spec::nic::igb::MAX_FRAME_JUMBO
         } else {
-            spec::ixgbe::MAX_FRAME_JUMBO
+            spec::nic::ixgbe::MAX_FRAME_JUMBO
         }
     }
 
     /// Largest SRRCTL.BSIZEPACKET in KiB.
     fn max_bsizepacket_kib(self) -> usize {
         if self.is_igb() {
-            spec::igb::srrctl::BSIZEPACKET.mask() as usize >> spec::igb::srrctl::BSIZEPACKET.shift
+            spec::nic::igb::srrctl::BSIZEPACKET.mask() as usize
+                >> spec::nic::igb::srrctl::BSIZEPACKET.shift
         } else {
             16
         }
@@ -272,7 +278,7 @@ pub(crate) struct RxSetup {
 impl RxSetup {
     /// Whether frames beyond the standard 1518 bytes (with a VLAN tag) are accepted.
     pub fn jumbo(&self) -> bool {
-        self.max_frame > spec::ETH_MAX_FRAME + 4
+        self.max_frame > spec::nic::ETH_MAX_FRAME + 4
     }
 }
 
@@ -386,9 +392,9 @@ pub fn format_mac(mac: &[u8; 6]) -> String {
 }
 
 /// The 32-bit RSS key registers (RSSRK): byte 4n in bits 7:0 of register n.
-fn rss_key_words() -> [u32; spec::RSSRK_REGS] {
-    let mut w = [0u32; spec::RSSRK_REGS];
-    for (i, chunk) in spec::RSS_KEY.chunks_exact(4).enumerate() {
+fn rss_key_words() -> [u32; spec::nic::RSSRK_REGS] {
+    let mut w = [0u32; spec::nic::RSSRK_REGS];
+    for (i, chunk) in spec::nic::RSS_KEY.chunks_exact(4).enumerate() {
         w[i] = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
     }
     w
@@ -396,9 +402,9 @@ fn rss_key_words() -> [u32; spec::RSSRK_REGS] {
 
 /// The redirection table registers: entry e (byte e % 4 of register e / 4)
 /// names queue e % queues.
-fn reta_words(queues: u16) -> [u32; spec::RETA_REGS] {
-    let mut w = [0u32; spec::RETA_REGS];
-    for e in 0..spec::RETA_ENTRIES {
+fn reta_words(queues: u16) -> [u32; spec::nic::RETA_REGS] {
+    let mut w = [0u32; spec::nic::RETA_REGS];
+    for e in 0..spec::nic::RETA_ENTRIES {
         let q = (e % queues.max(1) as usize) as u32;
         w[e / 4] |= q << (8 * (e % 4));
     }
@@ -452,16 +458,21 @@ impl<R: RegisterAccess> Nic<R> {
         // Reset, EEPROM (and DMA) init, MAC, link, statistics.
         let mac = if chip.is_igb() {
             igb::reset(r)?;
-            let mac = read_mac(r, spec::igb::ral(0), spec::igb::rah(0), spec::igb::rah::AV)?;
+            let mac = read_mac(
+                r,
+                spec::nic::igb::ral(0),
+                spec::nic::igb::rah(0),
+                spec::nic::igb::rah::AV,
+            )?;
             igb::setup_link(r);
             mac
         } else {
             ixgbe::reset(r)?;
             let mac = read_mac(
                 r,
-                spec::ixgbe::ral(0),
-                spec::ixgbe::rah(0),
-                spec::ixgbe::rah::AV,
+                spec::nic::ixgbe::ral(0),
+                spec::nic::ixgbe::rah(0),
+                spec::nic::ixgbe::rah::AV,
             )?;
             ixgbe::setup_link(r);
             mac

@@ -7,9 +7,9 @@
 //! device" and never "everything" (both datasheets' descriptor ring
 //! sections: the ring is empty when head equals tail).
 
-use super::spec::adv_desc::{DESC_SIZE, RING_ALIGN, RING_MULTIPLE};
 use super::NicError;
 use dma::{DmaRegion, Mapper, RegionOptions};
+use spec::nic::adv_desc::{DESC_SIZE, RING_ALIGN, RING_MULTIPLE};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};

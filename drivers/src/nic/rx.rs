@@ -11,12 +11,12 @@
 
 use super::desc::{rx_check, RxCheck};
 use super::ring::{distance, place, Desc, DescRing};
-use super::spec::adv_desc::rx::{
-    status, HDR_ADDR, PKT_ADDR, WB_LENGTH, WB_RSS_HASH, WB_STATUS_ERROR,
-};
 use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceIndex, Pool, PoolCache};
+use spec::nic::adv_desc::rx::{
+    status, HDR_ADDR, PKT_ADDR, WB_LENGTH, WB_RSS_HASH, WB_STATUS_ERROR,
+};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

@@ -2,10 +2,10 @@
 //! scripted device side: the test plays the device, reading the descriptors
 //! the driver posted and writing back through the emulated IOMMU.
 
-use super::spec::adv_desc::{rx as rxd, tx as txd};
-use super::spec::{igb as g, ixgbe as x};
 use super::*;
 use dma::{EmuIommu, Mapper, RegionOptions};
+use spec::nic::adv_desc::{rx as rxd, tx as txd};
+use spec::nic::{igb as g, ixgbe as x};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -265,10 +265,10 @@ fn options_are_checked_against_the_chip() {
 fn ports_and_queues_can_move_between_threads() {
     fn send_sync<T: Send + Sync>() {}
     fn send<T: Send>() {}
-    send_sync::<Nic<crate::emu::EmuBar<crate::models::nic::NicModel>>>();
-    send::<RxQueue<crate::emu::EmuBar<crate::models::nic::NicModel>>>();
-    send::<TxQueue<crate::emu::EmuBar<crate::models::nic::NicModel>>>();
+    // The same over the emulated BAR: emu's nic tests.
     send_sync::<Nic<crate::vfio::VfioBar>>();
+    send::<RxQueue<crate::vfio::VfioBar>>();
+    send::<TxQueue<crate::vfio::VfioBar>>();
 }
 
 #[test]

@@ -19,10 +19,10 @@
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
 use super::ring::{distance, place, DescRing};
 use super::rx::{put_slot, Frame, QueueRegs, RxQueue};
-use super::spec::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
 use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
+use spec::nic::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;

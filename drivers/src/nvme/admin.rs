@@ -5,9 +5,9 @@ use super::command::Command;
 use super::error::NvmeError;
 use super::queue::QueueCore;
 use super::slots::Owner;
-use super::spec::cns;
 use crate::regs::RegisterAccess;
 use dma::{Mapper, RegionOptions};
+use spec::nvme::cns;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

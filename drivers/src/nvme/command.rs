@@ -1,8 +1,8 @@
 //! Submission queue entries: the 64-byte commands (NVMe 1.4 §4.2) and the
 //! constructors of the admin and I/O commands this driver sends.
 
-use super::spec::{admin, cns, create_queue, feature, io, sqe};
 use dma::DmaRegion;
+use spec::nvme::{admin, cns, create_queue, feature, io, sqe};
 
 /// One command before it is written into a submission queue. The command
 /// identifier is added when it is written (it is the queue's business).

@@ -10,10 +10,10 @@ use super::identify::{
 use super::io_queue::IoQueuePair;
 use super::prp::{list_pages_needed, PAGE_SIZE};
 use super::queue::{controller_fatal, QueueCore};
-use super::spec::{cns, cqe, feature, reg, sqe};
 use super::status::StatusKind;
 use crate::regs::RegisterAccess;
 use dma::{Mapper, RegionOptions};
+use spec::nvme::{cns, cqe, feature, reg, sqe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

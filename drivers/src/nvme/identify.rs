@@ -4,7 +4,7 @@
 
 use super::error::NvmeError;
 use super::prp::PAGE_SIZE;
-use super::spec::{cns, cqe, id_ctrl, id_ns, reg, sqe};
+use spec::nvme::{cns, cqe, id_ctrl, id_ns, reg, sqe};
 use std::fmt;
 use std::time::Duration;
 

@@ -6,10 +6,10 @@ use super::controller::{Shared, MAX_BLOCKS_PER_COMMAND};
 use super::error::NvmeError;
 use super::queue::{controller_fatal, QueueCore};
 use super::slots::Owner;
-use super::spec::io;
 use super::status::NvmeStatus;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceBuf};
+use spec::nvme::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -507,25 +507,16 @@ fn user_completion(r: super::queue::Retired) -> Option<Completion> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::emu::EmuBar;
     use crate::nvme::NvmeController;
+    use crate::vfio::VfioBar;
 
-    /// What the threads-and-queues design relies on, checked by the compiler.
+    /// What the threads-and-queues design relies on, checked by the compiler
+    /// (over the emulated BAR: emu's nvme tests).
     #[test]
     fn queue_pairs_are_send_and_the_controller_is_shared() {
         fn send<T: Send>() {}
         fn send_sync<T: Send + Sync>() {}
-        struct Dummy;
-        impl crate::emu::MmioDevice for Dummy {
-            fn bar_size(&self) -> usize {
-                0x2000
-            }
-            fn mmio_read(&self, _: usize, _: u8) -> u64 {
-                0
-            }
-            fn mmio_write(&self, _: usize, _: u8, _: u64) {}
-        }
-        send::<IoQueuePair<EmuBar<Dummy>>>();
-        send_sync::<NvmeController<EmuBar<Dummy>>>();
+        send::<IoQueuePair<VfioBar>>();
+        send_sync::<NvmeController<VfioBar>>();
     }
 }

@@ -2,7 +2,7 @@
 //! with PRP lists up to MDTS, completion polling by phase tag, typed status
 //! decoding and timeouts. Generic over [`crate::regs::RegisterAccess`], so
 //! the same code drives a real controller through VFIO and the emulated one
-//! in [`crate::models`].
+//! in the `emu` crate (`emu::nvme`).
 //!
 //! ```text
 //! NvmeController::init(regs, mapper, opts)      reset, enable, identify, number of queues
@@ -30,7 +30,6 @@ pub mod prp;
 mod queue;
 mod ring;
 mod slots;
-pub mod spec;
 mod status;
 
 pub use controller::{NvmeController, NvmeOptions};

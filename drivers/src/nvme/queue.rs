@@ -8,10 +8,10 @@ use super::error::NvmeError;
 use super::prp::{build_prps, PAGE_SIZE};
 use super::ring::{CompletionQueue, RawCompletion, SubmissionQueue};
 use super::slots::{CommandSlots, Owner};
-use super::spec::{cqe, reg, sqe};
 use super::status::NvmeStatus;
 use crate::regs::RegisterAccess;
 use dma::{DeviceBuf, DmaRegion, Mapper, RegionOptions};
+use spec::nvme::{cqe, reg, sqe};
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -365,8 +365,8 @@ impl QueueCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nvme::spec::io;
     use dma::EmuIommu;
+    use spec::nvme::io;
     use std::sync::Mutex;
 
     /// Registers that record writes; CSTS reads `csts`.
@@ -518,7 +518,7 @@ mod tests {
     }
 
     fn sc_generic_lba() -> u8 {
-        crate::nvme::spec::sc_generic::LBA_OUT_OF_RANGE
+        spec::nvme::sc_generic::LBA_OUT_OF_RANGE
     }
 
     #[test]

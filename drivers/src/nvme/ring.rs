@@ -3,9 +3,9 @@
 //! completion queue the controller fills and the host consumes by phase tag.
 //! Index arithmetic only; the memory itself belongs to the queue.
 
-use super::spec::{cqe, reg, sqe};
 use crate::regs::RegisterAccess;
 use dma::DmaRegion;
+use spec::nvme::{cqe, reg, sqe};
 
 /// Distance from `from` to `to` going forward around a ring of `depth`.
 #[inline]

@@ -1,7 +1,7 @@
 //! Completion status: the Status Field of a completion queue entry decoded
 //! into a typed value (NVMe 1.4 §4.6.1).
 
-use super::spec::{cqe, sc_command, sc_generic, sc_media, sct};
+use spec::nvme::{cqe, sc_command, sc_generic, sc_media, sct};
 use std::fmt;
 
 /// The status of a failed command, as the controller reported it.

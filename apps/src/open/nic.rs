@@ -1,0 +1,196 @@
+//! Opening NIC ports from device strings, real or emulated, and handing
+//! them to code that is generic over the register access.
+
+use crate::open::device::{DeviceSpec, EmuNicSpec};
+use crate::AppResult;
+use dma::{EmuIommu, Mapper, RegionOptions};
+use drivers::nic::{Chip, Nic, NicOptions};
+use drivers::regs::RegisterAccess;
+use drivers::vfio::VfioPciDevice;
+use emu::nic::{EmuNic, NicModelConfig};
+use emu::wire::open_wire;
+use std::sync::Arc;
+
+/// An opened port.
+pub struct Port<R: RegisterAccess> {
+    /// The driver's port.
+    pub nic: Arc<Nic<R>>,
+    /// The mapper its DMA memory goes through (shared by all ports of the process).
+    pub mapper: Arc<dyn Mapper>,
+    /// Region options for pools of this port (hugepages; emulated: with fallback).
+    pub region: RegionOptions,
+    /// The device string as given.
+    pub name: String,
+    /// "vfio", "emulated igb (threaded) on pair:a", ...
+    pub backend: String,
+}
+
+impl<R: RegisterAccess> Port<R> {
+    /// Bring up the port `name` of `chip` behind `regs`, its DMA memory
+    /// through `mapper` with `region`.
+    fn init(
+        regs: R,
+        mapper: Arc<dyn Mapper>,
+        chip: Chip,
+        region: RegionOptions,
+        opts: &NicOptions,
+        name: &str,
+        backend: String,
+    ) -> AppResult<Port<R>> {
+        let nic = Nic::init(
+            regs,
+            mapper.clone(),
+            chip,
+            NicOptions {
+                region,
+                ..opts.clone()
+            },
+        )?;
+        Ok(Port {
+            nic: Arc::new(nic),
+            mapper,
+            region,
+            name: name.to_string(),
+            backend,
+        })
+    }
+}
+
+/// Work to do with opened ports.
+pub trait NicJob {
+    /// The job's result.
+    type Output;
+    /// Run the job on the ports, in the order of the device strings.
+    fn run<R: RegisterAccess + 'static>(self, ports: Vec<Port<R>>) -> AppResult<Self::Output>;
+}
+
+fn emu_mac(index: usize) -> [u8; 6] {
+    // Locally administered, unique per port of the process and per process.
+    let pid = std::process::id();
+    [
+        0x02,
+        (pid >> 16) as u8,
+        (pid >> 8) as u8,
+        pid as u8,
+        0,
+        index as u8 + 1,
+    ]
+}
+
+fn not_a_nic(device: &str, what: &str) -> Box<dyn std::error::Error + Send + Sync> {
+    format!(
+        "{device} is {what}, not a NIC; give an Intel 82576/I350/82599 port (see \
+         `hw-setup/devbind.sh status`) or an emulated one like emu:igb,wire=pair:a"
+    )
+    .into()
+}
+
+/// Open the ports named by `devices` (all emulated or all real: one kind of
+/// register access per process run) and run `job` on them.
+pub fn with_nics<J: NicJob>(devices: &[String], opts: NicOptions, job: J) -> AppResult<J::Output> {
+    with_nics_in(devices, opts, None, job)
+}
+
+/// Like [`with_nics`]; emulated ports go behind `iommu` when one is given
+/// (shared with an emulated NVMe controller opened with
+/// [`crate::open::with_nvme_in`], so a port can send from its buffers).
+pub fn with_nics_in<J: NicJob>(
+    devices: &[String],
+    opts: NicOptions,
+    iommu: Option<Arc<EmuIommu>>,
+    job: J,
+) -> AppResult<J::Output> {
+    let specs = devices
+        .iter()
+        .map(|d| d.parse::<DeviceSpec>().map_err(|e| e.into()))
+        .collect::<AppResult<Vec<_>>>()?;
+    for (i, a) in devices.iter().enumerate() {
+        if devices[..i].contains(a) && !a.starts_with("emu:") {
+            return Err(format!("{a} is given twice; give each port once").into());
+        }
+    }
+    let emulated = specs
+        .iter()
+        .filter(|s| matches!(s, DeviceSpec::EmuNic(_) | DeviceSpec::EmuNvme(_)))
+        .count();
+    if emulated != 0 && emulated != specs.len() {
+        return Err(
+            "emulated and real ports cannot be mixed in one run; give only emu: \
+                    devices or only PCI addresses"
+                .into(),
+        );
+    }
+    if emulated != 0 {
+        let nics: Vec<&EmuNicSpec> = specs
+            .iter()
+            .zip(devices)
+            .map(|(s, d)| match s {
+                DeviceSpec::EmuNic(n) => Ok(n),
+                _ => Err(not_a_nic(d, "an emulated NVMe controller")),
+            })
+            .collect::<AppResult<_>>()?;
+        // One IOMMU for all ports, like one VFIO container per process, so a
+        // buffer received on one port can be sent on another.
+        let iommu = iommu.unwrap_or_else(|| Arc::new(EmuIommu::new()));
+        let mut models = Vec::new();
+        let mut ports = Vec::new();
+        for (i, (n, dev)) in nics.iter().zip(devices).enumerate() {
+            let wire = open_wire(&n.wire)?;
+            let cfg = NicModelConfig {
+                mac: n.mac.unwrap_or_else(|| emu_mac(i)),
+                queues: n.queues.unwrap_or(0),
+                link_up: true,
+                flow_control: n.flow_control,
+            };
+            let emu = EmuNic::with_iommu(n.chip, cfg, wire, n.mode, iommu.clone())?;
+            emu.pci().enable();
+            let backend = format!(
+                "emulated {} ({}) on {}",
+                n.chip,
+                format!("{:?}", n.mode).to_lowercase(),
+                n.wire
+            );
+            let (regs, mapper) = (emu.bar(), emu.mapper());
+            let region = RegionOptions::EMULATED;
+            ports.push(Port::init(
+                regs, mapper, n.chip, region, &opts, dev, backend,
+            )?);
+            models.push(emu);
+        }
+        let out = job.run(ports);
+        drop(models);
+        return out;
+    }
+    let mut ports = Vec::new();
+    let mut devs = Vec::new();
+    for (spec, dev) in specs.iter().zip(devices) {
+        let DeviceSpec::Pci(addr) = spec else {
+            unreachable!("all specs are PCI addresses here (checked above)")
+        };
+        let d = VfioPciDevice::open(addr)?;
+        let Some(chip) = Chip::from_pci_ids(d.vendor_id(), d.device_id()) else {
+            let what = if d.class() == spec::nvme::PCI_CLASS_NVME {
+                "an NVMe controller".to_string()
+            } else {
+                format!(
+                    "a device this framework has no NIC driver for ({:04x}:{:04x}, class {:06x})",
+                    d.vendor_id(),
+                    d.device_id(),
+                    d.class()
+                )
+            };
+            return Err(not_a_nic(dev, &what));
+        };
+        let region = RegionOptions {
+            page_size: opts.region.page_size,
+            ..RegionOptions::HARDWARE
+        };
+        let (regs, mapper) = (d.bar0().clone(), d.mapper());
+        let backend = format!("vfio {chip}");
+        ports.push(Port::init(regs, mapper, chip, region, &opts, dev, backend)?);
+        devs.push(d);
+    }
+    let out = job.run(ports);
+    drop(devs);
+    out
+}

@@ -1,0 +1,77 @@
+use drivers::regs::RegisterAccess;
+use std::sync::Arc;
+
+/// The register side of a device model: what happens when the CPU reads or
+/// writes its BAR0. Read-to-clear, write-one-to-clear and self-clearing bits
+/// are the model's business, as in the datasheet. `size` is 4 or 8.
+pub trait MmioDevice: Send + Sync {
+    /// Size of BAR0 in bytes.
+    fn bar_size(&self) -> usize;
+    /// A read of `size` bytes at `offset`.
+    fn mmio_read(&self, offset: usize, size: u8) -> u64;
+    /// A write of `size` bytes at `offset`.
+    fn mmio_write(&self, offset: usize, size: u8, value: u64);
+}
+
+/// An emulated BAR: register accesses become calls into the model's MMIO
+/// handler. This is the emulated implementation of [`RegisterAccess`].
+pub struct EmuBar<M: MmioDevice> {
+    model: Arc<M>,
+}
+
+impl<M: MmioDevice> Clone for EmuBar<M> {
+    fn clone(&self) -> Self {
+        EmuBar {
+            model: self.model.clone(),
+        }
+    }
+}
+
+impl<M: MmioDevice> EmuBar<M> {
+    /// BAR0 of `model`.
+    pub fn new(model: Arc<M>) -> Self {
+        EmuBar { model }
+    }
+
+    /// The model behind the BAR (for tests and tools: its trace, fault injection).
+    pub fn model(&self) -> &Arc<M> {
+        &self.model
+    }
+
+    #[inline]
+    fn check(&self, offset: usize, size: usize) {
+        // A register offset comes from driver code, never from the device:
+        // an offset outside the BAR is a driver bug.
+        assert!(
+            offset.is_multiple_of(size) && offset + size <= self.model.bar_size(),
+            "MMIO access of {size} bytes at {offset:#x} outside or misaligned in BAR0 of {:#x} bytes",
+            self.model.bar_size()
+        );
+    }
+}
+
+impl<M: MmioDevice> RegisterAccess for EmuBar<M> {
+    #[inline]
+    fn read32(&self, offset: usize) -> u32 {
+        self.check(offset, 4);
+        self.model.mmio_read(offset, 4) as u32
+    }
+
+    #[inline]
+    fn write32(&self, offset: usize, value: u32) {
+        self.check(offset, 4);
+        self.model.mmio_write(offset, 4, value as u64)
+    }
+
+    #[inline]
+    fn read64(&self, offset: usize) -> u64 {
+        self.check(offset, 8);
+        self.model.mmio_read(offset, 8)
+    }
+
+    #[inline]
+    fn write64(&self, offset: usize, value: u64) {
+        self.check(offset, 8);
+        self.model.mmio_write(offset, 8, value)
+    }
+}

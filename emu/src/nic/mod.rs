@@ -1,0 +1,247 @@
+//! The emulated Intel NICs (82576, I350, 82599): the logic the chips share
+//! (descriptor processing, RSS, checksum offload, statistics), driven by a
+//! per-chip register map from the private `igb` and `ixgbe` modules, and
+//! [`EmuNic`], a whole emulated port: model, PCI function, BAR0, IOMMU,
+//! wire, trace and device thread.
+//!
+//! # What the model does
+//! - Registers with their datasheet behaviour: CTRL.RST resets everything
+//!   and self-clears; the EEPROM auto-read (EECD.AUTO_RD / EEC.ARD) and the
+//!   82599 DMA initialization (RDRXCTL.DMAIDONE) are done at once; the link
+//!   (STATUS.LU, LINKS) follows [`NicModelConfig::link_up`] and
+//!   [`EmuNic::set_link`]; statistics clear on read (a read of a low half,
+//!   GORCL, takes the whole 64-bit counter and latches the high half for
+//!   GORCH; an 8-byte read at GORCL takes it in one access); RXDCTL/TXDCTL
+//!   ENABLE read back (0 for a queue in the error state); RAL/RAH\[0\] hold
+//!   the configured MAC after reset.
+//! - Receive: destination filter (unicast/multicast promiscuous, broadcast
+//!   accept, exact addresses, multicast table), maximum frame size (LPE /
+//!   JUMBOEN), RSS (Toeplitz over IPv4/IPv6 addresses and TCP/UDP ports as
+//!   MRQC selects; RETA picks the queue; the hash and type are written back
+//!   when RXCSUM.PCSD is set), CRC stripping (else the FCS is stored and
+//!   counted in the length), frames longer than the SRRCTL buffer spread over
+//!   several descriptors with EOP on the last, advanced write-back (length,
+//!   DD, EOP, RSS type, packet type, hash; DD written last with release
+//!   ordering). No free descriptor: dropped and counted (RNBC, and
+//!   RQDPC/QPRDC with SRRCTL.DROP_EN, else MPC).
+//! - Transmit: advanced context and data descriptors, scatter-gather up to
+//!   EOP, IPv4 header and TCP/UDP checksum insertion (the L4 field carries the
+//!   pseudo-header sum, as the datasheets require), padding to 60 bytes
+//!   (TCTL.PSP / HLREG0.TXPADEN), DD written back only where RS is set.
+//! - Everything the driver gives is checked: ring base and length (128-byte
+//!   multiples), head and tail inside the ring, SRRCTL.DESCTYPE, descriptor
+//!   types. A bad value puts that queue in an error state (traced, counted in
+//!   [`ModelCounters::queue_errors`]); the device never panics.
+//! - All memory access goes through [`DeviceDma`] (IOMMU-checked, traced).
+//!   A packet buffer the IOMMU refuses: on RX the frame is dropped, its
+//!   descriptor written back with EOP and the RX data error bit (RXE) and
+//!   length 0; on TX the packet is dropped and its descriptors completed.
+//!   Both are counted ([`ModelCounters`]) and traced. A ring the IOMMU
+//!   refuses stops its queue (error state).
+//!
+//! Not modelled: interrupts (masks are stored, nothing is raised), legacy
+//! descriptors, header split, TSO, VLAN insertion/stripping and filtering,
+//! RX checksum offload status, SCTP CRC offload, VMDq/DCB/SR-IOV, the
+//! flow-control registers (PAUSE frames are not put on the wire: with the
+//! device option `pause=on` the wire itself holds, see
+//! [`NicModelConfig::flow_control`]), the head write-back (TDWBAL), EEPROM
+//! reads through EERD, flow director, timestamps, loopback modes.
+//!
+//! # When the device works (run modes)
+//! - [`RunMode::Inline`]: on the caller's thread, deterministic. A TDT write
+//!   processes that TX ring to the tail before it returns. Frames move from
+//!   the wire into the RX rings (1) on every RDT write, (2) after the TX
+//!   work of every TDT write (so a port on a `loop` wire gets its own frames
+//!   back), (3) on reads of RDH and of the statistics registers, and (4) on
+//!   [`EmuNic::poll`]. A driver that only polls descriptor memory needs (4).
+//! - [`RunMode::Threaded`]: a [`DeviceThread`] polls every enabled TX ring
+//!   (up to 256 descriptors per ring per round) and the wire (up to 64
+//!   frames per round); register writes only record the new tails. After
+//!   64 rounds with nothing to do, the wire is checked every 16th round (a
+//!   check of a socket or TAP wire is a system call), so an idle thread
+//!   backs off sooner; any work resets that.
+//!
+//! # Trace
+//! `Doorbell` for RDT (queue `2 * q`) and TDT (queue `2 * q + 1`) writes,
+//! `RegWrite` for other writes, `Fetch` per descriptor read, `DmaRead` /
+//! `DmaWrite` per DMA, `Completion` per write-back (id: the descriptor index,
+//! status: the status dword), `Fault` for IOMMU faults, and `Note` for
+//! resets, queue state changes, drops and errors.
+
+mod checksum;
+mod config;
+mod frame;
+mod igb;
+mod ixgbe;
+mod layout;
+mod model;
+mod rss;
+mod rx;
+#[cfg(test)]
+mod tests;
+mod tx;
+
+pub use config::{ModelCounters, ModelError, NicModelConfig};
+pub use model::NicModel;
+
+use crate::wire::Wire;
+use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};
+use dma::EmuIommu;
+use drivers::nic::Chip;
+use std::sync::Arc;
+
+/// See [`EmuNic::poller`].
+#[derive(Clone)]
+pub struct NicPoller(Arc<NicModel>);
+
+impl NicPoller {
+    /// [`EmuNic::poll`].
+    pub fn poll(&self) -> bool {
+        self.0.poll_until_idle()
+    }
+}
+
+/// A whole emulated NIC port: the model, its PCI function and BAR0, the
+/// IOMMU it reaches memory through, its wire, its trace and, in
+/// [`RunMode::Threaded`], its device thread.
+///
+/// Keep it alive as long as a driver uses the port: dropping it stops the
+/// device thread, after which a threaded port moves no more frames.
+pub struct EmuNic {
+    // Dropped first: the thread stops before anything else goes.
+    thread: Option<DeviceThread>,
+    model: Arc<NicModel>,
+    iommu: Arc<EmuIommu>,
+    pci: Arc<EmuPciFunction>,
+    trace: Arc<Trace>,
+}
+
+impl EmuNic {
+    /// A port of `chip` with its own IOMMU, plugged into `wire`. Bus
+    /// mastering starts disabled, as after power-on: the driver's open
+    /// enables it ([`EmuPciFunction::enable`]).
+    pub fn new(
+        chip: Chip,
+        cfg: NicModelConfig,
+        wire: Arc<dyn Wire>,
+        mode: RunMode,
+    ) -> Result<EmuNic, ModelError> {
+        Self::with_iommu(chip, cfg, wire, mode, Arc::new(EmuIommu::new()))
+    }
+
+    /// A port that shares `iommu` with other devices of the process (like
+    /// one VFIO container for all of them), so buffers of one pool can go
+    /// to several ports.
+    pub fn with_iommu(
+        chip: Chip,
+        cfg: NicModelConfig,
+        wire: Arc<dyn Wire>,
+        mode: RunMode,
+        iommu: Arc<EmuIommu>,
+    ) -> Result<EmuNic, ModelError> {
+        cfg.validate()?;
+        let queues = cfg.queues_for(chip, chip.max_queues())?;
+        let layout = match chip {
+            Chip::I82576 | Chip::I350 => igb::layout(chip, queues),
+            Chip::X82599 => ixgbe::layout(chip, queues),
+        };
+        let trace = Arc::new(Trace::new());
+        let pci = Arc::new(EmuPciFunction::new(layout.pci));
+        let dma = DeviceDma::new(iommu.clone(), pci.clone(), trace.clone());
+        let model = Arc::new(NicModel::new(layout, &cfg, queues, mode, dma, wire));
+        let thread = match mode {
+            RunMode::Inline => None,
+            RunMode::Threaded => {
+                let name = format!("emu-{}", chip.name());
+                Some(DeviceThread::spawn(&name, model.clone()).map_err(ModelError::Thread)?)
+            }
+        };
+        Ok(EmuNic {
+            thread,
+            model,
+            iommu,
+            pci,
+            trace,
+        })
+    }
+
+    /// BAR0, for the driver.
+    pub fn bar(&self) -> EmuBar<NicModel> {
+        EmuBar::new(self.model.clone())
+    }
+
+    /// The IOMMU the port's DMA goes through.
+    pub fn iommu(&self) -> &Arc<EmuIommu> {
+        &self.iommu
+    }
+
+    /// The IOMMU as a mapper, for the driver's DMA memory.
+    pub fn mapper(&self) -> Arc<dyn dma::Mapper> {
+        self.iommu.clone()
+    }
+
+    /// The PCI function (config space, bus mastering).
+    pub fn pci(&self) -> &Arc<EmuPciFunction> {
+        &self.pci
+    }
+
+    /// The trace of device events (off until enabled).
+    pub fn trace(&self) -> &Arc<Trace> {
+        &self.trace
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<NicModel> {
+        &self.model
+    }
+
+    /// The chip modelled.
+    pub fn chip(&self) -> Chip {
+        self.model.layout.chip
+    }
+
+    /// The port's MAC address.
+    pub fn mac(&self) -> [u8; 6] {
+        self.model.mac
+    }
+
+    /// The wire the port is plugged into.
+    pub fn wire(&self) -> &Arc<dyn Wire> {
+        &self.model.wire
+    }
+
+    /// Whether a device thread runs the model.
+    pub fn is_threaded(&self) -> bool {
+        self.thread.is_some()
+    }
+
+    /// Do the device work now, on this thread, until nothing is left: send
+    /// what the TX rings hold and move the frames waiting on the wire into
+    /// the RX rings. True if anything was done. The way an inline port's
+    /// driver (or test) lets frames arrive; harmless on a threaded port.
+    pub fn poll(&self) -> bool {
+        self.model.poll_until_idle()
+    }
+
+    /// A handle that does [`Self::poll`] from another thread, for as long
+    /// as it lives (it keeps the model, not the port, alive).
+    pub fn poller(&self) -> NicPoller {
+        NicPoller(self.model.clone())
+    }
+
+    /// Bring the link up or down.
+    pub fn set_link(&self, up: bool) {
+        self.model.set_link(up)
+    }
+
+    /// Hold or resume transmission (802.3x flow control from the link
+    /// partner): a stalled NIC, for backpressure tests.
+    pub fn set_tx_paused(&self, paused: bool) {
+        self.model.set_tx_paused(paused)
+    }
+
+    /// The model's own counters (drops, faults, errors).
+    pub fn counters(&self) -> ModelCounters {
+        self.model.counters()
+    }
+}

@@ -1,0 +1,294 @@
+//! The transmit path (82576 datasheet §7.2, 82599 datasheet §7.2): the
+//! device fetches descriptors from TDH up to TDT; context descriptors load
+//! offload state, data descriptors gather their buffers until EOP; then the
+//! checksums are inserted, short frames padded, the frame sent on the wire,
+//! and DD written back into every descriptor that asked for it with RS.
+//!
+//! Only the advanced descriptors are modelled (DCMD.DEXT = 1); a legacy
+//! descriptor stops the queue in the error state. TCP segmentation
+//! (DCMD.TSE), VLAN insertion (DCMD.VLE) and the head write-back (TDWBAL)
+//! are not modelled.
+
+use super::checksum::{self, L4Type, TxContext};
+use super::layout::Ctr;
+use super::model::{bump, Dir, NicModel};
+use crate::wire::MAX_FRAME;
+use crate::{DmaError, TraceEvent};
+use spec::nic::adv_desc::tx::{self as desc, cmd_type_len as cmd, ctx, olinfo};
+use spec::nic::adv_desc::DESC_SIZE;
+use spec::nic::{ETH_FCS_LEN, ETH_MIN_FRAME};
+use std::sync::atomic::Ordering;
+
+/// Descriptors fetched with one DMA read.
+const FETCH_BATCH: usize = 32;
+/// Context slots per queue the IDX field selects (82576 §7.2.2.3: two).
+const CONTEXT_SLOTS: usize = 2;
+
+/// Why a packet is dropped instead of sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Discard {
+    /// A buffer read the IOMMU refused.
+    Fault,
+    /// More bytes than the largest frame.
+    TooLong(usize),
+    /// More data descriptors than the chip takes per packet.
+    TooManyDescriptors(usize),
+}
+
+/// The packet being gathered.
+struct Packet {
+    data: Vec<u8>,
+    /// Between a first data descriptor and its EOP.
+    open: bool,
+    /// DCMD and POPTS/IDX of the first data descriptor.
+    first_cmd: u32,
+    first_olinfo: u32,
+    descriptors: usize,
+    drop: Option<Discard>,
+}
+
+/// One enabled transmit ring, as the device sees it.
+pub(crate) struct TxRing {
+    base: u64,
+    entries: u32,
+    head: u32,
+    contexts: [Option<TxContext>; CONTEXT_SLOTS],
+    packet: Packet,
+    /// Descriptors prefetched from head on.
+    cache: Box<[u8]>,
+    pos: usize,
+    len: usize,
+}
+
+fn dword(d: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
+}
+
+impl TxRing {
+    /// A ring of `entries` descriptors at `base`, starting at `head`.
+    pub(crate) fn new(base: u64, entries: u32, head: u32) -> Self {
+        TxRing {
+            base,
+            entries,
+            head,
+            contexts: [None; CONTEXT_SLOTS],
+            packet: Packet {
+                data: Vec::with_capacity(MAX_FRAME),
+                open: false,
+                first_cmd: 0,
+                first_olinfo: 0,
+                descriptors: 0,
+                drop: None,
+            },
+            cache: vec![0u8; FETCH_BATCH * DESC_SIZE].into_boxed_slice(),
+            pos: 0,
+            len: 0,
+        }
+    }
+
+    fn desc_iova(&self, index: u32) -> u64 {
+        self.base + index as u64 * DESC_SIZE as u64
+    }
+
+    /// Make the descriptor at head available in the cache (a batch fetch
+    /// of up to the tail or the ring's end).
+    fn fetch(&mut self, m: &NicModel, q: u16, tail: u32) -> Result<(), DmaError> {
+        if self.pos < self.len {
+            return Ok(());
+        }
+        let pending = (tail + self.entries - self.head) % self.entries;
+        let n = (pending as usize)
+            .min(FETCH_BATCH)
+            .min((self.entries - self.head) as usize);
+        let iova = self.desc_iova(self.head);
+        m.dma.read(iova, &mut self.cache[..n * DESC_SIZE])?;
+        for i in 0..n {
+            m.dma.trace().record(|| TraceEvent::Fetch {
+                queue: Dir::Tx.trace_queue(q),
+                index: self.head + i as u32,
+                iova: iova + (i * DESC_SIZE) as u64,
+            });
+        }
+        self.pos = 0;
+        self.len = n;
+        Ok(())
+    }
+
+    /// Process descriptors up to the driver's tail, at most `budget`.
+    /// True if any was processed.
+    pub(crate) fn run(&mut self, m: &NicModel, q: u16, budget: usize) -> bool {
+        let shared = &m.txq[q as usize];
+        let tail = shared.tail.load(Ordering::Acquire);
+        let mut done = 0;
+        while self.head != tail && done < budget {
+            if m.flow_control && !m.wire.peer_ready() {
+                // The peer sent XOFF: hold the descriptors until it has room.
+                break;
+            }
+            let index = self.head;
+            if let Err(e) = self.fetch(m, q, tail) {
+                m.queue_error(Dir::Tx, q, shared, || {
+                    format!("descriptor fetch at index {index} failed: {e}")
+                });
+                return done > 0;
+            }
+            let mut d = [0u8; DESC_SIZE];
+            d.copy_from_slice(&self.cache[self.pos * DESC_SIZE..(self.pos + 1) * DESC_SIZE]);
+            let c = dword(&d, desc::CMD_TYPE_LEN);
+            if c & cmd::DEXT == 0 {
+                m.queue_error(Dir::Tx, q, shared, || {
+                    format!(
+                        "descriptor {index} is a legacy descriptor (DCMD.DEXT = 0), which is not \
+                         modelled; use advanced descriptors"
+                    )
+                });
+                return done > 0;
+            }
+            match cmd::DTYP.get(c as u64) as u32 {
+                cmd::DTYP_CONTEXT => self.load_context(&d),
+                cmd::DTYP_DATA => self.data(m, q, &d, c),
+                other => {
+                    bump(&m.counters.tx_malformed);
+                    m.note(|| {
+                        format!("TX queue {q} descriptor {index}: unknown DTYP {other:#x} skipped")
+                    });
+                }
+            }
+            if c & cmd::RS != 0 {
+                // The write-back format: DD in the status dword (82599 §7.2.3.2.4).
+                let wb = m
+                    .dma
+                    .store_u32_release(self.desc_iova(index) + desc::WB_STATUS as u64, olinfo::DD);
+                if let Err(e) = wb {
+                    m.queue_error(Dir::Tx, q, shared, || {
+                        format!("write-back of descriptor {index} failed: {e}")
+                    });
+                    return true;
+                }
+                m.dma.trace().record(|| TraceEvent::Completion {
+                    queue: Dir::Tx.trace_queue(q),
+                    id: index,
+                    status: olinfo::DD,
+                });
+            }
+            self.pos += 1;
+            self.head = (self.head + 1) % self.entries;
+            shared.head.store(self.head, Ordering::Release);
+            done += 1;
+        }
+        done > 0
+    }
+
+    /// A context descriptor: load its slot.
+    fn load_context(&mut self, d: &[u8]) {
+        let lens = dword(d, ctx::VLAN_MACIP_LENS) as u64;
+        let tucmd = dword(d, ctx::TYPE_TUCMD_MLHL);
+        let idx = ctx::IDX.get(dword(d, ctx::MSS_L4LEN_IDX) as u64) as usize % CONTEXT_SLOTS;
+        let l4 = match ctx::TUCMD_L4T.get(tucmd as u64) as u32 {
+            ctx::L4T_UDP => L4Type::Udp,
+            ctx::L4T_TCP => L4Type::Tcp,
+            ctx::L4T_SCTP => L4Type::Sctp,
+            _ => L4Type::Reserved,
+        };
+        self.contexts[idx] = Some(TxContext {
+            maclen: ctx::MACLEN.get(lens) as usize,
+            iplen: ctx::IPLEN.get(lens) as usize,
+            ipv4: tucmd & ctx::TUCMD_IPV4 != 0,
+            l4,
+        });
+    }
+
+    /// A data descriptor: gather its buffer; on EOP, finish the packet.
+    fn data(&mut self, m: &NicModel, q: u16, d: &[u8], c: u32) {
+        let p = &mut self.packet;
+        if !p.open {
+            p.open = true;
+            p.first_cmd = c;
+            p.first_olinfo = dword(d, desc::OLINFO_STATUS);
+            p.descriptors = 0;
+            p.drop = None;
+            p.data.clear();
+        }
+        p.descriptors += 1;
+        let len = cmd::DTALEN.get(c as u64) as usize;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&d[desc::ADDR..desc::ADDR + 8]);
+        let addr = u64::from_le_bytes(a);
+        if p.drop.is_none() {
+            let at = p.data.len();
+            if let Some(max) = m
+                .layout
+                .max_tx_desc_per_packet
+                .filter(|&x| p.descriptors > x)
+            {
+                p.drop = Some(Discard::TooManyDescriptors(max));
+            } else if at + len > MAX_FRAME {
+                p.drop = Some(Discard::TooLong(at + len));
+            } else {
+                p.data.resize(at + len, 0);
+                if let Err(e) = m.dma.read(addr, &mut p.data[at..]) {
+                    p.drop = Some(Discard::Fault);
+                    bump(&m.counters.tx_dma_faults);
+                    m.note(|| {
+                        format!("TX queue {q}: packet dropped, buffer {addr:#x} refused: {e}")
+                    });
+                }
+            }
+        }
+        if c & cmd::EOP != 0 {
+            self.finish(m, q);
+        }
+    }
+
+    /// EOP: offload, pad and send the packet (or count why not).
+    fn finish(&mut self, m: &NicModel, q: u16) {
+        let p = &mut self.packet;
+        p.open = false;
+        match p.drop {
+            Some(Discard::Fault) => return,
+            Some(why) => {
+                bump(&m.counters.tx_malformed);
+                m.note(|| format!("TX queue {q}: packet dropped: {why:?}"));
+                return;
+            }
+            None => {}
+        }
+        if p.first_cmd & cmd::TSE != 0 {
+            bump(&m.counters.tx_malformed);
+            m.note(|| format!("TX queue {q}: packet dropped: TSO (DCMD.TSE) is not modelled"));
+            return;
+        }
+        let popts = p.first_olinfo;
+        let (ixsm, txsm) = (popts & olinfo::IXSM != 0, popts & olinfo::TXSM != 0);
+        if ixsm || txsm {
+            let idx = olinfo::IDX.get(popts as u64) as usize % CONTEXT_SLOTS;
+            let result = match &self.contexts[idx] {
+                Some(ctx) => {
+                    checksum::apply(&mut p.data, ctx, ixsm, txsm).map_err(|e| e.to_string())
+                }
+                None => Err(format!("no context descriptor loaded slot {idx}")),
+            };
+            if let Err(why) = result {
+                bump(&m.counters.tx_offload_errors);
+                m.note(|| format!("TX queue {q}: checksum offload not applied: {why}"));
+            }
+        }
+        if p.data.len() < ETH_MIN_FRAME && m.bit(m.layout.tx_pad) {
+            p.data.resize(ETH_MIN_FRAME, 0);
+        }
+        if !m.link_up() {
+            bump(&m.counters.tx_link_down);
+            return;
+        }
+        if let Err(e) = m.wire.send(&p.data) {
+            bump(&m.counters.wire_errors);
+            m.note(|| format!("wire {}: send failed: {e}", m.wire.describe()));
+            return;
+        }
+        bump(&m.counters.tx_frames);
+        let octets = (p.data.len() + ETH_FCS_LEN) as u64;
+        m.count(Ctr::Gptc, 1);
+        m.count(Ctr::Tpt, 1);
+        m.count(Ctr::Gotc, octets);
+    }
+}

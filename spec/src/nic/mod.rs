@@ -1,0 +1,52 @@
+//! Every number the Intel NIC drivers and the NIC device models share, named
+//! once: the advanced descriptor layouts both chip families use
+//! ([`adv_desc`]), the 82576 / I350 register map ([`igb`]) and the 82599
+//! register map ([`ixgbe`]).
+//!
+//! Section numbers refer to the Intel 82576EB Gigabit Ethernet Controller
+//! Datasheet (rev. 2.x; "82576 datasheet"), the Intel Ethernet Controller I350
+//! Datasheet ("I350 datasheet") and the Intel 82599 10 GbE Controller
+//! Datasheet (rev. 3.x; "82599 datasheet").
+//!
+//! Conventions: register offsets are `usize` byte offsets into BAR0; per-queue
+//! registers are `const fn`s of the queue number (`rdbal(q)`); single-bit
+//! flags are `u32` masks; multi-bit fields are [`Field`]s (`get`/`set` work
+//! on `u64`, so widen the 32-bit register value with `as u64`).
+
+pub mod adv_desc;
+pub mod igb;
+pub mod ixgbe;
+
+pub use crate::Field;
+
+/// Size of an Ethernet frame check sequence (CRC), which the NICs strip on
+/// receive and insert on transmit; frames on an emulated wire (`emu::wire`) never carry it.
+pub const ETH_FCS_LEN: usize = 4;
+/// Smallest Ethernet frame without FCS; shorter frames are padded on
+/// transmit (TCTL.PSP / HLREG0.TXPADEN).
+pub const ETH_MIN_FRAME: usize = 60;
+/// Largest standard Ethernet frame without FCS (1500-byte payload, no VLAN tag).
+pub const ETH_MAX_FRAME: usize = 1514;
+
+/// The 40-byte RSS key used by the drivers when `rx_queues > 1` (the
+/// Microsoft RSS verification key, so a hash can be checked against the
+/// published test vectors). RSSRK\[0\] holds bytes 0..4 with byte 0 in bits
+/// 7:0 (RSSRK register descriptions of both datasheets).
+pub const RSS_KEY: [u8; 40] = [
+    0x6d, 0x5a, 0x56, 0xda, 0x25, 0x5b, 0x0e, 0xc2, 0x41, 0x67, 0x25, 0x3d, 0x43, 0xa3, 0x8f, 0xb0,
+    0xd0, 0xca, 0x2b, 0xcb, 0xae, 0x7b, 0x30, 0xb4, 0x77, 0xcb, 0x2d, 0xa3, 0x80, 0x30, 0xf2, 0x0c,
+    0x6a, 0x42, 0xb7, 0x3b, 0xbe, 0xac, 0x01, 0xfa,
+];
+
+/// Number of entries in the RSS redirection table (RETA) of both families:
+/// 32 registers of 4 one-byte entries; the entry is chosen by the 7 least
+/// significant bits of the RSS hash (the RSS sections of both datasheets,
+/// §7.1).
+pub const RETA_ENTRIES: usize = 128;
+/// Number of 32-bit RSS key registers (RSSRK).
+pub const RSSRK_REGS: usize = 10;
+/// Number of 32-bit RETA registers.
+pub const RETA_REGS: usize = 32;
+
+/// PCI class code of an Ethernet controller (base class 02h, subclass 00h).
+pub const PCI_CLASS_ETHERNET: u32 = 0x02_00_00;
