@@ -12,4 +12,4 @@ mod field;
 pub mod nic;
 pub mod nvme;
 
-pub use field::Field;
+pub use field::{Field, FieldInfo, Layout, RawField, Word, WordWidth};

@@ -3,11 +3,11 @@
 //! named once. Section numbers are from the NVM Express Base Specification
 //! 1.4 (register and queue layouts are unchanged in 2.0).
 
-use crate::Field;
+use crate::RawField;
 
 /// Controller registers in BAR0 (§3.1).
 pub mod reg {
-    use super::Field;
+    use super::RawField;
 
     /// Controller Capabilities, 64 bits.
     pub const CAP: usize = 0x00;
@@ -34,53 +34,53 @@ pub mod reg {
 
     /// VS fields (§3.1.2).
     pub mod vs {
-        use super::Field;
+        use super::RawField;
         /// Major version.
-        pub const MJR: Field = Field::new(16, 16);
+        pub const MJR: RawField = RawField::new(16, 16);
         /// Minor version.
-        pub const MNR: Field = Field::new(8, 8);
+        pub const MNR: RawField = RawField::new(8, 8);
         /// Tertiary version.
-        pub const TER: Field = Field::new(0, 8);
+        pub const TER: RawField = RawField::new(0, 8);
     }
 
     /// CAP fields (§3.1.1).
     pub mod cap {
-        use super::Field;
+        use super::RawField;
         /// Maximum Queue Entries Supported, 0's based.
-        pub const MQES: Field = Field::new(0, 16);
+        pub const MQES: RawField = RawField::new(0, 16);
         /// Contiguous Queues Required.
-        pub const CQR: Field = Field::new(16, 1);
+        pub const CQR: RawField = RawField::new(16, 1);
         /// Timeout for CSTS.RDY changes, in 500 ms units.
-        pub const TO: Field = Field::new(24, 8);
+        pub const TO: RawField = RawField::new(24, 8);
         /// Doorbell Stride: doorbells are `4 << DSTRD` bytes apart.
-        pub const DSTRD: Field = Field::new(32, 4);
+        pub const DSTRD: RawField = RawField::new(32, 4);
         /// Command Sets Supported (bit 0: NVM).
-        pub const CSS: Field = Field::new(37, 8);
+        pub const CSS: RawField = RawField::new(37, 8);
         /// Memory Page Size Minimum: 2 ^ (12 + MPSMIN).
-        pub const MPSMIN: Field = Field::new(48, 4);
+        pub const MPSMIN: RawField = RawField::new(48, 4);
         /// Memory Page Size Maximum.
-        pub const MPSMAX: Field = Field::new(52, 4);
+        pub const MPSMAX: RawField = RawField::new(52, 4);
         /// CSS bit: the NVM command set.
         pub const CSS_NVM: u64 = 1 << 0;
     }
 
     /// CC fields (§3.1.5).
     pub mod cc {
-        use super::Field;
+        use super::RawField;
         /// Enable.
-        pub const EN: Field = Field::new(0, 1);
+        pub const EN: RawField = RawField::new(0, 1);
         /// I/O Command Set Selected (0: NVM).
-        pub const CSS: Field = Field::new(4, 3);
+        pub const CSS: RawField = RawField::new(4, 3);
         /// Memory Page Size: 2 ^ (12 + MPS).
-        pub const MPS: Field = Field::new(7, 4);
+        pub const MPS: RawField = RawField::new(7, 4);
         /// Arbitration Mechanism Selected.
-        pub const AMS: Field = Field::new(11, 3);
+        pub const AMS: RawField = RawField::new(11, 3);
         /// Shutdown Notification.
-        pub const SHN: Field = Field::new(14, 2);
+        pub const SHN: RawField = RawField::new(14, 2);
         /// I/O Submission Queue Entry Size: 2 ^ n (6 for 64 bytes).
-        pub const IOSQES: Field = Field::new(16, 4);
+        pub const IOSQES: RawField = RawField::new(16, 4);
         /// I/O Completion Queue Entry Size: 2 ^ n (4 for 16 bytes).
-        pub const IOCQES: Field = Field::new(20, 4);
+        pub const IOCQES: RawField = RawField::new(20, 4);
         /// SHN value: normal shutdown notification.
         pub const SHN_NORMAL: u64 = 0b01;
         /// CSS value: the NVM command set.
@@ -89,24 +89,24 @@ pub mod reg {
 
     /// CSTS fields (§3.1.6).
     pub mod csts {
-        use super::Field;
+        use super::RawField;
         /// Ready.
-        pub const RDY: Field = Field::new(0, 1);
+        pub const RDY: RawField = RawField::new(0, 1);
         /// Controller Fatal Status.
-        pub const CFS: Field = Field::new(1, 1);
+        pub const CFS: RawField = RawField::new(1, 1);
         /// Shutdown Status.
-        pub const SHST: Field = Field::new(2, 2);
+        pub const SHST: RawField = RawField::new(2, 2);
         /// SHST value: shutdown processing complete.
         pub const SHST_COMPLETE: u64 = 0b10;
     }
 
     /// AQA fields (§3.1.8), both 0's based.
     pub mod aqa {
-        use super::Field;
+        use super::RawField;
         /// Admin Submission Queue Size.
-        pub const ASQS: Field = Field::new(0, 12);
+        pub const ASQS: RawField = RawField::new(0, 12);
         /// Admin Completion Queue Size.
-        pub const ACQS: Field = Field::new(16, 12);
+        pub const ACQS: RawField = RawField::new(16, 12);
     }
 
     /// Offset of the submission queue `qid` tail doorbell.
@@ -151,30 +151,30 @@ pub mod sqe {
 
     /// CDW0 fields.
     pub mod cdw0 {
-        use crate::Field;
+        use crate::RawField;
         /// Opcode.
-        pub const OPC: Field = Field::new(0, 8);
+        pub const OPC: RawField = RawField::new(0, 8);
         /// Fused operation.
-        pub const FUSE: Field = Field::new(8, 2);
+        pub const FUSE: RawField = RawField::new(8, 2);
         /// PRP or SGL for data transfer (0: PRPs).
-        pub const PSDT: Field = Field::new(14, 2);
+        pub const PSDT: RawField = RawField::new(14, 2);
         /// Command Identifier.
-        pub const CID: Field = Field::new(16, 16);
+        pub const CID: RawField = RawField::new(16, 16);
     }
 
     /// Read/Write CDW12 fields (NVM Command Set §6.9, §6.15).
     pub mod rw {
-        use crate::Field;
+        use crate::RawField;
         /// Number of Logical Blocks, 0's based.
-        pub const NLB: Field = Field::new(0, 16);
+        pub const NLB: RawField = RawField::new(0, 16);
         /// Force Unit Access.
-        pub const FUA: Field = Field::new(30, 1);
+        pub const FUA: RawField = RawField::new(30, 1);
     }
 }
 
 /// Completion queue entry layout (§4.6): 16 bytes, byte offsets.
 pub mod cqe {
-    use super::Field;
+    use super::RawField;
     /// Size of an entry.
     pub const SIZE: usize = 16;
     /// log2 of SIZE, for CC.IOCQES.
@@ -188,30 +188,30 @@ pub mod cqe {
 
     /// DW2 fields.
     pub mod dw2 {
-        use super::Field;
+        use super::RawField;
         /// SQ Head Pointer.
-        pub const SQHD: Field = Field::new(0, 16);
+        pub const SQHD: RawField = RawField::new(0, 16);
         /// SQ Identifier.
-        pub const SQID: Field = Field::new(16, 16);
+        pub const SQID: RawField = RawField::new(16, 16);
     }
 
     /// DW3 fields.
     pub mod dw3 {
-        use super::Field;
+        use super::RawField;
         /// Command Identifier.
-        pub const CID: Field = Field::new(0, 16);
+        pub const CID: RawField = RawField::new(0, 16);
         /// Phase Tag.
-        pub const P: Field = Field::new(16, 1);
+        pub const P: RawField = RawField::new(16, 1);
         /// Status Code.
-        pub const SC: Field = Field::new(17, 8);
+        pub const SC: RawField = RawField::new(17, 8);
         /// Status Code Type.
-        pub const SCT: Field = Field::new(25, 3);
+        pub const SCT: RawField = RawField::new(25, 3);
         /// Command Retry Delay.
-        pub const CRD: Field = Field::new(28, 2);
+        pub const CRD: RawField = RawField::new(28, 2);
         /// More.
-        pub const M: Field = Field::new(30, 1);
+        pub const M: RawField = RawField::new(30, 1);
         /// Do Not Retry.
-        pub const DNR: Field = Field::new(31, 1);
+        pub const DNR: RawField = RawField::new(31, 1);
     }
 }
 
@@ -256,7 +256,7 @@ pub mod cns {
     /// Active Namespace ID list (NSIDs greater than NSID).
     pub const ACTIVE_NAMESPACES: u32 = 0x02;
     /// Identify CDW10: the CNS field.
-    pub const CNS: crate::Field = crate::Field::new(0, 8);
+    pub const CNS: crate::RawField = crate::RawField::new(0, 8);
     /// Size of every Identify data structure in bytes.
     pub const DATA_SIZE: usize = 4096;
     /// NSIDs in one Active Namespace ID list (4-byte entries, 0 ends the list).
@@ -268,22 +268,22 @@ pub mod feature {
     /// Number of Queues: CDW11 NSQR (0-15) and NCQR (16-31), 0's based.
     pub const NUMBER_OF_QUEUES: u32 = 0x07;
     /// Set/Get Features CDW10: Feature Identifier.
-    pub const FID: crate::Field = crate::Field::new(0, 8);
+    pub const FID: crate::RawField = crate::RawField::new(0, 8);
     /// Number of Queues CDW11 and completion DW0: submission queues, 0's based.
-    pub const NSQ: crate::Field = crate::Field::new(0, 16);
+    pub const NSQ: crate::RawField = crate::RawField::new(0, 16);
     /// Number of Queues CDW11 and completion DW0: completion queues, 0's based.
-    pub const NCQ: crate::Field = crate::Field::new(16, 16);
+    pub const NCQ: crate::RawField = crate::RawField::new(16, 16);
 }
 
 /// Get Log Page command fields and log identifiers (§5.14).
 pub mod get_log_page {
-    use super::Field;
+    use super::RawField;
     /// CDW10: Log Page Identifier.
-    pub const LID: Field = Field::new(0, 8);
+    pub const LID: RawField = RawField::new(0, 8);
     /// CDW10: Number of Dwords Lower (with NUMDU, 0's based).
-    pub const NUMDL: Field = Field::new(16, 16);
+    pub const NUMDL: RawField = RawField::new(16, 16);
     /// CDW11: Number of Dwords Upper.
-    pub const NUMDU: Field = Field::new(0, 16);
+    pub const NUMDU: RawField = RawField::new(0, 16);
     /// Error Information log.
     pub const ERROR_INFORMATION: u8 = 0x01;
     /// SMART / Health Information log.
@@ -297,21 +297,21 @@ pub const NSID_BROADCAST: u32 = 0xffff_ffff;
 
 /// Create I/O Queue command fields (§5.3, §5.4).
 pub mod create_queue {
-    use super::Field;
+    use super::RawField;
     /// CDW10: Queue Identifier.
-    pub const QID: Field = Field::new(0, 16);
+    pub const QID: RawField = RawField::new(0, 16);
     /// CDW10: Queue Size, 0's based.
-    pub const QSIZE: Field = Field::new(16, 16);
+    pub const QSIZE: RawField = RawField::new(16, 16);
     /// CDW11: Physically Contiguous.
-    pub const PC: Field = Field::new(0, 1);
+    pub const PC: RawField = RawField::new(0, 1);
     /// CDW11 (create CQ): Interrupts Enabled.
-    pub const IEN: Field = Field::new(1, 1);
+    pub const IEN: RawField = RawField::new(1, 1);
     /// CDW11 (create CQ): Interrupt Vector.
-    pub const IV: Field = Field::new(16, 16);
+    pub const IV: RawField = RawField::new(16, 16);
     /// CDW11 (create SQ): Queue Priority.
-    pub const QPRIO: Field = Field::new(1, 2);
+    pub const QPRIO: RawField = RawField::new(1, 2);
     /// CDW11 (create SQ): Completion Queue Identifier.
-    pub const CQID: Field = Field::new(16, 16);
+    pub const CQID: RawField = RawField::new(16, 16);
 }
 
 /// Identify Controller data structure offsets (§5.15.2.2), 4096 bytes.
@@ -351,9 +351,9 @@ pub mod id_ctrl {
     /// Asynchronous Event Request Limit, 0's based.
     pub const AERL: usize = 259;
     /// SQES/CQES nibble: required (minimum) entry size, log2.
-    pub const ENTRY_SIZE_MIN: crate::Field = crate::Field::new(0, 4);
+    pub const ENTRY_SIZE_MIN: crate::RawField = crate::RawField::new(0, 4);
     /// SQES/CQES nibble: maximum entry size, log2.
-    pub const ENTRY_SIZE_MAX: crate::Field = crate::Field::new(4, 4);
+    pub const ENTRY_SIZE_MAX: crate::RawField = crate::RawField::new(4, 4);
 }
 
 /// Identify Namespace data structure offsets (NVM Command Set §4.1.5.1).
@@ -372,13 +372,13 @@ pub mod id_ns {
     /// (bits 0-15), LBA data size as log2 (bits 16-23), relative performance (24-25).
     pub const LBAF0: usize = 128;
     /// FLBAS: index of the LBA format in use (bits 0-3).
-    pub const FLBAS_INDEX: crate::Field = crate::Field::new(0, 4);
+    pub const FLBAS_INDEX: crate::RawField = crate::RawField::new(0, 4);
     /// FLBAS: metadata transferred at the end of the data LBA (extended LBA).
-    pub const FLBAS_EXTENDED: crate::Field = crate::Field::new(4, 1);
+    pub const FLBAS_EXTENDED: crate::RawField = crate::RawField::new(4, 1);
     /// LBA format entry: Metadata Size in bytes.
-    pub const LBAF_MS: crate::Field = crate::Field::new(0, 16);
+    pub const LBAF_MS: crate::RawField = crate::RawField::new(0, 16);
     /// LBA format entry: LBA Data Size, log2 (a value below 9 means unused).
-    pub const LBAF_LBADS: crate::Field = crate::Field::new(16, 8);
+    pub const LBAF_LBADS: crate::RawField = crate::RawField::new(16, 8);
 }
 
 /// Status Code Types (§4.6.1.2).

@@ -101,7 +101,7 @@ impl StatusKind {
         match self {
             Success => "Successful Completion",
             InvalidOpcode => "Invalid Command Opcode",
-            InvalidField => "Invalid Field in Command",
+            InvalidField => "Invalid RawField in Command",
             CidConflict => "Command ID Conflict",
             DataTransferError => "Data Transfer Error",
             PowerLossAbort => "Commands Aborted due to Power Loss Notification",

@@ -5,7 +5,7 @@
 
 use crate::PciIds;
 use drivers::nic::Chip;
-use spec::nic::Field;
+use spec::nic::RawField;
 
 /// A per-RX-queue register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,7 +161,7 @@ pub(crate) enum LinkReport {
         /// STATUS.FD.
         fd: u32,
         /// STATUS.SPEED.
-        speed: Field,
+        speed: RawField,
         /// The SPEED value reported (1000 Mb/s).
         speed_value: u64,
     },
@@ -170,7 +170,7 @@ pub(crate) enum LinkReport {
         /// LINKS.LINK_UP.
         links_up: u32,
         /// LINKS.SPEED.
-        speed: Field,
+        speed: RawField,
         /// The SPEED value reported (10 Gb/s).
         speed_value: u64,
         /// STATUS.LINK_UP.
@@ -190,7 +190,7 @@ pub(crate) enum MaxFrame {
         /// RLPML offset.
         rlpml: usize,
         /// RLPML field.
-        field: Field,
+        field: RawField,
     },
     /// 82599: HLREG0.JUMBOEN enables frames up to MAXFRS.MFS (bytes with FCS).
     Ixgbe {
@@ -201,7 +201,7 @@ pub(crate) enum MaxFrame {
         /// MAXFRS offset.
         maxfrs: usize,
         /// MAXFRS.MFS.
-        mfs: Field,
+        mfs: RawField,
     },
 }
 
@@ -211,7 +211,7 @@ pub(crate) struct McastFilter {
     /// First MTA register (128 of them).
     pub mta: usize,
     /// Register holding the MO (multicast offset) field, and the field.
-    pub mo: (usize, Field),
+    pub mo: (usize, RawField),
     /// Register and bit that enable the table (82599 MCSTCTRL.MFE); None: always on.
     pub enable: Option<(usize, u32)>,
 }
@@ -222,7 +222,7 @@ pub(crate) struct RssRegs {
     /// MRQC offset.
     pub mrqc: usize,
     /// MRQC.MRQE.
-    pub mrqe: Field,
+    pub mrqe: RawField,
     /// MRQE value selecting RSS.
     pub mrqe_rss: u64,
     /// MRQE value selecting one queue.
@@ -243,13 +243,13 @@ pub(crate) struct RssRegs {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SrrctlFields {
     /// BSIZEPACKET.
-    pub bsizepacket: Field,
+    pub bsizepacket: RawField,
     /// Its unit in bytes.
     pub unit: usize,
     /// Buffer size when BSIZEPACKET is 0 (82576: RCTL.BSIZE's default, 2048).
     pub default_size: usize,
     /// DESCTYPE.
-    pub desctype: Field,
+    pub desctype: RawField,
     /// DESCTYPE value of the advanced one-buffer descriptor.
     pub desctype_adv: u64,
     /// DROP_EN.
@@ -260,13 +260,13 @@ pub(crate) struct SrrctlFields {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PhyRegs {
     /// MDIC.DATA.
-    pub data: Field,
+    pub data: RawField,
     /// MDIC.REGADD.
-    pub regadd: Field,
+    pub regadd: RawField,
     /// MDIC.PHYADD.
-    pub phyadd: Field,
+    pub phyadd: RawField,
     /// MDIC.OP.
-    pub op: Field,
+    pub op: RawField,
     /// OP values: write, read.
     pub op_write: u64,
     /// See `op_write`.

@@ -8,7 +8,7 @@ use crate::TraceEvent;
 use dma::{DmaRegion, RegionOptions};
 use drivers::regs::RegisterAccess;
 use spec::nic::adv_desc::{rx as rxd, tx as txd, DESC_SIZE};
-use spec::nic::{igb, ixgbe, Field, ETH_FCS_LEN, RSS_KEY};
+use spec::nic::{igb, ixgbe, RawField, ETH_FCS_LEN, RSS_KEY};
 use std::time::{Duration, Instant};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -54,8 +54,8 @@ struct Regs {
     txdctl: fn(u16) -> usize,
     rxdctl_enable: u32,
     txdctl_enable: u32,
-    bsizepacket: Field,
-    desctype: Field,
+    bsizepacket: RawField,
+    desctype: RawField,
     desctype_adv: u64,
     drop_en: u32,
     gprc: usize,

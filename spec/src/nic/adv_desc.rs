@@ -5,7 +5,7 @@
 //! descriptor. The driver writes the *read* format; the device overwrites
 //! the same 16 bytes with the *write-back* format when it is done.
 
-use super::Field;
+use super::RawField;
 
 /// Size of every RX and TX descriptor in bytes.
 pub const DESC_SIZE: usize = 16;
@@ -18,7 +18,7 @@ pub const RING_MULTIPLE: usize = RING_ALIGN / DESC_SIZE;
 
 /// Advanced receive descriptor (82576 §7.1.5, 82599 §7.1.6).
 pub mod rx {
-    use super::Field;
+    use super::RawField;
 
     // ---- Read format (driver -> device), §7.1.5.1 / §7.1.6.1 ----
     /// Packet Buffer Address (64 bits).
@@ -42,13 +42,13 @@ pub mod rx {
 
     /// Fields of the write-back dword 0 ([`WB_INFO`]).
     pub mod info {
-        use super::Field;
+        use super::RawField;
         /// RSS Type: which fields were hashed (0: no hash computed).
-        pub const RSS_TYPE: Field = Field::new(0, 4);
+        pub const RSS_TYPE: RawField = RawField::new(0, 4);
         /// Packet Type (L2/L3/L4 recognition).
-        pub const PACKET_TYPE: Field = Field::new(4, 13);
+        pub const PACKET_TYPE: RawField = RawField::new(4, 13);
         /// Header length (header split only).
-        pub const HDR_LEN: Field = Field::new(21, 10);
+        pub const HDR_LEN: RawField = RawField::new(21, 10);
         /// Split Header.
         pub const SPH: u32 = 1 << 31;
     }
@@ -150,7 +150,7 @@ pub mod rx {
 
 /// Advanced transmit descriptors (82576 §7.2.2.3, 82599 §7.2.3.2.3-§7.2.3.2.4).
 pub mod tx {
-    use super::Field;
+    use super::RawField;
 
     // ---- Data descriptor, read format ----
     /// Data buffer address (64 bits).
@@ -165,13 +165,13 @@ pub mod tx {
 
     /// Fields of [`CMD_TYPE_LEN`] (data and context descriptors share DTYP/DEXT).
     pub mod cmd_type_len {
-        use super::Field;
+        use super::RawField;
         /// Data length of this descriptor's buffer in bytes.
-        pub const DTALEN: Field = Field::new(0, 16);
+        pub const DTALEN: RawField = RawField::new(0, 16);
         /// Descriptor type.
-        pub const DTYP: Field = Field::new(20, 4);
+        pub const DTYP: RawField = RawField::new(20, 4);
         /// Descriptor command byte.
-        pub const DCMD: Field = Field::new(24, 8);
+        pub const DCMD: RawField = RawField::new(24, 8);
         /// DTYP value: advanced data descriptor (0011b).
         pub const DTYP_DATA: u32 = 0b0011;
         /// DTYP value: advanced context descriptor (0010b).
@@ -192,17 +192,17 @@ pub mod tx {
 
     /// Fields of [`OLINFO_STATUS`] (data descriptor).
     pub mod olinfo {
-        use super::Field;
+        use super::RawField;
         /// STA: status (write-back); DD is bit 0.
-        pub const STA: Field = Field::new(0, 4);
+        pub const STA: RawField = RawField::new(0, 4);
         /// DD in the write-back status: the descriptor has been processed.
         pub const DD: u32 = 1 << 0;
         /// IDX: index of the context descriptor slot to use.
-        pub const IDX: Field = Field::new(4, 3);
+        pub const IDX: RawField = RawField::new(4, 3);
         /// CC: check context (82599; only needed with the TX switch / VFs).
         pub const CC: u32 = 1 << 7;
         /// POPTS: packet options.
-        pub const POPTS: Field = Field::new(8, 6);
+        pub const POPTS: RawField = RawField::new(8, 6);
         /// POPTS.IXSM: insert the IPv4 header checksum.
         pub const IXSM: u32 = 1 << 8;
         /// POPTS.TXSM: insert the TCP/UDP checksum.
@@ -210,12 +210,12 @@ pub mod tx {
         /// PAYLEN: total packet length in bytes (all data descriptors of the
         /// packet; without TSO this is the whole frame). Set on the first
         /// data descriptor of a packet.
-        pub const PAYLEN: Field = Field::new(14, 18);
+        pub const PAYLEN: RawField = RawField::new(14, 18);
     }
 
     /// Advanced context descriptor (82576 §7.2.2.3, 82599 §7.2.3.2.3).
     pub mod ctx {
-        use super::Field;
+        use super::RawField;
         /// Dword 0: VLAN, MACLEN, IPLEN.
         pub const VLAN_MACIP_LENS: usize = 0;
         /// Dword 1: 82599 FCoE/IPsec fields; 82576 reserved. Written 0.
@@ -226,20 +226,20 @@ pub mod tx {
         pub const MSS_L4LEN_IDX: usize = 12;
 
         /// IPLEN: IP header length in bytes (9 bits).
-        pub const IPLEN: Field = Field::new(0, 9);
+        pub const IPLEN: RawField = RawField::new(0, 9);
         /// MACLEN: L2 header length in bytes (7 bits, 14 or 18 typically).
-        pub const MACLEN: Field = Field::new(9, 7);
+        pub const MACLEN: RawField = RawField::new(9, 7);
         /// VLAN tag to insert when DCMD.VLE is set.
-        pub const VLAN: Field = Field::new(16, 16);
+        pub const VLAN: RawField = RawField::new(16, 16);
 
         /// TUCMD: the L3/L4 command field (bits 19:9 of TYPE_TUCMD_MLHL).
-        pub const TUCMD: Field = Field::new(9, 11);
+        pub const TUCMD: RawField = RawField::new(9, 11);
         /// TUCMD.SNAP: SNAP frame.
         pub const TUCMD_SNAP: u32 = 1 << 9;
         /// TUCMD.IPV4: IPv4 (else IPv6).
         pub const TUCMD_IPV4: u32 = 1 << 10;
         /// TUCMD.L4T: L4 packet type (bits 12:11).
-        pub const TUCMD_L4T: Field = Field::new(11, 2);
+        pub const TUCMD_L4T: RawField = RawField::new(11, 2);
         /// L4T value: UDP.
         pub const L4T_UDP: u32 = 0b00;
         /// L4T value: TCP.
@@ -247,16 +247,16 @@ pub mod tx {
         /// L4T value: SCTP.
         pub const L4T_SCTP: u32 = 0b10;
         /// DTYP (bits 23:20): must be [`super::cmd_type_len::DTYP_CONTEXT`].
-        pub const DTYP: Field = Field::new(20, 4);
+        pub const DTYP: RawField = RawField::new(20, 4);
         /// DEXT: must be 1.
         pub const DEXT: u32 = 1 << 29;
 
         /// IDX: context slot this descriptor loads (same field position as in data descriptors).
-        pub const IDX: Field = Field::new(4, 3);
+        pub const IDX: RawField = RawField::new(4, 3);
         /// L4LEN: L4 header length (TSO only).
-        pub const L4LEN: Field = Field::new(8, 8);
+        pub const L4LEN: RawField = RawField::new(8, 8);
         /// MSS: maximum segment size (TSO only).
-        pub const MSS: Field = Field::new(16, 16);
+        pub const MSS: RawField = RawField::new(16, 16);
     }
 }
 

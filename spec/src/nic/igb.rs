@@ -6,7 +6,7 @@
 //! 0x3800 TX, stride 0x100); every queue is also reachable in the 0xC000 RX /
 //! 0xE000 TX block (stride 0x40), which is the only place for queues 4 and up.
 
-use super::Field;
+use super::RawField;
 
 /// PCI vendor ID of Intel.
 pub const VENDOR_INTEL: u16 = 0x8086;
@@ -301,7 +301,7 @@ pub fn txq_block(q: u16, reg: fn(u16) -> usize) -> usize {
 
 /// CTRL fields.
 pub mod ctrl {
-    use super::Field;
+    use super::RawField;
     /// Full duplex.
     pub const FD: u32 = 1 << 0;
     /// GIO Master Disable: stop issuing new PCIe master requests.
@@ -315,7 +315,7 @@ pub mod ctrl {
     /// Invert loss of signal.
     pub const ILOS: u32 = 1 << 7;
     /// Speed selection (when forced).
-    pub const SPEED: Field = Field::new(8, 2);
+    pub const SPEED: RawField = RawField::new(8, 2);
     /// Force speed.
     pub const FRCSPD: u32 = 1 << 11;
     /// Force duplex.
@@ -334,17 +334,17 @@ pub mod ctrl {
 
 /// STATUS fields.
 pub mod status {
-    use super::Field;
+    use super::RawField;
     /// Full duplex.
     pub const FD: u32 = 1 << 0;
     /// Link up.
     pub const LU: u32 = 1 << 1;
     /// PCI function number (LAN port).
-    pub const FUNC_ID: Field = Field::new(2, 2);
+    pub const FUNC_ID: RawField = RawField::new(2, 2);
     /// Transmission paused.
     pub const TXOFF: u32 = 1 << 4;
     /// Link speed: 00 10 Mb/s, 01 100 Mb/s, 10 / 11 1000 Mb/s.
-    pub const SPEED: Field = Field::new(6, 2);
+    pub const SPEED: RawField = RawField::new(6, 2);
     /// SPEED value: 10 Mb/s.
     pub const SPEED_10: u64 = 0b00;
     /// SPEED value: 100 Mb/s.
@@ -365,24 +365,24 @@ pub mod eecd {
 
 /// CTRL_EXT fields.
 pub mod ctrl_ext {
-    use super::Field;
+    use super::RawField;
     /// Link mode: 00 internal copper PHY, 01 1000BASE-KX, 10 SGMII, 11 SerDes.
-    pub const LINK_MODE: Field = Field::new(22, 2);
+    pub const LINK_MODE: RawField = RawField::new(22, 2);
     /// Driver loaded: tells the manageability firmware a driver owns the port.
     pub const DRV_LOAD: u32 = 1 << 28;
 }
 
 /// MDIC fields: one PHY register access at a time.
 pub mod mdic {
-    use super::Field;
+    use super::RawField;
     /// Data read or to write.
-    pub const DATA: Field = Field::new(0, 16);
+    pub const DATA: RawField = RawField::new(0, 16);
     /// PHY register address.
-    pub const REGADD: Field = Field::new(16, 5);
+    pub const REGADD: RawField = RawField::new(16, 5);
     /// PHY address (the internal PHY is at 1).
-    pub const PHYADD: Field = Field::new(21, 5);
+    pub const PHYADD: RawField = RawField::new(21, 5);
     /// Opcode: 01 write, 10 read.
-    pub const OP: Field = Field::new(26, 2);
+    pub const OP: RawField = RawField::new(26, 2);
     /// OP value: write.
     pub const OP_WRITE: u64 = 0b01;
     /// OP value: read.
@@ -417,7 +417,7 @@ pub mod phy {
 
 /// RCTL fields. Change them only while RCTL.EN = 0.
 pub mod rctl {
-    use super::Field;
+    use super::RawField;
     /// Receiver enable.
     pub const EN: u32 = 1 << 1;
     /// Store bad packets.
@@ -429,15 +429,15 @@ pub mod rctl {
     /// Long packet enable (frames up to RLPML).
     pub const LPE: u32 = 1 << 5;
     /// Loopback mode.
-    pub const LBM: Field = Field::new(6, 2);
+    pub const LBM: RawField = RawField::new(6, 2);
     /// Descriptor minimum threshold size.
-    pub const RDMTS: Field = Field::new(8, 2);
+    pub const RDMTS: RawField = RawField::new(8, 2);
     /// Multicast offset.
-    pub const MO: Field = Field::new(12, 2);
+    pub const MO: RawField = RawField::new(12, 2);
     /// Broadcast accept mode.
     pub const BAM: u32 = 1 << 15;
     /// Legacy buffer size (SRRCTL.BSIZEPACKET overrides it when non-zero).
-    pub const BSIZE: Field = Field::new(16, 2);
+    pub const BSIZE: RawField = RawField::new(16, 2);
     /// VLAN filter enable.
     pub const VFE: u32 = 1 << 18;
     /// Discard pause frames.
@@ -450,17 +450,17 @@ pub mod rctl {
 
 /// SRRCTL fields.
 pub mod srrctl {
-    use super::Field;
+    use super::RawField;
     /// Packet buffer size in 1 KiB units (0: use RCTL.BSIZE).
-    pub const BSIZEPACKET: Field = Field::new(0, 7);
+    pub const BSIZEPACKET: RawField = RawField::new(0, 7);
     /// Unit of BSIZEPACKET in bytes.
     pub const BSIZEPACKET_UNIT: usize = 1024;
     /// Header buffer size in 64-byte units (header split only).
-    pub const BSIZEHEADER: Field = Field::new(8, 4);
+    pub const BSIZEHEADER: RawField = RawField::new(8, 4);
     /// Descriptor minimum threshold.
-    pub const RDMTS: Field = Field::new(20, 5);
+    pub const RDMTS: RawField = RawField::new(20, 5);
     /// Descriptor type.
-    pub const DESCTYPE: Field = Field::new(25, 3);
+    pub const DESCTYPE: RawField = RawField::new(25, 3);
     /// DESCTYPE value: legacy.
     pub const DESCTYPE_LEGACY: u64 = 0b000;
     /// DESCTYPE value: advanced descriptor, one buffer.
@@ -475,13 +475,13 @@ pub mod srrctl {
 
 /// RXDCTL fields.
 pub mod rxdctl {
-    use super::Field;
+    use super::RawField;
     /// Prefetch threshold.
-    pub const PTHRESH: Field = Field::new(0, 5);
+    pub const PTHRESH: RawField = RawField::new(0, 5);
     /// Host threshold.
-    pub const HTHRESH: Field = Field::new(8, 5);
+    pub const HTHRESH: RawField = RawField::new(8, 5);
     /// Write-back threshold.
-    pub const WTHRESH: Field = Field::new(16, 5);
+    pub const WTHRESH: RawField = RawField::new(16, 5);
     /// Queue enable; reads back 1 once the queue is running.
     pub const ENABLE: u32 = 1 << 25;
     /// Software flush of pending write-backs.
@@ -490,13 +490,13 @@ pub mod rxdctl {
 
 /// TXDCTL fields.
 pub mod txdctl {
-    use super::Field;
+    use super::RawField;
     /// Prefetch threshold.
-    pub const PTHRESH: Field = Field::new(0, 5);
+    pub const PTHRESH: RawField = RawField::new(0, 5);
     /// Host threshold.
-    pub const HTHRESH: Field = Field::new(8, 5);
+    pub const HTHRESH: RawField = RawField::new(8, 5);
     /// Write-back threshold (0: write back every RS descriptor at once).
-    pub const WTHRESH: Field = Field::new(16, 5);
+    pub const WTHRESH: RawField = RawField::new(16, 5);
     /// Queue enable; reads back 1 once the queue is running.
     pub const ENABLE: u32 = 1 << 25;
     /// Software flush.
@@ -505,15 +505,15 @@ pub mod txdctl {
 
 /// TCTL fields.
 pub mod tctl {
-    use super::Field;
+    use super::RawField;
     /// Transmit enable.
     pub const EN: u32 = 1 << 1;
     /// Pad short packets (to 64 bytes with FCS).
     pub const PSP: u32 = 1 << 3;
     /// Collision threshold.
-    pub const CT: Field = Field::new(4, 8);
+    pub const CT: RawField = RawField::new(4, 8);
     /// Collision distance.
-    pub const COLD: Field = Field::new(12, 10);
+    pub const COLD: RawField = RawField::new(12, 10);
     /// Re-transmit on late collision.
     pub const RTLC: u32 = 1 << 24;
     /// CT value recommended by the datasheet.
@@ -537,9 +537,9 @@ pub mod rxcsum {
 
 /// MRQC fields.
 pub mod mrqc {
-    use super::Field;
+    use super::RawField;
     /// Multiple Receive Queues Enable.
-    pub const MRQE: Field = Field::new(0, 3);
+    pub const MRQE: RawField = RawField::new(0, 3);
     /// MRQE value: one queue (no RSS, no VMDq).
     pub const MRQE_NONE: u64 = 0b000;
     /// MRQE value: RSS.
@@ -564,18 +564,18 @@ pub mod mrqc {
 
 /// RAH fields.
 pub mod rah {
-    use super::Field;
+    use super::RawField;
     /// MAC bytes 4 and 5.
-    pub const RAH: Field = Field::new(0, 16);
+    pub const RAH: RawField = RawField::new(0, 16);
     /// Address valid.
     pub const AV: u32 = 1 << 31;
 }
 
 /// RLPML field.
 pub mod rlpml {
-    use super::Field;
+    use super::RawField;
     /// Maximum long packet length in bytes.
-    pub const RLPML: Field = Field::new(0, 14);
+    pub const RLPML: RawField = RawField::new(0, 14);
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@
 //! uses the address below; the `*_ALIAS` constants name the alias so a model
 //! can decode both.
 
-use super::Field;
+use super::RawField;
 
 /// PCI vendor ID of Intel.
 pub const VENDOR_INTEL: u16 = 0x8086;
@@ -384,9 +384,9 @@ pub mod ctrl {
 
 /// STATUS fields (§8.2.3.1.2).
 pub mod status {
-    use super::Field;
+    use super::RawField;
     /// LAN ID (PCI function).
-    pub const LAN_ID: Field = Field::new(2, 2);
+    pub const LAN_ID: RawField = RawField::new(2, 2);
     /// Link up (use LINKS for speed).
     pub const LINK_UP: u32 = 1 << 7;
     /// PCIe master enable status.
@@ -417,13 +417,13 @@ pub mod rxctrl {
 
 /// RDRXCTL fields (§8.2.3.8.8).
 pub mod rdrxctl {
-    use super::Field;
+    use super::RawField;
     /// Strip the Ethernet CRC (must match HLREG0.RXCRCSTRP).
     pub const CRCSTRIP: u32 = 1 << 1;
     /// DMA initialization done (read only): wait for it after reset (§4.6.3).
     pub const DMAIDONE: u32 = 1 << 3;
     /// RSC first packet size: default 0x8, software sets 0 (§4.6.7).
-    pub const RSCFRSTSIZE: Field = Field::new(17, 5);
+    pub const RSCFRSTSIZE: RawField = RawField::new(17, 5);
     /// RSC ACK coalescing: default 0, software sets 1 (§4.6.7).
     pub const RSCACKC: u32 = 1 << 25;
     /// FCoE write fix: default 0, software sets 1 (§4.6.7).
@@ -464,33 +464,33 @@ pub mod hlreg0 {
 
 /// MCSTCTRL fields (§8.2.3.7.4).
 pub mod mcstctrl {
-    use super::Field;
+    use super::RawField;
     /// Multicast offset: which 12 destination address bits index the MTA.
-    pub const MO: Field = Field::new(0, 2);
+    pub const MO: RawField = RawField::new(0, 2);
     /// Multicast filter enable.
     pub const MFE: u32 = 1 << 2;
 }
 
 /// MAXFRS fields.
 pub mod maxfrs {
-    use super::Field;
+    use super::RawField;
     /// Max frame size in bytes, including FCS (used when HLREG0.JUMBOEN = 1).
-    pub const MFS: Field = Field::new(16, 16);
+    pub const MFS: RawField = RawField::new(16, 16);
 }
 
 /// AUTOC fields (§8.2.3.22.19).
 pub mod autoc {
-    use super::Field;
+    use super::RawField;
     /// Force link up.
     pub const FLU: u32 = 1 << 0;
     /// 10 GbE parallel PMA/PMD: 00 XAUI, 01 KX4, 10 CX4.
-    pub const PMA_PMD_10G_PARALLEL: Field = Field::new(7, 2);
+    pub const PMA_PMD_10G_PARALLEL: RawField = RawField::new(7, 2);
     /// 1 GbE PMA/PMD: 0 SFI/BX, 1 KX.
     pub const PMA_PMD_1G: u32 = 1 << 9;
     /// Restart auto-negotiation (self-clearing).
     pub const RESTART_AN: u32 = 1 << 12;
     /// Link mode select.
-    pub const LMS: Field = Field::new(13, 3);
+    pub const LMS: RawField = RawField::new(13, 3);
     /// LMS value: 1 GbE link, no auto-negotiation.
     pub const LMS_1G_NO_AN: u64 = 0b000;
     /// LMS value: 10 GbE parallel link (KX4/XAUI), no auto-negotiation.
@@ -513,9 +513,9 @@ pub mod autoc {
 
 /// AUTOC2 fields.
 pub mod autoc2 {
-    use super::Field;
+    use super::RawField;
     /// 10 GbE serial PMA/PMD: 00 KR, 10 SFI.
-    pub const PMA_PMD_10G_SERIAL: Field = Field::new(16, 2);
+    pub const PMA_PMD_10G_SERIAL: RawField = RawField::new(16, 2);
     /// PMA_PMD_10G_SERIAL value: KR.
     pub const PMA_PMD_10G_SERIAL_KR: u64 = 0b00;
     /// PMA_PMD_10G_SERIAL value: SFI.
@@ -524,9 +524,9 @@ pub mod autoc2 {
 
 /// LINKS fields (§8.2.3.22.20).
 pub mod links {
-    use super::Field;
+    use super::RawField;
     /// Link speed: 01 100 Mb/s, 10 1 Gb/s, 11 10 Gb/s.
-    pub const SPEED: Field = Field::new(28, 2);
+    pub const SPEED: RawField = RawField::new(28, 2);
     /// SPEED value: 100 Mb/s.
     pub const SPEED_100M: u64 = 0b01;
     /// SPEED value: 1 Gb/s.
@@ -539,17 +539,17 @@ pub mod links {
 
 /// SRRCTL fields (§8.2.3.8.7).
 pub mod srrctl {
-    use super::Field;
+    use super::RawField;
     /// Packet buffer size in 1 KiB units (1..16).
-    pub const BSIZEPACKET: Field = Field::new(0, 5);
+    pub const BSIZEPACKET: RawField = RawField::new(0, 5);
     /// Unit of BSIZEPACKET in bytes.
     pub const BSIZEPACKET_UNIT: usize = 1024;
     /// Header buffer size in 64-byte units.
-    pub const BSIZEHEADER: Field = Field::new(8, 6);
+    pub const BSIZEHEADER: RawField = RawField::new(8, 6);
     /// Descriptor minimum threshold.
-    pub const RDMTS: Field = Field::new(22, 3);
+    pub const RDMTS: RawField = RawField::new(22, 3);
     /// Descriptor type.
-    pub const DESCTYPE: Field = Field::new(25, 3);
+    pub const DESCTYPE: RawField = RawField::new(25, 3);
     /// DESCTYPE value: legacy.
     pub const DESCTYPE_LEGACY: u64 = 0b000;
     /// DESCTYPE value: advanced descriptor, one buffer.
@@ -575,13 +575,13 @@ pub mod rxdctl {
 
 /// TXDCTL fields (§8.2.3.9.10).
 pub mod txdctl {
-    use super::Field;
+    use super::RawField;
     /// Prefetch threshold.
-    pub const PTHRESH: Field = Field::new(0, 7);
+    pub const PTHRESH: RawField = RawField::new(0, 7);
     /// Host threshold.
-    pub const HTHRESH: Field = Field::new(8, 7);
+    pub const HTHRESH: RawField = RawField::new(8, 7);
     /// Write-back threshold (0: write back each RS descriptor at once).
-    pub const WTHRESH: Field = Field::new(16, 7);
+    pub const WTHRESH: RawField = RawField::new(16, 7);
     /// Queue enable; reads back 1 once the queue is running.
     pub const ENABLE: u32 = 1 << 25;
     /// Software flush.
@@ -596,9 +596,9 @@ pub mod dmatxctl {
 
 /// DTXMXSZRQ fields.
 pub mod dtxmxszrq {
-    use super::Field;
+    use super::RawField;
     /// Max bytes of outstanding TX DMA requests; bits 31:12 are reserved.
-    pub const MAX_BYTES_NUM_REQ: Field = Field::new(0, 12);
+    pub const MAX_BYTES_NUM_REQ: RawField = RawField::new(0, 12);
 }
 
 /// RTTDCS fields.
@@ -625,9 +625,9 @@ pub mod rxcsum {
 
 /// MRQC fields (§8.2.3.7.12).
 pub mod mrqc {
-    use super::Field;
+    use super::RawField;
     /// Multiple Receive Queues Enable.
-    pub const MRQE: Field = Field::new(0, 4);
+    pub const MRQE: RawField = RawField::new(0, 4);
     /// MRQE value: no RSS, no DCB, no virtualization.
     pub const MRQE_NONE: u64 = 0b0000;
     /// MRQE value: RSS only.
@@ -648,9 +648,9 @@ pub mod mrqc {
 
 /// RAH fields.
 pub mod rah {
-    use super::Field;
+    use super::RawField;
     /// MAC bytes 4 and 5.
-    pub const RAH: Field = Field::new(0, 16);
+    pub const RAH: RawField = RawField::new(0, 16);
     /// Address valid.
     pub const AV: u32 = 1 << 31;
 }

@@ -17,7 +17,7 @@ pub mod adv_desc;
 pub mod igb;
 pub mod ixgbe;
 
-pub use crate::Field;
+pub use crate::RawField;
 
 /// Size of an Ethernet frame check sequence (CRC), which the NICs strip on
 /// receive and insert on transmit; frames on an emulated wire (`emu::wire`) never carry it.
