@@ -96,12 +96,12 @@ impl<R: RegisterAccess> std::fmt::Debug for NvmeController<R> {
 fn wait_ready<R: RegisterAccess>(regs: &R, want: bool, timeout: Duration) -> Result<(), NvmeError> {
     let start = Instant::now();
     loop {
-        let csts = regs.read32(reg::CSTS) as u64;
-        let fatal = reg::csts::CFS.get(csts) != 0;
+        let csts = regs.read32(reg::CSTS);
+        let fatal = reg::csts::CFS.is_set(csts);
         if want && fatal {
             return Err(NvmeError::ControllerFatal);
         }
-        if (reg::csts::RDY.get(csts) != 0) == want {
+        if reg::csts::RDY.is_set(csts) == want {
             return Ok(());
         }
         let waited = start.elapsed();
@@ -122,16 +122,16 @@ fn wait_ready<R: RegisterAccess>(regs: &R, want: bool, timeout: Duration) -> Res
 /// Clear CC.EN (if set) and wait for CSTS.RDY = 0: the controller is reset
 /// and ready to be configured (§7.6.1). Never assumes it starts disabled.
 fn disable<R: RegisterAccess>(regs: &R, timeout: Duration) -> Result<(), NvmeError> {
-    let cc = regs.read32(reg::CC) as u64;
-    if reg::cc::EN.get(cc) != 0 {
-        let csts = regs.read32(reg::CSTS) as u64;
-        if reg::csts::RDY.get(csts) == 0 && reg::csts::CFS.get(csts) == 0 {
+    let cc = regs.read32(reg::CC);
+    if reg::cc::EN.is_set(cc) {
+        let csts = regs.read32(reg::CSTS);
+        if !reg::csts::RDY.is_set(csts) && !reg::csts::CFS.is_set(csts) {
             // An enable still in progress: let it finish first, as clearing
             // EN before RDY is set is not defined (§3.1.5). If it never
             // finishes, clear EN anyway.
             let _ = wait_ready(regs, true, timeout);
         }
-        regs.write32(reg::CC, reg::cc::EN.set(cc, 0) as u32);
+        regs.write32(reg::CC, reg::cc::EN.set(cc, 0));
     }
     wait_ready(regs, false, timeout)
 }
@@ -244,23 +244,23 @@ impl<R: RegisterAccess> NvmeController<R> {
         disable(&regs, rdy_timeout)?;
 
         let mqes = reg::cap::MQES.get(cap) + 1;
-        let max_admin = mqes.min(reg::aqa::ASQS.mask() + 1) as u16;
+        let max_admin = mqes.min(u64::from(reg::aqa::ASQS.mask()) + 1) as u16;
         let admin_depth = opts.admin_depth.clamp(2, max_admin);
         let mut admin = AdminQueue::new(mapper.clone(), opts.region, admin_depth, dstrd)?;
-        let aqa = reg::aqa::ASQS.set(0, admin_depth as u64 - 1);
-        let aqa = reg::aqa::ACQS.set(aqa, admin_depth as u64 - 1);
-        regs.write32(reg::AQA, aqa as u32);
+        let entries = u32::from(admin_depth) - 1;
+        let aqa = reg::aqa::ASQS.value(entries) | reg::aqa::ACQS.value(entries);
+        regs.write32(reg::AQA, aqa);
         regs.write64(reg::ASQ, admin.sq_iova());
         regs.write64(reg::ACQ, admin.cq_iova());
         // NVM command set, 4 KiB pages (MPS 0), round robin, 64-byte
         // submission and 16-byte completion entries.
-        let mut cc = reg::cc::CSS.set(0, reg::cc::CSS_NVM);
-        cc = reg::cc::MPS.set(cc, PAGE_SIZE.trailing_zeros() as u64 - 12);
-        cc = reg::cc::AMS.set(cc, 0);
-        cc = reg::cc::IOSQES.set(cc, sqe::SIZE_LOG2);
-        cc = reg::cc::IOCQES.set(cc, cqe::SIZE_LOG2);
-        cc = reg::cc::EN.set(cc, 1);
-        regs.write32(reg::CC, cc as u32);
+        let cc = reg::cc::CSS.value(reg::cc::CSS_NVM)
+            | reg::cc::MPS.value(PAGE_SIZE.trailing_zeros() - 12)
+            | reg::cc::AMS.value(0)
+            | reg::cc::IOSQES.value(u32::from(sqe::SIZE_LOG2))
+            | reg::cc::IOCQES.value(u32::from(cqe::SIZE_LOG2))
+            | reg::cc::EN.bit();
+        regs.write32(reg::CC, cc);
 
         let configured = wait_ready(&regs, true, rdy_timeout)
             .and_then(|()| Self::configure(&regs, &mut admin, cap, &opts));
@@ -319,10 +319,10 @@ impl<R: RegisterAccess> NvmeController<R> {
             false,
             "set features (number of queues)",
             timeout,
-        )? as u64;
+        )?;
         // Both counts are 0's based; the controller may grant fewer (or more).
         let granted = feature::NSQ.get(dw0).min(feature::NCQ.get(dw0)) + 1;
-        info.io_queues = granted.min(u16::MAX as u64 - 1) as u16;
+        info.io_queues = granted.min(u32::from(u16::MAX) - 1) as u16;
         Ok((info, namespaces))
     }
 
@@ -501,14 +501,14 @@ impl<R: RegisterAccess> NvmeController<R> {
         let s = &self.shared;
         // Hold the admin lock: no admin command may be in flight meanwhile.
         let _admin = s.admin();
-        let cc = s.regs.read32(reg::CC) as u64;
+        let cc = s.regs.read32(reg::CC);
         s.regs
-            .write32(reg::CC, reg::cc::SHN.set(cc, reg::cc::SHN_NORMAL) as u32);
+            .write32(reg::CC, reg::cc::SHN.set(cc, reg::cc::SHN_NORMAL));
         s.shut_down.store(true, Ordering::Release);
         let start = Instant::now();
         loop {
-            let csts = s.regs.read32(reg::CSTS) as u64;
-            if reg::csts::CFS.get(csts) != 0 {
+            let csts = s.regs.read32(reg::CSTS);
+            if reg::csts::CFS.is_set(csts) {
                 return Err(NvmeError::ControllerFatal);
             }
             if reg::csts::SHST.get(csts) == reg::csts::SHST_COMPLETE {
@@ -571,8 +571,8 @@ impl<R: RegisterAccess> Drop for Shared<R> {
         // fatal controller may never finish the reset: do not wait for it
         // (the IOMMU unmapping that follows still fences off its DMA).
         if controller_fatal(&self.regs) {
-            let cc = self.regs.read32(reg::CC) as u64;
-            self.regs.write32(reg::CC, reg::cc::EN.set(cc, 0) as u32);
+            let cc = self.regs.read32(reg::CC);
+            self.regs.write32(reg::CC, reg::cc::EN.set(cc, 0));
         } else {
             let _ = disable(&self.regs, self.info.ready_timeout);
         }

@@ -144,12 +144,11 @@ impl NvmeStatus {
     /// success carry no meaning for the driver.
     #[inline]
     pub fn from_dw3(dw3: u32) -> Option<NvmeStatus> {
-        let dw3 = dw3 as u64;
         let status = NvmeStatus {
             sct: cqe::dw3::SCT.get(dw3) as u8,
             sc: cqe::dw3::SC.get(dw3) as u8,
-            dnr: cqe::dw3::DNR.get(dw3) != 0,
-            more: cqe::dw3::M.get(dw3) != 0,
+            dnr: cqe::dw3::DNR.is_set(dw3),
+            more: cqe::dw3::M.is_set(dw3),
         };
         if status.is_success() {
             None
@@ -250,13 +249,12 @@ mod tests {
 
     /// A DW3 as a controller writes it: CID 7, phase 1, and the status bits.
     fn dw3(sct: u8, sc: u8, more: bool, dnr: bool) -> u32 {
-        let mut v = 7u64;
-        v = cqe::dw3::P.set(v, 1);
-        v = cqe::dw3::SC.set(v, sc as u64);
-        v = cqe::dw3::SCT.set(v, sct as u64);
-        v = cqe::dw3::M.set(v, more as u64);
-        v = cqe::dw3::DNR.set(v, dnr as u64);
-        v as u32
+        cqe::dw3::CID.value(7)
+            | cqe::dw3::P.bit()
+            | cqe::dw3::SC.value(u32::from(sc))
+            | cqe::dw3::SCT.value(u32::from(sct))
+            | cqe::dw3::M.value(u32::from(more))
+            | cqe::dw3::DNR.value(u32::from(dnr))
     }
 
     #[test]
