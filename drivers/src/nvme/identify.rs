@@ -339,7 +339,7 @@ mod tests {
         d[id_ns::NLBAF] = nlbaf;
         d[id_ns::FLBAS] = flbas;
         for (i, &(lbads, ms)) in formats.iter().enumerate() {
-            let e = (lbads as u32) << 16 | ms as u32;
+            let e = id_ns::LBAF_LBADS.value(u32::from(lbads)) | id_ns::LBAF_MS.value(u32::from(ms));
             d[id_ns::LBAF0 + 4 * i..id_ns::LBAF0 + 4 * i + 4].copy_from_slice(&e.to_le_bytes());
         }
         d
