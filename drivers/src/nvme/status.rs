@@ -101,7 +101,7 @@ impl StatusKind {
         match self {
             Success => "Successful Completion",
             InvalidOpcode => "Invalid Command Opcode",
-            InvalidField => "Invalid RawField in Command",
+            InvalidField => "Invalid Field in Command",
             CidConflict => "Command ID Conflict",
             DataTransferError => "Data Transfer Error",
             PowerLossAbort => "Commands Aborted due to Power Loss Notification",
@@ -330,5 +330,23 @@ mod tests {
         let s = NvmeStatus::from_dw3(dw3(3, 0x00, false, false)).unwrap();
         assert_eq!(s.kind(), StatusKind::Unknown);
         assert!(s.to_string().starts_with("Path related status (SCT 3h"));
+    }
+
+    #[test]
+    fn every_code_is_named_as_the_spec_table_names_it() {
+        // The driver's kinds and spec::nvme::status_name cover the same
+        // codes with the same names (a typo in either shows here).
+        for sct in 0..8u8 {
+            for sc in 0..=255u8 {
+                let spec_name = spec::nvme::status_name(sct, sc);
+                match NvmeStatus::from_dw3(dw3(sct, sc, false, false)) {
+                    None => assert_eq!(spec_name, Some("Successful Completion")),
+                    Some(s) if s.kind() == StatusKind::Unknown => {
+                        assert_eq!(spec_name, None, "SCT {sct} SC {sc:#x}")
+                    }
+                    Some(s) => assert_eq!(Some(s.kind().name()), spec_name),
+                }
+            }
+        }
     }
 }
