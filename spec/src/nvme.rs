@@ -218,14 +218,19 @@ pub mod reg {
         ],
     };
 
+    /// Bytes between two doorbells: `4 << CAP.DSTRD` (§3.1.1, §3.1.24).
+    pub const fn doorbell_stride(dstrd: u32) -> usize {
+        4 << dstrd
+    }
+
     /// Offset of the submission queue `qid` tail doorbell.
     pub const fn sq_tail_doorbell(qid: u16, dstrd: u32) -> usize {
-        DOORBELL_BASE + (2 * qid as usize) * (4 << dstrd)
+        DOORBELL_BASE + (2 * qid as usize) * doorbell_stride(dstrd)
     }
 
     /// Offset of the completion queue `qid` head doorbell.
     pub const fn cq_head_doorbell(qid: u16, dstrd: u32) -> usize {
-        DOORBELL_BASE + (2 * qid as usize + 1) * (4 << dstrd)
+        DOORBELL_BASE + (2 * qid as usize + 1) * doorbell_stride(dstrd)
     }
 
     /// The name of a register offset, for a trace decoder: printing it

@@ -133,7 +133,7 @@ impl Command {
     #[inline]
     pub fn read_write(opcode: u8, nsid: u32, lba: u64, blocks: u32) -> Command {
         debug_assert!(opcode == io::READ || opcode == io::WRITE);
-        debug_assert!((1..=1 << 16).contains(&blocks));
+        debug_assert!((1..=1 << sqe::rw::NLB.width).contains(&blocks));
         Command {
             opcode,
             nsid,

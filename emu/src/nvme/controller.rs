@@ -170,7 +170,7 @@ impl NvmeModel {
             .collect::<Result<Vec<_>, _>>()?;
         let volatile_cache = namespaces.iter().any(Namespace::is_file);
         let queues = cfg.max_io_queues as usize + 1;
-        let stride = 4usize << cfg.dstrd;
+        let stride = reg::doorbell_stride(u32::from(cfg.dstrd));
         let bar_size = (reg::DOORBELL_BASE + 2 * queues * stride).next_power_of_two();
         let cap = cap::MQES.value(u64::from(cfg.mqes))
             | cap::CQR.bit()
