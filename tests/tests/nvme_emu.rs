@@ -816,7 +816,7 @@ fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
     let pool = unaligned_pool(&ctrl, 8, 4096);
     // A CID that is not outstanding.
     let e = forge(&emu, &mut qp, &pool, 1, |dw2, dw3| {
-        (dw2, (dw3 & !0xffff) | 0x1234)
+        (dw2, cqe::dw3::CID.set(dw3, 0x1234))
     });
     match &e {
         NvmeError::DeviceMisbehaved(m) => {
@@ -827,7 +827,7 @@ fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
     assert!(e.to_string().contains("broke the specification"), "{e}");
     // A completion for another submission queue.
     let e = forge(&emu, &mut qp, &pool, 2, |dw2, dw3| {
-        ((dw2 & 0xffff) | 7 << 16, dw3)
+        (cqe::dw2::SQID.set(dw2, 7), dw3)
     });
     assert!(
         matches!(&e, NvmeError::DeviceMisbehaved(m) if m.contains("names submission queue 7")),
@@ -835,7 +835,7 @@ fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
     );
     // An SQ head the device was never given.
     let e = forge(&emu, &mut qp, &pool, 3, |dw2, dw3| {
-        ((dw2 & !0xffff) | 6, dw3)
+        (cqe::dw2::SQHD.set(dw2, 6), dw3)
     });
     assert!(
         matches!(&e, NvmeError::DeviceMisbehaved(m) if m.contains("SQ head 6")),

@@ -45,7 +45,8 @@ impl Command {
     /// FUSE = 0; no metadata pointer.
     #[inline]
     pub fn write_to(&self, mem: &DmaRegion, offset: usize, cid: u16) {
-        let cdw0 = sqe::cdw0::CID.set(sqe::cdw0::OPC.set(0, self.opcode as u64), cid as u64) as u32;
+        let cdw0 =
+            sqe::cdw0::OPC.value(u32::from(self.opcode)) | sqe::cdw0::CID.value(u32::from(cid));
         mem.write_u64(offset + sqe::CDW0, pair(cdw0, self.nsid));
         mem.write_u64(offset + RESERVED_DW2, 0);
         mem.write_u64(offset + sqe::MPTR, 0);
@@ -62,7 +63,7 @@ impl Command {
         Command {
             opcode: admin::IDENTIFY,
             nsid,
-            cdw10: cns::CNS.set(0, cns_value as u64) as u32,
+            cdw10: cns::CNS.value(cns_value),
             ..Command::default()
         }
     }
@@ -70,11 +71,11 @@ impl Command {
     /// Set Features, Number of Queues (§5.21.1.7): ask for `count` I/O
     /// submission and completion queues (1..=65535).
     pub fn set_number_of_queues(count: u16) -> Command {
-        let n = count.max(1) as u64 - 1;
+        let n = u32::from(count.max(1)) - 1;
         Command {
             opcode: admin::SET_FEATURES,
-            cdw10: feature::FID.set(0, feature::NUMBER_OF_QUEUES as u64) as u32,
-            cdw11: feature::NCQ.set(feature::NSQ.set(0, n), n) as u32,
+            cdw10: feature::FID.value(feature::NUMBER_OF_QUEUES),
+            cdw11: feature::NSQ.value(n) | feature::NCQ.value(n),
             ..Command::default()
         }
     }
@@ -82,14 +83,14 @@ impl Command {
     /// Create I/O Completion Queue (§5.3): physically contiguous, polled
     /// (interrupts disabled).
     pub fn create_io_cq(qid: u16, entries: u16, iova: u64) -> Command {
-        let cdw10 =
-            create_queue::QSIZE.set(create_queue::QID.set(0, qid as u64), entries as u64 - 1);
-        let cdw11 = create_queue::IEN.set(create_queue::PC.set(0, 1), 0);
+        let cdw10 = create_queue::QID.value(u32::from(qid))
+            | create_queue::QSIZE.value(u32::from(entries) - 1);
+        let cdw11 = create_queue::PC.bit();
         Command {
             opcode: admin::CREATE_IO_CQ,
             prp1: iova,
-            cdw10: cdw10 as u32,
-            cdw11: cdw11 as u32,
+            cdw10,
+            cdw11,
             ..Command::default()
         }
     }
@@ -97,14 +98,14 @@ impl Command {
     /// Create I/O Submission Queue (§5.4): physically contiguous, completing
     /// to the completion queue of the same identifier.
     pub fn create_io_sq(qid: u16, entries: u16, iova: u64) -> Command {
-        let cdw10 =
-            create_queue::QSIZE.set(create_queue::QID.set(0, qid as u64), entries as u64 - 1);
-        let cdw11 = create_queue::CQID.set(create_queue::PC.set(0, 1), qid as u64);
+        let cdw10 = create_queue::QID.value(u32::from(qid))
+            | create_queue::QSIZE.value(u32::from(entries) - 1);
+        let cdw11 = create_queue::PC.bit() | create_queue::CQID.value(u32::from(qid));
         Command {
             opcode: admin::CREATE_IO_SQ,
             prp1: iova,
-            cdw10: cdw10 as u32,
-            cdw11: cdw11 as u32,
+            cdw10,
+            cdw11,
             ..Command::default()
         }
     }
@@ -113,7 +114,7 @@ impl Command {
     pub fn delete_io_sq(qid: u16) -> Command {
         Command {
             opcode: admin::DELETE_IO_SQ,
-            cdw10: create_queue::QID.set(0, qid as u64) as u32,
+            cdw10: create_queue::QID.value(u32::from(qid)),
             ..Command::default()
         }
     }
@@ -122,7 +123,7 @@ impl Command {
     pub fn delete_io_cq(qid: u16) -> Command {
         Command {
             opcode: admin::DELETE_IO_CQ,
-            cdw10: create_queue::QID.set(0, qid as u64) as u32,
+            cdw10: create_queue::QID.value(u32::from(qid)),
             ..Command::default()
         }
     }
@@ -132,13 +133,13 @@ impl Command {
     #[inline]
     pub fn read_write(opcode: u8, nsid: u32, lba: u64, blocks: u32) -> Command {
         debug_assert!(opcode == io::READ || opcode == io::WRITE);
-        debug_assert!((1..=1 << 16).contains(&blocks));
+        debug_assert!((1..=1 << sqe::rw::NLB.width).contains(&blocks));
         Command {
             opcode,
             nsid,
             cdw10: lba as u32,
             cdw11: (lba >> 32) as u32,
-            cdw12: sqe::rw::NLB.set(0, blocks as u64 - 1) as u32,
+            cdw12: sqe::rw::NLB.value(blocks - 1),
             ..Command::default()
         }
     }

@@ -8,67 +8,17 @@ use super::identify::{
     parse_namespace_list, ready_timeout, ControllerInfo, IdentifyData, NamespaceInfo,
 };
 use super::io_queue::IoQueuePair;
+use super::options::NvmeOptions;
 use super::prp::{list_pages_needed, PAGE_SIZE};
 use super::queue::{controller_fatal, QueueCore};
+use super::shared::{disable, wait_ready, AdminState, Shared};
 use super::status::StatusKind;
 use crate::regs::RegisterAccess;
 use dma::{Mapper, RegionOptions};
 use spec::nvme::{cns, cqe, feature, reg, sqe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// How to run a controller.
-#[derive(Debug, Clone, Copy)]
-pub struct NvmeOptions {
-    /// Where queue memory comes from: [`RegionOptions::HARDWARE`] for a real
-    /// device, [`RegionOptions::EMULATED`] for a model.
-    pub region: RegionOptions,
-    /// Entries of the admin queues (2..=4096, capped by CAP.MQES + 1). Default 32.
-    pub admin_depth: u16,
-    /// How long a command may take before it counts as lost. Default 5 s.
-    pub command_timeout: Duration,
-    /// I/O queue pairs to ask for with Set Features (Number of Queues). Default 64.
-    pub io_queues: u16,
-    /// The driver's own limit on one command's transfer, in bytes (rounded
-    /// down to 4 KiB). MDTS limits it further; it matters when MDTS is large
-    /// or 0 (no limit). Every command slot gets enough PRP list pages for
-    /// this size, chained when more than one page is needed: the default,
-    /// 2 MiB, needs exactly one list page (512 entries) per slot.
-    pub max_transfer: u64,
-}
-
-impl Default for NvmeOptions {
-    fn default() -> Self {
-        NvmeOptions {
-            region: RegionOptions::HARDWARE,
-            admin_depth: 32,
-            command_timeout: Duration::from_secs(5),
-            io_queues: 64,
-            max_transfer: 2 << 20,
-        }
-    }
-}
-
-/// The admin queue and the I/O queue identifiers, behind one lock.
-struct AdminState {
-    queue: AdminQueue,
-    /// `qid_used[q]`: I/O queue `q` exists on the controller (or its fate is
-    /// unknown after a failed deletion, so it is never reused). Index 0 is the admin queue.
-    qid_used: Vec<bool>,
-}
-
-/// What the controller and its queue pairs share.
-pub(crate) struct Shared<R: RegisterAccess> {
-    pub regs: R,
-    admin: Mutex<AdminState>,
-    pub info: ControllerInfo,
-    pub namespaces: Vec<NamespaceInfo>,
-    mapper: Arc<dyn Mapper>,
-    pub opts: NvmeOptions,
-    dstrd: u32,
-    shut_down: AtomicBool,
-}
 
 /// An initialized NVMe controller. It owns the admin queue (behind a mutex,
 /// so queue pairs can be created and deleted from any thread while others
@@ -87,53 +37,6 @@ impl<R: RegisterAccess> std::fmt::Debug for NvmeController<R> {
             .field("namespaces", &self.shared.namespaces.len())
             .finish()
     }
-}
-
-/// Poll CSTS until RDY equals `want`, for at most `timeout` (CAP.TO).
-/// Waiting for RDY=1, a fatal status ends the wait at once. Waiting for
-/// RDY=0 (a reset), it does not: clearing CC.EN is how a host recovers from
-/// a fatal status; it is reported only if the reset does not finish.
-fn wait_ready<R: RegisterAccess>(regs: &R, want: bool, timeout: Duration) -> Result<(), NvmeError> {
-    let start = Instant::now();
-    loop {
-        let csts = regs.read32(reg::CSTS) as u64;
-        let fatal = reg::csts::CFS.get(csts) != 0;
-        if want && fatal {
-            return Err(NvmeError::ControllerFatal);
-        }
-        if (reg::csts::RDY.get(csts) != 0) == want {
-            return Ok(());
-        }
-        let waited = start.elapsed();
-        if waited >= timeout {
-            return Err(if fatal {
-                NvmeError::ControllerFatal
-            } else {
-                NvmeError::ReadyTimeout {
-                    waiting_for: want,
-                    after: waited,
-                }
-            });
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-/// Clear CC.EN (if set) and wait for CSTS.RDY = 0: the controller is reset
-/// and ready to be configured (§7.6.1). Never assumes it starts disabled.
-fn disable<R: RegisterAccess>(regs: &R, timeout: Duration) -> Result<(), NvmeError> {
-    let cc = regs.read32(reg::CC) as u64;
-    if reg::cc::EN.get(cc) != 0 {
-        let csts = regs.read32(reg::CSTS) as u64;
-        if reg::csts::RDY.get(csts) == 0 && reg::csts::CFS.get(csts) == 0 {
-            // An enable still in progress: let it finish first, as clearing
-            // EN before RDY is set is not defined (§3.1.5). If it never
-            // finishes, clear EN anyway.
-            let _ = wait_ready(regs, true, timeout);
-        }
-        regs.write32(reg::CC, reg::cc::EN.set(cc, 0) as u32);
-    }
-    wait_ready(regs, false, timeout)
 }
 
 /// Check CAP for what this driver needs.
@@ -171,9 +74,6 @@ fn check_capabilities(cap: u64) -> Result<(), NvmeError> {
 const MAX_NAMESPACE_LIST_PAGES: usize = 1024;
 /// Most NSIDs probed one by one when the controller has no namespace list.
 const MAX_PROBED_NSIDS: u32 = 1024;
-/// Most blocks one Read or Write can move (NLB is a 16-bit 0's based field).
-pub(crate) const MAX_BLOCKS_PER_COMMAND: u64 = 1 << 16;
-
 fn identify_namespaces<R: RegisterAccess>(
     regs: &R,
     admin: &mut AdminQueue,
@@ -244,23 +144,23 @@ impl<R: RegisterAccess> NvmeController<R> {
         disable(&regs, rdy_timeout)?;
 
         let mqes = reg::cap::MQES.get(cap) + 1;
-        let max_admin = mqes.min(reg::aqa::ASQS.mask() + 1) as u16;
+        let max_admin = mqes.min(u64::from(reg::aqa::ASQS.mask()) + 1) as u16;
         let admin_depth = opts.admin_depth.clamp(2, max_admin);
         let mut admin = AdminQueue::new(mapper.clone(), opts.region, admin_depth, dstrd)?;
-        let aqa = reg::aqa::ASQS.set(0, admin_depth as u64 - 1);
-        let aqa = reg::aqa::ACQS.set(aqa, admin_depth as u64 - 1);
-        regs.write32(reg::AQA, aqa as u32);
+        let entries = u32::from(admin_depth) - 1;
+        let aqa = reg::aqa::ASQS.value(entries) | reg::aqa::ACQS.value(entries);
+        regs.write32(reg::AQA, aqa);
         regs.write64(reg::ASQ, admin.sq_iova());
         regs.write64(reg::ACQ, admin.cq_iova());
         // NVM command set, 4 KiB pages (MPS 0), round robin, 64-byte
         // submission and 16-byte completion entries.
-        let mut cc = reg::cc::CSS.set(0, reg::cc::CSS_NVM);
-        cc = reg::cc::MPS.set(cc, PAGE_SIZE.trailing_zeros() as u64 - 12);
-        cc = reg::cc::AMS.set(cc, 0);
-        cc = reg::cc::IOSQES.set(cc, sqe::SIZE_LOG2);
-        cc = reg::cc::IOCQES.set(cc, cqe::SIZE_LOG2);
-        cc = reg::cc::EN.set(cc, 1);
-        regs.write32(reg::CC, cc as u32);
+        let cc = reg::cc::CSS.value(reg::cc::CSS_NVM)
+            | reg::cc::MPS.value(PAGE_SIZE.trailing_zeros() - 12)
+            | reg::cc::AMS.value(0)
+            | reg::cc::IOSQES.value(u32::from(sqe::SIZE_LOG2))
+            | reg::cc::IOCQES.value(u32::from(cqe::SIZE_LOG2))
+            | reg::cc::EN.bit();
+        regs.write32(reg::CC, cc);
 
         let configured = wait_ready(&regs, true, rdy_timeout)
             .and_then(|()| Self::configure(&regs, &mut admin, cap, &opts));
@@ -319,10 +219,10 @@ impl<R: RegisterAccess> NvmeController<R> {
             false,
             "set features (number of queues)",
             timeout,
-        )? as u64;
+        )?;
         // Both counts are 0's based; the controller may grant fewer (or more).
         let granted = feature::NSQ.get(dw0).min(feature::NCQ.get(dw0)) + 1;
-        info.io_queues = granted.min(u16::MAX as u64 - 1) as u16;
+        info.io_queues = granted.min(u32::from(u16::MAX) - 1) as u16;
         Ok((info, namespaces))
     }
 
@@ -501,14 +401,14 @@ impl<R: RegisterAccess> NvmeController<R> {
         let s = &self.shared;
         // Hold the admin lock: no admin command may be in flight meanwhile.
         let _admin = s.admin();
-        let cc = s.regs.read32(reg::CC) as u64;
+        let cc = s.regs.read32(reg::CC);
         s.regs
-            .write32(reg::CC, reg::cc::SHN.set(cc, reg::cc::SHN_NORMAL) as u32);
+            .write32(reg::CC, reg::cc::SHN.set(cc, reg::cc::SHN_NORMAL));
         s.shut_down.store(true, Ordering::Release);
         let start = Instant::now();
         loop {
-            let csts = s.regs.read32(reg::CSTS) as u64;
-            if reg::csts::CFS.get(csts) != 0 {
+            let csts = s.regs.read32(reg::CSTS);
+            if reg::csts::CFS.is_set(csts) {
                 return Err(NvmeError::ControllerFatal);
             }
             if reg::csts::SHST.get(csts) == reg::csts::SHST_COMPLETE {
@@ -522,59 +422,6 @@ impl<R: RegisterAccess> NvmeController<R> {
                 });
             }
             std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-}
-
-impl<R: RegisterAccess> Shared<R> {
-    fn admin(&self) -> MutexGuard<'_, AdminState> {
-        // A panic while holding the lock leaves the admin queue consistent
-        // (every step is a complete command or none), so the state is usable.
-        self.admin.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Delete I/O queue `qid`: SQ first, then CQ. The identifier is reused
-    /// only if both deletions succeeded.
-    pub fn delete_queues(&self, qid: u16) -> Result<(), NvmeError> {
-        if self.shut_down.load(Ordering::Acquire) {
-            // A shut-down controller processes no commands; its queues go with the reset on drop.
-            return Ok(());
-        }
-        if controller_fatal(&self.regs) {
-            return Err(NvmeError::ControllerFatal);
-        }
-        let timeout = self.opts.command_timeout;
-        let mut a = self.admin();
-        a.queue.execute(
-            &self.regs,
-            Command::delete_io_sq(qid),
-            false,
-            "delete I/O submission queue",
-            timeout,
-        )?;
-        a.queue.execute(
-            &self.regs,
-            Command::delete_io_cq(qid),
-            false,
-            "delete I/O completion queue",
-            timeout,
-        )?;
-        a.qid_used[qid as usize] = false;
-        Ok(())
-    }
-}
-
-impl<R: RegisterAccess> Drop for Shared<R> {
-    fn drop(&mut self) {
-        // The last user is gone: stop the controller (and all its DMA)
-        // before the admin queue memory is freed. Nothing to report to. A
-        // fatal controller may never finish the reset: do not wait for it
-        // (the IOMMU unmapping that follows still fences off its DMA).
-        if controller_fatal(&self.regs) {
-            let cc = self.regs.read32(reg::CC) as u64;
-            self.regs.write32(reg::CC, reg::cc::EN.set(cc, 0) as u32);
-        } else {
-            let _ = disable(&self.regs, self.info.ready_timeout);
         }
     }
 }

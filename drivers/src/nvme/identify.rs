@@ -56,9 +56,9 @@ impl NvmeVersion {
     /// Decode the VS register.
     pub fn from_register(vs: u32) -> Self {
         NvmeVersion {
-            major: reg::vs::MJR.get(vs as u64) as u16,
-            minor: reg::vs::MNR.get(vs as u64) as u8,
-            tertiary: reg::vs::TER.get(vs as u64) as u8,
+            major: reg::vs::MJR.get(vs) as u16,
+            minor: reg::vs::MNR.get(vs) as u8,
+            tertiary: reg::vs::TER.get(vs) as u8,
         }
     }
 }
@@ -118,9 +118,9 @@ pub(crate) fn ready_timeout(cap: u64) -> Duration {
 
 /// An entry-size nibble pair (SQES/CQES) must allow `want` (log2 bytes).
 /// Zero (not reported by some old or emulated controllers) is tolerated.
-fn check_entry_size(value: u8, want: u64, what: &str) -> Result<(), NvmeError> {
-    let min = id_ctrl::ENTRY_SIZE_MIN.get(value as u64);
-    let max = id_ctrl::ENTRY_SIZE_MAX.get(value as u64);
+fn check_entry_size(value: u8, want: u8, what: &str) -> Result<(), NvmeError> {
+    let min = id_ctrl::ENTRY_SIZE_MIN.get(value);
+    let max = id_ctrl::ENTRY_SIZE_MAX.get(value);
     if value != 0 && !(min <= want && want <= max) {
         return Err(NvmeError::Unsupported(format!(
             "{what} is {value:#04x}: entries of {min}..={max} (log2 bytes), \
@@ -151,7 +151,7 @@ impl ControllerInfo {
         }
         // MDTS is a power of two in units of the minimum memory page size
         // (CAP.MPSMIN), and 0 means no limit: MDTS 20 is 4 GiB, not 1 MiB.
-        let mdts = d[id_ctrl::MDTS] as u64;
+        let mdts = u64::from(d[id_ctrl::MDTS]);
         let shift = 12 + reg::cap::MPSMIN.get(cap) + mdts;
         let mdts_bytes = (mdts != 0 && shift < 63).then(|| 1u64 << shift);
         let cap_bytes = (max_transfer_cap / PAGE_SIZE).max(1) * PAGE_SIZE;
@@ -170,7 +170,7 @@ impl ControllerInfo {
             cntlid: u16_at(d, id_ctrl::CNTLID),
             nn,
             io_queues: 0,
-            vwc: d[id_ctrl::VWC] & 1 != 0,
+            vwc: id_ctrl::VWC_PRESENT.is_set(d[id_ctrl::VWC]),
             oncs: u16_at(d, id_ctrl::ONCS),
             maxcmd: u16_at(d, id_ctrl::MAXCMD),
             ready_timeout: ready_timeout(cap),
@@ -210,7 +210,7 @@ pub struct NamespaceInfo {
 }
 
 /// LBADS values this driver accepts: 512 B to 64 KiB blocks.
-const LBADS_RANGE: std::ops::RangeInclusive<u64> = 9..=16;
+const LBADS_RANGE: std::ops::RangeInclusive<u32> = 9..=16;
 /// Most LBA formats a namespace can list (NLBAF is 0's based, up to 63 in NVMe 2.0).
 const MAX_LBA_FORMATS: usize = 64;
 
@@ -230,11 +230,11 @@ impl NamespaceInfo {
                 "NLBAF is {nlbaf}, more than {MAX_LBA_FORMATS} LBA formats"
             )));
         }
-        let flbas = d[id_ns::FLBAS] as u64;
+        let flbas = d[id_ns::FLBAS];
         // With more than 16 formats, FLBAS bits 6:5 are the index's upper bits (NVMe 2.0).
         let mut index = id_ns::FLBAS_INDEX.get(flbas) as usize;
         if nlbaf >= 16 {
-            index |= (((flbas >> 5) & 0b11) as usize) << 4;
+            index |= (id_ns::FLBAS_INDEX_HIGH.get(flbas) as usize) << id_ns::FLBAS_INDEX.width;
         }
         if index > nlbaf {
             return Err(bad(format!(
@@ -243,7 +243,7 @@ impl NamespaceInfo {
         }
         let lba_formats: Vec<LbaFormat> = (0..=nlbaf)
             .map(|i| {
-                let e = u32_at(d, id_ns::LBAF0 + 4 * i) as u64;
+                let e = u32_at(d, id_ns::LBAF0 + 4 * i);
                 let lbads = id_ns::LBAF_LBADS.get(e);
                 LbaFormat {
                     data_size: if (9..32).contains(&lbads) {
@@ -255,7 +255,7 @@ impl NamespaceInfo {
                 }
             })
             .collect();
-        let current = u32_at(d, id_ns::LBAF0 + 4 * index) as u64;
+        let current = u32_at(d, id_ns::LBAF0 + 4 * index);
         let lbads = id_ns::LBAF_LBADS.get(current);
         if !LBADS_RANGE.contains(&lbads) {
             return Err(bad(format!(
@@ -339,7 +339,7 @@ mod tests {
         d[id_ns::NLBAF] = nlbaf;
         d[id_ns::FLBAS] = flbas;
         for (i, &(lbads, ms)) in formats.iter().enumerate() {
-            let e = (lbads as u32) << 16 | ms as u32;
+            let e = id_ns::LBAF_LBADS.value(u32::from(lbads)) | id_ns::LBAF_MS.value(u32::from(ms));
             d[id_ns::LBAF0 + 4 * i..id_ns::LBAF0 + 4 * i + 4].copy_from_slice(&e.to_le_bytes());
         }
         d

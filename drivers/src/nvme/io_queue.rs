@@ -2,9 +2,9 @@
 //! poll) that keeps many commands in flight, and blocking helpers on top.
 
 use super::command::Command;
-use super::controller::{Shared, MAX_BLOCKS_PER_COMMAND};
 use super::error::NvmeError;
 use super::queue::{controller_fatal, QueueCore};
+use super::shared::{Shared, MAX_BLOCKS_PER_COMMAND};
 use super::slots::Owner;
 use super::status::NvmeStatus;
 use crate::regs::RegisterAccess;

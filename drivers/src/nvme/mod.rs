@@ -13,8 +13,9 @@
 //!      read/write/flush                          blocking, split at MDTS, bounded waits
 //! ```
 //!
-//! Files: `controller` (init, admin commands, queue pair lifetime), `admin`
-//! (the admin queue), `io_queue` (the I/O queue pair API), `queue` (a queue
+//! Files: `controller` (init, admin commands, queue pair lifetime),
+//! `options` (how to run it), `shared` (what the controller and its queue
+//! pairs share, and the enable/disable handshake), `admin` (the admin queue), `io_queue` (the I/O queue pair API), `queue` (a queue
 //! pair's memory, submission and completion validation), `ring` (SQ/CQ index
 //! arithmetic), `slots` (per-command state), `command` (entry layout), `prp`
 //! (PRP construction), `identify` (Identify data parsing), `status` and
@@ -26,14 +27,17 @@ mod controller;
 mod error;
 mod identify;
 mod io_queue;
+mod options;
 pub mod prp;
 mod queue;
 mod ring;
+mod shared;
 mod slots;
 mod status;
 
-pub use controller::{NvmeController, NvmeOptions};
+pub use controller::NvmeController;
 pub use error::NvmeError;
 pub use identify::{ControllerInfo, LbaFormat, NamespaceInfo, NvmeVersion};
 pub use io_queue::{Completion, IoQueuePair};
+pub use options::NvmeOptions;
 pub use status::{NvmeStatus, StatusKind};

@@ -32,7 +32,7 @@ pub(crate) struct Retired {
 /// Whether the controller reports Controller Fatal Status.
 #[inline]
 pub(crate) fn controller_fatal<R: RegisterAccess>(regs: &R) -> bool {
-    reg::csts::CFS.get(regs.read32(reg::CSTS) as u64) != 0
+    reg::csts::CFS.is_set(regs.read32(reg::CSTS))
 }
 
 /// Polls between checks of the clock and of CSTS while waiting (a CSTS read
@@ -285,9 +285,9 @@ impl QueueCore {
     /// retire its command.
     #[inline]
     fn check(&mut self, raw: RawCompletion) -> Result<Retired, NvmeError> {
-        let sqid = cqe::dw2::SQID.get(raw.dw2 as u64) as u16;
-        let sqhd = cqe::dw2::SQHD.get(raw.dw2 as u64) as u16;
-        let cid = cqe::dw3::CID.get(raw.dw3 as u64) as u16;
+        let sqid = cqe::dw2::SQID.get(raw.dw2) as u16;
+        let sqhd = cqe::dw2::SQHD.get(raw.dw2) as u16;
+        let cid = cqe::dw3::CID.get(raw.dw3) as u16;
         if sqid != self.qid {
             return Err(self.misbehaved(raw, format!("it names submission queue {sqid}")));
         }
@@ -402,13 +402,15 @@ mod tests {
     }
 
     /// Play the controller: post a completion at CQ slot `slot`.
-    fn post(q: &QueueCore, slot: u16, phase: u64, cid: u16, sqid: u16, sqhd: u16, sc: u8) {
+    fn post(q: &QueueCore, slot: u16, phase: u32, cid: u16, sqid: u16, sqhd: u16, sc: u8) {
         let at = page_round(DEPTH as usize * sqe::SIZE) + slot as usize * cqe::SIZE;
         q.mem.write_u32(at + cqe::DW0, 0xabcd);
-        let dw2 = cqe::dw2::SQID.set(cqe::dw2::SQHD.set(0, sqhd as u64), sqid as u64);
-        q.mem.write_u32(at + cqe::DW2, dw2 as u32);
-        let dw3 = cqe::dw3::SC.set(cqe::dw3::P.set(cid as u64, phase), sc as u64);
-        q.mem.write_u32(at + cqe::DW3, dw3 as u32);
+        let dw2 = cqe::dw2::SQHD.value(u32::from(sqhd)) | cqe::dw2::SQID.value(u32::from(sqid));
+        q.mem.write_u32(at + cqe::DW2, dw2);
+        let dw3 = cqe::dw3::CID.value(u32::from(cid))
+            | cqe::dw3::P.value(phase)
+            | cqe::dw3::SC.value(u32::from(sc));
+        q.mem.write_u32(at + cqe::DW3, dw3);
     }
 
     fn submit(q: &mut QueueCore, tag: u64) -> u16 {
@@ -429,7 +431,7 @@ mod tests {
         assert_eq!(q.free_slots(), 3);
         let mut tags = Vec::new();
         // Three rounds of three commands: the CQ (4 entries) wraps twice.
-        let (mut slot, mut phase) = (0u16, 1u64);
+        let (mut slot, mut phase) = (0u16, 1u32);
         let mut sq_tail = 0u16;
         for round in 0..3u64 {
             let cids: Vec<u16> = (0..3).map(|i| submit(&mut q, round * 10 + i)).collect();
@@ -526,7 +528,7 @@ mod tests {
         let mut q = queue();
         submit(&mut q, 1);
         let regs = Recorder {
-            csts: reg::csts::CFS.set(0, 1) as u32,
+            csts: reg::csts::CFS.bit(),
             ..Recorder::default()
         };
         q.ring(&regs);

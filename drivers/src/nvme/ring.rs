@@ -148,7 +148,7 @@ impl CompletionQueue {
     pub fn peek(&self, mem: &DmaRegion) -> Option<RawCompletion> {
         let at = self.offset + self.head as usize * cqe::SIZE;
         let dw3 = mem.load_u32_acquire(at + cqe::DW3);
-        if cqe::dw3::P.get(dw3 as u64) as u32 != self.phase {
+        if cqe::dw3::P.get(dw3) != self.phase {
             return None;
         }
         Some(RawCompletion {

@@ -101,7 +101,7 @@ impl StatusKind {
         match self {
             Success => "Successful Completion",
             InvalidOpcode => "Invalid Command Opcode",
-            InvalidField => "Invalid RawField in Command",
+            InvalidField => "Invalid Field in Command",
             CidConflict => "Command ID Conflict",
             DataTransferError => "Data Transfer Error",
             PowerLossAbort => "Commands Aborted due to Power Loss Notification",
@@ -144,12 +144,11 @@ impl NvmeStatus {
     /// success carry no meaning for the driver.
     #[inline]
     pub fn from_dw3(dw3: u32) -> Option<NvmeStatus> {
-        let dw3 = dw3 as u64;
         let status = NvmeStatus {
             sct: cqe::dw3::SCT.get(dw3) as u8,
             sc: cqe::dw3::SC.get(dw3) as u8,
-            dnr: cqe::dw3::DNR.get(dw3) != 0,
-            more: cqe::dw3::M.get(dw3) != 0,
+            dnr: cqe::dw3::DNR.is_set(dw3),
+            more: cqe::dw3::M.is_set(dw3),
         };
         if status.is_success() {
             None
@@ -250,13 +249,12 @@ mod tests {
 
     /// A DW3 as a controller writes it: CID 7, phase 1, and the status bits.
     fn dw3(sct: u8, sc: u8, more: bool, dnr: bool) -> u32 {
-        let mut v = 7u64;
-        v = cqe::dw3::P.set(v, 1);
-        v = cqe::dw3::SC.set(v, sc as u64);
-        v = cqe::dw3::SCT.set(v, sct as u64);
-        v = cqe::dw3::M.set(v, more as u64);
-        v = cqe::dw3::DNR.set(v, dnr as u64);
-        v as u32
+        cqe::dw3::CID.value(7)
+            | cqe::dw3::P.bit()
+            | cqe::dw3::SC.value(u32::from(sc))
+            | cqe::dw3::SCT.value(u32::from(sct))
+            | cqe::dw3::M.value(u32::from(more))
+            | cqe::dw3::DNR.value(u32::from(dnr))
     }
 
     #[test]
@@ -332,5 +330,23 @@ mod tests {
         let s = NvmeStatus::from_dw3(dw3(3, 0x00, false, false)).unwrap();
         assert_eq!(s.kind(), StatusKind::Unknown);
         assert!(s.to_string().starts_with("Path related status (SCT 3h"));
+    }
+
+    #[test]
+    fn every_code_is_named_as_the_spec_table_names_it() {
+        // The driver's kinds and spec::nvme::status_name cover the same
+        // codes with the same names (a typo in either shows here).
+        for sct in 0..8u8 {
+            for sc in 0..=255u8 {
+                let spec_name = spec::nvme::status_name(sct, sc);
+                match NvmeStatus::from_dw3(dw3(sct, sc, false, false)) {
+                    None => assert_eq!(spec_name, Some("Successful Completion")),
+                    Some(s) if s.kind() == StatusKind::Unknown => {
+                        assert_eq!(spec_name, None, "SCT {sct} SC {sc:#x}")
+                    }
+                    Some(s) => assert_eq!(Some(s.kind().name()), spec_name),
+                }
+            }
+        }
     }
 }

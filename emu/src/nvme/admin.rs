@@ -62,7 +62,7 @@ impl Engine {
     /// Identify (§5.15): a 4096-byte data structure chosen by CNS.
     fn identify(&mut self, m: &NvmeModel, cmd: &Sqe) -> Outcome {
         let mut data = [0u8; cns::DATA_SIZE];
-        match cns::CNS.get(cmd.cdw10()) as u32 {
+        match cns::CNS.get(cmd.cdw10()) {
             cns::CONTROLLER => self.identify_controller(m, &mut data),
             cns::NAMESPACE => self.identify_namespace(cmd.nsid(), &mut data)?,
             cns::ACTIVE_NAMESPACES => {
@@ -107,12 +107,12 @@ impl Engine {
         d[id_ctrl::AERL] = AERL;
         // Required and maximum entry sizes are both 64 and 16 bytes.
         let sizes =
-            |log2| id_ctrl::ENTRY_SIZE_MAX.set(id_ctrl::ENTRY_SIZE_MIN.set(0, log2), log2) as u8;
+            |log2| id_ctrl::ENTRY_SIZE_MIN.value(log2) | id_ctrl::ENTRY_SIZE_MAX.value(log2);
         d[id_ctrl::SQES] = sizes(SQES);
         d[id_ctrl::CQES] = sizes(CQES);
         let nn = self.namespaces.len() as u32;
         d[id_ctrl::NN..id_ctrl::NN + 4].copy_from_slice(&nn.to_le_bytes());
-        d[id_ctrl::VWC] = m.volatile_cache as u8;
+        d[id_ctrl::VWC] = id_ctrl::VWC_PRESENT.value(u8::from(m.volatile_cache));
     }
 
     fn identify_namespace(&self, nsid: u32, d: &mut [u8; cns::DATA_SIZE]) -> Result<(), Status> {
@@ -129,20 +129,20 @@ impl Engine {
         let formats = [9u32, 12];
         d[id_ns::NLBAF] = formats.len() as u8 - 1;
         for (i, lbads) in formats.iter().enumerate() {
-            let entry = (id_ns::LBAF_LBADS.set(0, *lbads as u64) as u32).to_le_bytes();
+            let entry = id_ns::LBAF_LBADS.value(*lbads).to_le_bytes();
             d[id_ns::LBAF0 + 4 * i..id_ns::LBAF0 + 4 * i + 4].copy_from_slice(&entry);
         }
         let index = formats
             .iter()
             .position(|&s| s == ns.lba_shift())
             .unwrap_or(0);
-        d[id_ns::FLBAS] = id_ns::FLBAS_INDEX.set(0, index as u64) as u8;
+        d[id_ns::FLBAS] = id_ns::FLBAS_INDEX.value(index as u8);
         Ok(())
     }
 
     /// Set Features (§5.21): Number of Queues only.
     fn set_features(&mut self, m: &NvmeModel, cmd: &Sqe) -> Outcome {
-        match feature::FID.get(cmd.cdw10()) as u32 {
+        match feature::FID.get(cmd.cdw10()) {
             feature::NUMBER_OF_QUEUES => {
                 // "Shall only be issued ... prior to creation of any I/O
                 // Submission and/or Completion Queues" (§5.21.1.7).
@@ -155,7 +155,7 @@ impl Engine {
                 if nsqr == 0xffff || ncqr == 0xffff {
                     return Err(Status::INVALID_FIELD);
                 }
-                let max = m.cfg.max_io_queues as u64;
+                let max = u32::from(m.cfg.max_io_queues);
                 let nsq = (nsqr + 1).min(max) as u16;
                 let ncq = (ncqr + 1).min(max) as u16;
                 self.granted = Some((nsq, ncq));
@@ -167,7 +167,7 @@ impl Engine {
 
     /// Get Features (§5.14): Number of Queues only.
     fn get_features(&mut self, m: &NvmeModel, cmd: &Sqe) -> Outcome {
-        match feature::FID.get(cmd.cdw10()) as u32 {
+        match feature::FID.get(cmd.cdw10()) {
             feature::NUMBER_OF_QUEUES => {
                 let max = m.cfg.max_io_queues;
                 let (nsq, ncq) = self.granted.unwrap_or((max, max));
@@ -188,14 +188,14 @@ impl Engine {
         let (_, cq_limit) = self.queue_limits(m);
         let qid = create_queue::QID.get(cmd.cdw10()) as u16;
         let qsize = create_queue::QSIZE.get(cmd.cdw10());
-        if m.queue_entry_sizes().1 != CQES {
+        if m.queue_entry_sizes().1 != u32::from(CQES) {
             return Err(Status::INVALID_FIELD);
         }
         if qid == 0 || qid > cq_limit || self.cqs[qid as usize].is_some() {
             return Err(Status::INVALID_QUEUE_IDENTIFIER);
         }
         check_queue(m, cmd, qsize)?;
-        let entries = qsize as u32 + 1;
+        let entries = qsize + 1;
         self.cqs[qid as usize] = Some(CompletionQueue::new(cmd.prp1(), entries));
         m.doorbells.open_cq(qid, entries);
         Ok(0)
@@ -207,7 +207,7 @@ impl Engine {
         let qid = create_queue::QID.get(cmd.cdw10()) as u16;
         let qsize = create_queue::QSIZE.get(cmd.cdw10());
         let cqid = create_queue::CQID.get(cmd.cdw11()) as u16;
-        if m.queue_entry_sizes().0 != SQES {
+        if m.queue_entry_sizes().0 != u32::from(SQES) {
             return Err(Status::INVALID_FIELD);
         }
         if qid == 0 || qid > sq_limit || self.sqs[qid as usize].is_some() {
@@ -218,7 +218,7 @@ impl Engine {
             return Err(Status::COMPLETION_QUEUE_INVALID);
         }
         check_queue(m, cmd, qsize)?;
-        let entries = qsize as u32 + 1;
+        let entries = qsize + 1;
         self.add_sq(
             qid,
             SubmissionQueue {
@@ -263,9 +263,10 @@ impl Engine {
     /// Get Log Page (§5.14): error information, SMART / health and firmware
     /// slot logs, all zeros (no errors, no wear, nothing to report).
     fn get_log_page(&mut self, m: &NvmeModel, cmd: &Sqe) -> Outcome {
-        let lid = get_log_page::LID.get(cmd.cdw10()) as u8;
-        let numd =
-            get_log_page::NUMDL.get(cmd.cdw10()) | get_log_page::NUMDU.get(cmd.cdw11()) << 16;
+        let lid = get_log_page::LID.get(cmd.cdw10());
+        // NUMDU continues NUMDL: a 32-bit count, and the byte length needs 64.
+        let numd = u64::from(get_log_page::NUMDL.get(cmd.cdw10()))
+            | u64::from(get_log_page::NUMDU.get(cmd.cdw11())) << get_log_page::NUMDL.width;
         let len = (numd + 1) * 4;
         if !matches!(
             lid,
@@ -294,12 +295,12 @@ impl Engine {
 }
 
 /// Checks shared by both Create I/O Queue commands: size, contiguity, base.
-fn check_queue(m: &NvmeModel, cmd: &Sqe, qsize: u64) -> Result<(), Status> {
-    if qsize == 0 || qsize > m.cfg.mqes as u64 {
+fn check_queue(m: &NvmeModel, cmd: &Sqe, qsize: u32) -> Result<(), Status> {
+    if qsize == 0 || qsize > u32::from(m.cfg.mqes) {
         return Err(Status::INVALID_QUEUE_SIZE);
     }
     // CAP.CQR = 1: queues must be physically contiguous.
-    if create_queue::PC.get(cmd.cdw11()) == 0 {
+    if !create_queue::PC.is_set(cmd.cdw11()) {
         return Err(Status::INVALID_FIELD);
     }
     let base = cmd.prp1();
@@ -311,5 +312,5 @@ fn check_queue(m: &NvmeModel, cmd: &Sqe, qsize: u64) -> Result<(), Status> {
 
 /// DW0 of Number of Queues: NCQA and NSQA, 0's based.
 fn queue_count_result(nsq: u16, ncq: u16) -> u32 {
-    feature::NCQ.set(feature::NSQ.set(0, nsq as u64 - 1), ncq as u64 - 1) as u32
+    feature::NSQ.value(u32::from(nsq) - 1) | feature::NCQ.value(u32::from(ncq) - 1)
 }

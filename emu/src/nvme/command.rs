@@ -30,8 +30,8 @@ impl Sqe {
 
     /// Command Dword 0.
     #[inline]
-    pub(super) fn cdw0(&self) -> u64 {
-        self.dword(sqe::CDW0) as u64
+    pub(super) fn cdw0(&self) -> u32 {
+        self.dword(sqe::CDW0)
     }
 
     /// Opcode.
@@ -76,22 +76,22 @@ impl Sqe {
         self.qword(sqe::PRP2)
     }
 
-    /// Command Dword 10 (as u64, for `Field::get`).
+    /// Command Dword 10.
     #[inline]
-    pub(super) fn cdw10(&self) -> u64 {
-        self.dword(sqe::CDW10) as u64
+    pub(super) fn cdw10(&self) -> u32 {
+        self.dword(sqe::CDW10)
     }
 
     /// Command Dword 11.
     #[inline]
-    pub(super) fn cdw11(&self) -> u64 {
-        self.dword(sqe::CDW11) as u64
+    pub(super) fn cdw11(&self) -> u32 {
+        self.dword(sqe::CDW11)
     }
 
     /// Command Dword 12.
     #[inline]
-    pub(super) fn cdw12(&self) -> u64 {
-        self.dword(sqe::CDW12) as u64
+    pub(super) fn cdw12(&self) -> u32 {
+        self.dword(sqe::CDW12)
     }
 
     /// Read/Write Starting LBA: CDW10 (low) and CDW11 (high).
@@ -179,9 +179,9 @@ impl Status {
     /// The status bits of completion dword 3 (phase and CID not included).
     #[inline]
     pub(super) fn dw3_bits(self) -> u32 {
-        let v = cqe::dw3::SC.set(0, self.sc as u64);
-        let v = cqe::dw3::SCT.set(v, self.sct as u64);
-        cqe::dw3::DNR.set(v, self.dnr as u64) as u32
+        cqe::dw3::SC.value(u32::from(self.sc))
+            | cqe::dw3::SCT.value(u32::from(self.sct))
+            | cqe::dw3::DNR.value(u32::from(self.dnr))
     }
 
     /// The status as the trace reports it: `(sct << 8) | sc`.

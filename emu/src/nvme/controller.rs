@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The version the model implements: NVMe 1.4.0 (§3.1.2).
-pub(super) const VERSION: u32 = reg::vs::MJR.set(reg::vs::MNR.set(0, 4), 1) as u32;
+pub(super) const VERSION: u32 = reg::vs::MJR.value(1) | reg::vs::MNR.value(4);
 
 /// A fault to inject into an emulated controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,15 +170,15 @@ impl NvmeModel {
             .collect::<Result<Vec<_>, _>>()?;
         let volatile_cache = namespaces.iter().any(Namespace::is_file);
         let queues = cfg.max_io_queues as usize + 1;
-        let stride = 4usize << cfg.dstrd;
+        let stride = reg::doorbell_stride(u32::from(cfg.dstrd));
         let bar_size = (reg::DOORBELL_BASE + 2 * queues * stride).next_power_of_two();
-        let c = cap::MQES.set(0, cfg.mqes as u64);
-        let c = cap::CQR.set(c, 1);
-        let c = cap::TO.set(c, cfg.timeout_500ms as u64);
-        let c = cap::DSTRD.set(c, cfg.dstrd as u64);
-        let c = cap::CSS.set(c, cap::CSS_NVM);
-        let c = cap::MPSMIN.set(c, 0);
-        let cap = cap::MPSMAX.set(c, 0);
+        let cap = cap::MQES.value(u64::from(cfg.mqes))
+            | cap::CQR.bit()
+            | cap::TO.value(u64::from(cfg.timeout_500ms))
+            | cap::DSTRD.value(u64::from(cfg.dstrd))
+            | cap::CSS.value(cap::CSS_NVM)
+            | cap::MPSMIN.value(0)
+            | cap::MPSMAX.value(0);
         let max_transfer = (cfg.mdts != 0).then(|| PAGE << cfg.mdts);
         Ok(NvmeModel {
             cap,
@@ -344,14 +344,14 @@ impl NvmeModel {
     fn csts(&self) -> u32 {
         let fatal =
             self.fatal.load(Ordering::Acquire) || self.injected_fatal.load(Ordering::Acquire);
-        self.status.load(Ordering::Acquire) | csts::CFS.set(0, fatal as u64) as u32
+        self.status.load(Ordering::Acquire) | csts::CFS.value(u32::from(fatal))
     }
 
     /// Whether commands may be fetched: enabled and ready, not shut down, no
     /// fatal error, not hung.
     #[inline]
     pub(super) fn processing(&self) -> bool {
-        self.status.load(Ordering::Acquire) == csts::RDY.set(0, 1) as u32
+        self.status.load(Ordering::Acquire) == csts::RDY.bit()
             && !self.fatal.load(Ordering::Relaxed)
             && !self.injected_fatal.load(Ordering::Relaxed)
             && !self.stopped.load(Ordering::Relaxed)
@@ -366,8 +366,8 @@ impl NvmeModel {
     }
 
     /// CC.IOSQES and CC.IOCQES as the host set them.
-    pub(super) fn queue_entry_sizes(&self) -> (u64, u64) {
-        let v = self.cc.load(Ordering::Acquire) as u64;
+    pub(super) fn queue_entry_sizes(&self) -> (u32, u32) {
+        let v = self.cc.load(Ordering::Acquire);
         (cc::IOSQES.get(v), cc::IOCQES.get(v))
     }
 
@@ -406,7 +406,7 @@ impl NvmeModel {
         match offset {
             reg::CC => self.write_cc(value),
             reg::AQA => {
-                let keep = (aqa::ASQS.mask() | aqa::ACQS.mask()) as u32;
+                let keep = aqa::ASQS.mask() | aqa::ACQS.mask();
                 self.aqa.store(value & keep, Ordering::Release);
             }
             reg::ASQ => set_half(&self.asq, false),
@@ -435,7 +435,6 @@ impl NvmeModel {
             return;
         }
         let old = self.cc.swap(new, Ordering::AcqRel);
-        let (old, new) = (old as u64, new as u64);
         match (cc::EN.get(old), cc::EN.get(new)) {
             (0, 1) => self.enable(&mut engine, new),
             (1, 0) => self.reset(&mut engine),
@@ -444,7 +443,7 @@ impl NvmeModel {
         match (cc::SHN.get(old), cc::SHN.get(new)) {
             (0, shn) if shn != 0 => self.shutdown(&engine),
             (shn, 0) if shn != 0 => {
-                let keep = !(csts::SHST.mask() as u32);
+                let keep = !csts::SHST.mask();
                 self.status.fetch_and(keep, Ordering::AcqRel);
             }
             _ => {}
@@ -453,8 +452,8 @@ impl NvmeModel {
 
     /// CC.EN 0 -> 1: check the configuration, create the admin queues, RDY = 1.
     /// A configuration the controller cannot use is a fatal status (CFS).
-    fn enable(&self, engine: &mut Engine, cc_value: u64) {
-        let aqa_value = self.aqa.load(Ordering::Acquire) as u64;
+    fn enable(&self, engine: &mut Engine, cc_value: u32) {
+        let aqa_value = self.aqa.load(Ordering::Acquire);
         let asq = self.asq.load(Ordering::Acquire);
         let acq = self.acq.load(Ordering::Acquire);
         let problem = if cc::MPS.get(cc_value) != 0 {
@@ -483,14 +482,13 @@ impl NvmeModel {
             self.note(|| format!("enable failed, controller fatal status: {problem}"));
             return;
         }
-        let sq_entries = aqa::ASQS.get(aqa_value) as u32 + 1;
-        let cq_entries = aqa::ACQS.get(aqa_value) as u32 + 1;
+        let sq_entries = aqa::ASQS.get(aqa_value) + 1;
+        let cq_entries = aqa::ACQS.get(aqa_value) + 1;
         engine.enable(asq, sq_entries, acq, cq_entries);
         self.doorbells.close_all();
         self.doorbells.open_sq(0, sq_entries);
         self.doorbells.open_cq(0, cq_entries);
-        self.status
-            .store(csts::RDY.set(0, 1) as u32, Ordering::Release);
+        self.status.store(csts::RDY.bit(), Ordering::Release);
         self.note(|| "controller enabled (CSTS.RDY = 1)".into());
     }
 
@@ -515,7 +513,7 @@ impl NvmeModel {
         let _ = self
             .status
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                Some(csts::SHST.set(s as u64, csts::SHST_COMPLETE) as u32)
+                Some(csts::SHST.set(s, csts::SHST_COMPLETE))
             });
         self.note(|| "shutdown complete (CSTS.SHST = 2)".into());
     }
@@ -617,6 +615,6 @@ impl Pollable for NvmeModel {
 }
 
 /// Entry sizes the model supports, as CC.IOSQES / CC.IOCQES values.
-pub(super) const SQES: u64 = sqe::SIZE_LOG2;
+pub(super) const SQES: u8 = sqe::SIZE_LOG2;
 /// See [`SQES`].
-pub(super) const CQES: u64 = cqe::SIZE_LOG2;
+pub(super) const CQES: u8 = cqe::SIZE_LOG2;

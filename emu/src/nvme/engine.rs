@@ -271,11 +271,12 @@ impl Engine {
             return false;
         };
         let slot = cq.base + cq.tail as u64 * cqe::SIZE as u64;
-        let dw2 = cqe::dw2::SQID.set(cqe::dw2::SQHD.set(0, c.sqhd as u64), c.sqid as u64) as u32;
+        let dw2 = cqe::dw2::SQHD.value(c.sqhd) | cqe::dw2::SQID.value(u32::from(c.sqid));
         let mut first = [0u8; cqe::DW3];
         first[cqe::DW0..cqe::DW0 + 4].copy_from_slice(&c.dw0.to_le_bytes());
         first[cqe::DW2..cqe::DW2 + 4].copy_from_slice(&dw2.to_le_bytes());
-        let dw3 = cqe::dw3::P.set(cqe::dw3::CID.set(0, c.cid as u64), cq.phase as u64) as u32
+        let dw3 = cqe::dw3::CID.value(u32::from(c.cid))
+            | cqe::dw3::P.value(u32::from(cq.phase))
             | c.status.dw3_bits();
         let written = m
             .dma

@@ -34,7 +34,7 @@ impl Engine {
             return Err(Status::INVALID_FIELD);
         }
         let slba = cmd.slba();
-        let nlb = sqe::rw::NLB.get(cmd.cdw12()) + 1;
+        let nlb = u64::from(sqe::rw::NLB.get(cmd.cdw12())) + 1;
         if slba.checked_add(nlb).is_none_or(|end| end > ns.blocks()) {
             return Err(Status::LBA_OUT_OF_RANGE);
         }
@@ -49,7 +49,7 @@ impl Engine {
         let offset = slba << ns.lba_shift();
         if write {
             ns.write_from_host(&m.dma, offset, segments, &mut self.bounce)?;
-            if sqe::rw::FUA.get(cmd.cdw12()) == 1 {
+            if sqe::rw::FUA.is_set(cmd.cdw12()) {
                 ns.flush().map_err(|_| Status::INTERNAL_ERROR)?;
             }
         } else {

@@ -81,7 +81,7 @@ impl Cmd {
     }
     fn bytes(&self, cid: u16) -> [u8; 64] {
         let mut d = self.0;
-        d[0] = sqe::cdw0::CID.set(d[0] as u64, cid as u64) as u32;
+        d[0] = sqe::cdw0::CID.set(d[0], u32::from(cid));
         let mut b = [0u8; 64];
         for (i, v) in d.iter().enumerate() {
             b[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
@@ -146,8 +146,8 @@ impl Host {
         self.mem.iova_at(off)
     }
 
-    fn csts(&self) -> u64 {
-        self.bar.read32(reg::CSTS) as u64
+    fn csts(&self) -> u32 {
+        self.bar.read32(reg::CSTS)
     }
 
     fn ready(&self) -> bool {
@@ -159,16 +159,16 @@ impl Host {
     }
 
     fn cc_enabled() -> u32 {
-        let v = reg::cc::EN.set(0, 1);
-        let v = reg::cc::IOSQES.set(v, sqe::SIZE_LOG2);
-        reg::cc::IOCQES.set(v, cqe::SIZE_LOG2) as u32
+        reg::cc::EN.bit()
+            | reg::cc::IOSQES.value(u32::from(sqe::SIZE_LOG2))
+            | reg::cc::IOCQES.value(u32::from(cqe::SIZE_LOG2))
     }
 
     /// Program the admin queue and set CC.EN; the controller must be ready at once.
     fn enable(&self) -> Queue {
-        let entries = (ADMIN_ENTRIES - 1) as u64;
-        let aqa = reg::aqa::ACQS.set(reg::aqa::ASQS.set(0, entries), entries);
-        self.bar.write32(reg::AQA, aqa as u32);
+        let entries = ADMIN_ENTRIES - 1;
+        let aqa = reg::aqa::ASQS.value(entries) | reg::aqa::ACQS.value(entries);
+        self.bar.write32(reg::AQA, aqa);
         self.bar.write64(reg::ASQ, self.iova(ASQ_OFF));
         self.bar.write64(reg::ACQ, self.iova(ACQ_OFF));
         self.bar.write32(reg::CC, Self::cc_enabled());
@@ -197,11 +197,11 @@ impl Host {
     /// The entry at the CQ head if its phase says it is new (not consumed yet).
     fn peek(&self, q: &Queue) -> Option<Cqe> {
         let off = q.cq + q.head as usize * 16;
-        let dw3 = self.mem.load_u32_acquire(off + cqe::DW3) as u64;
+        let dw3 = self.mem.load_u32_acquire(off + cqe::DW3);
         if (cqe::dw3::P.get(dw3) == 1) != q.phase {
             return None;
         }
-        let dw2 = self.mem.read_u32(off + cqe::DW2) as u64;
+        let dw2 = self.mem.read_u32(off + cqe::DW2);
         Some(Cqe {
             dw0: self.mem.read_u32(off + cqe::DW0),
             sqhd: cqe::dw2::SQHD.get(dw2) as u16,
@@ -255,7 +255,7 @@ impl Host {
     }
 
     fn set_queues(&self, admin: &mut Queue, nsq: u16, ncq: u16) -> Cqe {
-        let dw11 = feature::NCQ.set(feature::NSQ.set(0, nsq as u64 - 1), ncq as u64 - 1) as u32;
+        let dw11 = feature::NSQ.value(u32::from(nsq) - 1) | feature::NCQ.value(u32::from(ncq) - 1);
         self.run(
             admin,
             Cmd::new(admin::SET_FEATURES)
@@ -270,9 +270,9 @@ impl Host {
             .prp(self.iova(base), 0)
             .dw(
                 10,
-                create_queue::QSIZE.set(qid as u64, entries as u64 - 1) as u32,
+                create_queue::QID.value(u32::from(qid)) | create_queue::QSIZE.value(entries - 1),
             )
-            .dw(11, create_queue::PC.set(0, 1) as u32)
+            .dw(11, create_queue::PC.bit())
     }
 
     fn create_sq_cmd(&self, qid: u16, entries: u32, cqid: u16) -> Cmd {
@@ -281,11 +281,11 @@ impl Host {
             .prp(self.iova(base), 0)
             .dw(
                 10,
-                create_queue::QSIZE.set(qid as u64, entries as u64 - 1) as u32,
+                create_queue::QID.value(u32::from(qid)) | create_queue::QSIZE.value(entries - 1),
             )
             .dw(
                 11,
-                create_queue::CQID.set(create_queue::PC.set(0, 1), cqid as u64) as u32,
+                create_queue::PC.bit() | create_queue::CQID.value(u32::from(cqid)),
             )
     }
 
@@ -413,7 +413,7 @@ fn enable_with_a_bad_configuration_sets_cfs_until_reset() {
     // MPS must be 0 (4 KiB).
     h.bar.write64(reg::ASQ, h.iova(ASQ_OFF));
     h.bar
-        .write32(reg::CC, Host::cc_enabled() | reg::cc::MPS.set(0, 1) as u32);
+        .write32(reg::CC, Host::cc_enabled() | reg::cc::MPS.value(1));
     assert!(h.fatal() && !h.ready());
     h.bar.write32(reg::CC, 0);
 
@@ -429,7 +429,7 @@ fn enable_with_a_bad_configuration_sets_cfs_until_reset() {
 fn shutdown_completes_at_once() {
     let h = Host::new(config(), RunMode::Inline);
     h.enable();
-    let shn = reg::cc::SHN.set(Host::cc_enabled() as u64, reg::cc::SHN_NORMAL) as u32;
+    let shn = reg::cc::SHN.set(Host::cc_enabled(), reg::cc::SHN_NORMAL);
     h.bar.write32(reg::CC, shn);
     assert_eq!(reg::csts::SHST.get(h.csts()), reg::csts::SHST_COMPLETE);
     h.bar.write32(reg::CC, 0);
@@ -509,7 +509,7 @@ fn identify_namespaces_and_active_list() {
     assert_eq!(d[id_ns::NLBAF], 1);
     assert_eq!(d[id_ns::FLBAS], 1);
     let lbaf1 = u32::from_le_bytes(d[id_ns::LBAF0 + 4..id_ns::LBAF0 + 8].try_into().unwrap());
-    assert_eq!(id_ns::LBAF_LBADS.get(lbaf1 as u64), 12);
+    assert_eq!(id_ns::LBAF_LBADS.get(lbaf1), 12);
 
     let (c, _) = id(&mut admin, cns::NAMESPACE, 4);
     assert_eq!(c.status(), (sct::GENERIC, sc_generic::INVALID_NAMESPACE));
@@ -608,7 +608,7 @@ fn lba_range_namespace_mdts_and_opcode_checks() {
     // SGLs are not supported.
     let sgl = Cmd::rw(io::READ, 1, 0, 1)
         .prp(h.iova(DATA_OFF), 0)
-        .dw(0, sqe::cdw0::PSDT.set(0, 1) as u32);
+        .dw(0, sqe::cdw0::PSDT.value(1));
     assert_eq!(
         h.run(&mut q, sgl).status(),
         (sct::GENERIC, sc_generic::INVALID_FIELD)
@@ -629,7 +629,7 @@ fn queue_creation_and_deletion_checks() {
     // QID 0 and a QID above the maximum (64).
     let qid0 = Cmd::new(admin::CREATE_IO_CQ)
         .prp(h.iova(QUEUES_OFF + 0x2000), 0)
-        .dw(10, create_queue::QSIZE.set(0, 15) as u32)
+        .dw(10, create_queue::QSIZE.value(15))
         .dw(11, 1);
     assert_eq!(
         st(h.run(&mut admin, qid0)),
@@ -637,7 +637,10 @@ fn queue_creation_and_deletion_checks() {
     );
     let big = Cmd::new(admin::CREATE_IO_CQ)
         .prp(h.iova(QUEUES_OFF + 0x2000), 0)
-        .dw(10, create_queue::QSIZE.set(65, 15) as u32)
+        .dw(
+            10,
+            create_queue::QID.value(65) | create_queue::QSIZE.value(15),
+        )
         .dw(11, 1);
     assert_eq!(
         st(h.run(&mut admin, big)),
@@ -661,7 +664,10 @@ fn queue_creation_and_deletion_checks() {
     // Not physically contiguous.
     let pc0 = Cmd::new(admin::CREATE_IO_CQ)
         .prp(h.iova(QUEUES_OFF + 0x6000), 0)
-        .dw(10, create_queue::QSIZE.set(2, 15) as u32);
+        .dw(
+            10,
+            create_queue::QID.value(2) | create_queue::QSIZE.value(15),
+        );
     assert_eq!(
         st(h.run(&mut admin, pc0)),
         (sct::GENERIC, sc_generic::INVALID_FIELD)
@@ -669,7 +675,10 @@ fn queue_creation_and_deletion_checks() {
     // Base not page aligned.
     let odd = Cmd::new(admin::CREATE_IO_CQ)
         .prp(h.iova(QUEUES_OFF + 0x6000) + 64, 0)
-        .dw(10, create_queue::QSIZE.set(2, 15) as u32)
+        .dw(
+            10,
+            create_queue::QID.value(2) | create_queue::QSIZE.value(15),
+        )
         .dw(11, 1);
     assert_eq!(
         st(h.run(&mut admin, odd)),
@@ -710,7 +719,7 @@ fn queue_creation_and_deletion_checks() {
     assert!(h.run(&mut q, Cmd::new(io::FLUSH).nsid(1)).ok());
 
     // Entry sizes other than 64/16 bytes are refused at creation.
-    h.bar.write32(reg::CC, reg::cc::EN.set(0, 1) as u32);
+    h.bar.write32(reg::CC, reg::cc::EN.bit());
     assert_eq!(
         st(h.run(&mut admin, h.create_cq_cmd(2, 16))),
         (sct::GENERIC, sc_generic::INVALID_FIELD)
@@ -909,7 +918,7 @@ fn full_completion_queue_holds_back_fetching_and_phase_flips_at_wrap() {
     assert_eq!(rest.iter().map(|c| c.cid).collect::<Vec<_>>(), cids[3..]);
     assert_eq!(rest.iter().map(|c| c.sqhd).collect::<Vec<_>>(), [4, 5, 6]);
     assert!(!q.phase, "the host wrapped too");
-    let p = |slot: usize| cqe::dw3::P.get(h.mem.read_u32(q.cq + slot * 16 + cqe::DW3) as u64);
+    let p = |slot: usize| cqe::dw3::P.get(h.mem.read_u32(q.cq + slot * 16 + cqe::DW3));
     assert_eq!([p(0), p(1), p(2), p(3)], [0, 0, 1, 1]);
     h.release(&q);
 
@@ -1013,12 +1022,13 @@ fn get_log_page_returns_zeros() {
     let h = Host::new(config(), RunMode::Inline);
     let mut admin = h.enable();
     h.mem.fill(ID_OFF, PAGE, 0xaa);
-    let numd = (512 / 4 - 1) << 16;
+    let numd = get_log_page::NUMDL.value(512 / 4 - 1);
     let c = h.run(
         &mut admin,
-        Cmd::new(admin::GET_LOG_PAGE)
-            .prp(h.iova(ID_OFF), 0)
-            .dw(10, get_log_page::SMART_HEALTH as u32 | numd),
+        Cmd::new(admin::GET_LOG_PAGE).prp(h.iova(ID_OFF), 0).dw(
+            10,
+            get_log_page::LID.value(get_log_page::SMART_HEALTH) | numd,
+        ),
     );
     assert!(c.ok());
     assert_eq!(h.mem.read_u64(ID_OFF), 0);
@@ -1032,7 +1042,7 @@ fn get_log_page_returns_zeros() {
         &mut admin,
         Cmd::new(admin::GET_LOG_PAGE)
             .prp(h.iova(ID_OFF), 0)
-            .dw(10, 0x7f | numd),
+            .dw(10, get_log_page::LID.value(0x7f) | numd),
     );
     assert_eq!(
         c.status(),

@@ -10,7 +10,7 @@
 //!
 //! Conventions: register offsets are `usize` byte offsets into BAR0; per-queue
 //! registers are `const fn`s of the queue number (`rdbal(q)`); single-bit
-//! flags are `u32` masks; multi-bit fields are [`Field`]s (`get`/`set` work
+//! flags are `u32` masks; multi-bit fields are [`RawField`]s (`get`/`set` work
 //! on `u64`, so widen the 32-bit register value with `as u64`).
 
 pub mod adv_desc;
