@@ -4,6 +4,9 @@
 //! puts its temp file in $TMPDIR and leaves nothing there, and refuses bad
 //! input with one line.
 
+// The apps' command-line test helpers, shared rather than copied, so kcopy's
+// errors are held to the same one-line rule as the other programs'.
+#[path = "../../../apps/tests/common/mod.rs"]
 mod common;
 use common::{assert_one_line_error, run, tmpdir};
 
