@@ -1,6 +1,7 @@
 //! Unit tests of the NIC driver against a scripted register file and a
 //! scripted device side: the test plays the device, reading the descriptors
 //! the driver posted and writing back through the emulated IOMMU.
+#![forbid(unsafe_code)]
 
 use super::*;
 use dma::{EmuIommu, Mapper, RegionOptions};

@@ -1,4 +1,5 @@
 //! [`VfioError`]: why a function cannot be opened or used through VFIO.
+#![forbid(unsafe_code)]
 
 use crate::pci::{PciAddress, PciError};
 use std::fmt;

@@ -1,5 +1,6 @@
 //! The VFIO state of the process: its one container, shared by every device
 //! so that DMA memory mapped once is reachable by all, and what is open in it.
+#![forbid(unsafe_code)]
 
 use super::error::VfioError;
 use crate::pci::PciAddress;

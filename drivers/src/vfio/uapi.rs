@@ -1,4 +1,5 @@
 //! Linux uapi constants of VFIO that vfio-ioctls uses but does not export.
+#![forbid(unsafe_code)]
 
 // Linux uapi <linux/vfio.h>; vfio-ioctls uses these but does not export them.
 /// VFIO_PCI_BAR0_REGION_INDEX.
