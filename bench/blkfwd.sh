@@ -41,8 +41,8 @@ command -v strace >/dev/null || { echo "bench/blkfwd.sh: strace not found (apt-g
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
-echo "building release apps..." >&2
-cargo build --release -p apps --bin kcopy --bin blkfwd >&2
+echo "building release kcopy and blkfwd..." >&2
+cargo build --release -p kcopy -p apps --bin kcopy --bin blkfwd >&2
 BIN=$ROOT/target/release
 
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p"; }

@@ -17,6 +17,8 @@ fi
 ulimit -l unlimited 2>/dev/null || true
 
 cargo test --workspace --release "$@"
+# drivers::testing as another crate uses it; built only with its feature.
+cargo test --release -p drivers --features test-utils --test test_utils
 
 # The real-VFIO lane: the drivers in a QEMU guest with a virtual IOMMU,
 # against QEMU's own nvme and igb models (hw-setup/vm/README.md). With

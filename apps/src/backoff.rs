@@ -6,6 +6,7 @@
 //! length is tuned so that a queue is about half drained at each wake: few
 //! wakes per byte (each costs a system call and two context switches) and
 //! no queue left idle.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
 //! A latency histogram with about 1.5 % resolution over the whole u64 range
 //! (log-linear buckets: 64 sub-buckets per power of two), fixed size, no
 //! allocation when recording.
+#![forbid(unsafe_code)]
 
 /// Values below this are exact.
 const LINEAR: u64 = 128;

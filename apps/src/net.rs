@@ -1,5 +1,6 @@
 //! Ethernet / IPv4 / UDP frames: building the test traffic of pktgen and
 //! checking it on the receive side. Field offsets are named once here.
+#![forbid(unsafe_code)]
 
 /// Ethernet header length (no VLAN tag).
 pub const ETH_LEN: usize = 14;

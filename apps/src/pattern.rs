@@ -1,6 +1,7 @@
 //! The data pattern of `--verify` runs: every logical block's content is a
 //! function of (namespace, LBA, seed), so a block read back can be checked
 //! without remembering what was written, whatever the order of the I/Os.
+#![forbid(unsafe_code)]
 
 /// Fill `block` (one logical block) with the pattern of `lba`.
 pub fn fill_block(block: &mut [u8], nsid: u32, lba: u64, seed: u64) {

@@ -7,6 +7,7 @@
 //! sigfigs, snap length, link type), then per frame a 16-byte record
 //! header (seconds, fraction, captured length, original length) and the
 //! captured bytes, all in the writer's byte order, which the magic tells.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::fs::File;

@@ -1,5 +1,6 @@
 //! Per-second statistics of NIC ports: what the driver counted and what
 //! the device's own counters say.
+#![forbid(unsafe_code)]
 
 use drivers::nic::{DeviceStats, Nic};
 use drivers::regs::RegisterAccess;

@@ -5,6 +5,7 @@
 //!
 //! Frame: Ethernet (14) / IPv4 (20, no options, DF, TTL 64) / UDP (8) /
 //! stream header (40, big-endian, fields in [`field`]) / payload.
+#![forbid(unsafe_code)]
 
 use crate::net::{self, eth, get16, ipv4, udp, Flow, ETH_LEN, IPV4_LEN, PAYLOAD, UDP_LEN};
 use std::collections::{BTreeMap, BTreeSet};

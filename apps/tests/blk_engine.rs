@@ -2,6 +2,7 @@
 //! read the device models' traces and inject faults: zero copy shown from
 //! the traces, NVMe errors retried or reported, a stalled NIC leading to
 //! backpressure with bounded memory.
+#![forbid(unsafe_code)]
 
 use apps::blk::{Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::Flow;

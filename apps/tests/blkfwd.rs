@@ -3,6 +3,7 @@
 //! frames, threads, laps, a file-backed drive), a capture that blkrecv
 //! verifies, and one-line errors for bad input. Drives are small (8 MiB or
 //! less) so each run takes a fraction of a second.
+#![forbid(unsafe_code)]
 
 mod common;
 use common::{assert_one_line_error, run, tmpdir};

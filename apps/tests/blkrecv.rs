@@ -2,6 +2,7 @@
 //! give the report and exit status they should; a UDP socket and an
 //! emulated NIC port receive a stream sent by the test; bad input is one
 //! error line.
+#![forbid(unsafe_code)]
 
 mod common;
 use common::{assert_one_line_error, run, tmpdir};

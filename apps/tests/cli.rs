@@ -1,5 +1,6 @@
 //! The apps as a new user meets them: bad input gets one line naming the
 //! cause and the fix, a non-zero exit code, and never a panic.
+#![forbid(unsafe_code)]
 
 mod common;
 use common::{assert_one_line_error, run};

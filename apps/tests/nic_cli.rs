@@ -1,6 +1,7 @@
 //! pktgen, fwd and pcap as a user runs them: frames on emulated ports,
 //! captures that tshark reads, three processes chained over unix: wires,
 //! and one-line errors for bad input.
+#![forbid(unsafe_code)]
 
 mod common;
 use common::{assert_one_line_error, run, tmpdir};

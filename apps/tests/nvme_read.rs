@@ -2,6 +2,7 @@
 //! prints are exactly the file's, for any offset and length, on both LBA
 //! sizes; bad ranges get one error line. (The real-VFIO lane runs it against
 //! QEMU's controller: hw-setup/vm/run.sh.)
+#![forbid(unsafe_code)]
 
 mod common;
 use common::assert_one_line_error;

@@ -1,6 +1,7 @@
 //! pcap-check as the VM lane runs it: a good capture of pktgen's frames
 //! passes with one summary line; a missing, a duplicate or a damaged frame,
 //! or a frame that is not pktgen's, fails with one error line naming it.
+#![forbid(unsafe_code)]
 
 mod common;
 use common::{run, tmpdir};

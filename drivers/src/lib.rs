@@ -8,4 +8,7 @@ pub mod nic;
 pub mod nvme;
 pub mod pci;
 pub mod regs;
+// Scripted fakes for tests, here and (with the feature) in other crates.
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 pub mod vfio;

@@ -4,6 +4,7 @@
 //!
 //! Everything here only reads sysfs, under a root that tests point at a fake
 //! tree ([`Sysfs::new`]); nothing here changes the system.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::io;

@@ -1,4 +1,5 @@
 //! Register access: the one thing drivers need from a device besides DMA.
+#![forbid(unsafe_code)]
 
 /// Reads and writes of a device's memory-mapped registers (BAR0). Drivers are
 /// generic over it: the VFIO BAR mapping and the emulated BARs both implement

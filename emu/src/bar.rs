@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use drivers::regs::RegisterAccess;
 use std::sync::Arc;
 

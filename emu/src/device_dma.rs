@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use super::{EmuPciFunction, Trace, TraceEvent};
 use dma::{EmuIommu, IommuFault};
 use std::fmt;

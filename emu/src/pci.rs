@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use std::sync::atomic::{AtomicU16, Ordering};
 
 /// Identity of an emulated PCI function.

@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 use dma::IommuFault;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;

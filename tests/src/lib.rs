@@ -1,1 +1,2 @@
 //! End-to-end tests live in tests/tests/.
+#![forbid(unsafe_code)]

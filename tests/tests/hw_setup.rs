@@ -8,6 +8,7 @@
 //! DRV has claimed ADDR, so a test creates that link for a bind that works
 //! and leaves it out for one that fails. The hugepage shortfall test plays
 //! the kernel through a FIFO.
+#![forbid(unsafe_code)]
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};

@@ -5,6 +5,7 @@
 //!
 //! Every test runs for every chip and mode. Frames are checked byte for
 //! byte; checksums and RSS hashes are recomputed by independent code here.
+#![forbid(unsafe_code)]
 
 use dma::{Buf, Pool, RegionOptions};
 use drivers::nic::{

@@ -1,6 +1,7 @@
 //! End-to-end tests of the NVMe driver against the emulated controller, in
 //! both run modes: inline (the device works during the doorbell write) and
 //! threaded (the device runs concurrently on its own thread).
+#![forbid(unsafe_code)]
 
 use dma::{Buf, Pool, RegionOptions};
 use drivers::nvme::{

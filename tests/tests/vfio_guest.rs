@@ -11,6 +11,7 @@
 //! bookkeeping refuses a second open; a device can be closed and opened
 //! again; two functions of one IOMMU group are open at once, and closing one
 //! leaves the group (and the DMA mappings) to the other.
+#![forbid(unsafe_code)]
 
 use dma::{Pool, RegionOptions};
 use drivers::nvme::{NvmeController, NvmeOptions};

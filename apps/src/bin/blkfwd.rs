@@ -2,7 +2,7 @@
 //! no CPU copy of the data: the drive DMAs blocks into hugepage buffers and
 //! the NIC DMAs them out, each frame a header descriptor (built by the CPU)
 //! plus a payload descriptor pointing into the read buffer.
-
+#![forbid(unsafe_code)]
 // The doc comments on the clap types are the --help text, where [..]
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]

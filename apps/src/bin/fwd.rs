@@ -5,6 +5,7 @@
 //! output backs up into the input port's ring, where flow control
 //! (`pause=on`) holds the sender, or the port drops and counts, as a switch
 //! with a full buffer does. Nothing is dropped by fwd itself.
+#![forbid(unsafe_code)]
 
 use apps::backoff::Backoff;
 use apps::net::{self, Flow};

@@ -1,7 +1,7 @@
 //! nvme-identify: what an NVMe controller (real or emulated) says about
 //! itself and its namespaces, in the manner of `nvme id-ctrl` and
 //! `spdk_nvme_identify`.
-
+#![forbid(unsafe_code)]
 // The doc comments on the clap types are the --help text, where [..]
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]

@@ -1,7 +1,7 @@
 //! nvme-perf: I/O load on an NVMe controller (real or emulated) with chosen
 //! pattern, block size, queue depth and queue pairs; progress each second,
 //! then IOPS, bandwidth, latency percentiles and driver CPU time per I/O.
-
+#![forbid(unsafe_code)]
 // The doc comments on the clap types are the --help text, where [..]
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]

@@ -1,6 +1,7 @@
 //! pcap-check: check a capture of pktgen's frames: how many, which sequence
 //! numbers are missing or seen twice, and whether the checksums and the
 //! payload are good.
+#![forbid(unsafe_code)]
 
 use apps::net::parse_test_frame;
 use apps::pcapfile::PcapReader;

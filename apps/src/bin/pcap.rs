@@ -1,5 +1,6 @@
 //! pcap: capture frames from a NIC port into a pcap file that tshark and
 //! Wireshark read.
+#![forbid(unsafe_code)]
 
 use apps::backoff::Backoff;
 use apps::open::{with_nics, NicJob, Port};

@@ -1,6 +1,6 @@
 //! pktgen: send UDP frames carrying a sequence number out of a NIC port,
 //! at a chosen size and rate; Mpps and Mbit/s each second.
-
+#![forbid(unsafe_code)]
 // The doc comments on the clap types are the --help text, where [..]
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]

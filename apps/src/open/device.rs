@@ -3,6 +3,7 @@
 //! A device string is either a PCI address (`0000:03:00.0` or `03:00.0`),
 //! opened through VFIO, or `emu:MODEL[,key=value...]`, an emulated device:
 //! `emu:nvme,size=1G`, `emu:nvme,file=disk.img,lba=4096`.
+#![forbid(unsafe_code)]
 
 use emu::RunMode;
 use std::fmt;

@@ -4,6 +4,7 @@
 //! handed to code that is generic over the register access (static
 //! dispatch: the emulated path costs the real one nothing). [`nvme`] opens
 //! NVMe controllers, [`nic`] NIC ports.
+#![forbid(unsafe_code)]
 
 pub mod device;
 pub mod nic;

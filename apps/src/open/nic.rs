@@ -1,5 +1,6 @@
 //! Opening NIC ports from device strings, real or emulated, and handing
 //! them to code that is generic over the register access.
+#![forbid(unsafe_code)]
 
 use crate::open::device::{DeviceSpec, EmuNicSpec};
 use crate::AppResult;

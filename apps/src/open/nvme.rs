@@ -1,6 +1,7 @@
 //! Opening an NVMe controller from a device string, real or emulated, and
 //! handing it to code that is generic over the register access (static
 //! dispatch: the emulated path costs the real one nothing).
+#![forbid(unsafe_code)]
 
 use crate::open::device::{DeviceSpec, EmuNvmeSpec};
 use crate::AppResult;

@@ -1,4 +1,5 @@
 //! What the command-line tests of the apps share.
+#![forbid(unsafe_code)]
 // Each test file uses a part of this module.
 #![allow(dead_code)]
 

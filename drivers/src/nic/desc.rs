@@ -1,6 +1,7 @@
 //! Encoding and decoding of advanced descriptors: the values the driver
 //! writes and the checks it applies to what the device writes back. Pure
 //! functions over integers, so every rule is unit tested without a device.
+#![forbid(unsafe_code)]
 
 use super::tx::Offload;
 use super::NicError;

@@ -1,5 +1,6 @@
 //! Everything that can go wrong in the NIC drivers, one variant per cause a
 //! user can act on.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::time::Duration;

@@ -2,6 +2,7 @@
 //! the same steps, see its initialization chapter), link, statistics
 //! and the register offsets of its rings. Every number comes from
 //! [`spec::nic::igb`].
+#![forbid(unsafe_code)]
 
 use super::{
     reta_words, rss_key_words, wait_until, DeviceStats, LinkStatus, NicError, RingRegs, RxSetup,

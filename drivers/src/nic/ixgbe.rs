@@ -2,6 +2,7 @@
 //! Sequence", §4.6.4 link, §4.6.7 receive, §4.6.8 transmit), link,
 //! statistics and the register offsets of its rings. Every number comes
 //! from [`spec::nic::ixgbe`].
+#![forbid(unsafe_code)]
 
 use super::{
     reta_words, rss_key_words, wait_until, DeviceStats, LinkStatus, NicError, RingRegs, RxSetup,

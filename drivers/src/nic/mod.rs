@@ -128,7 +128,7 @@ impl Chip {
         }
     }
 
-    fn is_igb(self) -> bool {
+    pub(crate) fn is_igb(self) -> bool {
         matches!(self, Chip::I82576 | Chip::I350)
     }
 

@@ -8,6 +8,7 @@
 //! while it is posted, so a DD bit in a slot the driver did not post is
 //! never looked at (82576 datasheet §7.1.5, 82599 datasheet §7.1.6: the
 //! device writes back only descriptors between RDH and RDT).
+#![forbid(unsafe_code)]
 
 use super::desc::{rx_check, RxCheck};
 use super::ring::{distance, place, Desc, DescRing};

@@ -1,131 +1,14 @@
 //! Unit tests of the NIC driver against a scripted register file and a
 //! scripted device side: the test plays the device, reading the descriptors
 //! the driver posted and writing back through the emulated IOMMU.
+#![forbid(unsafe_code)]
 
 use super::*;
+use crate::testing::{FakeDevice, FakeRegs, MAC};
 use dma::{EmuIommu, Mapper, RegionOptions};
 use spec::nic::adv_desc::{rx as rxd, tx as txd};
 use spec::nic::{igb as g, ixgbe as x};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-const MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x20, 0x30];
-
-/// A register file with just enough behaviour for the init sequences:
-/// self-clearing reset, auto-read and DMA-init done, link up, a MAC in
-/// receive address 0, MDIC always ready. Every write is logged in order.
-struct FakeDevice {
-    chip: Chip,
-    regs: Mutex<HashMap<usize, u32>>,
-    writes: Mutex<Vec<(usize, u32)>>,
-    stuck_reset: bool,
-    no_eeprom: bool,
-    no_dma_init: bool,
-}
-
-#[derive(Clone)]
-struct FakeRegs(Arc<FakeDevice>);
-
-impl FakeDevice {
-    fn new(chip: Chip) -> Arc<FakeDevice> {
-        Self::with(chip, false, false, false)
-    }
-
-    fn with(chip: Chip, stuck_reset: bool, no_eeprom: bool, no_dma_init: bool) -> Arc<FakeDevice> {
-        let mut regs = HashMap::new();
-        let lo = u32::from_le_bytes([MAC[0], MAC[1], MAC[2], MAC[3]]);
-        let hi = u16::from_le_bytes([MAC[4], MAC[5]]) as u32 | (1 << 31);
-        if chip.is_igb() {
-            regs.insert(g::ral(0), lo);
-            regs.insert(g::rah(0), hi);
-        } else {
-            regs.insert(x::ral(0), lo);
-            regs.insert(x::rah(0), hi);
-            // Reset values with reserved bits set, to see that they survive.
-            regs.insert(x::DTXMXSZRQ, 0x0001_0010);
-            regs.insert(x::dca_rxctrl(0), 0x0000_1200);
-            regs.insert(x::dca_rxctrl(1), 0x0000_1200);
-            regs.insert(x::RDRXCTL, 0x0010_0880);
-            regs.insert(x::srrctl(0), 0x0000_0402);
-        }
-        Arc::new(FakeDevice {
-            chip,
-            regs: Mutex::new(regs),
-            writes: Mutex::new(Vec::new()),
-            stuck_reset,
-            no_eeprom,
-            no_dma_init,
-        })
-    }
-
-    fn get(&self, off: usize) -> u32 {
-        *self.regs.lock().unwrap().get(&off).unwrap_or(&0)
-    }
-
-    fn writes(&self) -> Vec<(usize, u32)> {
-        self.writes.lock().unwrap().clone()
-    }
-
-    /// Position of the first write to `off` for which `pred` holds.
-    fn first_write(&self, off: usize, pred: impl Fn(u32) -> bool) -> Option<usize> {
-        self.writes().iter().position(|&(o, v)| o == off && pred(v))
-    }
-
-    fn writes_to(&self, off: usize) -> Vec<u32> {
-        self.writes()
-            .iter()
-            .filter(|(o, _)| *o == off)
-            .map(|(_, v)| *v)
-            .collect()
-    }
-}
-
-impl RegisterAccess for FakeRegs {
-    fn read32(&self, off: usize) -> u32 {
-        let d = &self.0;
-        let v = d.get(off);
-        if d.chip.is_igb() {
-            match off {
-                g::EECD if !d.no_eeprom => v | g::eecd::AUTO_RD,
-                g::STATUS => g::status::LU | (0b10 << 6),
-                g::MDIC => v | g::mdic::READY,
-                _ => v,
-            }
-        } else {
-            match off {
-                x::EEC if !d.no_eeprom => v | x::eec::ARD,
-                x::RDRXCTL if !d.no_dma_init => v | x::rdrxctl::DMAIDONE,
-                x::LINKS => x::links::LINK_UP | (0b11 << 28),
-                x::SECRXSTAT => x::secrx::SECRX_RDY,
-                _ => v,
-            }
-        }
-    }
-
-    fn write32(&self, off: usize, mut v: u32) {
-        let d = &self.0;
-        d.writes.lock().unwrap().push((off, v));
-        let ctrl = if d.chip.is_igb() { g::CTRL } else { x::CTRL };
-        let rst = if d.chip.is_igb() {
-            g::ctrl::RST
-        } else {
-            x::ctrl::RST_MASK
-        };
-        if off == ctrl && !d.stuck_reset {
-            v &= !rst;
-        }
-        d.regs.lock().unwrap().insert(off, v);
-    }
-
-    fn read64(&self, off: usize) -> u64 {
-        self.read32(off) as u64 | (self.read32(off + 4) as u64) << 32
-    }
-
-    fn write64(&self, off: usize, v: u64) {
-        self.write32(off, v as u32);
-        self.write32(off + 4, (v >> 32) as u32);
-    }
-}
+use std::sync::Arc;
 
 fn opts(rx_ring: u16, tx_ring: u16) -> NicOptions {
     NicOptions {

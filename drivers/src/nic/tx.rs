@@ -15,6 +15,7 @@
 //! [`DeviceIndex`] of a pool the queue accepted). Cleanup returns the
 //! indices to the RX cache in one tight pass and looks at `slots` only
 //! while some are in flight.
+#![forbid(unsafe_code)]
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
 use super::ring::{distance, place, DescRing};

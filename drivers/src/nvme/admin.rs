@@ -1,5 +1,6 @@
 //! The admin queue (queue 0): one command at a time, waited for with the
 //! command timeout. It lives behind the controller's mutex.
+#![forbid(unsafe_code)]
 
 use super::command::Command;
 use super::error::NvmeError;

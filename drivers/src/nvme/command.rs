@@ -1,5 +1,6 @@
 //! Submission queue entries: the 64-byte commands (NVMe 1.4 §4.2) and the
 //! constructors of the admin and I/O commands this driver sends.
+#![forbid(unsafe_code)]
 
 use dma::DmaRegion;
 use spec::nvme::{admin, cns, create_queue, feature, io, sqe};

@@ -1,5 +1,6 @@
 //! The controller: reset and enable (NVMe 1.4 §7.6.1), Identify, the
 //! number of queues, I/O queue pair creation and deletion, shutdown.
+#![forbid(unsafe_code)]
 
 use super::admin::AdminQueue;
 use super::command::Command;

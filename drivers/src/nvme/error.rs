@@ -1,5 +1,6 @@
 //! Everything that can go wrong in the NVMe driver, one variant per cause a
 //! user can act on.
+#![forbid(unsafe_code)]
 
 use super::status::{NvmeStatus, StatusKind};
 use std::fmt;

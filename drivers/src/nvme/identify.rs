@@ -1,6 +1,7 @@
 //! Identify data (NVMe 1.4 §5.15) parsed into [`ControllerInfo`] and
 //! [`NamespaceInfo`]. The controller wrote these bytes, so every value the
 //! driver relies on is range checked here, once, before use.
+#![forbid(unsafe_code)]
 
 use super::error::NvmeError;
 use super::prp::PAGE_SIZE;

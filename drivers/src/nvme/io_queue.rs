@@ -1,5 +1,6 @@
 //! I/O queue pairs: the asynchronous interface (submit, ring once per batch,
 //! poll) that keeps many commands in flight, and blocking helpers on top.
+#![forbid(unsafe_code)]
 
 use super::command::Command;
 use super::error::NvmeError;

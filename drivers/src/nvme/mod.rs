@@ -20,6 +20,7 @@
 //! arithmetic), `slots` (per-command state), `command` (entry layout), `prp`
 //! (PRP construction), `identify` (Identify data parsing), `status` and
 //! `error`. Every number comes from `spec`.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod command;

@@ -9,6 +9,7 @@
 //! [`build_prps`] is a pure function (IOVA arithmetic only), so every layout
 //! is unit tested; the queue pair writes the list entries it produces into
 //! its own DMA pages.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

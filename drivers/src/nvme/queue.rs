@@ -2,6 +2,7 @@
 //! slots and PRP list pages: submission, doorbells, completion polling and
 //! validation, and bounded waiting. Shared by the admin queue and the I/O
 //! queue pairs, which add their own commands on top.
+#![forbid(unsafe_code)]
 
 use super::command::Command;
 use super::error::NvmeError;

@@ -2,6 +2,7 @@
 //! submission queue the host fills and the controller consumes, and the
 //! completion queue the controller fills and the host consumes by phase tag.
 //! Index arithmetic only; the memory itself belongs to the queue.
+#![forbid(unsafe_code)]
 
 use crate::regs::RegisterAccess;
 use dma::DmaRegion;

@@ -7,6 +7,7 @@
 //! doorbell, is a controller bug. A command that timed out keeps its CID
 //! until its completion arrives (if ever): a late completion must not be
 //! taken for a new command's.
+#![forbid(unsafe_code)]
 
 use dma::DeviceBuf;
 use std::time::Instant;

@@ -1,5 +1,6 @@
 //! Completion status: the Status Field of a completion queue entry decoded
 //! into a typed value (NVMe 1.4 §4.6.1).
+#![forbid(unsafe_code)]
 
 use spec::nvme::{cqe, sc_command, sc_generic, sc_media, sct};
 use std::fmt;

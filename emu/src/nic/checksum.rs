@@ -6,6 +6,7 @@
 //! driver puts the pseudo-header sum (not complemented) in the checksum
 //! field, and the device sums from the start of the L4 header to the end of
 //! the packet, that field included, and writes the complement there.
+#![forbid(unsafe_code)]
 
 /// Offset of the header checksum in an IPv4 header.
 const IPV4_CSUM: usize = 10;

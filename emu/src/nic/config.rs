@@ -1,5 +1,6 @@
 //! What an emulated NIC is built from, why building one can fail, and the
 //! model's own counters.
+#![forbid(unsafe_code)]
 
 use drivers::nic::Chip;
 use std::fmt;

@@ -1,6 +1,7 @@
 //! What the receive and transmit paths need to know about a frame's
 //! headers: the flow for RSS, the packet type for the write-back. Only the
 //! first VLAN tag, IPv4 and IPv6 without extension headers are parsed.
+#![forbid(unsafe_code)]
 
 use spec::nic::adv_desc::rx::packet_type as ptype;
 

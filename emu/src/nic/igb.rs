@@ -14,6 +14,7 @@
 //! and the statistics the model counts (GPRC, BPRC, MPRC, GPTC, GORC, GOTC,
 //! TOR, TPR, TPT, MPC, RNBC, ROC, RQDPC), all clear on read. Interrupt
 //! registers hold their masks; no interrupt is ever raised.
+#![forbid(unsafe_code)]
 
 use super::layout::{
     Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, PhyRegs, Reg, RssRegs, RxReg, SlotTable,

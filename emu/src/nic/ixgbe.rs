@@ -15,6 +15,7 @@
 //! addresses), and the statistics the model counts (GPRC, BPRC, MPRC, GPTC,
 //! GORC, GOTC, TPR, TPT, MPC\[0\], RNBC\[0\], ROC, QPRC, QPRDC), all clear
 //! on read. The model has one packet buffer: MPC/RNBC of buffers 1..7 stay 0.
+#![forbid(unsafe_code)]
 
 use super::layout::{
     Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, Reg, RssRegs, RxReg, SlotTable,

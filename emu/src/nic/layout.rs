@@ -2,6 +2,7 @@
 //! the bits the shared model logic needs. [`super::igb`] and [`super::ixgbe`]
 //! build one from the driver's register map (`spec::nic`); the shared
 //! code never names a chip's offsets itself.
+#![forbid(unsafe_code)]
 
 use crate::PciIds;
 use drivers::nic::Chip;

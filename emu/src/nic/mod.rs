@@ -67,6 +67,7 @@
 //! `DmaWrite` per DMA, `Completion` per write-back (id: the descriptor index,
 //! status: the status dword), `Fault` for IOMMU faults, and `Note` for
 //! resets, queue state changes, drops and errors.
+#![forbid(unsafe_code)]
 
 mod checksum;
 mod config;

@@ -1,6 +1,7 @@
 //! The NIC model's register side: the register file, MMIO dispatch, device
 //! reset, link and PHY, statistics, and enabling and disabling queues. The
 //! data path is in `rx` and `tx`.
+#![forbid(unsafe_code)]
 
 use super::config::{fmt_mac, ModelCounters, NicModelConfig};
 use super::layout::{Ctr, Half, Layout, LinkReport, Reg, RxReg, TxReg, CTRS};

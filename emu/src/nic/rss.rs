@@ -6,6 +6,7 @@
 //! destination ports, all in network byte order. The 40-byte key comes from
 //! RSSRK (byte 0 in bits 7:0 of RSSRK\[0\]); the low 7 bits of the hash
 //! index the 128-entry redirection table (RETA).
+#![forbid(unsafe_code)]
 
 use super::frame::{Flow, L4};
 use spec::nic::adv_desc::rx::rss_type;

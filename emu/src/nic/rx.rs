@@ -8,6 +8,7 @@
 //! The model has no packet buffer: a frame that finds no free descriptor is
 //! dropped at once and counted where the datasheet counts such drops (RNBC,
 //! and RQDPC/QPRDC when SRRCTL.DROP_EN is set, else MPC).
+#![forbid(unsafe_code)]
 
 use super::frame::{self, ETH_HLEN};
 use super::layout::{Ctr, MaxFrame, RxReg};

@@ -1,6 +1,7 @@
 //! The NIC models driven by a tiny scripted driver (not the real one):
 //! every register write and descriptor is written by hand here, so each
 //! test pins down one piece of device behaviour, on both chip families.
+#![forbid(unsafe_code)]
 
 use super::*;
 use crate::wire::{LoopWire, PairWire};

@@ -8,6 +8,7 @@
 //! descriptor stops the queue in the error state. TCP segmentation
 //! (DCMD.TSE), VLAN insertion (DCMD.VLE) and the head write-back (TDWBAL)
 //! are not modelled.
+#![forbid(unsafe_code)]
 
 use super::checksum::{self, L4Type, TxContext};
 use super::layout::Ctr;

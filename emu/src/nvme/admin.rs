@@ -1,4 +1,5 @@
 //! Admin commands (NVMe 1.4 §5): Identify, features, queue management, logs.
+#![forbid(unsafe_code)]
 
 use super::command::{Outcome, Sqe, Status};
 use super::controller::{NvmeModel, CQES, SQES, VERSION};

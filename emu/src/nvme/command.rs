@@ -1,4 +1,5 @@
 //! A fetched submission queue entry, and the status a command completes with.
+#![forbid(unsafe_code)]
 
 use spec::nvme::{cqe, sc_command, sc_generic, sct, sqe};
 

@@ -1,4 +1,5 @@
 //! What an emulated NVMe controller is built from, and why building one can fail.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::path::PathBuf;

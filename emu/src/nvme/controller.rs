@@ -1,5 +1,6 @@
 //! The controller: its registers (NVMe 1.4 §3.1), doorbells, state
 //! transitions and fault injection. Command processing is in the engine.
+#![forbid(unsafe_code)]
 
 use super::command::Status;
 use super::config::{ModelError, NvmeModelConfig};

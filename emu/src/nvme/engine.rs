@@ -5,6 +5,7 @@
 //! doorbell runs it, in threaded mode only the device thread does (register
 //! writes that reset or enable the controller take the mutex too, so they
 //! never race with a batch in flight).
+#![forbid(unsafe_code)]
 
 use super::command::{Sqe, Status};
 use super::controller::NvmeModel;

@@ -1,4 +1,5 @@
 //! I/O commands of the NVM command set: Read, Write, Flush.
+#![forbid(unsafe_code)]
 
 use super::command::{Outcome, Sqe, Status};
 use super::controller::NvmeModel;

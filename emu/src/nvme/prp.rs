@@ -1,5 +1,6 @@
 //! PRP walking (NVMe 1.4 §4.3): turn PRP Entry 1, PRP Entry 2 and any PRP
 //! lists into the host memory segments of a transfer.
+#![forbid(unsafe_code)]
 
 use super::command::Status;
 use crate::DeviceDma;

@@ -1,6 +1,7 @@
 //! The model driven by a tiny scripted host (not the real driver): every
 //! register write, queue entry and PRP list is written by hand here, so each
 //! test pins down one piece of controller behaviour.
+#![forbid(unsafe_code)]
 
 use super::*;
 use crate::TraceEvent;

@@ -1,4 +1,5 @@
 //! `loop`: a wire whose far end is itself.
+#![forbid(unsafe_code)]
 
 use super::queue::{FrameQueue, QUEUE_FRAMES};
 use super::Wire;

@@ -6,6 +6,7 @@
 //! may ask at the same moment are at most its queues (inline ports whose
 //! doorbells several threads write); each sends at most one frame after a
 //! yes, so the queue never overflows and nothing is dropped.
+#![forbid(unsafe_code)]
 
 use super::queue::{FrameQueue, QUEUE_FRAMES};
 use super::{Wire, WireError};

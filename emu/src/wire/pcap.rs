@@ -6,6 +6,7 @@
 //! header (seconds, microseconds, captured length, original length) and the
 //! captured bytes. Written in the host's byte order, as libpcap does; the
 //! magic number tells readers which that is.
+#![forbid(unsafe_code)]
 
 use super::{Wire, WireError, MAX_FRAME};
 use std::fs::File;

@@ -1,4 +1,5 @@
 //! A bounded frame queue: the "cable" inside `pair` and `loop` wires.
+#![forbid(unsafe_code)]
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};

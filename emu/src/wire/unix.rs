@@ -50,6 +50,7 @@
 //! which holds the sender's TX ring, which makes its driver wait. Frames
 //! are still lost when there is no peer socket (a process not started
 //! yet, or gone) or when the sender does not use flow control.
+#![forbid(unsafe_code)]
 
 use super::{Wire, WireError};
 use std::collections::VecDeque;

@@ -3,7 +3,11 @@
 //! fails otherwise), counts at least one system call per chunk it moves,
 //! puts its temp file in $TMPDIR and leaves nothing there, and refuses bad
 //! input with one line.
+#![forbid(unsafe_code)]
 
+// The apps' command-line test helpers, shared rather than copied, so kcopy's
+// errors are held to the same one-line rule as the other programs'.
+#[path = "../../../apps/tests/common/mod.rs"]
 mod common;
 use common::{assert_one_line_error, run, tmpdir};
 

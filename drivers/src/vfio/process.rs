@@ -1,0 +1,82 @@
+//! The VFIO state of the process: its one container, shared by every device
+//! so that DMA memory mapped once is reachable by all, and what is open in it.
+#![forbid(unsafe_code)]
+
+use super::error::VfioError;
+use crate::pci::PciAddress;
+use dma::vfio::VfioContainerMapper;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use vfio_ioctls::{VfioContainer, VfioDevice};
+
+/// The VFIO state of the process: its one container and what is open in it.
+pub(super) struct ProcessVfio {
+    /// Created by the first open and kept for the life of the process.
+    pub(super) mapper: Option<Arc<VfioContainerMapper>>,
+    /// Open devices per IOMMU group. This process holds `/dev/vfio/N` open
+    /// for these groups, so opening it again would fail with EBUSY: the
+    /// node check is skipped for them.
+    pub(super) groups: BTreeMap<u32, usize>,
+    /// Open functions.
+    pub(super) open: BTreeSet<PciAddress>,
+}
+
+static PROCESS: Mutex<ProcessVfio> = Mutex::new(ProcessVfio {
+    mapper: None,
+    groups: BTreeMap::new(),
+    open: BTreeSet::new(),
+});
+
+/// The process's VFIO state. A panic while it was held leaves it consistent
+/// (every update is a single insert or remove), so a poisoned lock is used.
+pub(super) fn process() -> MutexGuard<'static, ProcessVfio> {
+    PROCESS.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl ProcessVfio {
+    pub(super) fn container_mapper(
+        &mut self,
+        addr: &PciAddress,
+    ) -> Result<Arc<VfioContainerMapper>, VfioError> {
+        if let Some(mapper) = &self.mapper {
+            return Ok(mapper.clone());
+        }
+        let container = VfioContainer::new(None).map_err(|error| VfioError::Vfio {
+            addr: *addr,
+            step: "container open",
+            error,
+        })?;
+        let mapper = Arc::new(VfioContainerMapper::new(Arc::new(container)));
+        self.mapper = Some(mapper.clone());
+        Ok(mapper)
+    }
+}
+
+/// An open VFIO device, shared by its [`VfioPciDevice`](crate::vfio::VfioPciDevice) and its BAR
+/// mappings: closed when the last of them is dropped.
+pub(super) struct OpenDevice {
+    // Fields drop in this order: the device closes (detaching its group from
+    // the container if it was the group's last device), then it leaves the
+    // process's VFIO state.
+    pub(super) device: VfioDevice,
+    pub(super) _registration: Registration,
+}
+
+/// Removes a device from the process's VFIO state when it is dropped.
+pub(super) struct Registration {
+    pub(super) addr: PciAddress,
+    pub(super) group: u32,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let mut state = process();
+        state.open.remove(&self.addr);
+        if let Some(n) = state.groups.get_mut(&self.group) {
+            *n -= 1;
+            if *n == 0 {
+                state.groups.remove(&self.group);
+            }
+        }
+    }
+}
