@@ -2,11 +2,10 @@
 #![forbid(unsafe_code)]
 
 use super::command::{Outcome, Sqe, Status};
-use super::controller::{NvmeModel, CQES, SQES, VERSION};
 use super::engine::{CompletionQueue, Engine, SubmissionQueue};
 use super::medium::ZEROS;
+use super::model::{NvmeModel, CQES, PCI_IDS, SQES, VERSION};
 use super::prp::PAGE;
-use super::PCI_IDS;
 use spec::nvme::{admin, cns, create_queue, feature, get_log_page, id_ctrl, id_ns, NSID_BROADCAST};
 
 /// PCI subsystem vendor ID reported by Identify (as QEMU's controller does).

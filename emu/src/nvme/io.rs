@@ -2,8 +2,8 @@
 #![forbid(unsafe_code)]
 
 use super::command::{Outcome, Sqe, Status};
-use super::controller::NvmeModel;
 use super::engine::Engine;
+use super::model::NvmeModel;
 use spec::nvme::{io, sqe, NSID_BROADCAST};
 
 impl Engine {

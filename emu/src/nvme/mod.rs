@@ -20,35 +20,37 @@
 //! asynchronous events, namespace management, Format NVM, Dataset
 //! Management, Write Zeroes, Compare, NVM subsystem reset, CMB/PMR.
 //!
-//! The files mirror the driver's: `controller` (registers, doorbells,
-//! faults), `engine` (queues, fetch, completion), `admin`, `io`, `prp`,
-//! `medium` (namespace storage).
+//! The files mirror the driver's, with the controller's state apart from
+//! what acts on it: `model` (the controller's state and identity),
+//! `doorbells`, `fault` (injectable faults), `engine` (queue state),
+//! `processing` (fetch, execute, complete), `controller` (registers, CC,
+//! doorbell writes), `admin`, `io`, `command`, `prp`, `medium` (namespace
+//! storage), `config`. Imports go one way, from the top down: `controller`,
+//! `processing`, `admin` and `io`, `model`, `engine`/`doorbells`/`fault`,
+//! `medium`, `prp`, `command`/`config`.
 
 mod admin;
 mod command;
 mod config;
 mod controller;
+mod doorbells;
 mod engine;
+mod fault;
 mod io;
 mod medium;
+mod model;
+mod processing;
 mod prp;
 #[cfg(test)]
 mod tests;
 
 pub use config::{Backing, ModelError, NamespaceConfig, NvmeModelConfig};
-pub use controller::{Fault, NvmeModel};
+pub use fault::Fault;
+pub use model::{NvmeModel, PCI_IDS};
 
-use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, PciIds, RunMode, Trace};
+use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};
 use dma::EmuIommu;
-use spec::nvme::PCI_CLASS_NVME;
 use std::sync::Arc;
-
-/// PCI identity of the model: QEMU's NVMe controller IDs (1b36:0010).
-pub const PCI_IDS: PciIds = PciIds {
-    vendor: 0x1b36,
-    device: 0x0010,
-    class: PCI_CLASS_NVME,
-};
 
 /// A whole emulated NVMe controller: the model, its PCI function and BAR0,
 /// the IOMMU it reaches memory through, its trace and, in
