@@ -462,7 +462,7 @@ impl<R: RegisterAccess> Nic<R> {
                 r,
                 spec::nic::igb::ral(0),
                 spec::nic::igb::rah(0),
-                spec::nic::igb::rah::AV,
+                spec::nic::igb::rah::AV.bit(),
             )?;
             igb::setup_link(r);
             mac
@@ -472,7 +472,7 @@ impl<R: RegisterAccess> Nic<R> {
                 r,
                 spec::nic::ixgbe::ral(0),
                 spec::nic::ixgbe::rah(0),
-                spec::nic::ixgbe::rah::AV,
+                spec::nic::ixgbe::rah::AV.bit(),
             )?;
             ixgbe::setup_link(r);
             mac

@@ -101,7 +101,7 @@ impl Burst {
 /// 0 < `len` <= `buf_len`.
 #[inline(always)]
 fn good_frame(staterr: u32, len: usize, check_bits: u32, buf_len: usize) -> bool {
-    staterr & check_bits == status::DD | status::EOP && len.wrapping_sub(1) < buf_len
+    staterr & check_bits == status::DD.bit() | status::EOP.bit() && len.wrapping_sub(1) < buf_len
 }
 
 /// Give descriptor `d`, whose buffer slot is `slot`, the buffer `dev` at
@@ -325,7 +325,7 @@ impl<R: RegisterAccess> RxQueue<R> {
         let max = max.min(BURST);
         let mask = self.ring.mask();
         let buf_len = self.buf_len;
-        let check_bits = status::DD | status::EOP | self.frame_errors;
+        let check_bits = status::DD.bit() | status::EOP.bit() | self.frame_errors;
         let iovas = self.cache.device_iovas();
         let start = self.next_rx;
         let mut i = start;
@@ -365,7 +365,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                         // Anything but a good frame, including "not done
                         // yet", leaves the loop.
                         if !good_frame(staterr, len, check_bits, buf_len) {
-                            not_done = staterr & status::DD == 0;
+                            not_done = staterr & status::DD.bit() == 0;
                             break;
                         }
                         // Cannot fail: every posted slot holds a buffer of
@@ -427,7 +427,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                 .ring
                 .desc(self.next_rx)
                 .load_u32_acquire(WB_STATUS_ERROR)
-                & status::DD
+                & status::DD.bit()
                 != 0
     }
 
@@ -449,14 +449,14 @@ impl<R: RegisterAccess> RxQueue<R> {
     fn look_slow(&mut self, i: usize, odd: bool) -> Slow {
         let d = self.ring.desc(i);
         let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
-        if staterr & status::DD == 0 {
+        if staterr & status::DD.bit() == 0 {
             return Slow::NotDone;
         }
         let len = d.read_u16(WB_LENGTH) as usize;
         let iovas = self.cache.device_iovas();
         let slot = &mut self.slots[i & self.ring.mask()];
         let own = slot.as_ref().is_some_and(|dev| iovas.iova(dev).is_some());
-        let check_bits = status::DD | status::EOP | self.frame_errors;
+        let check_bits = status::DD.bit() | status::EOP.bit() | self.frame_errors;
         if !odd && own && !self.dropping && good_frame(staterr, len, check_bits, self.buf_len) {
             return Slow::Good;
         }

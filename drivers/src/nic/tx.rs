@@ -532,7 +532,10 @@ impl<R: RegisterAccess> TxQueue<R> {
     #[inline(always)]
     fn set_rs(&mut self, i: usize) {
         let d = self.ring.desc(i);
-        d.write_u32(CMD_TYPE_LEN, d.read_u32(CMD_TYPE_LEN) | cmd_type_len::RS);
+        d.write_u32(
+            CMD_TYPE_LEN,
+            d.read_u32(CMD_TYPE_LEN) | cmd_type_len::RS.bit(),
+        );
         self.rs_marks.push(i);
     }
 
@@ -747,7 +750,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     fn put(&mut self, i: usize, buf: Buf, eop: bool, rs: bool, olinfo: u32) {
         let mut cmd = data_cmd(buf.len() as u32, eop);
         if rs {
-            cmd |= cmd_type_len::RS;
+            cmd |= cmd_type_len::RS.bit();
         }
         self.ring.write_u64(i, ADDR, buf.iova());
         self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
@@ -788,7 +791,7 @@ impl<R: RegisterAccess> TxQueue<R> {
         while let Some(mark) = self.rs_marks.front() {
             // Only RS descriptors we posted are ever read (the marks).
             let status = ring.desc(mark).load_u32_acquire(WB_STATUS);
-            if status & olinfo::DD == 0 {
+            if status & olinfo::DD.bit() == 0 {
                 break;
             }
             self.rs_marks.pop();

@@ -5,7 +5,7 @@
 
 use crate::PciIds;
 use drivers::nic::Chip;
-use spec::nic::RawField;
+use spec::Field;
 
 /// A per-RX-queue register.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,18 +161,18 @@ pub(crate) enum LinkReport {
         /// STATUS.FD.
         fd: u32,
         /// STATUS.SPEED.
-        speed: RawField,
+        speed: Field<u32>,
         /// The SPEED value reported (1000 Mb/s).
-        speed_value: u64,
+        speed_value: u32,
     },
     /// 82599: LINKS.LINK_UP and LINKS.SPEED, mirrored in STATUS.LINK_UP.
     Ixgbe {
         /// LINKS.LINK_UP.
         links_up: u32,
         /// LINKS.SPEED.
-        speed: RawField,
+        speed: Field<u32>,
         /// The SPEED value reported (10 Gb/s).
-        speed_value: u64,
+        speed_value: u32,
         /// STATUS.LINK_UP.
         status_up: u32,
     },
@@ -190,7 +190,7 @@ pub(crate) enum MaxFrame {
         /// RLPML offset.
         rlpml: usize,
         /// RLPML field.
-        field: RawField,
+        field: Field<u32>,
     },
     /// 82599: HLREG0.JUMBOEN enables frames up to MAXFRS.MFS (bytes with FCS).
     Ixgbe {
@@ -201,7 +201,7 @@ pub(crate) enum MaxFrame {
         /// MAXFRS offset.
         maxfrs: usize,
         /// MAXFRS.MFS.
-        mfs: RawField,
+        mfs: Field<u32>,
     },
 }
 
@@ -211,7 +211,7 @@ pub(crate) struct McastFilter {
     /// First MTA register (128 of them).
     pub mta: usize,
     /// Register holding the MO (multicast offset) field, and the field.
-    pub mo: (usize, RawField),
+    pub mo: (usize, Field<u32>),
     /// Register and bit that enable the table (82599 MCSTCTRL.MFE); None: always on.
     pub enable: Option<(usize, u32)>,
 }
@@ -222,11 +222,11 @@ pub(crate) struct RssRegs {
     /// MRQC offset.
     pub mrqc: usize,
     /// MRQC.MRQE.
-    pub mrqe: RawField,
+    pub mrqe: Field<u32>,
     /// MRQE value selecting RSS.
-    pub mrqe_rss: u64,
+    pub mrqe_rss: u32,
     /// MRQE value selecting one queue.
-    pub mrqe_none: u64,
+    pub mrqe_none: u32,
     /// Field-select bits: IPv4, IPv4/TCP, IPv4/UDP, IPv6, IPv6/TCP, IPv6/UDP.
     pub field_bits: [u32; 6],
     /// RETA register `n`.
@@ -243,15 +243,15 @@ pub(crate) struct RssRegs {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SrrctlFields {
     /// BSIZEPACKET.
-    pub bsizepacket: RawField,
+    pub bsizepacket: Field<u32>,
     /// Its unit in bytes.
     pub unit: usize,
     /// Buffer size when BSIZEPACKET is 0 (82576: RCTL.BSIZE's default, 2048).
     pub default_size: usize,
     /// DESCTYPE.
-    pub desctype: RawField,
+    pub desctype: Field<u32>,
     /// DESCTYPE value of the advanced one-buffer descriptor.
-    pub desctype_adv: u64,
+    pub desctype_adv: u32,
     /// DROP_EN.
     pub drop_en: u32,
 }
@@ -260,23 +260,23 @@ pub(crate) struct SrrctlFields {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PhyRegs {
     /// MDIC.DATA.
-    pub data: RawField,
+    pub data: Field<u32>,
     /// MDIC.REGADD.
-    pub regadd: RawField,
+    pub regadd: Field<u32>,
     /// MDIC.PHYADD.
-    pub phyadd: RawField,
+    pub phyadd: Field<u32>,
     /// MDIC.OP.
-    pub op: RawField,
+    pub op: Field<u32>,
     /// OP values: write, read.
-    pub op_write: u64,
+    pub op_write: u32,
     /// See `op_write`.
-    pub op_read: u64,
+    pub op_read: u32,
     /// MDIC.READY.
     pub ready: u32,
     /// MDIC.ERROR.
     pub error: u32,
     /// Address of the internal PHY.
-    pub phy_addr: u64,
+    pub phy_addr: u32,
     /// PHY CONTROL and STATUS register numbers.
     pub control: u32,
     /// See `control`.

@@ -8,7 +8,8 @@ use crate::TraceEvent;
 use dma::{DmaRegion, RegionOptions};
 use drivers::regs::RegisterAccess;
 use spec::nic::adv_desc::{rx as rxd, tx as txd, DESC_SIZE};
-use spec::nic::{igb, ixgbe, RawField, ETH_FCS_LEN, RSS_KEY};
+use spec::nic::{igb, ixgbe, ETH_FCS_LEN, RSS_KEY};
+use spec::Field;
 use std::time::{Duration, Instant};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -54,9 +55,9 @@ struct Regs {
     txdctl: fn(u16) -> usize,
     rxdctl_enable: u32,
     txdctl_enable: u32,
-    bsizepacket: RawField,
-    desctype: RawField,
-    desctype_adv: u64,
+    bsizepacket: Field<u32>,
+    desctype: Field<u32>,
+    desctype_adv: u32,
     drop_en: u32,
     gprc: usize,
     gptc: usize,
@@ -87,12 +88,12 @@ fn regs(chip: Chip) -> Regs {
                 ctrl_rst: ctrl::RST_MASK,
                 status: STATUS,
                 eeprom: EEC,
-                eeprom_done: eec::ARD,
-                rx_enable: (RXCTRL, rxctrl::RXEN),
-                tx_enable: (DMATXCTL, dmatxctl::TE),
+                eeprom_done: eec::ARD.bit(),
+                rx_enable: (RXCTRL, rxctrl::RXEN.bit()),
+                tx_enable: (DMATXCTL, dmatxctl::TE.bit()),
                 filter: FCTRL,
-                upe: fctrl::UPE,
-                bam: fctrl::BAM,
+                upe: fctrl::UPE.bit(),
+                bam: fctrl::BAM.bit(),
                 rx_extra: vec![],
                 rdbal,
                 rdbah,
@@ -107,12 +108,12 @@ fn regs(chip: Chip) -> Regs {
                 tdh,
                 tdt,
                 txdctl,
-                rxdctl_enable: rxdctl::ENABLE,
-                txdctl_enable: txdctl::ENABLE,
+                rxdctl_enable: rxdctl::ENABLE.bit(),
+                txdctl_enable: txdctl::ENABLE.bit(),
                 bsizepacket: srrctl::BSIZEPACKET,
                 desctype: srrctl::DESCTYPE,
                 desctype_adv: srrctl::DESCTYPE_ADV_ONE_BUFFER,
-                drop_en: srrctl::DROP_EN,
+                drop_en: srrctl::DROP_EN.bit(),
                 gprc: GPRC,
                 gptc: GPTC,
                 gorcl: GORCL,
@@ -122,31 +123,31 @@ fn regs(chip: Chip) -> Regs {
                 rnbc: rnbc(0),
                 queue_drop: qprdc(0),
                 mrqc: MRQC,
-                mrqe_rss: mrqc::MRQE.set(0, mrqc::MRQE_RSS) as u32,
-                rss_ipv4: mrqc::RSS_FIELD_IPV4,
-                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP,
+                mrqe_rss: mrqc::MRQE.value(mrqc::MRQE_RSS),
+                rss_ipv4: mrqc::RSS_FIELD_IPV4.bit(),
+                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP.bit(),
                 reta,
                 rssrk,
                 rxcsum: RXCSUM,
-                pcsd: rxcsum::PCSD,
-                rx_error: rxd::error_82599::RXE,
-                crc_strip: (HLREG0, hlreg0::RXCRCSTRP),
+                pcsd: rxcsum::PCSD.bit(),
+                rx_error: rxd::error_82599::RXE.bit(),
+                crc_strip: (HLREG0, hlreg0::RXCRCSTRP.bit()),
             }
         }
         _ => {
             use igb::*;
             Regs {
                 ctrl: CTRL,
-                ctrl_rst: ctrl::RST,
+                ctrl_rst: ctrl::RST.bit(),
                 status: STATUS,
                 eeprom: EECD,
-                eeprom_done: eecd::AUTO_RD,
-                rx_enable: (RCTL, rctl::EN),
-                tx_enable: (TCTL, tctl::EN),
+                eeprom_done: eecd::AUTO_RD.bit(),
+                rx_enable: (RCTL, rctl::EN.bit()),
+                tx_enable: (TCTL, tctl::EN.bit()),
                 filter: RCTL,
-                upe: rctl::UPE,
-                bam: rctl::BAM,
-                rx_extra: vec![(RCTL, rctl::SECRC)],
+                upe: rctl::UPE.bit(),
+                bam: rctl::BAM.bit(),
+                rx_extra: vec![(RCTL, rctl::SECRC.bit())],
                 rdbal,
                 rdbah,
                 rdlen,
@@ -160,12 +161,12 @@ fn regs(chip: Chip) -> Regs {
                 tdh,
                 tdt,
                 txdctl,
-                rxdctl_enable: rxdctl::ENABLE,
-                txdctl_enable: txdctl::ENABLE,
+                rxdctl_enable: rxdctl::ENABLE.bit(),
+                txdctl_enable: txdctl::ENABLE.bit(),
                 bsizepacket: srrctl::BSIZEPACKET,
                 desctype: srrctl::DESCTYPE,
                 desctype_adv: srrctl::DESCTYPE_ADV_ONE_BUFFER,
-                drop_en: srrctl::DROP_EN,
+                drop_en: srrctl::DROP_EN.bit(),
                 gprc: GPRC,
                 gptc: GPTC,
                 gorcl: GORCL,
@@ -175,15 +176,15 @@ fn regs(chip: Chip) -> Regs {
                 rnbc: RNBC,
                 queue_drop: rqdpc(0),
                 mrqc: MRQC,
-                mrqe_rss: mrqc::MRQE.set(0, mrqc::MRQE_RSS) as u32,
-                rss_ipv4: mrqc::RSS_FIELD_IPV4,
-                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP,
+                mrqe_rss: mrqc::MRQE.value(mrqc::MRQE_RSS),
+                rss_ipv4: mrqc::RSS_FIELD_IPV4.bit(),
+                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP.bit(),
                 reta,
                 rssrk,
                 rxcsum: RXCSUM,
-                pcsd: rxcsum::PCSD,
-                rx_error: rxd::error_82576::RXE,
-                crc_strip: (RCTL, rctl::SECRC),
+                pcsd: rxcsum::PCSD.bit(),
+                rx_error: rxd::error_82576::RXE.bit(),
+                crc_strip: (RCTL, rctl::SECRC.bit()),
             }
         }
     }
@@ -263,14 +264,14 @@ impl Host {
     }
 
     /// Program RX queue `q` with `entries` descriptors and `kib` KiB buffers.
-    fn setup_rx_queue(&mut self, q: u16, entries: u32, kib: u64, extra_srrctl: u32) {
+    fn setup_rx_queue(&mut self, q: u16, entries: u32, kib: u32, extra_srrctl: u32) {
         let r = &self.r;
         let base = self.mem.iova_at(Self::rx_ring(q));
         self.wr((r.rdbal)(q), base as u32);
         self.wr((r.rdbah)(q), (base >> 32) as u32);
         self.wr((r.rdlen)(q), entries * DESC_SIZE as u32);
-        let srr = r.bsizepacket.set(0, kib) | r.desctype.set(0, r.desctype_adv);
-        self.wr((r.srrctl)(q), srr as u32 | extra_srrctl);
+        let srr = r.bsizepacket.value(kib) | r.desctype.value(r.desctype_adv);
+        self.wr((r.srrctl)(q), srr | extra_srrctl);
         self.wr((r.rdh)(q), 0);
         self.wr((r.rdt)(q), 0);
         self.wr((r.rxdctl)(q), r.rxdctl_enable);
@@ -351,12 +352,12 @@ impl Host {
     fn tx_data(&mut self, q: u16, addr: u64, len: usize, dcmd: u32, olinfo: u32) -> u32 {
         let i = self.tx_tail[q as usize];
         let d = Self::tx_ring(q) + i as usize * DESC_SIZE;
-        let c = txd::cmd_type_len::DTALEN.set(0, len as u64)
-            | txd::cmd_type_len::DTYP.set(0, txd::cmd_type_len::DTYP_DATA as u64);
+        let c = txd::cmd_type_len::DTALEN.value(len as u32)
+            | txd::cmd_type_len::DTYP.value(txd::cmd_type_len::DTYP_DATA);
         self.mem.write_u64(d + txd::ADDR, addr);
         self.mem.write_u32(
             d + txd::CMD_TYPE_LEN,
-            c as u32 | dcmd | txd::cmd_type_len::DEXT,
+            c | dcmd | txd::cmd_type_len::DEXT.bit(),
         );
         self.mem.write_u32(d + txd::OLINFO_STATUS, olinfo);
         self.tx_tail[q as usize] = (i + 1) % ENTRIES;
@@ -364,16 +365,16 @@ impl Host {
     }
 
     /// Write a context descriptor for IPv4 with L4 type `l4t`.
-    fn tx_context(&mut self, q: u16, maclen: u64, iplen: u64, l4t: u32) -> u32 {
+    fn tx_context(&mut self, q: u16, maclen: u32, iplen: u32, l4t: u32) -> u32 {
         use txd::ctx;
         let i = self.tx_tail[q as usize];
         let d = Self::tx_ring(q) + i as usize * DESC_SIZE;
-        let lens = ctx::MACLEN.set(ctx::IPLEN.set(0, iplen), maclen);
-        let tucmd = ctx::TUCMD_L4T.set(0, l4t as u64) as u32
-            | ctx::TUCMD_IPV4
-            | ctx::DTYP.set(0, txd::cmd_type_len::DTYP_CONTEXT as u64) as u32
-            | ctx::DEXT;
-        self.mem.write_u32(d + ctx::VLAN_MACIP_LENS, lens as u32);
+        let lens = ctx::MACLEN.set(ctx::IPLEN.value(iplen), maclen);
+        let tucmd = ctx::TUCMD_L4T.value(l4t)
+            | ctx::TUCMD_IPV4.bit()
+            | ctx::DTYP.value(txd::cmd_type_len::DTYP_CONTEXT)
+            | ctx::DEXT.bit();
+        self.mem.write_u32(d + ctx::VLAN_MACIP_LENS, lens);
         self.mem.write_u32(d + ctx::SEQNUM_SEED, 0);
         self.mem.write_u32(d + ctx::TYPE_TUCMD_MLHL, tucmd);
         self.mem.write_u32(d + ctx::MSS_L4LEN_IDX, 0);
@@ -502,8 +503,8 @@ fn reset_self_clears_and_eeprom_and_dma_init_are_done() {
         assert_ne!(h.rd(r.eeprom) & r.eeprom_done, 0);
         // RAL/RAH[0] carry the EEPROM's MAC, valid.
         let (ral, rah, av) = match chip {
-            Chip::X82599 => (ixgbe::ral(0), ixgbe::rah(0), ixgbe::rah::AV),
-            _ => (igb::ral(0), igb::rah(0), igb::rah::AV),
+            Chip::X82599 => (ixgbe::ral(0), ixgbe::rah(0), ixgbe::rah::AV.bit()),
+            _ => (igb::ral(0), igb::rah(0), igb::rah::AV.bit()),
         };
         assert_eq!(
             h.rd(ral),
@@ -511,26 +512,32 @@ fn reset_self_clears_and_eeprom_and_dma_init_are_done() {
         );
         assert_eq!(h.rd(rah), u16::from_le_bytes([MAC[4], MAC[5]]) as u32 | av);
         if chip == Chip::X82599 {
-            assert_ne!(h.rd(ixgbe::RDRXCTL) & ixgbe::rdrxctl::DMAIDONE, 0);
-            assert_ne!(h.rd(ixgbe::SECRXSTAT) & ixgbe::secrx::SECRX_RDY, 0);
+            assert_ne!(h.rd(ixgbe::RDRXCTL) & ixgbe::rdrxctl::DMAIDONE.bit(), 0);
+            assert_ne!(h.rd(ixgbe::SECRXSTAT) & ixgbe::secrx::SECRX_RDY.bit(), 0);
             // LRST self-clears as well; AUTOC.RESTART_AN too.
-            h.wr(ixgbe::CTRL, ixgbe::ctrl::LRST);
+            h.wr(ixgbe::CTRL, ixgbe::ctrl::LRST.bit());
             assert_eq!(h.rd(ixgbe::CTRL), 0);
-            h.wr(ixgbe::AUTOC, ixgbe::autoc::RESTART_AN | ixgbe::autoc::FLU);
-            assert_eq!(h.rd(ixgbe::AUTOC), ixgbe::autoc::FLU);
+            h.wr(
+                ixgbe::AUTOC,
+                ixgbe::autoc::RESTART_AN.bit() | ixgbe::autoc::FLU.bit(),
+            );
+            assert_eq!(h.rd(ixgbe::AUTOC), ixgbe::autoc::FLU.bit());
             // 82599 queues come out of reset disabled.
-            assert_eq!(h.rd(ixgbe::rxdctl(0)) & ixgbe::rxdctl::ENABLE, 0);
+            assert_eq!(h.rd(ixgbe::rxdctl(0)) & ixgbe::rxdctl::ENABLE.bit(), 0);
         } else {
             // The 82576 enables queue 0 at reset.
-            assert_ne!(h.rd(igb::rxdctl(0)) & igb::rxdctl::ENABLE, 0);
-            assert_eq!(h.rd(igb::rxdctl(1)) & igb::rxdctl::ENABLE, 0);
+            assert_ne!(h.rd(igb::rxdctl(0)) & igb::rxdctl::ENABLE.bit(), 0);
+            assert_eq!(h.rd(igb::rxdctl(1)) & igb::rxdctl::ENABLE.bit(), 0);
         }
         // GIO master disable takes effect at once (no requests pending).
         let (gio_dis, gio_en) = match chip {
-            Chip::X82599 => (ixgbe::ctrl::GIO_DIS, ixgbe::status::GIO_MASTER_ENABLE),
+            Chip::X82599 => (
+                ixgbe::ctrl::GIO_DIS.bit(),
+                ixgbe::status::GIO_MASTER_ENABLE.bit(),
+            ),
             _ => (
-                igb::ctrl::GIO_MASTER_DISABLE,
-                igb::status::GIO_MASTER_ENABLE,
+                igb::ctrl::GIO_MASTER_DISABLE.bit(),
+                igb::status::GIO_MASTER_ENABLE.bit(),
             ),
         };
         assert_ne!(h.rd(r.status) & gio_en, 0);
@@ -548,42 +555,45 @@ fn link_status_and_speed_follow_the_cable() {
         h.reset();
         match chip {
             Chip::X82599 => {
-                let links = h.rd(ixgbe::LINKS) as u64;
-                assert_ne!(links as u32 & ixgbe::links::LINK_UP, 0);
+                let links = h.rd(ixgbe::LINKS);
+                assert_ne!(links & ixgbe::links::LINK_UP.bit(), 0);
                 assert_eq!(ixgbe::links::SPEED.get(links), ixgbe::links::SPEED_10G);
-                assert_ne!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP, 0);
+                assert_ne!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP.bit(), 0);
                 h.emu.set_link(false);
-                assert_eq!(h.rd(ixgbe::LINKS) & ixgbe::links::LINK_UP, 0);
-                assert_eq!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP, 0);
+                assert_eq!(h.rd(ixgbe::LINKS) & ixgbe::links::LINK_UP.bit(), 0);
+                assert_eq!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP.bit(), 0);
             }
             _ => {
                 let st = h.rd(igb::STATUS);
-                assert_ne!(st & igb::status::LU, 0);
-                assert_ne!(st & igb::status::FD, 0);
-                assert_eq!(igb::status::SPEED.get(st as u64), igb::status::SPEED_1000);
+                assert_ne!(st & igb::status::LU.bit(), 0);
+                assert_ne!(st & igb::status::FD.bit(), 0);
+                assert_eq!(igb::status::SPEED.get(st), igb::status::SPEED_1000);
                 // The PHY through MDIC: link and auto-negotiation complete.
                 use igb::mdic;
                 let read = |h: &Host, reg: u32| {
-                    let cmd = mdic::OP.set(0, mdic::OP_READ)
-                        | mdic::PHYADD.set(0, mdic::INTERNAL_PHY)
-                        | mdic::REGADD.set(0, reg as u64);
-                    h.wr(igb::MDIC, cmd as u32);
+                    let cmd = mdic::OP.value(mdic::OP_READ)
+                        | mdic::PHYADD.value(mdic::INTERNAL_PHY)
+                        | mdic::REGADD.value(reg);
+                    h.wr(igb::MDIC, cmd);
                     let v = h.rd(igb::MDIC);
-                    assert_ne!(v & mdic::READY, 0);
-                    assert_eq!(v & mdic::ERROR, 0);
-                    mdic::DATA.get(v as u64) as u16
+                    assert_ne!(v & mdic::READY.bit(), 0);
+                    assert_eq!(v & mdic::ERROR.bit(), 0);
+                    mdic::DATA.get(v) as u16
                 };
                 let phy_status = read(&h, igb::phy::STATUS);
-                assert_ne!(phy_status & igb::phy::STATUS_LINK, 0);
-                assert_ne!(phy_status & igb::phy::STATUS_AN_COMPLETE, 0);
-                assert_ne!(read(&h, igb::phy::CONTROL) & igb::phy::CONTROL_AN_ENABLE, 0);
+                assert_ne!(phy_status & igb::phy::STATUS_LINK.bit(), 0);
+                assert_ne!(phy_status & igb::phy::STATUS_AN_COMPLETE.bit(), 0);
+                assert_ne!(
+                    read(&h, igb::phy::CONTROL) & igb::phy::CONTROL_AN_ENABLE.bit(),
+                    0
+                );
                 // A PHY that is not there answers with ERROR.
-                let cmd = mdic::OP.set(0, mdic::OP_READ) | mdic::PHYADD.set(0, 7);
-                h.wr(igb::MDIC, cmd as u32);
-                assert_ne!(h.rd(igb::MDIC) & mdic::ERROR, 0);
+                let cmd = mdic::OP.value(mdic::OP_READ) | mdic::PHYADD.value(7);
+                h.wr(igb::MDIC, cmd);
+                assert_ne!(h.rd(igb::MDIC) & mdic::ERROR.bit(), 0);
                 h.emu.set_link(false);
-                assert_eq!(h.rd(igb::STATUS) & igb::status::LU, 0);
-                assert_eq!(read(&h, igb::phy::STATUS) & igb::phy::STATUS_LINK, 0);
+                assert_eq!(h.rd(igb::STATUS) & igb::status::LU.bit(), 0);
+                assert_eq!(read(&h, igb::phy::STATUS) & igb::phy::STATUS_LINK.bit(), 0);
             }
         }
     }
@@ -601,7 +611,11 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
         assert_eq!(h.rx_wb(0, 0).2, 0, "nothing before the device works");
         assert!(h.emu.poll());
         let (_info, _hash, status, len) = h.rx_wb(0, 0);
-        assert_eq!(status, rxd::status::DD | rxd::status::EOP, "{chip:?}");
+        assert_eq!(
+            status,
+            rxd::status::DD.bit() | rxd::status::EOP.bit(),
+            "{chip:?}"
+        );
         assert_eq!(len as usize, f.len());
         assert_eq!(h.rx_data(0, 0, f.len()), f);
         assert_eq!(h.rd((h.r.rdh)(0)), 1, "RDH advanced");
@@ -620,7 +634,7 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
         assert!(events.contains(&TraceEvent::Completion {
             queue: 0,
             id: 0,
-            status: rxd::status::DD | rxd::status::EOP
+            status: rxd::status::DD.bit() | rxd::status::EOP.bit()
         }));
         // Statistics: one good packet, its octets with the FCS.
         assert_eq!(h.rd(h.r.gprc), 1);
@@ -642,7 +656,10 @@ fn rdt_write_delivers_waiting_frames_inline_and_doorbells_are_traced() {
     assert_eq!(h.emu.counters().rx_no_descriptor, 1);
     peer.send(&f).unwrap();
     h.post_rx(0, 2);
-    assert_eq!(h.rx_wb(0, 0).2, rxd::status::DD | rxd::status::EOP);
+    assert_eq!(
+        h.rx_wb(0, 0).2,
+        rxd::status::DD.bit() | rxd::status::EOP.bit()
+    );
     let events = h.emu.trace().take();
     assert!(events.contains(&TraceEvent::Doorbell { queue: 0, value: 2 }));
 }
@@ -673,7 +690,7 @@ fn with_flow_control_frames_wait_for_an_enabled_ring_with_room() {
         h.emu.poll();
         assert_eq!(
             h.rx_wb(0, 0).2,
-            rxd::status::DD | rxd::status::EOP,
+            rxd::status::DD.bit() | rxd::status::EOP.bit(),
             "{chip:?}"
         );
         assert_eq!(h.rx_data(0, 0, f.len()), f);
@@ -681,7 +698,10 @@ fn with_flow_control_frames_wait_for_an_enabled_ring_with_room() {
         h.post_rx(0, 1);
         h.emu.poll();
         assert_eq!(waiting(), 0);
-        assert_eq!(h.rx_wb(0, 1).2, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(
+            h.rx_wb(0, 1).2,
+            rxd::status::DD.bit() | rxd::status::EOP.bit()
+        );
         assert_eq!(h.rd(h.r.mpc), 0, "{chip:?}: nothing missed");
         assert_eq!(h.emu.counters().rx_no_descriptor, 0);
         assert_eq!(h.emu.counters().rx_disabled, 0);
@@ -720,7 +740,10 @@ fn frame_without_free_descriptor_is_dropped_and_counted() {
         peer.send(&f).unwrap();
         peer.send(&f).unwrap();
         h.emu.poll();
-        assert_eq!(h.rx_wb(0, 0).2, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(
+            h.rx_wb(0, 0).2,
+            rxd::status::DD.bit() | rxd::status::EOP.bit()
+        );
         assert_eq!(h.rd(h.r.gprc), 1);
         assert_eq!(h.rd(h.r.queue_drop), 1);
         assert_eq!(h.emu.counters().rx_no_descriptor, 3);
@@ -736,14 +759,14 @@ fn frame_larger_than_a_buffer_spans_descriptors_with_eop_on_the_last() {
         h.enable_rx();
         // Allow long frames.
         match chip {
-            Chip::X82599 => h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::JUMBOEN),
+            Chip::X82599 => h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::JUMBOEN.bit()),
             _ => {
                 h.wr(igb::RLPML, 9018);
-                h.set_bits(igb::RCTL, igb::rctl::LPE);
+                h.set_bits(igb::RCTL, igb::rctl::LPE.bit());
             }
         }
         if chip == Chip::X82599 {
-            h.wr(ixgbe::MAXFRS, ixgbe::maxfrs::MFS.set(0, 9018) as u32);
+            h.wr(ixgbe::MAXFRS, ixgbe::maxfrs::MFS.value(9018));
         }
         h.post_rx(0, 8);
         let f = frame(MAC, 2500, 9);
@@ -752,8 +775,12 @@ fn frame_larger_than_a_buffer_spans_descriptors_with_eop_on_the_last() {
         let mut got = Vec::new();
         for (i, want_len) in [(0u32, 1024u16), (1, 1024), (2, 452)] {
             let (_, _, status, len) = h.rx_wb(0, i);
-            let eop = if i == 2 { rxd::status::EOP } else { 0 };
-            assert_eq!(status, rxd::status::DD | eop, "{chip:?} descriptor {i}");
+            let eop = if i == 2 { rxd::status::EOP.bit() } else { 0 };
+            assert_eq!(
+                status,
+                rxd::status::DD.bit() | eop,
+                "{chip:?} descriptor {i}"
+            );
             assert_eq!(len, want_len);
             got.extend(h.rx_data(0, i, len as usize));
         }
@@ -850,8 +877,10 @@ fn three_segment_packet_arrives_concatenated_and_dd_only_where_rs() {
         let ia = h.tx_buf(0, a);
         let ib = h.tx_buf(4096, b);
         let ic = h.tx_buf(8192, c);
-        use txd::cmd_type_len::{EOP, IFCS, RS};
-        let olinfo = txd::olinfo::PAYLEN.set(0, f.len() as u64) as u32;
+        const EOP: u32 = txd::cmd_type_len::EOP.bit();
+        const IFCS: u32 = txd::cmd_type_len::IFCS.bit();
+        const RS: u32 = txd::cmd_type_len::RS.bit();
+        let olinfo = txd::olinfo::PAYLEN.value(f.len() as u32);
         h.tx_data(0, ia, a.len(), IFCS, olinfo);
         h.tx_data(0, ib, b.len(), IFCS, 0);
         h.tx_data(0, ic, c.len(), IFCS | EOP | RS, 0);
@@ -867,7 +896,7 @@ fn three_segment_packet_arrives_concatenated_and_dd_only_where_rs() {
         assert_eq!(recv(wire.as_ref()), Some(f.clone()));
         assert_eq!(recv(wire.as_ref()), Some(g.clone()));
         assert_eq!(recv(wire.as_ref()), None);
-        let dd = txd::olinfo::DD;
+        let dd = txd::olinfo::DD.bit();
         assert_eq!(h.tx_status(0, 0), olinfo, "no RS: untouched");
         assert_eq!(h.tx_status(0, 1), 0);
         assert_eq!(h.tx_status(0, 2), dd);
@@ -904,7 +933,7 @@ fn a_port_on_a_loop_wire_receives_what_it_sends() {
     h.setup_tx(0);
     let f = frame(MAC, 90, 6);
     let a = h.tx_buf(0, &f);
-    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, 0);
+    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP.bit(), 0);
     // The TDT write sends, then takes the frame back from the wire.
     h.ring_tx(0);
     assert_eq!(h.rx_wb(0, 0).3 as usize, f.len());
@@ -918,13 +947,13 @@ fn short_frames_are_padded_on_transmit() {
         h.reset();
         h.setup_tx(0);
         if chip == Chip::X82599 {
-            h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::TXPADEN);
+            h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::TXPADEN.bit());
         } else {
-            h.set_bits(igb::TCTL, igb::tctl::PSP);
+            h.set_bits(igb::TCTL, igb::tctl::PSP.bit());
         }
         let f = frame(PEER_MAC, 42, 1);
         let a = h.tx_buf(0, &f);
-        h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, 0);
+        h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP.bit(), 0);
         h.ring_tx(0);
         let mut want = f.clone();
         want.resize(60, 0);
@@ -952,13 +981,13 @@ fn ipv4_and_udp_checksums_are_inserted() {
         // Header and payload in separate segments.
         let a = h.tx_buf(0, &f[..42]);
         let b = h.tx_buf(4096, &f[42..]);
-        let olinfo = txd::olinfo::IXSM | txd::olinfo::TXSM;
+        let olinfo = txd::olinfo::IXSM.bit() | txd::olinfo::TXSM.bit();
         h.tx_data(0, a, 42, 0, olinfo);
         h.tx_data(
             0,
             b,
             f.len() - 42,
-            txd::cmd_type_len::EOP | txd::cmd_type_len::RS,
+            txd::cmd_type_len::EOP.bit() | txd::cmd_type_len::RS.bit(),
             0,
         );
         h.ring_tx(0);
@@ -991,12 +1020,24 @@ fn tcp_checksum_is_inserted_and_a_missing_context_is_reported() {
     f[50..52].copy_from_slice(&pseudo.to_be_bytes());
     let a = h.tx_buf(0, &f);
     // No context loaded yet: sent as is, counted.
-    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, txd::olinfo::TXSM);
+    h.tx_data(
+        0,
+        a,
+        f.len(),
+        txd::cmd_type_len::EOP.bit(),
+        txd::olinfo::TXSM.bit(),
+    );
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), Some(f.clone()));
     assert_eq!(h.emu.counters().tx_offload_errors, 1);
     h.tx_context(0, 14, 20, txd::ctx::L4T_TCP);
-    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, txd::olinfo::TXSM);
+    h.tx_data(
+        0,
+        a,
+        f.len(),
+        txd::cmd_type_len::EOP.bit(),
+        txd::olinfo::TXSM.bit(),
+    );
     h.ring_tx(0);
     let out = recv(wire.as_ref()).unwrap();
     let sum = inet_sum(&[&out[26..34], &[0, 6], &tcp_len.to_be_bytes(), &out[34..]]);
@@ -1080,15 +1121,12 @@ fn rss_picks_the_queue_from_the_toeplitz_hash_and_writes_it_back() {
             let (info, wb_hash, status, _) = h.rx_wb(q, i);
             assert_eq!(
                 status,
-                rxd::status::DD | rxd::status::EOP,
+                rxd::status::DD.bit() | rxd::status::EOP.bit(),
                 "{chip:?} queue {q}"
             );
             assert_eq!(wb_hash, hash, "{chip:?}");
-            assert_eq!(
-                rxd::info::RSS_TYPE.get(info as u64) as u32,
-                rxd::rss_type::IPV4_TCP
-            );
-            let ptype = rxd::info::PACKET_TYPE.get(info as u64) as u32;
+            assert_eq!(rxd::info::RSS_TYPE.get(info), rxd::rss_type::IPV4_TCP);
+            let ptype = rxd::info::PACKET_TYPE.get(info);
             assert_eq!(
                 ptype,
                 rxd::packet_type::IPV4 | rxd::packet_type::TCP,
@@ -1101,7 +1139,7 @@ fn rss_picks_the_queue_from_the_toeplitz_hash_and_writes_it_back() {
         peer.send(&frame(MAC, 60, 0)).unwrap();
         h.emu.poll();
         let (info, hash, status, _) = h.rx_wb(0, next[0]);
-        assert_ne!(status & rxd::status::DD, 0);
+        assert_ne!(status & rxd::status::DD.bit(), 0);
         assert_eq!((info, hash), (0, 0));
     }
 }
@@ -1123,12 +1161,9 @@ fn rss_hash_is_written_back_only_with_pcsd() {
     .unwrap();
     h.emu.poll();
     let (info, hash, status, _) = h.rx_wb(0, 0);
-    assert_ne!(status & rxd::status::DD, 0);
+    assert_ne!(status & rxd::status::DD.bit(), 0);
     assert_eq!(hash, 0);
-    assert_eq!(
-        rxd::info::RSS_TYPE.get(info as u64) as u32,
-        rxd::rss_type::IPV4_TCP
-    );
+    assert_eq!(rxd::info::RSS_TYPE.get(info), rxd::rss_type::IPV4_TCP);
 }
 
 #[test]
@@ -1180,12 +1215,12 @@ fn iommu_fault_on_a_bad_rx_buffer_is_counted_not_fatal() {
         let (_, _, status, len) = h.rx_wb(0, 0);
         assert_eq!(
             status,
-            rxd::status::DD | rxd::status::EOP | h.r.rx_error,
+            rxd::status::DD.bit() | rxd::status::EOP.bit() | h.r.rx_error,
             "{chip:?}"
         );
         assert_eq!(len, 0);
         let (_, _, status, len) = h.rx_wb(0, 1);
-        assert_eq!(status, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(status, rxd::status::DD.bit() | rxd::status::EOP.bit());
         assert_eq!(len as usize, f.len());
         let c = h.emu.counters();
         assert_eq!((c.rx_dma_faults, c.rx_delivered, c.queue_errors), (1, 1, 0));
@@ -1205,14 +1240,15 @@ fn iommu_fault_on_a_bad_tx_buffer_drops_the_packet_and_completes_it() {
         let (mut h, wire) = Host::inline(chip);
         h.reset();
         h.setup_tx(0);
-        use txd::cmd_type_len::{EOP, RS};
+        const EOP: u32 = txd::cmd_type_len::EOP.bit();
+        const RS: u32 = txd::cmd_type_len::RS.bit();
         let good = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
         h.tx_data(0, good, 30, 0, 0);
         h.tx_data(0, 0xdead_0000, 30, EOP | RS, 0);
         h.tx_data(0, good, 60, EOP | RS, 0);
         h.ring_tx(0);
-        assert_eq!(h.tx_status(0, 1), txd::olinfo::DD, "{chip:?}");
-        assert_eq!(h.tx_status(0, 2), txd::olinfo::DD);
+        assert_eq!(h.tx_status(0, 1), txd::olinfo::DD.bit(), "{chip:?}");
+        assert_eq!(h.tx_status(0, 2), txd::olinfo::DD.bit());
         assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 0)));
         assert_eq!(recv(wire.as_ref()), None);
         let c = h.emu.counters();
@@ -1231,7 +1267,7 @@ fn bad_ring_registers_put_the_queue_in_an_error_state() {
         h.wr((r.rdbal)(1), h.mem.iova_at(0) as u32);
         h.wr((r.rdbah)(1), (h.mem.iova_at(0) >> 32) as u32);
         h.wr((r.rdlen)(1), 100);
-        h.wr((r.srrctl)(1), r.desctype.set(0, r.desctype_adv) as u32);
+        h.wr((r.srrctl)(1), r.desctype.value(r.desctype_adv));
         h.wr((r.rxdctl)(1), r.rxdctl_enable);
         assert_eq!(h.rd((r.rxdctl)(1)) & r.rxdctl_enable, 0, "{chip:?}");
         assert_eq!(h.emu.counters().queue_errors, 1);
@@ -1260,7 +1296,10 @@ fn bad_ring_registers_put_the_queue_in_an_error_state() {
         h.post_rx(0, 1);
         peer.send(&frame(MAC, 60, 0)).unwrap();
         h.emu.poll();
-        assert_eq!(h.rx_wb(0, 0).2, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(
+            h.rx_wb(0, 0).2,
+            rxd::status::DD.bit() | rxd::status::EOP.bit()
+        );
         // TX: a ring base that is not 128-byte aligned.
         h.wr((h.r.tdbal)(2), h.mem.iova_at(64) as u32);
         h.wr((h.r.tdbah)(2), (h.mem.iova_at(64) >> 32) as u32);
@@ -1277,13 +1316,13 @@ fn legacy_tx_descriptor_stops_the_queue() {
     h.reset();
     h.setup_tx(0);
     let a = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
-    let i = h.tx_data(0, a, 60, txd::cmd_type_len::EOP, 0);
+    let i = h.tx_data(0, a, 60, txd::cmd_type_len::EOP.bit(), 0);
     let d = Host::tx_ring(0) + i as usize * DESC_SIZE + txd::CMD_TYPE_LEN;
     h.mem
-        .write_u32(d, h.mem.read_u32(d) & !txd::cmd_type_len::DEXT);
+        .write_u32(d, h.mem.read_u32(d) & !txd::cmd_type_len::DEXT.bit());
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), None);
-    assert_eq!(h.rd(igb::txdctl(0)) & igb::txdctl::ENABLE, 0);
+    assert_eq!(h.rd(igb::txdctl(0)) & igb::txdctl::ENABLE.bit(), 0);
     assert_eq!(h.emu.counters().queue_errors, 1);
 }
 
@@ -1294,7 +1333,7 @@ fn ring_memory_without_bus_mastering_stops_the_queue() {
     h.setup_tx(0);
     h.emu.pci().config_write(0x04, 0);
     let a = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
-    h.tx_data(0, a, 60, txd::cmd_type_len::EOP, 0);
+    h.tx_data(0, a, 60, txd::cmd_type_len::EOP.bit(), 0);
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), None);
     assert_eq!(h.emu.counters().queue_errors, 1);
@@ -1311,7 +1350,7 @@ fn two_ports_on_a_pair_exchange_frames_inline() {
     rx.post_rx(0, 4);
     let f = frame(MAC, 128, 3);
     let addr = tx.tx_buf(0, &f);
-    tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP, 0);
+    tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP.bit(), 0);
     tx.ring_tx(0);
     rx.emu.poll();
     assert_eq!(rx.rx_wb(0, 0).3 as usize, f.len());
@@ -1325,10 +1364,16 @@ fn link_down_discards_transmitted_frames_but_completes_them() {
     h.setup_tx(0);
     h.emu.set_link(false);
     let a = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
-    h.tx_data(0, a, 60, txd::cmd_type_len::EOP | txd::cmd_type_len::RS, 0);
+    h.tx_data(
+        0,
+        a,
+        60,
+        txd::cmd_type_len::EOP.bit() | txd::cmd_type_len::RS.bit(),
+        0,
+    );
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), None);
-    assert_eq!(h.tx_status(0, 0), txd::olinfo::DD);
+    assert_eq!(h.tx_status(0, 0), txd::olinfo::DD.bit());
     assert_eq!(h.emu.counters().tx_link_down, 1);
 }
 
@@ -1347,19 +1392,23 @@ fn threaded_ports_forward_between_each_other() {
         for i in 0..n {
             let f = frame(MAC, 60 + i as usize, i as u8);
             let addr = tx.tx_buf(i as usize * 256, &f);
-            let rs = if i == n - 1 { txd::cmd_type_len::RS } else { 0 };
-            tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP | rs, 0);
+            let rs = if i == n - 1 {
+                txd::cmd_type_len::RS.bit()
+            } else {
+                0
+            };
+            tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP.bit() | rs, 0);
         }
         tx.ring_tx(0);
         wait_until("the last TX descriptor done", || {
-            tx.tx_status(0, n - 1) & txd::olinfo::DD != 0
+            tx.tx_status(0, n - 1) & txd::olinfo::DD.bit() != 0
         });
         wait_until("the last frame received", || {
-            rx.rx_wb(0, n - 1).2 & rxd::status::DD != 0
+            rx.rx_wb(0, n - 1).2 & rxd::status::DD.bit() != 0
         });
         for i in 0..n {
             let (_, _, status, len) = rx.rx_wb(0, i);
-            assert_eq!(status, rxd::status::DD | rxd::status::EOP);
+            assert_eq!(status, rxd::status::DD.bit() | rxd::status::EOP.bit());
             assert_eq!(len as usize, 60 + i as usize);
             assert_eq!(
                 rx.rx_data(0, i, len as usize),
@@ -1385,10 +1434,14 @@ fn threaded_rx_refill_lets_a_stalled_ring_continue() {
     for i in 0..2 {
         peer.send(&frame(MAC, 60, i)).unwrap();
     }
-    wait_until("two frames", || h.rx_wb(0, 1).2 & rxd::status::DD != 0);
+    wait_until("two frames", || {
+        h.rx_wb(0, 1).2 & rxd::status::DD.bit() != 0
+    });
     h.post_rx(0, 2);
     peer.send(&frame(MAC, 60, 9)).unwrap();
-    wait_until("the third frame", || h.rx_wb(0, 2).2 & rxd::status::DD != 0);
+    wait_until("the third frame", || {
+        h.rx_wb(0, 2).2 & rxd::status::DD.bit() != 0
+    });
     assert_eq!(h.rx_data(0, 2, 60), frame(MAC, 60, 9));
 }
 
@@ -1485,11 +1538,11 @@ fn bench_inline_forwarding_cost_per_packet() {
         for _ in 0..rounds {
             for i in 0..BATCH {
                 let rs = if i == BATCH - 1 {
-                    txd::cmd_type_len::RS
+                    txd::cmd_type_len::RS.bit()
                 } else {
                     0
                 };
-                tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP | rs, 0);
+                tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP.bit() | rs, 0);
             }
             tx.ring_tx(0);
             rx.emu.poll();

@@ -5,7 +5,7 @@
 //! descriptor. The driver writes the *read* format; the device overwrites
 //! the same 16 bytes with the *write-back* format when it is done.
 
-use super::RawField;
+use super::Field;
 
 /// Size of every RX and TX descriptor in bytes.
 pub const DESC_SIZE: usize = 16;
@@ -18,7 +18,7 @@ pub const RING_MULTIPLE: usize = RING_ALIGN / DESC_SIZE;
 
 /// Advanced receive descriptor (82576 §7.1.5, 82599 §7.1.6).
 pub mod rx {
-    use super::RawField;
+    use super::Field;
 
     // ---- Read format (driver -> device), §7.1.5.1 / §7.1.6.1 ----
     /// Packet Buffer Address (64 bits).
@@ -42,15 +42,15 @@ pub mod rx {
 
     /// Fields of the write-back dword 0 ([`WB_INFO`]).
     pub mod info {
-        use super::RawField;
+        use super::Field;
         /// RSS Type: which fields were hashed (0: no hash computed).
-        pub const RSS_TYPE: RawField = RawField::new(0, 4);
+        pub const RSS_TYPE: Field<u32> = Field::new("RSS_TYPE", 0, 4);
         /// Packet Type (L2/L3/L4 recognition).
-        pub const PACKET_TYPE: RawField = RawField::new(4, 13);
+        pub const PACKET_TYPE: Field<u32> = Field::new("PACKET_TYPE", 4, 13);
         /// Header length (header split only).
-        pub const HDR_LEN: RawField = RawField::new(21, 10);
+        pub const HDR_LEN: Field<u32> = Field::new("HDR_LEN", 21, 10);
         /// Split Header.
-        pub const SPH: u32 = 1 << 31;
+        pub const SPH: Field<u32> = Field::new("SPH", 31, 1);
     }
 
     /// Values of [`info::PACKET_TYPE`] for the L3/L4 headers the device
@@ -93,64 +93,67 @@ pub mod rx {
 
     /// Extended status bits in [`WB_STATUS_ERROR`] (both families).
     pub mod status {
+        use super::Field;
         /// Descriptor Done: the device has written this descriptor back.
-        pub const DD: u32 = 1 << 0;
+        pub const DD: Field<u32> = Field::new("DD", 0, 1);
         /// End Of Packet: last descriptor of a frame.
-        pub const EOP: u32 = 1 << 1;
+        pub const EOP: Field<u32> = Field::new("EOP", 1, 1);
         /// 82599: Flow Director filter match.
-        pub const FLM: u32 = 1 << 2;
+        pub const FLM: Field<u32> = Field::new("FLM", 2, 1);
         /// VLAN packet (tag stripped into WB_VLAN).
-        pub const VP: u32 = 1 << 3;
+        pub const VP: Field<u32> = Field::new("VP", 3, 1);
         /// UDP checksum calculated.
-        pub const UDPCS: u32 = 1 << 4;
+        pub const UDPCS: Field<u32> = Field::new("UDPCS", 4, 1);
         /// L4 (TCP/UDP) integrity checked.
-        pub const L4I: u32 = 1 << 5;
+        pub const L4I: Field<u32> = Field::new("L4I", 5, 1);
         /// IPv4 checksum calculated.
-        pub const IPCS: u32 = 1 << 6;
+        pub const IPCS: Field<u32> = Field::new("IPCS", 6, 1);
         /// Passed in-exact filter.
-        pub const PIF: u32 = 1 << 7;
+        pub const PIF: Field<u32> = Field::new("PIF", 7, 1);
         /// First VLAN found on a double-VLAN packet.
-        pub const VEXT: u32 = 1 << 9;
+        pub const VEXT: Field<u32> = Field::new("VEXT", 9, 1);
         /// UDP checksum valid.
-        pub const UDPV: u32 = 1 << 10;
+        pub const UDPV: Field<u32> = Field::new("UDPV", 10, 1);
         /// Low latency interrupt.
-        pub const LLINT: u32 = 1 << 11;
+        pub const LLINT: Field<u32> = Field::new("LLINT", 11, 1);
         /// Packet time stamped.
-        pub const TS: u32 = 1 << 16;
+        pub const TS: Field<u32> = Field::new("TS", 16, 1);
     }
 
     /// Extended error bits of the 82599 in [`WB_STATUS_ERROR`] (82599 §7.1.6.2).
     pub mod error_82599 {
+        use super::Field;
         /// Header Buffer Overflow.
-        pub const HBO: u32 = 1 << 23;
+        pub const HBO: Field<u32> = Field::new("HBO", 23, 1);
         /// RX data error: any MAC error (CRC, length, symbol...).
-        pub const RXE: u32 = 1 << 29;
+        pub const RXE: Field<u32> = Field::new("RXE", 29, 1);
         /// TCP/UDP checksum error.
-        pub const L4E: u32 = 1 << 30;
+        pub const L4E: Field<u32> = Field::new("L4E", 30, 1);
         /// IPv4 header checksum error.
-        pub const IPE: u32 = 1 << 31;
+        pub const IPE: Field<u32> = Field::new("IPE", 31, 1);
         /// Errors that make the frame itself bad (not just an offload result).
-        pub const FRAME_ERRORS: u32 = RXE;
+        pub const FRAME_ERRORS: u32 = RXE.bit();
     }
 
     /// Extended error bits of the 82576 / I350 in [`WB_STATUS_ERROR`] (82576 §7.1.5.2).
     pub mod error_82576 {
+        use super::Field;
         /// Header Buffer Overflow.
-        pub const HBO: u32 = 1 << 23;
+        pub const HBO: Field<u32> = Field::new("HBO", 23, 1);
         /// TCP/UDP checksum error.
-        pub const L4E: u32 = 1 << 29;
+        pub const L4E: Field<u32> = Field::new("L4E", 29, 1);
         /// IPv4 header checksum error.
-        pub const IPE: u32 = 1 << 30;
+        pub const IPE: Field<u32> = Field::new("IPE", 30, 1);
         /// RX data error (CRC, symbol, sequence or carrier extension error).
-        pub const RXE: u32 = 1 << 31;
+        pub const RXE: Field<u32> = Field::new("RXE", 31, 1);
         /// Errors that make the frame itself bad (not just an offload result).
-        pub const FRAME_ERRORS: u32 = RXE;
+        pub const FRAME_ERRORS: u32 = RXE.bit();
     }
 }
 
 /// Advanced transmit descriptors (82576 §7.2.2.3, 82599 §7.2.3.2.3-§7.2.3.2.4).
 pub mod tx {
-    use super::RawField;
+    use super::Field;
 
     // ---- Data descriptor, read format ----
     /// Data buffer address (64 bits).
@@ -165,57 +168,57 @@ pub mod tx {
 
     /// Fields of [`CMD_TYPE_LEN`] (data and context descriptors share DTYP/DEXT).
     pub mod cmd_type_len {
-        use super::RawField;
+        use super::Field;
         /// Data length of this descriptor's buffer in bytes.
-        pub const DTALEN: RawField = RawField::new(0, 16);
+        pub const DTALEN: Field<u32> = Field::new("DTALEN", 0, 16);
         /// Descriptor type.
-        pub const DTYP: RawField = RawField::new(20, 4);
+        pub const DTYP: Field<u32> = Field::new("DTYP", 20, 4);
         /// Descriptor command byte.
-        pub const DCMD: RawField = RawField::new(24, 8);
+        pub const DCMD: Field<u32> = Field::new("DCMD", 24, 8);
         /// DTYP value: advanced data descriptor (0011b).
         pub const DTYP_DATA: u32 = 0b0011;
         /// DTYP value: advanced context descriptor (0010b).
         pub const DTYP_CONTEXT: u32 = 0b0010;
         /// DCMD.EOP: last descriptor of the packet.
-        pub const EOP: u32 = 1 << 24;
+        pub const EOP: Field<u32> = Field::new("EOP", 24, 1);
         /// DCMD.IFCS: insert the Ethernet FCS.
-        pub const IFCS: u32 = 1 << 25;
+        pub const IFCS: Field<u32> = Field::new("IFCS", 25, 1);
         /// DCMD.RS: report status (write DD back when done).
-        pub const RS: u32 = 1 << 27;
+        pub const RS: Field<u32> = Field::new("RS", 27, 1);
         /// DCMD.DEXT: descriptor extension (1 = advanced format).
-        pub const DEXT: u32 = 1 << 29;
+        pub const DEXT: Field<u32> = Field::new("DEXT", 29, 1);
         /// DCMD.VLE: insert the VLAN tag of the context.
-        pub const VLE: u32 = 1 << 30;
+        pub const VLE: Field<u32> = Field::new("VLE", 30, 1);
         /// DCMD.TSE: TCP segmentation.
-        pub const TSE: u32 = 1 << 31;
+        pub const TSE: Field<u32> = Field::new("TSE", 31, 1);
     }
 
     /// Fields of [`OLINFO_STATUS`] (data descriptor).
     pub mod olinfo {
-        use super::RawField;
+        use super::Field;
         /// STA: status (write-back); DD is bit 0.
-        pub const STA: RawField = RawField::new(0, 4);
+        pub const STA: Field<u32> = Field::new("STA", 0, 4);
         /// DD in the write-back status: the descriptor has been processed.
-        pub const DD: u32 = 1 << 0;
+        pub const DD: Field<u32> = Field::new("DD", 0, 1);
         /// IDX: index of the context descriptor slot to use.
-        pub const IDX: RawField = RawField::new(4, 3);
+        pub const IDX: Field<u32> = Field::new("IDX", 4, 3);
         /// CC: check context (82599; only needed with the TX switch / VFs).
-        pub const CC: u32 = 1 << 7;
+        pub const CC: Field<u32> = Field::new("CC", 7, 1);
         /// POPTS: packet options.
-        pub const POPTS: RawField = RawField::new(8, 6);
+        pub const POPTS: Field<u32> = Field::new("POPTS", 8, 6);
         /// POPTS.IXSM: insert the IPv4 header checksum.
-        pub const IXSM: u32 = 1 << 8;
+        pub const IXSM: Field<u32> = Field::new("IXSM", 8, 1);
         /// POPTS.TXSM: insert the TCP/UDP checksum.
-        pub const TXSM: u32 = 1 << 9;
+        pub const TXSM: Field<u32> = Field::new("TXSM", 9, 1);
         /// PAYLEN: total packet length in bytes (all data descriptors of the
         /// packet; without TSO this is the whole frame). Set on the first
         /// data descriptor of a packet.
-        pub const PAYLEN: RawField = RawField::new(14, 18);
+        pub const PAYLEN: Field<u32> = Field::new("PAYLEN", 14, 18);
     }
 
     /// Advanced context descriptor (82576 §7.2.2.3, 82599 §7.2.3.2.3).
     pub mod ctx {
-        use super::RawField;
+        use super::Field;
         /// Dword 0: VLAN, MACLEN, IPLEN.
         pub const VLAN_MACIP_LENS: usize = 0;
         /// Dword 1: 82599 FCoE/IPsec fields; 82576 reserved. Written 0.
@@ -226,20 +229,20 @@ pub mod tx {
         pub const MSS_L4LEN_IDX: usize = 12;
 
         /// IPLEN: IP header length in bytes (9 bits).
-        pub const IPLEN: RawField = RawField::new(0, 9);
+        pub const IPLEN: Field<u32> = Field::new("IPLEN", 0, 9);
         /// MACLEN: L2 header length in bytes (7 bits, 14 or 18 typically).
-        pub const MACLEN: RawField = RawField::new(9, 7);
+        pub const MACLEN: Field<u32> = Field::new("MACLEN", 9, 7);
         /// VLAN tag to insert when DCMD.VLE is set.
-        pub const VLAN: RawField = RawField::new(16, 16);
+        pub const VLAN: Field<u32> = Field::new("VLAN", 16, 16);
 
         /// TUCMD: the L3/L4 command field (bits 19:9 of TYPE_TUCMD_MLHL).
-        pub const TUCMD: RawField = RawField::new(9, 11);
+        pub const TUCMD: Field<u32> = Field::new("TUCMD", 9, 11);
         /// TUCMD.SNAP: SNAP frame.
-        pub const TUCMD_SNAP: u32 = 1 << 9;
+        pub const TUCMD_SNAP: Field<u32> = Field::new("SNAP", 9, 1);
         /// TUCMD.IPV4: IPv4 (else IPv6).
-        pub const TUCMD_IPV4: u32 = 1 << 10;
+        pub const TUCMD_IPV4: Field<u32> = Field::new("IPV4", 10, 1);
         /// TUCMD.L4T: L4 packet type (bits 12:11).
-        pub const TUCMD_L4T: RawField = RawField::new(11, 2);
+        pub const TUCMD_L4T: Field<u32> = Field::new("L4T", 11, 2);
         /// L4T value: UDP.
         pub const L4T_UDP: u32 = 0b00;
         /// L4T value: TCP.
@@ -247,16 +250,16 @@ pub mod tx {
         /// L4T value: SCTP.
         pub const L4T_SCTP: u32 = 0b10;
         /// DTYP (bits 23:20): must be [`super::cmd_type_len::DTYP_CONTEXT`].
-        pub const DTYP: RawField = RawField::new(20, 4);
+        pub const DTYP: Field<u32> = Field::new("DTYP", 20, 4);
         /// DEXT: must be 1.
-        pub const DEXT: u32 = 1 << 29;
+        pub const DEXT: Field<u32> = Field::new("DEXT", 29, 1);
 
         /// IDX: context slot this descriptor loads (same field position as in data descriptors).
-        pub const IDX: RawField = RawField::new(4, 3);
+        pub const IDX: Field<u32> = Field::new("IDX", 4, 3);
         /// L4LEN: L4 header length (TSO only).
-        pub const L4LEN: RawField = RawField::new(8, 8);
+        pub const L4LEN: Field<u32> = Field::new("L4LEN", 8, 8);
         /// MSS: maximum segment size (TSO only).
-        pub const MSS: RawField = RawField::new(16, 16);
+        pub const MSS: Field<u32> = Field::new("MSS", 16, 16);
     }
 }
 
@@ -277,19 +280,20 @@ mod tests {
             use tx::cmd_type_len::*;
             assert_eq!(DTALEN.mask() & DTYP.mask(), 0);
             assert_eq!(DTYP.mask() & DCMD.mask(), 0);
-            let bits = EOP | IFCS | RS | DEXT;
-            assert_eq!(DCMD.mask() as u32 & bits, bits);
+            let bits = EOP.bit() | IFCS.bit() | RS.bit() | DEXT.bit();
+            assert_eq!(DCMD.mask() & bits, bits);
         }
         {
             use tx::olinfo::*;
-            assert_eq!(POPTS.mask() as u32 & (IXSM | TXSM), IXSM | TXSM);
+            let bits = IXSM.bit() | TXSM.bit();
+            assert_eq!(POPTS.mask() & bits, bits);
             assert_eq!(PAYLEN.mask(), 0xffff_c000);
         }
         {
             use tx::ctx::*;
             assert_eq!(IPLEN.mask() | MACLEN.mask() | VLAN.mask(), 0xffff_ffff);
-            let bits = TUCMD_IPV4 | TUCMD_SNAP;
-            assert_eq!(TUCMD.mask() as u32 & bits, bits);
+            let bits = TUCMD_IPV4.bit() | TUCMD_SNAP.bit();
+            assert_eq!(TUCMD.mask() & bits, bits);
             assert_eq!(TUCMD_L4T.mask(), 0x1800);
         }
         assert_eq!(RING_MULTIPLE, 8);

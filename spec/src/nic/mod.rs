@@ -9,15 +9,17 @@
 //! Datasheet (rev. 3.x; "82599 datasheet").
 //!
 //! Conventions: register offsets are `usize` byte offsets into BAR0; per-queue
-//! registers are `const fn`s of the queue number (`rdbal(q)`); single-bit
-//! flags are `u32` masks; multi-bit fields are [`Field`]s (`get`/`set` work
-//! on `u64`, so widen the 32-bit register value with `as u64`).
+//! registers are `const fn`s of the queue number (`rdbal(q)`); fields are
+//! [`Field`]s of the width of their word (`Field<u32>` for every register and
+//! descriptor dword, so a register value needs no cast), one-bit flags
+//! included ([`Field::bit`] is their mask); enumerated field values are
+//! constants of the field's width type.
 
 pub mod adv_desc;
 pub mod igb;
 pub mod ixgbe;
 
-pub use crate::RawField;
+pub use crate::Field;
 
 /// Size of an Ethernet frame check sequence (CRC), which the NICs strip on
 /// receive and insert on transmit; frames on an emulated wire (`emu::wire`) never carry it.
