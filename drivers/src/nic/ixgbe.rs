@@ -125,28 +125,12 @@ pub(crate) fn read_stats<R: RegisterAccess>(regs: &R, s: &mut DeviceStats) {
 
 /// Registers of RX ring `q`.
 pub(crate) fn rx_ring_regs(q: u16) -> RingRegs {
-    RingRegs {
-        bal: rdbal(q),
-        bah: rdbah(q),
-        len: rdlen(q),
-        head: rdh(q),
-        tail: rdt(q),
-        ctl: rxdctl(q),
-        enable: rxdctl::ENABLE.bit(),
-    }
+    RingRegs::rx(&RX_QUEUES, q, rxdctl::ENABLE.bit())
 }
 
 /// Registers of TX ring `q`.
 pub(crate) fn tx_ring_regs(q: u16) -> RingRegs {
-    RingRegs {
-        bal: tdbal(q),
-        bah: tdbah(q),
-        len: tdlen(q),
-        head: tdh(q),
-        tail: tdt(q),
-        ctl: txdctl(q),
-        enable: txdctl::ENABLE.bit(),
-    }
+    RingRegs::tx(&TX_QUEUES, q, txdctl::ENABLE.bit())
 }
 
 /// §4.6.7 receive initialisation, everything before the queues are

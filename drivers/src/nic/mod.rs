@@ -39,6 +39,7 @@ pub use tx::{Offload, PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EV
 use crate::regs::RegisterAccess;
 use ring::DescRing;
 use rx::QueueRegs;
+use spec::nic::queue::{QueueMap, RxReg, TxReg};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tx::TxLimits;
@@ -295,6 +296,34 @@ pub(crate) struct RingRegs {
 }
 
 impl RingRegs {
+    /// The registers of RX ring `q` in a chip family's per-queue map
+    /// (`spec::nic::{igb, ixgbe}::RX_QUEUES`); `enable` is RXDCTL.ENABLE.
+    pub(crate) fn rx(map: &QueueMap<RxReg>, q: u16, enable: u32) -> RingRegs {
+        RingRegs {
+            bal: map.addr(q, RxReg::Bal),
+            bah: map.addr(q, RxReg::Bah),
+            len: map.addr(q, RxReg::Len),
+            head: map.addr(q, RxReg::Head),
+            tail: map.addr(q, RxReg::Tail),
+            ctl: map.addr(q, RxReg::Dctl),
+            enable,
+        }
+    }
+
+    /// The registers of TX ring `q` in a chip family's per-queue map;
+    /// `enable` is TXDCTL.ENABLE.
+    pub(crate) fn tx(map: &QueueMap<TxReg>, q: u16, enable: u32) -> RingRegs {
+        RingRegs {
+            bal: map.addr(q, TxReg::Bal),
+            bah: map.addr(q, TxReg::Bah),
+            len: map.addr(q, TxReg::Len),
+            head: map.addr(q, TxReg::Head),
+            tail: map.addr(q, TxReg::Tail),
+            ctl: map.addr(q, TxReg::Dctl),
+            enable,
+        }
+    }
+
     fn queue_regs(&self) -> QueueRegs {
         QueueRegs {
             tail: self.tail,

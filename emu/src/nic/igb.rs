@@ -16,8 +16,8 @@
 //! registers hold their masks; no interrupt is ever raised.
 
 use super::layout::{
-    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, PhyRegs, Reg, RssRegs, RxReg, SlotTable,
-    SrrctlFields, TxReg,
+    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, PhyRegs, Reg, RssRegs, SlotTable,
+    SrrctlFields,
 };
 use crate::PciIds;
 use drivers::nic::Chip;
@@ -32,53 +32,6 @@ const MTA_REGS: usize = 128;
 const RCTL_BSIZE_DEFAULT: usize = 2048;
 /// Queue 0 comes out of reset enabled (82576 §8.10.10, §8.12.13).
 const QUEUE0_ENABLED_AT_RESET: u16 = 0;
-
-/// The register offset of RX register `reg` of queue `q`.
-fn rx_reg(q: u16, reg: RxReg) -> usize {
-    match reg {
-        RxReg::Bal => s::rdbal(q),
-        RxReg::Bah => s::rdbah(q),
-        RxReg::Len => s::rdlen(q),
-        RxReg::Head => s::rdh(q),
-        RxReg::Tail => s::rdt(q),
-        RxReg::Dctl => s::rxdctl(q),
-        RxReg::Srrctl => s::srrctl(q),
-    }
-}
-
-/// The register offset of TX register `reg` of queue `q`.
-fn tx_reg(q: u16, reg: TxReg) -> usize {
-    match reg {
-        TxReg::Bal => s::tdbal(q),
-        TxReg::Bah => s::tdbah(q),
-        TxReg::Len => s::tdlen(q),
-        TxReg::Head => s::tdh(q),
-        TxReg::Tail => s::tdt(q),
-        TxReg::Dctl => s::txdctl(q),
-    }
-}
-
-/// A per-queue register and its address formula.
-type QueueReg<R> = (R, fn(u16) -> usize);
-
-const RX_REGS: [QueueReg<RxReg>; 7] = [
-    (RxReg::Bal, s::rdbal),
-    (RxReg::Bah, s::rdbah),
-    (RxReg::Len, s::rdlen),
-    (RxReg::Head, s::rdh),
-    (RxReg::Tail, s::rdt),
-    (RxReg::Dctl, s::rxdctl),
-    (RxReg::Srrctl, s::srrctl),
-];
-
-const TX_REGS: [QueueReg<TxReg>; 6] = [
-    (TxReg::Bal, s::tdbal),
-    (TxReg::Bah, s::tdbah),
-    (TxReg::Len, s::tdlen),
-    (TxReg::Head, s::tdh),
-    (TxReg::Tail, s::tdt),
-    (TxReg::Dctl, s::txdctl),
-];
 
 /// The layout of an 82576 or I350 with `queues` queues (at most the chip's).
 pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
@@ -134,23 +87,11 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
     ] {
         t.set(off, Reg::Counter(c, half));
     }
+    // Ring registers from the table the driver uses: queues 0..3 answer in
+    // both blocks (82576 §8.10, §8.12).
+    t.queues(&s::RX_QUEUES, &s::TX_QUEUES, queues, chip.max_queues());
     for q in 0..queues {
-        for (reg, f) in RX_REGS {
-            t.set(f(q), Reg::Rx(reg, q));
-            // Queues 0..3 also answer in the 0xC000 block (82576 §8.10).
-            t.alias(s::rxq_block(q, f), f(q), Reg::Rx(reg, q));
-        }
-        for (reg, f) in TX_REGS {
-            t.set(f(q), Reg::Tx(reg, q));
-            t.alias(s::txq_block(q, f), f(q), Reg::Tx(reg, q));
-        }
         t.set(s::rqdpc(q), Reg::QueueDrop(q));
-    }
-    for q in queues..chip.max_queues() {
-        t.set(s::rxdctl(q), Reg::AbsentQueue);
-        t.set(s::txdctl(q), Reg::AbsentQueue);
-        t.set(s::rxq_block(q, s::rxdctl), Reg::AbsentQueue);
-        t.set(s::txq_block(q, s::txdctl), Reg::AbsentQueue);
     }
     let q0 = QUEUE0_ENABLED_AT_RESET;
     let reset_values = vec![
@@ -172,8 +113,8 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
         },
         bar_size: s::BAR0_SIZE,
         slots: t.finish(),
-        rx_reg,
-        tx_reg,
+        rx_queues: &s::RX_QUEUES,
+        tx_queues: &s::TX_QUEUES,
         reset_values,
         ctrl_self_clear: ctrl::RST.bit(),
         ctrl_rst: ctrl::RST.bit(),

@@ -17,8 +17,7 @@
 //! on read. The model has one packet buffer: MPC/RNBC of buffers 1..7 stay 0.
 
 use super::layout::{
-    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, Reg, RssRegs, RxReg, SlotTable,
-    SrrctlFields, TxReg,
+    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, Reg, RssRegs, SlotTable, SrrctlFields,
 };
 use crate::PciIds;
 use drivers::nic::Chip;
@@ -40,31 +39,6 @@ const DEFAULT_BUFFER: usize = 2048;
 const SRRCTL_ALIASED_QUEUES: u16 = 16;
 /// The part of BAR0 with registers (everything above reads 0).
 const DECODED: usize = 0x20000;
-
-/// The register offset of RX register `reg` of queue `q`.
-fn rx_reg(q: u16, reg: RxReg) -> usize {
-    match reg {
-        RxReg::Bal => s::rdbal(q),
-        RxReg::Bah => s::rdbah(q),
-        RxReg::Len => s::rdlen(q),
-        RxReg::Head => s::rdh(q),
-        RxReg::Tail => s::rdt(q),
-        RxReg::Dctl => s::rxdctl(q),
-        RxReg::Srrctl => s::srrctl(q),
-    }
-}
-
-/// The register offset of TX register `reg` of queue `q`.
-fn tx_reg(q: u16, reg: TxReg) -> usize {
-    match reg {
-        TxReg::Bal => s::tdbal(q),
-        TxReg::Bah => s::tdbah(q),
-        TxReg::Len => s::tdlen(q),
-        TxReg::Head => s::tdh(q),
-        TxReg::Tail => s::tdt(q),
-        TxReg::Dctl => s::txdctl(q),
-    }
-}
 
 /// The layout of an 82599 with `queues` queues (at most 128).
 pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
@@ -143,41 +117,18 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
             maxfrs::MFS.value((ETH_MAX_FRAME + ETH_FCS_LEN) as u32),
         ),
     ];
+    // Ring registers from the table the driver uses (SRRCTL of queues
+    // 0..15 at both addresses).
+    t.queues(&s::RX_QUEUES, &s::TX_QUEUES, queues, chip.max_queues());
     for q in 0..queues {
-        for reg in [
-            RxReg::Bal,
-            RxReg::Bah,
-            RxReg::Len,
-            RxReg::Head,
-            RxReg::Tail,
-            RxReg::Dctl,
-            RxReg::Srrctl,
-        ] {
-            t.set(rx_reg(q, reg), Reg::Rx(reg, q));
-        }
         if q < SRRCTL_ALIASED_QUEUES {
-            t.alias(s::srrctl_alias(q), s::srrctl(q), Reg::Rx(RxReg::Srrctl, q));
             t.alias(s::dca_rxctrl_alias(q), s::dca_rxctrl(q), Reg::Plain);
-        }
-        for reg in [
-            TxReg::Bal,
-            TxReg::Bah,
-            TxReg::Len,
-            TxReg::Head,
-            TxReg::Tail,
-            TxReg::Dctl,
-        ] {
-            t.set(tx_reg(q, reg), Reg::Tx(reg, q));
         }
         reset_values.push((
             s::srrctl(q),
             srrctl::BSIZEPACKET.value((DEFAULT_BUFFER / srrctl::BSIZEPACKET_UNIT) as u32),
         ));
         reset_values.push((s::dca_rxctrl(q), dca_rxctrl::RESERVED_CLEAR.bit()));
-    }
-    for q in queues..chip.max_queues() {
-        t.set(s::rxdctl(q), Reg::AbsentQueue);
-        t.set(s::txdctl(q), Reg::AbsentQueue);
     }
     Layout {
         chip,
@@ -188,8 +139,8 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
         },
         bar_size: s::BAR0_SIZE,
         slots: t.finish(),
-        rx_reg,
-        tx_reg,
+        rx_queues: &s::RX_QUEUES,
+        tx_queues: &s::TX_QUEUES,
         reset_values,
         ctrl_self_clear: ctrl::RST_MASK,
         ctrl_rst: ctrl::RST.bit(),

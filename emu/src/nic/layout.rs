@@ -5,43 +5,10 @@
 
 use crate::PciIds;
 use drivers::nic::Chip;
+use spec::nic::queue::{QueueMap, QueueRegister};
 use spec::Field;
 
-/// A per-RX-queue register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RxReg {
-    /// RDBAL.
-    Bal,
-    /// RDBAH.
-    Bah,
-    /// RDLEN.
-    Len,
-    /// RDH.
-    Head,
-    /// RDT (the RX doorbell).
-    Tail,
-    /// RXDCTL.
-    Dctl,
-    /// SRRCTL.
-    Srrctl,
-}
-
-/// A per-TX-queue register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TxReg {
-    /// TDBAL.
-    Bal,
-    /// TDBAH.
-    Bah,
-    /// TDLEN.
-    Len,
-    /// TDH.
-    Head,
-    /// TDT (the TX doorbell).
-    Tail,
-    /// TXDCTL.
-    Dctl,
-}
+pub(crate) use spec::nic::queue::{RxReg, TxReg};
 
 /// A statistics counter the model increments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,10 +266,11 @@ pub(crate) struct Layout {
     pub bar_size: usize,
     /// The decode table, one slot per 32-bit offset from 0.
     pub slots: Box<[Slot]>,
-    /// The (canonical) offset of RX register `reg` of queue `q`.
-    pub rx_reg: fn(u16, RxReg) -> usize,
-    /// The offset of TX register `reg` of queue `q`.
-    pub tx_reg: fn(u16, TxReg) -> usize,
+    /// Where the per-RX-queue registers are (`spec::nic::*::RX_QUEUES`):
+    /// the same table the driver programs its rings from.
+    pub rx_queues: &'static QueueMap<RxReg>,
+    /// Where the per-TX-queue registers are.
+    pub tx_queues: &'static QueueMap<TxReg>,
     /// Values the registers take at reset (offset, value).
     pub reset_values: Vec<(usize, u32)>,
     /// CTRL bits that self-clear; CTRL.RST.
@@ -401,6 +369,45 @@ impl SlotTable {
         let slot = &mut self.slots[offset / 4];
         slot.reg = reg;
         slot.store = (canonical / 4) as u32;
+    }
+
+    /// The ring registers of queues `0..queues` at every address the maps
+    /// give them, aliases sharing the primary address's storage; RXDCTL and
+    /// TXDCTL of the chip's other queues (`queues..max`) answer as absent.
+    pub(crate) fn queues(
+        &mut self,
+        rx: &QueueMap<RxReg>,
+        tx: &QueueMap<TxReg>,
+        queues: u16,
+        max: u16,
+    ) {
+        for q in 0..queues {
+            for &reg in RxReg::ALL {
+                self.all_of(rx.addresses(q, reg), Reg::Rx(reg, q));
+            }
+            for &reg in TxReg::ALL {
+                self.all_of(tx.addresses(q, reg), Reg::Tx(reg, q));
+            }
+        }
+        for q in queues..max {
+            for a in rx
+                .addresses(q, RxReg::Dctl)
+                .chain(tx.addresses(q, TxReg::Dctl))
+            {
+                self.set(a, Reg::AbsentQueue);
+            }
+        }
+    }
+
+    /// `reg` at the first of `addrs`, the others its aliases.
+    fn all_of(&mut self, mut addrs: impl Iterator<Item = usize>, reg: Reg) {
+        let Some(primary) = addrs.next() else {
+            return;
+        };
+        self.set(primary, reg);
+        for a in addrs {
+            self.alias(a, primary, reg);
+        }
     }
 
     /// The table.

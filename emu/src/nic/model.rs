@@ -768,13 +768,13 @@ impl NicModel {
         let s = &self.rxq[q as usize];
         let lay = &self.layout;
         let mut engine = self.rx_engine();
-        let srrctl = self.load((lay.rx_reg)(q, RxReg::Srrctl));
+        let srrctl = self.load(lay.rx_queues.addr(q, RxReg::Srrctl));
         let desctype = lay.srrctl.desctype.get(srrctl);
         let regs = self.ring_registers(
             s,
-            (lay.rx_reg)(q, RxReg::Bal),
-            (lay.rx_reg)(q, RxReg::Bah),
-            (lay.rx_reg)(q, RxReg::Len),
+            lay.rx_queues.addr(q, RxReg::Bal),
+            lay.rx_queues.addr(q, RxReg::Bah),
+            lay.rx_queues.addr(q, RxReg::Len),
         );
         let regs = regs.and_then(|r| {
             if desctype == lay.srrctl.desctype_adv {
@@ -813,9 +813,9 @@ impl NicModel {
         let mut ring = self.tx_ring(q);
         let regs = self.ring_registers(
             s,
-            (self.layout.tx_reg)(q, TxReg::Bal),
-            (self.layout.tx_reg)(q, TxReg::Bah),
-            (self.layout.tx_reg)(q, TxReg::Len),
+            self.layout.tx_queues.addr(q, TxReg::Bal),
+            self.layout.tx_queues.addr(q, TxReg::Bah),
+            self.layout.tx_queues.addr(q, TxReg::Len),
         );
         match regs {
             Ok((base, entries, head, tail)) => {

@@ -154,7 +154,7 @@ impl RxConfig {
         let s = &l.srrctl;
         let queues = (0..m.queues)
             .map(|q| {
-                let v = m.load((l.rx_reg)(q, RxReg::Srrctl));
+                let v = m.load(l.rx_queues.addr(q, RxReg::Srrctl));
                 let units = s.bsizepacket.get(v) as usize;
                 QueueConfig {
                     buf_size: if units == 0 {

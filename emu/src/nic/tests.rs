@@ -8,6 +8,7 @@ use crate::TraceEvent;
 use dma::{DmaRegion, RegionOptions};
 use drivers::regs::RegisterAccess;
 use spec::nic::adv_desc::{rx as rxd, tx as txd, DESC_SIZE};
+use spec::nic::queue::{QueueMap, RxReg, TxReg};
 use spec::nic::{igb, ixgbe, ETH_FCS_LEN, RSS_KEY};
 use spec::Field;
 use std::time::{Duration, Instant};
@@ -40,19 +41,9 @@ struct Regs {
     bam: u32,
     /// Extra receive setup: (register, bits to set) — CRC stripping on igb.
     rx_extra: Vec<(usize, u32)>,
-    rdbal: fn(u16) -> usize,
-    rdbah: fn(u16) -> usize,
-    rdlen: fn(u16) -> usize,
-    rdh: fn(u16) -> usize,
-    rdt: fn(u16) -> usize,
-    rxdctl: fn(u16) -> usize,
-    srrctl: fn(u16) -> usize,
-    tdbal: fn(u16) -> usize,
-    tdbah: fn(u16) -> usize,
-    tdlen: fn(u16) -> usize,
-    tdh: fn(u16) -> usize,
-    tdt: fn(u16) -> usize,
-    txdctl: fn(u16) -> usize,
+    /// The per-queue register maps (`spec::nic::*::{RX,TX}_QUEUES`).
+    rx: &'static QueueMap<RxReg>,
+    tx: &'static QueueMap<TxReg>,
     rxdctl_enable: u32,
     txdctl_enable: u32,
     bsizepacket: Field<u32>,
@@ -79,6 +70,18 @@ struct Regs {
     crc_strip: (usize, u32),
 }
 
+impl Regs {
+    /// RX register `reg` of queue `q`.
+    fn rxq(&self, q: u16, reg: RxReg) -> usize {
+        self.rx.addr(q, reg)
+    }
+
+    /// TX register `reg` of queue `q`.
+    fn txq(&self, q: u16, reg: TxReg) -> usize {
+        self.tx.addr(q, reg)
+    }
+}
+
 fn regs(chip: Chip) -> Regs {
     match chip {
         Chip::X82599 => {
@@ -95,19 +98,8 @@ fn regs(chip: Chip) -> Regs {
                 upe: fctrl::UPE.bit(),
                 bam: fctrl::BAM.bit(),
                 rx_extra: vec![],
-                rdbal,
-                rdbah,
-                rdlen,
-                rdh,
-                rdt,
-                rxdctl,
-                srrctl,
-                tdbal,
-                tdbah,
-                tdlen,
-                tdh,
-                tdt,
-                txdctl,
+                rx: &RX_QUEUES,
+                tx: &TX_QUEUES,
                 rxdctl_enable: rxdctl::ENABLE.bit(),
                 txdctl_enable: txdctl::ENABLE.bit(),
                 bsizepacket: srrctl::BSIZEPACKET,
@@ -148,19 +140,8 @@ fn regs(chip: Chip) -> Regs {
                 upe: rctl::UPE.bit(),
                 bam: rctl::BAM.bit(),
                 rx_extra: vec![(RCTL, rctl::SECRC.bit())],
-                rdbal,
-                rdbah,
-                rdlen,
-                rdh,
-                rdt,
-                rxdctl,
-                srrctl,
-                tdbal,
-                tdbah,
-                tdlen,
-                tdh,
-                tdt,
-                txdctl,
+                rx: &RX_QUEUES,
+                tx: &TX_QUEUES,
                 rxdctl_enable: rxdctl::ENABLE.bit(),
                 txdctl_enable: txdctl::ENABLE.bit(),
                 bsizepacket: srrctl::BSIZEPACKET,
@@ -267,16 +248,16 @@ impl Host {
     fn setup_rx_queue(&mut self, q: u16, entries: u32, kib: u32, extra_srrctl: u32) {
         let r = &self.r;
         let base = self.mem.iova_at(Self::rx_ring(q));
-        self.wr((r.rdbal)(q), base as u32);
-        self.wr((r.rdbah)(q), (base >> 32) as u32);
-        self.wr((r.rdlen)(q), entries * DESC_SIZE as u32);
+        self.wr(r.rxq(q, RxReg::Bal), base as u32);
+        self.wr(r.rxq(q, RxReg::Bah), (base >> 32) as u32);
+        self.wr(r.rxq(q, RxReg::Len), entries * DESC_SIZE as u32);
         let srr = r.bsizepacket.value(kib) | r.desctype.value(r.desctype_adv);
-        self.wr((r.srrctl)(q), srr | extra_srrctl);
-        self.wr((r.rdh)(q), 0);
-        self.wr((r.rdt)(q), 0);
-        self.wr((r.rxdctl)(q), r.rxdctl_enable);
+        self.wr(r.rxq(q, RxReg::Srrctl), srr | extra_srrctl);
+        self.wr(r.rxq(q, RxReg::Head), 0);
+        self.wr(r.rxq(q, RxReg::Tail), 0);
+        self.wr(r.rxq(q, RxReg::Dctl), r.rxdctl_enable);
         assert_ne!(
-            self.rd((r.rxdctl)(q)) & r.rxdctl_enable,
+            self.rd(r.rxq(q, RxReg::Dctl)) & r.rxdctl_enable,
             0,
             "ENABLE reads back"
         );
@@ -307,7 +288,7 @@ impl Host {
             t = (t + 1) % ENTRIES;
         }
         self.rx_tail[q as usize] = t;
-        self.wr((self.r.rdt)(q), t);
+        self.wr(self.r.rxq(q, RxReg::Tail), t);
     }
 
     fn post_rx_addr(&self, q: u16, i: u32, addr: u64) {
@@ -337,13 +318,13 @@ impl Host {
     fn setup_tx(&mut self, q: u16) {
         let r = &self.r;
         let base = self.mem.iova_at(Self::tx_ring(q));
-        self.wr((r.tdbal)(q), base as u32);
-        self.wr((r.tdbah)(q), (base >> 32) as u32);
-        self.wr((r.tdlen)(q), ENTRIES * DESC_SIZE as u32);
-        self.wr((r.tdh)(q), 0);
-        self.wr((r.tdt)(q), 0);
-        self.wr((r.txdctl)(q), r.txdctl_enable);
-        assert_ne!(self.rd((r.txdctl)(q)) & r.txdctl_enable, 0);
+        self.wr(r.txq(q, TxReg::Bal), base as u32);
+        self.wr(r.txq(q, TxReg::Bah), (base >> 32) as u32);
+        self.wr(r.txq(q, TxReg::Len), ENTRIES * DESC_SIZE as u32);
+        self.wr(r.txq(q, TxReg::Head), 0);
+        self.wr(r.txq(q, TxReg::Tail), 0);
+        self.wr(r.txq(q, TxReg::Dctl), r.txdctl_enable);
+        assert_ne!(self.rd(r.txq(q, TxReg::Dctl)) & r.txdctl_enable, 0);
         self.set_bits(r.tx_enable.0, r.tx_enable.1);
         self.tx_tail[q as usize] = 0;
     }
@@ -383,7 +364,7 @@ impl Host {
     }
 
     fn ring_tx(&self, q: u16) {
-        self.wr((self.r.tdt)(q), self.tx_tail[q as usize]);
+        self.wr(self.r.txq(q, TxReg::Tail), self.tx_tail[q as usize]);
     }
 
     fn tx_status(&self, q: u16, i: u32) -> u32 {
@@ -496,10 +477,10 @@ fn reset_self_clears_and_eeprom_and_dma_init_are_done() {
         );
         // Something written is forgotten by a reset.
         h.wr(r.mrqc, r.mrqe_rss);
-        h.wr((r.rdlen)(1), 4096);
+        h.wr(r.rxq(1, RxReg::Len), 4096);
         h.reset();
         assert_eq!(h.rd(r.mrqc), 0, "{chip:?}");
-        assert_eq!(h.rd((r.rdlen)(1)), 0, "{chip:?}");
+        assert_eq!(h.rd(r.rxq(1, RxReg::Len)), 0, "{chip:?}");
         assert_ne!(h.rd(r.eeprom) & r.eeprom_done, 0);
         // RAL/RAH[0] carry the EEPROM's MAC, valid.
         let (ral, rah, av) = match chip {
@@ -618,7 +599,7 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
         );
         assert_eq!(len as usize, f.len());
         assert_eq!(h.rx_data(0, 0, f.len()), f);
-        assert_eq!(h.rd((h.r.rdh)(0)), 1, "RDH advanced");
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Head)), 1, "RDH advanced");
         assert_eq!(h.rx_wb(0, 1).2, 0, "next descriptor untouched");
         let events = h.emu.trace().take();
         let desc0 = h.mem.iova_at(Host::rx_ring(0));
@@ -785,12 +766,12 @@ fn frame_larger_than_a_buffer_spans_descriptors_with_eop_on_the_last() {
             got.extend(h.rx_data(0, i, len as usize));
         }
         assert_eq!(got, f);
-        assert_eq!(h.rd((h.r.rdh)(0)), 3);
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Head)), 3);
         // Too long for the configured maximum: oversize, dropped.
         peer.send(&frame(MAC, 9100, 1)).unwrap();
         h.emu.poll();
         assert_eq!(h.emu.counters().rx_oversize, 1);
-        assert_eq!(h.rd((h.r.rdh)(0)), 3);
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Head)), 3);
     }
 }
 
@@ -892,7 +873,11 @@ fn three_segment_packet_arrives_concatenated_and_dd_only_where_rs() {
         h.tx_data(0, ig2, g.len() - 40, IFCS | EOP, 0);
         h.emu.trace().set_enabled(true);
         h.ring_tx(0);
-        assert_eq!(h.rd((h.r.tdh)(0)), 5, "{chip:?}: TDH at the tail");
+        assert_eq!(
+            h.rd(h.r.txq(0, TxReg::Head)),
+            5,
+            "{chip:?}: TDH at the tail"
+        );
         assert_eq!(recv(wire.as_ref()), Some(f.clone()));
         assert_eq!(recv(wire.as_ref()), Some(g.clone()));
         assert_eq!(recv(wire.as_ref()), None);
@@ -1207,7 +1192,7 @@ fn iommu_fault_on_a_bad_rx_buffer_is_counted_not_fatal() {
         h.post_rx_addr(0, 0, 0x1000);
         h.post_rx_addr(0, 1, h.mem.iova_at(Host::buf(0, 1)));
         h.rx_tail[0] = 2;
-        h.wr((h.r.rdt)(0), 2);
+        h.wr(h.r.rxq(0, RxReg::Tail), 2);
         let f = frame(MAC, 80, 2);
         peer.send(&f).unwrap();
         peer.send(&f).unwrap();
@@ -1264,34 +1249,34 @@ fn bad_ring_registers_put_the_queue_in_an_error_state() {
         h.emu.trace().set_enabled(true);
         let r = &h.r;
         // RDLEN not a multiple of 128.
-        h.wr((r.rdbal)(1), h.mem.iova_at(0) as u32);
-        h.wr((r.rdbah)(1), (h.mem.iova_at(0) >> 32) as u32);
-        h.wr((r.rdlen)(1), 100);
-        h.wr((r.srrctl)(1), r.desctype.value(r.desctype_adv));
-        h.wr((r.rxdctl)(1), r.rxdctl_enable);
-        assert_eq!(h.rd((r.rxdctl)(1)) & r.rxdctl_enable, 0, "{chip:?}");
+        h.wr(r.rxq(1, RxReg::Bal), h.mem.iova_at(0) as u32);
+        h.wr(r.rxq(1, RxReg::Bah), (h.mem.iova_at(0) >> 32) as u32);
+        h.wr(r.rxq(1, RxReg::Len), 100);
+        h.wr(r.rxq(1, RxReg::Srrctl), r.desctype.value(r.desctype_adv));
+        h.wr(r.rxq(1, RxReg::Dctl), r.rxdctl_enable);
+        assert_eq!(h.rd(r.rxq(1, RxReg::Dctl)) & r.rxdctl_enable, 0, "{chip:?}");
         assert_eq!(h.emu.counters().queue_errors, 1);
         assert!(h.emu.trace().take().iter().any(
             |e| matches!(e, TraceEvent::Note(n) if n.contains("RX queue 1 stopped") && n.contains("multiple of 128"))
         ));
         // A legacy descriptor type is refused at enable.
-        h.wr((r.rdlen)(1), 1024);
-        h.wr((r.srrctl)(1), 0);
-        h.wr((r.rxdctl)(1), 0);
-        h.wr((r.rxdctl)(1), r.rxdctl_enable);
-        assert_eq!(h.rd((r.rxdctl)(1)) & r.rxdctl_enable, 0);
+        h.wr(r.rxq(1, RxReg::Len), 1024);
+        h.wr(r.rxq(1, RxReg::Srrctl), 0);
+        h.wr(r.rxq(1, RxReg::Dctl), 0);
+        h.wr(r.rxq(1, RxReg::Dctl), r.rxdctl_enable);
+        assert_eq!(h.rd(r.rxq(1, RxReg::Dctl)) & r.rxdctl_enable, 0);
         assert_eq!(h.emu.counters().queue_errors, 2);
         // A good queue, then a tail past its end.
         h.setup_rx_queue(0, ENTRIES, 2, 0);
         h.enable_rx();
-        h.wr((h.r.rdt)(0), ENTRIES + 5);
-        assert_eq!(h.rd((h.r.rxdctl)(0)) & h.r.rxdctl_enable, 0);
+        h.wr(h.r.rxq(0, RxReg::Tail), ENTRIES + 5);
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Dctl)) & h.r.rxdctl_enable, 0);
         assert_eq!(h.emu.counters().queue_errors, 3);
         peer.send(&frame(MAC, 60, 0)).unwrap();
         h.emu.poll();
         assert_eq!(h.emu.counters().rx_disabled, 1);
         // Disable and enable again: the queue works.
-        h.wr((h.r.rxdctl)(0), 0);
+        h.wr(h.r.rxq(0, RxReg::Dctl), 0);
         h.setup_rx_queue(0, ENTRIES, 2, 0);
         h.post_rx(0, 1);
         peer.send(&frame(MAC, 60, 0)).unwrap();
@@ -1301,11 +1286,11 @@ fn bad_ring_registers_put_the_queue_in_an_error_state() {
             rxd::status::DD.bit() | rxd::status::EOP.bit()
         );
         // TX: a ring base that is not 128-byte aligned.
-        h.wr((h.r.tdbal)(2), h.mem.iova_at(64) as u32);
-        h.wr((h.r.tdbah)(2), (h.mem.iova_at(64) >> 32) as u32);
-        h.wr((h.r.tdlen)(2), 1024);
-        h.wr((h.r.txdctl)(2), h.r.txdctl_enable);
-        assert_eq!(h.rd((h.r.txdctl)(2)) & h.r.txdctl_enable, 0);
+        h.wr(h.r.txq(2, TxReg::Bal), h.mem.iova_at(64) as u32);
+        h.wr(h.r.txq(2, TxReg::Bah), (h.mem.iova_at(64) >> 32) as u32);
+        h.wr(h.r.txq(2, TxReg::Len), 1024);
+        h.wr(h.r.txq(2, TxReg::Dctl), h.r.txdctl_enable);
+        assert_eq!(h.rd(h.r.txq(2, TxReg::Dctl)) & h.r.txdctl_enable, 0);
         assert_eq!(h.emu.counters().queue_errors, 4);
     }
 }
@@ -1415,8 +1400,8 @@ fn threaded_ports_forward_between_each_other() {
                 frame(MAC, len as usize, i as u8)
             );
         }
-        assert_eq!(tx.rd((tx.r.tdh)(0)), n);
-        assert_eq!(rx.rd((rx.r.rdh)(0)), n);
+        assert_eq!(tx.rd(tx.r.txq(0, TxReg::Head)), n);
+        assert_eq!(rx.rd(rx.r.rxq(0, RxReg::Head)), n);
         assert_eq!(rx.emu.counters().rx_delivered, n as u64);
     }
 }
@@ -1488,10 +1473,10 @@ fn queues_the_model_was_built_without_never_enable() {
     for chip in CHIPS {
         // Host::new builds models with 4 queues.
         let (h, _peer) = Host::inline(chip);
-        h.wr((h.r.rxdctl)(5), h.r.rxdctl_enable);
-        h.wr((h.r.txdctl)(4), h.r.txdctl_enable);
-        assert_eq!(h.rd((h.r.rxdctl)(5)), 0, "{chip:?}");
-        assert_eq!(h.rd((h.r.txdctl)(4)), 0);
+        h.wr(h.r.rxq(5, RxReg::Dctl), h.r.rxdctl_enable);
+        h.wr(h.r.txq(4, TxReg::Dctl), h.r.txdctl_enable);
+        assert_eq!(h.rd(h.r.rxq(5, RxReg::Dctl)), 0, "{chip:?}");
+        assert_eq!(h.rd(h.r.txq(4, TxReg::Dctl)), 0);
     }
 }
 
@@ -1499,8 +1484,8 @@ fn queues_the_model_was_built_without_never_enable() {
 fn igb_legacy_and_block_addresses_of_low_queues_are_the_same_register() {
     let (h, _peer) = Host::inline(Chip::I82576);
     h.wr(igb::rdlen(2), 2048);
-    assert_eq!(h.rd(igb::rxq_block(2, igb::rdlen)), 2048);
-    h.wr(igb::txq_block(1, igb::tdlen), 4096);
+    assert_eq!(h.rd(igb::RX_BLOCK.addr(2, RxReg::Len)), 2048);
+    h.wr(igb::TX_BLOCK.addr(1, TxReg::Len), 4096);
     assert_eq!(h.rd(igb::tdlen(1)), 4096);
 }
 

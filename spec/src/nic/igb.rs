@@ -6,6 +6,7 @@
 //! 0x3800 TX, stride 0x100); every queue is also reachable in the 0xC000 RX /
 //! 0xE000 TX block (stride 0x40), which is the only place for queues 4 and up.
 
+use super::queue::{QueueBlock, QueueMap, RxReg, TxReg};
 use super::Field;
 
 /// PCI vendor ID of Intel.
@@ -158,57 +159,110 @@ pub const fn rssrk(n: usize) -> usize {
     0x5c80 + n * 4
 }
 
-/// Per-RX-queue register at offset `off` inside the queue's register block.
-const fn rxq(q: u16, off: usize) -> usize {
-    let q = q as usize;
-    if q < 4 {
-        0x2800 + q * 0x100 + off
-    } else {
-        0xc000 + q * 0x40 + off
-    }
+/// The registers of one queue's block, at their offsets in it (82576
+/// datasheet §8.10 receive, §8.12 transmit; the same in both blocks).
+const RX_BLOCK_REGS: &[(RxReg, usize)] = &[
+    (RxReg::Bal, 0x00),
+    (RxReg::Bah, 0x04),
+    (RxReg::Len, 0x08),
+    (RxReg::Srrctl, 0x0c),
+    (RxReg::Head, 0x10),
+    (RxReg::Tail, 0x18),
+    (RxReg::Dctl, 0x28),
+];
+const TX_BLOCK_REGS: &[(TxReg, usize)] = &[
+    (TxReg::Bal, 0x00),
+    (TxReg::Bah, 0x04),
+    (TxReg::Len, 0x08),
+    (TxReg::Head, 0x10),
+    (TxReg::Tail, 0x18),
+    (TxReg::Dctl, 0x28),
+];
+
+/// The legacy RX block: queues 0..3 at 0x2800, stride 0x100.
+pub const RX_LEGACY_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x2800,
+    stride: 0x100,
+    first: 0,
+    count: 4,
+    regs: RX_BLOCK_REGS,
+};
+/// The RX block of every queue: 0xC000, stride 0x40 (the only addresses of
+/// queues 4 and up; an alias for queues 0..3).
+pub const RX_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0xc000,
+    stride: 0x40,
+    first: 0,
+    count: QUEUES_82576,
+    regs: RX_BLOCK_REGS,
+};
+/// The legacy TX block: queues 0..3 at 0x3800, stride 0x100.
+pub const TX_LEGACY_BLOCK: QueueBlock<TxReg> = QueueBlock {
+    base: 0x3800,
+    stride: 0x100,
+    first: 0,
+    count: 4,
+    regs: TX_BLOCK_REGS,
+};
+/// The TX block of every queue: 0xE000, stride 0x40.
+pub const TX_BLOCK: QueueBlock<TxReg> = QueueBlock {
+    base: 0xe000,
+    stride: 0x40,
+    first: 0,
+    count: QUEUES_82576,
+    regs: TX_BLOCK_REGS,
+};
+
+/// Where the per-RX-queue registers are: the legacy block first, so queues
+/// 0..3 use their legacy addresses as the Linux driver does.
+pub const RX_QUEUES: QueueMap<RxReg> = QueueMap {
+    blocks: &[RX_LEGACY_BLOCK, RX_BLOCK],
+};
+/// Where the per-TX-queue registers are.
+pub const TX_QUEUES: QueueMap<TxReg> = QueueMap {
+    blocks: &[TX_LEGACY_BLOCK, TX_BLOCK],
+};
+
+const fn rxq(q: u16, reg: RxReg) -> usize {
+    RX_QUEUES.addr(q, reg)
 }
 
-/// Per-TX-queue register at offset `off` inside the queue's register block.
-const fn txq(q: u16, off: usize) -> usize {
-    let q = q as usize;
-    if q < 4 {
-        0x3800 + q * 0x100 + off
-    } else {
-        0xe000 + q * 0x40 + off
-    }
+const fn txq(q: u16, reg: TxReg) -> usize {
+    TX_QUEUES.addr(q, reg)
 }
 
 /// RX Descriptor Base Address Low of queue `q` (128-byte aligned).
 pub const fn rdbal(q: u16) -> usize {
-    rxq(q, 0x00)
+    rxq(q, RxReg::Bal)
 }
 /// RX Descriptor Base Address High.
 pub const fn rdbah(q: u16) -> usize {
-    rxq(q, 0x04)
+    rxq(q, RxReg::Bah)
 }
 /// RX Descriptor Length in bytes (multiple of 128).
 pub const fn rdlen(q: u16) -> usize {
-    rxq(q, 0x08)
+    rxq(q, RxReg::Len)
 }
 /// Split and Replication Receive Control.
 pub const fn srrctl(q: u16) -> usize {
-    rxq(q, 0x0c)
+    rxq(q, RxReg::Srrctl)
 }
 /// RX Descriptor Head (written by the device).
 pub const fn rdh(q: u16) -> usize {
-    rxq(q, 0x10)
+    rxq(q, RxReg::Head)
 }
 /// RX DCA Control.
 pub const fn dca_rxctrl(q: u16) -> usize {
-    rxq(q, 0x14)
+    // In the queue's block but no ring register, so not in the map.
+    rxq(q, RxReg::Bal) + 0x14
 }
 /// RX Descriptor Tail (written by the driver: the last descriptor it owns + 1).
 pub const fn rdt(q: u16) -> usize {
-    rxq(q, 0x18)
+    rxq(q, RxReg::Tail)
 }
 /// Receive Descriptor Control.
 pub const fn rxdctl(q: u16) -> usize {
-    rxq(q, 0x28)
+    rxq(q, RxReg::Dctl)
 }
 /// Receive Queue Drop Packet Count (clear on read): frames dropped because
 /// the queue had no descriptor while SRRCTL.DROP_EN was set.
@@ -218,31 +272,32 @@ pub const fn rqdpc(q: u16) -> usize {
 
 /// TX Descriptor Base Address Low of queue `q`.
 pub const fn tdbal(q: u16) -> usize {
-    txq(q, 0x00)
+    txq(q, TxReg::Bal)
 }
 /// TX Descriptor Base Address High.
 pub const fn tdbah(q: u16) -> usize {
-    txq(q, 0x04)
+    txq(q, TxReg::Bah)
 }
 /// TX Descriptor Length in bytes.
 pub const fn tdlen(q: u16) -> usize {
-    txq(q, 0x08)
+    txq(q, TxReg::Len)
 }
 /// TX Descriptor Head (written by the device).
 pub const fn tdh(q: u16) -> usize {
-    txq(q, 0x10)
+    txq(q, TxReg::Head)
 }
 /// TX DCA Control.
 pub const fn dca_txctrl(q: u16) -> usize {
-    txq(q, 0x14)
+    // In the queue's block but no ring register, so not in the map.
+    txq(q, TxReg::Bal) + 0x14
 }
 /// TX Descriptor Tail.
 pub const fn tdt(q: u16) -> usize {
-    txq(q, 0x18)
+    txq(q, TxReg::Tail)
 }
 /// Transmit Descriptor Control.
 pub const fn txdctl(q: u16) -> usize {
-    txq(q, 0x28)
+    txq(q, TxReg::Dctl)
 }
 
 // ---- Transmit ----
@@ -286,18 +341,6 @@ pub const TPR: usize = 0x40d0;
 pub const TPT: usize = 0x40d4;
 /// Receive Oversize Count: frames longer than the configured maximum (dropped).
 pub const ROC: usize = 0x40ac;
-
-/// The 0xC000-block address of the per-RX-queue register that `reg(q)`
-/// names (e.g. `rxq_block(q, rdt)`): queues 0..3 answer at both their
-/// legacy address and this one; for queues 4 and up the two are the same.
-pub fn rxq_block(q: u16, reg: fn(u16) -> usize) -> usize {
-    0xc000 + q as usize * 0x40 + (reg(0) - rdbal(0))
-}
-
-/// The 0xE000-block address of the per-TX-queue register that `reg(q)` names.
-pub fn txq_block(q: u16, reg: fn(u16) -> usize) -> usize {
-    0xe000 + q as usize * 0x40 + (reg(0) - tdbal(0))
-}
 
 /// CTRL fields.
 pub mod ctrl {

@@ -8,6 +8,7 @@
 //! uses the address below; the `*_ALIAS` constants name the alias so a model
 //! can decode both.
 
+use super::queue::{QueueBlock, QueueMap, RxReg, TxReg};
 use super::Field;
 
 /// PCI vendor ID of Intel.
@@ -200,63 +201,125 @@ pub const fn rxpbsize(n: usize) -> usize {
     0x03c00 + n * 4
 }
 
-/// Per-RX-queue register at `off` in the queue's 0x40-byte block.
-const fn rxq(q: u16, off: usize) -> usize {
-    let q = q as usize;
-    if q < 64 {
-        0x01000 + q * 0x40 + off
-    } else {
-        0x0d000 + (q - 64) * 0x40 + off
-    }
+/// The ring registers of one RX queue's 0x40-byte block, at their offsets
+/// in it (§8.2.3.8). DCA_RXCTRL (0x0C) is in the block too but is no ring
+/// register.
+const RX_BLOCK_REGS: &[(RxReg, usize)] = &[
+    (RxReg::Bal, 0x00),
+    (RxReg::Bah, 0x04),
+    (RxReg::Len, 0x08),
+    (RxReg::Head, 0x10),
+    (RxReg::Srrctl, 0x14),
+    (RxReg::Tail, 0x18),
+    (RxReg::Dctl, 0x28),
+];
+/// The ring registers of one TX queue's 0x40-byte block (§8.2.3.9).
+const TX_BLOCK_REGS: &[(TxReg, usize)] = &[
+    (TxReg::Bal, 0x00),
+    (TxReg::Bah, 0x04),
+    (TxReg::Len, 0x08),
+    (TxReg::Head, 0x10),
+    (TxReg::Tail, 0x18),
+    (TxReg::Dctl, 0x28),
+];
+
+/// The 82598-compatible SRRCTL array of queues 0..15 (0x2100, 4 bytes
+/// apart): the address the driver uses for those queues, the one in the
+/// queue block being its alias.
+pub const RX_SRRCTL_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x02100,
+    stride: 4,
+    first: 0,
+    count: 16,
+    regs: &[(RxReg::Srrctl, 0)],
+};
+/// RX queues 0..63 at 0x1000, stride 0x40.
+pub const RX_LOW_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x01000,
+    stride: 0x40,
+    first: 0,
+    count: 64,
+    regs: RX_BLOCK_REGS,
+};
+/// RX queues 64..127 at 0xD000, stride 0x40.
+pub const RX_HIGH_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x0d000,
+    stride: 0x40,
+    first: 64,
+    count: 64,
+    regs: RX_BLOCK_REGS,
+};
+/// TX queues 0..127 at 0x6000, stride 0x40.
+pub const TX_BLOCK: QueueBlock<TxReg> = QueueBlock {
+    base: 0x06000,
+    stride: 0x40,
+    first: 0,
+    count: QUEUES,
+    regs: TX_BLOCK_REGS,
+};
+
+/// Where the per-RX-queue registers are.
+pub const RX_QUEUES: QueueMap<RxReg> = QueueMap {
+    blocks: &[RX_SRRCTL_BLOCK, RX_LOW_BLOCK, RX_HIGH_BLOCK],
+};
+/// Where the per-TX-queue registers are.
+pub const TX_QUEUES: QueueMap<TxReg> = QueueMap {
+    blocks: &[TX_BLOCK],
+};
+
+/// The start of queue `q`'s 0x40-byte RX block.
+const fn rx_block(q: u16) -> usize {
+    RX_QUEUES.addr(q, RxReg::Bal)
 }
 
 /// RX Descriptor Base Address Low of queue `q` (128-byte aligned).
 pub const fn rdbal(q: u16) -> usize {
-    rxq(q, 0x00)
+    RX_QUEUES.addr(q, RxReg::Bal)
 }
 /// RX Descriptor Base Address High.
 pub const fn rdbah(q: u16) -> usize {
-    rxq(q, 0x04)
+    RX_QUEUES.addr(q, RxReg::Bah)
 }
 /// RX Descriptor Length in bytes (multiple of 128).
 pub const fn rdlen(q: u16) -> usize {
-    rxq(q, 0x08)
+    RX_QUEUES.addr(q, RxReg::Len)
 }
 /// RX Descriptor Head.
 pub const fn rdh(q: u16) -> usize {
-    rxq(q, 0x10)
+    RX_QUEUES.addr(q, RxReg::Head)
 }
 /// RX Descriptor Tail.
 pub const fn rdt(q: u16) -> usize {
-    rxq(q, 0x18)
+    RX_QUEUES.addr(q, RxReg::Tail)
 }
 /// Receive Descriptor Control.
 pub const fn rxdctl(q: u16) -> usize {
-    rxq(q, 0x28)
+    RX_QUEUES.addr(q, RxReg::Dctl)
 }
-/// Split and Replication Receive Control of queue `q`.
+/// Split and Replication Receive Control of queue `q` (the 0x2100 array for
+/// queues 0..15).
 pub const fn srrctl(q: u16) -> usize {
-    if q <= 15 {
-        0x02100 + q as usize * 4
-    } else {
-        rxq(q, 0x14)
-    }
+    RX_QUEUES.addr(q, RxReg::Srrctl)
 }
 /// The other address of SRRCTL for queues 0..15 (inside the queue block).
 pub const fn srrctl_alias(q: u16) -> usize {
-    rxq(q, 0x14)
+    if q < RX_LOW_BLOCK.count {
+        RX_LOW_BLOCK.addr(q, RxReg::Srrctl)
+    } else {
+        RX_HIGH_BLOCK.addr(q, RxReg::Srrctl)
+    }
 }
 /// RX DCA Control of queue `q`.
 pub const fn dca_rxctrl(q: u16) -> usize {
     if q <= 15 {
         0x02200 + q as usize * 4
     } else {
-        rxq(q, 0x0c)
+        rx_block(q) + 0x0c
     }
 }
 /// The other address of DCA_RXCTRL for queues 0..15 (inside the queue block).
 pub const fn dca_rxctrl_alias(q: u16) -> usize {
-    rxq(q, 0x0c)
+    rx_block(q) + 0x0c
 }
 /// Queue Packets Received Count of statistics counter `n` (0..15), clear on read.
 pub const fn qprc(n: usize) -> usize {
@@ -288,31 +351,32 @@ pub const fn txpbthresh(n: usize) -> usize {
 
 /// TX Descriptor Base Address Low of queue `q` (0..127).
 pub const fn tdbal(q: u16) -> usize {
-    0x06000 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Bal)
 }
 /// TX Descriptor Base Address High.
 pub const fn tdbah(q: u16) -> usize {
-    0x06004 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Bah)
 }
 /// TX Descriptor Length in bytes.
 pub const fn tdlen(q: u16) -> usize {
-    0x06008 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Len)
 }
 /// TX DCA Control.
 pub const fn dca_txctrl(q: u16) -> usize {
-    0x0600c + q as usize * 0x40
+    // In the queue's block but no ring register, so not in the map.
+    TX_QUEUES.addr(q, TxReg::Bal) + 0x0c
 }
 /// TX Descriptor Head.
 pub const fn tdh(q: u16) -> usize {
-    0x06010 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Head)
 }
 /// TX Descriptor Tail.
 pub const fn tdt(q: u16) -> usize {
-    0x06018 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Tail)
 }
 /// Transmit Descriptor Control.
 pub const fn txdctl(q: u16) -> usize {
-    0x06028 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Dctl)
 }
 
 // ---- Statistics (§8.2.3.23), all clear on read ----

@@ -18,6 +18,7 @@
 pub mod adv_desc;
 pub mod igb;
 pub mod ixgbe;
+pub mod queue;
 
 pub use crate::Field;
 
