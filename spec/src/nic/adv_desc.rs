@@ -6,6 +6,7 @@
 //! the same 16 bytes with the *write-back* format when it is done.
 
 use super::Field;
+use crate::{FieldInfo, Layout, Word};
 
 /// Size of every RX and TX descriptor in bytes.
 pub const DESC_SIZE: usize = 16;
@@ -263,6 +264,228 @@ pub mod tx {
     }
 }
 
+// ---- The descriptors as data, for decoders (e.g. a trace printer) ----
+//
+// Fields that the datasheet packs inside a wider one (the DCMD flags inside
+// DCMD, IXSM/TXSM inside POPTS, the TUCMD bits) are listed as the flags, so
+// that no two fields of a word overlap.
+
+/// A 64-bit word with no fields (an address).
+const fn qword(name: &'static str, offset: usize) -> Word {
+    Word {
+        name,
+        offset,
+        bytes: 8,
+        fields: &[],
+    }
+}
+
+/// A 32-bit word.
+const fn dword(name: &'static str, offset: usize, fields: &'static [FieldInfo]) -> Word {
+    Word {
+        name,
+        offset,
+        bytes: 4,
+        fields,
+    }
+}
+
+/// A 16-bit word with no fields.
+const fn word16(name: &'static str, offset: usize) -> Word {
+    Word {
+        name,
+        offset,
+        bytes: 2,
+        fields: &[],
+    }
+}
+
+/// The advanced receive descriptor, read format (written by the driver).
+pub const RX_READ: Layout = Layout {
+    name: "advanced receive descriptor, read format",
+    section: "82576 datasheet §7.1.5.1, 82599 datasheet §7.1.6.1",
+    bytes: DESC_SIZE,
+    words: &[
+        qword("PKT_ADDR", rx::PKT_ADDR),
+        qword("HDR_ADDR", rx::HDR_ADDR),
+    ],
+};
+
+/// Dword 0 of the receive write-back.
+const RX_WB_INFO: Word = dword(
+    "INFO",
+    rx::WB_INFO,
+    &[
+        rx::info::RSS_TYPE.info(),
+        rx::info::PACKET_TYPE.info(),
+        rx::info::HDR_LEN.info(),
+        rx::info::SPH.info(),
+    ],
+);
+
+/// The extended status bits both families share (bits 19:0).
+macro_rules! rx_status_fields {
+    ($($err:expr),*) => {
+        &[
+            rx::status::DD.info(),
+            rx::status::EOP.info(),
+            rx::status::FLM.info(),
+            rx::status::VP.info(),
+            rx::status::UDPCS.info(),
+            rx::status::L4I.info(),
+            rx::status::IPCS.info(),
+            rx::status::PIF.info(),
+            rx::status::VEXT.info(),
+            rx::status::UDPV.info(),
+            rx::status::LLINT.info(),
+            rx::status::TS.info(),
+            $($err.info()),*
+        ]
+    };
+}
+
+/// The advanced receive descriptor, write-back format of the 82576 / I350
+/// (written by the device).
+pub const RX_WRITE_BACK_82576: Layout = Layout {
+    name: "advanced receive descriptor, write-back format (82576, I350)",
+    section: "82576 datasheet §7.1.5.2",
+    bytes: DESC_SIZE,
+    words: &[
+        RX_WB_INFO,
+        dword("RSS_HASH", rx::WB_RSS_HASH, &[]),
+        dword(
+            "STATUS_ERROR",
+            rx::WB_STATUS_ERROR,
+            rx_status_fields!(
+                rx::error_82576::HBO,
+                rx::error_82576::L4E,
+                rx::error_82576::IPE,
+                rx::error_82576::RXE
+            ),
+        ),
+        word16("LENGTH", rx::WB_LENGTH),
+        word16("VLAN", rx::WB_VLAN),
+    ],
+};
+
+/// The advanced receive descriptor, write-back format of the 82599.
+pub const RX_WRITE_BACK_82599: Layout = Layout {
+    name: "advanced receive descriptor, write-back format (82599)",
+    section: "82599 datasheet §7.1.6.2",
+    bytes: DESC_SIZE,
+    words: &[
+        RX_WB_INFO,
+        dword("RSS_HASH", rx::WB_RSS_HASH, &[]),
+        dword(
+            "STATUS_ERROR",
+            rx::WB_STATUS_ERROR,
+            rx_status_fields!(
+                rx::error_82599::HBO,
+                rx::error_82599::RXE,
+                rx::error_82599::L4E,
+                rx::error_82599::IPE
+            ),
+        ),
+        word16("LENGTH", rx::WB_LENGTH),
+        word16("VLAN", rx::WB_VLAN),
+    ],
+};
+
+/// The advanced transmit data descriptor, read format (written by the
+/// driver).
+pub const TX_DATA: Layout = Layout {
+    name: "advanced transmit data descriptor",
+    section: "82576 datasheet §7.2.2.3, 82599 datasheet §7.2.3.2.4",
+    bytes: DESC_SIZE,
+    words: &[
+        qword("ADDR", tx::ADDR),
+        dword(
+            "CMD_TYPE_LEN",
+            tx::CMD_TYPE_LEN,
+            &[
+                tx::cmd_type_len::DTALEN.info(),
+                tx::cmd_type_len::DTYP.info(),
+                tx::cmd_type_len::EOP.info(),
+                tx::cmd_type_len::IFCS.info(),
+                tx::cmd_type_len::RS.info(),
+                tx::cmd_type_len::DEXT.info(),
+                tx::cmd_type_len::VLE.info(),
+                tx::cmd_type_len::TSE.info(),
+            ],
+        ),
+        dword(
+            "OLINFO_STATUS",
+            tx::OLINFO_STATUS,
+            &[
+                tx::olinfo::STA.info(),
+                tx::olinfo::IDX.info(),
+                tx::olinfo::CC.info(),
+                tx::olinfo::IXSM.info(),
+                tx::olinfo::TXSM.info(),
+                tx::olinfo::PAYLEN.info(),
+            ],
+        ),
+    ],
+};
+
+/// The advanced transmit descriptor, write-back format: only the status
+/// dword is defined (bytes 0..12 are reserved).
+pub const TX_WRITE_BACK: Layout = Layout {
+    name: "advanced transmit descriptor, write-back format",
+    section: "82576 datasheet §7.2.2.3, 82599 datasheet §7.2.3.2.4",
+    bytes: DESC_SIZE,
+    words: &[dword("STATUS", tx::WB_STATUS, &[tx::olinfo::DD.info()])],
+};
+
+/// The advanced transmit context descriptor.
+pub const TX_CONTEXT: Layout = Layout {
+    name: "advanced transmit context descriptor",
+    section: "82576 datasheet §7.2.2.3, 82599 datasheet §7.2.3.2.3",
+    bytes: DESC_SIZE,
+    words: &[
+        dword(
+            "VLAN_MACIP_LENS",
+            tx::ctx::VLAN_MACIP_LENS,
+            &[
+                tx::ctx::IPLEN.info(),
+                tx::ctx::MACLEN.info(),
+                tx::ctx::VLAN.info(),
+            ],
+        ),
+        dword("SEQNUM_SEED", tx::ctx::SEQNUM_SEED, &[]),
+        dword(
+            "TYPE_TUCMD_MLHL",
+            tx::ctx::TYPE_TUCMD_MLHL,
+            &[
+                tx::ctx::TUCMD_SNAP.info(),
+                tx::ctx::TUCMD_IPV4.info(),
+                tx::ctx::TUCMD_L4T.info(),
+                tx::ctx::DTYP.info(),
+                tx::ctx::DEXT.info(),
+            ],
+        ),
+        dword(
+            "MSS_L4LEN_IDX",
+            tx::ctx::MSS_L4LEN_IDX,
+            &[
+                tx::ctx::IDX.info(),
+                tx::ctx::L4LEN.info(),
+                tx::ctx::MSS.info(),
+            ],
+        ),
+    ],
+};
+
+/// Every descriptor layout, for a decoder that enumerates them.
+pub const LAYOUTS: &[Layout] = &[
+    RX_READ,
+    RX_WRITE_BACK_82576,
+    RX_WRITE_BACK_82599,
+    TX_DATA,
+    TX_WRITE_BACK,
+    TX_CONTEXT,
+];
+
 /// Largest MACLEN a context descriptor can carry (7 bits).
 pub const MAX_MACLEN: usize = 127;
 /// Largest IPLEN a context descriptor can carry (9 bits).
@@ -273,6 +496,120 @@ pub const MAX_PAYLEN: usize = (1 << 18) - 1;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fields of `w`, checked to fit the word and not to overlap.
+    fn check_word(l: &Layout, w: &Word) {
+        assert!(
+            matches!(w.bytes, 1 | 2 | 4 | 8),
+            "{}: {} bytes",
+            w.name,
+            w.bytes
+        );
+        assert!(
+            w.offset + w.bytes <= l.bytes,
+            "{} {} past the end",
+            l.name,
+            w.name
+        );
+        let mut seen = 0u64;
+        let mut last_shift = None;
+        for f in w.fields {
+            assert!(f.width >= 1, "{}.{}", w.name, f.name);
+            assert!(
+                f.shift + f.width <= 8 * w.bytes as u32,
+                "{}.{} outside its word",
+                w.name,
+                f.name
+            );
+            let mask = (u64::MAX >> (64 - f.width)) << f.shift;
+            assert_eq!(seen & mask, 0, "{}.{} overlaps", w.name, f.name);
+            seen |= mask;
+            assert!(
+                last_shift < Some(f.shift),
+                "{}.{} out of order",
+                w.name,
+                f.name
+            );
+            last_shift = Some(f.shift);
+        }
+    }
+
+    #[test]
+    fn descriptor_layouts_fit_16_bytes_in_order_without_overlaps() {
+        for l in LAYOUTS {
+            assert_eq!(l.bytes, DESC_SIZE, "{}", l.name);
+            assert!(!l.section.is_empty());
+            let mut end = 0;
+            for w in l.words {
+                assert!(
+                    w.offset >= end,
+                    "{}: {} overlaps or is out of order",
+                    l.name,
+                    w.name
+                );
+                end = w.offset + w.bytes;
+                check_word(l, w);
+            }
+        }
+    }
+
+    /// The field of `w` called `name`, decoded from `desc`.
+    fn field(l: &Layout, word: &str, name: &str, desc: &[u8; 16]) -> u64 {
+        let w = l.words.iter().find(|w| w.name == word).unwrap();
+        let f = w.fields.iter().find(|f| f.name == name).unwrap();
+        f.get(w.read(desc).unwrap())
+    }
+
+    #[test]
+    fn a_hand_built_rx_write_back_decodes_through_the_layout() {
+        let mut d = [0u8; 16];
+        let info = rx::info::RSS_TYPE.value(rx::rss_type::IPV4_TCP)
+            | rx::info::PACKET_TYPE.value(rx::packet_type::IPV4 | rx::packet_type::TCP);
+        d[0..4].copy_from_slice(&info.to_le_bytes());
+        d[4..8].copy_from_slice(&0xdead_beef_u32.to_le_bytes());
+        let st = rx::status::DD.bit() | rx::status::EOP.bit() | rx::error_82599::L4E.bit();
+        d[8..12].copy_from_slice(&st.to_le_bytes());
+        d[12..14].copy_from_slice(&1514u16.to_le_bytes());
+        let l = &RX_WRITE_BACK_82599;
+        assert_eq!(field(l, "INFO", "RSS_TYPE", &d), 0x1);
+        assert_eq!(field(l, "INFO", "PACKET_TYPE", &d), 0x11);
+        assert_eq!(field(l, "STATUS_ERROR", "DD", &d), 1);
+        assert_eq!(field(l, "STATUS_ERROR", "EOP", &d), 1);
+        assert_eq!(field(l, "STATUS_ERROR", "L4E", &d), 1);
+        assert_eq!(field(l, "STATUS_ERROR", "RXE", &d), 0);
+        let len = l.words.iter().find(|w| w.name == "LENGTH").unwrap();
+        assert_eq!(len.read(&d), Some(1514));
+        let hash = l.words.iter().find(|w| w.name == "RSS_HASH").unwrap();
+        assert_eq!(hash.read(&d), Some(0xdead_beef));
+        // The same bits name other errors on the 82576 (§7.1.5.2).
+        assert_eq!(field(&RX_WRITE_BACK_82576, "STATUS_ERROR", "IPE", &d), 1);
+    }
+
+    #[test]
+    fn a_hand_built_tx_data_descriptor_decodes_through_the_layout() {
+        use tx::{cmd_type_len as cmd, olinfo};
+        let mut d = [0u8; 16];
+        d[0..8].copy_from_slice(&0x1234_5678_9000_u64.to_le_bytes());
+        let c = cmd::DTALEN.value(60)
+            | cmd::DTYP.value(cmd::DTYP_DATA)
+            | cmd::EOP.bit()
+            | cmd::RS.bit()
+            | cmd::DEXT.bit();
+        d[8..12].copy_from_slice(&c.to_le_bytes());
+        let o = olinfo::PAYLEN.value(60) | olinfo::TXSM.bit();
+        d[12..16].copy_from_slice(&o.to_le_bytes());
+        let l = &TX_DATA;
+        assert_eq!(l.words[0].read(&d), Some(0x1234_5678_9000));
+        assert_eq!(field(l, "CMD_TYPE_LEN", "DTALEN", &d), 60);
+        assert_eq!(field(l, "CMD_TYPE_LEN", "DTYP", &d), 0b0011);
+        assert_eq!(field(l, "CMD_TYPE_LEN", "EOP", &d), 1);
+        assert_eq!(field(l, "CMD_TYPE_LEN", "IFCS", &d), 0);
+        assert_eq!(field(l, "CMD_TYPE_LEN", "RS", &d), 1);
+        assert_eq!(field(l, "CMD_TYPE_LEN", "DEXT", &d), 1);
+        assert_eq!(field(l, "OLINFO_STATUS", "PAYLEN", &d), 60);
+        assert_eq!(field(l, "OLINFO_STATUS", "TXSM", &d), 1);
+        assert_eq!(field(l, "OLINFO_STATUS", "IXSM", &d), 0);
+    }
 
     #[test]
     fn fields_do_not_overlap_where_the_datasheet_packs_them() {

@@ -7,7 +7,9 @@
 //! 0xE000 TX block (stride 0x40), which is the only place for queues 4 and up.
 
 use super::queue::{QueueBlock, QueueMap, RxReg, TxReg};
+use super::regname::{self, RegArray, RegName};
 use super::Field;
+use super::{RETA_REGS, RSSRK_REGS};
 
 /// PCI vendor ID of Intel.
 pub const VENDOR_INTEL: u16 = 0x8086;
@@ -342,6 +344,128 @@ pub const TPT: usize = 0x40d4;
 /// Receive Oversize Count: frames longer than the configured maximum (dropped).
 pub const ROC: usize = 0x40ac;
 
+// ---- Names, for decoders ----
+
+/// The single registers above with their datasheet names.
+const REGISTERS: &[(usize, &str)] = &[
+    (CTRL, "CTRL"),
+    (STATUS, "STATUS"),
+    (EECD, "EECD"),
+    (EERD, "EERD"),
+    (CTRL_EXT, "CTRL_EXT"),
+    (MDIC, "MDIC"),
+    (ICR, "ICR"),
+    (IMS, "IMS"),
+    (IMC, "IMC"),
+    (GPIE, "GPIE"),
+    (EICS, "EICS"),
+    (EIMS, "EIMS"),
+    (EIMC, "EIMC"),
+    (EIAC, "EIAC"),
+    (EIAM, "EIAM"),
+    (EICR, "EICR"),
+    (RCTL, "RCTL"),
+    (RXPBS, "RXPBS"),
+    (RXCSUM, "RXCSUM"),
+    (RLPML, "RLPML"),
+    (RFCTL, "RFCTL"),
+    (MTA, "MTA"),
+    (MRQC, "MRQC"),
+    (TCTL, "TCTL"),
+    (TIPG, "TIPG"),
+    (TXPBS, "TXPBS"),
+    (CRCERRS, "CRCERRS"),
+    (MPC, "MPC"),
+    (GPRC, "GPRC"),
+    (BPRC, "BPRC"),
+    (MPRC, "MPRC"),
+    (GPTC, "GPTC"),
+    (GORCL, "GORCL"),
+    (GORCH, "GORCH"),
+    (GOTCL, "GOTCL"),
+    (GOTCH, "GOTCH"),
+    (RNBC, "RNBC"),
+    (TORL, "TORL"),
+    (TORH, "TORH"),
+    (TPR, "TPR"),
+    (TPT, "TPT"),
+    (ROC, "ROC"),
+];
+
+/// The register arrays above (RAL/RAH in their two ranges, 82576 §8.10.13).
+const ARRAYS: &[RegArray] = &[
+    RegArray {
+        name: "RAL",
+        base: ral(0),
+        stride: ral(1) - ral(0),
+        first: 0,
+        count: 16,
+    },
+    RegArray {
+        name: "RAH",
+        base: rah(0),
+        stride: rah(1) - rah(0),
+        first: 0,
+        count: 16,
+    },
+    RegArray {
+        name: "RAL",
+        base: ral(16),
+        stride: ral(16 + 1) - ral(16),
+        first: 16,
+        count: RAR_ENTRIES_I350 - 16,
+    },
+    RegArray {
+        name: "RAH",
+        base: rah(16),
+        stride: rah(16 + 1) - rah(16),
+        first: 16,
+        count: RAR_ENTRIES_I350 - 16,
+    },
+    RegArray {
+        name: "PSRTYPE",
+        base: psrtype(0),
+        stride: psrtype(1) - psrtype(0),
+        first: 0,
+        count: 8,
+    },
+    RegArray {
+        name: "RETA",
+        base: reta(0),
+        stride: reta(1) - reta(0),
+        first: 0,
+        count: RETA_REGS,
+    },
+    RegArray {
+        name: "RSSRK",
+        base: rssrk(0),
+        stride: rssrk(1) - rssrk(0),
+        first: 0,
+        count: RSSRK_REGS,
+    },
+    RegArray {
+        name: "MTA",
+        base: MTA,
+        stride: 4,
+        first: 0,
+        count: 128,
+    },
+    RegArray {
+        name: "RQDPC",
+        base: rqdpc(0),
+        stride: rqdpc(1) - rqdpc(0),
+        first: 0,
+        count: QUEUES_82576 as usize,
+    },
+];
+
+/// The name of the register at `offset` (`"CTRL"`, `"RDT[0]"`, `"RAL[3]"`),
+/// `None` for an offset this map does not name. Queues 0..3 are named the
+/// same at their legacy and 0xC000/0xE000 addresses.
+pub fn name(offset: usize) -> Option<RegName> {
+    regname::lookup(offset, &RX_QUEUES, &TX_QUEUES, REGISTERS, ARRAYS)
+}
+
 /// CTRL fields.
 pub mod ctrl {
     use super::Field;
@@ -627,6 +751,47 @@ pub mod rlpml {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+    use std::string::{String, ToString};
+
+    fn named(offset: usize) -> Option<String> {
+        name(offset).map(|n| n.to_string())
+    }
+
+    #[test]
+    fn offsets_are_named_with_their_queue_or_index() {
+        assert_eq!(named(CTRL).as_deref(), Some("CTRL"));
+        assert_eq!(named(0x2818).as_deref(), Some("RDT[0]"));
+        assert_eq!(named(0xc018).as_deref(), Some("RDT[0]"), "alias block");
+        assert_eq!(named(0x3b10).as_deref(), Some("TDH[3]"));
+        assert_eq!(named(0xe110).as_deref(), Some("TDH[4]"));
+        assert_eq!(named(0x2928).as_deref(), Some("RXDCTL[1]"));
+        assert_eq!(named(0x290c).as_deref(), Some("SRRCTL[1]"));
+        assert_eq!(named(0x54e8).as_deref(), Some("RAL[17]"));
+        assert_eq!(named(0x5c04).as_deref(), Some("RETA[1]"));
+        assert_eq!(named(0xc070).as_deref(), Some("RQDPC[1]"));
+        assert_eq!(named(0x2804 + 0x100 * 3).as_deref(), Some("RDBAH[3]"));
+        assert_eq!(named(0x2820), None, "reserved offset in a queue block");
+        assert_eq!(named(0x1_0000), None);
+    }
+
+    #[test]
+    fn every_queue_register_decodes_back_to_its_queue() {
+        for q in 0..QUEUES_82576 {
+            for &r in <RxReg as super::super::queue::QueueRegister>::ALL {
+                for a in RX_QUEUES.addresses(q, r) {
+                    assert_eq!(RX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            for &r in <TxReg as super::super::queue::QueueRegister>::ALL {
+                for a in TX_QUEUES.addresses(q, r) {
+                    assert_eq!(TX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            let n = if q < 4 { 2 } else { 1 };
+            assert_eq!(RX_QUEUES.addresses(q, RxReg::Tail).count(), n);
+        }
+    }
 
     #[test]
     fn per_queue_formulas_match_the_datasheet_blocks() {

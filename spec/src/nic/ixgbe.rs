@@ -9,7 +9,9 @@
 //! can decode both.
 
 use super::queue::{QueueBlock, QueueMap, RxReg, TxReg};
+use super::regname::{self, RegArray, RegName};
 use super::Field;
+use super::{RETA_REGS, RSSRK_REGS};
 
 /// PCI vendor ID of Intel.
 pub const VENDOR_INTEL: u16 = 0x8086;
@@ -434,6 +436,196 @@ pub const fn rnbc(n: usize) -> usize {
 /// Number of MPC / RNBC registers (one per packet buffer).
 pub const PACKET_BUFFERS: usize = 8;
 
+// ---- Names, for decoders ----
+
+/// The single registers above with their datasheet names (an
+/// 82598-compatible alias is named as the register).
+const REGISTERS: &[(usize, &str)] = &[
+    (CTRL, "CTRL"),
+    (STATUS, "STATUS"),
+    (CTRL_EXT, "CTRL_EXT"),
+    (EEC, "EEC"),
+    (EERD, "EERD"),
+    (EICR, "EICR"),
+    (EICS, "EICS"),
+    (EIAC, "EIAC"),
+    (EIMS, "EIMS"),
+    (EIMC, "EIMC"),
+    (EIAM, "EIAM"),
+    (GPIE, "GPIE"),
+    (RXCTRL, "RXCTRL"),
+    (RDRXCTL, "RDRXCTL"),
+    (RXCSUM, "RXCSUM"),
+    (RFCTL, "RFCTL"),
+    (FCTRL, "FCTRL"),
+    (VLNCTRL, "VLNCTRL"),
+    (MCSTCTRL, "MCSTCTRL"),
+    (MTA, "MTA"),
+    (MRQC, "MRQC"),
+    (MRQC_ALIAS, "MRQC"),
+    (HLREG0, "HLREG0"),
+    (MAXFRS, "MAXFRS"),
+    (AUTOC, "AUTOC"),
+    (LINKS, "LINKS"),
+    (AUTOC2, "AUTOC2"),
+    (SECRXCTRL, "SECRXCTRL"),
+    (SECRXSTAT, "SECRXSTAT"),
+    (DMATXCTL, "DMATXCTL"),
+    (DTXMXSZRQ, "DTXMXSZRQ"),
+    (MTQC, "MTQC"),
+    (RTTDCS, "RTTDCS"),
+    (CRCERRS, "CRCERRS"),
+    (ILLERRC, "ILLERRC"),
+    (ERRBC, "ERRBC"),
+    (GPRC, "GPRC"),
+    (BPRC, "BPRC"),
+    (MPRC, "MPRC"),
+    (GPTC, "GPTC"),
+    (GORCL, "GORCL"),
+    (GORCH, "GORCH"),
+    (GOTCL, "GOTCL"),
+    (GOTCH, "GOTCH"),
+    (TPR, "TPR"),
+    (TPT, "TPT"),
+    (ROC, "ROC"),
+];
+
+/// The register arrays above, 82598-compatible aliases included.
+const ARRAYS: &[RegArray] = &[
+    RegArray {
+        name: "RAL",
+        base: ral(0),
+        stride: ral(1) - ral(0),
+        first: 0,
+        count: RAR_ENTRIES,
+    },
+    RegArray {
+        name: "RAH",
+        base: rah(0),
+        stride: rah(1) - rah(0),
+        first: 0,
+        count: RAR_ENTRIES,
+    },
+    RegArray {
+        name: "RAL",
+        base: ral_alias(0),
+        stride: ral_alias(1) - ral_alias(0),
+        first: 0,
+        count: 16,
+    },
+    RegArray {
+        name: "RETA",
+        base: reta(0),
+        stride: reta(1) - reta(0),
+        first: 0,
+        count: RETA_REGS,
+    },
+    RegArray {
+        name: "RETA",
+        base: reta_alias(0),
+        stride: reta_alias(1) - reta_alias(0),
+        first: 0,
+        count: RETA_REGS,
+    },
+    RegArray {
+        name: "RSSRK",
+        base: rssrk(0),
+        stride: rssrk(1) - rssrk(0),
+        first: 0,
+        count: RSSRK_REGS,
+    },
+    RegArray {
+        name: "RSSRK",
+        base: rssrk_alias(0),
+        stride: rssrk_alias(1) - rssrk_alias(0),
+        first: 0,
+        count: RSSRK_REGS,
+    },
+    RegArray {
+        name: "PSRTYPE",
+        base: psrtype(0),
+        stride: psrtype(1) - psrtype(0),
+        first: 0,
+        count: 64,
+    },
+    RegArray {
+        name: "RXPBSIZE",
+        base: rxpbsize(0),
+        stride: rxpbsize(1) - rxpbsize(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "TXPBSIZE",
+        base: txpbsize(0),
+        stride: txpbsize(1) - txpbsize(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "TXPBTHRESH",
+        base: txpbthresh(0),
+        stride: txpbthresh(1) - txpbthresh(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "QPRC",
+        base: qprc(0),
+        stride: qprc(1) - qprc(0),
+        first: 0,
+        count: QUEUE_STAT_COUNTERS,
+    },
+    RegArray {
+        name: "QPRDC",
+        base: qprdc(0),
+        stride: qprdc(1) - qprdc(0),
+        first: 0,
+        count: QUEUE_STAT_COUNTERS,
+    },
+    RegArray {
+        name: "RQSMR",
+        base: rqsmr(0),
+        stride: rqsmr(1) - rqsmr(0),
+        first: 0,
+        count: 32,
+    },
+    RegArray {
+        name: "MPC",
+        base: mpc(0),
+        stride: mpc(1) - mpc(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "RNBC",
+        base: rnbc(0),
+        stride: rnbc(1) - rnbc(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "EIMC_EX",
+        base: eimc_ex(0),
+        stride: eimc_ex(1) - eimc_ex(0),
+        first: 0,
+        count: 2,
+    },
+    RegArray {
+        name: "MTA",
+        base: MTA,
+        stride: 4,
+        first: 0,
+        count: 128,
+    },
+];
+
+/// The name of the register at `offset` (`"CTRL"`, `"RDT[0]"`,
+/// `"RXDCTL[64]"`), `None` for an offset this map does not name.
+pub fn name(offset: usize) -> Option<RegName> {
+    regname::lookup(offset, &RX_QUEUES, &TX_QUEUES, REGISTERS, ARRAYS)
+}
+
 /// CTRL fields (§8.2.3.1.1).
 pub mod ctrl {
     use super::Field;
@@ -734,6 +926,52 @@ pub mod rah {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+    use std::string::{String, ToString};
+
+    fn named(offset: usize) -> Option<String> {
+        name(offset).map(|n| n.to_string())
+    }
+
+    #[test]
+    fn offsets_are_named_with_their_queue_or_index() {
+        assert_eq!(named(CTRL).as_deref(), Some("CTRL"));
+        assert_eq!(named(MRQC_ALIAS).as_deref(), Some("MRQC"));
+        assert_eq!(named(0x1018).as_deref(), Some("RDT[0]"));
+        assert_eq!(named(0x1068).as_deref(), Some("RXDCTL[1]"));
+        assert_eq!(named(0xd028).as_deref(), Some("RXDCTL[64]"));
+        assert_eq!(named(0x60d0).as_deref(), Some("TDH[3]"));
+        assert_eq!(named(0x2104).as_deref(), Some("SRRCTL[1]"));
+        assert_eq!(
+            named(0x1054).as_deref(),
+            Some("SRRCTL[1]"),
+            "in-block alias"
+        );
+        assert_eq!(named(0x1454).as_deref(), Some("SRRCTL[17]"));
+        assert_eq!(named(0xa20c).as_deref(), Some("RAH[1]"));
+        assert_eq!(named(0x5c04).as_deref(), Some("RETA[1]"));
+        assert_eq!(named(0x3fc4).as_deref(), Some("RNBC[1]"));
+        assert_eq!(named(0x1030).as_deref(), Some("QPRC[0]"));
+        assert_eq!(named(0x1020), None, "reserved offset in a queue block");
+    }
+
+    #[test]
+    fn every_queue_register_decodes_back_to_its_queue() {
+        for q in 0..QUEUES {
+            for &r in <RxReg as super::super::queue::QueueRegister>::ALL {
+                for a in RX_QUEUES.addresses(q, r) {
+                    assert_eq!(RX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            for &r in <TxReg as super::super::queue::QueueRegister>::ALL {
+                for a in TX_QUEUES.addresses(q, r) {
+                    assert_eq!(TX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            let n = if q < 16 { 2 } else { 1 };
+            assert_eq!(RX_QUEUES.addresses(q, RxReg::Srrctl).count(), n);
+        }
+    }
 
     #[test]
     fn per_queue_formulas_match_the_datasheet_blocks() {

@@ -19,6 +19,7 @@ pub mod adv_desc;
 pub mod igb;
 pub mod ixgbe;
 pub mod queue;
+pub mod regname;
 
 pub use crate::Field;
 
