@@ -110,9 +110,9 @@ pub(crate) fn read_stats<R: RegisterAccess>(regs: &R, s: &mut DeviceStats) {
     s.tx_packets += regs.read32(GPTC) as u64;
     // Low before high: reading the high half clears the pair.
     let lo = regs.read32(GORCL) as u64;
-    s.rx_bytes += lo | (regs.read32(GORCH) as u64 & 0xf) << 32;
+    s.rx_bytes += lo | u64::from(gorch::CNT_H.get(regs.read32(GORCH))) << 32;
     let lo = regs.read32(GOTCL) as u64;
-    s.tx_bytes += lo | (regs.read32(GOTCH) as u64 & 0xf) << 32;
+    s.tx_bytes += lo | u64::from(gorch::CNT_H.get(regs.read32(GOTCH))) << 32;
     for n in 0..PACKET_BUFFERS {
         s.rx_missed += regs.read32(mpc(n)) as u64;
         s.rx_no_buffer += regs.read32(rnbc(n)) as u64;

@@ -153,8 +153,7 @@ impl Chip {
     /// Largest SRRCTL.BSIZEPACKET in KiB.
     fn max_bsizepacket_kib(self) -> usize {
         if self.is_igb() {
-            spec::nic::igb::srrctl::BSIZEPACKET.mask() as usize
-                >> spec::nic::igb::srrctl::BSIZEPACKET.shift
+            spec::nic::igb::srrctl::BSIZEPACKET.get(u32::MAX) as usize
         } else {
             16
         }

@@ -668,6 +668,13 @@ pub mod eec {
     pub const ARD: Field<u32> = Field::new("ARD", 9, 1);
 }
 
+/// GORCH / GOTCH fields (§8.2.3.23): the octet counters are 36 bits wide.
+pub mod gorch {
+    use super::Field;
+    /// Bits 35:32 of the count; bits 31:4 are reserved.
+    pub const CNT_H: Field<u32> = Field::new("CNT_H", 0, 4);
+}
+
 /// RXCTRL fields.
 pub mod rxctrl {
     use super::Field;
