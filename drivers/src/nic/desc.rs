@@ -2,7 +2,7 @@
 //! writes and the checks it applies to what the device writes back. Pure
 //! functions over integers, so every rule is unit tested without a device.
 
-use super::tx::Offload;
+use super::offload::Offload;
 use super::NicError;
 use spec::nic::adv_desc::{
     rx::status,

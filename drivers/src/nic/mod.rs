@@ -27,18 +27,20 @@ mod desc;
 mod error;
 mod igb;
 mod ixgbe;
+mod offload;
 mod ring;
 mod rx;
 mod tx;
 
 pub use error::NicError;
+pub use offload::Offload;
 pub use ring::{MAX_RING, MIN_RING};
 pub use rx::{RxPacket, RxQueue, RxQueueStats};
-pub use tx::{Offload, PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
+pub use tx::{PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
 
 use crate::regs::RegisterAccess;
 use ring::DescRing;
-use rx::QueueRegs;
+use ring::QueueRegs;
 use spec::nic::queue::{QueueMap, RxReg, TxReg};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};

@@ -10,7 +10,7 @@
 //! device writes back only descriptors between RDH and RDT).
 
 use super::desc::{rx_check, RxCheck};
-use super::ring::{distance, place, Desc, DescRing};
+use super::ring::{distance, place, put_slot, Desc, DescRing, QueueRegs};
 use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceIndex, Pool, PoolCache};
@@ -46,17 +46,6 @@ pub struct RxQueueStats {
     /// Refills that stopped because the pool was empty (the ring then runs
     /// with fewer buffers until buffers come back).
     pub pool_empty: u64,
-}
-
-/// Store a posted buffer in an empty ring slot. The slot is empty by
-/// construction (its buffer was taken when the descriptor completed), so no
-/// drop of an old value is needed; a buffer found there anyway (a driver
-/// bug) is kept out of circulation, like any buffer a device may still own.
-#[inline(always)]
-pub(crate) fn put_slot<T>(slot: &mut Option<T>, dev: T) {
-    let old = slot.replace(dev);
-    debug_assert!(old.is_none(), "ring slot already held a buffer");
-    std::mem::forget(old);
 }
 
 /// Most frames one [`RxQueue::take_burst`] takes.
@@ -130,19 +119,6 @@ enum Slow {
 #[cold]
 fn give_up(cache: &mut PoolCache, dev: DeviceIndex) {
     let _ = cache.free_device(dev);
-}
-
-/// Where a queue's registers are.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct QueueRegs {
-    /// Tail register (RDT / TDT).
-    pub tail: usize,
-    /// Head register (RDH / TDH).
-    pub head: usize,
-    /// Control register (RXDCTL / TXDCTL) and its ENABLE bit.
-    pub ctl: usize,
-    /// RXDCTL.ENABLE / TXDCTL.ENABLE.
-    pub enable: u32,
 }
 
 /// Refill from the cache once fewer than this share of the ring's

@@ -17,8 +17,9 @@
 //! while some are in flight.
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
-use super::ring::{distance, place, DescRing};
-use super::rx::{put_slot, Frame, QueueRegs, RxQueue};
+use super::offload::Offload;
+use super::ring::{distance, place, put_slot, DescRing, QueueRegs};
+use super::rx::{Frame, RxQueue};
 use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
@@ -29,31 +30,6 @@ use std::time::Duration;
 
 /// Descriptors between two report-status requests.
 pub const RS_EVERY: usize = 32;
-
-/// Checksum offload of a packet. The NIC fills in the IPv4 header checksum
-/// and the TCP or UDP checksum; the sender puts the pseudo-header checksum
-/// (not inverted) in the L4 checksum field, as both datasheets require
-/// (checksum offload, §7.2 of both datasheets). Options and IPv6 are not offloaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Offload {
-    /// Send as is.
-    #[default]
-    None,
-    /// IPv4 + UDP.
-    Ipv4Udp {
-        /// Ethernet header length (14, or 18 with a VLAN tag).
-        l2_len: u8,
-        /// IPv4 header length (20..=60, a multiple of 4).
-        l3_len: u16,
-    },
-    /// IPv4 + TCP.
-    Ipv4Tcp {
-        /// Ethernet header length.
-        l2_len: u8,
-        /// IPv4 header length.
-        l3_len: u16,
-    },
-}
 
 /// The segments of a packet, without a heap allocation for the common one-
 /// and two-segment (header + payload) shapes.
