@@ -1,7 +1,9 @@
 //! Every number the Intel NIC drivers and the NIC device models share, named
 //! once: the advanced descriptor layouts both chip families use
-//! ([`adv_desc`]), the 82576 / I350 register map ([`igb`]) and the 82599
-//! register map ([`ixgbe`]).
+//! ([`adv_desc`], also as [`crate::Layout`] tables for decoders), the
+//! 82576 / I350 register map ([`igb`]), the 82599 register map ([`ixgbe`]),
+//! the per-queue ring registers of both as one table per family ([`queue`])
+//! and register names for decoders ([`regname`]).
 //!
 //! Section numbers refer to the Intel 82576EB Gigabit Ethernet Controller
 //! Datasheet (rev. 2.x; "82576 datasheet"), the Intel Ethernet Controller I350
