@@ -19,7 +19,7 @@
 //! let dev = FakeDevice::new(Chip::I82576);
 //! let nic = Nic::init(FakeRegs(dev.clone()), mapper, Chip::I82576, options)?;
 //! assert_eq!(nic.mac(), MAC);
-//! assert!(dev.writes_to(spec::nic::igb::CTRL).iter().any(|v| v & spec::nic::igb::ctrl::RST != 0));
+//! assert!(dev.writes_to(spec::nic::igb::CTRL).iter().any(|v| v & spec::nic::igb::ctrl::RST.bit() != 0));
 //! ```
 //!
 //! (`drivers/tests/test_utils.rs` is this example as a test, built with the
@@ -139,17 +139,17 @@ impl RegisterAccess for FakeRegs {
         let v = d.get(off);
         if d.chip.is_igb() {
             match off {
-                g::EECD if !d.no_eeprom => v | g::eecd::AUTO_RD,
-                g::STATUS => g::status::LU | (0b10 << 6),
-                g::MDIC => v | g::mdic::READY,
+                g::EECD if !d.no_eeprom => v | g::eecd::AUTO_RD.bit(),
+                g::STATUS => g::status::LU.bit() | (0b10 << 6),
+                g::MDIC => v | g::mdic::READY.bit(),
                 _ => v,
             }
         } else {
             match off {
-                x::EEC if !d.no_eeprom => v | x::eec::ARD,
-                x::RDRXCTL if !d.no_dma_init => v | x::rdrxctl::DMAIDONE,
-                x::LINKS => x::links::LINK_UP | (0b11 << 28),
-                x::SECRXSTAT => x::secrx::SECRX_RDY,
+                x::EEC if !d.no_eeprom => v | x::eec::ARD.bit(),
+                x::RDRXCTL if !d.no_dma_init => v | x::rdrxctl::DMAIDONE.bit(),
+                x::LINKS => x::links::LINK_UP.bit() | (0b11 << 28),
+                x::SECRXSTAT => x::secrx::SECRX_RDY.bit(),
                 _ => v,
             }
         }
@@ -160,7 +160,7 @@ impl RegisterAccess for FakeRegs {
         d.writes.lock().unwrap().push((off, v));
         let ctrl = if d.chip.is_igb() { g::CTRL } else { x::CTRL };
         let rst = if d.chip.is_igb() {
-            g::ctrl::RST
+            g::ctrl::RST.bit()
         } else {
             x::ctrl::RST_MASK
         };

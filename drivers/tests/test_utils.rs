@@ -27,11 +27,15 @@ fn a_driver_initialises_against_the_fake_and_its_writes_are_logged() {
     let mapper: Arc<dyn Mapper> = Arc::new(EmuIommu::new());
     let nic = Nic::init(FakeRegs(dev.clone()), mapper, Chip::I82576, options()).unwrap();
     assert_eq!(nic.mac(), MAC);
-    let reset = dev.first_write(g::CTRL, |v| v & g::ctrl::RST != 0).unwrap();
+    let reset = dev
+        .first_write(g::CTRL, |v| v & g::ctrl::RST.bit() != 0)
+        .unwrap();
     // The fake cleared the self-clearing reset bit.
-    assert_eq!(dev.get(g::CTRL) & g::ctrl::RST, 0);
+    assert_eq!(dev.get(g::CTRL) & g::ctrl::RST.bit(), 0);
     // Receive is enabled only after the reset, and the ring tail is set.
-    let rx_enable = dev.first_write(g::RCTL, |v| v & g::rctl::EN != 0).unwrap();
+    let rx_enable = dev
+        .first_write(g::RCTL, |v| v & g::rctl::EN.bit() != 0)
+        .unwrap();
     assert!(reset < rx_enable, "{:?}", dev.writes());
     assert!(!dev.writes_to(g::rdt(0)).is_empty());
 }

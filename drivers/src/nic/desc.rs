@@ -3,7 +3,7 @@
 //! functions over integers, so every rule is unit tested without a device.
 #![forbid(unsafe_code)]
 
-use super::tx::Offload;
+use super::offload::Offload;
 use super::NicError;
 use spec::nic::adv_desc::{
     rx::status,
@@ -35,14 +35,14 @@ pub(crate) enum RxCheck {
 /// told (SRRCTL.BSIZEPACKET), `frame_errors` the chip's frame error bits.
 #[inline(always)]
 pub(crate) fn rx_check(staterr: u32, len: u16, buf_len: usize, frame_errors: u32) -> RxCheck {
-    if staterr & status::DD == 0 {
+    if staterr & status::DD.bit() == 0 {
         return RxCheck::NotDone;
     }
     let len = len as usize;
     if len > buf_len {
         return RxCheck::TooLong(len);
     }
-    if staterr & status::EOP == 0 {
+    if staterr & status::EOP.bit() == 0 {
         return RxCheck::Partial;
     }
     if staterr & frame_errors != 0 {
@@ -55,12 +55,16 @@ pub(crate) fn rx_check(staterr: u32, len: u16, buf_len: usize, frame_errors: u32
 }
 
 /// CMD_TYPE_LEN of a data descriptor carrying `len` bytes; `eop` on the
-/// packet's last one. RS is added separately ([`cmd::RS`]).
+/// packet's last one. RS is added separately ([`cmd::RS.bit()`]).
 #[inline(always)]
 pub(crate) const fn data_cmd(len: u32, eop: bool) -> u32 {
-    let base = (cmd::DTYP_DATA << 20) | cmd::DEXT | cmd::IFCS | len;
+    // DTALEN is bits 15:0, and `len` is at most MAX_TX_SEGMENT (checked
+    // where buffers are accepted), so it goes in unmasked: masking it would
+    // cost an instruction per descriptor on the hot path.
+    const _: () = assert!(cmd::DTALEN.shift == 0);
+    let base = cmd::DTYP.value(cmd::DTYP_DATA) | cmd::DEXT.bit() | cmd::IFCS.bit() | len;
     if eop {
-        base | cmd::EOP
+        base | cmd::EOP.bit()
     } else {
         base
     }
@@ -70,7 +74,9 @@ pub(crate) const fn data_cmd(len: u32, eop: bool) -> u32 {
 /// checksum options.
 #[inline(always)]
 pub(crate) const fn data_olinfo(paylen: u32, popts: u32) -> u32 {
-    (paylen << olinfo::PAYLEN.shift) | popts
+    // PAYLEN is the top 18 bits: the mask `value` applies is a no-op after
+    // the shift, so this compiles to the plain shift.
+    olinfo::PAYLEN.value(paylen) | popts
 }
 
 /// Dwords 2 and 3 of a data descriptor as one 64-bit store.
@@ -84,7 +90,9 @@ pub(crate) const fn data_hi(cmd_type_len: u32, olinfo_status: u32) -> u64 {
 pub(crate) const fn popts(offload: Offload) -> u32 {
     match offload {
         Offload::None => 0,
-        Offload::Ipv4Udp { .. } | Offload::Ipv4Tcp { .. } => olinfo::IXSM | olinfo::TXSM,
+        Offload::Ipv4Udp { .. } | Offload::Ipv4Tcp { .. } => {
+            olinfo::IXSM.bit() | olinfo::TXSM.bit()
+        }
     }
 }
 
@@ -119,18 +127,22 @@ pub(crate) fn context(offload: Offload) -> (u64, u64) {
         Offload::Ipv4Udp { l2_len, l3_len } => (
             l2_len,
             l3_len,
-            ctx::TUCMD_IPV4 as u64 | ctx::TUCMD_L4T.set(0, ctx::L4T_UDP as u64),
+            ctx::TUCMD_IPV4.bit() | ctx::TUCMD_L4T.value(ctx::L4T_UDP),
         ),
         Offload::Ipv4Tcp { l2_len, l3_len } => (
             l2_len,
             l3_len,
-            ctx::TUCMD_IPV4 as u64 | ctx::TUCMD_L4T.set(0, ctx::L4T_TCP as u64),
+            ctx::TUCMD_IPV4.bit() | ctx::TUCMD_L4T.value(ctx::L4T_TCP),
         ),
     };
-    let vlan_macip = ctx::IPLEN.set(0, l3 as u64) | ctx::MACLEN.set(0, l2 as u64);
-    let type_tucmd = tucmd | ctx::DTYP.set(0, cmd::DTYP_CONTEXT as u64) | ctx::DEXT as u64;
-    let mss_l4len_idx = ctx::IDX.set(0, 0);
-    (vlan_macip, type_tucmd | mss_l4len_idx << 32)
+    let vlan_macip = ctx::IPLEN.value(l3 as u32) | ctx::MACLEN.value(l2 as u32);
+    let type_tucmd = tucmd | ctx::DTYP.value(cmd::DTYP_CONTEXT) | ctx::DEXT.bit();
+    let mss_l4len_idx = ctx::IDX.value(0);
+    // SEQNUM_SEED (dword 1) is written 0.
+    (
+        u64::from(vlan_macip),
+        u64::from(type_tucmd) | u64::from(mss_l4len_idx) << 32,
+    )
 }
 
 #[cfg(test)]
@@ -138,8 +150,8 @@ mod tests {
     use super::*;
     use spec::nic::adv_desc::rx::{error_82576, error_82599};
 
-    const DD: u32 = status::DD;
-    const EOP: u32 = status::EOP;
+    const DD: u32 = status::DD.bit();
+    const EOP: u32 = status::EOP.bit();
 
     #[test]
     fn write_back_validation() {
@@ -154,12 +166,17 @@ mod tests {
         assert_eq!(rx_check(DD, 4000, 2048, fe), RxCheck::TooLong(4000));
         assert_eq!(rx_check(DD | EOP, 0, 2048, fe), RxCheck::Empty);
         assert_eq!(
-            rx_check(DD | EOP | error_82599::RXE, 60, 2048, fe),
+            rx_check(DD | EOP | error_82599::RXE.bit(), 60, 2048, fe),
             RxCheck::FrameError
         );
         // Checksum results are not frame errors.
         assert_eq!(
-            rx_check(DD | EOP | error_82599::L4E | error_82599::IPE, 60, 2048, fe),
+            rx_check(
+                DD | EOP | error_82599::L4E.bit() | error_82599::IPE.bit(),
+                60,
+                2048,
+                fe
+            ),
             RxCheck::Frame(60)
         );
         // The 82576 puts RXE in bit 31, which is IPE on the 82599.
@@ -179,11 +196,11 @@ mod tests {
         let c = data_cmd(1514, true);
         assert_eq!(c & 0xffff, 1514);
         assert_eq!((c >> 20) & 0xf, 0b0011);
-        assert_ne!(c & cmd::EOP, 0);
-        assert_ne!(c & cmd::IFCS, 0);
-        assert_ne!(c & cmd::DEXT, 0);
-        assert_eq!(c & cmd::RS, 0);
-        assert_eq!(data_cmd(100, false) & cmd::EOP, 0);
+        assert_ne!(c & cmd::EOP.bit(), 0);
+        assert_ne!(c & cmd::IFCS.bit(), 0);
+        assert_ne!(c & cmd::DEXT.bit(), 0);
+        assert_eq!(c & cmd::RS.bit(), 0);
+        assert_eq!(data_cmd(100, false) & cmd::EOP.bit(), 0);
         // Exactly: DTYP 3, DCMD = DEXT | IFCS | EOP.
         assert_eq!(data_cmd(64, true), 0x2330_0040);
         let o = data_olinfo(1514, popts(Offload::None));

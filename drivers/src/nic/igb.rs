@@ -30,19 +30,19 @@ pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
     // Stop receiving and transmitting, and let PCIe master requests drain,
     // so the reset does not cut a DMA in half.
     regs.write32(RCTL, 0);
-    regs.write32(TCTL, tctl::PSP);
+    regs.write32(TCTL, tctl::PSP.bit());
     let ctrl_now = regs.read32(CTRL);
-    regs.write32(CTRL, ctrl_now | ctrl::GIO_MASTER_DISABLE);
+    regs.write32(CTRL, ctrl_now | ctrl::GIO_MASTER_DISABLE.bit());
     // Best effort: the reset below stops the master anyway.
     let _ = wait_until(MASTER_DISABLE_TIMEOUT, || {
-        regs.read32(STATUS) & status::GIO_MASTER_ENABLE == 0
+        regs.read32(STATUS) & status::GIO_MASTER_ENABLE.bit() == 0
     });
     // §4.5, global reset: CTRL.RST self-clears when the reset is done;
     // registers must not be accessed for ~1 ms after setting it.
     let ctrl_now = regs.read32(CTRL);
-    regs.write32(CTRL, ctrl_now | ctrl::RST);
+    regs.write32(CTRL, ctrl_now | ctrl::RST.bit());
     std::thread::sleep(Duration::from_millis(1));
-    if !wait_until(RESET_TIMEOUT, || regs.read32(CTRL) & ctrl::RST == 0) {
+    if !wait_until(RESET_TIMEOUT, || regs.read32(CTRL) & ctrl::RST.bit() == 0) {
         return Err(NicError::ResetTimeout {
             after: RESET_TIMEOUT,
         });
@@ -54,17 +54,19 @@ pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
     // holds PRES and the size only), and a port whose EEPROM really did not
     // load has no MAC address in RAL0/RAH0, which init refuses with its own
     // error.
-    let _ = wait_until(EEPROM_TIMEOUT, || regs.read32(EECD) & eecd::AUTO_RD != 0);
+    let _ = wait_until(EEPROM_TIMEOUT, || {
+        regs.read32(EECD) & eecd::AUTO_RD.bit() != 0
+    });
     regs.write32(IMC, IMC_ALL);
     let _ = regs.read32(ICR);
     // The reset clears GIO_MASTER_DISABLE; make sure, or no DMA would happen.
     let c = regs.read32(CTRL);
-    if c & ctrl::GIO_MASTER_DISABLE != 0 {
-        regs.write32(CTRL, c & !ctrl::GIO_MASTER_DISABLE);
+    if c & ctrl::GIO_MASTER_DISABLE.bit() != 0 {
+        regs.write32(CTRL, c & !ctrl::GIO_MASTER_DISABLE.bit());
     }
     // Tell the manageability firmware a driver owns the port.
     let ext = regs.read32(CTRL_EXT);
-    regs.write32(CTRL_EXT, ext | ctrl_ext::DRV_LOAD);
+    regs.write32(CTRL_EXT, ext | ctrl_ext::DRV_LOAD.bit());
     Ok(())
 }
 
@@ -72,8 +74,11 @@ pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
 /// PHY (no forcing), Set Link Up, and the internal PHY auto-negotiates.
 pub(crate) fn setup_link<R: RegisterAccess>(regs: &R) {
     let c = regs.read32(CTRL);
-    regs.write32(CTRL, (c | ctrl::SLU) & !(ctrl::FRCSPD | ctrl::FRCDPX));
-    let mode = ctrl_ext::LINK_MODE.get(regs.read32(CTRL_EXT) as u64);
+    regs.write32(
+        CTRL,
+        (c | ctrl::SLU.bit()) & !(ctrl::FRCSPD.bit() | ctrl::FRCDPX.bit()),
+    );
+    let mode = ctrl_ext::LINK_MODE.get(regs.read32(CTRL_EXT));
     if mode == 0 {
         // Internal copper PHY: (re)start auto-negotiation. Best effort: a PHY
         // that does not answer leaves the link to its power-on behaviour.
@@ -81,28 +86,28 @@ pub(crate) fn setup_link<R: RegisterAccess>(regs: &R) {
             let _ = mdic_write(
                 regs,
                 phy::CONTROL,
-                bmcr | phy::CONTROL_AN_ENABLE | phy::CONTROL_RESTART_AN,
+                bmcr | phy::CONTROL_AN_ENABLE.bit() | phy::CONTROL_RESTART_AN.bit(),
             );
         }
     }
 }
 
 /// One MDIC access; the value read, None if the PHY did not answer.
-fn mdic<R: RegisterAccess>(regs: &R, op: u64, reg: u32, data: u16) -> Option<u16> {
-    let cmd = mdic::DATA.set(0, data as u64)
-        | mdic::REGADD.set(0, reg as u64)
-        | mdic::PHYADD.set(0, mdic::INTERNAL_PHY)
-        | mdic::OP.set(0, op);
-    regs.write32(MDIC, cmd as u32);
+fn mdic<R: RegisterAccess>(regs: &R, op: u32, reg: u32, data: u16) -> Option<u16> {
+    let cmd = mdic::DATA.value(data.into())
+        | mdic::REGADD.value(reg)
+        | mdic::PHYADD.value(mdic::INTERNAL_PHY)
+        | mdic::OP.value(op);
+    regs.write32(MDIC, cmd);
     let mut v = 0;
     let done = wait_until(MDIC_TIMEOUT, || {
         v = regs.read32(MDIC);
-        v & mdic::READY != 0
+        v & mdic::READY.bit() != 0
     });
-    if !done || v & mdic::ERROR != 0 {
+    if !done || v & mdic::ERROR.bit() != 0 {
         return None;
     }
-    Some(mdic::DATA.get(v as u64) as u16)
+    Some(mdic::DATA.get(v) as u16)
 }
 
 fn mdic_read<R: RegisterAccess>(regs: &R, reg: u32) -> Option<u16> {
@@ -116,13 +121,13 @@ fn mdic_write<R: RegisterAccess>(regs: &R, reg: u32, data: u16) -> Option<u16> {
 /// The link from STATUS.
 pub(crate) fn link<R: RegisterAccess>(regs: &R) -> LinkStatus {
     let s = regs.read32(STATUS);
-    if s & status::LU == 0 {
+    if s & status::LU.bit() == 0 {
         return LinkStatus {
             up: false,
             speed_mbps: 0,
         };
     }
-    let speed_mbps = match status::SPEED.get(s as u64) {
+    let speed_mbps = match status::SPEED.get(s) {
         status::SPEED_10 => 10,
         status::SPEED_100 => 100,
         _ => 1000,
@@ -152,28 +157,12 @@ pub(crate) fn read_stats<R: RegisterAccess>(regs: &R, rx_queues: u16, s: &mut De
 
 /// Registers of RX ring `q`.
 pub(crate) fn rx_ring_regs(q: u16) -> RingRegs {
-    RingRegs {
-        bal: rdbal(q),
-        bah: rdbah(q),
-        len: rdlen(q),
-        head: rdh(q),
-        tail: rdt(q),
-        ctl: rxdctl(q),
-        enable: rxdctl::ENABLE,
-    }
+    RingRegs::rx(&RX_QUEUES, q, rxdctl::ENABLE.bit())
 }
 
 /// Registers of TX ring `q`.
 pub(crate) fn tx_ring_regs(q: u16) -> RingRegs {
-    RingRegs {
-        bal: tdbal(q),
-        bah: tdbah(q),
-        len: tdlen(q),
-        head: tdh(q),
-        tail: tdt(q),
-        ctl: txdctl(q),
-        enable: txdctl::ENABLE,
-    }
+    RingRegs::tx(&TX_QUEUES, q, txdctl::ENABLE.bit())
 }
 
 /// Receive set-up with the receiver off (§4.5, receive initialization): filters, CRC strip, long
@@ -181,15 +170,15 @@ pub(crate) fn tx_ring_regs(q: u16) -> RingRegs {
 pub(crate) fn configure_rx<R: RegisterAccess>(regs: &R, s: &RxSetup) {
     // The receive filter control is changed only while RCTL.EN = 0.
     regs.write32(RCTL, 0);
-    let mut rctl = rctl::BAM | rctl::SECRC;
+    let mut rctl = rctl::BAM.bit() | rctl::SECRC.bit();
     if s.promiscuous {
-        rctl |= rctl::UPE | rctl::MPE;
+        rctl |= rctl::UPE.bit() | rctl::MPE.bit();
     }
     if s.jumbo() {
-        rctl |= rctl::LPE;
+        rctl |= rctl::LPE.bit();
         regs.write32(
             RLPML,
-            rlpml::RLPML.set(0, (s.max_frame + spec::nic::ETH_FCS_LEN) as u64) as u32,
+            rlpml::RLPML.value((s.max_frame + spec::nic::ETH_FCS_LEN) as u32),
         );
     }
     regs.write32(RCTL, rctl);
@@ -207,44 +196,44 @@ pub(crate) fn configure_rx<R: RegisterAccess>(regs: &R, s: &RxSetup) {
             regs.write32(reta(n), *w);
         }
         let c = regs.read32(RXCSUM);
-        regs.write32(RXCSUM, c | rxcsum::PCSD);
-        let m = mrqc::MRQE.set(0, mrqc::MRQE_RSS) as u32
-            | mrqc::RSS_FIELD_IPV4
-            | mrqc::RSS_FIELD_IPV4_TCP
-            | mrqc::RSS_FIELD_IPV4_UDP;
+        regs.write32(RXCSUM, c | rxcsum::PCSD.bit());
+        let m = mrqc::MRQE.value(mrqc::MRQE_RSS)
+            | mrqc::RSS_FIELD_IPV4.bit()
+            | mrqc::RSS_FIELD_IPV4_TCP.bit()
+            | mrqc::RSS_FIELD_IPV4_UDP.bit();
         regs.write32(MRQC, m);
     } else {
-        regs.write32(MRQC, mrqc::MRQE.set(0, mrqc::MRQE_NONE) as u32);
+        regs.write32(MRQC, mrqc::MRQE.value(mrqc::MRQE_NONE));
     }
 
     for q in 0..s.queues {
-        let kib = (s.buf_len / srrctl::BSIZEPACKET_UNIT) as u64;
-        let v = regs.read32(srrctl(q)) as u64;
+        let kib = (s.buf_len / srrctl::BSIZEPACKET_UNIT) as u32;
+        let v = regs.read32(srrctl(q));
         let v = srrctl::BSIZEPACKET.set(v, kib);
         let v = srrctl::DESCTYPE.set(v, srrctl::DESCTYPE_ADV_ONE_BUFFER);
         // Drop frames for a queue without free descriptors instead of
         // letting them block the shared packet buffer (and the other queues).
-        regs.write32(srrctl(q), v as u32 | srrctl::DROP_EN);
+        regs.write32(srrctl(q), v | srrctl::DROP_EN.bit());
     }
 }
 
 /// Turn the receiver on.
 pub(crate) fn start_rx<R: RegisterAccess>(regs: &R) {
     let r = regs.read32(RCTL);
-    regs.write32(RCTL, r | rctl::EN);
+    regs.write32(RCTL, r | rctl::EN.bit());
 }
 
 /// Transmit set-up with the transmitter off (§4.5, transmit initialization): pad short packets,
 /// collision parameters for full duplex, retransmit on late collision.
 pub(crate) fn configure_tx<R: RegisterAccess>(regs: &R) {
-    let t = regs.read32(TCTL) & !tctl::EN;
-    let t = tctl::CT.set(t as u64, tctl::CT_DEFAULT);
-    let t = tctl::COLD.set(t, tctl::COLD_FULL_DUPLEX) as u32;
-    regs.write32(TCTL, t | tctl::PSP | tctl::RTLC);
+    let t = regs.read32(TCTL) & !tctl::EN.bit();
+    let t = tctl::CT.set(t, tctl::CT_DEFAULT);
+    let t = tctl::COLD.set(t, tctl::COLD_FULL_DUPLEX);
+    regs.write32(TCTL, t | tctl::PSP.bit() | tctl::RTLC.bit());
 }
 
 /// Turn the transmitter on.
 pub(crate) fn start_tx<R: RegisterAccess>(regs: &R) {
     let t = regs.read32(TCTL);
-    regs.write32(TCTL, t | tctl::EN);
+    regs.write32(TCTL, t | tctl::EN.bit());
 }

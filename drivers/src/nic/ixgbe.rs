@@ -36,10 +36,10 @@ fn disable_interrupts<R: RegisterAccess>(regs: &R) {
 pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
     disable_interrupts(regs);
     let c = regs.read32(CTRL);
-    regs.write32(CTRL, c | ctrl::GIO_DIS);
+    regs.write32(CTRL, c | ctrl::GIO_DIS.bit());
     // Best effort: the reset below stops the master anyway.
     let _ = wait_until(MASTER_DISABLE_TIMEOUT, || {
-        regs.read32(STATUS) & status::GIO_MASTER_ENABLE == 0
+        regs.read32(STATUS) & status::GIO_MASTER_ENABLE.bit() == 0
     });
     let c = regs.read32(CTRL);
     regs.write32(CTRL, c | ctrl::RST_MASK);
@@ -54,23 +54,23 @@ pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
     disable_interrupts(regs);
     // The reset clears GIO_DIS; make sure, or no DMA would happen.
     let c = regs.read32(CTRL);
-    if c & ctrl::GIO_DIS != 0 {
-        regs.write32(CTRL, c & !ctrl::GIO_DIS);
+    if c & ctrl::GIO_DIS.bit() != 0 {
+        regs.write32(CTRL, c & !ctrl::GIO_DIS.bit());
     }
-    if !wait_until(EEPROM_TIMEOUT, || regs.read32(EEC) & eec::ARD != 0) {
+    if !wait_until(EEPROM_TIMEOUT, || regs.read32(EEC) & eec::ARD.bit() != 0) {
         return Err(NicError::EepromTimeout {
             after: EEPROM_TIMEOUT,
         });
     }
     if !wait_until(DMA_INIT_TIMEOUT, || {
-        regs.read32(RDRXCTL) & rdrxctl::DMAIDONE != 0
+        regs.read32(RDRXCTL) & rdrxctl::DMAIDONE.bit() != 0
     }) {
         return Err(NicError::DmaInitTimeout {
             after: DMA_INIT_TIMEOUT,
         });
     }
     let ext = regs.read32(CTRL_EXT);
-    regs.write32(CTRL_EXT, ext | ctrl_ext::DRV_LOAD);
+    regs.write32(CTRL_EXT, ext | ctrl_ext::DRV_LOAD.bit());
     Ok(())
 }
 
@@ -81,19 +81,19 @@ pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
 /// value) is wrong for backplane and CX4 boards.
 pub(crate) fn setup_link<R: RegisterAccess>(regs: &R) {
     let a = regs.read32(AUTOC);
-    regs.write32(AUTOC, a | autoc::RESTART_AN);
+    regs.write32(AUTOC, a | autoc::RESTART_AN.bit());
 }
 
 /// The link from LINKS.
 pub(crate) fn link<R: RegisterAccess>(regs: &R) -> LinkStatus {
     let l = regs.read32(LINKS);
-    if l & links::LINK_UP == 0 {
+    if l & links::LINK_UP.bit() == 0 {
         return LinkStatus {
             up: false,
             speed_mbps: 0,
         };
     }
-    let speed_mbps = match links::SPEED.get(l as u64) {
+    let speed_mbps = match links::SPEED.get(l) {
         links::SPEED_100M => 100,
         links::SPEED_1G => 1000,
         links::SPEED_10G => 10_000,
@@ -111,9 +111,9 @@ pub(crate) fn read_stats<R: RegisterAccess>(regs: &R, s: &mut DeviceStats) {
     s.tx_packets += regs.read32(GPTC) as u64;
     // Low before high: reading the high half clears the pair.
     let lo = regs.read32(GORCL) as u64;
-    s.rx_bytes += lo | (regs.read32(GORCH) as u64 & 0xf) << 32;
+    s.rx_bytes += lo | u64::from(gorch::CNT_H.get(regs.read32(GORCH))) << 32;
     let lo = regs.read32(GOTCL) as u64;
-    s.tx_bytes += lo | (regs.read32(GOTCH) as u64 & 0xf) << 32;
+    s.tx_bytes += lo | u64::from(gorch::CNT_H.get(regs.read32(GOTCH))) << 32;
     for n in 0..PACKET_BUFFERS {
         s.rx_missed += regs.read32(mpc(n)) as u64;
         s.rx_no_buffer += regs.read32(rnbc(n)) as u64;
@@ -126,28 +126,12 @@ pub(crate) fn read_stats<R: RegisterAccess>(regs: &R, s: &mut DeviceStats) {
 
 /// Registers of RX ring `q`.
 pub(crate) fn rx_ring_regs(q: u16) -> RingRegs {
-    RingRegs {
-        bal: rdbal(q),
-        bah: rdbah(q),
-        len: rdlen(q),
-        head: rdh(q),
-        tail: rdt(q),
-        ctl: rxdctl(q),
-        enable: rxdctl::ENABLE,
-    }
+    RingRegs::rx(&RX_QUEUES, q, rxdctl::ENABLE.bit())
 }
 
 /// Registers of TX ring `q`.
 pub(crate) fn tx_ring_regs(q: u16) -> RingRegs {
-    RingRegs {
-        bal: tdbal(q),
-        bah: tdbah(q),
-        len: tdlen(q),
-        head: tdh(q),
-        tail: tdt(q),
-        ctl: txdctl(q),
-        enable: txdctl::ENABLE,
-    }
+    RingRegs::tx(&TX_QUEUES, q, txdctl::ENABLE.bit())
 }
 
 /// §4.6.7 receive initialisation, everything before the queues are
@@ -156,33 +140,33 @@ pub(crate) fn tx_ring_regs(q: u16) -> RingRegs {
 /// each queue's SRRCTL and DCA_RXCTRL.
 pub(crate) fn configure_rx<R: RegisterAccess>(regs: &R, s: &RxSetup) {
     let rx = regs.read32(RXCTRL);
-    regs.write32(RXCTRL, rx & !rxctrl::RXEN);
+    regs.write32(RXCTRL, rx & !rxctrl::RXEN.bit());
 
-    let mut h = regs.read32(HLREG0) | hlreg0::RXCRCSTRP;
+    let mut h = regs.read32(HLREG0) | hlreg0::RXCRCSTRP.bit();
     if s.jumbo() {
-        h |= hlreg0::JUMBOEN;
-        let m = regs.read32(MAXFRS) as u64;
-        let mfs = (s.max_frame + spec::nic::ETH_FCS_LEN) as u64;
-        regs.write32(MAXFRS, maxfrs::MFS.set(m, mfs) as u32);
+        h |= hlreg0::JUMBOEN.bit();
+        let m = regs.read32(MAXFRS);
+        let mfs = (s.max_frame + spec::nic::ETH_FCS_LEN) as u32;
+        regs.write32(MAXFRS, maxfrs::MFS.set(m, mfs));
     } else {
-        h &= !hlreg0::JUMBOEN;
+        h &= !hlreg0::JUMBOEN.bit();
     }
     regs.write32(HLREG0, h);
 
     // RSCFRSTSIZE resets to 0x8 and must be 0; RSCACKC and FCOE_WRFIX reset
     // to 0 and must be 1 (§4.6.7, RDRXCTL description).
-    let d = regs.read32(RDRXCTL) as u64;
-    let d = rdrxctl::RSCFRSTSIZE.set(d, 0) as u32;
+    let d = regs.read32(RDRXCTL);
+    let d = rdrxctl::RSCFRSTSIZE.set(d, 0);
     regs.write32(
         RDRXCTL,
-        d | rdrxctl::CRCSTRIP | rdrxctl::RSCACKC | rdrxctl::FCOE_WRFIX,
+        d | rdrxctl::CRCSTRIP.bit() | rdrxctl::RSCACKC.bit() | rdrxctl::FCOE_WRFIX.bit(),
     );
 
-    let mut f = regs.read32(FCTRL) | fctrl::BAM;
+    let mut f = regs.read32(FCTRL) | fctrl::BAM.bit();
     if s.promiscuous {
-        f |= fctrl::UPE | fctrl::MPE;
+        f |= fctrl::UPE.bit() | fctrl::MPE.bit();
     } else {
-        f &= !(fctrl::UPE | fctrl::MPE);
+        f &= !(fctrl::UPE.bit() | fctrl::MPE.bit());
     }
     regs.write32(FCTRL, f);
 
@@ -198,30 +182,30 @@ pub(crate) fn configure_rx<R: RegisterAccess>(regs: &R, s: &RxSetup) {
             regs.write32(reta(n), *w);
         }
         let c = regs.read32(RXCSUM);
-        regs.write32(RXCSUM, c | rxcsum::PCSD);
-        let m = regs.read32(MRQC) as u64;
-        let m = mrqc::MRQE.set(m, mrqc::MRQE_RSS) as u32
-            | mrqc::RSS_FIELD_IPV4
-            | mrqc::RSS_FIELD_IPV4_TCP
-            | mrqc::RSS_FIELD_IPV4_UDP;
+        regs.write32(RXCSUM, c | rxcsum::PCSD.bit());
+        let m = regs.read32(MRQC);
+        let m = mrqc::MRQE.set(m, mrqc::MRQE_RSS)
+            | mrqc::RSS_FIELD_IPV4.bit()
+            | mrqc::RSS_FIELD_IPV4_TCP.bit()
+            | mrqc::RSS_FIELD_IPV4_UDP.bit();
         regs.write32(MRQC, m);
     } else {
-        let m = regs.read32(MRQC) as u64;
-        regs.write32(MRQC, mrqc::MRQE.set(m, mrqc::MRQE_NONE) as u32);
+        let m = regs.read32(MRQC);
+        regs.write32(MRQC, mrqc::MRQE.set(m, mrqc::MRQE_NONE));
     }
 
     for q in 0..s.queues {
-        let kib = (s.buf_len / srrctl::BSIZEPACKET_UNIT) as u64;
-        let v = regs.read32(srrctl(q)) as u64;
+        let kib = (s.buf_len / srrctl::BSIZEPACKET_UNIT) as u32;
+        let v = regs.read32(srrctl(q));
         let v = srrctl::BSIZEPACKET.set(v, kib);
         let v = srrctl::DESCTYPE.set(v, srrctl::DESCTYPE_ADV_ONE_BUFFER);
-        regs.write32(srrctl(q), v as u32 | srrctl::DROP_EN);
+        regs.write32(srrctl(q), v | srrctl::DROP_EN.bit());
         // Last step of §4.6.7: clear the reserved bit 12 (reset value 1).
         let d = regs.read32(dca_rxctrl(q));
-        regs.write32(dca_rxctrl(q), d & !dca_rxctrl::RESERVED_CLEAR);
+        regs.write32(dca_rxctrl(q), d & !dca_rxctrl::RESERVED_CLEAR.bit());
     }
     let e = regs.read32(CTRL_EXT);
-    regs.write32(CTRL_EXT, e | ctrl_ext::NS_DIS);
+    regs.write32(CTRL_EXT, e | ctrl_ext::NS_DIS.bit());
 }
 
 /// Turn the receiver on. The security block is drained around the RXCTRL
@@ -229,35 +213,35 @@ pub(crate) fn configure_rx<R: RegisterAccess>(regs: &R, s: &RxSetup) {
 /// traffic can hang the RX DMA otherwise).
 pub(crate) fn start_rx<R: RegisterAccess>(regs: &R) {
     let sc = regs.read32(SECRXCTRL);
-    regs.write32(SECRXCTRL, sc | secrx::RX_DIS);
+    regs.write32(SECRXCTRL, sc | secrx::RX_DIS.bit());
     // Best effort: a security block that never reports ready does not stop RX.
     let _ = wait_until(SECRX_TIMEOUT, || {
-        regs.read32(SECRXSTAT) & secrx::SECRX_RDY != 0
+        regs.read32(SECRXSTAT) & secrx::SECRX_RDY.bit() != 0
     });
     let rx = regs.read32(RXCTRL);
-    regs.write32(RXCTRL, rx | rxctrl::RXEN);
+    regs.write32(RXCTRL, rx | rxctrl::RXEN.bit());
     let sc = regs.read32(SECRXCTRL);
-    regs.write32(SECRXCTRL, sc & !secrx::RX_DIS);
+    regs.write32(SECRXCTRL, sc & !secrx::RX_DIS.bit());
 }
 
 /// §4.6.8 transmit initialisation before the rings: CRC insertion and
 /// padding, the DCB arbiter off while configuring, the DMA request size.
 pub(crate) fn configure_tx<R: RegisterAccess>(regs: &R) {
     let h = regs.read32(HLREG0);
-    regs.write32(HLREG0, h | hlreg0::TXCRCEN | hlreg0::TXPADEN);
+    regs.write32(HLREG0, h | hlreg0::TXCRCEN.bit() | hlreg0::TXPADEN.bit());
     let t = regs.read32(RTTDCS);
-    regs.write32(RTTDCS, t | rttdcs::ARBDIS);
+    regs.write32(RTTDCS, t | rttdcs::ARBDIS.bit());
     // Without DCB: MAX_BYTES_NUM_REQ = 0xFFF; bits 31:12 are reserved and
     // keep their value.
-    let d = regs.read32(DTXMXSZRQ) as u64;
-    regs.write32(DTXMXSZRQ, dtxmxszrq::MAX_BYTES_NUM_REQ.set(d, 0xfff) as u32);
+    let d = regs.read32(DTXMXSZRQ);
+    regs.write32(DTXMXSZRQ, dtxmxszrq::MAX_BYTES_NUM_REQ.set(d, 0xfff));
 }
 
 /// §4.6.8 after the rings are programmed: arbiter back on, then the global
 /// transmit enable (queues are enabled after it).
 pub(crate) fn start_tx_dma<R: RegisterAccess>(regs: &R) {
     let t = regs.read32(RTTDCS);
-    regs.write32(RTTDCS, t & !rttdcs::ARBDIS);
+    regs.write32(RTTDCS, t & !rttdcs::ARBDIS.bit());
     let d = regs.read32(DMATXCTL);
-    regs.write32(DMATXCTL, d | dmatxctl::TE);
+    regs.write32(DMATXCTL, d | dmatxctl::TE.bit());
 }

@@ -27,18 +27,21 @@ mod desc;
 mod error;
 mod igb;
 mod ixgbe;
+mod offload;
 mod ring;
 mod rx;
 mod tx;
 
 pub use error::NicError;
+pub use offload::Offload;
 pub use ring::{MAX_RING, MIN_RING};
 pub use rx::{RxPacket, RxQueue, RxQueueStats};
-pub use tx::{Offload, PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
+pub use tx::{PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
 
 use crate::regs::RegisterAccess;
 use ring::DescRing;
-use rx::QueueRegs;
+use ring::QueueRegs;
+use spec::nic::queue::{QueueMap, RxReg, TxReg};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tx::TxLimits;
@@ -152,8 +155,7 @@ impl Chip {
     /// Largest SRRCTL.BSIZEPACKET in KiB.
     fn max_bsizepacket_kib(self) -> usize {
         if self.is_igb() {
-            spec::nic::igb::srrctl::BSIZEPACKET.mask() as usize
-                >> spec::nic::igb::srrctl::BSIZEPACKET.shift
+            spec::nic::igb::srrctl::BSIZEPACKET.get(u32::MAX) as usize
         } else {
             16
         }
@@ -295,6 +297,34 @@ pub(crate) struct RingRegs {
 }
 
 impl RingRegs {
+    /// The registers of RX ring `q` in a chip family's per-queue map
+    /// (`spec::nic::{igb, ixgbe}::RX_QUEUES`); `enable` is RXDCTL.ENABLE.
+    pub(crate) fn rx(map: &QueueMap<RxReg>, q: u16, enable: u32) -> RingRegs {
+        RingRegs {
+            bal: map.addr(q, RxReg::Bal),
+            bah: map.addr(q, RxReg::Bah),
+            len: map.addr(q, RxReg::Len),
+            head: map.addr(q, RxReg::Head),
+            tail: map.addr(q, RxReg::Tail),
+            ctl: map.addr(q, RxReg::Dctl),
+            enable,
+        }
+    }
+
+    /// The registers of TX ring `q` in a chip family's per-queue map;
+    /// `enable` is TXDCTL.ENABLE.
+    pub(crate) fn tx(map: &QueueMap<TxReg>, q: u16, enable: u32) -> RingRegs {
+        RingRegs {
+            bal: map.addr(q, TxReg::Bal),
+            bah: map.addr(q, TxReg::Bah),
+            len: map.addr(q, TxReg::Len),
+            head: map.addr(q, TxReg::Head),
+            tail: map.addr(q, TxReg::Tail),
+            ctl: map.addr(q, TxReg::Dctl),
+            enable,
+        }
+    }
+
     fn queue_regs(&self) -> QueueRegs {
         QueueRegs {
             tail: self.tail,
@@ -462,7 +492,7 @@ impl<R: RegisterAccess> Nic<R> {
                 r,
                 spec::nic::igb::ral(0),
                 spec::nic::igb::rah(0),
-                spec::nic::igb::rah::AV,
+                spec::nic::igb::rah::AV.bit(),
             )?;
             igb::setup_link(r);
             mac
@@ -472,7 +502,7 @@ impl<R: RegisterAccess> Nic<R> {
                 r,
                 spec::nic::ixgbe::ral(0),
                 spec::nic::ixgbe::rah(0),
-                spec::nic::ixgbe::rah::AV,
+                spec::nic::ixgbe::rah::AV.bit(),
             )?;
             ixgbe::setup_link(r);
             mac

@@ -331,6 +331,30 @@ impl Desc<'_> {
     }
 }
 
+/// Where a queue's registers are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct QueueRegs {
+    /// Tail register (RDT / TDT).
+    pub tail: usize,
+    /// Head register (RDH / TDH).
+    pub head: usize,
+    /// Control register (RXDCTL / TXDCTL) and its ENABLE bit.
+    pub ctl: usize,
+    /// RXDCTL.ENABLE / TXDCTL.ENABLE.
+    pub enable: u32,
+}
+
+/// Store a posted buffer in an empty ring slot. The slot is empty by
+/// construction (its buffer was taken when the descriptor completed), so no
+/// drop of an old value is needed; a buffer found there anyway (a driver
+/// bug) is kept out of circulation, like any buffer a device may still own.
+#[inline(always)]
+pub(crate) fn put_slot<T>(slot: &mut Option<T>, dev: T) {
+    let old = slot.replace(dev);
+    debug_assert!(old.is_none(), "ring slot already held a buffer");
+    std::mem::forget(old);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

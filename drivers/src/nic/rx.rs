@@ -11,7 +11,7 @@
 #![forbid(unsafe_code)]
 
 use super::desc::{rx_check, RxCheck};
-use super::ring::{distance, place, Desc, DescRing};
+use super::ring::{distance, place, put_slot, Desc, DescRing, QueueRegs};
 use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceIndex, Pool, PoolCache};
@@ -47,17 +47,6 @@ pub struct RxQueueStats {
     /// Refills that stopped because the pool was empty (the ring then runs
     /// with fewer buffers until buffers come back).
     pub pool_empty: u64,
-}
-
-/// Store a posted buffer in an empty ring slot. The slot is empty by
-/// construction (its buffer was taken when the descriptor completed), so no
-/// drop of an old value is needed; a buffer found there anyway (a driver
-/// bug) is kept out of circulation, like any buffer a device may still own.
-#[inline(always)]
-pub(crate) fn put_slot<T>(slot: &mut Option<T>, dev: T) {
-    let old = slot.replace(dev);
-    debug_assert!(old.is_none(), "ring slot already held a buffer");
-    std::mem::forget(old);
 }
 
 /// Most frames one [`RxQueue::take_burst`] takes.
@@ -102,7 +91,7 @@ impl Burst {
 /// 0 < `len` <= `buf_len`.
 #[inline(always)]
 fn good_frame(staterr: u32, len: usize, check_bits: u32, buf_len: usize) -> bool {
-    staterr & check_bits == status::DD | status::EOP && len.wrapping_sub(1) < buf_len
+    staterr & check_bits == status::DD.bit() | status::EOP.bit() && len.wrapping_sub(1) < buf_len
 }
 
 /// Give descriptor `d`, whose buffer slot is `slot`, the buffer `dev` at
@@ -131,19 +120,6 @@ enum Slow {
 #[cold]
 fn give_up(cache: &mut PoolCache, dev: DeviceIndex) {
     let _ = cache.free_device(dev);
-}
-
-/// Where a queue's registers are.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct QueueRegs {
-    /// Tail register (RDT / TDT).
-    pub tail: usize,
-    /// Head register (RDH / TDH).
-    pub head: usize,
-    /// Control register (RXDCTL / TXDCTL) and its ENABLE bit.
-    pub ctl: usize,
-    /// RXDCTL.ENABLE / TXDCTL.ENABLE.
-    pub enable: u32,
 }
 
 /// Refill from the cache once fewer than this share of the ring's
@@ -326,7 +302,7 @@ impl<R: RegisterAccess> RxQueue<R> {
         let max = max.min(BURST);
         let mask = self.ring.mask();
         let buf_len = self.buf_len;
-        let check_bits = status::DD | status::EOP | self.frame_errors;
+        let check_bits = status::DD.bit() | status::EOP.bit() | self.frame_errors;
         let iovas = self.cache.device_iovas();
         let start = self.next_rx;
         let mut i = start;
@@ -366,7 +342,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                         // Anything but a good frame, including "not done
                         // yet", leaves the loop.
                         if !good_frame(staterr, len, check_bits, buf_len) {
-                            not_done = staterr & status::DD == 0;
+                            not_done = staterr & status::DD.bit() == 0;
                             break;
                         }
                         // Cannot fail: every posted slot holds a buffer of
@@ -428,7 +404,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                 .ring
                 .desc(self.next_rx)
                 .load_u32_acquire(WB_STATUS_ERROR)
-                & status::DD
+                & status::DD.bit()
                 != 0
     }
 
@@ -450,14 +426,14 @@ impl<R: RegisterAccess> RxQueue<R> {
     fn look_slow(&mut self, i: usize, odd: bool) -> Slow {
         let d = self.ring.desc(i);
         let staterr = d.load_u32_acquire(WB_STATUS_ERROR);
-        if staterr & status::DD == 0 {
+        if staterr & status::DD.bit() == 0 {
             return Slow::NotDone;
         }
         let len = d.read_u16(WB_LENGTH) as usize;
         let iovas = self.cache.device_iovas();
         let slot = &mut self.slots[i & self.ring.mask()];
         let own = slot.as_ref().is_some_and(|dev| iovas.iova(dev).is_some());
-        let check_bits = status::DD | status::EOP | self.frame_errors;
+        let check_bits = status::DD.bit() | status::EOP.bit() | self.frame_errors;
         if !odd && own && !self.dropping && good_frame(staterr, len, check_bits, self.buf_len) {
             return Slow::Good;
         }

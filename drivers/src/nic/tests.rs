@@ -85,12 +85,12 @@ impl Rig {
     fn tx_done(&self, q: u16, i: usize) {
         let iova = self.ring_iova(q, false) + i as u64 * 16 + 12;
         self.iommu
-            .write(iova, &txd::olinfo::DD.to_le_bytes())
+            .write(iova, &txd::olinfo::DD.bit().to_le_bytes())
             .unwrap();
     }
 }
 
-const DD_EOP: u32 = rxd::status::DD | rxd::status::EOP;
+const DD_EOP: u32 = rxd::status::DD.bit() | rxd::status::EOP.bit();
 
 // ---------------------------------------------------------------- options
 
@@ -193,31 +193,41 @@ fn igb_init_follows_the_datasheet_order() {
         }
     );
     let imc = d.first_write(g::IMC, |v| v == u32::MAX).unwrap();
-    let rst = d.first_write(g::CTRL, |v| v & g::ctrl::RST != 0).unwrap();
+    let rst = d
+        .first_write(g::CTRL, |v| v & g::ctrl::RST.bit() != 0)
+        .unwrap();
     assert!(imc < rst, "interrupts are masked before the reset");
-    let slu = d.first_write(g::CTRL, |v| v & g::ctrl::SLU != 0).unwrap();
+    let slu = d
+        .first_write(g::CTRL, |v| v & g::ctrl::SLU.bit() != 0)
+        .unwrap();
     assert!(slu > rst);
-    assert_eq!(d.get(g::CTRL) & (g::ctrl::FRCSPD | g::ctrl::FRCDPX), 0);
+    assert_eq!(
+        d.get(g::CTRL) & (g::ctrl::FRCSPD.bit() | g::ctrl::FRCDPX.bit()),
+        0
+    );
     // The PHY was asked to restart auto-negotiation.
     let phy_writes: Vec<u32> = d
         .writes_to(g::MDIC)
         .into_iter()
-        .filter(|v| g::mdic::OP.get(*v as u64) == g::mdic::OP_WRITE)
+        .filter(|v| g::mdic::OP.get(*v) == g::mdic::OP_WRITE)
         .collect();
     assert_eq!(phy_writes.len(), 1);
-    assert_ne!(phy_writes[0] as u16 & g::phy::CONTROL_RESTART_AN, 0);
+    assert_ne!(phy_writes[0] as u16 & g::phy::CONTROL_RESTART_AN.bit(), 0);
     // SRRCTL: 2 KiB buffers, advanced one-buffer descriptors, drop enable.
     assert_eq!(d.get(g::srrctl(0)), 2 | (1 << 25) | (1 << 31));
     // Receive filters are set with RCTL.EN clear; EN comes after the queue
     // was enabled and its tail written.
     let rctl = d.writes_to(g::RCTL);
-    let filters = g::rctl::UPE | g::rctl::MPE | g::rctl::BAM | g::rctl::SECRC;
+    let filters =
+        g::rctl::UPE.bit() | g::rctl::MPE.bit() | g::rctl::BAM.bit() | g::rctl::SECRC.bit();
     assert!(rctl
         .iter()
-        .any(|v| v & filters == filters && v & g::rctl::EN == 0));
-    let rx_en = d.first_write(g::RCTL, |v| v & g::rctl::EN != 0).unwrap();
+        .any(|v| v & filters == filters && v & g::rctl::EN.bit() == 0));
+    let rx_en = d
+        .first_write(g::RCTL, |v| v & g::rctl::EN.bit() != 0)
+        .unwrap();
     let q_en = d
-        .first_write(g::rxdctl(0), |v| v & g::rxdctl::ENABLE != 0)
+        .first_write(g::rxdctl(0), |v| v & g::rxdctl::ENABLE.bit() != 0)
         .unwrap();
     let rdt = d.first_write(g::rdt(0), |v| v != 0).unwrap();
     assert!(q_en < rdt && rdt < rx_en);
@@ -226,11 +236,13 @@ fn igb_init_follows_the_datasheet_order() {
     assert_eq!(d.get(g::rdlen(0)), 8 * 16);
     // TX: enabled queue, TCTL.EN last, with PSP.
     let tq = d
-        .first_write(g::txdctl(0), |v| v & g::txdctl::ENABLE != 0)
+        .first_write(g::txdctl(0), |v| v & g::txdctl::ENABLE.bit() != 0)
         .unwrap();
-    let tx_en = d.first_write(g::TCTL, |v| v & g::tctl::EN != 0).unwrap();
+    let tx_en = d
+        .first_write(g::TCTL, |v| v & g::tctl::EN.bit() != 0)
+        .unwrap();
     assert!(tq < tx_en);
-    assert_ne!(d.get(g::TCTL) & g::tctl::PSP, 0);
+    assert_ne!(d.get(g::TCTL) & g::tctl::PSP.bit(), 0);
     // No RSS with one queue.
     assert_eq!(d.get(g::MRQC), 0);
 }
@@ -252,10 +264,13 @@ fn ixgbe_init_follows_the_datasheet_and_writes_reserved_bits_right() {
     // RDRXCTL: RSCFRSTSIZE 0, RSCACKC and FCOE_WRFIX 1, CRC strip; the
     // reserved bits of the reset value survive.
     let rdrxctl = d.get(x::RDRXCTL);
-    assert_eq!(x::rdrxctl::RSCFRSTSIZE.get(rdrxctl as u64), 0);
-    let want = x::rdrxctl::CRCSTRIP | x::rdrxctl::RSCACKC | x::rdrxctl::FCOE_WRFIX | 0x880;
+    assert_eq!(x::rdrxctl::RSCFRSTSIZE.get(rdrxctl), 0);
+    let want = x::rdrxctl::CRCSTRIP.bit()
+        | x::rdrxctl::RSCACKC.bit()
+        | x::rdrxctl::FCOE_WRFIX.bit()
+        | 0x880;
     assert_eq!(rdrxctl & want, want);
-    assert_ne!(d.get(x::HLREG0) & x::hlreg0::RXCRCSTRP, 0);
+    assert_ne!(d.get(x::HLREG0) & x::hlreg0::RXCRCSTRP.bit(), 0);
     // DCA_RXCTRL bit 12 cleared, other bits kept.
     assert_eq!(d.get(x::dca_rxctrl(0)), 0x200);
     // DTXMXSZRQ: 0xFFF in bits 11:0, reserved bits untouched.
@@ -266,46 +281,49 @@ fn ixgbe_init_follows_the_datasheet_and_writes_reserved_bits_right() {
     let mut rxen = false;
     for (off, v) in d.writes() {
         if off == x::RXCTRL {
-            rxen = v & x::rxctrl::RXEN != 0;
+            rxen = v & x::rxctrl::RXEN.bit() != 0;
         }
         if off == x::FCTRL {
             assert!(!rxen, "FCTRL changed while RX is enabled");
-            assert_eq!(v & (x::fctrl::UPE | x::fctrl::MPE | x::fctrl::BAM), 0x700);
+            assert_eq!(
+                v & (x::fctrl::UPE.bit() | x::fctrl::MPE.bit() | x::fctrl::BAM.bit()),
+                0x700
+            );
         }
     }
     assert!(rxen, "RX enabled at the end");
     // Queue enable before tail, tail before RXEN.
     let q_en = d
-        .first_write(x::rxdctl(0), |v| v & x::rxdctl::ENABLE != 0)
+        .first_write(x::rxdctl(0), |v| v & x::rxdctl::ENABLE.bit() != 0)
         .unwrap();
     let rdt = d.first_write(x::rdt(0), |v| v != 0).unwrap();
     let rx_en = d
-        .first_write(x::RXCTRL, |v| v & x::rxctrl::RXEN != 0)
+        .first_write(x::RXCTRL, |v| v & x::rxctrl::RXEN.bit() != 0)
         .unwrap();
     assert!(q_en < rdt && rdt < rx_en);
     // TX: arbiter disabled during set-up, re-enabled before DMATXCTL.TE,
     // which comes before the queue enable.
     let arb_on = d
-        .first_write(x::RTTDCS, |v| v & x::rttdcs::ARBDIS != 0)
+        .first_write(x::RTTDCS, |v| v & x::rttdcs::ARBDIS.bit() != 0)
         .unwrap();
     let arb_off = d
-        .first_write(x::RTTDCS, |v| v & x::rttdcs::ARBDIS == 0)
+        .first_write(x::RTTDCS, |v| v & x::rttdcs::ARBDIS.bit() == 0)
         .unwrap();
     let te = d
-        .first_write(x::DMATXCTL, |v| v & x::dmatxctl::TE != 0)
+        .first_write(x::DMATXCTL, |v| v & x::dmatxctl::TE.bit() != 0)
         .unwrap();
     let tq = d
-        .first_write(x::txdctl(0), |v| v & x::txdctl::ENABLE != 0)
+        .first_write(x::txdctl(0), |v| v & x::txdctl::ENABLE.bit() != 0)
         .unwrap();
     assert!(arb_on < arb_off && arb_off < te && te < tq);
     let tdbal = d.first_write(x::tdbal(0), |_| true).unwrap();
     assert!(arb_on < tdbal && tdbal < arb_off);
     assert_ne!(
-        d.get(x::HLREG0) & (x::hlreg0::TXCRCEN | x::hlreg0::TXPADEN),
+        d.get(x::HLREG0) & (x::hlreg0::TXCRCEN.bit() | x::hlreg0::TXPADEN.bit()),
         0
     );
     // AUTOC: auto-negotiation restarted, link mode untouched.
-    assert_eq!(d.get(x::AUTOC), x::autoc::RESTART_AN);
+    assert_eq!(d.get(x::AUTOC), x::autoc::RESTART_AN.bit());
 }
 
 #[test]
@@ -320,9 +338,21 @@ fn rss_is_programmed_with_several_queues() {
         );
         let d = &r.dev;
         let (mrqc_reg, reta0, rssrk0, rxcsum, pcsd) = if chip.is_igb() {
-            (g::MRQC, g::reta(0), g::rssrk(0), g::RXCSUM, g::rxcsum::PCSD)
+            (
+                g::MRQC,
+                g::reta(0),
+                g::rssrk(0),
+                g::RXCSUM,
+                g::rxcsum::PCSD.bit(),
+            )
         } else {
-            (x::MRQC, x::reta(0), x::rssrk(0), x::RXCSUM, x::rxcsum::PCSD)
+            (
+                x::MRQC,
+                x::reta(0),
+                x::rssrk(0),
+                x::RXCSUM,
+                x::rxcsum::PCSD.bit(),
+            )
         };
         let m = d.get(mrqc_reg);
         let rss = if chip.is_igb() { 0b010 } else { 0b0001 };
@@ -475,13 +505,13 @@ fn rx_drops_multi_descriptor_frames_and_errors_and_rejects_bad_lengths() {
     let mut q = r.nic.rx_queue(0).unwrap();
     let mut out = Vec::new();
     // A frame over three descriptors (no EOP on the first two).
-    r.rx_complete(0, 0, &[0; 64], rxd::status::DD, 2048, 0);
-    r.rx_complete(0, 1, &[0; 64], rxd::status::DD, 2048, 0);
+    r.rx_complete(0, 0, &[0; 64], rxd::status::DD.bit(), 2048, 0);
+    r.rx_complete(0, 1, &[0; 64], rxd::status::DD.bit(), 2048, 0);
     r.rx_complete(0, 2, &[0; 64], DD_EOP, 100, 0);
     // A frame with a MAC error.
-    r.rx_complete(0, 3, &[0; 64], DD_EOP | rxd::error_82599::RXE, 64, 0);
+    r.rx_complete(0, 3, &[0; 64], DD_EOP | rxd::error_82599::RXE.bit(), 64, 0);
     // A good one with checksum error bits only (not frame errors).
-    r.rx_complete(0, 4, &[9; 64], DD_EOP | rxd::error_82599::L4E, 64, 7);
+    r.rx_complete(0, 4, &[9; 64], DD_EOP | rxd::error_82599::L4E.bit(), 64, 7);
     // A length beyond the 2048-byte buffer.
     r.rx_complete(0, 5, &[0; 64], DD_EOP, 4000, 0);
     r.rx_complete(0, 6, &[6; 64], DD_EOP, 64, 0);
@@ -578,9 +608,13 @@ fn tx_scatter_gather_packet_has_eop_on_the_last_segment_only() {
         assert_eq!(d.addr, iova);
         assert_eq!(d.cmd & 0xffff, *len);
         assert_eq!((d.cmd >> 20) & 0xf, c::DTYP_DATA);
-        assert_ne!(d.cmd & (c::DEXT | c::IFCS), 0);
-        assert_eq!(d.cmd & c::EOP != 0, i == 2, "EOP only on the last");
-        assert_eq!(d.cmd & c::RS != 0, i == 2, "RS on the batch's last EOP");
+        assert_ne!(d.cmd & (c::DEXT.bit() | c::IFCS.bit()), 0);
+        assert_eq!(d.cmd & c::EOP.bit() != 0, i == 2, "EOP only on the last");
+        assert_eq!(
+            d.cmd & c::RS.bit() != 0,
+            i == 2,
+            "RS on the batch's last EOP"
+        );
         assert_eq!(d.olinfo >> 14, 342, "PAYLEN is the frame length");
         assert_eq!(d.olinfo & 0x3f00, 0, "no offload");
     }
@@ -617,7 +651,7 @@ fn tx_requests_status_every_32_descriptors_and_at_the_end_of_a_batch() {
         "one tail write"
     );
     let rs: Vec<usize> = (0..40)
-        .filter(|&i| tx_desc(&r, i).cmd & txd::cmd_type_len::RS != 0)
+        .filter(|&i| tx_desc(&r, i).cmd & txd::cmd_type_len::RS.bit() != 0)
         .collect();
     assert_eq!(rs, vec![31, 39]);
     let (_, _, used, marks) = q.indices();
@@ -863,11 +897,11 @@ fn buffer_fast_paths_match_the_packet_paths() {
         let d = tx_desc(&r, i);
         assert_eq!(d.cmd & 0xffff, 60 + i as u32);
         assert_eq!(
-            d.cmd & (c::EOP | c::IFCS | c::DEXT),
-            c::EOP | c::IFCS | c::DEXT
+            d.cmd & (c::EOP.bit() | c::IFCS.bit() | c::DEXT.bit()),
+            c::EOP.bit() | c::IFCS.bit() | c::DEXT.bit()
         );
         assert_eq!(d.olinfo, (60 + i as u32) << 14);
-        assert_eq!(d.cmd & c::RS != 0, i == 1, "RS on the batch's last");
+        assert_eq!(d.cmd & c::RS.bit() != 0, i == 1, "RS on the batch's last");
     }
     bufs.remove(0);
     assert_eq!(txq.tx_bufs(&mut bufs).unwrap(), 1);
@@ -886,7 +920,7 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
     for i in 0..3 {
         r.rx_complete(0, i, &vec![i as u8; 60 + i], DD_EOP, 60 + i as u16, 0);
     }
-    let rxe = rxd::error_82576::RXE;
+    let rxe = rxd::error_82576::RXE.bit();
     r.rx_complete(0, 3, &[9; 60], DD_EOP | rxe, 60, 0);
     assert_eq!(
         forward(&mut rxq, &mut txq, 32).unwrap(),
@@ -900,8 +934,8 @@ fn forward_moves_received_buffers_to_tx_descriptors_and_back() {
         let d = tx_desc(&r, i);
         assert_eq!(d.addr, addr, "the RX buffer itself goes out");
         assert_eq!(d.cmd & 0xffff, 60 + i as u32);
-        assert_eq!(d.cmd & c::EOP, c::EOP);
-        assert_eq!(d.cmd & c::RS != 0, i == 2, "RS on the batch's last");
+        assert_eq!(d.cmd & c::EOP.bit(), c::EOP.bit());
+        assert_eq!(d.cmd & c::RS.bit() != 0, i == 2, "RS on the batch's last");
     }
     assert_eq!(r.tail(0, false), 3, "one tail write for the batch");
     assert_eq!(
@@ -1053,7 +1087,7 @@ fn dropping_a_queue_disables_it_and_returns_its_buffers() {
     let q = r.nic.rx_queue(0).unwrap();
     assert!(pool.free_count() < pool.capacity() - 7);
     drop(q);
-    assert_eq!(r.dev.get(g::rxdctl(0)) & g::rxdctl::ENABLE, 0);
+    assert_eq!(r.dev.get(g::rxdctl(0)) & g::rxdctl::ENABLE.bit(), 0);
     assert_eq!(pool.free_count(), pool.capacity());
     assert_eq!(pool.quarantined(), 0);
 }
@@ -1091,7 +1125,7 @@ fn play_device_rx(iommu: &EmuIommu, ring: u64, at: &mut usize, n: usize, size: u
 /// The test playing the device: DD written back into `n` TX descriptors.
 #[inline(never)]
 fn play_device_tx(iommu: &EmuIommu, ring: u64, at: &mut usize, n: usize, size: usize) {
-    let dd = txd::olinfo::DD.to_le_bytes();
+    let dd = txd::olinfo::DD.bit().to_le_bytes();
     for _ in 0..n {
         iommu.write(ring + *at as u64 * 16 + 12, &dd).unwrap();
         *at = (*at + 1) % size;

@@ -18,8 +18,9 @@
 #![forbid(unsafe_code)]
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
-use super::ring::{distance, place, DescRing};
-use super::rx::{put_slot, Frame, QueueRegs, RxQueue};
+use super::offload::Offload;
+use super::ring::{distance, place, put_slot, DescRing, QueueRegs};
+use super::rx::{Frame, RxQueue};
 use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
@@ -30,31 +31,6 @@ use std::time::Duration;
 
 /// Descriptors between two report-status requests.
 pub const RS_EVERY: usize = 32;
-
-/// Checksum offload of a packet. The NIC fills in the IPv4 header checksum
-/// and the TCP or UDP checksum; the sender puts the pseudo-header checksum
-/// (not inverted) in the L4 checksum field, as both datasheets require
-/// (checksum offload, §7.2 of both datasheets). Options and IPv6 are not offloaded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Offload {
-    /// Send as is.
-    #[default]
-    None,
-    /// IPv4 + UDP.
-    Ipv4Udp {
-        /// Ethernet header length (14, or 18 with a VLAN tag).
-        l2_len: u8,
-        /// IPv4 header length (20..=60, a multiple of 4).
-        l3_len: u16,
-    },
-    /// IPv4 + TCP.
-    Ipv4Tcp {
-        /// Ethernet header length.
-        l2_len: u8,
-        /// IPv4 header length.
-        l3_len: u16,
-    },
-}
 
 /// The segments of a packet, without a heap allocation for the common one-
 /// and two-segment (header + payload) shapes.
@@ -533,7 +509,10 @@ impl<R: RegisterAccess> TxQueue<R> {
     #[inline(always)]
     fn set_rs(&mut self, i: usize) {
         let d = self.ring.desc(i);
-        d.write_u32(CMD_TYPE_LEN, d.read_u32(CMD_TYPE_LEN) | cmd_type_len::RS);
+        d.write_u32(
+            CMD_TYPE_LEN,
+            d.read_u32(CMD_TYPE_LEN) | cmd_type_len::RS.bit(),
+        );
         self.rs_marks.push(i);
     }
 
@@ -748,7 +727,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     fn put(&mut self, i: usize, buf: Buf, eop: bool, rs: bool, olinfo: u32) {
         let mut cmd = data_cmd(buf.len() as u32, eop);
         if rs {
-            cmd |= cmd_type_len::RS;
+            cmd |= cmd_type_len::RS.bit();
         }
         self.ring.write_u64(i, ADDR, buf.iova());
         self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
@@ -789,7 +768,7 @@ impl<R: RegisterAccess> TxQueue<R> {
         while let Some(mark) = self.rs_marks.front() {
             // Only RS descriptors we posted are ever read (the marks).
             let status = ring.desc(mark).load_u32_acquire(WB_STATUS);
-            if status & olinfo::DD == 0 {
+            if status & olinfo::DD.bit() == 0 {
                 break;
             }
             self.rs_marks.pop();

@@ -17,8 +17,8 @@
 #![forbid(unsafe_code)]
 
 use super::layout::{
-    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, PhyRegs, Reg, RssRegs, RxReg, SlotTable,
-    SrrctlFields, TxReg,
+    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, PhyRegs, Reg, RssRegs, SlotTable,
+    SrrctlFields,
 };
 use crate::PciIds;
 use drivers::nic::Chip;
@@ -33,53 +33,6 @@ const MTA_REGS: usize = 128;
 const RCTL_BSIZE_DEFAULT: usize = 2048;
 /// Queue 0 comes out of reset enabled (82576 §8.10.10, §8.12.13).
 const QUEUE0_ENABLED_AT_RESET: u16 = 0;
-
-/// The register offset of RX register `reg` of queue `q`.
-fn rx_reg(q: u16, reg: RxReg) -> usize {
-    match reg {
-        RxReg::Bal => s::rdbal(q),
-        RxReg::Bah => s::rdbah(q),
-        RxReg::Len => s::rdlen(q),
-        RxReg::Head => s::rdh(q),
-        RxReg::Tail => s::rdt(q),
-        RxReg::Dctl => s::rxdctl(q),
-        RxReg::Srrctl => s::srrctl(q),
-    }
-}
-
-/// The register offset of TX register `reg` of queue `q`.
-fn tx_reg(q: u16, reg: TxReg) -> usize {
-    match reg {
-        TxReg::Bal => s::tdbal(q),
-        TxReg::Bah => s::tdbah(q),
-        TxReg::Len => s::tdlen(q),
-        TxReg::Head => s::tdh(q),
-        TxReg::Tail => s::tdt(q),
-        TxReg::Dctl => s::txdctl(q),
-    }
-}
-
-/// A per-queue register and its address formula.
-type QueueReg<R> = (R, fn(u16) -> usize);
-
-const RX_REGS: [QueueReg<RxReg>; 7] = [
-    (RxReg::Bal, s::rdbal),
-    (RxReg::Bah, s::rdbah),
-    (RxReg::Len, s::rdlen),
-    (RxReg::Head, s::rdh),
-    (RxReg::Tail, s::rdt),
-    (RxReg::Dctl, s::rxdctl),
-    (RxReg::Srrctl, s::srrctl),
-];
-
-const TX_REGS: [QueueReg<TxReg>; 6] = [
-    (TxReg::Bal, s::tdbal),
-    (TxReg::Bah, s::tdbah),
-    (TxReg::Len, s::tdlen),
-    (TxReg::Head, s::tdh),
-    (TxReg::Tail, s::tdt),
-    (TxReg::Dctl, s::txdctl),
-];
 
 /// The layout of an 82576 or I350 with `queues` queues (at most the chip's).
 pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
@@ -135,34 +88,22 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
     ] {
         t.set(off, Reg::Counter(c, half));
     }
+    // Ring registers from the table the driver uses: queues 0..3 answer in
+    // both blocks (82576 §8.10, §8.12).
+    t.queues(&s::RX_QUEUES, &s::TX_QUEUES, queues, chip.max_queues());
     for q in 0..queues {
-        for (reg, f) in RX_REGS {
-            t.set(f(q), Reg::Rx(reg, q));
-            // Queues 0..3 also answer in the 0xC000 block (82576 §8.10).
-            t.alias(s::rxq_block(q, f), f(q), Reg::Rx(reg, q));
-        }
-        for (reg, f) in TX_REGS {
-            t.set(f(q), Reg::Tx(reg, q));
-            t.alias(s::txq_block(q, f), f(q), Reg::Tx(reg, q));
-        }
         t.set(s::rqdpc(q), Reg::QueueDrop(q));
-    }
-    for q in queues..chip.max_queues() {
-        t.set(s::rxdctl(q), Reg::AbsentQueue);
-        t.set(s::txdctl(q), Reg::AbsentQueue);
-        t.set(s::rxq_block(q, s::rxdctl), Reg::AbsentQueue);
-        t.set(s::txq_block(q, s::txdctl), Reg::AbsentQueue);
     }
     let q0 = QUEUE0_ENABLED_AT_RESET;
     let reset_values = vec![
-        (s::CTRL, ctrl::FD),
+        (s::CTRL, ctrl::FD.bit()),
         (
             s::TCTL,
-            s::tctl::PSP | s::tctl::CT.set(0, s::tctl::CT_DEFAULT) as u32,
+            s::tctl::PSP.bit() | s::tctl::CT.value(s::tctl::CT_DEFAULT),
         ),
-        (s::RXCSUM, rxcsum::IPOFL | rxcsum::TUOFL),
-        (s::rxdctl(q0), s::rxdctl::ENABLE),
-        (s::txdctl(q0), s::txdctl::ENABLE),
+        (s::RXCSUM, rxcsum::IPOFL.bit() | rxcsum::TUOFL.bit()),
+        (s::rxdctl(q0), s::rxdctl::ENABLE.bit()),
+        (s::txdctl(q0), s::txdctl::ENABLE.bit()),
     ];
     Layout {
         chip,
@@ -173,42 +114,42 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
         },
         bar_size: s::BAR0_SIZE,
         slots: t.finish(),
-        rx_reg,
-        tx_reg,
+        rx_queues: &s::RX_QUEUES,
+        tx_queues: &s::TX_QUEUES,
         reset_values,
-        ctrl_self_clear: ctrl::RST,
-        ctrl_rst: ctrl::RST,
-        gio_disable: ctrl::GIO_MASTER_DISABLE,
-        status_gio_enable: status::GIO_MASTER_ENABLE,
+        ctrl_self_clear: ctrl::RST.bit(),
+        ctrl_rst: ctrl::RST.bit(),
+        gio_disable: ctrl::GIO_MASTER_DISABLE.bit(),
+        status_gio_enable: status::GIO_MASTER_ENABLE.bit(),
         status: s::STATUS,
         ctrl: s::CTRL,
-        eeprom_done: eecd::PRES | eecd::AUTO_RD,
+        eeprom_done: eecd::PRES.bit() | eecd::AUTO_RD.bit(),
         dma_init_done: 0,
         autoc_self_clear: 0,
         secrx_ready: 0,
         link: LinkReport::Igb {
-            lu: status::LU,
-            fd: status::FD,
+            lu: status::LU.bit(),
+            fd: status::FD.bit(),
             speed: status::SPEED,
             speed_value: status::SPEED_1000,
         },
-        rx_enable: (s::RCTL, rctl::EN),
-        tx_enable: (s::TCTL, s::tctl::EN),
-        filter: (s::RCTL, rctl::UPE, rctl::MPE, rctl::BAM),
+        rx_enable: (s::RCTL, rctl::EN.bit()),
+        tx_enable: (s::TCTL, s::tctl::EN.bit()),
+        filter: (s::RCTL, rctl::UPE.bit(), rctl::MPE.bit(), rctl::BAM.bit()),
         ral: s::ral,
         rah: s::rah,
         rar_entries,
-        rah_av: s::rah::AV,
+        rah_av: s::rah::AV.bit(),
         mcast: McastFilter {
             mta: s::MTA,
             mo: (s::RCTL, rctl::MO),
             enable: None,
         },
-        crc_strip: (s::RCTL, rctl::SECRC),
-        tx_pad: (s::TCTL, s::tctl::PSP),
+        crc_strip: (s::RCTL, rctl::SECRC.bit()),
+        tx_pad: (s::TCTL, s::tctl::PSP.bit()),
         max_frame: MaxFrame::Igb {
             rctl: s::RCTL,
-            lpe: rctl::LPE,
+            lpe: rctl::LPE.bit(),
             rlpml: s::RLPML,
             field: s::rlpml::RLPML,
         },
@@ -218,17 +159,17 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
             mrqe_rss: mrqc::MRQE_RSS,
             mrqe_none: mrqc::MRQE_NONE,
             field_bits: [
-                mrqc::RSS_FIELD_IPV4,
-                mrqc::RSS_FIELD_IPV4_TCP,
-                mrqc::RSS_FIELD_IPV4_UDP,
-                mrqc::RSS_FIELD_IPV6,
-                mrqc::RSS_FIELD_IPV6_TCP,
-                mrqc::RSS_FIELD_IPV6_UDP,
+                mrqc::RSS_FIELD_IPV4.bit(),
+                mrqc::RSS_FIELD_IPV4_TCP.bit(),
+                mrqc::RSS_FIELD_IPV4_UDP.bit(),
+                mrqc::RSS_FIELD_IPV6.bit(),
+                mrqc::RSS_FIELD_IPV6_TCP.bit(),
+                mrqc::RSS_FIELD_IPV6_UDP.bit(),
             ],
             reta: s::reta,
             rssrk: s::rssrk,
             reta_mask: (s::MAX_RSS_QUEUES - 1) as u8,
-            pcsd: (s::RXCSUM, rxcsum::PCSD),
+            pcsd: (s::RXCSUM, rxcsum::PCSD.bit()),
         },
         srrctl: SrrctlFields {
             bsizepacket: srrctl::BSIZEPACKET,
@@ -236,11 +177,11 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
             default_size: RCTL_BSIZE_DEFAULT,
             desctype: srrctl::DESCTYPE,
             desctype_adv: srrctl::DESCTYPE_ADV_ONE_BUFFER,
-            drop_en: srrctl::DROP_EN,
+            drop_en: srrctl::DROP_EN.bit(),
         },
-        rxdctl_enable: s::rxdctl::ENABLE,
-        txdctl_enable: s::txdctl::ENABLE,
-        rx_error: error_82576::RXE,
+        rxdctl_enable: s::rxdctl::ENABLE.bit(),
+        txdctl_enable: s::txdctl::ENABLE.bit(),
+        rx_error: error_82576::RXE.bit(),
         // The 82576 documents no per-packet descriptor limit below the ring.
         max_tx_desc_per_packet: None,
         rqsmr: None,
@@ -252,14 +193,14 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
             op: mdic::OP,
             op_write: mdic::OP_WRITE,
             op_read: mdic::OP_READ,
-            ready: mdic::READY,
-            error: mdic::ERROR,
+            ready: mdic::READY.bit(),
+            error: mdic::ERROR.bit(),
             phy_addr: mdic::INTERNAL_PHY,
             control: phy::CONTROL,
             status: phy::STATUS,
-            control_self_clear: phy::CONTROL_RESET | phy::CONTROL_RESTART_AN,
-            status_link: phy::STATUS_LINK | phy::STATUS_AN_COMPLETE,
-            control_reset: phy::CONTROL_AN_ENABLE,
+            control_self_clear: phy::CONTROL_RESET.bit() | phy::CONTROL_RESTART_AN.bit(),
+            status_link: phy::STATUS_LINK.bit() | phy::STATUS_AN_COMPLETE.bit(),
+            control_reset: phy::CONTROL_AN_ENABLE.bit(),
         }),
     }
 }

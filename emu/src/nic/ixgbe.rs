@@ -18,8 +18,7 @@
 #![forbid(unsafe_code)]
 
 use super::layout::{
-    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, Reg, RssRegs, RxReg, SlotTable,
-    SrrctlFields, TxReg,
+    Ctr, Half, Layout, LinkReport, MaxFrame, McastFilter, Reg, RssRegs, SlotTable, SrrctlFields,
 };
 use crate::PciIds;
 use drivers::nic::Chip;
@@ -41,31 +40,6 @@ const DEFAULT_BUFFER: usize = 2048;
 const SRRCTL_ALIASED_QUEUES: u16 = 16;
 /// The part of BAR0 with registers (everything above reads 0).
 const DECODED: usize = 0x20000;
-
-/// The register offset of RX register `reg` of queue `q`.
-fn rx_reg(q: u16, reg: RxReg) -> usize {
-    match reg {
-        RxReg::Bal => s::rdbal(q),
-        RxReg::Bah => s::rdbah(q),
-        RxReg::Len => s::rdlen(q),
-        RxReg::Head => s::rdh(q),
-        RxReg::Tail => s::rdt(q),
-        RxReg::Dctl => s::rxdctl(q),
-        RxReg::Srrctl => s::srrctl(q),
-    }
-}
-
-/// The register offset of TX register `reg` of queue `q`.
-fn tx_reg(q: u16, reg: TxReg) -> usize {
-    match reg {
-        TxReg::Bal => s::tdbal(q),
-        TxReg::Bah => s::tdbah(q),
-        TxReg::Len => s::tdlen(q),
-        TxReg::Head => s::tdh(q),
-        TxReg::Tail => s::tdt(q),
-        TxReg::Dctl => s::txdctl(q),
-    }
-}
 
 /// The layout of an 82599 with `queues` queues (at most 128).
 pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
@@ -137,48 +111,25 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
     let mut reset_values = vec![
         (
             s::HLREG0,
-            hlreg0::TXCRCEN | hlreg0::RXCRCSTRP | hlreg0::TXPADEN,
+            hlreg0::TXCRCEN.bit() | hlreg0::RXCRCSTRP.bit() | hlreg0::TXPADEN.bit(),
         ),
         (
             s::MAXFRS,
-            maxfrs::MFS.set(0, (ETH_MAX_FRAME + ETH_FCS_LEN) as u64) as u32,
+            maxfrs::MFS.value((ETH_MAX_FRAME + ETH_FCS_LEN) as u32),
         ),
     ];
+    // Ring registers from the table the driver uses (SRRCTL of queues
+    // 0..15 at both addresses).
+    t.queues(&s::RX_QUEUES, &s::TX_QUEUES, queues, chip.max_queues());
     for q in 0..queues {
-        for reg in [
-            RxReg::Bal,
-            RxReg::Bah,
-            RxReg::Len,
-            RxReg::Head,
-            RxReg::Tail,
-            RxReg::Dctl,
-            RxReg::Srrctl,
-        ] {
-            t.set(rx_reg(q, reg), Reg::Rx(reg, q));
-        }
         if q < SRRCTL_ALIASED_QUEUES {
-            t.alias(s::srrctl_alias(q), s::srrctl(q), Reg::Rx(RxReg::Srrctl, q));
             t.alias(s::dca_rxctrl_alias(q), s::dca_rxctrl(q), Reg::Plain);
-        }
-        for reg in [
-            TxReg::Bal,
-            TxReg::Bah,
-            TxReg::Len,
-            TxReg::Head,
-            TxReg::Tail,
-            TxReg::Dctl,
-        ] {
-            t.set(tx_reg(q, reg), Reg::Tx(reg, q));
         }
         reset_values.push((
             s::srrctl(q),
-            srrctl::BSIZEPACKET.set(0, (DEFAULT_BUFFER / srrctl::BSIZEPACKET_UNIT) as u64) as u32,
+            srrctl::BSIZEPACKET.value((DEFAULT_BUFFER / srrctl::BSIZEPACKET_UNIT) as u32),
         ));
-        reset_values.push((s::dca_rxctrl(q), dca_rxctrl::RESERVED_CLEAR));
-    }
-    for q in queues..chip.max_queues() {
-        t.set(s::rxdctl(q), Reg::AbsentQueue);
-        t.set(s::txdctl(q), Reg::AbsentQueue);
+        reset_values.push((s::dca_rxctrl(q), dca_rxctrl::RESERVED_CLEAR.bit()));
     }
     Layout {
         chip,
@@ -189,42 +140,47 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
         },
         bar_size: s::BAR0_SIZE,
         slots: t.finish(),
-        rx_reg,
-        tx_reg,
+        rx_queues: &s::RX_QUEUES,
+        tx_queues: &s::TX_QUEUES,
         reset_values,
         ctrl_self_clear: ctrl::RST_MASK,
-        ctrl_rst: ctrl::RST,
-        gio_disable: ctrl::GIO_DIS,
-        status_gio_enable: status::GIO_MASTER_ENABLE,
+        ctrl_rst: ctrl::RST.bit(),
+        gio_disable: ctrl::GIO_DIS.bit(),
+        status_gio_enable: status::GIO_MASTER_ENABLE.bit(),
         status: s::STATUS,
         ctrl: s::CTRL,
-        eeprom_done: eec::PRES | eec::ARD,
-        dma_init_done: rdrxctl::DMAIDONE,
-        autoc_self_clear: autoc::RESTART_AN,
-        secrx_ready: secrx::SECRX_RDY,
+        eeprom_done: eec::PRES.bit() | eec::ARD.bit(),
+        dma_init_done: rdrxctl::DMAIDONE.bit(),
+        autoc_self_clear: autoc::RESTART_AN.bit(),
+        secrx_ready: secrx::SECRX_RDY.bit(),
         link: LinkReport::Ixgbe {
-            links_up: links::LINK_UP,
+            links_up: links::LINK_UP.bit(),
             speed: links::SPEED,
             speed_value: links::SPEED_10G,
-            status_up: status::LINK_UP,
+            status_up: status::LINK_UP.bit(),
         },
-        rx_enable: (s::RXCTRL, rxctrl::RXEN),
-        tx_enable: (s::DMATXCTL, dmatxctl::TE),
-        filter: (s::FCTRL, fctrl::UPE, fctrl::MPE, fctrl::BAM),
+        rx_enable: (s::RXCTRL, rxctrl::RXEN.bit()),
+        tx_enable: (s::DMATXCTL, dmatxctl::TE.bit()),
+        filter: (
+            s::FCTRL,
+            fctrl::UPE.bit(),
+            fctrl::MPE.bit(),
+            fctrl::BAM.bit(),
+        ),
         ral: s::ral,
         rah: s::rah,
         rar_entries: s::RAR_ENTRIES,
-        rah_av: s::rah::AV,
+        rah_av: s::rah::AV.bit(),
         mcast: McastFilter {
             mta: s::MTA,
             mo: (s::MCSTCTRL, mcstctrl::MO),
-            enable: Some((s::MCSTCTRL, mcstctrl::MFE)),
+            enable: Some((s::MCSTCTRL, mcstctrl::MFE.bit())),
         },
-        crc_strip: (s::HLREG0, hlreg0::RXCRCSTRP),
-        tx_pad: (s::HLREG0, hlreg0::TXPADEN),
+        crc_strip: (s::HLREG0, hlreg0::RXCRCSTRP.bit()),
+        tx_pad: (s::HLREG0, hlreg0::TXPADEN.bit()),
         max_frame: MaxFrame::Ixgbe {
             hlreg0: s::HLREG0,
-            jumboen: hlreg0::JUMBOEN,
+            jumboen: hlreg0::JUMBOEN.bit(),
             maxfrs: s::MAXFRS,
             mfs: maxfrs::MFS,
         },
@@ -234,17 +190,17 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
             mrqe_rss: mrqc::MRQE_RSS,
             mrqe_none: mrqc::MRQE_NONE,
             field_bits: [
-                mrqc::RSS_FIELD_IPV4,
-                mrqc::RSS_FIELD_IPV4_TCP,
-                mrqc::RSS_FIELD_IPV4_UDP,
-                mrqc::RSS_FIELD_IPV6,
-                mrqc::RSS_FIELD_IPV6_TCP,
-                mrqc::RSS_FIELD_IPV6_UDP,
+                mrqc::RSS_FIELD_IPV4.bit(),
+                mrqc::RSS_FIELD_IPV4_TCP.bit(),
+                mrqc::RSS_FIELD_IPV4_UDP.bit(),
+                mrqc::RSS_FIELD_IPV6.bit(),
+                mrqc::RSS_FIELD_IPV6_TCP.bit(),
+                mrqc::RSS_FIELD_IPV6_UDP.bit(),
             ],
             reta: s::reta,
             rssrk: s::rssrk,
             reta_mask: (s::MAX_RSS_QUEUES - 1) as u8,
-            pcsd: (s::RXCSUM, rxcsum::PCSD),
+            pcsd: (s::RXCSUM, rxcsum::PCSD.bit()),
         },
         srrctl: SrrctlFields {
             bsizepacket: srrctl::BSIZEPACKET,
@@ -252,11 +208,11 @@ pub(crate) fn layout(chip: Chip, queues: u16) -> Layout {
             default_size: DEFAULT_BUFFER,
             desctype: srrctl::DESCTYPE,
             desctype_adv: srrctl::DESCTYPE_ADV_ONE_BUFFER,
-            drop_en: srrctl::DROP_EN,
+            drop_en: srrctl::DROP_EN.bit(),
         },
-        rxdctl_enable: s::rxdctl::ENABLE,
-        txdctl_enable: s::txdctl::ENABLE,
-        rx_error: error_82599::RXE,
+        rxdctl_enable: s::rxdctl::ENABLE.bit(),
+        txdctl_enable: s::txdctl::ENABLE.bit(),
+        rx_error: error_82599::RXE.bit(),
         max_tx_desc_per_packet: Some(s::MAX_TX_DESC_PER_PACKET),
         rqsmr: Some(s::rqsmr),
         queue_counters: s::QUEUE_STAT_COUNTERS as u16,

@@ -6,43 +6,10 @@
 
 use crate::PciIds;
 use drivers::nic::Chip;
-use spec::nic::RawField;
+use spec::nic::queue::{QueueMap, QueueRegister};
+use spec::Field;
 
-/// A per-RX-queue register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RxReg {
-    /// RDBAL.
-    Bal,
-    /// RDBAH.
-    Bah,
-    /// RDLEN.
-    Len,
-    /// RDH.
-    Head,
-    /// RDT (the RX doorbell).
-    Tail,
-    /// RXDCTL.
-    Dctl,
-    /// SRRCTL.
-    Srrctl,
-}
-
-/// A per-TX-queue register.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TxReg {
-    /// TDBAL.
-    Bal,
-    /// TDBAH.
-    Bah,
-    /// TDLEN.
-    Len,
-    /// TDH.
-    Head,
-    /// TDT (the TX doorbell).
-    Tail,
-    /// TXDCTL.
-    Dctl,
-}
+pub(crate) use spec::nic::queue::{RxReg, TxReg};
 
 /// A statistics counter the model increments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,18 +129,18 @@ pub(crate) enum LinkReport {
         /// STATUS.FD.
         fd: u32,
         /// STATUS.SPEED.
-        speed: RawField,
+        speed: Field<u32>,
         /// The SPEED value reported (1000 Mb/s).
-        speed_value: u64,
+        speed_value: u32,
     },
     /// 82599: LINKS.LINK_UP and LINKS.SPEED, mirrored in STATUS.LINK_UP.
     Ixgbe {
         /// LINKS.LINK_UP.
         links_up: u32,
         /// LINKS.SPEED.
-        speed: RawField,
+        speed: Field<u32>,
         /// The SPEED value reported (10 Gb/s).
-        speed_value: u64,
+        speed_value: u32,
         /// STATUS.LINK_UP.
         status_up: u32,
     },
@@ -191,7 +158,7 @@ pub(crate) enum MaxFrame {
         /// RLPML offset.
         rlpml: usize,
         /// RLPML field.
-        field: RawField,
+        field: Field<u32>,
     },
     /// 82599: HLREG0.JUMBOEN enables frames up to MAXFRS.MFS (bytes with FCS).
     Ixgbe {
@@ -202,7 +169,7 @@ pub(crate) enum MaxFrame {
         /// MAXFRS offset.
         maxfrs: usize,
         /// MAXFRS.MFS.
-        mfs: RawField,
+        mfs: Field<u32>,
     },
 }
 
@@ -212,7 +179,7 @@ pub(crate) struct McastFilter {
     /// First MTA register (128 of them).
     pub mta: usize,
     /// Register holding the MO (multicast offset) field, and the field.
-    pub mo: (usize, RawField),
+    pub mo: (usize, Field<u32>),
     /// Register and bit that enable the table (82599 MCSTCTRL.MFE); None: always on.
     pub enable: Option<(usize, u32)>,
 }
@@ -223,11 +190,11 @@ pub(crate) struct RssRegs {
     /// MRQC offset.
     pub mrqc: usize,
     /// MRQC.MRQE.
-    pub mrqe: RawField,
+    pub mrqe: Field<u32>,
     /// MRQE value selecting RSS.
-    pub mrqe_rss: u64,
+    pub mrqe_rss: u32,
     /// MRQE value selecting one queue.
-    pub mrqe_none: u64,
+    pub mrqe_none: u32,
     /// Field-select bits: IPv4, IPv4/TCP, IPv4/UDP, IPv6, IPv6/TCP, IPv6/UDP.
     pub field_bits: [u32; 6],
     /// RETA register `n`.
@@ -244,15 +211,15 @@ pub(crate) struct RssRegs {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct SrrctlFields {
     /// BSIZEPACKET.
-    pub bsizepacket: RawField,
+    pub bsizepacket: Field<u32>,
     /// Its unit in bytes.
     pub unit: usize,
     /// Buffer size when BSIZEPACKET is 0 (82576: RCTL.BSIZE's default, 2048).
     pub default_size: usize,
     /// DESCTYPE.
-    pub desctype: RawField,
+    pub desctype: Field<u32>,
     /// DESCTYPE value of the advanced one-buffer descriptor.
-    pub desctype_adv: u64,
+    pub desctype_adv: u32,
     /// DROP_EN.
     pub drop_en: u32,
 }
@@ -261,23 +228,23 @@ pub(crate) struct SrrctlFields {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PhyRegs {
     /// MDIC.DATA.
-    pub data: RawField,
+    pub data: Field<u32>,
     /// MDIC.REGADD.
-    pub regadd: RawField,
+    pub regadd: Field<u32>,
     /// MDIC.PHYADD.
-    pub phyadd: RawField,
+    pub phyadd: Field<u32>,
     /// MDIC.OP.
-    pub op: RawField,
+    pub op: Field<u32>,
     /// OP values: write, read.
-    pub op_write: u64,
+    pub op_write: u32,
     /// See `op_write`.
-    pub op_read: u64,
+    pub op_read: u32,
     /// MDIC.READY.
     pub ready: u32,
     /// MDIC.ERROR.
     pub error: u32,
     /// Address of the internal PHY.
-    pub phy_addr: u64,
+    pub phy_addr: u32,
     /// PHY CONTROL and STATUS register numbers.
     pub control: u32,
     /// See `control`.
@@ -300,10 +267,11 @@ pub(crate) struct Layout {
     pub bar_size: usize,
     /// The decode table, one slot per 32-bit offset from 0.
     pub slots: Box<[Slot]>,
-    /// The (canonical) offset of RX register `reg` of queue `q`.
-    pub rx_reg: fn(u16, RxReg) -> usize,
-    /// The offset of TX register `reg` of queue `q`.
-    pub tx_reg: fn(u16, TxReg) -> usize,
+    /// Where the per-RX-queue registers are (`spec::nic::*::RX_QUEUES`):
+    /// the same table the driver programs its rings from.
+    pub rx_queues: &'static QueueMap<RxReg>,
+    /// Where the per-TX-queue registers are.
+    pub tx_queues: &'static QueueMap<TxReg>,
     /// Values the registers take at reset (offset, value).
     pub reset_values: Vec<(usize, u32)>,
     /// CTRL bits that self-clear; CTRL.RST.
@@ -402,6 +370,45 @@ impl SlotTable {
         let slot = &mut self.slots[offset / 4];
         slot.reg = reg;
         slot.store = (canonical / 4) as u32;
+    }
+
+    /// The ring registers of queues `0..queues` at every address the maps
+    /// give them, aliases sharing the primary address's storage; RXDCTL and
+    /// TXDCTL of the chip's other queues (`queues..max`) answer as absent.
+    pub(crate) fn queues(
+        &mut self,
+        rx: &QueueMap<RxReg>,
+        tx: &QueueMap<TxReg>,
+        queues: u16,
+        max: u16,
+    ) {
+        for q in 0..queues {
+            for &reg in RxReg::ALL {
+                self.all_of(rx.addresses(q, reg), Reg::Rx(reg, q));
+            }
+            for &reg in TxReg::ALL {
+                self.all_of(tx.addresses(q, reg), Reg::Tx(reg, q));
+            }
+        }
+        for q in queues..max {
+            for a in rx
+                .addresses(q, RxReg::Dctl)
+                .chain(tx.addresses(q, TxReg::Dctl))
+            {
+                self.set(a, Reg::AbsentQueue);
+            }
+        }
+    }
+
+    /// `reg` at the first of `addrs`, the others its aliases.
+    fn all_of(&mut self, mut addrs: impl Iterator<Item = usize>, reg: Reg) {
+        let Some(primary) = addrs.next() else {
+            return;
+        };
+        self.set(primary, reg);
+        for a in addrs {
+            self.alias(a, primary, reg);
+        }
     }
 
     /// The table.

@@ -427,7 +427,7 @@ impl NicModel {
             } => {
                 if up {
                     v |= lu | fd;
-                    v = speed.set(v as u64, speed_value) as u32;
+                    v = speed.set(v, speed_value);
                 }
             }
             LinkReport::Ixgbe { status_up, .. } => {
@@ -446,7 +446,7 @@ impl NicModel {
                 speed,
                 speed_value,
                 ..
-            } if self.link_up() => speed.set(links_up as u64, speed_value) as u32,
+            } if self.link_up() => speed.set(links_up, speed_value),
             _ => 0,
         }
     }
@@ -457,8 +457,8 @@ impl NicModel {
             self.store(offset, value);
             return;
         };
-        let v = value as u64;
-        let reg = phy.regadd.get(v) as u32;
+        let v = value;
+        let reg = phy.regadd.get(v);
         let result = if phy.phyadd.get(v) != phy.phy_addr {
             value | phy.error
         } else if phy.op.get(v) == phy.op_read {
@@ -473,7 +473,7 @@ impl NicModel {
             } else {
                 0
             };
-            phy.data.set(v, data as u64) as u32
+            phy.data.set(v, data.into())
         } else if phy.op.get(v) == phy.op_write {
             if reg == phy.control {
                 let data = phy.data.get(v) as u16 & !phy.control_self_clear;
@@ -769,13 +769,13 @@ impl NicModel {
         let s = &self.rxq[q as usize];
         let lay = &self.layout;
         let mut engine = self.rx_engine();
-        let srrctl = self.load((lay.rx_reg)(q, RxReg::Srrctl));
-        let desctype = lay.srrctl.desctype.get(srrctl as u64);
+        let srrctl = self.load(lay.rx_queues.addr(q, RxReg::Srrctl));
+        let desctype = lay.srrctl.desctype.get(srrctl);
         let regs = self.ring_registers(
             s,
-            (lay.rx_reg)(q, RxReg::Bal),
-            (lay.rx_reg)(q, RxReg::Bah),
-            (lay.rx_reg)(q, RxReg::Len),
+            lay.rx_queues.addr(q, RxReg::Bal),
+            lay.rx_queues.addr(q, RxReg::Bah),
+            lay.rx_queues.addr(q, RxReg::Len),
         );
         let regs = regs.and_then(|r| {
             if desctype == lay.srrctl.desctype_adv {
@@ -814,9 +814,9 @@ impl NicModel {
         let mut ring = self.tx_ring(q);
         let regs = self.ring_registers(
             s,
-            (self.layout.tx_reg)(q, TxReg::Bal),
-            (self.layout.tx_reg)(q, TxReg::Bah),
-            (self.layout.tx_reg)(q, TxReg::Len),
+            self.layout.tx_queues.addr(q, TxReg::Bal),
+            self.layout.tx_queues.addr(q, TxReg::Bah),
+            self.layout.tx_queues.addr(q, TxReg::Len),
         );
         match regs {
             Ok((base, entries, head, tail)) => {

@@ -97,7 +97,7 @@ impl RxConfig {
             for (i, w) in t.iter_mut().enumerate() {
                 *w = m.load(l.mcast.mta + 4 * i);
             }
-            let mo = l.mcast.mo.1.get(m.load(l.mcast.mo.0) as u64) as usize;
+            let mo = l.mcast.mo.1.get(m.load(l.mcast.mo.0)) as usize;
             (t, MO_SHIFT[mo & 3])
         });
         let max_frame = match l.max_frame {
@@ -106,18 +106,18 @@ impl RxConfig {
                 lpe,
                 rlpml,
                 field,
-            } if m.load(rctl) & lpe != 0 => field.get(m.load(rlpml) as u64) as usize,
+            } if m.load(rctl) & lpe != 0 => field.get(m.load(rlpml)) as usize,
             MaxFrame::Ixgbe {
                 hlreg0,
                 jumboen,
                 maxfrs,
                 mfs,
-            } if m.load(hlreg0) & jumboen != 0 => mfs.get(m.load(maxfrs) as u64) as usize,
+            } if m.load(hlreg0) & jumboen != 0 => mfs.get(m.load(maxfrs)) as usize,
             _ => ETH_MAX_FRAME + ETH_FCS_LEN,
         };
         let r = &l.rss;
         let mrqc = m.load(r.mrqc);
-        let mrqe = r.mrqe.get(mrqc as u64);
+        let mrqe = r.mrqe.get(mrqc);
         let rss = if mrqe == r.mrqe_rss {
             let bit = |i: usize| mrqc & r.field_bits[i] != 0;
             let mut key = [0u8; KEY_LEN];
@@ -155,8 +155,8 @@ impl RxConfig {
         let s = &l.srrctl;
         let queues = (0..m.queues)
             .map(|q| {
-                let v = m.load((l.rx_reg)(q, RxReg::Srrctl));
-                let units = s.bsizepacket.get(v as u64) as usize;
+                let v = m.load(l.rx_queues.addr(q, RxReg::Srrctl));
+                let units = s.bsizepacket.get(v) as usize;
                 QueueConfig {
                     buf_size: if units == 0 {
                         s.default_size
@@ -497,7 +497,7 @@ impl RxEngine {
                 }
             };
             let chunk = (data_len - off).min(qc.buf_size);
-            let mut st = status::DD;
+            let mut st = status::DD.bit();
             let mut wb_len = chunk as u16;
             if let Err(e) = m.dma.write(addr, &self.frame[off..off + chunk]) {
                 // The buffer is unreachable: the frame ends here, flagged.
@@ -508,18 +508,18 @@ impl RxEngine {
                          refused: {e}"
                     )
                 });
-                st |= status::EOP | m.layout.rx_error;
+                st |= status::EOP.bit() | m.layout.rx_error;
                 wb_len = 0;
                 delivered = false;
             } else if last {
-                st |= status::EOP;
+                st |= status::EOP.bit();
             }
-            let ends = st & status::EOP != 0;
+            let ends = st & status::EOP.bit() != 0;
             let mut wb = [0u8; DESC_SIZE];
             if ends && delivered {
-                let mut dw0 = info::RSS_TYPE.set(0, t.rss.kind as u64);
-                dw0 = info::PACKET_TYPE.set(dw0, t.ptype as u64);
-                wb[desc::WB_INFO..desc::WB_INFO + 4].copy_from_slice(&(dw0 as u32).to_le_bytes());
+                let mut dw0 = info::RSS_TYPE.value(t.rss.kind);
+                dw0 = info::PACKET_TYPE.set(dw0, t.ptype);
+                wb[desc::WB_INFO..desc::WB_INFO + 4].copy_from_slice(&dw0.to_le_bytes());
                 if self.config.write_hash {
                     wb[desc::WB_RSS_HASH..desc::WB_RSS_HASH + 4]
                         .copy_from_slice(&t.rss.hash.to_le_bytes());

@@ -9,7 +9,9 @@ use crate::TraceEvent;
 use dma::{DmaRegion, RegionOptions};
 use drivers::regs::RegisterAccess;
 use spec::nic::adv_desc::{rx as rxd, tx as txd, DESC_SIZE};
-use spec::nic::{igb, ixgbe, RawField, ETH_FCS_LEN, RSS_KEY};
+use spec::nic::queue::{QueueMap, RxReg, TxReg};
+use spec::nic::{igb, ixgbe, ETH_FCS_LEN, RSS_KEY};
+use spec::Field;
 use std::time::{Duration, Instant};
 
 const MAC: [u8; 6] = [0x02, 0x11, 0x22, 0x33, 0x44, 0x55];
@@ -40,24 +42,14 @@ struct Regs {
     bam: u32,
     /// Extra receive setup: (register, bits to set) — CRC stripping on igb.
     rx_extra: Vec<(usize, u32)>,
-    rdbal: fn(u16) -> usize,
-    rdbah: fn(u16) -> usize,
-    rdlen: fn(u16) -> usize,
-    rdh: fn(u16) -> usize,
-    rdt: fn(u16) -> usize,
-    rxdctl: fn(u16) -> usize,
-    srrctl: fn(u16) -> usize,
-    tdbal: fn(u16) -> usize,
-    tdbah: fn(u16) -> usize,
-    tdlen: fn(u16) -> usize,
-    tdh: fn(u16) -> usize,
-    tdt: fn(u16) -> usize,
-    txdctl: fn(u16) -> usize,
+    /// The per-queue register maps (`spec::nic::*::{RX,TX}_QUEUES`).
+    rx: &'static QueueMap<RxReg>,
+    tx: &'static QueueMap<TxReg>,
     rxdctl_enable: u32,
     txdctl_enable: u32,
-    bsizepacket: RawField,
-    desctype: RawField,
-    desctype_adv: u64,
+    bsizepacket: Field<u32>,
+    desctype: Field<u32>,
+    desctype_adv: u32,
     drop_en: u32,
     gprc: usize,
     gptc: usize,
@@ -79,6 +71,18 @@ struct Regs {
     crc_strip: (usize, u32),
 }
 
+impl Regs {
+    /// RX register `reg` of queue `q`.
+    fn rxq(&self, q: u16, reg: RxReg) -> usize {
+        self.rx.addr(q, reg)
+    }
+
+    /// TX register `reg` of queue `q`.
+    fn txq(&self, q: u16, reg: TxReg) -> usize {
+        self.tx.addr(q, reg)
+    }
+}
+
 fn regs(chip: Chip) -> Regs {
     match chip {
         Chip::X82599 => {
@@ -88,32 +92,21 @@ fn regs(chip: Chip) -> Regs {
                 ctrl_rst: ctrl::RST_MASK,
                 status: STATUS,
                 eeprom: EEC,
-                eeprom_done: eec::ARD,
-                rx_enable: (RXCTRL, rxctrl::RXEN),
-                tx_enable: (DMATXCTL, dmatxctl::TE),
+                eeprom_done: eec::ARD.bit(),
+                rx_enable: (RXCTRL, rxctrl::RXEN.bit()),
+                tx_enable: (DMATXCTL, dmatxctl::TE.bit()),
                 filter: FCTRL,
-                upe: fctrl::UPE,
-                bam: fctrl::BAM,
+                upe: fctrl::UPE.bit(),
+                bam: fctrl::BAM.bit(),
                 rx_extra: vec![],
-                rdbal,
-                rdbah,
-                rdlen,
-                rdh,
-                rdt,
-                rxdctl,
-                srrctl,
-                tdbal,
-                tdbah,
-                tdlen,
-                tdh,
-                tdt,
-                txdctl,
-                rxdctl_enable: rxdctl::ENABLE,
-                txdctl_enable: txdctl::ENABLE,
+                rx: &RX_QUEUES,
+                tx: &TX_QUEUES,
+                rxdctl_enable: rxdctl::ENABLE.bit(),
+                txdctl_enable: txdctl::ENABLE.bit(),
                 bsizepacket: srrctl::BSIZEPACKET,
                 desctype: srrctl::DESCTYPE,
                 desctype_adv: srrctl::DESCTYPE_ADV_ONE_BUFFER,
-                drop_en: srrctl::DROP_EN,
+                drop_en: srrctl::DROP_EN.bit(),
                 gprc: GPRC,
                 gptc: GPTC,
                 gorcl: GORCL,
@@ -123,50 +116,39 @@ fn regs(chip: Chip) -> Regs {
                 rnbc: rnbc(0),
                 queue_drop: qprdc(0),
                 mrqc: MRQC,
-                mrqe_rss: mrqc::MRQE.set(0, mrqc::MRQE_RSS) as u32,
-                rss_ipv4: mrqc::RSS_FIELD_IPV4,
-                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP,
+                mrqe_rss: mrqc::MRQE.value(mrqc::MRQE_RSS),
+                rss_ipv4: mrqc::RSS_FIELD_IPV4.bit(),
+                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP.bit(),
                 reta,
                 rssrk,
                 rxcsum: RXCSUM,
-                pcsd: rxcsum::PCSD,
-                rx_error: rxd::error_82599::RXE,
-                crc_strip: (HLREG0, hlreg0::RXCRCSTRP),
+                pcsd: rxcsum::PCSD.bit(),
+                rx_error: rxd::error_82599::RXE.bit(),
+                crc_strip: (HLREG0, hlreg0::RXCRCSTRP.bit()),
             }
         }
         _ => {
             use igb::*;
             Regs {
                 ctrl: CTRL,
-                ctrl_rst: ctrl::RST,
+                ctrl_rst: ctrl::RST.bit(),
                 status: STATUS,
                 eeprom: EECD,
-                eeprom_done: eecd::AUTO_RD,
-                rx_enable: (RCTL, rctl::EN),
-                tx_enable: (TCTL, tctl::EN),
+                eeprom_done: eecd::AUTO_RD.bit(),
+                rx_enable: (RCTL, rctl::EN.bit()),
+                tx_enable: (TCTL, tctl::EN.bit()),
                 filter: RCTL,
-                upe: rctl::UPE,
-                bam: rctl::BAM,
-                rx_extra: vec![(RCTL, rctl::SECRC)],
-                rdbal,
-                rdbah,
-                rdlen,
-                rdh,
-                rdt,
-                rxdctl,
-                srrctl,
-                tdbal,
-                tdbah,
-                tdlen,
-                tdh,
-                tdt,
-                txdctl,
-                rxdctl_enable: rxdctl::ENABLE,
-                txdctl_enable: txdctl::ENABLE,
+                upe: rctl::UPE.bit(),
+                bam: rctl::BAM.bit(),
+                rx_extra: vec![(RCTL, rctl::SECRC.bit())],
+                rx: &RX_QUEUES,
+                tx: &TX_QUEUES,
+                rxdctl_enable: rxdctl::ENABLE.bit(),
+                txdctl_enable: txdctl::ENABLE.bit(),
                 bsizepacket: srrctl::BSIZEPACKET,
                 desctype: srrctl::DESCTYPE,
                 desctype_adv: srrctl::DESCTYPE_ADV_ONE_BUFFER,
-                drop_en: srrctl::DROP_EN,
+                drop_en: srrctl::DROP_EN.bit(),
                 gprc: GPRC,
                 gptc: GPTC,
                 gorcl: GORCL,
@@ -176,15 +158,15 @@ fn regs(chip: Chip) -> Regs {
                 rnbc: RNBC,
                 queue_drop: rqdpc(0),
                 mrqc: MRQC,
-                mrqe_rss: mrqc::MRQE.set(0, mrqc::MRQE_RSS) as u32,
-                rss_ipv4: mrqc::RSS_FIELD_IPV4,
-                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP,
+                mrqe_rss: mrqc::MRQE.value(mrqc::MRQE_RSS),
+                rss_ipv4: mrqc::RSS_FIELD_IPV4.bit(),
+                rss_ipv4_tcp: mrqc::RSS_FIELD_IPV4_TCP.bit(),
                 reta,
                 rssrk,
                 rxcsum: RXCSUM,
-                pcsd: rxcsum::PCSD,
-                rx_error: rxd::error_82576::RXE,
-                crc_strip: (RCTL, rctl::SECRC),
+                pcsd: rxcsum::PCSD.bit(),
+                rx_error: rxd::error_82576::RXE.bit(),
+                crc_strip: (RCTL, rctl::SECRC.bit()),
             }
         }
     }
@@ -264,19 +246,19 @@ impl Host {
     }
 
     /// Program RX queue `q` with `entries` descriptors and `kib` KiB buffers.
-    fn setup_rx_queue(&mut self, q: u16, entries: u32, kib: u64, extra_srrctl: u32) {
+    fn setup_rx_queue(&mut self, q: u16, entries: u32, kib: u32, extra_srrctl: u32) {
         let r = &self.r;
         let base = self.mem.iova_at(Self::rx_ring(q));
-        self.wr((r.rdbal)(q), base as u32);
-        self.wr((r.rdbah)(q), (base >> 32) as u32);
-        self.wr((r.rdlen)(q), entries * DESC_SIZE as u32);
-        let srr = r.bsizepacket.set(0, kib) | r.desctype.set(0, r.desctype_adv);
-        self.wr((r.srrctl)(q), srr as u32 | extra_srrctl);
-        self.wr((r.rdh)(q), 0);
-        self.wr((r.rdt)(q), 0);
-        self.wr((r.rxdctl)(q), r.rxdctl_enable);
+        self.wr(r.rxq(q, RxReg::Bal), base as u32);
+        self.wr(r.rxq(q, RxReg::Bah), (base >> 32) as u32);
+        self.wr(r.rxq(q, RxReg::Len), entries * DESC_SIZE as u32);
+        let srr = r.bsizepacket.value(kib) | r.desctype.value(r.desctype_adv);
+        self.wr(r.rxq(q, RxReg::Srrctl), srr | extra_srrctl);
+        self.wr(r.rxq(q, RxReg::Head), 0);
+        self.wr(r.rxq(q, RxReg::Tail), 0);
+        self.wr(r.rxq(q, RxReg::Dctl), r.rxdctl_enable);
         assert_ne!(
-            self.rd((r.rxdctl)(q)) & r.rxdctl_enable,
+            self.rd(r.rxq(q, RxReg::Dctl)) & r.rxdctl_enable,
             0,
             "ENABLE reads back"
         );
@@ -307,7 +289,7 @@ impl Host {
             t = (t + 1) % ENTRIES;
         }
         self.rx_tail[q as usize] = t;
-        self.wr((self.r.rdt)(q), t);
+        self.wr(self.r.rxq(q, RxReg::Tail), t);
     }
 
     fn post_rx_addr(&self, q: u16, i: u32, addr: u64) {
@@ -337,13 +319,13 @@ impl Host {
     fn setup_tx(&mut self, q: u16) {
         let r = &self.r;
         let base = self.mem.iova_at(Self::tx_ring(q));
-        self.wr((r.tdbal)(q), base as u32);
-        self.wr((r.tdbah)(q), (base >> 32) as u32);
-        self.wr((r.tdlen)(q), ENTRIES * DESC_SIZE as u32);
-        self.wr((r.tdh)(q), 0);
-        self.wr((r.tdt)(q), 0);
-        self.wr((r.txdctl)(q), r.txdctl_enable);
-        assert_ne!(self.rd((r.txdctl)(q)) & r.txdctl_enable, 0);
+        self.wr(r.txq(q, TxReg::Bal), base as u32);
+        self.wr(r.txq(q, TxReg::Bah), (base >> 32) as u32);
+        self.wr(r.txq(q, TxReg::Len), ENTRIES * DESC_SIZE as u32);
+        self.wr(r.txq(q, TxReg::Head), 0);
+        self.wr(r.txq(q, TxReg::Tail), 0);
+        self.wr(r.txq(q, TxReg::Dctl), r.txdctl_enable);
+        assert_ne!(self.rd(r.txq(q, TxReg::Dctl)) & r.txdctl_enable, 0);
         self.set_bits(r.tx_enable.0, r.tx_enable.1);
         self.tx_tail[q as usize] = 0;
     }
@@ -352,12 +334,12 @@ impl Host {
     fn tx_data(&mut self, q: u16, addr: u64, len: usize, dcmd: u32, olinfo: u32) -> u32 {
         let i = self.tx_tail[q as usize];
         let d = Self::tx_ring(q) + i as usize * DESC_SIZE;
-        let c = txd::cmd_type_len::DTALEN.set(0, len as u64)
-            | txd::cmd_type_len::DTYP.set(0, txd::cmd_type_len::DTYP_DATA as u64);
+        let c = txd::cmd_type_len::DTALEN.value(len as u32)
+            | txd::cmd_type_len::DTYP.value(txd::cmd_type_len::DTYP_DATA);
         self.mem.write_u64(d + txd::ADDR, addr);
         self.mem.write_u32(
             d + txd::CMD_TYPE_LEN,
-            c as u32 | dcmd | txd::cmd_type_len::DEXT,
+            c | dcmd | txd::cmd_type_len::DEXT.bit(),
         );
         self.mem.write_u32(d + txd::OLINFO_STATUS, olinfo);
         self.tx_tail[q as usize] = (i + 1) % ENTRIES;
@@ -365,16 +347,16 @@ impl Host {
     }
 
     /// Write a context descriptor for IPv4 with L4 type `l4t`.
-    fn tx_context(&mut self, q: u16, maclen: u64, iplen: u64, l4t: u32) -> u32 {
+    fn tx_context(&mut self, q: u16, maclen: u32, iplen: u32, l4t: u32) -> u32 {
         use txd::ctx;
         let i = self.tx_tail[q as usize];
         let d = Self::tx_ring(q) + i as usize * DESC_SIZE;
-        let lens = ctx::MACLEN.set(ctx::IPLEN.set(0, iplen), maclen);
-        let tucmd = ctx::TUCMD_L4T.set(0, l4t as u64) as u32
-            | ctx::TUCMD_IPV4
-            | ctx::DTYP.set(0, txd::cmd_type_len::DTYP_CONTEXT as u64) as u32
-            | ctx::DEXT;
-        self.mem.write_u32(d + ctx::VLAN_MACIP_LENS, lens as u32);
+        let lens = ctx::MACLEN.set(ctx::IPLEN.value(iplen), maclen);
+        let tucmd = ctx::TUCMD_L4T.value(l4t)
+            | ctx::TUCMD_IPV4.bit()
+            | ctx::DTYP.value(txd::cmd_type_len::DTYP_CONTEXT)
+            | ctx::DEXT.bit();
+        self.mem.write_u32(d + ctx::VLAN_MACIP_LENS, lens);
         self.mem.write_u32(d + ctx::SEQNUM_SEED, 0);
         self.mem.write_u32(d + ctx::TYPE_TUCMD_MLHL, tucmd);
         self.mem.write_u32(d + ctx::MSS_L4LEN_IDX, 0);
@@ -383,7 +365,7 @@ impl Host {
     }
 
     fn ring_tx(&self, q: u16) {
-        self.wr((self.r.tdt)(q), self.tx_tail[q as usize]);
+        self.wr(self.r.txq(q, TxReg::Tail), self.tx_tail[q as usize]);
     }
 
     fn tx_status(&self, q: u16, i: u32) -> u32 {
@@ -496,15 +478,15 @@ fn reset_self_clears_and_eeprom_and_dma_init_are_done() {
         );
         // Something written is forgotten by a reset.
         h.wr(r.mrqc, r.mrqe_rss);
-        h.wr((r.rdlen)(1), 4096);
+        h.wr(r.rxq(1, RxReg::Len), 4096);
         h.reset();
         assert_eq!(h.rd(r.mrqc), 0, "{chip:?}");
-        assert_eq!(h.rd((r.rdlen)(1)), 0, "{chip:?}");
+        assert_eq!(h.rd(r.rxq(1, RxReg::Len)), 0, "{chip:?}");
         assert_ne!(h.rd(r.eeprom) & r.eeprom_done, 0);
         // RAL/RAH[0] carry the EEPROM's MAC, valid.
         let (ral, rah, av) = match chip {
-            Chip::X82599 => (ixgbe::ral(0), ixgbe::rah(0), ixgbe::rah::AV),
-            _ => (igb::ral(0), igb::rah(0), igb::rah::AV),
+            Chip::X82599 => (ixgbe::ral(0), ixgbe::rah(0), ixgbe::rah::AV.bit()),
+            _ => (igb::ral(0), igb::rah(0), igb::rah::AV.bit()),
         };
         assert_eq!(
             h.rd(ral),
@@ -512,26 +494,32 @@ fn reset_self_clears_and_eeprom_and_dma_init_are_done() {
         );
         assert_eq!(h.rd(rah), u16::from_le_bytes([MAC[4], MAC[5]]) as u32 | av);
         if chip == Chip::X82599 {
-            assert_ne!(h.rd(ixgbe::RDRXCTL) & ixgbe::rdrxctl::DMAIDONE, 0);
-            assert_ne!(h.rd(ixgbe::SECRXSTAT) & ixgbe::secrx::SECRX_RDY, 0);
+            assert_ne!(h.rd(ixgbe::RDRXCTL) & ixgbe::rdrxctl::DMAIDONE.bit(), 0);
+            assert_ne!(h.rd(ixgbe::SECRXSTAT) & ixgbe::secrx::SECRX_RDY.bit(), 0);
             // LRST self-clears as well; AUTOC.RESTART_AN too.
-            h.wr(ixgbe::CTRL, ixgbe::ctrl::LRST);
+            h.wr(ixgbe::CTRL, ixgbe::ctrl::LRST.bit());
             assert_eq!(h.rd(ixgbe::CTRL), 0);
-            h.wr(ixgbe::AUTOC, ixgbe::autoc::RESTART_AN | ixgbe::autoc::FLU);
-            assert_eq!(h.rd(ixgbe::AUTOC), ixgbe::autoc::FLU);
+            h.wr(
+                ixgbe::AUTOC,
+                ixgbe::autoc::RESTART_AN.bit() | ixgbe::autoc::FLU.bit(),
+            );
+            assert_eq!(h.rd(ixgbe::AUTOC), ixgbe::autoc::FLU.bit());
             // 82599 queues come out of reset disabled.
-            assert_eq!(h.rd(ixgbe::rxdctl(0)) & ixgbe::rxdctl::ENABLE, 0);
+            assert_eq!(h.rd(ixgbe::rxdctl(0)) & ixgbe::rxdctl::ENABLE.bit(), 0);
         } else {
             // The 82576 enables queue 0 at reset.
-            assert_ne!(h.rd(igb::rxdctl(0)) & igb::rxdctl::ENABLE, 0);
-            assert_eq!(h.rd(igb::rxdctl(1)) & igb::rxdctl::ENABLE, 0);
+            assert_ne!(h.rd(igb::rxdctl(0)) & igb::rxdctl::ENABLE.bit(), 0);
+            assert_eq!(h.rd(igb::rxdctl(1)) & igb::rxdctl::ENABLE.bit(), 0);
         }
         // GIO master disable takes effect at once (no requests pending).
         let (gio_dis, gio_en) = match chip {
-            Chip::X82599 => (ixgbe::ctrl::GIO_DIS, ixgbe::status::GIO_MASTER_ENABLE),
+            Chip::X82599 => (
+                ixgbe::ctrl::GIO_DIS.bit(),
+                ixgbe::status::GIO_MASTER_ENABLE.bit(),
+            ),
             _ => (
-                igb::ctrl::GIO_MASTER_DISABLE,
-                igb::status::GIO_MASTER_ENABLE,
+                igb::ctrl::GIO_MASTER_DISABLE.bit(),
+                igb::status::GIO_MASTER_ENABLE.bit(),
             ),
         };
         assert_ne!(h.rd(r.status) & gio_en, 0);
@@ -549,42 +537,45 @@ fn link_status_and_speed_follow_the_cable() {
         h.reset();
         match chip {
             Chip::X82599 => {
-                let links = h.rd(ixgbe::LINKS) as u64;
-                assert_ne!(links as u32 & ixgbe::links::LINK_UP, 0);
+                let links = h.rd(ixgbe::LINKS);
+                assert_ne!(links & ixgbe::links::LINK_UP.bit(), 0);
                 assert_eq!(ixgbe::links::SPEED.get(links), ixgbe::links::SPEED_10G);
-                assert_ne!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP, 0);
+                assert_ne!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP.bit(), 0);
                 h.emu.set_link(false);
-                assert_eq!(h.rd(ixgbe::LINKS) & ixgbe::links::LINK_UP, 0);
-                assert_eq!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP, 0);
+                assert_eq!(h.rd(ixgbe::LINKS) & ixgbe::links::LINK_UP.bit(), 0);
+                assert_eq!(h.rd(ixgbe::STATUS) & ixgbe::status::LINK_UP.bit(), 0);
             }
             _ => {
                 let st = h.rd(igb::STATUS);
-                assert_ne!(st & igb::status::LU, 0);
-                assert_ne!(st & igb::status::FD, 0);
-                assert_eq!(igb::status::SPEED.get(st as u64), igb::status::SPEED_1000);
+                assert_ne!(st & igb::status::LU.bit(), 0);
+                assert_ne!(st & igb::status::FD.bit(), 0);
+                assert_eq!(igb::status::SPEED.get(st), igb::status::SPEED_1000);
                 // The PHY through MDIC: link and auto-negotiation complete.
                 use igb::mdic;
                 let read = |h: &Host, reg: u32| {
-                    let cmd = mdic::OP.set(0, mdic::OP_READ)
-                        | mdic::PHYADD.set(0, mdic::INTERNAL_PHY)
-                        | mdic::REGADD.set(0, reg as u64);
-                    h.wr(igb::MDIC, cmd as u32);
+                    let cmd = mdic::OP.value(mdic::OP_READ)
+                        | mdic::PHYADD.value(mdic::INTERNAL_PHY)
+                        | mdic::REGADD.value(reg);
+                    h.wr(igb::MDIC, cmd);
                     let v = h.rd(igb::MDIC);
-                    assert_ne!(v & mdic::READY, 0);
-                    assert_eq!(v & mdic::ERROR, 0);
-                    mdic::DATA.get(v as u64) as u16
+                    assert_ne!(v & mdic::READY.bit(), 0);
+                    assert_eq!(v & mdic::ERROR.bit(), 0);
+                    mdic::DATA.get(v) as u16
                 };
                 let phy_status = read(&h, igb::phy::STATUS);
-                assert_ne!(phy_status & igb::phy::STATUS_LINK, 0);
-                assert_ne!(phy_status & igb::phy::STATUS_AN_COMPLETE, 0);
-                assert_ne!(read(&h, igb::phy::CONTROL) & igb::phy::CONTROL_AN_ENABLE, 0);
+                assert_ne!(phy_status & igb::phy::STATUS_LINK.bit(), 0);
+                assert_ne!(phy_status & igb::phy::STATUS_AN_COMPLETE.bit(), 0);
+                assert_ne!(
+                    read(&h, igb::phy::CONTROL) & igb::phy::CONTROL_AN_ENABLE.bit(),
+                    0
+                );
                 // A PHY that is not there answers with ERROR.
-                let cmd = mdic::OP.set(0, mdic::OP_READ) | mdic::PHYADD.set(0, 7);
-                h.wr(igb::MDIC, cmd as u32);
-                assert_ne!(h.rd(igb::MDIC) & mdic::ERROR, 0);
+                let cmd = mdic::OP.value(mdic::OP_READ) | mdic::PHYADD.value(7);
+                h.wr(igb::MDIC, cmd);
+                assert_ne!(h.rd(igb::MDIC) & mdic::ERROR.bit(), 0);
                 h.emu.set_link(false);
-                assert_eq!(h.rd(igb::STATUS) & igb::status::LU, 0);
-                assert_eq!(read(&h, igb::phy::STATUS) & igb::phy::STATUS_LINK, 0);
+                assert_eq!(h.rd(igb::STATUS) & igb::status::LU.bit(), 0);
+                assert_eq!(read(&h, igb::phy::STATUS) & igb::phy::STATUS_LINK.bit(), 0);
             }
         }
     }
@@ -602,10 +593,14 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
         assert_eq!(h.rx_wb(0, 0).2, 0, "nothing before the device works");
         assert!(h.emu.poll());
         let (_info, _hash, status, len) = h.rx_wb(0, 0);
-        assert_eq!(status, rxd::status::DD | rxd::status::EOP, "{chip:?}");
+        assert_eq!(
+            status,
+            rxd::status::DD.bit() | rxd::status::EOP.bit(),
+            "{chip:?}"
+        );
         assert_eq!(len as usize, f.len());
         assert_eq!(h.rx_data(0, 0, f.len()), f);
-        assert_eq!(h.rd((h.r.rdh)(0)), 1, "RDH advanced");
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Head)), 1, "RDH advanced");
         assert_eq!(h.rx_wb(0, 1).2, 0, "next descriptor untouched");
         let events = h.emu.trace().take();
         let desc0 = h.mem.iova_at(Host::rx_ring(0));
@@ -621,7 +616,7 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
         assert!(events.contains(&TraceEvent::Completion {
             queue: 0,
             id: 0,
-            status: rxd::status::DD | rxd::status::EOP
+            status: rxd::status::DD.bit() | rxd::status::EOP.bit()
         }));
         // Statistics: one good packet, its octets with the FCS.
         assert_eq!(h.rd(h.r.gprc), 1);
@@ -643,7 +638,10 @@ fn rdt_write_delivers_waiting_frames_inline_and_doorbells_are_traced() {
     assert_eq!(h.emu.counters().rx_no_descriptor, 1);
     peer.send(&f).unwrap();
     h.post_rx(0, 2);
-    assert_eq!(h.rx_wb(0, 0).2, rxd::status::DD | rxd::status::EOP);
+    assert_eq!(
+        h.rx_wb(0, 0).2,
+        rxd::status::DD.bit() | rxd::status::EOP.bit()
+    );
     let events = h.emu.trace().take();
     assert!(events.contains(&TraceEvent::Doorbell { queue: 0, value: 2 }));
 }
@@ -674,7 +672,7 @@ fn with_flow_control_frames_wait_for_an_enabled_ring_with_room() {
         h.emu.poll();
         assert_eq!(
             h.rx_wb(0, 0).2,
-            rxd::status::DD | rxd::status::EOP,
+            rxd::status::DD.bit() | rxd::status::EOP.bit(),
             "{chip:?}"
         );
         assert_eq!(h.rx_data(0, 0, f.len()), f);
@@ -682,7 +680,10 @@ fn with_flow_control_frames_wait_for_an_enabled_ring_with_room() {
         h.post_rx(0, 1);
         h.emu.poll();
         assert_eq!(waiting(), 0);
-        assert_eq!(h.rx_wb(0, 1).2, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(
+            h.rx_wb(0, 1).2,
+            rxd::status::DD.bit() | rxd::status::EOP.bit()
+        );
         assert_eq!(h.rd(h.r.mpc), 0, "{chip:?}: nothing missed");
         assert_eq!(h.emu.counters().rx_no_descriptor, 0);
         assert_eq!(h.emu.counters().rx_disabled, 0);
@@ -721,7 +722,10 @@ fn frame_without_free_descriptor_is_dropped_and_counted() {
         peer.send(&f).unwrap();
         peer.send(&f).unwrap();
         h.emu.poll();
-        assert_eq!(h.rx_wb(0, 0).2, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(
+            h.rx_wb(0, 0).2,
+            rxd::status::DD.bit() | rxd::status::EOP.bit()
+        );
         assert_eq!(h.rd(h.r.gprc), 1);
         assert_eq!(h.rd(h.r.queue_drop), 1);
         assert_eq!(h.emu.counters().rx_no_descriptor, 3);
@@ -737,14 +741,14 @@ fn frame_larger_than_a_buffer_spans_descriptors_with_eop_on_the_last() {
         h.enable_rx();
         // Allow long frames.
         match chip {
-            Chip::X82599 => h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::JUMBOEN),
+            Chip::X82599 => h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::JUMBOEN.bit()),
             _ => {
                 h.wr(igb::RLPML, 9018);
-                h.set_bits(igb::RCTL, igb::rctl::LPE);
+                h.set_bits(igb::RCTL, igb::rctl::LPE.bit());
             }
         }
         if chip == Chip::X82599 {
-            h.wr(ixgbe::MAXFRS, ixgbe::maxfrs::MFS.set(0, 9018) as u32);
+            h.wr(ixgbe::MAXFRS, ixgbe::maxfrs::MFS.value(9018));
         }
         h.post_rx(0, 8);
         let f = frame(MAC, 2500, 9);
@@ -753,18 +757,22 @@ fn frame_larger_than_a_buffer_spans_descriptors_with_eop_on_the_last() {
         let mut got = Vec::new();
         for (i, want_len) in [(0u32, 1024u16), (1, 1024), (2, 452)] {
             let (_, _, status, len) = h.rx_wb(0, i);
-            let eop = if i == 2 { rxd::status::EOP } else { 0 };
-            assert_eq!(status, rxd::status::DD | eop, "{chip:?} descriptor {i}");
+            let eop = if i == 2 { rxd::status::EOP.bit() } else { 0 };
+            assert_eq!(
+                status,
+                rxd::status::DD.bit() | eop,
+                "{chip:?} descriptor {i}"
+            );
             assert_eq!(len, want_len);
             got.extend(h.rx_data(0, i, len as usize));
         }
         assert_eq!(got, f);
-        assert_eq!(h.rd((h.r.rdh)(0)), 3);
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Head)), 3);
         // Too long for the configured maximum: oversize, dropped.
         peer.send(&frame(MAC, 9100, 1)).unwrap();
         h.emu.poll();
         assert_eq!(h.emu.counters().rx_oversize, 1);
-        assert_eq!(h.rd((h.r.rdh)(0)), 3);
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Head)), 3);
     }
 }
 
@@ -851,8 +859,10 @@ fn three_segment_packet_arrives_concatenated_and_dd_only_where_rs() {
         let ia = h.tx_buf(0, a);
         let ib = h.tx_buf(4096, b);
         let ic = h.tx_buf(8192, c);
-        use txd::cmd_type_len::{EOP, IFCS, RS};
-        let olinfo = txd::olinfo::PAYLEN.set(0, f.len() as u64) as u32;
+        const EOP: u32 = txd::cmd_type_len::EOP.bit();
+        const IFCS: u32 = txd::cmd_type_len::IFCS.bit();
+        const RS: u32 = txd::cmd_type_len::RS.bit();
+        let olinfo = txd::olinfo::PAYLEN.value(f.len() as u32);
         h.tx_data(0, ia, a.len(), IFCS, olinfo);
         h.tx_data(0, ib, b.len(), IFCS, 0);
         h.tx_data(0, ic, c.len(), IFCS | EOP | RS, 0);
@@ -864,11 +874,15 @@ fn three_segment_packet_arrives_concatenated_and_dd_only_where_rs() {
         h.tx_data(0, ig2, g.len() - 40, IFCS | EOP, 0);
         h.emu.trace().set_enabled(true);
         h.ring_tx(0);
-        assert_eq!(h.rd((h.r.tdh)(0)), 5, "{chip:?}: TDH at the tail");
+        assert_eq!(
+            h.rd(h.r.txq(0, TxReg::Head)),
+            5,
+            "{chip:?}: TDH at the tail"
+        );
         assert_eq!(recv(wire.as_ref()), Some(f.clone()));
         assert_eq!(recv(wire.as_ref()), Some(g.clone()));
         assert_eq!(recv(wire.as_ref()), None);
-        let dd = txd::olinfo::DD;
+        let dd = txd::olinfo::DD.bit();
         assert_eq!(h.tx_status(0, 0), olinfo, "no RS: untouched");
         assert_eq!(h.tx_status(0, 1), 0);
         assert_eq!(h.tx_status(0, 2), dd);
@@ -905,7 +919,7 @@ fn a_port_on_a_loop_wire_receives_what_it_sends() {
     h.setup_tx(0);
     let f = frame(MAC, 90, 6);
     let a = h.tx_buf(0, &f);
-    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, 0);
+    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP.bit(), 0);
     // The TDT write sends, then takes the frame back from the wire.
     h.ring_tx(0);
     assert_eq!(h.rx_wb(0, 0).3 as usize, f.len());
@@ -919,13 +933,13 @@ fn short_frames_are_padded_on_transmit() {
         h.reset();
         h.setup_tx(0);
         if chip == Chip::X82599 {
-            h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::TXPADEN);
+            h.set_bits(ixgbe::HLREG0, ixgbe::hlreg0::TXPADEN.bit());
         } else {
-            h.set_bits(igb::TCTL, igb::tctl::PSP);
+            h.set_bits(igb::TCTL, igb::tctl::PSP.bit());
         }
         let f = frame(PEER_MAC, 42, 1);
         let a = h.tx_buf(0, &f);
-        h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, 0);
+        h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP.bit(), 0);
         h.ring_tx(0);
         let mut want = f.clone();
         want.resize(60, 0);
@@ -953,13 +967,13 @@ fn ipv4_and_udp_checksums_are_inserted() {
         // Header and payload in separate segments.
         let a = h.tx_buf(0, &f[..42]);
         let b = h.tx_buf(4096, &f[42..]);
-        let olinfo = txd::olinfo::IXSM | txd::olinfo::TXSM;
+        let olinfo = txd::olinfo::IXSM.bit() | txd::olinfo::TXSM.bit();
         h.tx_data(0, a, 42, 0, olinfo);
         h.tx_data(
             0,
             b,
             f.len() - 42,
-            txd::cmd_type_len::EOP | txd::cmd_type_len::RS,
+            txd::cmd_type_len::EOP.bit() | txd::cmd_type_len::RS.bit(),
             0,
         );
         h.ring_tx(0);
@@ -992,12 +1006,24 @@ fn tcp_checksum_is_inserted_and_a_missing_context_is_reported() {
     f[50..52].copy_from_slice(&pseudo.to_be_bytes());
     let a = h.tx_buf(0, &f);
     // No context loaded yet: sent as is, counted.
-    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, txd::olinfo::TXSM);
+    h.tx_data(
+        0,
+        a,
+        f.len(),
+        txd::cmd_type_len::EOP.bit(),
+        txd::olinfo::TXSM.bit(),
+    );
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), Some(f.clone()));
     assert_eq!(h.emu.counters().tx_offload_errors, 1);
     h.tx_context(0, 14, 20, txd::ctx::L4T_TCP);
-    h.tx_data(0, a, f.len(), txd::cmd_type_len::EOP, txd::olinfo::TXSM);
+    h.tx_data(
+        0,
+        a,
+        f.len(),
+        txd::cmd_type_len::EOP.bit(),
+        txd::olinfo::TXSM.bit(),
+    );
     h.ring_tx(0);
     let out = recv(wire.as_ref()).unwrap();
     let sum = inet_sum(&[&out[26..34], &[0, 6], &tcp_len.to_be_bytes(), &out[34..]]);
@@ -1081,15 +1107,12 @@ fn rss_picks_the_queue_from_the_toeplitz_hash_and_writes_it_back() {
             let (info, wb_hash, status, _) = h.rx_wb(q, i);
             assert_eq!(
                 status,
-                rxd::status::DD | rxd::status::EOP,
+                rxd::status::DD.bit() | rxd::status::EOP.bit(),
                 "{chip:?} queue {q}"
             );
             assert_eq!(wb_hash, hash, "{chip:?}");
-            assert_eq!(
-                rxd::info::RSS_TYPE.get(info as u64) as u32,
-                rxd::rss_type::IPV4_TCP
-            );
-            let ptype = rxd::info::PACKET_TYPE.get(info as u64) as u32;
+            assert_eq!(rxd::info::RSS_TYPE.get(info), rxd::rss_type::IPV4_TCP);
+            let ptype = rxd::info::PACKET_TYPE.get(info);
             assert_eq!(
                 ptype,
                 rxd::packet_type::IPV4 | rxd::packet_type::TCP,
@@ -1102,7 +1125,7 @@ fn rss_picks_the_queue_from_the_toeplitz_hash_and_writes_it_back() {
         peer.send(&frame(MAC, 60, 0)).unwrap();
         h.emu.poll();
         let (info, hash, status, _) = h.rx_wb(0, next[0]);
-        assert_ne!(status & rxd::status::DD, 0);
+        assert_ne!(status & rxd::status::DD.bit(), 0);
         assert_eq!((info, hash), (0, 0));
     }
 }
@@ -1124,12 +1147,9 @@ fn rss_hash_is_written_back_only_with_pcsd() {
     .unwrap();
     h.emu.poll();
     let (info, hash, status, _) = h.rx_wb(0, 0);
-    assert_ne!(status & rxd::status::DD, 0);
+    assert_ne!(status & rxd::status::DD.bit(), 0);
     assert_eq!(hash, 0);
-    assert_eq!(
-        rxd::info::RSS_TYPE.get(info as u64) as u32,
-        rxd::rss_type::IPV4_TCP
-    );
+    assert_eq!(rxd::info::RSS_TYPE.get(info), rxd::rss_type::IPV4_TCP);
 }
 
 #[test]
@@ -1173,7 +1193,7 @@ fn iommu_fault_on_a_bad_rx_buffer_is_counted_not_fatal() {
         h.post_rx_addr(0, 0, 0x1000);
         h.post_rx_addr(0, 1, h.mem.iova_at(Host::buf(0, 1)));
         h.rx_tail[0] = 2;
-        h.wr((h.r.rdt)(0), 2);
+        h.wr(h.r.rxq(0, RxReg::Tail), 2);
         let f = frame(MAC, 80, 2);
         peer.send(&f).unwrap();
         peer.send(&f).unwrap();
@@ -1181,12 +1201,12 @@ fn iommu_fault_on_a_bad_rx_buffer_is_counted_not_fatal() {
         let (_, _, status, len) = h.rx_wb(0, 0);
         assert_eq!(
             status,
-            rxd::status::DD | rxd::status::EOP | h.r.rx_error,
+            rxd::status::DD.bit() | rxd::status::EOP.bit() | h.r.rx_error,
             "{chip:?}"
         );
         assert_eq!(len, 0);
         let (_, _, status, len) = h.rx_wb(0, 1);
-        assert_eq!(status, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(status, rxd::status::DD.bit() | rxd::status::EOP.bit());
         assert_eq!(len as usize, f.len());
         let c = h.emu.counters();
         assert_eq!((c.rx_dma_faults, c.rx_delivered, c.queue_errors), (1, 1, 0));
@@ -1206,14 +1226,15 @@ fn iommu_fault_on_a_bad_tx_buffer_drops_the_packet_and_completes_it() {
         let (mut h, wire) = Host::inline(chip);
         h.reset();
         h.setup_tx(0);
-        use txd::cmd_type_len::{EOP, RS};
+        const EOP: u32 = txd::cmd_type_len::EOP.bit();
+        const RS: u32 = txd::cmd_type_len::RS.bit();
         let good = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
         h.tx_data(0, good, 30, 0, 0);
         h.tx_data(0, 0xdead_0000, 30, EOP | RS, 0);
         h.tx_data(0, good, 60, EOP | RS, 0);
         h.ring_tx(0);
-        assert_eq!(h.tx_status(0, 1), txd::olinfo::DD, "{chip:?}");
-        assert_eq!(h.tx_status(0, 2), txd::olinfo::DD);
+        assert_eq!(h.tx_status(0, 1), txd::olinfo::DD.bit(), "{chip:?}");
+        assert_eq!(h.tx_status(0, 2), txd::olinfo::DD.bit());
         assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 0)));
         assert_eq!(recv(wire.as_ref()), None);
         let c = h.emu.counters();
@@ -1229,45 +1250,48 @@ fn bad_ring_registers_put_the_queue_in_an_error_state() {
         h.emu.trace().set_enabled(true);
         let r = &h.r;
         // RDLEN not a multiple of 128.
-        h.wr((r.rdbal)(1), h.mem.iova_at(0) as u32);
-        h.wr((r.rdbah)(1), (h.mem.iova_at(0) >> 32) as u32);
-        h.wr((r.rdlen)(1), 100);
-        h.wr((r.srrctl)(1), r.desctype.set(0, r.desctype_adv) as u32);
-        h.wr((r.rxdctl)(1), r.rxdctl_enable);
-        assert_eq!(h.rd((r.rxdctl)(1)) & r.rxdctl_enable, 0, "{chip:?}");
+        h.wr(r.rxq(1, RxReg::Bal), h.mem.iova_at(0) as u32);
+        h.wr(r.rxq(1, RxReg::Bah), (h.mem.iova_at(0) >> 32) as u32);
+        h.wr(r.rxq(1, RxReg::Len), 100);
+        h.wr(r.rxq(1, RxReg::Srrctl), r.desctype.value(r.desctype_adv));
+        h.wr(r.rxq(1, RxReg::Dctl), r.rxdctl_enable);
+        assert_eq!(h.rd(r.rxq(1, RxReg::Dctl)) & r.rxdctl_enable, 0, "{chip:?}");
         assert_eq!(h.emu.counters().queue_errors, 1);
         assert!(h.emu.trace().take().iter().any(
             |e| matches!(e, TraceEvent::Note(n) if n.contains("RX queue 1 stopped") && n.contains("multiple of 128"))
         ));
         // A legacy descriptor type is refused at enable.
-        h.wr((r.rdlen)(1), 1024);
-        h.wr((r.srrctl)(1), 0);
-        h.wr((r.rxdctl)(1), 0);
-        h.wr((r.rxdctl)(1), r.rxdctl_enable);
-        assert_eq!(h.rd((r.rxdctl)(1)) & r.rxdctl_enable, 0);
+        h.wr(r.rxq(1, RxReg::Len), 1024);
+        h.wr(r.rxq(1, RxReg::Srrctl), 0);
+        h.wr(r.rxq(1, RxReg::Dctl), 0);
+        h.wr(r.rxq(1, RxReg::Dctl), r.rxdctl_enable);
+        assert_eq!(h.rd(r.rxq(1, RxReg::Dctl)) & r.rxdctl_enable, 0);
         assert_eq!(h.emu.counters().queue_errors, 2);
         // A good queue, then a tail past its end.
         h.setup_rx_queue(0, ENTRIES, 2, 0);
         h.enable_rx();
-        h.wr((h.r.rdt)(0), ENTRIES + 5);
-        assert_eq!(h.rd((h.r.rxdctl)(0)) & h.r.rxdctl_enable, 0);
+        h.wr(h.r.rxq(0, RxReg::Tail), ENTRIES + 5);
+        assert_eq!(h.rd(h.r.rxq(0, RxReg::Dctl)) & h.r.rxdctl_enable, 0);
         assert_eq!(h.emu.counters().queue_errors, 3);
         peer.send(&frame(MAC, 60, 0)).unwrap();
         h.emu.poll();
         assert_eq!(h.emu.counters().rx_disabled, 1);
         // Disable and enable again: the queue works.
-        h.wr((h.r.rxdctl)(0), 0);
+        h.wr(h.r.rxq(0, RxReg::Dctl), 0);
         h.setup_rx_queue(0, ENTRIES, 2, 0);
         h.post_rx(0, 1);
         peer.send(&frame(MAC, 60, 0)).unwrap();
         h.emu.poll();
-        assert_eq!(h.rx_wb(0, 0).2, rxd::status::DD | rxd::status::EOP);
+        assert_eq!(
+            h.rx_wb(0, 0).2,
+            rxd::status::DD.bit() | rxd::status::EOP.bit()
+        );
         // TX: a ring base that is not 128-byte aligned.
-        h.wr((h.r.tdbal)(2), h.mem.iova_at(64) as u32);
-        h.wr((h.r.tdbah)(2), (h.mem.iova_at(64) >> 32) as u32);
-        h.wr((h.r.tdlen)(2), 1024);
-        h.wr((h.r.txdctl)(2), h.r.txdctl_enable);
-        assert_eq!(h.rd((h.r.txdctl)(2)) & h.r.txdctl_enable, 0);
+        h.wr(h.r.txq(2, TxReg::Bal), h.mem.iova_at(64) as u32);
+        h.wr(h.r.txq(2, TxReg::Bah), (h.mem.iova_at(64) >> 32) as u32);
+        h.wr(h.r.txq(2, TxReg::Len), 1024);
+        h.wr(h.r.txq(2, TxReg::Dctl), h.r.txdctl_enable);
+        assert_eq!(h.rd(h.r.txq(2, TxReg::Dctl)) & h.r.txdctl_enable, 0);
         assert_eq!(h.emu.counters().queue_errors, 4);
     }
 }
@@ -1278,13 +1302,13 @@ fn legacy_tx_descriptor_stops_the_queue() {
     h.reset();
     h.setup_tx(0);
     let a = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
-    let i = h.tx_data(0, a, 60, txd::cmd_type_len::EOP, 0);
+    let i = h.tx_data(0, a, 60, txd::cmd_type_len::EOP.bit(), 0);
     let d = Host::tx_ring(0) + i as usize * DESC_SIZE + txd::CMD_TYPE_LEN;
     h.mem
-        .write_u32(d, h.mem.read_u32(d) & !txd::cmd_type_len::DEXT);
+        .write_u32(d, h.mem.read_u32(d) & !txd::cmd_type_len::DEXT.bit());
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), None);
-    assert_eq!(h.rd(igb::txdctl(0)) & igb::txdctl::ENABLE, 0);
+    assert_eq!(h.rd(igb::txdctl(0)) & igb::txdctl::ENABLE.bit(), 0);
     assert_eq!(h.emu.counters().queue_errors, 1);
 }
 
@@ -1295,7 +1319,7 @@ fn ring_memory_without_bus_mastering_stops_the_queue() {
     h.setup_tx(0);
     h.emu.pci().config_write(0x04, 0);
     let a = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
-    h.tx_data(0, a, 60, txd::cmd_type_len::EOP, 0);
+    h.tx_data(0, a, 60, txd::cmd_type_len::EOP.bit(), 0);
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), None);
     assert_eq!(h.emu.counters().queue_errors, 1);
@@ -1312,7 +1336,7 @@ fn two_ports_on_a_pair_exchange_frames_inline() {
     rx.post_rx(0, 4);
     let f = frame(MAC, 128, 3);
     let addr = tx.tx_buf(0, &f);
-    tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP, 0);
+    tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP.bit(), 0);
     tx.ring_tx(0);
     rx.emu.poll();
     assert_eq!(rx.rx_wb(0, 0).3 as usize, f.len());
@@ -1326,10 +1350,16 @@ fn link_down_discards_transmitted_frames_but_completes_them() {
     h.setup_tx(0);
     h.emu.set_link(false);
     let a = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
-    h.tx_data(0, a, 60, txd::cmd_type_len::EOP | txd::cmd_type_len::RS, 0);
+    h.tx_data(
+        0,
+        a,
+        60,
+        txd::cmd_type_len::EOP.bit() | txd::cmd_type_len::RS.bit(),
+        0,
+    );
     h.ring_tx(0);
     assert_eq!(recv(wire.as_ref()), None);
-    assert_eq!(h.tx_status(0, 0), txd::olinfo::DD);
+    assert_eq!(h.tx_status(0, 0), txd::olinfo::DD.bit());
     assert_eq!(h.emu.counters().tx_link_down, 1);
 }
 
@@ -1348,27 +1378,31 @@ fn threaded_ports_forward_between_each_other() {
         for i in 0..n {
             let f = frame(MAC, 60 + i as usize, i as u8);
             let addr = tx.tx_buf(i as usize * 256, &f);
-            let rs = if i == n - 1 { txd::cmd_type_len::RS } else { 0 };
-            tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP | rs, 0);
+            let rs = if i == n - 1 {
+                txd::cmd_type_len::RS.bit()
+            } else {
+                0
+            };
+            tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP.bit() | rs, 0);
         }
         tx.ring_tx(0);
         wait_until("the last TX descriptor done", || {
-            tx.tx_status(0, n - 1) & txd::olinfo::DD != 0
+            tx.tx_status(0, n - 1) & txd::olinfo::DD.bit() != 0
         });
         wait_until("the last frame received", || {
-            rx.rx_wb(0, n - 1).2 & rxd::status::DD != 0
+            rx.rx_wb(0, n - 1).2 & rxd::status::DD.bit() != 0
         });
         for i in 0..n {
             let (_, _, status, len) = rx.rx_wb(0, i);
-            assert_eq!(status, rxd::status::DD | rxd::status::EOP);
+            assert_eq!(status, rxd::status::DD.bit() | rxd::status::EOP.bit());
             assert_eq!(len as usize, 60 + i as usize);
             assert_eq!(
                 rx.rx_data(0, i, len as usize),
                 frame(MAC, len as usize, i as u8)
             );
         }
-        assert_eq!(tx.rd((tx.r.tdh)(0)), n);
-        assert_eq!(rx.rd((rx.r.rdh)(0)), n);
+        assert_eq!(tx.rd(tx.r.txq(0, TxReg::Head)), n);
+        assert_eq!(rx.rd(rx.r.rxq(0, RxReg::Head)), n);
         assert_eq!(rx.emu.counters().rx_delivered, n as u64);
     }
 }
@@ -1386,10 +1420,14 @@ fn threaded_rx_refill_lets_a_stalled_ring_continue() {
     for i in 0..2 {
         peer.send(&frame(MAC, 60, i)).unwrap();
     }
-    wait_until("two frames", || h.rx_wb(0, 1).2 & rxd::status::DD != 0);
+    wait_until("two frames", || {
+        h.rx_wb(0, 1).2 & rxd::status::DD.bit() != 0
+    });
     h.post_rx(0, 2);
     peer.send(&frame(MAC, 60, 9)).unwrap();
-    wait_until("the third frame", || h.rx_wb(0, 2).2 & rxd::status::DD != 0);
+    wait_until("the third frame", || {
+        h.rx_wb(0, 2).2 & rxd::status::DD.bit() != 0
+    });
     assert_eq!(h.rx_data(0, 2, 60), frame(MAC, 60, 9));
 }
 
@@ -1436,10 +1474,10 @@ fn queues_the_model_was_built_without_never_enable() {
     for chip in CHIPS {
         // Host::new builds models with 4 queues.
         let (h, _peer) = Host::inline(chip);
-        h.wr((h.r.rxdctl)(5), h.r.rxdctl_enable);
-        h.wr((h.r.txdctl)(4), h.r.txdctl_enable);
-        assert_eq!(h.rd((h.r.rxdctl)(5)), 0, "{chip:?}");
-        assert_eq!(h.rd((h.r.txdctl)(4)), 0);
+        h.wr(h.r.rxq(5, RxReg::Dctl), h.r.rxdctl_enable);
+        h.wr(h.r.txq(4, TxReg::Dctl), h.r.txdctl_enable);
+        assert_eq!(h.rd(h.r.rxq(5, RxReg::Dctl)), 0, "{chip:?}");
+        assert_eq!(h.rd(h.r.txq(4, TxReg::Dctl)), 0);
     }
 }
 
@@ -1447,8 +1485,8 @@ fn queues_the_model_was_built_without_never_enable() {
 fn igb_legacy_and_block_addresses_of_low_queues_are_the_same_register() {
     let (h, _peer) = Host::inline(Chip::I82576);
     h.wr(igb::rdlen(2), 2048);
-    assert_eq!(h.rd(igb::rxq_block(2, igb::rdlen)), 2048);
-    h.wr(igb::txq_block(1, igb::tdlen), 4096);
+    assert_eq!(h.rd(igb::RX_BLOCK.addr(2, RxReg::Len)), 2048);
+    h.wr(igb::TX_BLOCK.addr(1, TxReg::Len), 4096);
     assert_eq!(h.rd(igb::tdlen(1)), 4096);
 }
 
@@ -1486,11 +1524,11 @@ fn bench_inline_forwarding_cost_per_packet() {
         for _ in 0..rounds {
             for i in 0..BATCH {
                 let rs = if i == BATCH - 1 {
-                    txd::cmd_type_len::RS
+                    txd::cmd_type_len::RS.bit()
                 } else {
                     0
                 };
-                tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP | rs, 0);
+                tx.tx_data(0, addr, f.len(), txd::cmd_type_len::EOP.bit() | rs, 0);
             }
             tx.ring_tx(0);
             rx.emu.poll();

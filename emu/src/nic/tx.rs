@@ -136,7 +136,7 @@ impl TxRing {
             let mut d = [0u8; DESC_SIZE];
             d.copy_from_slice(&self.cache[self.pos * DESC_SIZE..(self.pos + 1) * DESC_SIZE]);
             let c = dword(&d, desc::CMD_TYPE_LEN);
-            if c & cmd::DEXT == 0 {
+            if c & cmd::DEXT.bit() == 0 {
                 m.queue_error(Dir::Tx, q, shared, || {
                     format!(
                         "descriptor {index} is a legacy descriptor (DCMD.DEXT = 0), which is not \
@@ -145,7 +145,7 @@ impl TxRing {
                 });
                 return done > 0;
             }
-            match cmd::DTYP.get(c as u64) as u32 {
+            match cmd::DTYP.get(c) {
                 cmd::DTYP_CONTEXT => self.load_context(&d),
                 cmd::DTYP_DATA => self.data(m, q, &d, c),
                 other => {
@@ -155,11 +155,12 @@ impl TxRing {
                     });
                 }
             }
-            if c & cmd::RS != 0 {
+            if c & cmd::RS.bit() != 0 {
                 // The write-back format: DD in the status dword (82599 §7.2.3.2.4).
-                let wb = m
-                    .dma
-                    .store_u32_release(self.desc_iova(index) + desc::WB_STATUS as u64, olinfo::DD);
+                let wb = m.dma.store_u32_release(
+                    self.desc_iova(index) + desc::WB_STATUS as u64,
+                    olinfo::DD.bit(),
+                );
                 if let Err(e) = wb {
                     m.queue_error(Dir::Tx, q, shared, || {
                         format!("write-back of descriptor {index} failed: {e}")
@@ -169,7 +170,7 @@ impl TxRing {
                 m.dma.trace().record(|| TraceEvent::Completion {
                     queue: Dir::Tx.trace_queue(q),
                     id: index,
-                    status: olinfo::DD,
+                    status: olinfo::DD.bit(),
                 });
             }
             self.pos += 1;
@@ -182,10 +183,10 @@ impl TxRing {
 
     /// A context descriptor: load its slot.
     fn load_context(&mut self, d: &[u8]) {
-        let lens = dword(d, ctx::VLAN_MACIP_LENS) as u64;
+        let lens = dword(d, ctx::VLAN_MACIP_LENS);
         let tucmd = dword(d, ctx::TYPE_TUCMD_MLHL);
-        let idx = ctx::IDX.get(dword(d, ctx::MSS_L4LEN_IDX) as u64) as usize % CONTEXT_SLOTS;
-        let l4 = match ctx::TUCMD_L4T.get(tucmd as u64) as u32 {
+        let idx = ctx::IDX.get(dword(d, ctx::MSS_L4LEN_IDX)) as usize % CONTEXT_SLOTS;
+        let l4 = match ctx::TUCMD_L4T.get(tucmd) {
             ctx::L4T_UDP => L4Type::Udp,
             ctx::L4T_TCP => L4Type::Tcp,
             ctx::L4T_SCTP => L4Type::Sctp,
@@ -194,7 +195,7 @@ impl TxRing {
         self.contexts[idx] = Some(TxContext {
             maclen: ctx::MACLEN.get(lens) as usize,
             iplen: ctx::IPLEN.get(lens) as usize,
-            ipv4: tucmd & ctx::TUCMD_IPV4 != 0,
+            ipv4: tucmd & ctx::TUCMD_IPV4.bit() != 0,
             l4,
         });
     }
@@ -211,7 +212,7 @@ impl TxRing {
             p.data.clear();
         }
         p.descriptors += 1;
-        let len = cmd::DTALEN.get(c as u64) as usize;
+        let len = cmd::DTALEN.get(c) as usize;
         let mut a = [0u8; 8];
         a.copy_from_slice(&d[desc::ADDR..desc::ADDR + 8]);
         let addr = u64::from_le_bytes(a);
@@ -236,7 +237,7 @@ impl TxRing {
                 }
             }
         }
-        if c & cmd::EOP != 0 {
+        if c & cmd::EOP.bit() != 0 {
             self.finish(m, q);
         }
     }
@@ -254,15 +255,18 @@ impl TxRing {
             }
             None => {}
         }
-        if p.first_cmd & cmd::TSE != 0 {
+        if p.first_cmd & cmd::TSE.bit() != 0 {
             bump(&m.counters.tx_malformed);
             m.note(|| format!("TX queue {q}: packet dropped: TSO (DCMD.TSE) is not modelled"));
             return;
         }
         let popts = p.first_olinfo;
-        let (ixsm, txsm) = (popts & olinfo::IXSM != 0, popts & olinfo::TXSM != 0);
+        let (ixsm, txsm) = (
+            popts & olinfo::IXSM.bit() != 0,
+            popts & olinfo::TXSM.bit() != 0,
+        );
         if ixsm || txsm {
-            let idx = olinfo::IDX.get(popts as u64) as usize % CONTEXT_SLOTS;
+            let idx = olinfo::IDX.get(popts) as usize % CONTEXT_SLOTS;
             let result = match &self.contexts[idx] {
                 Some(ctx) => {
                     checksum::apply(&mut p.data, ctx, ixsm, txsm).map_err(|e| e.to_string())

@@ -6,7 +6,10 @@
 //! 0x3800 TX, stride 0x100); every queue is also reachable in the 0xC000 RX /
 //! 0xE000 TX block (stride 0x40), which is the only place for queues 4 and up.
 
-use super::RawField;
+use super::queue::{QueueBlock, QueueMap, RxReg, TxReg};
+use super::regname::{self, RegArray, RegName};
+use super::Field;
+use super::{RETA_REGS, RSSRK_REGS};
 
 /// PCI vendor ID of Intel.
 pub const VENDOR_INTEL: u16 = 0x8086;
@@ -158,57 +161,110 @@ pub const fn rssrk(n: usize) -> usize {
     0x5c80 + n * 4
 }
 
-/// Per-RX-queue register at offset `off` inside the queue's register block.
-const fn rxq(q: u16, off: usize) -> usize {
-    let q = q as usize;
-    if q < 4 {
-        0x2800 + q * 0x100 + off
-    } else {
-        0xc000 + q * 0x40 + off
-    }
+/// The registers of one queue's block, at their offsets in it (82576
+/// datasheet §8.10 receive, §8.12 transmit; the same in both blocks).
+const RX_BLOCK_REGS: &[(RxReg, usize)] = &[
+    (RxReg::Bal, 0x00),
+    (RxReg::Bah, 0x04),
+    (RxReg::Len, 0x08),
+    (RxReg::Srrctl, 0x0c),
+    (RxReg::Head, 0x10),
+    (RxReg::Tail, 0x18),
+    (RxReg::Dctl, 0x28),
+];
+const TX_BLOCK_REGS: &[(TxReg, usize)] = &[
+    (TxReg::Bal, 0x00),
+    (TxReg::Bah, 0x04),
+    (TxReg::Len, 0x08),
+    (TxReg::Head, 0x10),
+    (TxReg::Tail, 0x18),
+    (TxReg::Dctl, 0x28),
+];
+
+/// The legacy RX block: queues 0..3 at 0x2800, stride 0x100.
+pub const RX_LEGACY_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x2800,
+    stride: 0x100,
+    first: 0,
+    count: 4,
+    regs: RX_BLOCK_REGS,
+};
+/// The RX block of every queue: 0xC000, stride 0x40 (the only addresses of
+/// queues 4 and up; an alias for queues 0..3).
+pub const RX_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0xc000,
+    stride: 0x40,
+    first: 0,
+    count: QUEUES_82576,
+    regs: RX_BLOCK_REGS,
+};
+/// The legacy TX block: queues 0..3 at 0x3800, stride 0x100.
+pub const TX_LEGACY_BLOCK: QueueBlock<TxReg> = QueueBlock {
+    base: 0x3800,
+    stride: 0x100,
+    first: 0,
+    count: 4,
+    regs: TX_BLOCK_REGS,
+};
+/// The TX block of every queue: 0xE000, stride 0x40.
+pub const TX_BLOCK: QueueBlock<TxReg> = QueueBlock {
+    base: 0xe000,
+    stride: 0x40,
+    first: 0,
+    count: QUEUES_82576,
+    regs: TX_BLOCK_REGS,
+};
+
+/// Where the per-RX-queue registers are: the legacy block first, so queues
+/// 0..3 use their legacy addresses as the Linux driver does.
+pub const RX_QUEUES: QueueMap<RxReg> = QueueMap {
+    blocks: &[RX_LEGACY_BLOCK, RX_BLOCK],
+};
+/// Where the per-TX-queue registers are.
+pub const TX_QUEUES: QueueMap<TxReg> = QueueMap {
+    blocks: &[TX_LEGACY_BLOCK, TX_BLOCK],
+};
+
+const fn rxq(q: u16, reg: RxReg) -> usize {
+    RX_QUEUES.addr(q, reg)
 }
 
-/// Per-TX-queue register at offset `off` inside the queue's register block.
-const fn txq(q: u16, off: usize) -> usize {
-    let q = q as usize;
-    if q < 4 {
-        0x3800 + q * 0x100 + off
-    } else {
-        0xe000 + q * 0x40 + off
-    }
+const fn txq(q: u16, reg: TxReg) -> usize {
+    TX_QUEUES.addr(q, reg)
 }
 
 /// RX Descriptor Base Address Low of queue `q` (128-byte aligned).
 pub const fn rdbal(q: u16) -> usize {
-    rxq(q, 0x00)
+    rxq(q, RxReg::Bal)
 }
 /// RX Descriptor Base Address High.
 pub const fn rdbah(q: u16) -> usize {
-    rxq(q, 0x04)
+    rxq(q, RxReg::Bah)
 }
 /// RX Descriptor Length in bytes (multiple of 128).
 pub const fn rdlen(q: u16) -> usize {
-    rxq(q, 0x08)
+    rxq(q, RxReg::Len)
 }
 /// Split and Replication Receive Control.
 pub const fn srrctl(q: u16) -> usize {
-    rxq(q, 0x0c)
+    rxq(q, RxReg::Srrctl)
 }
 /// RX Descriptor Head (written by the device).
 pub const fn rdh(q: u16) -> usize {
-    rxq(q, 0x10)
+    rxq(q, RxReg::Head)
 }
 /// RX DCA Control.
 pub const fn dca_rxctrl(q: u16) -> usize {
-    rxq(q, 0x14)
+    // In the queue's block but no ring register, so not in the map.
+    rxq(q, RxReg::Bal) + 0x14
 }
 /// RX Descriptor Tail (written by the driver: the last descriptor it owns + 1).
 pub const fn rdt(q: u16) -> usize {
-    rxq(q, 0x18)
+    rxq(q, RxReg::Tail)
 }
 /// Receive Descriptor Control.
 pub const fn rxdctl(q: u16) -> usize {
-    rxq(q, 0x28)
+    rxq(q, RxReg::Dctl)
 }
 /// Receive Queue Drop Packet Count (clear on read): frames dropped because
 /// the queue had no descriptor while SRRCTL.DROP_EN was set.
@@ -218,31 +274,32 @@ pub const fn rqdpc(q: u16) -> usize {
 
 /// TX Descriptor Base Address Low of queue `q`.
 pub const fn tdbal(q: u16) -> usize {
-    txq(q, 0x00)
+    txq(q, TxReg::Bal)
 }
 /// TX Descriptor Base Address High.
 pub const fn tdbah(q: u16) -> usize {
-    txq(q, 0x04)
+    txq(q, TxReg::Bah)
 }
 /// TX Descriptor Length in bytes.
 pub const fn tdlen(q: u16) -> usize {
-    txq(q, 0x08)
+    txq(q, TxReg::Len)
 }
 /// TX Descriptor Head (written by the device).
 pub const fn tdh(q: u16) -> usize {
-    txq(q, 0x10)
+    txq(q, TxReg::Head)
 }
 /// TX DCA Control.
 pub const fn dca_txctrl(q: u16) -> usize {
-    txq(q, 0x14)
+    // In the queue's block but no ring register, so not in the map.
+    txq(q, TxReg::Bal) + 0x14
 }
 /// TX Descriptor Tail.
 pub const fn tdt(q: u16) -> usize {
-    txq(q, 0x18)
+    txq(q, TxReg::Tail)
 }
 /// Transmit Descriptor Control.
 pub const fn txdctl(q: u16) -> usize {
-    txq(q, 0x28)
+    txq(q, TxReg::Dctl)
 }
 
 // ---- Transmit ----
@@ -287,300 +344,454 @@ pub const TPT: usize = 0x40d4;
 /// Receive Oversize Count: frames longer than the configured maximum (dropped).
 pub const ROC: usize = 0x40ac;
 
-/// The 0xC000-block address of the per-RX-queue register that `reg(q)`
-/// names (e.g. `rxq_block(q, rdt)`): queues 0..3 answer at both their
-/// legacy address and this one; for queues 4 and up the two are the same.
-pub fn rxq_block(q: u16, reg: fn(u16) -> usize) -> usize {
-    0xc000 + q as usize * 0x40 + (reg(0) - rdbal(0))
-}
+// ---- Names, for decoders ----
 
-/// The 0xE000-block address of the per-TX-queue register that `reg(q)` names.
-pub fn txq_block(q: u16, reg: fn(u16) -> usize) -> usize {
-    0xe000 + q as usize * 0x40 + (reg(0) - tdbal(0))
+/// The single registers above with their datasheet names.
+const REGISTERS: &[(usize, &str)] = &[
+    (CTRL, "CTRL"),
+    (STATUS, "STATUS"),
+    (EECD, "EECD"),
+    (EERD, "EERD"),
+    (CTRL_EXT, "CTRL_EXT"),
+    (MDIC, "MDIC"),
+    (ICR, "ICR"),
+    (IMS, "IMS"),
+    (IMC, "IMC"),
+    (GPIE, "GPIE"),
+    (EICS, "EICS"),
+    (EIMS, "EIMS"),
+    (EIMC, "EIMC"),
+    (EIAC, "EIAC"),
+    (EIAM, "EIAM"),
+    (EICR, "EICR"),
+    (RCTL, "RCTL"),
+    (RXPBS, "RXPBS"),
+    (RXCSUM, "RXCSUM"),
+    (RLPML, "RLPML"),
+    (RFCTL, "RFCTL"),
+    (MTA, "MTA"),
+    (MRQC, "MRQC"),
+    (TCTL, "TCTL"),
+    (TIPG, "TIPG"),
+    (TXPBS, "TXPBS"),
+    (CRCERRS, "CRCERRS"),
+    (MPC, "MPC"),
+    (GPRC, "GPRC"),
+    (BPRC, "BPRC"),
+    (MPRC, "MPRC"),
+    (GPTC, "GPTC"),
+    (GORCL, "GORCL"),
+    (GORCH, "GORCH"),
+    (GOTCL, "GOTCL"),
+    (GOTCH, "GOTCH"),
+    (RNBC, "RNBC"),
+    (TORL, "TORL"),
+    (TORH, "TORH"),
+    (TPR, "TPR"),
+    (TPT, "TPT"),
+    (ROC, "ROC"),
+];
+
+/// The register arrays above (RAL/RAH in their two ranges, 82576 §8.10.13).
+const ARRAYS: &[RegArray] = &[
+    RegArray {
+        name: "RAL",
+        base: ral(0),
+        stride: ral(1) - ral(0),
+        first: 0,
+        count: 16,
+    },
+    RegArray {
+        name: "RAH",
+        base: rah(0),
+        stride: rah(1) - rah(0),
+        first: 0,
+        count: 16,
+    },
+    RegArray {
+        name: "RAL",
+        base: ral(16),
+        stride: ral(16 + 1) - ral(16),
+        first: 16,
+        count: RAR_ENTRIES_I350 - 16,
+    },
+    RegArray {
+        name: "RAH",
+        base: rah(16),
+        stride: rah(16 + 1) - rah(16),
+        first: 16,
+        count: RAR_ENTRIES_I350 - 16,
+    },
+    RegArray {
+        name: "PSRTYPE",
+        base: psrtype(0),
+        stride: psrtype(1) - psrtype(0),
+        first: 0,
+        count: 8,
+    },
+    RegArray {
+        name: "RETA",
+        base: reta(0),
+        stride: reta(1) - reta(0),
+        first: 0,
+        count: RETA_REGS,
+    },
+    RegArray {
+        name: "RSSRK",
+        base: rssrk(0),
+        stride: rssrk(1) - rssrk(0),
+        first: 0,
+        count: RSSRK_REGS,
+    },
+    RegArray {
+        name: "MTA",
+        base: MTA,
+        stride: 4,
+        first: 0,
+        count: 128,
+    },
+    RegArray {
+        name: "RQDPC",
+        base: rqdpc(0),
+        stride: rqdpc(1) - rqdpc(0),
+        first: 0,
+        count: QUEUES_82576 as usize,
+    },
+];
+
+/// The name of the register at `offset` (`"CTRL"`, `"RDT[0]"`, `"RAL[3]"`),
+/// `None` for an offset this map does not name. Queues 0..3 are named the
+/// same at their legacy and 0xC000/0xE000 addresses.
+pub fn name(offset: usize) -> Option<RegName> {
+    regname::lookup(offset, &RX_QUEUES, &TX_QUEUES, REGISTERS, ARRAYS)
 }
 
 /// CTRL fields.
 pub mod ctrl {
-    use super::RawField;
+    use super::Field;
     /// Full duplex.
-    pub const FD: u32 = 1 << 0;
+    pub const FD: Field<u32> = Field::new("FD", 0, 1);
     /// GIO Master Disable: stop issuing new PCIe master requests.
-    pub const GIO_MASTER_DISABLE: u32 = 1 << 2;
+    pub const GIO_MASTER_DISABLE: Field<u32> = Field::new("GIO_MASTER_DISABLE", 2, 1);
     /// Link reset.
-    pub const LRST: u32 = 1 << 3;
+    pub const LRST: Field<u32> = Field::new("LRST", 3, 1);
     /// Auto-speed detection enable.
-    pub const ASDE: u32 = 1 << 5;
+    pub const ASDE: Field<u32> = Field::new("ASDE", 5, 1);
     /// Set Link Up: must be 1 for the MAC to use the link.
-    pub const SLU: u32 = 1 << 6;
+    pub const SLU: Field<u32> = Field::new("SLU", 6, 1);
     /// Invert loss of signal.
-    pub const ILOS: u32 = 1 << 7;
+    pub const ILOS: Field<u32> = Field::new("ILOS", 7, 1);
     /// Speed selection (when forced).
-    pub const SPEED: RawField = RawField::new(8, 2);
+    pub const SPEED: Field<u32> = Field::new("SPEED", 8, 2);
     /// Force speed.
-    pub const FRCSPD: u32 = 1 << 11;
+    pub const FRCSPD: Field<u32> = Field::new("FRCSPD", 11, 1);
     /// Force duplex.
-    pub const FRCDPX: u32 = 1 << 12;
+    pub const FRCDPX: Field<u32> = Field::new("FRCDPX", 12, 1);
     /// Device reset: self-clearing; resets everything but PCI config space.
-    pub const RST: u32 = 1 << 26;
+    pub const RST: Field<u32> = Field::new("RST", 26, 1);
     /// Receive flow control enable.
-    pub const RFCE: u32 = 1 << 27;
+    pub const RFCE: Field<u32> = Field::new("RFCE", 27, 1);
     /// Transmit flow control enable.
-    pub const TFCE: u32 = 1 << 28;
+    pub const TFCE: Field<u32> = Field::new("TFCE", 28, 1);
     /// VLAN mode enable.
-    pub const VME: u32 = 1 << 30;
+    pub const VME: Field<u32> = Field::new("VME", 30, 1);
     /// PHY reset.
-    pub const PHY_RST: u32 = 1 << 31;
+    pub const PHY_RST: Field<u32> = Field::new("PHY_RST", 31, 1);
 }
 
 /// STATUS fields.
 pub mod status {
-    use super::RawField;
+    use super::Field;
     /// Full duplex.
-    pub const FD: u32 = 1 << 0;
+    pub const FD: Field<u32> = Field::new("FD", 0, 1);
     /// Link up.
-    pub const LU: u32 = 1 << 1;
+    pub const LU: Field<u32> = Field::new("LU", 1, 1);
     /// PCI function number (LAN port).
-    pub const FUNC_ID: RawField = RawField::new(2, 2);
+    pub const FUNC_ID: Field<u32> = Field::new("FUNC_ID", 2, 2);
     /// Transmission paused.
-    pub const TXOFF: u32 = 1 << 4;
+    pub const TXOFF: Field<u32> = Field::new("TXOFF", 4, 1);
     /// Link speed: 00 10 Mb/s, 01 100 Mb/s, 10 / 11 1000 Mb/s.
-    pub const SPEED: RawField = RawField::new(6, 2);
+    pub const SPEED: Field<u32> = Field::new("SPEED", 6, 2);
     /// SPEED value: 10 Mb/s.
-    pub const SPEED_10: u64 = 0b00;
+    pub const SPEED_10: u32 = 0b00;
     /// SPEED value: 100 Mb/s.
-    pub const SPEED_100: u64 = 0b01;
+    pub const SPEED_100: u32 = 0b01;
     /// SPEED value: 1000 Mb/s (11b also means 1000 Mb/s).
-    pub const SPEED_1000: u64 = 0b10;
+    pub const SPEED_1000: u32 = 0b10;
     /// PCIe master requests are enabled (clears after CTRL.GIO_MASTER_DISABLE once idle).
-    pub const GIO_MASTER_ENABLE: u32 = 1 << 19;
+    pub const GIO_MASTER_ENABLE: Field<u32> = Field::new("GIO_MASTER_ENABLE", 19, 1);
 }
 
 /// EECD fields.
 pub mod eecd {
+    use super::Field;
     /// EEPROM present.
-    pub const PRES: u32 = 1 << 8;
+    pub const PRES: Field<u32> = Field::new("PRES", 8, 1);
     /// EEPROM auto read done: set by hardware once the post-reset EEPROM load finished.
-    pub const AUTO_RD: u32 = 1 << 9;
+    pub const AUTO_RD: Field<u32> = Field::new("AUTO_RD", 9, 1);
 }
 
 /// CTRL_EXT fields.
 pub mod ctrl_ext {
-    use super::RawField;
+    use super::Field;
     /// Link mode: 00 internal copper PHY, 01 1000BASE-KX, 10 SGMII, 11 SerDes.
-    pub const LINK_MODE: RawField = RawField::new(22, 2);
+    pub const LINK_MODE: Field<u32> = Field::new("LINK_MODE", 22, 2);
     /// Driver loaded: tells the manageability firmware a driver owns the port.
-    pub const DRV_LOAD: u32 = 1 << 28;
+    pub const DRV_LOAD: Field<u32> = Field::new("DRV_LOAD", 28, 1);
 }
 
 /// MDIC fields: one PHY register access at a time.
 pub mod mdic {
-    use super::RawField;
+    use super::Field;
     /// Data read or to write.
-    pub const DATA: RawField = RawField::new(0, 16);
+    pub const DATA: Field<u32> = Field::new("DATA", 0, 16);
     /// PHY register address.
-    pub const REGADD: RawField = RawField::new(16, 5);
+    pub const REGADD: Field<u32> = Field::new("REGADD", 16, 5);
     /// PHY address (the internal PHY is at 1).
-    pub const PHYADD: RawField = RawField::new(21, 5);
+    pub const PHYADD: Field<u32> = Field::new("PHYADD", 21, 5);
     /// Opcode: 01 write, 10 read.
-    pub const OP: RawField = RawField::new(26, 2);
+    pub const OP: Field<u32> = Field::new("OP", 26, 2);
     /// OP value: write.
-    pub const OP_WRITE: u64 = 0b01;
+    pub const OP_WRITE: u32 = 0b01;
     /// OP value: read.
-    pub const OP_READ: u64 = 0b10;
+    pub const OP_READ: u32 = 0b10;
     /// Ready: the access completed.
-    pub const READY: u32 = 1 << 28;
+    pub const READY: Field<u32> = Field::new("READY", 28, 1);
     /// Interrupt on completion.
-    pub const INT: u32 = 1 << 29;
+    pub const INT: Field<u32> = Field::new("INT", 29, 1);
     /// Error: the PHY did not answer (e.g. wrong PHY address).
-    pub const ERROR: u32 = 1 << 30;
+    pub const ERROR: Field<u32> = Field::new("ERROR", 30, 1);
     /// Address of the internal copper PHY.
-    pub const INTERNAL_PHY: u64 = 1;
+    pub const INTERNAL_PHY: u32 = 1;
 }
 
 /// Registers of the internal PHY reached through MDIC (IEEE 802.3 clause 22).
 pub mod phy {
+    use super::Field;
     /// PHY Control register.
     pub const CONTROL: u32 = 0;
     /// PHY Status register.
     pub const STATUS: u32 = 1;
     /// CONTROL: restart auto-negotiation (self-clearing).
-    pub const CONTROL_RESTART_AN: u16 = 1 << 9;
+    pub const CONTROL_RESTART_AN: Field<u16> = Field::new("RESTART_AN", 9, 1);
     /// CONTROL: auto-negotiation enable.
-    pub const CONTROL_AN_ENABLE: u16 = 1 << 12;
+    pub const CONTROL_AN_ENABLE: Field<u16> = Field::new("AN_ENABLE", 12, 1);
     /// CONTROL: reset (self-clearing).
-    pub const CONTROL_RESET: u16 = 1 << 15;
+    pub const CONTROL_RESET: Field<u16> = Field::new("RESET", 15, 1);
     /// STATUS: link status.
-    pub const STATUS_LINK: u16 = 1 << 2;
+    pub const STATUS_LINK: Field<u16> = Field::new("LINK", 2, 1);
     /// STATUS: auto-negotiation complete.
-    pub const STATUS_AN_COMPLETE: u16 = 1 << 5;
+    pub const STATUS_AN_COMPLETE: Field<u16> = Field::new("AN_COMPLETE", 5, 1);
 }
 
 /// RCTL fields. Change them only while RCTL.EN = 0.
 pub mod rctl {
-    use super::RawField;
+    use super::Field;
     /// Receiver enable.
-    pub const EN: u32 = 1 << 1;
+    pub const EN: Field<u32> = Field::new("EN", 1, 1);
     /// Store bad packets.
-    pub const SBP: u32 = 1 << 2;
+    pub const SBP: Field<u32> = Field::new("SBP", 2, 1);
     /// Unicast promiscuous.
-    pub const UPE: u32 = 1 << 3;
+    pub const UPE: Field<u32> = Field::new("UPE", 3, 1);
     /// Multicast promiscuous.
-    pub const MPE: u32 = 1 << 4;
+    pub const MPE: Field<u32> = Field::new("MPE", 4, 1);
     /// Long packet enable (frames up to RLPML).
-    pub const LPE: u32 = 1 << 5;
+    pub const LPE: Field<u32> = Field::new("LPE", 5, 1);
     /// Loopback mode.
-    pub const LBM: RawField = RawField::new(6, 2);
+    pub const LBM: Field<u32> = Field::new("LBM", 6, 2);
     /// Descriptor minimum threshold size.
-    pub const RDMTS: RawField = RawField::new(8, 2);
+    pub const RDMTS: Field<u32> = Field::new("RDMTS", 8, 2);
     /// Multicast offset.
-    pub const MO: RawField = RawField::new(12, 2);
+    pub const MO: Field<u32> = Field::new("MO", 12, 2);
     /// Broadcast accept mode.
-    pub const BAM: u32 = 1 << 15;
+    pub const BAM: Field<u32> = Field::new("BAM", 15, 1);
     /// Legacy buffer size (SRRCTL.BSIZEPACKET overrides it when non-zero).
-    pub const BSIZE: RawField = RawField::new(16, 2);
+    pub const BSIZE: Field<u32> = Field::new("BSIZE", 16, 2);
     /// VLAN filter enable.
-    pub const VFE: u32 = 1 << 18;
+    pub const VFE: Field<u32> = Field::new("VFE", 18, 1);
     /// Discard pause frames.
-    pub const DPF: u32 = 1 << 22;
+    pub const DPF: Field<u32> = Field::new("DPF", 22, 1);
     /// Pass MAC control frames.
-    pub const PMCF: u32 = 1 << 23;
+    pub const PMCF: Field<u32> = Field::new("PMCF", 23, 1);
     /// Strip Ethernet CRC from received frames.
-    pub const SECRC: u32 = 1 << 26;
+    pub const SECRC: Field<u32> = Field::new("SECRC", 26, 1);
 }
 
 /// SRRCTL fields.
 pub mod srrctl {
-    use super::RawField;
+    use super::Field;
     /// Packet buffer size in 1 KiB units (0: use RCTL.BSIZE).
-    pub const BSIZEPACKET: RawField = RawField::new(0, 7);
+    pub const BSIZEPACKET: Field<u32> = Field::new("BSIZEPACKET", 0, 7);
     /// Unit of BSIZEPACKET in bytes.
     pub const BSIZEPACKET_UNIT: usize = 1024;
     /// Header buffer size in 64-byte units (header split only).
-    pub const BSIZEHEADER: RawField = RawField::new(8, 4);
+    pub const BSIZEHEADER: Field<u32> = Field::new("BSIZEHEADER", 8, 4);
     /// Descriptor minimum threshold.
-    pub const RDMTS: RawField = RawField::new(20, 5);
+    pub const RDMTS: Field<u32> = Field::new("RDMTS", 20, 5);
     /// Descriptor type.
-    pub const DESCTYPE: RawField = RawField::new(25, 3);
+    pub const DESCTYPE: Field<u32> = Field::new("DESCTYPE", 25, 3);
     /// DESCTYPE value: legacy.
-    pub const DESCTYPE_LEGACY: u64 = 0b000;
+    pub const DESCTYPE_LEGACY: u32 = 0b000;
     /// DESCTYPE value: advanced descriptor, one buffer.
-    pub const DESCTYPE_ADV_ONE_BUFFER: u64 = 0b001;
+    pub const DESCTYPE_ADV_ONE_BUFFER: u32 = 0b001;
     /// Time stamp received packets.
-    pub const TIMESTAMP: u32 = 1 << 30;
+    pub const TIMESTAMP: Field<u32> = Field::new("TIMESTAMP", 30, 1);
     /// Drop enable: drop (and count in RQDPC) frames that find no descriptor
     /// instead of holding them in the packet buffer. Note: bit 31 here, bit 28
     /// on the 82599.
-    pub const DROP_EN: u32 = 1 << 31;
+    pub const DROP_EN: Field<u32> = Field::new("DROP_EN", 31, 1);
 }
 
 /// RXDCTL fields.
 pub mod rxdctl {
-    use super::RawField;
+    use super::Field;
     /// Prefetch threshold.
-    pub const PTHRESH: RawField = RawField::new(0, 5);
+    pub const PTHRESH: Field<u32> = Field::new("PTHRESH", 0, 5);
     /// Host threshold.
-    pub const HTHRESH: RawField = RawField::new(8, 5);
+    pub const HTHRESH: Field<u32> = Field::new("HTHRESH", 8, 5);
     /// Write-back threshold.
-    pub const WTHRESH: RawField = RawField::new(16, 5);
+    pub const WTHRESH: Field<u32> = Field::new("WTHRESH", 16, 5);
     /// Queue enable; reads back 1 once the queue is running.
-    pub const ENABLE: u32 = 1 << 25;
+    pub const ENABLE: Field<u32> = Field::new("ENABLE", 25, 1);
     /// Software flush of pending write-backs.
-    pub const SWFLSH: u32 = 1 << 26;
+    pub const SWFLSH: Field<u32> = Field::new("SWFLSH", 26, 1);
 }
 
 /// TXDCTL fields.
 pub mod txdctl {
-    use super::RawField;
+    use super::Field;
     /// Prefetch threshold.
-    pub const PTHRESH: RawField = RawField::new(0, 5);
+    pub const PTHRESH: Field<u32> = Field::new("PTHRESH", 0, 5);
     /// Host threshold.
-    pub const HTHRESH: RawField = RawField::new(8, 5);
+    pub const HTHRESH: Field<u32> = Field::new("HTHRESH", 8, 5);
     /// Write-back threshold (0: write back every RS descriptor at once).
-    pub const WTHRESH: RawField = RawField::new(16, 5);
+    pub const WTHRESH: Field<u32> = Field::new("WTHRESH", 16, 5);
     /// Queue enable; reads back 1 once the queue is running.
-    pub const ENABLE: u32 = 1 << 25;
+    pub const ENABLE: Field<u32> = Field::new("ENABLE", 25, 1);
     /// Software flush.
-    pub const SWFLSH: u32 = 1 << 26;
+    pub const SWFLSH: Field<u32> = Field::new("SWFLSH", 26, 1);
 }
 
 /// TCTL fields.
 pub mod tctl {
-    use super::RawField;
+    use super::Field;
     /// Transmit enable.
-    pub const EN: u32 = 1 << 1;
+    pub const EN: Field<u32> = Field::new("EN", 1, 1);
     /// Pad short packets (to 64 bytes with FCS).
-    pub const PSP: u32 = 1 << 3;
+    pub const PSP: Field<u32> = Field::new("PSP", 3, 1);
     /// Collision threshold.
-    pub const CT: RawField = RawField::new(4, 8);
+    pub const CT: Field<u32> = Field::new("CT", 4, 8);
     /// Collision distance.
-    pub const COLD: RawField = RawField::new(12, 10);
+    pub const COLD: Field<u32> = Field::new("COLD", 12, 10);
     /// Re-transmit on late collision.
-    pub const RTLC: u32 = 1 << 24;
+    pub const RTLC: Field<u32> = Field::new("RTLC", 24, 1);
     /// CT value recommended by the datasheet.
-    pub const CT_DEFAULT: u64 = 0x0f;
+    pub const CT_DEFAULT: u32 = 0x0f;
     /// COLD value for full duplex.
-    pub const COLD_FULL_DUPLEX: u64 = 0x3f;
+    pub const COLD_FULL_DUPLEX: u32 = 0x3f;
 }
 
 /// RXCSUM fields.
 pub mod rxcsum {
+    use super::Field;
     /// IPv4 checksum offload.
-    pub const IPOFL: u32 = 1 << 8;
+    pub const IPOFL: Field<u32> = Field::new("IPOFL", 8, 1);
     /// TCP/UDP checksum offload.
-    pub const TUOFL: u32 = 1 << 9;
+    pub const TUOFL: Field<u32> = Field::new("TUOFL", 9, 1);
     /// CRC32 (SCTP) offload.
-    pub const CRCOFL: u32 = 1 << 11;
+    pub const CRCOFL: Field<u32> = Field::new("CRCOFL", 11, 1);
     /// Packet checksum disable: the write-back carries the RSS hash instead
     /// of the fragment checksum. Must be 1 for RSS hashes.
-    pub const PCSD: u32 = 1 << 13;
+    pub const PCSD: Field<u32> = Field::new("PCSD", 13, 1);
 }
 
 /// MRQC fields.
 pub mod mrqc {
-    use super::RawField;
+    use super::Field;
     /// Multiple Receive Queues Enable.
-    pub const MRQE: RawField = RawField::new(0, 3);
+    pub const MRQE: Field<u32> = Field::new("MRQE", 0, 3);
     /// MRQE value: one queue (no RSS, no VMDq).
-    pub const MRQE_NONE: u64 = 0b000;
+    pub const MRQE_NONE: u32 = 0b000;
     /// MRQE value: RSS.
-    pub const MRQE_RSS: u64 = 0b010;
+    pub const MRQE_RSS: u32 = 0b010;
     /// Hash TCP over IPv4.
-    pub const RSS_FIELD_IPV4_TCP: u32 = 1 << 16;
+    pub const RSS_FIELD_IPV4_TCP: Field<u32> = Field::new("RSS_FIELD_IPV4_TCP", 16, 1);
     /// Hash IPv4 addresses.
-    pub const RSS_FIELD_IPV4: u32 = 1 << 17;
+    pub const RSS_FIELD_IPV4: Field<u32> = Field::new("RSS_FIELD_IPV4", 17, 1);
     /// Hash TCP over IPv6 with extension headers.
-    pub const RSS_FIELD_IPV6_TCP_EX: u32 = 1 << 18;
+    pub const RSS_FIELD_IPV6_TCP_EX: Field<u32> = Field::new("RSS_FIELD_IPV6_TCP_EX", 18, 1);
     /// Hash IPv6 with extension headers.
-    pub const RSS_FIELD_IPV6_EX: u32 = 1 << 19;
+    pub const RSS_FIELD_IPV6_EX: Field<u32> = Field::new("RSS_FIELD_IPV6_EX", 19, 1);
     /// Hash IPv6 addresses.
-    pub const RSS_FIELD_IPV6: u32 = 1 << 20;
+    pub const RSS_FIELD_IPV6: Field<u32> = Field::new("RSS_FIELD_IPV6", 20, 1);
     /// Hash TCP over IPv6.
-    pub const RSS_FIELD_IPV6_TCP: u32 = 1 << 21;
+    pub const RSS_FIELD_IPV6_TCP: Field<u32> = Field::new("RSS_FIELD_IPV6_TCP", 21, 1);
     /// Hash UDP over IPv4.
-    pub const RSS_FIELD_IPV4_UDP: u32 = 1 << 22;
+    pub const RSS_FIELD_IPV4_UDP: Field<u32> = Field::new("RSS_FIELD_IPV4_UDP", 22, 1);
     /// Hash UDP over IPv6.
-    pub const RSS_FIELD_IPV6_UDP: u32 = 1 << 23;
+    pub const RSS_FIELD_IPV6_UDP: Field<u32> = Field::new("RSS_FIELD_IPV6_UDP", 23, 1);
 }
 
 /// RAH fields.
 pub mod rah {
-    use super::RawField;
+    use super::Field;
     /// MAC bytes 4 and 5.
-    pub const RAH: RawField = RawField::new(0, 16);
+    pub const RAH: Field<u32> = Field::new("RAH", 0, 16);
     /// Address valid.
-    pub const AV: u32 = 1 << 31;
+    pub const AV: Field<u32> = Field::new("AV", 31, 1);
 }
 
 /// RLPML field.
 pub mod rlpml {
-    use super::RawField;
+    use super::Field;
     /// Maximum long packet length in bytes.
-    pub const RLPML: RawField = RawField::new(0, 14);
+    pub const RLPML: Field<u32> = Field::new("RLPML", 0, 14);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+    use std::string::{String, ToString};
+
+    fn named(offset: usize) -> Option<String> {
+        name(offset).map(|n| n.to_string())
+    }
+
+    #[test]
+    fn offsets_are_named_with_their_queue_or_index() {
+        assert_eq!(named(CTRL).as_deref(), Some("CTRL"));
+        assert_eq!(named(0x2818).as_deref(), Some("RDT[0]"));
+        assert_eq!(named(0xc018).as_deref(), Some("RDT[0]"), "alias block");
+        assert_eq!(named(0x3b10).as_deref(), Some("TDH[3]"));
+        assert_eq!(named(0xe110).as_deref(), Some("TDH[4]"));
+        assert_eq!(named(0x2928).as_deref(), Some("RXDCTL[1]"));
+        assert_eq!(named(0x290c).as_deref(), Some("SRRCTL[1]"));
+        assert_eq!(named(0x54e8).as_deref(), Some("RAL[17]"));
+        assert_eq!(named(0x5c04).as_deref(), Some("RETA[1]"));
+        assert_eq!(named(0xc070).as_deref(), Some("RQDPC[1]"));
+        assert_eq!(named(0x2804 + 0x100 * 3).as_deref(), Some("RDBAH[3]"));
+        assert_eq!(named(0x2820), None, "reserved offset in a queue block");
+        assert_eq!(named(0x1_0000), None);
+    }
+
+    #[test]
+    fn every_queue_register_decodes_back_to_its_queue() {
+        for q in 0..QUEUES_82576 {
+            for &r in <RxReg as super::super::queue::QueueRegister>::ALL {
+                for a in RX_QUEUES.addresses(q, r) {
+                    assert_eq!(RX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            for &r in <TxReg as super::super::queue::QueueRegister>::ALL {
+                for a in TX_QUEUES.addresses(q, r) {
+                    assert_eq!(TX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            let n = if q < 4 { 2 } else { 1 };
+            assert_eq!(RX_QUEUES.addresses(q, RxReg::Tail).count(), n);
+        }
+    }
 
     #[test]
     fn per_queue_formulas_match_the_datasheet_blocks() {

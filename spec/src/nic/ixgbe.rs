@@ -8,7 +8,10 @@
 //! uses the address below; the `*_ALIAS` constants name the alias so a model
 //! can decode both.
 
-use super::RawField;
+use super::queue::{QueueBlock, QueueMap, RxReg, TxReg};
+use super::regname::{self, RegArray, RegName};
+use super::Field;
+use super::{RETA_REGS, RSSRK_REGS};
 
 /// PCI vendor ID of Intel.
 pub const VENDOR_INTEL: u16 = 0x8086;
@@ -200,63 +203,125 @@ pub const fn rxpbsize(n: usize) -> usize {
     0x03c00 + n * 4
 }
 
-/// Per-RX-queue register at `off` in the queue's 0x40-byte block.
-const fn rxq(q: u16, off: usize) -> usize {
-    let q = q as usize;
-    if q < 64 {
-        0x01000 + q * 0x40 + off
-    } else {
-        0x0d000 + (q - 64) * 0x40 + off
-    }
+/// The ring registers of one RX queue's 0x40-byte block, at their offsets
+/// in it (§8.2.3.8). DCA_RXCTRL (0x0C) is in the block too but is no ring
+/// register.
+const RX_BLOCK_REGS: &[(RxReg, usize)] = &[
+    (RxReg::Bal, 0x00),
+    (RxReg::Bah, 0x04),
+    (RxReg::Len, 0x08),
+    (RxReg::Head, 0x10),
+    (RxReg::Srrctl, 0x14),
+    (RxReg::Tail, 0x18),
+    (RxReg::Dctl, 0x28),
+];
+/// The ring registers of one TX queue's 0x40-byte block (§8.2.3.9).
+const TX_BLOCK_REGS: &[(TxReg, usize)] = &[
+    (TxReg::Bal, 0x00),
+    (TxReg::Bah, 0x04),
+    (TxReg::Len, 0x08),
+    (TxReg::Head, 0x10),
+    (TxReg::Tail, 0x18),
+    (TxReg::Dctl, 0x28),
+];
+
+/// The 82598-compatible SRRCTL array of queues 0..15 (0x2100, 4 bytes
+/// apart): the address the driver uses for those queues, the one in the
+/// queue block being its alias.
+pub const RX_SRRCTL_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x02100,
+    stride: 4,
+    first: 0,
+    count: 16,
+    regs: &[(RxReg::Srrctl, 0)],
+};
+/// RX queues 0..63 at 0x1000, stride 0x40.
+pub const RX_LOW_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x01000,
+    stride: 0x40,
+    first: 0,
+    count: 64,
+    regs: RX_BLOCK_REGS,
+};
+/// RX queues 64..127 at 0xD000, stride 0x40.
+pub const RX_HIGH_BLOCK: QueueBlock<RxReg> = QueueBlock {
+    base: 0x0d000,
+    stride: 0x40,
+    first: 64,
+    count: 64,
+    regs: RX_BLOCK_REGS,
+};
+/// TX queues 0..127 at 0x6000, stride 0x40.
+pub const TX_BLOCK: QueueBlock<TxReg> = QueueBlock {
+    base: 0x06000,
+    stride: 0x40,
+    first: 0,
+    count: QUEUES,
+    regs: TX_BLOCK_REGS,
+};
+
+/// Where the per-RX-queue registers are.
+pub const RX_QUEUES: QueueMap<RxReg> = QueueMap {
+    blocks: &[RX_SRRCTL_BLOCK, RX_LOW_BLOCK, RX_HIGH_BLOCK],
+};
+/// Where the per-TX-queue registers are.
+pub const TX_QUEUES: QueueMap<TxReg> = QueueMap {
+    blocks: &[TX_BLOCK],
+};
+
+/// The start of queue `q`'s 0x40-byte RX block.
+const fn rx_block(q: u16) -> usize {
+    RX_QUEUES.addr(q, RxReg::Bal)
 }
 
 /// RX Descriptor Base Address Low of queue `q` (128-byte aligned).
 pub const fn rdbal(q: u16) -> usize {
-    rxq(q, 0x00)
+    RX_QUEUES.addr(q, RxReg::Bal)
 }
 /// RX Descriptor Base Address High.
 pub const fn rdbah(q: u16) -> usize {
-    rxq(q, 0x04)
+    RX_QUEUES.addr(q, RxReg::Bah)
 }
 /// RX Descriptor Length in bytes (multiple of 128).
 pub const fn rdlen(q: u16) -> usize {
-    rxq(q, 0x08)
+    RX_QUEUES.addr(q, RxReg::Len)
 }
 /// RX Descriptor Head.
 pub const fn rdh(q: u16) -> usize {
-    rxq(q, 0x10)
+    RX_QUEUES.addr(q, RxReg::Head)
 }
 /// RX Descriptor Tail.
 pub const fn rdt(q: u16) -> usize {
-    rxq(q, 0x18)
+    RX_QUEUES.addr(q, RxReg::Tail)
 }
 /// Receive Descriptor Control.
 pub const fn rxdctl(q: u16) -> usize {
-    rxq(q, 0x28)
+    RX_QUEUES.addr(q, RxReg::Dctl)
 }
-/// Split and Replication Receive Control of queue `q`.
+/// Split and Replication Receive Control of queue `q` (the 0x2100 array for
+/// queues 0..15).
 pub const fn srrctl(q: u16) -> usize {
-    if q <= 15 {
-        0x02100 + q as usize * 4
-    } else {
-        rxq(q, 0x14)
-    }
+    RX_QUEUES.addr(q, RxReg::Srrctl)
 }
 /// The other address of SRRCTL for queues 0..15 (inside the queue block).
 pub const fn srrctl_alias(q: u16) -> usize {
-    rxq(q, 0x14)
+    if q < RX_LOW_BLOCK.count {
+        RX_LOW_BLOCK.addr(q, RxReg::Srrctl)
+    } else {
+        RX_HIGH_BLOCK.addr(q, RxReg::Srrctl)
+    }
 }
 /// RX DCA Control of queue `q`.
 pub const fn dca_rxctrl(q: u16) -> usize {
     if q <= 15 {
         0x02200 + q as usize * 4
     } else {
-        rxq(q, 0x0c)
+        rx_block(q) + 0x0c
     }
 }
 /// The other address of DCA_RXCTRL for queues 0..15 (inside the queue block).
 pub const fn dca_rxctrl_alias(q: u16) -> usize {
-    rxq(q, 0x0c)
+    rx_block(q) + 0x0c
 }
 /// Queue Packets Received Count of statistics counter `n` (0..15), clear on read.
 pub const fn qprc(n: usize) -> usize {
@@ -288,31 +353,32 @@ pub const fn txpbthresh(n: usize) -> usize {
 
 /// TX Descriptor Base Address Low of queue `q` (0..127).
 pub const fn tdbal(q: u16) -> usize {
-    0x06000 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Bal)
 }
 /// TX Descriptor Base Address High.
 pub const fn tdbah(q: u16) -> usize {
-    0x06004 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Bah)
 }
 /// TX Descriptor Length in bytes.
 pub const fn tdlen(q: u16) -> usize {
-    0x06008 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Len)
 }
 /// TX DCA Control.
 pub const fn dca_txctrl(q: u16) -> usize {
-    0x0600c + q as usize * 0x40
+    // In the queue's block but no ring register, so not in the map.
+    TX_QUEUES.addr(q, TxReg::Bal) + 0x0c
 }
 /// TX Descriptor Head.
 pub const fn tdh(q: u16) -> usize {
-    0x06010 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Head)
 }
 /// TX Descriptor Tail.
 pub const fn tdt(q: u16) -> usize {
-    0x06018 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Tail)
 }
 /// Transmit Descriptor Control.
 pub const fn txdctl(q: u16) -> usize {
-    0x06028 + q as usize * 0x40
+    TX_QUEUES.addr(q, TxReg::Dctl)
 }
 
 // ---- Statistics (§8.2.3.23), all clear on read ----
@@ -370,294 +436,549 @@ pub const fn rnbc(n: usize) -> usize {
 /// Number of MPC / RNBC registers (one per packet buffer).
 pub const PACKET_BUFFERS: usize = 8;
 
+// ---- Names, for decoders ----
+
+/// The single registers above with their datasheet names (an
+/// 82598-compatible alias is named as the register).
+const REGISTERS: &[(usize, &str)] = &[
+    (CTRL, "CTRL"),
+    (STATUS, "STATUS"),
+    (CTRL_EXT, "CTRL_EXT"),
+    (EEC, "EEC"),
+    (EERD, "EERD"),
+    (EICR, "EICR"),
+    (EICS, "EICS"),
+    (EIAC, "EIAC"),
+    (EIMS, "EIMS"),
+    (EIMC, "EIMC"),
+    (EIAM, "EIAM"),
+    (GPIE, "GPIE"),
+    (RXCTRL, "RXCTRL"),
+    (RDRXCTL, "RDRXCTL"),
+    (RXCSUM, "RXCSUM"),
+    (RFCTL, "RFCTL"),
+    (FCTRL, "FCTRL"),
+    (VLNCTRL, "VLNCTRL"),
+    (MCSTCTRL, "MCSTCTRL"),
+    (MTA, "MTA"),
+    (MRQC, "MRQC"),
+    (MRQC_ALIAS, "MRQC"),
+    (HLREG0, "HLREG0"),
+    (MAXFRS, "MAXFRS"),
+    (AUTOC, "AUTOC"),
+    (LINKS, "LINKS"),
+    (AUTOC2, "AUTOC2"),
+    (SECRXCTRL, "SECRXCTRL"),
+    (SECRXSTAT, "SECRXSTAT"),
+    (DMATXCTL, "DMATXCTL"),
+    (DTXMXSZRQ, "DTXMXSZRQ"),
+    (MTQC, "MTQC"),
+    (RTTDCS, "RTTDCS"),
+    (CRCERRS, "CRCERRS"),
+    (ILLERRC, "ILLERRC"),
+    (ERRBC, "ERRBC"),
+    (GPRC, "GPRC"),
+    (BPRC, "BPRC"),
+    (MPRC, "MPRC"),
+    (GPTC, "GPTC"),
+    (GORCL, "GORCL"),
+    (GORCH, "GORCH"),
+    (GOTCL, "GOTCL"),
+    (GOTCH, "GOTCH"),
+    (TPR, "TPR"),
+    (TPT, "TPT"),
+    (ROC, "ROC"),
+];
+
+/// The register arrays above, 82598-compatible aliases included.
+const ARRAYS: &[RegArray] = &[
+    RegArray {
+        name: "RAL",
+        base: ral(0),
+        stride: ral(1) - ral(0),
+        first: 0,
+        count: RAR_ENTRIES,
+    },
+    RegArray {
+        name: "RAH",
+        base: rah(0),
+        stride: rah(1) - rah(0),
+        first: 0,
+        count: RAR_ENTRIES,
+    },
+    RegArray {
+        name: "RAL",
+        base: ral_alias(0),
+        stride: ral_alias(1) - ral_alias(0),
+        first: 0,
+        count: 16,
+    },
+    RegArray {
+        name: "RETA",
+        base: reta(0),
+        stride: reta(1) - reta(0),
+        first: 0,
+        count: RETA_REGS,
+    },
+    RegArray {
+        name: "RETA",
+        base: reta_alias(0),
+        stride: reta_alias(1) - reta_alias(0),
+        first: 0,
+        count: RETA_REGS,
+    },
+    RegArray {
+        name: "RSSRK",
+        base: rssrk(0),
+        stride: rssrk(1) - rssrk(0),
+        first: 0,
+        count: RSSRK_REGS,
+    },
+    RegArray {
+        name: "RSSRK",
+        base: rssrk_alias(0),
+        stride: rssrk_alias(1) - rssrk_alias(0),
+        first: 0,
+        count: RSSRK_REGS,
+    },
+    RegArray {
+        name: "PSRTYPE",
+        base: psrtype(0),
+        stride: psrtype(1) - psrtype(0),
+        first: 0,
+        count: 64,
+    },
+    RegArray {
+        name: "RXPBSIZE",
+        base: rxpbsize(0),
+        stride: rxpbsize(1) - rxpbsize(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "TXPBSIZE",
+        base: txpbsize(0),
+        stride: txpbsize(1) - txpbsize(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "TXPBTHRESH",
+        base: txpbthresh(0),
+        stride: txpbthresh(1) - txpbthresh(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "QPRC",
+        base: qprc(0),
+        stride: qprc(1) - qprc(0),
+        first: 0,
+        count: QUEUE_STAT_COUNTERS,
+    },
+    RegArray {
+        name: "QPRDC",
+        base: qprdc(0),
+        stride: qprdc(1) - qprdc(0),
+        first: 0,
+        count: QUEUE_STAT_COUNTERS,
+    },
+    RegArray {
+        name: "RQSMR",
+        base: rqsmr(0),
+        stride: rqsmr(1) - rqsmr(0),
+        first: 0,
+        count: 32,
+    },
+    RegArray {
+        name: "MPC",
+        base: mpc(0),
+        stride: mpc(1) - mpc(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "RNBC",
+        base: rnbc(0),
+        stride: rnbc(1) - rnbc(0),
+        first: 0,
+        count: PACKET_BUFFERS,
+    },
+    RegArray {
+        name: "EIMC_EX",
+        base: eimc_ex(0),
+        stride: eimc_ex(1) - eimc_ex(0),
+        first: 0,
+        count: 2,
+    },
+    RegArray {
+        name: "MTA",
+        base: MTA,
+        stride: 4,
+        first: 0,
+        count: 128,
+    },
+];
+
+/// The name of the register at `offset` (`"CTRL"`, `"RDT[0]"`,
+/// `"RXDCTL[64]"`), `None` for an offset this map does not name.
+pub fn name(offset: usize) -> Option<RegName> {
+    regname::lookup(offset, &RX_QUEUES, &TX_QUEUES, REGISTERS, ARRAYS)
+}
+
 /// CTRL fields (§8.2.3.1.1).
 pub mod ctrl {
+    use super::Field;
     /// PCIe master disable.
-    pub const GIO_DIS: u32 = 1 << 2;
+    pub const GIO_DIS: Field<u32> = Field::new("GIO_DIS", 2, 1);
     /// Link reset (self-clearing).
-    pub const LRST: u32 = 1 << 3;
+    pub const LRST: Field<u32> = Field::new("LRST", 3, 1);
     /// Device reset (self-clearing).
-    pub const RST: u32 = 1 << 26;
+    pub const RST: Field<u32> = Field::new("RST", 26, 1);
     /// What the init sequence writes for a global reset: device and link reset (§4.6.3.2).
-    pub const RST_MASK: u32 = LRST | RST;
+    pub const RST_MASK: u32 = LRST.bit() | RST.bit();
 }
 
 /// STATUS fields (§8.2.3.1.2).
 pub mod status {
-    use super::RawField;
+    use super::Field;
     /// LAN ID (PCI function).
-    pub const LAN_ID: RawField = RawField::new(2, 2);
+    pub const LAN_ID: Field<u32> = Field::new("LAN_ID", 2, 2);
     /// Link up (use LINKS for speed).
-    pub const LINK_UP: u32 = 1 << 7;
+    pub const LINK_UP: Field<u32> = Field::new("LINK_UP", 7, 1);
     /// PCIe master enable status.
-    pub const GIO_MASTER_ENABLE: u32 = 1 << 19;
+    pub const GIO_MASTER_ENABLE: Field<u32> = Field::new("GIO_MASTER_ENABLE", 19, 1);
 }
 
 /// CTRL_EXT fields (§8.2.3.1.3).
 pub mod ctrl_ext {
+    use super::Field;
     /// No-snoop disable: §4.6.7 sets it at the end of receive initialization.
-    pub const NS_DIS: u32 = 1 << 16;
+    pub const NS_DIS: Field<u32> = Field::new("NS_DIS", 16, 1);
     /// Driver loaded.
-    pub const DRV_LOAD: u32 = 1 << 28;
+    pub const DRV_LOAD: Field<u32> = Field::new("DRV_LOAD", 28, 1);
 }
 
 /// EEC fields (§8.2.3.2.1).
 pub mod eec {
+    use super::Field;
     /// EEPROM present.
-    pub const PRES: u32 = 1 << 8;
+    pub const PRES: Field<u32> = Field::new("PRES", 8, 1);
     /// EEPROM auto-read done.
-    pub const ARD: u32 = 1 << 9;
+    pub const ARD: Field<u32> = Field::new("ARD", 9, 1);
+}
+
+/// GORCH / GOTCH fields (§8.2.3.23): the octet counters are 36 bits wide.
+pub mod gorch {
+    use super::Field;
+    /// Bits 35:32 of the count; bits 31:4 are reserved.
+    pub const CNT_H: Field<u32> = Field::new("CNT_H", 0, 4);
 }
 
 /// RXCTRL fields.
 pub mod rxctrl {
+    use super::Field;
     /// Receive enable.
-    pub const RXEN: u32 = 1 << 0;
+    pub const RXEN: Field<u32> = Field::new("RXEN", 0, 1);
 }
 
 /// RDRXCTL fields (§8.2.3.8.8).
 pub mod rdrxctl {
-    use super::RawField;
+    use super::Field;
     /// Strip the Ethernet CRC (must match HLREG0.RXCRCSTRP).
-    pub const CRCSTRIP: u32 = 1 << 1;
+    pub const CRCSTRIP: Field<u32> = Field::new("CRCSTRIP", 1, 1);
     /// DMA initialization done (read only): wait for it after reset (§4.6.3).
-    pub const DMAIDONE: u32 = 1 << 3;
+    pub const DMAIDONE: Field<u32> = Field::new("DMAIDONE", 3, 1);
     /// RSC first packet size: default 0x8, software sets 0 (§4.6.7).
-    pub const RSCFRSTSIZE: RawField = RawField::new(17, 5);
+    pub const RSCFRSTSIZE: Field<u32> = Field::new("RSCFRSTSIZE", 17, 5);
     /// RSC ACK coalescing: default 0, software sets 1 (§4.6.7).
-    pub const RSCACKC: u32 = 1 << 25;
+    pub const RSCACKC: Field<u32> = Field::new("RSCACKC", 25, 1);
     /// FCoE write fix: default 0, software sets 1 (§4.6.7).
-    pub const FCOE_WRFIX: u32 = 1 << 26;
+    pub const FCOE_WRFIX: Field<u32> = Field::new("FCOE_WRFIX", 26, 1);
 }
 
 /// FCTRL fields (§8.2.3.7.1).
 pub mod fctrl {
+    use super::Field;
     /// Store bad packets.
-    pub const SBP: u32 = 1 << 1;
+    pub const SBP: Field<u32> = Field::new("SBP", 1, 1);
     /// Multicast promiscuous.
-    pub const MPE: u32 = 1 << 8;
+    pub const MPE: Field<u32> = Field::new("MPE", 8, 1);
     /// Unicast promiscuous.
-    pub const UPE: u32 = 1 << 9;
+    pub const UPE: Field<u32> = Field::new("UPE", 9, 1);
     /// Broadcast accept.
-    pub const BAM: u32 = 1 << 10;
+    pub const BAM: Field<u32> = Field::new("BAM", 10, 1);
     /// Pass MAC control frames.
-    pub const PMCF: u32 = 1 << 12;
+    pub const PMCF: Field<u32> = Field::new("PMCF", 12, 1);
     /// Discard pause frames.
-    pub const DPF: u32 = 1 << 13;
+    pub const DPF: Field<u32> = Field::new("DPF", 13, 1);
 }
 
 /// HLREG0 fields (§8.2.3.22.8).
 pub mod hlreg0 {
+    use super::Field;
     /// Insert CRC on transmit.
-    pub const TXCRCEN: u32 = 1 << 0;
+    pub const TXCRCEN: Field<u32> = Field::new("TXCRCEN", 0, 1);
     /// Strip CRC on receive.
-    pub const RXCRCSTRP: u32 = 1 << 1;
+    pub const RXCRCSTRP: Field<u32> = Field::new("RXCRCSTRP", 1, 1);
     /// Accept jumbo frames up to MAXFRS.MFS.
-    pub const JUMBOEN: u32 = 1 << 2;
+    pub const JUMBOEN: Field<u32> = Field::new("JUMBOEN", 2, 1);
     /// Pad short transmit frames.
-    pub const TXPADEN: u32 = 1 << 10;
+    pub const TXPADEN: Field<u32> = Field::new("TXPADEN", 10, 1);
     /// MAC loopback.
-    pub const LPBK: u32 = 1 << 15;
+    pub const LPBK: Field<u32> = Field::new("LPBK", 15, 1);
     /// Receive length error reporting.
-    pub const RXLNGTHERREN: u32 = 1 << 27;
+    pub const RXLNGTHERREN: Field<u32> = Field::new("RXLNGTHERREN", 27, 1);
 }
 
 /// MCSTCTRL fields (§8.2.3.7.4).
 pub mod mcstctrl {
-    use super::RawField;
+    use super::Field;
     /// Multicast offset: which 12 destination address bits index the MTA.
-    pub const MO: RawField = RawField::new(0, 2);
+    pub const MO: Field<u32> = Field::new("MO", 0, 2);
     /// Multicast filter enable.
-    pub const MFE: u32 = 1 << 2;
+    pub const MFE: Field<u32> = Field::new("MFE", 2, 1);
 }
 
 /// MAXFRS fields.
 pub mod maxfrs {
-    use super::RawField;
+    use super::Field;
     /// Max frame size in bytes, including FCS (used when HLREG0.JUMBOEN = 1).
-    pub const MFS: RawField = RawField::new(16, 16);
+    pub const MFS: Field<u32> = Field::new("MFS", 16, 16);
 }
 
 /// AUTOC fields (§8.2.3.22.19).
 pub mod autoc {
-    use super::RawField;
+    use super::Field;
     /// Force link up.
-    pub const FLU: u32 = 1 << 0;
+    pub const FLU: Field<u32> = Field::new("FLU", 0, 1);
     /// 10 GbE parallel PMA/PMD: 00 XAUI, 01 KX4, 10 CX4.
-    pub const PMA_PMD_10G_PARALLEL: RawField = RawField::new(7, 2);
+    pub const PMA_PMD_10G_PARALLEL: Field<u32> = Field::new("PMA_PMD_10G_PARALLEL", 7, 2);
     /// 1 GbE PMA/PMD: 0 SFI/BX, 1 KX.
-    pub const PMA_PMD_1G: u32 = 1 << 9;
+    pub const PMA_PMD_1G: Field<u32> = Field::new("PMA_PMD_1G", 9, 1);
     /// Restart auto-negotiation (self-clearing).
-    pub const RESTART_AN: u32 = 1 << 12;
+    pub const RESTART_AN: Field<u32> = Field::new("RESTART_AN", 12, 1);
     /// Link mode select.
-    pub const LMS: RawField = RawField::new(13, 3);
+    pub const LMS: Field<u32> = Field::new("LMS", 13, 3);
     /// LMS value: 1 GbE link, no auto-negotiation.
-    pub const LMS_1G_NO_AN: u64 = 0b000;
+    pub const LMS_1G_NO_AN: u32 = 0b000;
     /// LMS value: 10 GbE parallel link (KX4/XAUI), no auto-negotiation.
-    pub const LMS_10G_PARALLEL_NO_AN: u64 = 0b001;
+    pub const LMS_10G_PARALLEL_NO_AN: u32 = 0b001;
     /// LMS value: 1 GbE with clause 37 auto-negotiation.
-    pub const LMS_1G_AN: u64 = 0b010;
+    pub const LMS_1G_AN: u32 = 0b010;
     /// LMS value: 10 GbE serial link (SFI/KR without AN).
-    pub const LMS_10G_SERIAL: u64 = 0b011;
+    pub const LMS_10G_SERIAL: u32 = 0b011;
     /// LMS value: KX4/KX/KR backplane auto-negotiation.
-    pub const LMS_KX4_KX_KR: u64 = 0b100;
+    pub const LMS_KX4_KX_KR: u32 = 0b100;
     /// LMS value: SGMII 1G/100M.
-    pub const LMS_SGMII: u64 = 0b101;
+    pub const LMS_SGMII: u32 = 0b101;
     /// LMS value: KX4/KX/KR with 1 GbE AN.
-    pub const LMS_KX4_KX_KR_1G_AN: u64 = 0b110;
+    pub const LMS_KX4_KX_KR_1G_AN: u32 = 0b110;
     /// LMS value: KX4/KX/KR with SGMII.
-    pub const LMS_KX4_KX_KR_SGMII: u64 = 0b111;
+    pub const LMS_KX4_KX_KR_SGMII: u32 = 0b111;
     /// KR supported.
-    pub const KR_SUPP: u32 = 1 << 16;
+    pub const KR_SUPP: Field<u32> = Field::new("KR_SUPP", 16, 1);
 }
 
 /// AUTOC2 fields.
 pub mod autoc2 {
-    use super::RawField;
+    use super::Field;
     /// 10 GbE serial PMA/PMD: 00 KR, 10 SFI.
-    pub const PMA_PMD_10G_SERIAL: RawField = RawField::new(16, 2);
+    pub const PMA_PMD_10G_SERIAL: Field<u32> = Field::new("PMA_PMD_10G_SERIAL", 16, 2);
     /// PMA_PMD_10G_SERIAL value: KR.
-    pub const PMA_PMD_10G_SERIAL_KR: u64 = 0b00;
+    pub const PMA_PMD_10G_SERIAL_KR: u32 = 0b00;
     /// PMA_PMD_10G_SERIAL value: SFI.
-    pub const PMA_PMD_10G_SERIAL_SFI: u64 = 0b10;
+    pub const PMA_PMD_10G_SERIAL_SFI: u32 = 0b10;
 }
 
 /// LINKS fields (§8.2.3.22.20).
 pub mod links {
-    use super::RawField;
+    use super::Field;
     /// Link speed: 01 100 Mb/s, 10 1 Gb/s, 11 10 Gb/s.
-    pub const SPEED: RawField = RawField::new(28, 2);
+    pub const SPEED: Field<u32> = Field::new("SPEED", 28, 2);
     /// SPEED value: 100 Mb/s.
-    pub const SPEED_100M: u64 = 0b01;
+    pub const SPEED_100M: u32 = 0b01;
     /// SPEED value: 1 Gb/s.
-    pub const SPEED_1G: u64 = 0b10;
+    pub const SPEED_1G: u32 = 0b10;
     /// SPEED value: 10 Gb/s.
-    pub const SPEED_10G: u64 = 0b11;
+    pub const SPEED_10G: u32 = 0b11;
     /// Link up.
-    pub const LINK_UP: u32 = 1 << 30;
+    pub const LINK_UP: Field<u32> = Field::new("LINK_UP", 30, 1);
 }
 
 /// SRRCTL fields (§8.2.3.8.7).
 pub mod srrctl {
-    use super::RawField;
+    use super::Field;
     /// Packet buffer size in 1 KiB units (1..16).
-    pub const BSIZEPACKET: RawField = RawField::new(0, 5);
+    pub const BSIZEPACKET: Field<u32> = Field::new("BSIZEPACKET", 0, 5);
     /// Unit of BSIZEPACKET in bytes.
     pub const BSIZEPACKET_UNIT: usize = 1024;
     /// Header buffer size in 64-byte units.
-    pub const BSIZEHEADER: RawField = RawField::new(8, 6);
+    pub const BSIZEHEADER: Field<u32> = Field::new("BSIZEHEADER", 8, 6);
     /// Descriptor minimum threshold.
-    pub const RDMTS: RawField = RawField::new(22, 3);
+    pub const RDMTS: Field<u32> = Field::new("RDMTS", 22, 3);
     /// Descriptor type.
-    pub const DESCTYPE: RawField = RawField::new(25, 3);
+    pub const DESCTYPE: Field<u32> = Field::new("DESCTYPE", 25, 3);
     /// DESCTYPE value: legacy.
-    pub const DESCTYPE_LEGACY: u64 = 0b000;
+    pub const DESCTYPE_LEGACY: u32 = 0b000;
     /// DESCTYPE value: advanced descriptor, one buffer.
-    pub const DESCTYPE_ADV_ONE_BUFFER: u64 = 0b001;
+    pub const DESCTYPE_ADV_ONE_BUFFER: u32 = 0b001;
     /// Drop enable: drop frames that find no descriptor (bit 28 here, bit 31 on the 82576).
-    pub const DROP_EN: u32 = 1 << 28;
+    pub const DROP_EN: Field<u32> = Field::new("DROP_EN", 28, 1);
 }
 
 /// DCA_RXCTRL fields (§8.2.3.11.1).
 pub mod dca_rxctrl {
+    use super::Field;
     /// Bit 12 is reserved with a reset value of 1 and must be cleared by
     /// software (last step of §4.6.7).
-    pub const RESERVED_CLEAR: u32 = 1 << 12;
+    pub const RESERVED_CLEAR: Field<u32> = Field::new("RESERVED_CLEAR", 12, 1);
 }
 
 /// RXDCTL fields (§8.2.3.8.6).
 pub mod rxdctl {
+    use super::Field;
     /// Queue enable; reads back 1 once the queue is running.
-    pub const ENABLE: u32 = 1 << 25;
+    pub const ENABLE: Field<u32> = Field::new("ENABLE", 25, 1);
     /// VLAN tag strip.
-    pub const VME: u32 = 1 << 30;
+    pub const VME: Field<u32> = Field::new("VME", 30, 1);
 }
 
 /// TXDCTL fields (§8.2.3.9.10).
 pub mod txdctl {
-    use super::RawField;
+    use super::Field;
     /// Prefetch threshold.
-    pub const PTHRESH: RawField = RawField::new(0, 7);
+    pub const PTHRESH: Field<u32> = Field::new("PTHRESH", 0, 7);
     /// Host threshold.
-    pub const HTHRESH: RawField = RawField::new(8, 7);
+    pub const HTHRESH: Field<u32> = Field::new("HTHRESH", 8, 7);
     /// Write-back threshold (0: write back each RS descriptor at once).
-    pub const WTHRESH: RawField = RawField::new(16, 7);
+    pub const WTHRESH: Field<u32> = Field::new("WTHRESH", 16, 7);
     /// Queue enable; reads back 1 once the queue is running.
-    pub const ENABLE: u32 = 1 << 25;
+    pub const ENABLE: Field<u32> = Field::new("ENABLE", 25, 1);
     /// Software flush.
-    pub const SWFLSH: u32 = 1 << 26;
+    pub const SWFLSH: Field<u32> = Field::new("SWFLSH", 26, 1);
 }
 
 /// DMATXCTL fields.
 pub mod dmatxctl {
+    use super::Field;
     /// Transmit enable (global).
-    pub const TE: u32 = 1 << 0;
+    pub const TE: Field<u32> = Field::new("TE", 0, 1);
 }
 
 /// DTXMXSZRQ fields.
 pub mod dtxmxszrq {
-    use super::RawField;
+    use super::Field;
     /// Max bytes of outstanding TX DMA requests; bits 31:12 are reserved.
-    pub const MAX_BYTES_NUM_REQ: RawField = RawField::new(0, 12);
+    pub const MAX_BYTES_NUM_REQ: Field<u32> = Field::new("MAX_BYTES_NUM_REQ", 0, 12);
 }
 
 /// RTTDCS fields.
 pub mod rttdcs {
+    use super::Field;
     /// Arbiter disable: set while configuring TX queues (§4.6.8).
-    pub const ARBDIS: u32 = 1 << 6;
+    pub const ARBDIS: Field<u32> = Field::new("ARBDIS", 6, 1);
 }
 
 /// SECRXCTRL / SECRXSTAT fields.
 pub mod secrx {
+    use super::Field;
     /// SECRXCTRL: disable the RX security block (drain it before RX changes).
-    pub const RX_DIS: u32 = 1 << 1;
+    pub const RX_DIS: Field<u32> = Field::new("RX_DIS", 1, 1);
     /// SECRXSTAT: security RX path is empty.
-    pub const SECRX_RDY: u32 = 1 << 0;
+    pub const SECRX_RDY: Field<u32> = Field::new("SECRX_RDY", 0, 1);
 }
 
 /// RXCSUM fields.
 pub mod rxcsum {
+    use super::Field;
     /// IP payload checksum enable.
-    pub const IPPCSE: u32 = 1 << 12;
+    pub const IPPCSE: Field<u32> = Field::new("IPPCSE", 12, 1);
     /// Packet checksum disable: the write-back carries the RSS hash. Must be 1 for RSS.
-    pub const PCSD: u32 = 1 << 13;
+    pub const PCSD: Field<u32> = Field::new("PCSD", 13, 1);
 }
 
 /// MRQC fields (§8.2.3.7.12).
 pub mod mrqc {
-    use super::RawField;
+    use super::Field;
     /// Multiple Receive Queues Enable.
-    pub const MRQE: RawField = RawField::new(0, 4);
+    pub const MRQE: Field<u32> = Field::new("MRQE", 0, 4);
     /// MRQE value: no RSS, no DCB, no virtualization.
-    pub const MRQE_NONE: u64 = 0b0000;
+    pub const MRQE_NONE: u32 = 0b0000;
     /// MRQE value: RSS only.
-    pub const MRQE_RSS: u64 = 0b0001;
+    pub const MRQE_RSS: u32 = 0b0001;
     /// Hash TCP over IPv4.
-    pub const RSS_FIELD_IPV4_TCP: u32 = 1 << 16;
+    pub const RSS_FIELD_IPV4_TCP: Field<u32> = Field::new("RSS_FIELD_IPV4_TCP", 16, 1);
     /// Hash IPv4 addresses.
-    pub const RSS_FIELD_IPV4: u32 = 1 << 17;
+    pub const RSS_FIELD_IPV4: Field<u32> = Field::new("RSS_FIELD_IPV4", 17, 1);
     /// Hash IPv6 addresses.
-    pub const RSS_FIELD_IPV6: u32 = 1 << 20;
+    pub const RSS_FIELD_IPV6: Field<u32> = Field::new("RSS_FIELD_IPV6", 20, 1);
     /// Hash TCP over IPv6.
-    pub const RSS_FIELD_IPV6_TCP: u32 = 1 << 21;
+    pub const RSS_FIELD_IPV6_TCP: Field<u32> = Field::new("RSS_FIELD_IPV6_TCP", 21, 1);
     /// Hash UDP over IPv4.
-    pub const RSS_FIELD_IPV4_UDP: u32 = 1 << 22;
+    pub const RSS_FIELD_IPV4_UDP: Field<u32> = Field::new("RSS_FIELD_IPV4_UDP", 22, 1);
     /// Hash UDP over IPv6.
-    pub const RSS_FIELD_IPV6_UDP: u32 = 1 << 23;
+    pub const RSS_FIELD_IPV6_UDP: Field<u32> = Field::new("RSS_FIELD_IPV6_UDP", 23, 1);
 }
 
 /// RAH fields.
 pub mod rah {
-    use super::RawField;
+    use super::Field;
     /// MAC bytes 4 and 5.
-    pub const RAH: RawField = RawField::new(0, 16);
+    pub const RAH: Field<u32> = Field::new("RAH", 0, 16);
     /// Address valid.
-    pub const AV: u32 = 1 << 31;
+    pub const AV: Field<u32> = Field::new("AV", 31, 1);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
+    use std::string::{String, ToString};
+
+    fn named(offset: usize) -> Option<String> {
+        name(offset).map(|n| n.to_string())
+    }
+
+    #[test]
+    fn offsets_are_named_with_their_queue_or_index() {
+        assert_eq!(named(CTRL).as_deref(), Some("CTRL"));
+        assert_eq!(named(MRQC_ALIAS).as_deref(), Some("MRQC"));
+        assert_eq!(named(0x1018).as_deref(), Some("RDT[0]"));
+        assert_eq!(named(0x1068).as_deref(), Some("RXDCTL[1]"));
+        assert_eq!(named(0xd028).as_deref(), Some("RXDCTL[64]"));
+        assert_eq!(named(0x60d0).as_deref(), Some("TDH[3]"));
+        assert_eq!(named(0x2104).as_deref(), Some("SRRCTL[1]"));
+        assert_eq!(
+            named(0x1054).as_deref(),
+            Some("SRRCTL[1]"),
+            "in-block alias"
+        );
+        assert_eq!(named(0x1454).as_deref(), Some("SRRCTL[17]"));
+        assert_eq!(named(0xa20c).as_deref(), Some("RAH[1]"));
+        assert_eq!(named(0x5c04).as_deref(), Some("RETA[1]"));
+        assert_eq!(named(0x3fc4).as_deref(), Some("RNBC[1]"));
+        assert_eq!(named(0x1030).as_deref(), Some("QPRC[0]"));
+        assert_eq!(named(0x1020), None, "reserved offset in a queue block");
+    }
+
+    #[test]
+    fn every_queue_register_decodes_back_to_its_queue() {
+        for q in 0..QUEUES {
+            for &r in <RxReg as super::super::queue::QueueRegister>::ALL {
+                for a in RX_QUEUES.addresses(q, r) {
+                    assert_eq!(RX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            for &r in <TxReg as super::super::queue::QueueRegister>::ALL {
+                for a in TX_QUEUES.addresses(q, r) {
+                    assert_eq!(TX_QUEUES.decode(a), Some((q, r)));
+                }
+            }
+            let n = if q < 16 { 2 } else { 1 };
+            assert_eq!(RX_QUEUES.addresses(q, RxReg::Srrctl).count(), n);
+        }
+    }
 
     #[test]
     fn per_queue_formulas_match_the_datasheet_blocks() {

@@ -1,7 +1,9 @@
 //! Every number the Intel NIC drivers and the NIC device models share, named
 //! once: the advanced descriptor layouts both chip families use
-//! ([`adv_desc`]), the 82576 / I350 register map ([`igb`]) and the 82599
-//! register map ([`ixgbe`]).
+//! ([`adv_desc`], also as [`crate::Layout`] tables for decoders), the
+//! 82576 / I350 register map ([`igb`]), the 82599 register map ([`ixgbe`]),
+//! the per-queue ring registers of both as one table per family ([`queue`])
+//! and register names for decoders ([`regname`]).
 //!
 //! Section numbers refer to the Intel 82576EB Gigabit Ethernet Controller
 //! Datasheet (rev. 2.x; "82576 datasheet"), the Intel Ethernet Controller I350
@@ -9,15 +11,19 @@
 //! Datasheet (rev. 3.x; "82599 datasheet").
 //!
 //! Conventions: register offsets are `usize` byte offsets into BAR0; per-queue
-//! registers are `const fn`s of the queue number (`rdbal(q)`); single-bit
-//! flags are `u32` masks; multi-bit fields are [`RawField`]s (`get`/`set` work
-//! on `u64`, so widen the 32-bit register value with `as u64`).
+//! registers are `const fn`s of the queue number (`rdbal(q)`); fields are
+//! [`Field`]s of the width of their word (`Field<u32>` for every register and
+//! descriptor dword, so a register value needs no cast), one-bit flags
+//! included ([`Field::bit`] is their mask); enumerated field values are
+//! constants of the field's width type.
 
 pub mod adv_desc;
 pub mod igb;
 pub mod ixgbe;
+pub mod queue;
+pub mod regname;
 
-pub use crate::RawField;
+pub use crate::Field;
 
 /// Size of an Ethernet frame check sequence (CRC), which the NICs strip on
 /// receive and insert on transmit; frames on an emulated wire (`emu::wire`) never carry it.
