@@ -6,7 +6,11 @@
 //! Frame: Ethernet (14) / IPv4 (20, no options, DF, TTL 64) / UDP (8) /
 //! stream header (40, big-endian, fields in [`field`]) / payload.
 
-use crate::net::{self, eth, get16, ipv4, udp, Flow, ETH_LEN, IPV4_LEN, PAYLOAD, UDP_LEN};
+use crate::net::{self, Flow, PAYLOAD};
+use spec::net::ethernet::{self, ethertype, HEADER_LEN as ETH_LEN};
+use spec::net::ipv4::{self, HEADER_LEN as IPV4_LEN};
+use spec::net::udp::HEADER_LEN as UDP_LEN;
+use spec::net::{EthernetFrame, Ipv4Packet, UdpDatagram};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::ops::ControlFlow;
@@ -63,6 +67,10 @@ pub struct StreamHeader {
     pub end: u64,
 }
 
+fn be_u16(b: &[u8], r: std::ops::Range<usize>) -> u16 {
+    u16::from_be_bytes([b[r.start], b[r.start + 1]])
+}
+
 fn be_u32(b: &[u8], r: std::ops::Range<usize>) -> u32 {
     let mut v = [0u8; 4];
     v.copy_from_slice(&b[r]);
@@ -102,8 +110,8 @@ impl StreamHeader {
             return Err(format!("magic {magic:08x}, want {MAGIC:08x}"));
         }
         let h = StreamHeader {
-            stream: get16(b, field::STREAM),
-            flags: get16(b, field::FLAGS),
+            stream: be_u16(b, field::STREAM),
+            flags: be_u16(b, field::FLAGS),
             lap: be_u32(b, field::LAP),
             len: be_u32(b, field::LEN),
             offset: be_u64(b, field::OFFSET),
@@ -162,8 +170,7 @@ pub fn build_headers(buf: &mut [u8], flow: &Flow, hdr: &StreamHeader) -> usize {
     net::write_udp_headers(buf, frame_len, flow);
     // DF does not enter the pseudo-header sum, and the IPv4 checksum is
     // the NIC's to fill in.
-    let flags = ETH_LEN + ipv4::FLAGS_FRAGMENT.start..ETH_LEN + ipv4::FLAGS_FRAGMENT.end;
-    buf[flags].copy_from_slice(&ipv4::DF.to_be_bytes());
+    Ipv4Packet::new_unchecked(&mut buf[ETH_LEN..PAYLOAD]).set_flags_fragment(ipv4::flags::DF);
     hdr.write_to(&mut buf[PAYLOAD..FRAME_HEADERS]);
     FRAME_HEADERS
 }
@@ -281,16 +288,18 @@ pub fn parse_datagram(d: &[u8]) -> Result<(StreamHeader, &[u8]), FrameError> {
 /// checksums (a UDP checksum of 0 means none was sent, RFC 768) and
 /// consistent lengths, or it is [`FrameError::Corrupt`].
 pub fn parse_frame(frame: &[u8]) -> Result<(StreamHeader, &[u8]), FrameError> {
-    if frame.len() < PAYLOAD + field::MAGIC.end
-        || get16(frame, eth::TYPE) != eth::TYPE_IPV4
-        || frame[ETH_LEN + ipv4::VER_IHL] != 0x45
-        || frame[ETH_LEN + ipv4::PROTO] != ipv4::PROTO_UDP
+    if frame.len() < PAYLOAD + field::MAGIC.end {
+        return Err(FrameError::NotStream);
+    }
+    let ip = Ipv4Packet::new_unchecked(&frame[ethernet::HEADER_LEN..]);
+    if EthernetFrame::new_unchecked(frame).ethertype() != ethertype::IPV4
+        || ip.version() != 4
+        || ip.header_len() != IPV4_LEN
+        || ip.protocol() != ipv4::protocol::UDP
     {
         return Err(FrameError::NotStream);
     }
-    let l3 = &frame[ETH_LEN..];
-    let frag = get16(l3, ipv4::FLAGS_FRAGMENT);
-    if frag & ipv4::FRAGMENT_OFFSET != 0 {
+    if ip.frag_offset() != 0 {
         // A later fragment has no UDP header: nobody can tell whose it is.
         return Err(FrameError::NotStream);
     }
@@ -298,25 +307,25 @@ pub fn parse_frame(frame: &[u8]) -> Result<(StreamHeader, &[u8]), FrameError> {
         return Err(FrameError::NotStream);
     }
     let corrupt = |c| Err(FrameError::Corrupt(c));
-    if !net::ipv4_checksum_ok(l3) {
+    if !ip.verify_checksum() {
         return corrupt(Corruption::IpChecksum);
     }
-    if frag & ipv4::MF != 0 {
+    if ip.flags_fragment() & ipv4::flags::MF != 0 {
         return corrupt(Corruption::Fragment);
     }
     // Bytes past the IPv4 total length are Ethernet padding, not data.
-    let total = get16(l3, ipv4::TOTAL_LEN) as usize;
-    if total < IPV4_LEN + UDP_LEN || total > l3.len() {
+    let total = ip.total_len() as usize;
+    if total < IPV4_LEN + UDP_LEN || ETH_LEN + total > frame.len() {
         return corrupt(Corruption::Length);
     }
-    let l4 = &l3[IPV4_LEN..total];
-    if get16(l4, udp::LEN) as usize != l4.len() {
+    let l4 = UdpDatagram::new_unchecked(&frame[ETH_LEN + IPV4_LEN..ETH_LEN + total]);
+    if l4.length() as usize != total - IPV4_LEN {
         return corrupt(Corruption::Length);
     }
-    if !net::udp_checksum_ok(l3, l4) {
+    if !l4.verify_checksum(ip.src_addr(), ip.dst_addr()) {
         return corrupt(Corruption::UdpChecksum);
     }
-    parse_datagram(&l4[UDP_LEN..])
+    parse_datagram(&l4.into_inner()[UDP_LEN..])
 }
 
 /// splitmix64 (Steele, Lea, Flood 2014): the word of the pattern.
@@ -1222,9 +1231,7 @@ mod tests {
         // A first fragment, with its IPv4 checksum redone.
         let mut f = good.clone();
         f[ETH_LEN + 6] = 0x20;
-        f[ETH_LEN + 10..ETH_LEN + 12].fill(0);
-        let c = !net::fold(net::sum16(&f[ETH_LEN..ETH_LEN + IPV4_LEN], 0));
-        f[ETH_LEN + 10..ETH_LEN + 12].copy_from_slice(&c.to_be_bytes());
+        Ipv4Packet::new_unchecked(&mut f[ETH_LEN..]).fill_checksum();
         assert_eq!(
             parse_frame(&f).unwrap_err(),
             FrameError::Corrupt(Corruption::Fragment)

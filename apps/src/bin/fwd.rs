@@ -14,6 +14,7 @@ use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use drivers::nic::{forward, NicOptions};
 use drivers::regs::RegisterAccess;
+use spec::net::ethernet::MIN_FRAME_LEN;
 use std::time::{Duration, Instant};
 
 /// Forward every frame received on one port out of the other, both ways.
@@ -76,7 +77,7 @@ impl NicJob for Fwd {
                 "fwd: {} ({}), MAC {}",
                 p.name,
                 p.backend,
-                drivers::nic::format_mac(&p.nic.mac())
+                spec::net::MacAddr(p.nic.mac())
             );
         }
         let mut rx = [ports[0].nic.rx_queue(0)?, ports[1].nic.rx_queue(0)?];
@@ -100,8 +101,8 @@ impl NicJob for Fwd {
                     .cache_mut()
                     .alloc()
                     .ok_or("--inject: no free buffer in the RX pool")?;
-                b.set_len(net::MIN_FRAME);
-                net::write_udp_headers(b.as_mut_slice(), net::MIN_FRAME, &flow);
+                b.set_len(MIN_FRAME_LEN);
+                net::write_udp_headers(b.as_mut_slice(), MIN_FRAME_LEN, &flow);
                 frames.push(b);
             }
             let sent = tx[1].tx_bufs(&mut frames)?;

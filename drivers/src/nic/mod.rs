@@ -374,21 +374,13 @@ fn read_mac<R: RegisterAccess>(
     if mac == [0; 6] || mac == [0xff; 6] || mac[0] & 1 != 0 {
         return Err(NicError::DeviceMisbehaved(format!(
             "receive address 0 holds {}, not a unicast MAC address (is the EEPROM programmed?)",
-            format_mac(&mac)
+            spec::net::MacAddr(mac)
         )));
     }
     if hi_reg & av == 0 {
         regs.write32(rah, hi_reg | av);
     }
     Ok(mac)
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// The 32-bit RSS key registers (RSSRK): byte 4n in bits 7:0 of register n.
