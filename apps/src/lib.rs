@@ -9,7 +9,6 @@ pub mod histogram;
 pub mod net;
 pub mod open;
 pub mod pattern;
-pub mod pcapfile;
 pub mod rate;
 pub mod stream;
 

@@ -474,7 +474,7 @@ impl Expect {
                 format!(
                     "cannot open expected disk image {p}: {}; give the image the stream was read \
                      from",
-                    crate::pcapfile::os_message(&e)
+                    emu::pcap::os_message(&e)
                 )
             });
         }
@@ -800,7 +800,7 @@ impl Verifier {
                                         "reading the expected file at byte {} failed: {}: those \
                                          bytes count as mismatched",
                                         at + have as u64,
-                                        crate::pcapfile::os_message(&e)
+                                        emu::pcap::os_message(&e)
                                     )
                                 });
                                 break;

@@ -8,12 +8,12 @@
 
 use apps::backoff::Backoff;
 use apps::open::{with_nics, NicJob, Port};
-use apps::pcapfile::{os_message, PcapReader};
 use apps::stream::{Expect, Verifier};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;
 use drivers::nic::{NicOptions, RxPacket};
 use drivers::regs::RegisterAccess;
+use emu::pcap::{os_message, PcapReader};
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
