@@ -3,8 +3,8 @@
 //! the traces, NVMe errors retried or reported, a stalled NIC leading to
 //! backpressure with bounded memory.
 
-use apps::blk::{Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::Flow;
+use apps::stream::sender::{Shared, StreamConfig, Worker, WorkerReport};
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use dma::{EmuIommu, RegionOptions};
 use drivers::nic::{Chip, Nic, NicOptions};

@@ -7,11 +7,11 @@
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
-use apps::blk::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::{parse_ipv4, Flow};
 use apps::open::device::DeviceSpec;
 use apps::open::{with_nics_in, NicJob, Port};
 use apps::open::{with_nvme_in, NvmeJob, Opened};
+use apps::stream::sender::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;
