@@ -122,7 +122,12 @@ impl NicJob for Fwd {
         let mut first_frame: Option<Instant> = None;
         let mut empty_rounds = 0u64;
         let mut iter = 0u32;
-        let mut backoff = Backoff::default();
+        // --idle-yield: yield on every empty round, never spin or sleep.
+        let mut backoff = if a.idle_yield {
+            Backoff::new(0, u32::MAX, None)
+        } else {
+            Backoff::default()
+        };
         // Frames moved since the clock was last read: the clock is read once
         // per 256 rounds (it costs more than a packet), so `last_frame` is
         // that many rounds late at most, well under a millisecond.
@@ -148,11 +153,7 @@ impl NicJob for Fwd {
                 backoff.reset();
             } else {
                 empty_rounds += 1;
-                if a.idle_yield {
-                    std::thread::yield_now();
-                } else {
-                    backoff.idle();
-                }
+                backoff.idle();
             }
             if a.count.is_some_and(|c| forwarded >= c) {
                 break;

@@ -308,7 +308,8 @@ impl RingRegs {
 /// Poll `cond` until it holds or `timeout` passes; whether it held.
 pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
-    let mut polls = 0u32;
+    // No spinning: yield for 63 polls, then sleep 100 µs per poll.
+    let mut backoff = dma::Backoff::new(0, 64, Some(Duration::from_micros(100)));
     loop {
         if cond() {
             return true;
@@ -316,12 +317,7 @@ pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> b
         if start.elapsed() >= timeout {
             return cond();
         }
-        polls += 1;
-        if polls < 64 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(100));
-        }
+        backoff.idle();
     }
 }
 
