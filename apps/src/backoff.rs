@@ -1,6 +1,7 @@
 //! How polling loops wait when they find nothing to do.
 //!
-//! [`Backoff`]: spin first (lowest latency), then yield, then sleep briefly,
+//! [`Backoff`] (shared with the drivers and the emulated devices, from
+//! [`dma`]): spin first (lowest latency), then yield, then sleep briefly,
 //! so that idle apps and emulated devices do not starve each other of the
 //! cores. [`Pacer`]: for a loop that keeps device queues fed, sleeps whose
 //! length is tuned so that a queue is about half drained at each wake: few
@@ -10,36 +11,8 @@
 
 use std::time::Duration;
 
-/// Empty polls before yielding, and before sleeping.
-const SPIN: u32 = 2_000;
-const YIELD: u32 = 20_000;
-
-/// Counts empty polls of a loop.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    idle: u32,
-}
-
-impl Backoff {
-    /// A loop that found work: spin again.
-    #[inline]
-    pub fn reset(&mut self) {
-        self.idle = 0;
-    }
-
-    /// A loop that found nothing: wait a little, longer the longer it idles.
-    #[inline]
-    pub fn idle(&mut self) {
-        self.idle = self.idle.saturating_add(1);
-        if self.idle < SPIN {
-            std::hint::spin_loop();
-        } else if self.idle < YIELD {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(20));
-        }
-    }
-}
+/// The one polling back-off (its `default()` is the apps' thresholds).
+pub use dma::Backoff;
 
 /// Empty polls a [`Pacer`] spins before it sleeps.
 pub const PACER_SPINS: u32 = 2;

@@ -1,16 +1,15 @@
 //! Shared code of the command-line programs: opening devices from device
-//! strings, latency histograms, thread CPU time, the verify pattern.
+//! strings, latency histograms, thread CPU time, test frames ([`net`]),
+//! the disk-to-wire stream and its patterns ([`stream`]), port statistics
+//! ([`port_stats`]).
 #![deny(missing_docs)]
 
 pub mod backoff;
-pub mod blk;
 pub mod cputime;
 pub mod histogram;
 pub mod net;
 pub mod open;
-pub mod pattern;
-pub mod pcapfile;
-pub mod rate;
+pub mod port_stats;
 pub mod stream;
 
 /// Result of app code: any error, printed as one line.

@@ -4,8 +4,8 @@
 //! backpressure with bounded memory.
 #![forbid(unsafe_code)]
 
-use apps::blk::{Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::Flow;
+use apps::stream::sender::{Shared, StreamConfig, Worker, WorkerReport};
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use dma::{EmuIommu, RegionOptions};
 use drivers::nic::{Chip, Nic, NicOptions};

@@ -10,6 +10,7 @@ use common::{assert_one_line_error, run, tmpdir};
 use apps::net::{self, Flow};
 use apps::stream::{build_headers, pattern_fill, StreamHeader, DEFAULT_SEED, FLAG_LAST};
 use emu::wire::{PcapWire, Wire};
+use spec::net::{ethernet, ipv4};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -149,13 +150,13 @@ fn a_complete_capture_verifies_and_each_problem_is_reported() {
     let at = 82 + 100;
     f[10][at] ^= 0x01;
     let mut fixed = f[10].clone();
-    let l4 = net::ETH_LEN + net::IPV4_LEN;
+    let l4 = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
     // Redo the checksums over the changed byte: back to the pseudo-header
     // sum, then the offload's work.
     let mut headers_only = vec![0u8; fixed.len()];
     net::write_udp_headers(&mut headers_only, fixed.len(), &flow());
     fixed[l4 + 6..l4 + 8].copy_from_slice(&headers_only[l4 + 6..l4 + 8]);
-    fixed[net::ETH_LEN + 10..net::ETH_LEN + 12].fill(0);
+    fixed[ethernet::HEADER_LEN + 10..ethernet::HEADER_LEN + 12].fill(0);
     net::offload_checksums_in_software(&mut fixed);
     f[10] = fixed;
     let src = capture(&dir.join("wrong-byte.pcap"), &f);
@@ -304,7 +305,7 @@ fn dst_port_picks_one_of_several_streams_in_a_capture() {
     net::write_udp_headers(&mut udp, 100, &other);
     net::offload_checksums_in_software(&mut udp);
     let mut frag = a[0].clone();
-    let f = net::ETH_LEN + net::ipv4::FLAGS_FRAGMENT.start;
+    let f = ethernet::HEADER_LEN + ipv4::field::FLAGS_FRAGMENT.start;
     frag[f..f + 2].copy_from_slice(&185u16.to_be_bytes());
     let mut frames = vec![udp.clone(), frag];
     for (i, f) in a.iter().enumerate() {

@@ -7,7 +7,7 @@
 mod common;
 use common::assert_one_line_error;
 
-use apps::pattern::pseudo_random;
+use apps::stream::pattern::pseudo_random;
 use std::path::PathBuf;
 use std::process::Command;
 

@@ -8,6 +8,7 @@
 //! device) is carried in their type.
 #![deny(missing_docs)]
 
+mod backoff;
 mod error;
 mod iommu;
 mod mapper;
@@ -16,6 +17,7 @@ mod pool;
 mod region;
 pub mod vfio;
 
+pub use backoff::Backoff;
 pub use error::{Error, IommuFault, Result};
 pub use iommu::{EmuIommu, IOVA_BASE};
 pub use mapper::Mapper;

@@ -4,7 +4,8 @@
 //! IOMMU ([`DeviceDma`]), a trace of device events ([`Trace`]), the two ways
 //! to run a device model ([`RunMode`]: inline and threaded), the device
 //! models themselves ([`nvme`]: the NVMe controller; [`nic`]: the igb and
-//! ixgbe ports) and the wires the NIC ports are plugged into ([`wire`]).
+//! ixgbe ports) and the wires the NIC ports are plugged into ([`wire`]), and the pcap
+//! capture format the `pcap:` wires and the apps share ([`pcap`]).
 //!
 //! The drivers do not depend on this crate: a model implements
 //! [`drivers::regs::RegisterAccess`] through [`EmuBar`] and the DMA side of
@@ -20,6 +21,7 @@ mod trace;
 
 pub mod nic;
 pub mod nvme;
+pub mod pcap;
 pub mod wire;
 
 pub use bar::{EmuBar, MmioDevice};

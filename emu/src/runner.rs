@@ -45,19 +45,13 @@ impl DeviceThread {
         let handle = std::thread::Builder::new()
             .name(name.to_string())
             .spawn(move || {
-                let mut idle = 0u32;
+                let mut backoff =
+                    dma::Backoff::new(SPIN_POLLS, YIELD_POLLS, Some(Duration::from_micros(50)));
                 while !stop2.load(Ordering::Relaxed) {
                     if model.poll() {
-                        idle = 0;
+                        backoff.reset();
                     } else {
-                        idle = idle.saturating_add(1);
-                        if idle < SPIN_POLLS {
-                            std::hint::spin_loop();
-                        } else if idle < YIELD_POLLS {
-                            std::thread::yield_now();
-                        } else {
-                            std::thread::sleep(Duration::from_micros(50));
-                        }
+                        backoff.idle();
                     }
                 }
             })?;

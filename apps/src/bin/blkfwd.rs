@@ -7,11 +7,11 @@
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
-use apps::blk::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::net::{parse_ipv4, Flow};
 use apps::open::device::DeviceSpec;
 use apps::open::{with_nics_in, NicJob, Port};
 use apps::open::{with_nvme_in, NvmeJob, Opened};
+use apps::stream::sender::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;
@@ -252,7 +252,7 @@ impl NvmeJob for Drive {
         }
         let mtu = p.args.mtu as usize;
         // RX buffers (of the receiver) hold a whole frame: 1024-byte units.
-        let frame = mtu + apps::net::ETH_LEN + 4;
+        let frame = mtu + spec::net::ethernet::HEADER_LEN + 4;
         let opts = NicOptions {
             tx_queues: p.args.threads,
             buf_size: frame.div_ceil(1024) * 1024,
@@ -310,12 +310,16 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         let a = &self.plan.args;
         let tx = ports.remove(0);
         let rx = (!ports.is_empty()).then(|| ports.remove(0));
-        let dst_mac = apps::open::device::parse_mac(&a.dst_mac).ok_or_else(|| {
-            format!(
-                "--dst-mac '{}' is not a MAC address like 02:00:00:00:00:01",
-                a.dst_mac
-            )
-        })?;
+        let dst_mac: [u8; 6] = a
+            .dst_mac
+            .parse::<spec::net::MacAddr>()
+            .map(Into::into)
+            .map_err(|_| {
+                format!(
+                    "--dst-mac '{}' is not a MAC address like 02:00:00:00:00:01",
+                    a.dst_mac
+                )
+            })?;
         let threads = a.threads as usize;
         let queue_depth = a.queue_depth as usize;
         let cfg = StreamConfig {

@@ -8,12 +8,12 @@
 
 use apps::backoff::Backoff;
 use apps::open::{with_nics, NicJob, Port};
-use apps::pcapfile::{os_message, PcapReader};
 use apps::stream::{Expect, Verifier};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::Parser;
 use drivers::nic::{NicOptions, RxPacket};
 use drivers::regs::RegisterAccess;
+use emu::pcap::{os_message, PcapReader};
 use std::io::ErrorKind;
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -327,25 +327,17 @@ impl Session {
 /// The UDP destination port of an IPv4 frame (any header length), or
 /// None: not IPv4/UDP, too short, or a later fragment (no UDP header).
 fn udp_dst_port(f: &[u8]) -> Option<u16> {
-    use apps::net::{eth, ipv4, udp, ETH_LEN};
-    let be16 = |r: std::ops::Range<usize>| f.get(r).map(|b| u16::from_be_bytes([b[0], b[1]]));
-    if be16(eth::TYPE)? != eth::TYPE_IPV4 {
+    use spec::net::{ethernet, ipv4, udp, EthernetFrame, Ipv4Packet, UdpDatagram};
+    if EthernetFrame::new_checked(f).ok()?.ethertype() != ethernet::ethertype::IPV4 {
         return None;
     }
-    let vihl = *f.get(ETH_LEN + ipv4::VER_IHL)?;
-    let ihl = (vihl & 0x0f) as usize * 4;
-    if vihl >> 4 != 4
-        || ihl < apps::net::IPV4_LEN
-        || *f.get(ETH_LEN + ipv4::PROTO)? != ipv4::PROTO_UDP
-    {
+    let ip = Ipv4Packet::new_checked(&f[ethernet::HEADER_LEN..]).ok()?;
+    if ip.version() != 4 || ip.protocol() != ipv4::protocol::UDP || ip.frag_offset() != 0 {
         return None;
     }
-    let frag = ETH_LEN + ipv4::FLAGS_FRAGMENT.start..ETH_LEN + ipv4::FLAGS_FRAGMENT.end;
-    if be16(frag)? & ipv4::FRAGMENT_OFFSET != 0 {
-        return None;
-    }
-    let l4 = ETH_LEN + ihl;
-    be16(l4 + udp::DST_PORT.start..l4 + udp::DST_PORT.end)
+    // Only the port is read: a datagram cut short after it still names it.
+    let l4 = &f[ethernet::HEADER_LEN + ip.header_len()..];
+    (l4.len() >= udp::field::DST_PORT.end).then(|| UdpDatagram::new_unchecked(l4).dst_port())
 }
 
 fn from_pcap(file: &str, s: &mut Session) -> AppResult<End> {
@@ -430,7 +422,7 @@ impl NicJob for NicSource<'_> {
     fn run<R: RegisterAccess + 'static>(self, ports: Vec<Port<R>>) -> AppResult<End> {
         let s = self.session;
         let port = &ports[0];
-        let need = self.mtu + apps::net::ETH_LEN;
+        let need = self.mtu + spec::net::ethernet::HEADER_LEN;
         if port.nic.max_frame() < need {
             return Err(format!(
                 "{} receives frames of at most {} bytes; --mtu {} needs {need}: use --mtu {} or \
@@ -438,7 +430,7 @@ impl NicJob for NicSource<'_> {
                 port.name,
                 port.nic.max_frame(),
                 self.mtu,
-                port.nic.max_frame() - apps::net::ETH_LEN
+                port.nic.max_frame() - spec::net::ethernet::HEADER_LEN
             )
             .into());
         }

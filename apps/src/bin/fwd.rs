@@ -10,11 +10,12 @@
 use apps::backoff::Backoff;
 use apps::net::{self, Flow};
 use apps::open::{with_nics, NicJob, Port};
-use apps::rate::{Counts, RatePrinter};
+use apps::port_stats::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use drivers::nic::{forward, NicOptions};
 use drivers::regs::RegisterAccess;
+use spec::net::ethernet::MIN_FRAME_LEN;
 use std::time::{Duration, Instant};
 
 /// Forward every frame received on one port out of the other, both ways.
@@ -77,7 +78,7 @@ impl NicJob for Fwd {
                 "fwd: {} ({}), MAC {}",
                 p.name,
                 p.backend,
-                drivers::nic::format_mac(&p.nic.mac())
+                spec::net::MacAddr(p.nic.mac())
             );
         }
         let mut rx = [ports[0].nic.rx_queue(0)?, ports[1].nic.rx_queue(0)?];
@@ -101,8 +102,8 @@ impl NicJob for Fwd {
                     .cache_mut()
                     .alloc()
                     .ok_or("--inject: no free buffer in the RX pool")?;
-                b.set_len(net::MIN_FRAME);
-                net::write_udp_headers(b.as_mut_slice(), net::MIN_FRAME, &flow);
+                b.set_len(MIN_FRAME_LEN);
+                net::write_udp_headers(b.as_mut_slice(), MIN_FRAME_LEN, &flow);
                 frames.push(b);
             }
             let sent = tx[1].tx_bufs(&mut frames)?;
@@ -122,7 +123,12 @@ impl NicJob for Fwd {
         let mut first_frame: Option<Instant> = None;
         let mut empty_rounds = 0u64;
         let mut iter = 0u32;
-        let mut backoff = Backoff::default();
+        // --idle-yield: yield on every empty round, never spin or sleep.
+        let mut backoff = if a.idle_yield {
+            Backoff::new(0, u32::MAX, None)
+        } else {
+            Backoff::default()
+        };
         // Frames moved since the clock was last read: the clock is read once
         // per 256 rounds (it costs more than a packet), so `last_frame` is
         // that many rounds late at most, well under a millisecond.
@@ -148,11 +154,7 @@ impl NicJob for Fwd {
                 backoff.reset();
             } else {
                 empty_rounds += 1;
-                if a.idle_yield {
-                    std::thread::yield_now();
-                } else {
-                    backoff.idle();
-                }
+                backoff.idle();
             }
             if a.count.is_some_and(|c| forwarded >= c) {
                 break;

@@ -9,7 +9,7 @@
 use apps::cputime::thread_cpu_time;
 use apps::histogram::Histogram;
 use apps::open::{with_nvme_pages, NvmeJob, Opened};
-use apps::pattern::{check_block, fill_block, xorshift};
+use apps::stream::pattern::{check_block, fill_block, xorshift};
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::{Parser, ValueEnum};
 use dma::{Buf, Pool};

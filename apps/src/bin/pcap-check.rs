@@ -4,9 +4,9 @@
 #![forbid(unsafe_code)]
 
 use apps::net::parse_test_frame;
-use apps::pcapfile::PcapReader;
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
+use emu::pcap::PcapReader;
 use std::collections::BTreeMap;
 
 /// Check the pktgen test frames in a pcap file (as the pcap app, tshark or

@@ -4,7 +4,7 @@
 
 use apps::backoff::Backoff;
 use apps::open::{with_nics, NicJob, Port};
-use apps::rate::{Counts, RatePrinter};
+use apps::port_stats::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use drivers::nic::{NicOptions, RxPacket};

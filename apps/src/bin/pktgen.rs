@@ -8,12 +8,13 @@
 use apps::backoff::Backoff;
 use apps::net::{self, Flow};
 use apps::open::{with_nics, NicJob, Port};
-use apps::rate::{Counts, RatePrinter};
+use apps::port_stats::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
 use clap::Parser;
 use dma::Pool;
 use drivers::nic::{NicOptions, Offload, TxPacket};
 use drivers::regs::RegisterAccess;
+use spec::net::{ethernet, ipv4};
 use std::time::{Duration, Instant};
 
 /// Send UDP test frames (Ethernet/IPv4/UDP, payload: magic + sequence
@@ -78,11 +79,11 @@ impl NicJob for Gen {
         let port = &ports[0];
         let nic = &port.nic;
         let max = nic.max_frame();
-        if a.size < net::MIN_TEST_FRAME.max(net::MIN_FRAME) || a.size > max {
+        if a.size < net::MIN_TEST_FRAME.max(ethernet::MIN_FRAME_LEN) || a.size > max {
             return Err(format!(
                 "--size {} is outside what this port sends: {} to {max} bytes (without FCS)",
                 a.size,
-                net::MIN_TEST_FRAME.max(net::MIN_FRAME)
+                net::MIN_TEST_FRAME.max(ethernet::MIN_FRAME_LEN)
             )
             .into());
         }
@@ -109,14 +110,14 @@ impl NicJob for Gen {
         let mut cache = pool.cache(2 * a.batch as usize);
         let mut tx = nic.tx_queue(0)?;
         let offload = Offload::Ipv4Udp {
-            l2_len: net::ETH_LEN as u8,
-            l3_len: net::IPV4_LEN as u16,
+            l2_len: ethernet::HEADER_LEN as u8,
+            l3_len: ipv4::HEADER_LEN as u16,
         };
         println!(
             "pktgen: {} ({}), MAC {}, {} B frames, {}, batch {}",
             port.name,
             port.backend,
-            drivers::nic::format_mac(&nic.mac()),
+            spec::net::MacAddr(nic.mac()),
             a.size,
             if a.rate == 0 {
                 "full rate".to_string()
@@ -163,7 +164,7 @@ impl NicJob for Gen {
                 net::set_seq(f, seq + pkts.len() as u64);
                 if a.flows > 1 {
                     let sport = 1024 + ((seq + pkts.len() as u64) % a.flows as u64) as u16;
-                    let at = net::ETH_LEN + net::IPV4_LEN;
+                    let at = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
                     f[at..at + 2].copy_from_slice(&sport.to_be_bytes());
                 }
                 pkts.push(TxPacket::new(b).with_offload(offload));

@@ -162,21 +162,6 @@ pub fn parse_size(s: &str) -> Option<u64> {
 const NIC_OPTIONS: &str = "wire=pair:NAME|loop|pcap:FILE|pcap-in:FILE|unix:PATH|tap:IFNAME, \
                            mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded, pause=on|off";
 
-/// Parse a MAC address `aa:bb:cc:dd:ee:ff` (or with `-`): exactly six
-/// two-digit hex fields.
-pub fn parse_mac(v: &str) -> Option<[u8; 6]> {
-    let mut mac = [0u8; 6];
-    let mut parts = v.split([':', '-']);
-    for b in &mut mac {
-        let p = parts.next()?;
-        if p.len() != 2 {
-            return None;
-        }
-        *b = u8::from_str_radix(p, 16).ok()?;
-    }
-    parts.next().is_none().then_some(mac)
-}
-
 fn parse_emu_nic(
     chip: drivers::nic::Chip,
     model: &'static str,
@@ -203,8 +188,11 @@ fn parse_emu_nic(
             }
             "wire" => return Err(bad(k, v, "a wire like pair:NAME, loop or pcap:FILE")),
             "mac" => {
-                let mac = parse_mac(v)
-                    .filter(|m| m[0] & 1 == 0)
+                let mac = v
+                    .parse::<spec::net::MacAddr>()
+                    .ok()
+                    .filter(|m| !m.is_multicast())
+                    .map(<[u8; 6]>::from)
                     .ok_or_else(|| bad(k, v, "a unicast MAC address like 02:00:00:00:00:01"))?;
                 spec.mac = Some(mac);
             }

@@ -9,7 +9,7 @@
 //! that loses or garbles data cannot report a figure.
 
 use apps::cputime::thread_cpu_time;
-use apps::pattern::fill_block;
+use apps::stream::pattern::fill_block;
 use apps::{exit_on_error, human_bytes, AppResult};
 use clap::{Parser, ValueEnum};
 use std::fs::{File, OpenOptions};
@@ -1032,7 +1032,7 @@ mod tests {
     }
 
     fn data(len: usize) -> Vec<u8> {
-        apps::pattern::pseudo_random(1, len)
+        apps::stream::pattern::pseudo_random(1, len)
     }
 
     #[test]

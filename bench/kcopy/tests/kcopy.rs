@@ -11,7 +11,7 @@
 mod common;
 use common::{assert_one_line_error, run, tmpdir};
 
-use apps::pattern::pseudo_random;
+use apps::stream::pattern::pseudo_random;
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -338,7 +338,8 @@ impl RingRegs {
 /// Poll `cond` until it holds or `timeout` passes; whether it held.
 pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
-    let mut polls = 0u32;
+    // No spinning: yield for 63 polls, then sleep 100 µs per poll.
+    let mut backoff = dma::Backoff::new(0, 64, Some(Duration::from_micros(100)));
     loop {
         if cond() {
             return true;
@@ -346,12 +347,7 @@ pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> b
         if start.elapsed() >= timeout {
             return cond();
         }
-        polls += 1;
-        if polls < 64 {
-            std::thread::yield_now();
-        } else {
-            std::thread::sleep(Duration::from_micros(100));
-        }
+        backoff.idle();
     }
 }
 
@@ -404,21 +400,13 @@ fn read_mac<R: RegisterAccess>(
     if mac == [0; 6] || mac == [0xff; 6] || mac[0] & 1 != 0 {
         return Err(NicError::DeviceMisbehaved(format!(
             "receive address 0 holds {}, not a unicast MAC address (is the EEPROM programmed?)",
-            format_mac(&mac)
+            spec::net::MacAddr(mac)
         )));
     }
     if hi_reg & av == 0 {
         regs.write32(rah, hi_reg | av);
     }
     Ok(mac)
-}
-
-/// `aa:bb:cc:dd:ee:ff`.
-pub fn format_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// The 32-bit RSS key registers (RSSRK): byte 4n in bits 7:0 of register n.

@@ -339,6 +339,8 @@ impl QueueCore {
         mut f: impl FnMut(Retired),
     ) -> Result<usize, NvmeError> {
         let mut polls = 0u32;
+        // Spin for SPIN_POLLS empty polls, then yield (never sleep).
+        let mut backoff = dma::Backoff::new(SPIN_POLLS, u32::MAX, None);
         loop {
             let n = self.poll(regs, max, &mut f)?;
             if n > 0 {
@@ -354,11 +356,7 @@ impl QueueCore {
                     return Err(NvmeError::Timeout { op, after: waited });
                 }
             }
-            if polls < SPIN_POLLS {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
-            }
+            backoff.idle();
         }
     }
 }

@@ -8,43 +8,16 @@
 //! the packet, that field included, and writes the complement there.
 #![forbid(unsafe_code)]
 
+use spec::net::checksum::{fold, sum};
+use spec::net::{ipv4, udp};
+
 /// Offset of the header checksum in an IPv4 header.
-const IPV4_CSUM: usize = 10;
-/// Smallest IPv4 header.
-const IPV4_MIN_HLEN: usize = 20;
-/// Offset of the checksum in a UDP header, and the header's length.
-const UDP_CSUM: usize = 6;
-const UDP_HLEN: usize = 8;
-/// Offset of the checksum in a TCP header, and the smallest header.
+const IPV4_CSUM: usize = ipv4::field::CHECKSUM.start;
+/// Offset of the checksum in a UDP header.
+const UDP_CSUM: usize = udp::field::CHECKSUM.start;
+/// Offset of the checksum in a TCP header, and the smallest header (RFC 793).
 const TCP_CSUM: usize = 16;
 const TCP_MIN_HLEN: usize = 20;
-
-/// Ones'-complement sum of `data` as big-endian 16-bit words (an odd last
-/// byte is padded with zero), added to `acc`; fold with [`fold`].
-pub(crate) fn sum(data: &[u8], mut acc: u64) -> u64 {
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        acc += u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64;
-    }
-    let rest = chunks.remainder();
-    let mut i = 0;
-    while i + 1 < rest.len() {
-        acc += u16::from_be_bytes([rest[i], rest[i + 1]]) as u64;
-        i += 2;
-    }
-    if i < rest.len() {
-        acc += (rest[i] as u64) << 8;
-    }
-    acc
-}
-
-/// Fold a sum to 16 bits (end-around carry).
-pub(crate) fn fold(mut acc: u64) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
-}
 
 /// The L4 protocol a context descriptor names (TUCMD.L4T).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,9 +92,9 @@ pub(crate) fn apply(
         if !ctx.ipv4 {
             return Err(OffloadError::IxsmWithoutIpv4);
         }
-        if ctx.iplen < IPV4_MIN_HLEN || l4 > len {
+        if ctx.iplen < ipv4::HEADER_LEN || l4 > len {
             return Err(OffloadError::HeadersOutsidePacket {
-                need: l4.max(ip + IPV4_MIN_HLEN),
+                need: l4.max(ip + ipv4::HEADER_LEN),
                 len,
             });
         }
@@ -131,7 +104,7 @@ pub(crate) fn apply(
     }
     if txsm {
         let (off, hlen) = match ctx.l4 {
-            L4Type::Udp => (UDP_CSUM, UDP_HLEN),
+            L4Type::Udp => (UDP_CSUM, udp::HEADER_LEN),
             L4Type::Tcp => (TCP_CSUM, TCP_MIN_HLEN),
             other => return Err(OffloadError::UnsupportedL4(other)),
         };
@@ -154,32 +127,6 @@ pub(crate) fn apply(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A straightforward reference: 16-bit words one at a time.
-    fn reference(data: &[u8]) -> u16 {
-        let mut acc = 0u32;
-        for w in data.chunks(2) {
-            let v = if w.len() == 2 {
-                u16::from_be_bytes([w[0], w[1]])
-            } else {
-                u16::from_be_bytes([w[0], 0])
-            };
-            acc += v as u32;
-            acc = (acc & 0xffff) + (acc >> 16);
-        }
-        acc as u16
-    }
-
-    #[test]
-    fn sum_matches_the_word_by_word_reference_for_every_length() {
-        let data: Vec<u8> = (0..97u32).map(|i| (i * 37 + 11) as u8).collect();
-        for n in 0..data.len() {
-            assert_eq!(fold(sum(&data[..n], 0)), reference(&data[..n]), "len {n}");
-        }
-        // RFC 1071 §3 example.
-        let ex = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
-        assert_eq!(fold(sum(&ex, 0)), 0xddf2);
-    }
 
     #[test]
     fn headers_outside_the_packet_are_refused() {

@@ -64,7 +64,7 @@ impl NicModelConfig {
         if self.mac[0] & 1 != 0 {
             return Err(ModelError::InvalidConfig(format!(
                 "MAC {} is a multicast address; use a unicast one such as 02:00:00:00:00:01",
-                fmt_mac(&self.mac)
+                spec::net::MacAddr(self.mac)
             )));
         }
         if self.mac == [0; 6] {
@@ -75,14 +75,6 @@ impl NicModelConfig {
         }
         Ok(())
     }
-}
-
-/// "aa:bb:cc:dd:ee:ff".
-pub(crate) fn fmt_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
 }
 
 /// Why an emulated NIC could not be built.

@@ -3,22 +3,12 @@
 //! first VLAN tag, IPv4 and IPv6 without extension headers are parsed.
 #![forbid(unsafe_code)]
 
+use spec::net::ethernet::{self, ethertype};
+use spec::net::{ipv4, EthernetFrame, Ipv4Packet};
 use spec::nic::adv_desc::rx::packet_type as ptype;
 
-/// EtherType of IPv4.
-pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
-/// EtherType of IPv6.
-pub(crate) const ETHERTYPE_IPV6: u16 = 0x86dd;
-/// EtherType of an 802.1Q VLAN tag.
-const ETHERTYPE_VLAN: u16 = 0x8100;
-/// EtherType of an 802.1ad service tag.
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-/// IP protocol number of TCP.
-pub(crate) const IPPROTO_TCP: u8 = 6;
-/// IP protocol number of UDP.
-pub(crate) const IPPROTO_UDP: u8 = 17;
-/// Length of an Ethernet header without VLAN tag.
-pub(crate) const ETH_HLEN: usize = 14;
+/// Length of an Ethernet header without VLAN tag (the receive path's name for it).
+pub(crate) use spec::net::ethernet::HEADER_LEN as ETH_HLEN;
 /// Length of an IPv6 header.
 const IPV6_HLEN: usize = 40;
 
@@ -76,9 +66,11 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
 
 /// The offset of the network header and its EtherType (after one VLAN tag).
 pub(crate) fn l3(frame: &[u8]) -> Option<(usize, u16)> {
-    let ty = be16(frame, 12)?;
-    if ty == ETHERTYPE_VLAN || ty == ETHERTYPE_QINQ {
-        Some((ETH_HLEN + 4, be16(frame, 16)?))
+    let ty = EthernetFrame::new_checked(frame).ok()?.ethertype();
+    if ty == ethertype::VLAN || ty == ethertype::QINQ {
+        // The tag's TCI, then the EtherType of what the tag carries.
+        let tagged = ETH_HLEN + ethernet::VLAN_TAG_LEN;
+        Some((tagged, be16(frame, tagged - 2)?))
     } else {
         Some((ETH_HLEN, ty))
     }
@@ -89,8 +81,8 @@ fn ports(frame: &[u8], at: usize, proto: u8) -> L4 {
         return L4::Other;
     };
     match proto {
-        IPPROTO_TCP => L4::Tcp { sport, dport },
-        IPPROTO_UDP => L4::Udp { sport, dport },
+        ipv4::protocol::TCP => L4::Tcp { sport, dport },
+        ipv4::protocol::UDP => L4::Udp { sport, dport },
         _ => L4::Other,
     }
 }
@@ -102,28 +94,28 @@ pub(crate) fn parse(frame: &[u8]) -> Flow {
     };
     let ip = &frame[off.min(frame.len())..];
     match ty {
-        ETHERTYPE_IPV4 if ip.len() >= 20 && ip[0] >> 4 == 4 => {
-            let ihl = (ip[0] & 0x0f) as usize * 4;
-            if ihl < 20 || ip.len() < ihl {
+        ethertype::IPV4 => {
+            // Too short, or an IHL below 5 or past the frame: not parsed.
+            let Ok(p) = Ipv4Packet::new_checked(ip) else {
+                return Flow::Other;
+            };
+            if p.version() != 4 {
                 return Flow::Other;
             }
-            let frag = u16::from_be_bytes([ip[6], ip[7]]);
-            // MF (bit 13) or a fragment offset: a fragment.
-            let fragment = frag & 0x3fff != 0;
-            let first = frag & 0x1fff == 0;
-            let l4 = if first {
-                ports(ip, ihl, ip[9])
+            // Only the first fragment carries the transport header.
+            let l4 = if p.frag_offset() == 0 {
+                ports(ip, p.header_len(), p.protocol())
             } else {
                 L4::Other
             };
             Flow::Ipv4 {
-                src: [ip[12], ip[13], ip[14], ip[15]],
-                dst: [ip[16], ip[17], ip[18], ip[19]],
+                src: p.src_addr(),
+                dst: p.dst_addr(),
                 l4,
-                fragment,
+                fragment: p.is_fragment(),
             }
         }
-        ETHERTYPE_IPV6 if ip.len() >= IPV6_HLEN && ip[0] >> 4 == 6 => {
+        ethertype::IPV6 if ip.len() >= IPV6_HLEN && ip[0] >> 4 == 6 => {
             let mut src = [0u8; 16];
             let mut dst = [0u8; 16];
             src.copy_from_slice(&ip[8..24]);

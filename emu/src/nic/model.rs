@@ -3,7 +3,7 @@
 //! data path is in `rx` and `tx`.
 #![forbid(unsafe_code)]
 
-use super::config::{fmt_mac, ModelCounters, NicModelConfig};
+use super::config::{ModelCounters, NicModelConfig};
 use super::layout::{Ctr, Half, Layout, LinkReport, Reg, RxReg, TxReg, CTRS};
 use super::rx::{RxEngine, RxRing};
 use super::tx::TxRing;
@@ -396,7 +396,7 @@ impl NicModel {
         self.note(|| {
             format!(
                 "device reset (CTRL.RST): MAC {}, link {}",
-                fmt_mac(&self.mac),
+                spec::net::MacAddr(self.mac),
                 if self.link_up() { "up" } else { "down" }
             )
         });

@@ -1,14 +1,14 @@
 //! `pcap:FILE` (a capture of what a port sends) and `pcap-in:FILE` (a
 //! replay of a capture into a port).
 //!
-//! The classic libpcap format: a 24-byte global header (magic, version 2.4,
-//! time zone, sigfigs, snaplen, link type), then per frame a 16-byte record
-//! header (seconds, microseconds, captured length, original length) and the
-//! captured bytes. Written in the host's byte order, as libpcap does; the
-//! magic number tells readers which that is.
+//! The file format is [`crate::pcap`]'s.
 #![forbid(unsafe_code)]
 
 use super::{Wire, WireError, MAX_FRAME};
+use crate::pcap::{
+    global_header, parse_global_header, record_header, Format, HeaderError, GLOBAL_HEADER_LEN,
+    LINKTYPE_ETHERNET, MAX_RECORD, RECORD_HEADER_LEN, SNAPLEN,
+};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,52 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Magic of a capture with microsecond timestamps.
-const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
-/// Magic of a capture with nanosecond timestamps.
-const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
-/// Block type of a pcapng section header, which is not a classic capture.
-const PCAPNG_MAGIC: u32 = 0x0a0d_0d0a;
-/// Format version 2.4.
-const VERSION_MAJOR: u16 = 2;
-const VERSION_MINOR: u16 = 4;
-/// Largest frame recorded in full.
-pub(super) const SNAPLEN: u32 = 65535;
-/// LINKTYPE_ETHERNET: IEEE 802.3 frames starting at the destination MAC.
-pub(super) const LINKTYPE_ETHERNET: u32 = 1;
-/// Sizes of the headers.
-const GLOBAL_HEADER_LEN: usize = 24;
-const RECORD_HEADER_LEN: usize = 16;
-/// Largest record a replay accepts: anything bigger is a corrupt file.
-const MAX_RECORD: u32 = 256 * 1024;
 /// How long a written frame may sit in the buffer before it reaches the
 /// file (checked on each send; dropping or flushing the wire writes all).
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
-
-/// The 24-byte global header of a capture of Ethernet frames with
-/// microsecond timestamps.
-pub(super) fn global_header() -> [u8; GLOBAL_HEADER_LEN] {
-    let mut h = [0u8; GLOBAL_HEADER_LEN];
-    h[0..4].copy_from_slice(&MAGIC_MICROS.to_ne_bytes());
-    h[4..6].copy_from_slice(&VERSION_MAJOR.to_ne_bytes());
-    h[6..8].copy_from_slice(&VERSION_MINOR.to_ne_bytes());
-    // thiszone (8..12) and sigfigs (12..16) are 0: timestamps are UTC.
-    h[16..20].copy_from_slice(&SNAPLEN.to_ne_bytes());
-    h[20..24].copy_from_slice(&LINKTYPE_ETHERNET.to_ne_bytes());
-    h
-}
-
-/// The record header of a frame of `len` bytes captured at `at`.
-pub(super) fn record_header(at: Duration, len: usize) -> [u8; RECORD_HEADER_LEN] {
-    let caplen = (len as u64).min(SNAPLEN as u64) as u32;
-    let mut h = [0u8; RECORD_HEADER_LEN];
-    // The classic format has 32-bit seconds (good until 2106).
-    h[0..4].copy_from_slice(&(at.as_secs() as u32).to_ne_bytes());
-    h[4..8].copy_from_slice(&at.subsec_micros().to_ne_bytes());
-    h[8..12].copy_from_slice(&caplen.to_ne_bytes());
-    h[12..16].copy_from_slice(&(len.min(u32::MAX as usize) as u32).to_ne_bytes());
-    h
-}
 
 struct Writer {
     out: BufWriter<File>,
@@ -155,23 +112,6 @@ impl Drop for PcapWire {
     }
 }
 
-/// The byte order and timestamp unit of a capture being read.
-#[derive(Clone, Copy)]
-struct Format {
-    swapped: bool,
-}
-
-impl Format {
-    fn u32(self, b: &[u8]) -> u32 {
-        let v = u32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
-        if self.swapped {
-            v.swap_bytes()
-        } else {
-            v
-        }
-    }
-}
-
 struct Reader {
     input: BufReader<File>,
     /// The end of the capture was reached (or it turned out corrupt).
@@ -212,20 +152,13 @@ impl PcapReplayWire {
                 "the {GLOBAL_HEADER_LEN}-byte global header cannot be read ({e})"
             ))
         })?;
-        let magic = u32::from_ne_bytes([h[0], h[1], h[2], h[3]]);
-        let swapped = match magic {
-            MAGIC_MICROS | MAGIC_NANOS => false,
-            m if m.swap_bytes() == MAGIC_MICROS || m.swap_bytes() == MAGIC_NANOS => true,
-            PCAPNG_MAGIC => return Err(bad("it is a pcapng file".into())),
-            m => return Err(bad(format!("unknown magic number {m:#010x}"))),
-        };
-        let format = Format { swapped };
-        let linktype = format.u32(&h[20..24]);
-        if linktype != LINKTYPE_ETHERNET {
-            return Err(bad(format!(
+        let format = parse_global_header(&h).map_err(|e| match e {
+            HeaderError::Pcapng => bad("it is a pcapng file".into()),
+            HeaderError::Magic(m) => bad(format!("unknown magic number {m:#010x}")),
+            HeaderError::LinkType(linktype) => bad(format!(
                 "its link type is {linktype}, not Ethernet ({LINKTYPE_ETHERNET})"
-            )));
-        }
+            )),
+        })?;
         Ok(PcapReplayWire {
             path,
             format,
@@ -261,7 +194,7 @@ impl PcapReplayWire {
             }
             Err(e) => return Err(e),
         }
-        let caplen = self.format.u32(&h[8..12]);
+        let caplen = self.format.record(&h).incl_len;
         let corrupt = |r: &mut Reader, why: String| {
             r.done = true;
             std::io::Error::new(
@@ -269,7 +202,7 @@ impl PcapReplayWire {
                 format!("capture {}: {why}", self.path.display()),
             )
         };
-        if caplen > MAX_RECORD {
+        if caplen as usize > MAX_RECORD {
             return Err(corrupt(
                 r,
                 format!("a record claims {caplen} bytes; the file is corrupt"),
@@ -398,7 +331,7 @@ mod tests {
     fn replay_reads_byte_swapped_captures_and_truncates_to_the_buffer() {
         let path = temp("swapped.pcap");
         let mut f = Vec::new();
-        f.extend_from_slice(&MAGIC_NANOS.swap_bytes().to_ne_bytes());
+        f.extend_from_slice(&crate::pcap::MAGIC_NANOS.swap_bytes().to_ne_bytes());
         f.extend_from_slice(&2u16.swap_bytes().to_ne_bytes());
         f.extend_from_slice(&4u16.swap_bytes().to_ne_bytes());
         f.extend_from_slice(&[0; 8]);

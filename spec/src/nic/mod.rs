@@ -25,14 +25,15 @@ pub mod regname;
 
 pub use crate::Field;
 
-/// Size of an Ethernet frame check sequence (CRC), which the NICs strip on
-/// receive and insert on transmit; frames on an emulated wire (`emu::wire`) never carry it.
-pub const ETH_FCS_LEN: usize = 4;
-/// Smallest Ethernet frame without FCS; shorter frames are padded on
-/// transmit (TCTL.PSP / HLREG0.TXPADEN).
-pub const ETH_MIN_FRAME: usize = 60;
-/// Largest standard Ethernet frame without FCS (1500-byte payload, no VLAN tag).
-pub const ETH_MAX_FRAME: usize = 1514;
+// The Ethernet sizes live with the Ethernet header in `net::ethernet`;
+// these names stay for the register code that pairs them with datasheet fields.
+/// [`crate::net::ethernet::FCS_LEN`]: frames on an emulated wire
+/// (`emu::wire`) never carry the FCS.
+pub use crate::net::ethernet::FCS_LEN as ETH_FCS_LEN;
+/// [`crate::net::ethernet::MAX_FRAME_LEN`].
+pub use crate::net::ethernet::MAX_FRAME_LEN as ETH_MAX_FRAME;
+/// [`crate::net::ethernet::MIN_FRAME_LEN`].
+pub use crate::net::ethernet::MIN_FRAME_LEN as ETH_MIN_FRAME;
 
 /// The 40-byte RSS key used by the drivers when `rx_queues > 1` (the
 /// Microsoft RSS verification key, so a hash can be checked against the

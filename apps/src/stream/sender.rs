@@ -224,7 +224,7 @@ pub fn check_config<RN: RegisterAccess, RC: RegisterAccess>(
         )
         .into());
     }
-    let frame = cfg.mtu + crate::net::ETH_LEN;
+    let frame = cfg.mtu + spec::net::ethernet::HEADER_LEN;
     if payload_per_frame(cfg.mtu) < 64 {
         return Err(format!(
             "MTU {} leaves no room for a payload; use 1500 or 9000",
@@ -654,8 +654,8 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
     ) -> AppResult<usize> {
         let ppf = payload_per_frame(self.cfg.mtu);
         let offload = Offload::Ipv4Udp {
-            l2_len: crate::net::ETH_LEN as u8,
-            l3_len: crate::net::IPV4_LEN as u16,
+            l2_len: spec::net::ethernet::HEADER_LEN as u8,
+            l3_len: spec::net::ipv4::HEADER_LEN as u16,
         };
         let end = self.cfg.start + self.cfg.len;
         let mut batch = self.txq.batch();

@@ -1,27 +1,46 @@
-//! Reading classic pcap files record by record, as the `pcap` app, tshark
-//! and QEMU's `filter-dump` write them: either byte order, microsecond or
-//! nanosecond timestamps, Ethernet link type. A file of many GiB is read
-//! with one frame's memory.
+//! The classic libpcap capture format, written by the `pcap:` wire and
+//! read by the `pcap-in:` wire and the apps (`pcap-check`, `blkrecv`), as
+//! tshark and QEMU's `filter-dump` also write it: either byte order,
+//! microsecond or nanosecond timestamps, Ethernet link type.
 //!
-//! The format: a 24-byte global header (magic, version, time zone,
-//! sigfigs, snap length, link type), then per frame a 16-byte record
-//! header (seconds, fraction, captured length, original length) and the
-//! captured bytes, all in the writer's byte order, which the magic tells.
+//! The format: a 24-byte global header (magic, version 2.4, time zone,
+//! sigfigs, snap length, link type), then per frame a 16-byte record header
+//! (seconds, fraction, captured length, original length) and the captured
+//! bytes, all in the writer's byte order, which the magic tells. We write in
+//! the host's byte order, as libpcap does.
+//!
+//! The codec is [`global_header`] / [`record_header`] to write and
+//! [`parse_global_header`] / [`Format::record`] to read; [`PcapReader`]
+//! reads a file record by record with one frame's memory.
 #![forbid(unsafe_code)]
 
 use std::fmt;
 use std::fs::File;
 use std::io::{BufReader, ErrorKind, Read};
+use std::time::Duration;
 
 /// Magic of a capture with microsecond timestamps.
-const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
+pub const MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 /// Magic of a capture with nanosecond timestamps.
-const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
-/// LINKTYPE_ETHERNET: frames start at the destination MAC.
-const LINKTYPE_ETHERNET: u32 = 1;
-const GLOBAL_HEADER_LEN: usize = 24;
-const RECORD_HEADER_LEN: usize = 16;
+pub const MAGIC_NANOS: u32 = 0xa1b2_3c4d;
+/// Block type of a pcapng section header, which is not a classic capture.
+pub const PCAPNG_MAGIC: u32 = 0x0a0d_0d0a;
+/// Format version 2.4.
+const VERSION_MAJOR: u16 = 2;
+const VERSION_MINOR: u16 = 4;
+/// Largest frame recorded in full.
+pub const SNAPLEN: u32 = 65535;
+/// LINKTYPE_ETHERNET: IEEE 802.3 frames starting at the destination MAC.
+pub const LINKTYPE_ETHERNET: u32 = 1;
+/// Length of the global header.
+pub const GLOBAL_HEADER_LEN: usize = 24;
+/// Length of a record header.
+pub const RECORD_HEADER_LEN: usize = 16;
 /// Offsets in the global header.
+const MAGIC: usize = 0;
+const VERSION_MAJOR_AT: usize = 4;
+const VERSION_MINOR_AT: usize = 6;
+const SNAPLEN_AT: usize = 16;
 const LINKTYPE: usize = 20;
 /// Offsets in a record header.
 const TS_SEC: usize = 0;
@@ -31,6 +50,117 @@ const ORIG_LEN: usize = 12;
 /// A record longer than this is a corrupt file, not a frame (the largest
 /// jumbo frame is 16 KiB; 256 KiB leaves room for offloaded super-frames).
 pub const MAX_RECORD: usize = 256 * 1024;
+
+/// The 24-byte global header of a capture of Ethernet frames with
+/// microsecond timestamps, in the host's byte order.
+pub fn global_header() -> [u8; GLOBAL_HEADER_LEN] {
+    let mut h = [0u8; GLOBAL_HEADER_LEN];
+    h[MAGIC..MAGIC + 4].copy_from_slice(&MAGIC_MICROS.to_ne_bytes());
+    h[VERSION_MAJOR_AT..VERSION_MAJOR_AT + 2].copy_from_slice(&VERSION_MAJOR.to_ne_bytes());
+    h[VERSION_MINOR_AT..VERSION_MINOR_AT + 2].copy_from_slice(&VERSION_MINOR.to_ne_bytes());
+    // thiszone (8..12) and sigfigs (12..16) are 0: timestamps are UTC.
+    h[SNAPLEN_AT..SNAPLEN_AT + 4].copy_from_slice(&SNAPLEN.to_ne_bytes());
+    h[LINKTYPE..LINKTYPE + 4].copy_from_slice(&LINKTYPE_ETHERNET.to_ne_bytes());
+    h
+}
+
+/// The record header of a frame of `len` bytes captured at `at` (since
+/// 1970), of which at most [`SNAPLEN`] bytes are recorded.
+pub fn record_header(at: Duration, len: usize) -> [u8; RECORD_HEADER_LEN] {
+    let caplen = (len as u64).min(SNAPLEN as u64) as u32;
+    let mut h = [0u8; RECORD_HEADER_LEN];
+    // The classic format has 32-bit seconds (good until 2106).
+    h[TS_SEC..TS_SEC + 4].copy_from_slice(&(at.as_secs() as u32).to_ne_bytes());
+    h[TS_FRACTION..TS_FRACTION + 4].copy_from_slice(&at.subsec_micros().to_ne_bytes());
+    h[INCL_LEN..INCL_LEN + 4].copy_from_slice(&caplen.to_ne_bytes());
+    h[ORIG_LEN..ORIG_LEN + 4].copy_from_slice(&(len.min(u32::MAX as usize) as u32).to_ne_bytes());
+    h
+}
+
+/// The byte order and timestamp unit of a capture, from its magic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Format {
+    /// The file is big-endian.
+    pub big_endian: bool,
+    /// Timestamps are in nanoseconds (else microseconds).
+    pub nanos: bool,
+}
+
+/// Why a global header is not one of a capture we read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderError {
+    /// The file is pcapng.
+    Pcapng,
+    /// An unknown magic number (the first four bytes, little-endian).
+    Magic(u32),
+    /// The frames are not Ethernet: the link type the file has.
+    LinkType(u32),
+}
+
+/// Check a global header: a classic magic in either byte order, and the
+/// Ethernet link type.
+pub fn parse_global_header(h: &[u8; GLOBAL_HEADER_LEN]) -> Result<Format, HeaderError> {
+    let le = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let format = match (le, le.swap_bytes()) {
+        (MAGIC_MICROS, _) => Format {
+            big_endian: false,
+            nanos: false,
+        },
+        (MAGIC_NANOS, _) => Format {
+            big_endian: false,
+            nanos: true,
+        },
+        (_, MAGIC_MICROS) => Format {
+            big_endian: true,
+            nanos: false,
+        },
+        (_, MAGIC_NANOS) => Format {
+            big_endian: true,
+            nanos: true,
+        },
+        (PCAPNG_MAGIC, _) => return Err(HeaderError::Pcapng),
+        (m, _) => return Err(HeaderError::Magic(m)),
+    };
+    let link = format.u32_at(h, LINKTYPE);
+    if link != LINKTYPE_ETHERNET {
+        return Err(HeaderError::LinkType(link));
+    }
+    Ok(format)
+}
+
+/// A record header's fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordHeader {
+    /// Capture time in nanoseconds since 1970.
+    pub time_ns: u64,
+    /// Bytes recorded.
+    pub incl_len: u32,
+    /// Bytes of the frame.
+    pub orig_len: u32,
+}
+
+impl Format {
+    /// The file's 32-bit field at `at` of `b`, in the file's byte order.
+    fn u32_at(self, b: &[u8], at: usize) -> u32 {
+        let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        if self.big_endian {
+            u32::from_be_bytes(v)
+        } else {
+            u32::from_le_bytes(v)
+        }
+    }
+
+    /// The fields of record header `h`.
+    pub fn record(self, h: &[u8; RECORD_HEADER_LEN]) -> RecordHeader {
+        let sec = self.u32_at(h, TS_SEC) as u64;
+        let frac = self.u32_at(h, TS_FRACTION) as u64;
+        RecordHeader {
+            time_ns: sec * 1_000_000_000 + if self.nanos { frac } else { frac * 1000 },
+            incl_len: self.u32_at(h, INCL_LEN),
+            orig_len: self.u32_at(h, ORIG_LEN),
+        }
+    }
+}
 
 /// What can be wrong with a pcap file. Every message names the file.
 #[derive(Debug)]
@@ -194,8 +324,7 @@ pub struct Record {
 pub struct PcapReader<R: Read> {
     input: R,
     name: String,
-    swapped: bool,
-    nanos: bool,
+    format: Format,
     records: u64,
     /// Bytes of the file consumed so far.
     offset: u64,
@@ -239,37 +368,25 @@ impl<R: Read> PcapReader<R> {
         if n < GLOBAL_HEADER_LEN {
             return Err(PcapError::ShortHeader { name, len: n });
         }
-        let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
-        let (swapped, nanos) = match magic {
-            MAGIC_MICROS => (false, false),
-            MAGIC_NANOS => (false, true),
-            m if m.swap_bytes() == MAGIC_MICROS => (true, false),
-            m if m.swap_bytes() == MAGIC_NANOS => (true, true),
-            m => return Err(PcapError::NotPcap { name, magic: m }),
+        let h: &[u8; GLOBAL_HEADER_LEN] = &h;
+        let format = match parse_global_header(h) {
+            Ok(f) => f,
+            Err(HeaderError::Pcapng) => {
+                return Err(PcapError::NotPcap {
+                    name,
+                    magic: PCAPNG_MAGIC,
+                })
+            }
+            Err(HeaderError::Magic(magic)) => return Err(PcapError::NotPcap { name, magic }),
+            Err(HeaderError::LinkType(link)) => return Err(PcapError::LinkType { name, link }),
         };
-        let r = PcapReader {
+        Ok(PcapReader {
             input,
             name,
-            swapped,
-            nanos,
+            format,
             records: 0,
             offset: GLOBAL_HEADER_LEN as u64,
-        };
-        let link = r.u32_at(&h, LINKTYPE);
-        if link != LINKTYPE_ETHERNET {
-            return Err(PcapError::LinkType { name: r.name, link });
-        }
-        Ok(r)
-    }
-
-    /// The file's field at `at` of `b`, in the file's byte order.
-    fn u32_at(&self, b: &[u8], at: usize) -> u32 {
-        let v = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        if self.swapped {
-            u32::from_be_bytes(v)
-        } else {
-            u32::from_le_bytes(v)
-        }
+        })
     }
 
     /// Records read so far.
@@ -297,8 +414,8 @@ impl<R: Read> PcapReader<R> {
                 at: self.offset,
             });
         }
-        let incl = self.u32_at(&h, INCL_LEN) as usize;
-        let orig = self.u32_at(&h, ORIG_LEN) as usize;
+        let rec = self.format.record(&h);
+        let (incl, orig) = (rec.incl_len as usize, rec.orig_len as usize);
         if incl > MAX_RECORD {
             return Err(PcapError::RecordTooLong {
                 name: self.name.clone(),
@@ -325,10 +442,9 @@ impl<R: Read> PcapReader<R> {
         }
         self.records += 1;
         self.offset += (RECORD_HEADER_LEN + incl) as u64;
-        let sec = self.u32_at(&h, TS_SEC) as u64;
-        let frac = self.u32_at(&h, TS_FRACTION) as u64;
-        let time_ns = sec * 1_000_000_000 + if self.nanos { frac } else { frac * 1000 };
-        Ok(Some(Record { time_ns }))
+        Ok(Some(Record {
+            time_ns: rec.time_ns,
+        }))
     }
 }
 
@@ -407,8 +523,8 @@ mod tests {
     fn the_pcap_wires_captures_read_back() {
         let path = std::env::temp_dir().join(format!("pcapfile-{}.pcap", std::process::id()));
         {
-            let w = emu::wire::PcapWire::create(&path).unwrap();
-            use emu::wire::Wire;
+            let w = crate::wire::PcapWire::create(&path).unwrap();
+            use crate::wire::Wire;
             for f in frames() {
                 w.send(&f).unwrap();
             }
