@@ -200,44 +200,6 @@ pub struct Layout {
     pub words: &'static [Word],
 }
 
-/// The bit field of the previous, width-free form: `get`/`set` work on
-/// `u64`. Being replaced by [`Field<W>`]; nothing new should use it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RawField {
-    /// Lowest bit.
-    pub shift: u32,
-    /// Number of bits.
-    pub width: u32,
-}
-
-impl RawField {
-    /// The field at `shift`, `width` bits wide.
-    pub const fn new(shift: u32, width: u32) -> RawField {
-        RawField { shift, width }
-    }
-
-    /// Mask of the field in place.
-    pub const fn mask(self) -> u64 {
-        (if self.width == 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.width) - 1
-        }) << self.shift
-    }
-
-    /// The field's value in `reg`.
-    #[inline]
-    pub const fn get(self, reg: u64) -> u64 {
-        (reg & self.mask()) >> self.shift
-    }
-
-    /// `reg` with the field set to `value` (excess bits of `value` dropped).
-    #[inline]
-    pub const fn set(self, reg: u64, value: u64) -> u64 {
-        (reg & !self.mask()) | ((value << self.shift) & self.mask())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

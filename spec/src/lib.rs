@@ -14,4 +14,4 @@ pub mod net;
 pub mod nic;
 pub mod nvme;
 
-pub use field::{Field, FieldInfo, Layout, RawField, Word, WordWidth};
+pub use field::{Field, FieldInfo, Layout, Word, WordWidth};
