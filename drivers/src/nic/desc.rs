@@ -3,8 +3,8 @@
 //! functions over integers, so every rule is unit tested without a device.
 #![forbid(unsafe_code)]
 
+use super::error::NicError;
 use super::offload::Offload;
-use super::NicError;
 use spec::nic::adv_desc::{
     rx::status,
     tx::{cmd_type_len as cmd, ctx, olinfo},

@@ -51,7 +51,7 @@ pub enum NicError {
     FrameTooLarge {
         /// Frame length in bytes (without FCS).
         len: usize,
-        /// The limit ([`super::Nic::max_frame`]).
+        /// The limit ([`super::port::Nic::max_frame`]).
         max: usize,
     },
     /// A packet with more segments than the chip takes per packet.

@@ -4,9 +4,9 @@
 //! [`spec::nic::igb`].
 #![forbid(unsafe_code)]
 
-use super::{
-    reta_words, rss_key_words, wait_until, DeviceStats, LinkStatus, NicError, RingRegs, RxSetup,
-};
+use super::error::NicError;
+use super::setup::{reta_words, rss_key_words, wait_until, RingRegs, RxSetup};
+use super::status::{DeviceStats, LinkStatus};
 use crate::regs::RegisterAccess;
 use spec::nic::igb::*;
 use spec::nic::{RETA_REGS, RSSRK_REGS};

@@ -4,9 +4,9 @@
 //! from [`spec::nic::ixgbe`].
 #![forbid(unsafe_code)]
 
-use super::{
-    reta_words, rss_key_words, wait_until, DeviceStats, LinkStatus, NicError, RingRegs, RxSetup,
-};
+use super::error::NicError;
+use super::setup::{reta_words, rss_key_words, wait_until, RingRegs, RxSetup};
+use super::status::{DeviceStats, LinkStatus};
 use crate::regs::RegisterAccess;
 use spec::nic::ixgbe::*;
 use spec::nic::{RETA_REGS, RSSRK_REGS};

@@ -1,6 +1,7 @@
 //! The checksum offload a packet asks for: what [`super::desc`] encodes in
 //! a context descriptor and [`super::tx`] keeps per queue. Its own module so
 //! that the descriptor encoding does not depend on the transmit queue.
+#![forbid(unsafe_code)]
 
 /// Checksum offload of a packet. The NIC fills in the IPv4 header checksum
 /// and the TCP or UDP checksum; the sender puts the pseudo-header checksum

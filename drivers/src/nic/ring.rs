@@ -7,7 +7,7 @@
 //! device" and never "everything" (both datasheets' descriptor ring
 //! sections: the ring is empty when head equals tail).
 
-use super::NicError;
+use super::error::NicError;
 use dma::{DmaRegion, Mapper, RegionOptions};
 use spec::nic::adv_desc::{DESC_SIZE, RING_ALIGN, RING_MULTIPLE};
 use std::marker::PhantomData;

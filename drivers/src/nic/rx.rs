@@ -11,8 +11,8 @@
 #![forbid(unsafe_code)]
 
 use super::desc::{rx_check, RxCheck};
+use super::error::NicError;
 use super::ring::{distance, place, put_slot, Desc, DescRing, QueueRegs};
-use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceIndex, Pool, PoolCache};
 use spec::nic::adv_desc::rx::{
@@ -36,8 +36,8 @@ pub struct RxPacket {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct RxQueueStats {
     /// Frames delivered by [`RxQueue::rx_batch`] / [`RxQueue::rx_bufs`] or
-    /// moved by [`super::forward`] (bytes are in the port's
-    /// [`super::DeviceStats`]).
+    /// moved by [`super::forward::forward`] (bytes are in the port's
+    /// [`super::status::DeviceStats`]).
     pub packets: u64,
     /// Frames dropped because they did not fit one buffer (more than one
     /// descriptor without EOP).
@@ -229,7 +229,7 @@ impl<R: RegisterAccess> RxQueue<R> {
     }
 
     /// Like [`Self::rx_batch`], but only the buffers (no RSS hash), appended
-    /// to `out`: ready for [`super::TxQueue::tx_bufs`].
+    /// to `out`: ready for [`super::tx::TxQueue::tx_bufs`].
     pub fn rx_bufs(&mut self, out: &mut Vec<Buf>, max: usize) -> Result<usize, NicError> {
         self.receive_bufs::<false>(max, |buf, _| out.push(buf))
     }
@@ -285,7 +285,7 @@ impl<R: RegisterAccess> RxQueue<R> {
     /// Take up to `max` (at most [`BURST`]) received frames off the ring
     /// into the queue's burst ([`Self::burst`]), still device-owned: no CPU
     /// handle, and so no slice, of a buffer is made (the forwarding path,
-    /// [`super::forward`], posts them straight to a TX ring). Returns how
+    /// [`super::forward::forward`], posts them straight to a TX ring). Returns how
     /// many. Every write-back is checked as [`Self::rx_batch`] describes;
     /// the RSS hash is read only if `HASH`. Odd write-backs go to
     /// [`Self::reject`] and the loop goes on after them. The caller
@@ -395,7 +395,7 @@ impl<R: RegisterAccess> RxQueue<R> {
 
     /// Whether the oldest posted descriptor has been written back: one
     /// load, so that a poll that finds nothing costs little
-    /// ([`super::forward`]). Only a hint: [`Self::take_burst`] checks
+    /// ([`super::forward::forward`]). Only a hint: [`Self::take_burst`] checks
     /// everything it takes.
     #[inline(always)]
     pub(crate) fn frame_waiting(&self) -> bool {
@@ -410,7 +410,7 @@ impl<R: RegisterAccess> RxQueue<R> {
 
     /// Refill the ring from the cache if it runs low: fewer than half its
     /// descriptors posted, counting `returning` buffers that will come back
-    /// into it by themselves ([`Self::repost`]: the TX queue [`super::forward`]
+    /// into it by themselves ([`Self::repost`]: the TX queue [`super::forward::forward`]
     /// passes them to), or fewer than an eighth posted in any case.
     #[inline(always)]
     pub(crate) fn top_up(&mut self, returning: usize) {
@@ -519,7 +519,7 @@ impl<R: RegisterAccess> RxQueue<R> {
     }
 
     /// Post the buffers of this queue's pool held in `slots` (the slots of
-    /// sent TX descriptors: [`super::forward`]) straight back into the
+    /// sent TX descriptors: [`super::forward::forward`]) straight back into the
     /// ring, as far as it has room, and the rest into the cache: a
     /// forwarded buffer goes RX ring, TX ring, RX ring without a stop on
     /// a free list. Slots that are empty or hold another pool's buffer are
@@ -560,7 +560,7 @@ impl<R: RegisterAccess> RxQueue<R> {
     }
 
     /// This queue's buffer cache: a TX queue on the same thread can free
-    /// sent buffers into it ([`super::TxQueue::clean_into`]).
+    /// sent buffers into it ([`super::tx::TxQueue::clean_into`]).
     pub fn cache_mut(&mut self) -> &mut PoolCache {
         &mut self.cache
     }
@@ -621,7 +621,7 @@ impl<R: RegisterAccess> Drop for RxQueue<R> {
     fn drop(&mut self) {
         let ctl = self.regs.read32(self.qregs.ctl);
         self.regs.write32(self.qregs.ctl, ctl & !self.qregs.enable);
-        let stopped = super::wait_until(Duration::from_millis(100), || {
+        let stopped = super::setup::wait_until(Duration::from_millis(100), || {
             self.regs.read32(self.qregs.ctl) & self.qregs.enable == 0
         });
         for slot in self.slots.iter_mut() {

@@ -3,12 +3,18 @@
 //! the driver posted and writing back through the emulated IOMMU.
 #![forbid(unsafe_code)]
 
+use super::options::check_options;
+use super::ring::{DescRing, QueueRegs};
+use super::setup::{reta_words, rss_key_words, RingRegs};
+use super::tx::TxLimits;
 use super::*;
+use crate::regs::RegisterAccess;
 use crate::testing::{FakeDevice, FakeRegs, MAC};
 use dma::{EmuIommu, Mapper, RegionOptions};
 use spec::nic::adv_desc::{rx as rxd, tx as txd};
 use spec::nic::{igb as g, ixgbe as x};
 use std::sync::Arc;
+use std::time::Duration;
 
 fn opts(rx_ring: u16, tx_ring: u16) -> NicOptions {
     NicOptions {
@@ -41,7 +47,7 @@ fn rig(chip: Chip, rx_ring: u16, tx_ring: u16) -> Rig {
 
 impl Rig {
     fn ring_regs(&self, q: u16, rx: bool) -> RingRegs {
-        match (self.nic.chip.is_igb(), rx) {
+        match (self.nic.chip().is_igb(), rx) {
             (true, true) => igb::rx_ring_regs(q),
             (true, false) => igb::tx_ring_regs(q),
             (false, true) => ixgbe::rx_ring_regs(q),

@@ -11,17 +11,17 @@
 //!
 //! A descriptor's buffer is kept one of two ways: a CPU buffer handed over
 //! (`slots`, a [`DeviceBuf`]), or a received buffer passed on by
-//! [`super::forward`] without ever becoming a CPU buffer (`devs`, a
+//! [`super::forward::forward`] without ever becoming a CPU buffer (`devs`, a
 //! [`DeviceIndex`] of a pool the queue accepted). Cleanup returns the
 //! indices to the RX cache in one tight pass and looks at `slots` only
 //! while some are in flight.
 #![forbid(unsafe_code)]
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
+use super::error::NicError;
 use super::offload::Offload;
 use super::ring::{distance, place, put_slot, DescRing, QueueRegs};
 use super::rx::{Frame, RxQueue};
-use super::NicError;
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
 use spec::nic::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
@@ -147,7 +147,7 @@ impl TxPacket {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TxQueueStats {
     /// Packets queued to the device (bytes are in the port's
-    /// [`super::DeviceStats`]).
+    /// [`super::status::DeviceStats`]).
     pub packets: u64,
     /// Context descriptors written (offload parameter changes).
     pub contexts: u64,
@@ -254,7 +254,7 @@ pub struct TxQueue<R: RegisterAccess> {
     /// ([`DeviceBuf`]) ...
     slots: Box<[Option<DeviceBuf>]>,
     /// ... or a received buffer passed on from an RX ring without ever
-    /// becoming a CPU buffer ([`super::forward`]): an index of one of
+    /// becoming a CPU buffer ([`super::forward::forward`]): an index of one of
     /// `index_pools`. At most one of the two is set per descriptor.
     devs: Box<[Option<DeviceIndex>]>,
     /// The pools of the buffers in `devs`, to return them to when no cache
@@ -355,7 +355,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// `pkts`, in order.
     ///
     /// A packet the chip cannot send (too many segments, an empty or too
-    /// long segment, a frame beyond [`super::Nic::max_frame`], impossible
+    /// long segment, a frame beyond [`super::port::Nic::max_frame`], impossible
     /// offload lengths) stops the batch: the packets before it are sent, it
     /// stays at the front of `pkts` (remove it to drop it) and its error is
     /// returned.
@@ -403,7 +403,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// Queue frames of one buffer each, without offload: the forwarding
     /// fast path (no per-packet wrapper). Sent buffers are removed from the
     /// front of `bufs`. Same rules as [`Self::tx_batch`]: stops at the first
-    /// buffer that is empty or longer than [`super::Nic::max_frame`] (left at
+    /// buffer that is empty or longer than [`super::port::Nic::max_frame`] (left at
     /// the front) with its error.
     pub fn tx_bufs(&mut self, bufs: &mut Vec<Buf>) -> Result<usize, NicError> {
         if self.free_descriptors() < bufs.len() {
@@ -517,9 +517,9 @@ impl<R: RegisterAccess> TxQueue<R> {
     }
 
     /// Send every frame of `frames` (received buffers, still device-owned:
-    /// [`super::RxQueue::burst`]), taking their buffers, as one batch (one
+    /// [`super::rx::RxQueue::burst`]), taking their buffers, as one batch (one
     /// tail write); returns their bytes. The caller has made sure, once for
-    /// the whole burst ([`super::forward`]), of what [`Self::tx_bufs`]
+    /// the whole burst ([`super::forward::forward`]), of what [`Self::tx_bufs`]
     /// checks per frame: no frame is longer than one descriptor sends (none
     /// that the RX queue delivers is) and the ring has room for all. The
     /// queue must have accepted the buffers' pool
@@ -751,8 +751,8 @@ impl<R: RegisterAccess> TxQueue<R> {
     }
 
     /// Like [`Self::clean_into`], but forwarded buffers of `rx`'s pool go
-    /// straight back into `rx`'s ring ([`super::RxQueue::repost`]), the
-    /// others into its cache: the forwarding path ([`super::forward`]).
+    /// straight back into `rx`'s ring ([`super::rx::RxQueue::repost`]), the
+    /// others into its cache: the forwarding path ([`super::forward::forward`]).
     pub(crate) fn clean_into_ring<R2: RegisterAccess>(&mut self, rx: &mut RxQueue<R2>) -> usize {
         self.clean_with(rx)
     }
@@ -874,7 +874,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// Wait until every queued packet has been sent and reclaimed, up to
     /// `timeout`; returns whether the queue drained.
     pub fn flush(&mut self, timeout: Duration) -> bool {
-        super::wait_until(timeout, || {
+        super::setup::wait_until(timeout, || {
             self.clean();
             self.used == 0
         })
@@ -915,7 +915,7 @@ impl<R: RegisterAccess> Drop for TxQueue<R> {
         self.flush(Duration::from_millis(100));
         let ctl = self.regs.read32(self.qregs.ctl);
         self.regs.write32(self.qregs.ctl, ctl & !self.qregs.enable);
-        let stopped = super::wait_until(Duration::from_millis(100), || {
+        let stopped = super::setup::wait_until(Duration::from_millis(100), || {
             self.regs.read32(self.qregs.ctl) & self.qregs.enable == 0
         });
         let pools = &self.index_pools[..];
