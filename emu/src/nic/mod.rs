@@ -71,16 +71,26 @@
 
 mod checksum;
 mod config;
+mod counters;
 mod frame;
 mod igb;
 mod ixgbe;
 mod layout;
+mod mmio;
 mod model;
+mod phy;
+mod poll;
+mod queue;
+mod queue_state;
+mod reset;
 mod rss;
 mod rx;
+mod rx_state;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod tx;
+mod tx_state;
 
 pub use config::{ModelCounters, ModelError, NicModelConfig};
 pub use model::NicModel;
