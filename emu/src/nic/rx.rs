@@ -8,6 +8,8 @@
 //! The model has no packet buffer: a frame that finds no free descriptor is
 //! dropped at once and counted where the datasheet counts such drops (RNBC,
 //! and RQDPC/QPRDC when SRRCTL.DROP_EN is set, else MPC).
+//!
+//! The state it works on (rings, engine, cached configuration) is in `rx_state`.
 #![forbid(unsafe_code)]
 
 use super::counters::bump;

@@ -8,6 +8,9 @@
 //! descriptor stops the queue in the error state. TCP segmentation
 //! (DCMD.TSE), VLAN insertion (DCMD.VLE) and the head write-back (TDWBAL)
 //! are not modelled.
+//!
+//! The state it works on (the ring, its contexts, the packet being gathered)
+//! is in `tx_state`.
 #![forbid(unsafe_code)]
 
 use super::checksum::{self, L4Type, TxContext};
