@@ -67,20 +67,44 @@
 //! `DmaWrite` per DMA, `Completion` per write-back (id: the descriptor index,
 //! status: the status dword), `Fault` for IOMMU faults, and `Note` for
 //! resets, queue state changes, drops and errors.
+//!
+//! # Files
+//! The files mirror the driver's (`drivers::nic`), with the model's state
+//! apart from what acts on it: `model` (the [`NicModel`] struct, its
+//! constructor, accessors and register storage), `queue_state` (queue
+//! direction, state and the registers shared with the data path),
+//! `counters` (the model's own counters), `rx_state` and `tx_state` (the
+//! rings and the receive engine), `rx` and `tx` (the data path), `mmio`
+//! (register dispatch by offset), `queue` (queue control), `reset`, `phy`
+//! (link and PHY), `stats`, `poll` (the device work), and the chip-specific
+//! `igb`, `ixgbe` and `layout`, `config`, `rss`, `frame`, `checksum`.
+//! Imports go one way, from the top down: `mmio`, `queue`, `reset`, `phy`,
+//! `stats`, `poll`, `rx`, `tx`, then `model`, then `rx_state`/`tx_state`/
+//! `queue_state`/`counters`, `config`, `layout`, `rss`, `checksum`, `frame`.
 #![forbid(unsafe_code)]
 
 mod checksum;
 mod config;
+mod counters;
 mod frame;
 mod igb;
 mod ixgbe;
 mod layout;
+mod mmio;
 mod model;
+mod phy;
+mod poll;
+mod queue;
+mod queue_state;
+mod reset;
 mod rss;
 mod rx;
+mod rx_state;
+mod stats;
 #[cfg(test)]
 mod tests;
 mod tx;
+mod tx_state;
 
 pub use config::{ModelCounters, ModelError, NicModelConfig};
 pub use model::NicModel;

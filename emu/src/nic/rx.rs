@@ -8,12 +8,17 @@
 //! The model has no packet buffer: a frame that finds no free descriptor is
 //! dropped at once and counted where the datasheet counts such drops (RNBC,
 //! and RQDPC/QPRDC when SRRCTL.DROP_EN is set, else MPC).
+//!
+//! The state it works on (rings, engine, cached configuration) is in `rx_state`.
 #![forbid(unsafe_code)]
 
+use super::counters::bump;
 use super::frame::{self, ETH_HLEN};
 use super::layout::{Ctr, MaxFrame, RxReg};
-use super::model::{bump, Dir, NicModel, ACTIVE};
+use super::model::NicModel;
+use super::queue_state::{Dir, ACTIVE};
 use super::rss::{RssConfig, RssFields, RssResult, KEY_LEN};
+use super::rx_state::{QueueConfig, RxConfig, RxEngine, RxRing, FETCH_BATCH, MTA_REGS};
 use crate::wire::MAX_FRAME;
 use crate::{DmaError, TraceEvent};
 use spec::nic::adv_desc::rx::{self as desc, info, rss_type, status};
@@ -21,10 +26,6 @@ use spec::nic::adv_desc::DESC_SIZE;
 use spec::nic::{ETH_FCS_LEN, ETH_MAX_FRAME, ETH_MIN_FRAME, RETA_ENTRIES, RETA_REGS, RSSRK_REGS};
 use std::sync::atomic::Ordering;
 
-/// Descriptors fetched with one DMA read (like the hardware's prefetch).
-const FETCH_BATCH: usize = 32;
-/// Number of MTA registers.
-const MTA_REGS: usize = 128;
 /// MTA bit index shift for each MO value (82576 §8.10.15, 82599 §8.2.3.7.7):
 /// MO = 0 uses destination address bits 47:36, 1 bits 46:35, 2 bits 45:34,
 /// 3 bits 43:32.
@@ -34,49 +35,7 @@ const MTA_INDEX_MASK: u32 = 0xfff;
 /// Bytes a VLAN tag adds to the largest accepted frame.
 const VLAN_TAG_LEN: usize = 4;
 
-/// The receive configuration, rebuilt from the registers when the driver
-/// writes one of them.
-#[derive(Debug, Clone)]
-struct RxConfig {
-    upe: bool,
-    mpe: bool,
-    bam: bool,
-    /// Valid receive addresses.
-    macs: Vec<[u8; 6]>,
-    /// The multicast table and the MO shift, when the table filter is on.
-    mta: Option<(Box<[u32; MTA_REGS]>, u32)>,
-    strip_crc: bool,
-    /// Largest frame accepted, FCS included.
-    max_frame: usize,
-    rss: Option<RssConfig>,
-    /// RXCSUM.PCSD: the write-back carries the RSS hash.
-    write_hash: bool,
-    /// Bits per queue: SRRCTL buffer size and DROP_EN (re-read with the rest).
-    queues: Vec<QueueConfig>,
-}
-
-#[derive(Debug, Clone, Copy, Default)]
-struct QueueConfig {
-    buf_size: usize,
-    drop_en: bool,
-}
-
 impl RxConfig {
-    fn empty() -> Self {
-        RxConfig {
-            upe: false,
-            mpe: false,
-            bam: false,
-            macs: Vec::new(),
-            mta: None,
-            strip_crc: true,
-            max_frame: ETH_MAX_FRAME + ETH_FCS_LEN,
-            rss: None,
-            write_hash: false,
-            queues: Vec::new(),
-        }
-    }
-
     fn build(m: &NicModel) -> Self {
         let l = &m.layout;
         let (freg, upe, mpe, bam) = l.filter;
@@ -205,39 +164,7 @@ impl RxConfig {
     }
 }
 
-/// One enabled receive ring, as the device sees it.
-pub(crate) struct RxRing {
-    base: u64,
-    entries: u32,
-    head: u32,
-    /// Buffer addresses of the descriptors at head, head + 1, ... (prefetched).
-    cache: [u64; FETCH_BATCH],
-    pos: usize,
-    len: usize,
-}
-
 impl RxRing {
-    /// A ring of `entries` descriptors at `base`, starting at `head`.
-    pub(crate) fn new(base: u64, entries: u32, head: u32) -> Self {
-        RxRing {
-            base,
-            entries,
-            head,
-            cache: [0; FETCH_BATCH],
-            pos: 0,
-            len: 0,
-        }
-    }
-
-    fn desc_iova(&self, index: u32) -> u64 {
-        self.base + index as u64 * DESC_SIZE as u64
-    }
-
-    /// Descriptors the driver has given the device.
-    fn available(&self, tail: u32) -> u32 {
-        (tail + self.entries - self.head) % self.entries
-    }
-
     /// The packet buffer address of the descriptor at head, fetching a
     /// batch of descriptors when none is prefetched.
     fn buffer(
@@ -269,25 +196,6 @@ impl RxRing {
         }
         Ok(self.cache[self.pos])
     }
-
-    fn advance(&mut self) {
-        self.pos += 1;
-        self.head = (self.head + 1) % self.entries;
-    }
-}
-
-/// The receive side of the device: the rings, the frame being received and
-/// the cached configuration. One lock: a wire delivers one frame at a time.
-pub(crate) struct RxEngine {
-    rings: Vec<Option<RxRing>>,
-    /// Whether the receiver and a ring have been on together since the port
-    /// was created (never cleared): with flow control, frames wait on the
-    /// wire until then (see [`Self::rings_have_room`]).
-    ever_enabled: bool,
-    frame: Box<[u8]>,
-    scratch: Box<[u8]>,
-    config: RxConfig,
-    config_gen: u64,
 }
 
 /// Where a frame goes after the filters.
@@ -298,35 +206,6 @@ struct Target {
 }
 
 impl RxEngine {
-    /// No ring enabled.
-    pub(crate) fn new(queues: u16) -> Self {
-        RxEngine {
-            rings: (0..queues).map(|_| None).collect(),
-            ever_enabled: false,
-            // Room for the largest frame, its FCS, and the padding of a runt.
-            frame: vec![0u8; MAX_FRAME + ETH_FCS_LEN].into_boxed_slice(),
-            scratch: vec![0u8; FETCH_BATCH * DESC_SIZE].into_boxed_slice(),
-            config: RxConfig::empty(),
-            config_gen: 0,
-        }
-    }
-
-    /// Device reset: every ring gone.
-    pub(crate) fn reset(&mut self) {
-        self.rings.iter_mut().for_each(|r| *r = None);
-        self.config_gen = 0;
-    }
-
-    /// Queue `q` runs `ring`.
-    pub(crate) fn open(&mut self, q: usize, ring: RxRing) {
-        self.rings[q] = Some(ring);
-    }
-
-    /// Queue `q` stops.
-    pub(crate) fn close(&mut self, q: usize) {
-        self.rings[q] = None;
-    }
-
     /// Take up to `budget` frames from the wire. True if any came.
     pub(crate) fn poll(&mut self, m: &NicModel, budget: usize) -> bool {
         let gen = m.rx_config_gen.load(Ordering::Acquire);

@@ -8,11 +8,17 @@
 //! descriptor stops the queue in the error state. TCP segmentation
 //! (DCMD.TSE), VLAN insertion (DCMD.VLE) and the head write-back (TDWBAL)
 //! are not modelled.
+//!
+//! The state it works on (the ring, its contexts, the packet being gathered)
+//! is in `tx_state`.
 #![forbid(unsafe_code)]
 
 use super::checksum::{self, L4Type, TxContext};
+use super::counters::bump;
 use super::layout::Ctr;
-use super::model::{bump, Dir, NicModel};
+use super::model::NicModel;
+use super::queue_state::Dir;
+use super::tx_state::{Discard, TxRing, CONTEXT_SLOTS, FETCH_BATCH};
 use crate::wire::MAX_FRAME;
 use crate::{DmaError, TraceEvent};
 use spec::nic::adv_desc::tx::{self as desc, cmd_type_len as cmd, ctx, olinfo};
@@ -20,77 +26,11 @@ use spec::nic::adv_desc::DESC_SIZE;
 use spec::nic::{ETH_FCS_LEN, ETH_MIN_FRAME};
 use std::sync::atomic::Ordering;
 
-/// Descriptors fetched with one DMA read.
-const FETCH_BATCH: usize = 32;
-/// Context slots per queue the IDX field selects (82576 §7.2.2.3: two).
-const CONTEXT_SLOTS: usize = 2;
-
-/// Why a packet is dropped instead of sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Discard {
-    /// A buffer read the IOMMU refused.
-    Fault,
-    /// More bytes than the largest frame.
-    TooLong(usize),
-    /// More data descriptors than the chip takes per packet.
-    TooManyDescriptors(usize),
-}
-
-/// The packet being gathered.
-struct Packet {
-    data: Vec<u8>,
-    /// Between a first data descriptor and its EOP.
-    open: bool,
-    /// DCMD and POPTS/IDX of the first data descriptor.
-    first_cmd: u32,
-    first_olinfo: u32,
-    descriptors: usize,
-    drop: Option<Discard>,
-}
-
-/// One enabled transmit ring, as the device sees it.
-pub(crate) struct TxRing {
-    base: u64,
-    entries: u32,
-    head: u32,
-    contexts: [Option<TxContext>; CONTEXT_SLOTS],
-    packet: Packet,
-    /// Descriptors prefetched from head on.
-    cache: Box<[u8]>,
-    pos: usize,
-    len: usize,
-}
-
 fn dword(d: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([d[at], d[at + 1], d[at + 2], d[at + 3]])
 }
 
 impl TxRing {
-    /// A ring of `entries` descriptors at `base`, starting at `head`.
-    pub(crate) fn new(base: u64, entries: u32, head: u32) -> Self {
-        TxRing {
-            base,
-            entries,
-            head,
-            contexts: [None; CONTEXT_SLOTS],
-            packet: Packet {
-                data: Vec::with_capacity(MAX_FRAME),
-                open: false,
-                first_cmd: 0,
-                first_olinfo: 0,
-                descriptors: 0,
-                drop: None,
-            },
-            cache: vec![0u8; FETCH_BATCH * DESC_SIZE].into_boxed_slice(),
-            pos: 0,
-            len: 0,
-        }
-    }
-
-    fn desc_iova(&self, index: u32) -> u64 {
-        self.base + index as u64 * DESC_SIZE as u64
-    }
-
     /// Make the descriptor at head available in the cache (a batch fetch
     /// of up to the tail or the ring's end).
     fn fetch(&mut self, m: &NicModel, q: u16, tail: u32) -> Result<(), DmaError> {
