@@ -6,7 +6,7 @@ set -euo pipefail
 
 usage() {
     cat <<'U'
-usage: bench/fwd.sh [--time S] [--n1 N] [--n2 N] [--inject K] [--keep DIR]
+usage: bench/fwd.sh [--time S] [--n1 N] [--n2 N] [--n3 N] [--inject K] [--keep DIR]
 
 Traffic: both ports on wire=loop; fwd --inject K sends K 60-byte frames
 out of port 2 at start, which then circle (port 2 loop -> fwd -> port 1
@@ -18,7 +18,9 @@ unix: wires cost a syscall per frame, and drop when the socket is full
 unless every port has pause=on.)
 
  --time S    timing run length in seconds (default 10)
- --n1, --n2  frames forwarded in the two callgrind runs (default 50000, 250000)
+ --n1, --n2, --n3
+             frames forwarded in the three callgrind runs (default 50000,
+             250000, 150000)
  --inject K  frames circling (default 256, at most 511)
  --keep DIR  keep callgrind files and logs in DIR (default: a temp dir, removed)
 
@@ -26,25 +28,33 @@ Instructions per packet = (Ir(n2) - Ir(n1)) / (frames(n2) - frames(n1)),
 Ir = total instructions of fwd's main thread (the forwarding thread;
 the device models run on threads named emu-..., not counted). The
 difference cancels start-up and teardown, which are the same in both runs.
+That slope also holds the empty rounds (polls that found nothing), whose
+number depends on how valgrind schedules the threads and varies from run
+to run (a few thousand to 150,000 here). So the three runs are also fitted
+as Ir = fixed + a * frames + b * empty rounds: a is the cost of a packet
+with the empty rounds apart, b that of an empty round; a is the figure to
+compare between builds.
 U
 }
 
-T=10 N1=50000 N2=250000 INJECT=256 KEEP=
+T=10 N1=50000 N2=250000 N3=150000 INJECT=256 KEEP=
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --time) T=${2:?--time needs seconds}; shift 2 ;;
         --n1) N1=${2:?--n1 needs a count}; shift 2 ;;
         --n2) N2=${2:?--n2 needs a count}; shift 2 ;;
+        --n3) N3=${2:?--n3 needs a count}; shift 2 ;;
         --inject) INJECT=${2:?--inject needs a count}; shift 2 ;;
         --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
         *) echo "bench/fwd.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-for v in "$N1" "$N2" "$INJECT"; do
+for v in "$N1" "$N2" "$N3" "$INJECT"; do
     [[ "$v" =~ ^[0-9]+$ ]] || { echo "bench/fwd.sh: '$v' is not a whole number" >&2; exit 2; }
 done
 [ "$N2" -gt "$N1" ] || { echo "bench/fwd.sh: --n2 must be larger than --n1" >&2; exit 2; }
+[ "$N3" != "$N1" ] && [ "$N3" != "$N2" ] || { echo "bench/fwd.sh: --n3 must differ from --n1 and --n2" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "bench/fwd.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -91,10 +101,12 @@ cg() {
         awk '/MmioDevice( for [^ ]+)?>::mmio_(read|write) \[/ { gsub(",", "", $1); s += $1 } END { print s + 0 }')
     echo "$frames $ir $empty $model"
 }
-echo "callgrind runs: $N1 and $N2 frames..." >&2
+echo "callgrind runs: $N1, $N2 and $N3 frames..." >&2
 read -r F1 I1 E1 M1 < <(cg "$N1")
 read -r F2 I2 E2 M2 < <(cg "$N2")
-[ -n "$I1" ] && [ -n "$I2" ] && [ -n "$F1" ] && [ -n "$F2" ] && [ -n "$M2" ] ||
+read -r F3 I3 E3 M3 < <(cg "$N3")
+[ -n "$I1" ] && [ -n "$I2" ] && [ -n "$I3" ] && [ -n "$F1" ] && [ -n "$F2" ] && [ -n "$F3" ] &&
+    [ -n "$E1" ] && [ -n "$E2" ] && [ -n "$E3" ] && [ -n "$M2" ] && [ -n "$M3" ] ||
     { echo "bench/fwd.sh: could not read the callgrind results in $DIR" >&2; exit 1; }
 # The emulated ports' tail writes always run model code on fwd's thread; none
 # found means the symbol pattern above no longer matches the model's handler.
@@ -102,6 +114,21 @@ read -r F2 I2 E2 M2 < <(cg "$N2")
     { echo "bench/fwd.sh: no device-model register handler found in the callgrind output (renamed? see the pattern in cg())" >&2; exit 1; }
 SLOPE_ALL=$(awk -v a="$I1" -v b="$I2" -v x="$F1" -v y="$F2" 'BEGIN{printf "%.1f", (b-a)/(y-x)}')
 SLOPE=$(awk -v a="$((I1 - M1))" -v b="$((I2 - M2))" -v x="$F1" -v y="$F2" 'BEGIN{printf "%.1f", (b-a)/(y-x)}')
+# Ir - model = fixed + a * frames + b * empty, solved from the three runs
+# (differences against run 1, Cramer's rule). When the empty rounds grew in
+# step with the frames the two costs cannot be told apart: say so.
+read -r PER_PACKET PER_EMPTY < <(awk -v f1="$F1" -v f2="$F2" -v f3="$F3" \
+    -v e1="$E1" -v e2="$E2" -v e3="$E3" \
+    -v i1="$((I1 - M1))" -v i2="$((I2 - M2))" -v i3="$((I3 - M3))" 'BEGIN {
+    df2 = f2 - f1; de2 = e2 - e1; di2 = i2 - i1
+    df3 = f3 - f1; de3 = e3 - e1; di3 = i3 - i1
+    det = df2 * de3 - df3 * de2
+    # Relative to the sizes involved: near 0 means the two columns are
+    # (almost) proportional.
+    scale = (df2 < 0 ? -df2 : df2) * ((de3 < 0 ? -de3 : de3) + 1) + (df3 < 0 ? -df3 : df3) * ((de2 < 0 ? -de2 : de2) + 1)
+    if (scale == 0 || (det < 0 ? -det : det) < 0.05 * scale) { print "n/a n/a"; exit }
+    printf "%.1f %.0f\n", (di2 * de3 - di3 * de2) / det, (df2 * di3 - df3 * di2) / det
+}')
 
 cat <<R
 
@@ -112,11 +139,13 @@ circling, 60-byte frames, batch 32, $(nproc) CPUs
 |---|---|
 | timing run: frames forwarded in ${T} s | $TFRAMES |
 | timing run: Mpps (first to last frame) | $MPPS |
-| callgrind: frames forwarded, run 1 / run 2 | $F1 / $F2 |
-| callgrind: main-thread Ir, run 1 / run 2 | $I1 / $I2 |
-| callgrind: empty rounds, run 1 / run 2 | $E1 / $E2 |
-| callgrind: of which device-model register handlers, run 1 / run 2 | $M1 / $M2 |
-| **instructions per forwarded packet, driver + app** (slope) | **$SLOPE** |
+| callgrind: frames forwarded, runs 1 / 2 / 3 | $F1 / $F2 / $F3 |
+| callgrind: main-thread Ir, runs 1 / 2 / 3 | $I1 / $I2 / $I3 |
+| callgrind: empty rounds, runs 1 / 2 / 3 | $E1 / $E2 / $E3 |
+| callgrind: of which device-model register handlers, runs 1 / 2 / 3 | $M1 / $M2 / $M3 |
+| **instructions per forwarded packet, driver + app, empty rounds apart** (fit of the three runs) | **$PER_PACKET** |
+| instructions per empty round (fit) | $PER_EMPTY |
+| instructions per forwarded packet, driver + app, empty rounds included (slope of runs 1 and 2) | $SLOPE |
 | the same with the model's register handlers | $SLOPE_ALL |
 | published, ixy (C), 82599, batch 32 | 127 |
 | published, ixy.rs, 82599, batch 32 | 209 |
@@ -125,7 +154,10 @@ circling, 60-byte frames, batch 32, $(nproc) CPUs
 Instructions per packet = (Ir2 - Ir1) / (frames2 - frames1): the fixed
 start-up and teardown of fwd's main thread cancel; the device-model
 threads (emu-...) are other callgrind files and are not counted. Empty
-rounds (polls that found nothing, then a yield) are included in the slope.
+rounds (polls that found nothing, then a yield) are included in the slope,
+and their number varies with valgrind's scheduling; the fit
+Ir = fixed + a * frames + b * empty over the three runs separates them
+(n/a when the empty rounds grew in step with the frames: run again).
 The driver + app figure also leaves out the device model's own code that
 the emulated BAR runs on fwd's thread when the driver writes a tail
 register (NicModel's mmio_write, inclusive): on a real NIC that register
