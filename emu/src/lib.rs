@@ -16,6 +16,7 @@
 mod bar;
 mod device_dma;
 mod pci;
+mod ram_chunk;
 mod runner;
 mod trace;
 

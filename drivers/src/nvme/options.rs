@@ -1,4 +1,5 @@
 //! How to run a controller: the options of [`super::NvmeController::init`].
+#![forbid(unsafe_code)]
 
 use dma::RegionOptions;
 use std::time::Duration;

@@ -4,6 +4,7 @@
 //! both controller bring-up and the last user's drop go through. Its own
 //! file so that `controller` (which creates queue pairs) and `io_queue`
 //! (which holds a `Shared`) both depend on it instead of on each other.
+#![forbid(unsafe_code)]
 
 use super::admin::AdminQueue;
 use super::command::Command;

@@ -28,6 +28,7 @@
 //! storage), `config`. Imports go one way, from the top down: `controller`,
 //! `processing`, `admin` and `io`, `model`, `engine`/`doorbells`/`fault`,
 //! `medium`, `prp`, `command`/`config`.
+#![forbid(unsafe_code)]
 
 mod admin;
 mod command;
