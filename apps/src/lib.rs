@@ -45,6 +45,31 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("'{s}' is not a size; write e.g. 4096, 4k, 128k, 8m or 1g"))
 }
 
+/// The longest time a seconds option takes: 10 years. Longer is surely a
+/// typo, and `Duration` arithmetic on the far future overflows.
+pub const MAX_SECONDS: f64 = 10.0 * 365.0 * 86_400.0;
+
+/// A number of seconds on the command line (`10`, `0.5`, `3600`), as a clap
+/// value parser: a finite number from 0 to [`MAX_SECONDS`]. `nan`, `inf`,
+/// negative and absurd values are refused here with one line, instead of
+/// panicking later in `Duration::from_secs_f64`.
+pub fn parse_seconds(s: &str) -> Result<f64, String> {
+    let hint = "write a number of seconds such as 10, 0.5 or 3600";
+    let v: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number; {hint}"))?;
+    if !v.is_finite() || v < 0.0 {
+        return Err(format!("'{s}' is not a time; {hint}"));
+    }
+    if v > MAX_SECONDS {
+        return Err(format!(
+            "{s} seconds is more than 10 years ({MAX_SECONDS:.0} s); {hint}"
+        ));
+    }
+    Ok(v)
+}
+
 /// "4 KiB", "1.5 MiB", "1 GiB" for a byte count.
 pub fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -58,5 +83,35 @@ pub fn human_bytes(b: u64) -> String {
         format!("{v} {}", UNITS[u])
     } else {
         format!("{v:.2} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_are_finite_non_negative_and_bounded() {
+        assert_eq!(parse_seconds("10"), Ok(10.0));
+        assert_eq!(parse_seconds("0.5"), Ok(0.5));
+        assert_eq!(parse_seconds("0"), Ok(0.0));
+        assert_eq!(parse_seconds("315360000"), Ok(MAX_SECONDS));
+        for bad in [
+            "nan",
+            "NaN",
+            "inf",
+            "-inf",
+            "infinity",
+            "-1",
+            "-0.1",
+            "1e300",
+            "315360001",
+            "",
+            "ten",
+            "5s",
+        ] {
+            let e = parse_seconds(bad).expect_err(bad);
+            assert!(e.contains("seconds"), "{bad}: {e}");
+        }
     }
 }

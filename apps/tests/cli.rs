@@ -147,3 +147,51 @@ fn identify_describes_an_emulated_controller() {
         assert!(stdout.contains(want), "'{want}' missing:\n{stdout}");
     }
 }
+
+/// Every seconds option of every app goes through one parser: `nan`, `inf`,
+/// negative, absurd and non-numeric values are one-line errors (clap's
+/// exit code 2), never the panic of `Duration::from_secs_f64`.
+#[test]
+fn seconds_options_refuse_what_is_not_a_time() {
+    const BLKFWD: &str = env!("CARGO_BIN_EXE_blkfwd");
+    const BLKRECV: &str = env!("CARGO_BIN_EXE_blkrecv");
+    const FWD: &str = env!("CARGO_BIN_EXE_fwd");
+    const PCAP: &str = env!("CARGO_BIN_EXE_pcap");
+    const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
+    // (app, the arguments before the option, the option)
+    let options: [(&str, &[&str], &str); 10] = [
+        (PERF, &["emu:nvme"], "--time"),
+        (BLKFWD, &["--loop"], "--time"),
+        (BLKFWD, &[], "--tx-timeout"),
+        (BLKRECV, &["pcap:x.pcap"], "--idle-exit"),
+        (BLKRECV, &["pcap:x.pcap"], "--wait"),
+        (FWD, &["emu:igb", "emu:igb"], "--time"),
+        (FWD, &["emu:igb", "emu:igb"], "--idle-exit"),
+        (PCAP, &["emu:igb", "x.pcap"], "--time"),
+        (PCAP, &["emu:igb", "x.pcap"], "--idle-exit"),
+        (PKTGEN, &["emu:igb"], "--time"),
+    ];
+    let mut tried = 0;
+    for (app, before, option) in options {
+        for bad in ["nan", "inf", "-1", "1e300", "ten"] {
+            // --option=VALUE: clap would take a bare "-1" for a flag.
+            let arg = format!("{option}={bad}");
+            let mut args = before.to_vec();
+            args.push(&arg);
+            let out = run(app, &args);
+            assert_eq!(out.status.code(), Some(2), "{app} {args:?}");
+            // clap's shape: the error line, then only its pointer to --help.
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!stderr.contains("panicked"), "{app} {args:?}: {stderr}");
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+            assert_eq!(lines.len(), 2, "{app} {args:?}: {stderr}");
+            assert!(lines[0].starts_with("error:"), "{app} {args:?}: {stderr}");
+            for needle in [bad, option, "seconds"] {
+                assert!(lines[0].contains(needle), "'{needle}' missing: {stderr}");
+            }
+            assert!(lines[1].contains("--help"), "{app} {args:?}: {stderr}");
+            tried += 1;
+        }
+    }
+    assert_eq!(tried, 50);
+}

@@ -80,7 +80,7 @@ struct Args {
     #[arg(long = "loop")]
     loop_forever: bool,
     /// Stop after this many seconds (with --loop).
-    #[arg(long)]
+    #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Threads, each with its own NVMe queue pair and NIC TX queue.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
@@ -107,7 +107,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     retries: u32,
     /// Seconds the NIC may take no frame before what waits for it is reported failed.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = apps::parse_seconds)]
     tx_timeout: f64,
     /// What the receiver compares with: pattern[:SEED], file:PATH or none.
     /// Default: the pattern for an emulated RAM drive (blkfwd fills it),

@@ -51,10 +51,10 @@ struct Args {
     count: Option<u64>,
     /// Stop after this many seconds without a frame, once frames came
     /// (socket and NIC; default 2; 0: never).
-    #[arg(long)]
+    #[arg(long, value_parser = apps::parse_seconds)]
     idle_exit: Option<f64>,
     /// Seconds to wait for the first frame (socket and NIC; 0: for ever).
-    #[arg(long, default_value_t = 30.0)]
+    #[arg(long, default_value_t = 30.0, value_parser = apps::parse_seconds)]
     wait: f64,
     /// Stop when this many laps are complete; frames of later laps are ignored.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
@@ -178,14 +178,8 @@ impl Session {
         if let Some(n) = a.laps {
             verifier.limit_laps(n);
         }
-        for (name, v) in [
-            ("--idle-exit", a.idle_exit.unwrap_or(0.0)),
-            ("--wait", a.wait),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                return Err(format!("{name} {v}: give seconds, 0 or more").into());
-            }
-        }
+        // --idle-exit and --wait are finite, 0 or more and bounded
+        // (apps::parse_seconds, the parser of every seconds option).
         let now = Instant::now();
         Ok(Session {
             verifier,

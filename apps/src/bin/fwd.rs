@@ -36,13 +36,13 @@ struct Args {
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
     batch: u16,
     /// Seconds to run (default: until --count or forever).
-    #[arg(long)]
+    #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Stop after forwarding this many frames (both directions together).
     #[arg(long)]
     count: Option<u64>,
     /// Stop after this many seconds without a frame (0: never).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = apps::parse_seconds)]
     idle_exit: f64,
     /// No per-second lines (for instruction counting).
     #[arg(long)]

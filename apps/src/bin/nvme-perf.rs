@@ -70,7 +70,7 @@ struct Args {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
     queues: u16,
     /// Seconds to run (ignored when --count is given).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = apps::parse_seconds)]
     time: f64,
     /// Stop after this many I/Os in total instead of after --time.
     #[arg(long)]

@@ -30,10 +30,10 @@ struct Args {
     #[arg(long)]
     count: Option<u64>,
     /// Seconds to run at most (default: 10 when no --count is given, else no limit).
-    #[arg(long)]
+    #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Give up after this many seconds without a frame (0: never).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, value_parser = apps::parse_seconds)]
     idle_exit: f64,
     /// No per-second lines.
     #[arg(long)]

@@ -41,7 +41,7 @@ struct Args {
     #[arg(long)]
     count: Option<u64>,
     /// Seconds to run at most (default: 10 when no --count is given, else no limit).
-    #[arg(long)]
+    #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Frames per TX batch (one tail write each).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
