@@ -32,6 +32,7 @@ use crate::nic::Chip;
 use crate::regs::RegisterAccess;
 use spec::nic::{igb as g, ixgbe as x};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// The MAC address the fake's EEPROM left in receive address 0 (RAL0/RAH0,
@@ -41,6 +42,8 @@ pub const MAC: [u8; 6] = [0x02, 0x00, 0x5e, 0x10, 0x20, 0x30];
 /// A register file with just enough behaviour for the init sequences:
 /// self-clearing reset, auto-read and DMA-init done, link up, a MAC in
 /// receive address 0, MDIC always ready. Every write is logged in order.
+/// [`FakeDevice::remove`] makes it a surprise-removed device: every read
+/// returns FFFFFFFFh from then on.
 ///
 /// Drivers reach it through [`FakeRegs`]; the test keeps the `Arc` to look
 /// at the registers and the write log afterwards.
@@ -52,6 +55,7 @@ pub struct FakeDevice {
     stuck_reset: bool,
     no_eeprom: bool,
     no_dma_init: bool,
+    removed: AtomicBool,
 }
 
 /// The register side of a [`FakeDevice`], to hand to a driver
@@ -97,6 +101,7 @@ impl FakeDevice {
             stuck_reset,
             no_eeprom,
             no_dma_init,
+            removed: AtomicBool::new(false),
         })
     }
 
@@ -111,6 +116,20 @@ impl FakeDevice {
     /// EEPROM that loaded no MAC address.
     pub fn set(&self, off: usize, value: u32) {
         self.regs.lock().unwrap().insert(off, value);
+    }
+
+    /// Pull the device off the bus (PCIe surprise removal, or a function
+    /// put in D3cold): from now on every register read returns FFFFFFFFh,
+    /// as reads of a gone PCIe function complete with all ones, and writes
+    /// are logged but change nothing. [`get`](FakeDevice::get) still shows
+    /// the register file as it was.
+    pub fn remove(&self) {
+        self.removed.store(true, Ordering::Release);
+    }
+
+    /// Whether [`remove`](FakeDevice::remove) was called.
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
     }
 
     /// Every write so far, as (offset, value), in order.
@@ -136,6 +155,9 @@ impl FakeDevice {
 impl RegisterAccess for FakeRegs {
     fn read32(&self, off: usize) -> u32 {
         let d = &self.0;
+        if d.is_removed() {
+            return u32::MAX;
+        }
         let v = d.get(off);
         if d.chip.is_igb() {
             match off {
@@ -158,6 +180,9 @@ impl RegisterAccess for FakeRegs {
     fn write32(&self, off: usize, mut v: u32) {
         let d = &self.0;
         d.writes.lock().unwrap().push((off, v));
+        if d.is_removed() {
+            return;
+        }
         let ctrl = if d.chip.is_igb() { g::CTRL } else { x::CTRL };
         let rst = if d.chip.is_igb() {
             g::ctrl::RST.bit()

@@ -78,6 +78,16 @@ pub enum NicError {
     /// MAC address that is not unicast...). The device is not trusted; the
     /// driver stopped using what it wrote.
     DeviceMisbehaved(String),
+    /// A register that cannot read all-ones (reserved bits are 0) did: the
+    /// device no longer answers on BAR0. On PCIe a read of a function that
+    /// was surprise-removed, powered down (D3cold) or had memory space
+    /// disabled completes with all ones (PCIe base spec §2.3.2, unsupported
+    /// request / completion timeout), so every register looks "set": link
+    /// up, counters at FFFFFFFFh. Nothing read from it means anything.
+    DeviceRemoved {
+        /// The register that read FFFFFFFFh.
+        register: &'static str,
+    },
     /// Getting or mapping DMA memory failed.
     Dma(dma::Error),
     /// The device or configuration is not supported by this driver.
@@ -146,6 +156,12 @@ impl fmt::Display for NicError {
                 f,
                 "NIC misbehaved: {what}; this is a device (or device model) bug: reset the device"
             ),
+            NicError::DeviceRemoved { register } => write!(
+                f,
+                "NIC not responding ({register} reads FFFFFFFFh, as all registers of a gone \
+                 device do): removed, not powered or memory space disabled; check `lspci`, \
+                 reset the function or re-bind it to vfio-pci"
+            ),
             NicError::Dma(e) => write!(f, "NIC DMA memory: {e}"),
             NicError::Unsupported(what) => write!(f, "not supported by this driver: {what}"),
         }
@@ -209,6 +225,7 @@ mod tests {
             NicError::InvalidOffload("IP header of 8 bytes".into()),
             NicError::InvalidOptions("ring of 7".into()),
             NicError::DeviceMisbehaved("length 9000 > buffer 2048".into()),
+            NicError::DeviceRemoved { register: "STATUS" },
             NicError::Dma(dma::Error::InvalidLength(0)),
             NicError::Unsupported("chip".into()),
         ];

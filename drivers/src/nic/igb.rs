@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 use super::error::NicError;
-use super::setup::{reta_words, rss_key_words, wait_until, RingRegs, RxSetup};
+use super::setup::{check_responding, reta_words, rss_key_words, wait_until, RingRegs, RxSetup};
 use super::status::{DeviceStats, LinkStatus};
 use crate::regs::RegisterAccess;
 use spec::nic::igb::*;
@@ -23,6 +23,10 @@ const MDIC_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Disable interrupts, reset the device and wait for the EEPROM load.
 pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
+    // A device that no longer answers reads all ones everywhere: CTRL.RST
+    // would look stuck and the wait below time out with the wrong cause.
+    // Ask before the first write.
+    check_responding(regs, STATUS)?;
     // §4.5, interrupts during initialization: off before the reset (and
     // again after it).
     regs.write32(IMC, IMC_ALL);
@@ -118,40 +122,46 @@ fn mdic_write<R: RegisterAccess>(regs: &R, reg: u32, data: u16) -> Option<u16> {
     mdic(regs, mdic::OP_WRITE, reg, data)
 }
 
-/// The link from STATUS.
-pub(crate) fn link<R: RegisterAccess>(regs: &R) -> LinkStatus {
-    let s = regs.read32(STATUS);
+/// The link from STATUS. All-ones is a device that is gone (the reserved
+/// bits of STATUS read 0), not "link up at 1000 Mb/s".
+pub(crate) fn link<R: RegisterAccess>(regs: &R) -> Result<LinkStatus, NicError> {
+    let s = check_responding(regs, STATUS)?;
     if s & status::LU.bit() == 0 {
-        return LinkStatus {
+        return Ok(LinkStatus {
             up: false,
             speed_mbps: 0,
-        };
+        });
     }
     let speed_mbps = match status::SPEED.get(s) {
         status::SPEED_10 => 10,
         status::SPEED_100 => 100,
         _ => 1000,
     };
-    LinkStatus {
+    Ok(LinkStatus {
         up: true,
         speed_mbps,
-    }
+    })
 }
 
-/// Add the clear-on-read counters to `s`.
+/// Add the clear-on-read counters to `s` (saturating: device-given
+/// values). Whether the device still answers is the caller's check.
 pub(crate) fn read_stats<R: RegisterAccess>(regs: &R, rx_queues: u16, s: &mut DeviceStats) {
-    s.rx_packets += regs.read32(GPRC) as u64;
-    s.tx_packets += regs.read32(GPTC) as u64;
+    s.rx_packets = s.rx_packets.saturating_add(regs.read32(GPRC) as u64);
+    s.tx_packets = s.tx_packets.saturating_add(regs.read32(GPTC) as u64);
     // Low before high: reading the high half clears the pair.
     let lo = regs.read32(GORCL) as u64;
-    s.rx_bytes += lo | (regs.read32(GORCH) as u64) << 32;
+    s.rx_bytes = s
+        .rx_bytes
+        .saturating_add(lo | (regs.read32(GORCH) as u64) << 32);
     let lo = regs.read32(GOTCL) as u64;
-    s.tx_bytes += lo | (regs.read32(GOTCH) as u64) << 32;
-    s.rx_missed += regs.read32(MPC) as u64;
-    s.rx_no_buffer += regs.read32(RNBC) as u64;
-    s.rx_crc_errors += regs.read32(CRCERRS) as u64;
+    s.tx_bytes = s
+        .tx_bytes
+        .saturating_add(lo | (regs.read32(GOTCH) as u64) << 32);
+    s.rx_missed = s.rx_missed.saturating_add(regs.read32(MPC) as u64);
+    s.rx_no_buffer = s.rx_no_buffer.saturating_add(regs.read32(RNBC) as u64);
+    s.rx_crc_errors = s.rx_crc_errors.saturating_add(regs.read32(CRCERRS) as u64);
     for q in 0..rx_queues {
-        s.rx_no_desc += regs.read32(rqdpc(q)) as u64;
+        s.rx_no_desc = s.rx_no_desc.saturating_add(regs.read32(rqdpc(q)) as u64);
     }
 }
 

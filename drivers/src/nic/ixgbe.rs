@@ -5,7 +5,9 @@
 #![forbid(unsafe_code)]
 
 use super::error::NicError;
-use super::setup::{reta_words, rss_key_words, wait_until, RingRegs, RxSetup};
+use super::setup::{
+    check_responding, reta_words, rss_key_words, wait_until, RingRegs, RxSetup, ALL_ONES,
+};
 use super::status::{DeviceStats, LinkStatus};
 use crate::regs::RegisterAccess;
 use spec::nic::ixgbe::*;
@@ -34,6 +36,10 @@ fn disable_interrupts<R: RegisterAccess>(regs: &R) {
 /// §4.6.3.1-§4.6.3.2 and the waits of §4.6.3: interrupts off, master
 /// disable, device + link reset, EEPROM auto-read done, DMA init done.
 pub(crate) fn reset<R: RegisterAccess>(regs: &R) -> Result<(), NicError> {
+    // A device that no longer answers reads all ones everywhere: CTRL.RST
+    // would look stuck and the wait below time out with the wrong cause.
+    // Ask before the first write.
+    check_responding(regs, STATUS)?;
     disable_interrupts(regs);
     let c = regs.read32(CTRL);
     regs.write32(CTRL, c | ctrl::GIO_DIS.bit());
@@ -84,14 +90,24 @@ pub(crate) fn setup_link<R: RegisterAccess>(regs: &R) {
     regs.write32(AUTOC, a | autoc::RESTART_AN.bit());
 }
 
-/// The link from LINKS.
-pub(crate) fn link<R: RegisterAccess>(regs: &R) -> LinkStatus {
+/// The link from LINKS. LINKS all-ones would read as "up at 10 Gb/s":
+/// STATUS (whose reserved bits read 0) then tells a device that is gone
+/// from one that wrote nonsense.
+pub(crate) fn link<R: RegisterAccess>(regs: &R) -> Result<LinkStatus, NicError> {
     let l = regs.read32(LINKS);
+    if l == ALL_ONES {
+        check_responding(regs, STATUS)?;
+        return Err(NicError::DeviceMisbehaved(
+            "LINKS reads FFFFFFFFh (every status bit set, reserved ones too) \
+             while STATUS does not"
+                .into(),
+        ));
+    }
     if l & links::LINK_UP.bit() == 0 {
-        return LinkStatus {
+        return Ok(LinkStatus {
             up: false,
             speed_mbps: 0,
-        };
+        });
     }
     let speed_mbps = match links::SPEED.get(l) {
         links::SPEED_100M => 100,
@@ -99,29 +115,34 @@ pub(crate) fn link<R: RegisterAccess>(regs: &R) -> LinkStatus {
         links::SPEED_10G => 10_000,
         _ => 0,
     };
-    LinkStatus {
+    Ok(LinkStatus {
         up: true,
         speed_mbps,
-    }
+    })
 }
 
-/// Add the clear-on-read counters to `s`.
+/// Add the clear-on-read counters to `s` (saturating: device-given
+/// values). Whether the device still answers is the caller's check.
 pub(crate) fn read_stats<R: RegisterAccess>(regs: &R, s: &mut DeviceStats) {
-    s.rx_packets += regs.read32(GPRC) as u64;
-    s.tx_packets += regs.read32(GPTC) as u64;
+    s.rx_packets = s.rx_packets.saturating_add(regs.read32(GPRC) as u64);
+    s.tx_packets = s.tx_packets.saturating_add(regs.read32(GPTC) as u64);
     // Low before high: reading the high half clears the pair.
     let lo = regs.read32(GORCL) as u64;
-    s.rx_bytes += lo | u64::from(gorch::CNT_H.get(regs.read32(GORCH))) << 32;
+    s.rx_bytes = s
+        .rx_bytes
+        .saturating_add(lo | u64::from(gorch::CNT_H.get(regs.read32(GORCH))) << 32);
     let lo = regs.read32(GOTCL) as u64;
-    s.tx_bytes += lo | u64::from(gorch::CNT_H.get(regs.read32(GOTCH))) << 32;
+    s.tx_bytes = s
+        .tx_bytes
+        .saturating_add(lo | u64::from(gorch::CNT_H.get(regs.read32(GOTCH))) << 32);
     for n in 0..PACKET_BUFFERS {
-        s.rx_missed += regs.read32(mpc(n)) as u64;
-        s.rx_no_buffer += regs.read32(rnbc(n)) as u64;
+        s.rx_missed = s.rx_missed.saturating_add(regs.read32(mpc(n)) as u64);
+        s.rx_no_buffer = s.rx_no_buffer.saturating_add(regs.read32(rnbc(n)) as u64);
     }
     for n in 0..16 {
-        s.rx_no_desc += regs.read32(qprdc(n)) as u64;
+        s.rx_no_desc = s.rx_no_desc.saturating_add(regs.read32(qprdc(n)) as u64);
     }
-    s.rx_crc_errors += regs.read32(CRCERRS) as u64;
+    s.rx_crc_errors = s.rx_crc_errors.saturating_add(regs.read32(CRCERRS) as u64);
 }
 
 /// Registers of RX ring `q`.

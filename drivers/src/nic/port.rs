@@ -8,7 +8,7 @@ use super::ixgbe;
 use super::options::{check_options, NicOptions};
 use super::ring::DescRing;
 use super::rx::RxQueue;
-use super::setup::{enable_queue, program_ring, read_mac, wait_until, RxSetup};
+use super::setup::{check_responding, enable_queue, program_ring, read_mac, wait_until, RxSetup};
 use super::status::{DeviceStats, LinkStatus};
 use super::tx::{TxLimits, TxQueue};
 use crate::regs::RegisterAccess;
@@ -43,14 +43,38 @@ impl<R: RegisterAccess> Nic<R> {
     ///
     /// The device must be enabled for DMA first (bus mastering: the VFIO
     /// open does it; for a model, `pci().enable()`).
+    ///
+    /// A device that does not answer (every register reads FFFFFFFFh:
+    /// removed, powered down, memory space off) is [`NicError::DeviceRemoved`],
+    /// found at the first read, before any write; so is one that goes away
+    /// during init, whatever step then failed.
     pub fn init(
         regs: R,
         mapper: Arc<dyn dma::Mapper>,
         chip: Chip,
         opts: NicOptions,
     ) -> Result<Nic<R>, NicError> {
-        let (rx_ring, tx_ring, buf_len, max_frame) = check_options(chip, &opts)?;
+        let checked = check_options(chip, &opts)?;
         let regs = Arc::new(regs);
+        Self::bring_up(regs.clone(), mapper, chip, opts, checked).map_err(|e| {
+            // A step that failed because the device went away (a reset
+            // that never clears, a queue that never enables, a MAC of all
+            // ones) reports the removal, not its symptom.
+            match check_responding(&*regs, status_reg(chip)) {
+                Err(removed) => removed,
+                Ok(_) => e,
+            }
+        })
+    }
+
+    /// [`Nic::init`] after the options were checked.
+    fn bring_up(
+        regs: Arc<R>,
+        mapper: Arc<dyn dma::Mapper>,
+        chip: Chip,
+        opts: NicOptions,
+        (rx_ring, tx_ring, buf_len, max_frame): (usize, usize, usize, usize),
+    ) -> Result<Nic<R>, NicError> {
         let r = &*regs;
         let setup = RxSetup {
             queues: opts.rx_queues,
@@ -169,8 +193,11 @@ impl<R: RegisterAccess> Nic<R> {
             stats: Mutex::new(DeviceStats::default()),
         };
         if !opts.link_timeout.is_zero() {
-            // Best effort: the link may come up later.
-            let _ = nic.wait_link(opts.link_timeout);
+            // Best effort: the link may come up later. A device that went
+            // away will not.
+            if let Err(e @ NicError::DeviceRemoved { .. }) = nic.wait_link(opts.link_timeout) {
+                return Err(e);
+            }
         }
         Ok(nic)
     }
@@ -185,8 +212,10 @@ impl<R: RegisterAccess> Nic<R> {
         self.mac
     }
 
-    /// The link state now.
-    pub fn link(&self) -> LinkStatus {
+    /// The link state now; [`NicError::DeviceRemoved`] when the device no
+    /// longer answers (its link registers read all ones, which would
+    /// otherwise look like a link up at full speed).
+    pub fn link(&self) -> Result<LinkStatus, NicError> {
         if self.chip.is_igb() {
             igb::link(&*self.regs)
         } else {
@@ -194,28 +223,47 @@ impl<R: RegisterAccess> Nic<R> {
         }
     }
 
-    /// Wait up to `timeout` for the link to come up.
+    /// Wait up to `timeout` for the link to come up. A device that does not
+    /// answer ends the wait at once with [`NicError::DeviceRemoved`].
     pub fn wait_link(&self, timeout: Duration) -> Result<LinkStatus, NicError> {
         let mut status = self.link();
-        let up = wait_until(timeout, || {
-            status = self.link();
-            status.up
-        });
-        if up {
-            Ok(status)
-        } else {
-            Err(NicError::LinkDown { after: timeout })
+        let settled =
+            |s: &Result<LinkStatus, NicError>| !matches!(s, Ok(LinkStatus { up: false, .. }));
+        if !settled(&status) {
+            wait_until(timeout, || {
+                status = self.link();
+                settled(&status)
+            });
+        }
+        match status {
+            Ok(LinkStatus { up: false, .. }) => Err(NicError::LinkDown { after: timeout }),
+            other => other,
         }
     }
 
     /// The port counters since `init`: reads the device's clear-on-read
-    /// counters and adds them to the driver's totals.
+    /// counters and adds them to the driver's totals. On a device that no
+    /// longer answers nothing is added (its counters read FFFFFFFFh) and
+    /// the totals so far are returned; [`Nic::try_stats`] says so.
     pub fn stats(&self) -> DeviceStats {
+        match self.try_stats() {
+            Ok(s) => s,
+            Err(_) => *lock(&self.stats),
+        }
+    }
+
+    /// [`Nic::stats`], with [`NicError::DeviceRemoved`] when the device no
+    /// longer answers (then nothing is added to the totals).
+    pub fn try_stats(&self) -> Result<DeviceStats, NicError> {
         let mut total = lock(&self.stats);
         let mut now = DeviceStats::default();
         read_stats(&*self.regs, self.chip, self.rx.len() as u16, &mut now);
+        // STATUS after the counters, not before: a removal is for good, so
+        // a device gone at any point during the reads reads all ones here
+        // too, and none of its all-ones counters is added.
+        check_responding(&*self.regs, status_reg(self.chip))?;
         total.add(&now);
-        *total
+        Ok(*total)
     }
 
     /// Take RX queue `q` (each queue can be taken once).
@@ -263,6 +311,16 @@ impl<R: RegisterAccess> Nic<R> {
     /// The register access (for tools and tests).
     pub fn registers(&self) -> &R {
         &self.regs
+    }
+}
+
+/// The offset of STATUS, whose reserved bits read 0 (so it never reads all
+/// ones from a device that answers).
+fn status_reg(chip: Chip) -> usize {
+    if chip.is_igb() {
+        spec::nic::igb::STATUS
+    } else {
+        spec::nic::ixgbe::STATUS
     }
 }
 

@@ -81,6 +81,26 @@ impl RingRegs {
     }
 }
 
+/// What every register read of a PCIe function that is gone (surprise
+/// removal, D3cold, memory space disabled) returns: the read completes
+/// with an error and the root complex hands the CPU all ones.
+pub(super) const ALL_ONES: u32 = u32::MAX;
+
+/// Read STATUS (at `status`, the chip's offset) and refuse all-ones: its
+/// reserved bits read 0 on every chip (82576 datasheet §8.2.2, 82599
+/// datasheet §8.2.3.1.2), so FFFFFFFFh means the device no longer answers,
+/// not a state it is in. The value, when it is one.
+pub(super) fn check_responding<R: RegisterAccess>(
+    regs: &R,
+    status: usize,
+) -> Result<u32, NicError> {
+    let v = regs.read32(status);
+    if v == ALL_ONES {
+        return Err(NicError::DeviceRemoved { register: "STATUS" });
+    }
+    Ok(v)
+}
+
 /// Poll `cond` until it holds or `timeout` passes; whether it held.
 pub(crate) fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

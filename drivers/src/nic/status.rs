@@ -39,17 +39,20 @@ pub struct DeviceStats {
 impl DeviceStats {
     /// Frames the port dropped on receive: missed plus no-descriptor drops.
     pub fn rx_dropped(&self) -> u64 {
-        self.rx_missed + self.rx_no_desc
+        self.rx_missed.saturating_add(self.rx_no_desc)
     }
 
+    /// Add `o` to these totals. Saturating: the values come from the
+    /// device, which is not trusted, and a total that stops at `u64::MAX`
+    /// is better than a panic (debug) or a wrap to a small number (release).
     pub(super) fn add(&mut self, o: &DeviceStats) {
-        self.rx_packets += o.rx_packets;
-        self.tx_packets += o.tx_packets;
-        self.rx_bytes += o.rx_bytes;
-        self.tx_bytes += o.tx_bytes;
-        self.rx_missed += o.rx_missed;
-        self.rx_no_desc += o.rx_no_desc;
-        self.rx_no_buffer += o.rx_no_buffer;
-        self.rx_crc_errors += o.rx_crc_errors;
+        self.rx_packets = self.rx_packets.saturating_add(o.rx_packets);
+        self.tx_packets = self.tx_packets.saturating_add(o.tx_packets);
+        self.rx_bytes = self.rx_bytes.saturating_add(o.rx_bytes);
+        self.tx_bytes = self.tx_bytes.saturating_add(o.tx_bytes);
+        self.rx_missed = self.rx_missed.saturating_add(o.rx_missed);
+        self.rx_no_desc = self.rx_no_desc.saturating_add(o.rx_no_desc);
+        self.rx_no_buffer = self.rx_no_buffer.saturating_add(o.rx_no_buffer);
+        self.rx_crc_errors = self.rx_crc_errors.saturating_add(o.rx_crc_errors);
     }
 }
