@@ -65,6 +65,7 @@ every_chip_and_mode!(
     overload_counts_drops_and_recovers,
     forwarding_with_the_buffer_fast_path,
     forward_passes_every_frame_on_untouched,
+    a_removed_port_reports_gone_not_up,
 );
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -772,4 +773,40 @@ fn forward_passes_every_frame_on_untouched(chip: Chip, mode: RunMode) {
         0,
         "B's CPU wrote none of the forwarded buffers"
     );
+}
+
+/// PCIe surprise removal of a port that was up: every register reads all
+/// ones, which must not read as "link up at full speed" nor as counters of
+/// FFFFFFFFh; and a port already gone fails init with the cause.
+fn a_removed_port_reports_gone_not_up(chip: Chip, mode: RunMode) {
+    let removed = |e: &NicError| matches!(e, NicError::DeviceRemoved { .. });
+    let (a, _b) = pair(chip, mode, options(1, 512));
+    assert!(a.nic.link().unwrap().up);
+    let before = a.nic.try_stats().unwrap();
+    a.emu.surprise_remove();
+    let e = a.nic.link().unwrap_err();
+    assert!(removed(&e), "{e}");
+    assert!(e.to_string().contains("FFFFFFFFh"), "{e}");
+    let start = Instant::now();
+    let e = a.nic.wait_link(TIMEOUT).unwrap_err();
+    assert!(removed(&e), "{e}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "waited out the timeout"
+    );
+    for _ in 0..3 {
+        assert!(removed(&a.nic.try_stats().unwrap_err()));
+        assert_eq!(a.nic.stats(), before);
+    }
+
+    let wire = open_wire("loop").unwrap();
+    let emu = EmuNic::new(chip, NicModelConfig::with_mac(MAC_A), wire, mode).unwrap();
+    emu.pci().enable();
+    emu.surprise_remove();
+    let start = Instant::now();
+    let e = Nic::init(emu.bar(), emu.mapper(), chip, options(1, 512))
+        .err()
+        .unwrap();
+    assert!(removed(&e), "{e}");
+    assert!(start.elapsed() < Duration::from_millis(500), "{e}");
 }

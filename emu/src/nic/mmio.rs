@@ -110,6 +110,10 @@ impl MmioDevice for NicModel {
     }
 
     fn mmio_read(&self, offset: usize, size: u8) -> u64 {
+        if self.is_removed() {
+            // What the root complex returns for a read of a gone function.
+            return if size == 8 { u64::MAX } else { u32::MAX as u64 };
+        }
         if size == 8 {
             if let Some(Slot64::Counter(c)) = self.counter64(offset) {
                 // One 8-byte read takes the whole 64-bit counter.
@@ -122,6 +126,9 @@ impl MmioDevice for NicModel {
     }
 
     fn mmio_write(&self, offset: usize, size: u8, value: u64) {
+        if self.is_removed() {
+            return;
+        }
         let is_doorbell = matches!(
             self.layout.slots.get(offset / 4).map(|s| s.reg),
             Some(Reg::Rx(RxReg::Tail, _)) | Some(Reg::Tx(TxReg::Tail, _))

@@ -13,7 +13,8 @@
 //!   GORCL, takes the whole 64-bit counter and latches the high half for
 //!   GORCH; an 8-byte read at GORCL takes it in one access); RXDCTL/TXDCTL
 //!   ENABLE read back (0 for a queue in the error state); RAL/RAH\[0\] hold
-//!   the configured MAC after reset.
+//!   the configured MAC after reset. [`EmuNic::surprise_remove`] takes the
+//!   port off the bus: every read returns all ones, as on PCIe.
 //! - Receive: destination filter (unicast/multicast promiscuous, broadcast
 //!   accept, exact addresses, multicast table), maximum frame size (LPE /
 //!   JUMBOEN), RSS (Toeplitz over IPv4/IPv6 addresses and TCP/UDP ports as
@@ -268,5 +269,11 @@ impl EmuNic {
     /// The model's own counters (drops, faults, errors).
     pub fn counters(&self) -> ModelCounters {
         self.model.counters()
+    }
+
+    /// Pull the port off the bus for good: BAR0 reads all ones, writes are
+    /// lost, no more device work ([`NicModel::surprise_remove`]).
+    pub fn surprise_remove(&self) {
+        self.model.surprise_remove()
     }
 }

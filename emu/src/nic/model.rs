@@ -51,6 +51,9 @@ pub struct NicModel {
     pub(super) idle_polls: AtomicU32,
     /// PHY CONTROL register (82576 / I350).
     pub(super) phy_control: AtomicU16,
+    /// Pulled off the bus ([`NicModel::surprise_remove`]): BAR0 reads all
+    /// ones, writes are lost, no device work.
+    pub(super) removed: AtomicBool,
     pub(super) counters: Counters,
 }
 
@@ -88,6 +91,7 @@ impl NicModel {
             tx: (0..queues).map(|_| Mutex::new(None)).collect(),
             idle_polls: AtomicU32::new(0),
             phy_control: AtomicU16::new(0),
+            removed: AtomicBool::new(false),
             counters: Counters::default(),
             layout,
         };
@@ -121,6 +125,23 @@ impl NicModel {
         if was != paused {
             self.note(|| format!("transmission {}", if paused { "paused" } else { "resumed" }));
         }
+    }
+
+    /// Pull the device off the bus, for good (PCIe surprise removal, or a
+    /// function put in D3cold): from now on every BAR0 read returns all
+    /// ones, as a read of a gone PCIe function completes with all ones,
+    /// writes are dropped, and the device does no more work (no DMA, no
+    /// frames on or off the wire).
+    pub fn surprise_remove(&self) {
+        if !self.removed.swap(true, Ordering::AcqRel) {
+            self.note(|| "surprise removal: BAR0 reads all ones from now on".into());
+        }
+    }
+
+    /// Whether [`NicModel::surprise_remove`] was called.
+    #[inline]
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
     }
 
     /// The model's own counters.

@@ -38,6 +38,9 @@ impl NicModel {
     /// One round of device work: every TX ring up to its budget, then the
     /// wire (always when `check_wire`, else as the idle throttle allows).
     fn poll_round(&self, check_wire: bool) -> bool {
+        if self.is_removed() {
+            return false;
+        }
         let mut did = false;
         for q in 0..self.queues {
             did |= self.tx_process(q, TX_BUDGET);

@@ -1554,3 +1554,47 @@ fn driver_ports_over_the_model_can_move_between_threads() {
     send::<drivers::nic::RxQueue<crate::EmuBar<NicModel>>>();
     send::<drivers::nic::TxQueue<crate::EmuBar<NicModel>>>();
 }
+
+#[test]
+fn a_surprise_removed_port_reads_all_ones_and_does_nothing() {
+    for chip in CHIPS {
+        let (mut h, peer) = Host::inline(chip);
+        h.setup_rx();
+        h.post_rx(0, 4);
+        let ctrl = h.rd(h.r.ctrl);
+        assert_ne!(h.rd(h.r.status), u32::MAX, "{chip:?}");
+        h.emu.trace().set_enabled(true);
+        h.emu.surprise_remove();
+        assert!(h.emu.model().is_removed());
+        // Every register, 4 or 8 bytes, reads all ones: STATUS, the link,
+        // the counters, a queue head, an offset nothing decodes.
+        let mut offsets = vec![
+            h.r.status,
+            h.r.ctrl,
+            h.r.gprc,
+            h.r.gorcl,
+            h.r.rxq(0, RxReg::Head),
+            0x0ffc,
+        ];
+        if chip == Chip::X82599 {
+            offsets.push(ixgbe::LINKS);
+        }
+        for off in offsets {
+            assert_eq!(h.rd(off), u32::MAX, "{chip:?} {off:#x}");
+        }
+        assert_eq!(h.bar.read64(h.r.gorcl), u64::MAX, "{chip:?}");
+        // Writes are lost and a frame on the wire goes nowhere: no DMA.
+        h.wr(h.r.ctrl, ctrl | h.r.ctrl_rst);
+        peer.send(&frame(MAC, 100, 7)).unwrap();
+        assert!(!h.emu.poll(), "{chip:?}: a removed device does no work");
+        assert_eq!(h.emu.counters().rx_frames, 0, "{chip:?}");
+        assert_eq!(h.rx_wb(0, 0).2, 0, "{chip:?}: no write-back");
+        let events = h.emu.trace().take();
+        assert!(
+            events
+                .iter()
+                .all(|e| matches!(e, TraceEvent::Note(n) if n.contains("surprise removal"))),
+            "{chip:?}: {events:?}"
+        );
+    }
+}
