@@ -45,7 +45,7 @@ impl Mapper for VfioContainerMapper {
     fn unmap(&self, iova: u64, len: usize) -> Result<()> {
         self.container
             .vfio_dma_unmap(iova, len)
-            .map_err(|e| Error::VfioMap(e.to_string()))?;
+            .map_err(|e| Error::VfioUnmap(e.to_string()))?;
         // Only once the kernel has removed the mapping: if the unmap failed,
         // the device may still reach the range, so it must not be reused.
         self.iova.release(iova, len);
