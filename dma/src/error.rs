@@ -58,6 +58,9 @@ pub enum Error {
     NotMapped(u64),
     /// The VFIO container refused the mapping.
     VfioMap(String),
+    /// The VFIO container could not remove a mapping (the device may still
+    /// reach the memory through it).
+    VfioUnmap(String),
     /// A pool was asked for zero buffers, a zero buffer size, or a size that does not fit.
     InvalidPool(String),
     /// An offset/length outside the region.
@@ -107,6 +110,9 @@ impl fmt::Display for Error {
                 "the VFIO container refused the DMA mapping ({e}); check RLIMIT_MEMLOCK \
                  (`ulimit -l unlimited`) and that the IOMMU group is attached"
             ),
+            Error::VfioUnmap(e) => {
+                write!(f, "the VFIO container could not remove the DMA mapping ({e})")
+            }
             Error::InvalidPool(why) => write!(f, "invalid buffer pool: {why}"),
             Error::OutOfBounds {
                 offset,

@@ -11,6 +11,7 @@
 mod backoff;
 mod error;
 mod iommu;
+mod iova;
 mod mapper;
 mod memory;
 mod pool;
@@ -19,7 +20,8 @@ pub mod vfio;
 
 pub use backoff::Backoff;
 pub use error::{Error, IommuFault, Result};
-pub use iommu::{EmuIommu, IOVA_BASE};
+pub use iommu::EmuIommu;
+pub use iova::IOVA_BASE;
 pub use mapper::Mapper;
 pub use memory::DmaRegion;
 pub use pool::{Buf, DeviceBuf, DeviceIndex, DeviceIovas, Pool, PoolCache};

@@ -15,7 +15,10 @@ pub trait Mapper: Send + Sync {
     /// the device is not using a part.
     unsafe fn map(&self, vaddr: *mut u8, len: usize) -> Result<u64>;
 
-    /// Remove a mapping made by [`Mapper::map`].
+    /// Remove a mapping made by [`Mapper::map`]. Its IOVA range may be
+    /// handed out again only after this succeeded: on an error the mapping
+    /// may still be live, so the range stays out of reuse (and the caller
+    /// keeps the memory; [`crate::DmaRegion`] leaks it).
     fn unmap(&self, iova: u64, len: usize) -> Result<()>;
 
     /// A short name for messages ("vfio", "emulated IOMMU").

@@ -1,9 +1,11 @@
 use crate::{Mapper, PageSize, Region, RegionOptions, Result};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// A region mapped for device DMA: it has a virtual address and an IOVA, and
-/// is unmapped when dropped (before its memory is freed).
+/// is unmapped when dropped (before its memory is freed). If that unmap
+/// fails, the memory is leaked, never freed: the device may still reach it.
 ///
 /// The device may read or write any part of it at any time, so the CPU
 /// reaches it only through the volatile, atomic and copying accessors here,
@@ -12,8 +14,9 @@ use std::sync::Arc;
 pub struct DmaRegion {
     iova: u64,
     mapper: Arc<dyn Mapper>,
-    // Dropped after `Drop::drop` has unmapped it.
-    region: Region,
+    // Freed by `Drop::drop` once it is unmapped, and never if the unmap
+    // fails: the device might still reach it.
+    region: ManuallyDrop<Region>,
 }
 
 impl std::fmt::Debug for DmaRegion {
@@ -36,7 +39,7 @@ impl DmaRegion {
         Ok(DmaRegion {
             iova,
             mapper,
-            region,
+            region: ManuallyDrop::new(region),
         })
     }
 
@@ -196,9 +199,23 @@ impl DmaRegion {
 
 impl Drop for DmaRegion {
     fn drop(&mut self) {
-        // Unmap before `region` frees the memory. A failure here means the
-        // mapping is already gone; nothing more can be done in a destructor.
-        let _ = self.mapper.unmap(self.iova, self.region.len());
+        let len = self.region.len();
+        match self.mapper.unmap(self.iova, len) {
+            // SAFETY: the device can no longer reach the memory, and `region`
+            // is dropped only here, once.
+            Ok(()) => unsafe { ManuallyDrop::drop(&mut self.region) },
+            // The IOMMU may still translate to this memory, so freeing it would
+            // let the device write into whatever reuses it. Leak it instead
+            // (the mapper keeps the IOVA range out of reuse as well).
+            Err(e) => eprintln!(
+                "warning: {} unmap of IOVA {:#x}..{:#x} failed ({e}); leaking its {} bytes of \
+                 memory, which the device may still reach",
+                self.mapper.name(),
+                self.iova,
+                self.iova + len as u64,
+                len
+            ),
+        }
     }
 }
 
@@ -211,7 +228,65 @@ unsafe impl Sync for DmaRegion {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::iova::IovaAllocator;
     use crate::EmuIommu;
+    use std::sync::atomic::AtomicBool;
+
+    /// A mapper like the VFIO one (IOVAs from the shared allocator, released
+    /// only after a successful unmap) whose unmap can be made to fail, as the
+    /// kernel's can.
+    struct FlakyMapper {
+        iova: IovaAllocator,
+        fail_unmap: AtomicBool,
+    }
+
+    impl Mapper for FlakyMapper {
+        unsafe fn map(&self, _vaddr: *mut u8, len: usize) -> Result<u64> {
+            self.iova.allocate(len)
+        }
+        fn unmap(&self, iova: u64, len: usize) -> Result<()> {
+            if self.fail_unmap.load(Ordering::Relaxed) {
+                return Err(crate::Error::VfioUnmap("injected unmap failure".into()));
+            }
+            self.iova.release(iova, len);
+            Ok(())
+        }
+        fn name(&self) -> &'static str {
+            "flaky test mapper"
+        }
+    }
+
+    /// Whether `ptr..ptr+len` is still mapped in this process.
+    fn is_mapped(ptr: *mut u8, len: usize) -> bool {
+        let mut vec = vec![0u8; len.div_ceil(4096)];
+        // SAFETY: mincore only inspects the page tables and writes one byte
+        // per page into `vec`, which is large enough.
+        unsafe { libc::mincore(ptr.cast(), len, vec.as_mut_ptr()) == 0 }
+    }
+
+    #[test]
+    fn failed_unmap_leaks_the_memory_and_its_iova_range() {
+        let mapper = Arc::new(FlakyMapper {
+            iova: IovaAllocator::new(),
+            fail_unmap: AtomicBool::new(true),
+        });
+        let m = DmaRegion::allocate(mapper.clone(), 4096, RegionOptions::EMULATED).unwrap();
+        m.write_u64(0, 0x5eed_f00d);
+        let (ptr, len, iova) = (m.as_ptr(), m.len(), m.iova());
+        drop(m);
+        // The device may still write there through the IOMMU, so the memory
+        // must still be ours, untouched, never given back to the OS.
+        assert!(is_mapped(ptr, len), "memory freed after a failed unmap");
+        // SAFETY: the memory was leaked, not freed (checked above), and
+        // nothing else owns it.
+        assert_eq!(unsafe { ptr.cast::<u64>().read_volatile() }, 0x5eed_f00d);
+        // Nor is its IOVA range handed out again.
+        mapper.fail_unmap.store(false, Ordering::Relaxed);
+        for _ in 0..100 {
+            let n = DmaRegion::allocate(mapper.clone(), 4096, RegionOptions::EMULATED).unwrap();
+            assert!(n.iova() >= iova + len as u64 || n.iova() + (n.len() as u64) <= iova);
+        }
+    }
 
     #[test]
     fn accessors_round_trip_little_endian() {

@@ -1,7 +1,7 @@
 //! The VFIO container as a [`Mapper`]: DMA mappings made here go into the
 //! IOMMU page tables of every device whose group is attached to the container.
 
-use crate::iommu::IovaAllocator;
+use crate::iova::IovaAllocator;
 use crate::{Error, Mapper, Result};
 use std::sync::Arc;
 use vfio_ioctls::VfioContainer;
@@ -34,15 +34,22 @@ impl Mapper for VfioContainerMapper {
         let iova = self.iova.allocate(len)?;
         // SAFETY: the caller guarantees that the memory lives until unmap and
         // is only reached through raw pointers (see `Mapper::map`).
-        unsafe { self.container.vfio_dma_map(iova, len, vaddr) }
-            .map_err(|e| Error::VfioMap(e.to_string()))?;
+        if let Err(e) = unsafe { self.container.vfio_dma_map(iova, len, vaddr) } {
+            // Nothing was mapped, so the range can go straight back.
+            self.iova.release(iova, len);
+            return Err(Error::VfioMap(e.to_string()));
+        }
         Ok(iova)
     }
 
     fn unmap(&self, iova: u64, len: usize) -> Result<()> {
         self.container
             .vfio_dma_unmap(iova, len)
-            .map_err(|e| Error::VfioMap(e.to_string()))
+            .map_err(|e| Error::VfioUnmap(e.to_string()))?;
+        // Only once the kernel has removed the mapping: if the unmap failed,
+        // the device may still reach the range, so it must not be reused.
+        self.iova.release(iova, len);
+        Ok(())
     }
 
     fn name(&self) -> &'static str {
