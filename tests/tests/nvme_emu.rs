@@ -49,6 +49,8 @@ both_modes!(
     silent_controller_times_out,
     injected_io_error_is_typed,
     bogus_completions_are_device_misbehaviour,
+    large_doorbell_stride_is_refused,
+    bar_too_small_for_the_io_doorbells_is_refused,
 );
 
 fn opts() -> NvmeOptions {
@@ -853,4 +855,66 @@ fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
     let mut tag = None;
     qp.wait(8, |c| tag = Some((c.tag, c.result))).unwrap();
     assert_eq!(tag, Some((50, Ok(()))));
+}
+
+/// Init on a controller with `faults` injected.
+fn init_with(
+    cfg: NvmeModelConfig,
+    mode: RunMode,
+    options: NvmeOptions,
+    faults: &[Fault],
+) -> (EmuNvme, Result<Ctrl, NvmeError>) {
+    let emu = EmuNvme::new(cfg, mode).unwrap();
+    emu.pci().enable();
+    for f in faults {
+        emu.inject(f.clone());
+    }
+    let r = NvmeController::init(emu.bar(), emu.mapper(), options);
+    (emu, r)
+}
+
+fn large_doorbell_stride_is_refused(mode: RunMode) {
+    // CAP.DSTRD 15: doorbells 128 KiB apart, so the admin CQ head doorbell
+    // (0x21000) lies outside the model's 8 KiB BAR0. Refused before any
+    // doorbell is written, not a panic of the BAR's bounds check.
+    let (_emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::CapDstrd(15)],
+    );
+    match &r {
+        Err(NvmeError::DeviceMisbehaved(m)) => {
+            assert!(m.contains("CAP.DSTRD is 15"), "{m}");
+            assert!(m.contains("admin"), "{m}");
+            assert!(m.contains("0x21004") && m.contains("0x2000"), "{m}");
+        }
+        other => panic!("expected DeviceMisbehaved, got {other:?}"),
+    }
+}
+
+fn bar_too_small_for_the_io_doorbells_is_refused(mode: RunMode) {
+    // 64 I/O queues and the stride of DSTRD 0 make an 8 KiB BAR0; CAP
+    // claims DSTRD 4 (64-byte stride): the admin doorbells fit (0x1040) but
+    // those of I/O queue 64 (0x3040) do not.
+    let (_emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::CapDstrd(4)],
+    );
+    match &r {
+        Err(NvmeError::DeviceMisbehaved(m)) => {
+            assert!(m.contains("CAP.DSTRD is 4"), "{m}");
+            assert!(m.contains("I/O queue 64"), "{m}");
+        }
+        other => panic!("expected DeviceMisbehaved, got {other:?}"),
+    }
+    // Asking for (and granted) 8 queues, the doorbells of all of them fit.
+    let few = NvmeOptions {
+        io_queues: 8,
+        ..opts()
+    };
+    let (_emu, r) = init_with(NvmeModelConfig::default(), mode, few, &[Fault::CapDstrd(4)]);
+    assert_eq!(r.unwrap().info().io_queues, 8);
 }

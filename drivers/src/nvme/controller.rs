@@ -71,6 +71,31 @@ fn check_capabilities(cap: u64) -> Result<(), NvmeError> {
     Ok(())
 }
 
+/// Check that the doorbells of queues 0 (admin) to `last_qid` lie inside
+/// BAR0. Their offsets follow from CAP.DSTRD (NVMe 1.4 §3.1.1, §3.1.24-25),
+/// a device value: a stride the BAR cannot hold would otherwise make a
+/// doorbell write an access outside the BAR. Checked once, at init, so the
+/// doorbell writes of the I/O path need no check.
+fn check_doorbells(
+    bar_size: usize,
+    dstrd: u32,
+    last_qid: u16,
+    queues: &str,
+) -> Result<(), NvmeError> {
+    // The last one is the CQ head doorbell of `last_qid`, 4 bytes wide. In
+    // u64: 0x1000 + (2 * 65534 + 1) * (4 << 15) + 4 needs 35 bits.
+    let stride = 4u64 << dstrd;
+    let end = reg::DOORBELL_BASE as u64 + (2 * u64::from(last_qid) + 1) * stride + 4;
+    if end > bar_size as u64 {
+        return Err(NvmeError::DeviceMisbehaved(format!(
+            "CAP.DSTRD is {dstrd} (doorbells {stride} bytes apart), so the doorbells of {queues} \
+             end at {end:#x}, beyond BAR0's {bar_size:#x} bytes (NVMe 1.4 §3.1.24-25); \
+             its CAP does not match its BAR (ask for fewer I/O queues if only those do not fit)"
+        )));
+    }
+    Ok(())
+}
+
 /// Most Identify requests spent discovering namespaces (1024 NSIDs each).
 const MAX_NAMESPACE_LIST_PAGES: usize = 1024;
 /// Most NSIDs probed one by one when the controller has no namespace list.
@@ -142,6 +167,8 @@ impl<R: RegisterAccess> NvmeController<R> {
         check_capabilities(cap)?;
         let rdy_timeout = ready_timeout(cap);
         let dstrd = reg::cap::DSTRD.get(cap) as u32;
+        // Before any doorbell write: the admin queue's doorbells.
+        check_doorbells(regs.bar_size(), dstrd, 0, "the admin queue")?;
         disable(&regs, rdy_timeout)?;
 
         let mqes = reg::cap::MQES.get(cap) + 1;
@@ -224,6 +251,16 @@ impl<R: RegisterAccess> NvmeController<R> {
         // Both counts are 0's based; the controller may grant fewer (or more).
         let granted = feature::NSQ.get(dw0).min(feature::NCQ.get(dw0)) + 1;
         info.io_queues = granted.min(u32::from(u16::MAX) - 1) as u16;
+        // Queue pairs get identifiers 1..=io_queues: all their doorbells must fit.
+        check_doorbells(
+            regs.bar_size(),
+            u32::from(info.dstrd),
+            info.io_queues,
+            &format!(
+                "I/O queue {} (of the {} granted)",
+                info.io_queues, info.io_queues
+            ),
+        )?;
         Ok((info, namespaces))
     }
 
