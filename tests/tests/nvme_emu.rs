@@ -51,6 +51,7 @@ both_modes!(
     bogus_completions_are_device_misbehaviour,
     large_doorbell_stride_is_refused,
     bar_too_small_for_the_io_doorbells_is_refused,
+    namespace_sizes_must_be_consistent,
 );
 
 fn opts() -> NvmeOptions {
@@ -917,4 +918,33 @@ fn bar_too_small_for_the_io_doorbells_is_refused(mode: RunMode) {
     };
     let (_emu, r) = init_with(NvmeModelConfig::default(), mode, few, &[Fault::CapDstrd(4)]);
     assert_eq!(r.unwrap().info().io_queues, 8);
+}
+
+fn namespace_sizes_must_be_consistent(mode: RunMode) {
+    let blocks = (1u64 << 30) / 512;
+    for (nsze, ncap, nuse, needle) in [
+        (blocks, blocks, blocks + 1, "NUSE"),
+        (blocks, blocks + 1, blocks, "capacity"),
+    ] {
+        let (_emu, r) = init_with(
+            NvmeModelConfig::default(),
+            mode,
+            opts(),
+            &[Fault::NamespaceSizes {
+                nsid: 1,
+                nsze,
+                ncap,
+                nuse,
+            }],
+        );
+        match &r {
+            Err(NvmeError::DeviceMisbehaved(m)) => {
+                assert!(
+                    m.contains("Identify Namespace 1") && m.contains(needle),
+                    "{m}"
+                )
+            }
+            other => panic!("expected DeviceMisbehaved({needle}), got {other:?}"),
+        }
+    }
 }
