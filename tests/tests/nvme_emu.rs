@@ -51,6 +51,7 @@ both_modes!(
     bogus_completions_are_device_misbehaviour,
     large_doorbell_stride_is_refused,
     bar_too_small_for_the_io_doorbells_is_refused,
+    namespace_count_is_bounded,
     namespace_sizes_must_be_consistent,
 );
 
@@ -918,6 +919,61 @@ fn bar_too_small_for_the_io_doorbells_is_refused(mode: RunMode) {
     };
     let (_emu, r) = init_with(NvmeModelConfig::default(), mode, few, &[Fault::CapDstrd(4)]);
     assert_eq!(r.unwrap().info().io_queues, 8);
+}
+
+fn namespace_count_is_bounded(mode: RunMode) {
+    // NN = FFFFFFFEh with every list page full: without a bound, a million
+    // Identify commands and 100 MB at init. Refused after the bound instead.
+    let started = Instant::now();
+    let (_emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::NamespaceCount(0xffff_fffe)],
+    );
+    match &r {
+        Err(NvmeError::Unsupported(m)) => {
+            assert!(m.contains("more than 4096 active namespaces"), "{m}")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // 3000 namespaces (2 to 3000 phantoms of the first) are enumerated; I/O
+    // finds each one by NSID.
+    let (emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::NamespaceCount(3000)],
+    );
+    let ctrl = r.unwrap();
+    assert_eq!(ctrl.namespaces().len(), 3000);
+    assert_eq!(ctrl.namespace(2999).unwrap().nsid, 2999);
+    assert!(ctrl.namespace(3001).is_err());
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 4, 4096);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 3, 8, &mut w, &mut r, 1);
+    // NSID 3000 is known to the driver (it goes to the device, which has
+    // no data for it); NSID 3001 is not (refused before submission).
+    let e = qp.read(3000, 0, &mut r).unwrap_err();
+    assert_eq!(e.status_kind(), Some(StatusKind::InvalidNamespace), "{e}");
+    let e = qp.read(3001, 0, &mut r).unwrap_err();
+    assert!(
+        matches!(&e, NvmeError::InvalidRequest(m) if m.contains("namespace 3001")),
+        "{e}"
+    );
+    // The message names the first NSIDs and the count, not all 3000.
+    let m = ctrl.namespace(3001).unwrap_err().to_string();
+    assert!(
+        m.contains("[1, 2, 3, ") && m.contains("16] and 2984 more"),
+        "{m}"
+    );
+    assert!(m.len() < 300, "{m}");
 }
 
 fn namespace_sizes_must_be_consistent(mode: RunMode) {

@@ -12,7 +12,7 @@ use super::io_queue::IoQueuePair;
 use super::options::NvmeOptions;
 use super::prp::{list_pages_needed, PAGE_SIZE};
 use super::queue::{controller_fatal, QueueCore};
-use super::shared::{disable, wait_ready, AdminState, Shared};
+use super::shared::{active_nsids, disable, wait_ready, AdminState, Shared};
 use super::status::StatusKind;
 use crate::regs::RegisterAccess;
 use dma::{Mapper, RegionOptions};
@@ -96,8 +96,14 @@ fn check_doorbells(
     Ok(())
 }
 
-/// Most Identify requests spent discovering namespaces (1024 NSIDs each).
-const MAX_NAMESPACE_LIST_PAGES: usize = 1024;
+/// Most active namespaces enumerated: NN is a device value (up to
+/// FFFFFFFEh), and each namespace costs an Identify command at init and
+/// memory for as long as the controller lives. 4096 is 4 pages of the
+/// active namespace list (§5.15.2.3), more than controllers ship with.
+const MAX_NAMESPACES: usize = 4096;
+/// Active namespace list pages read: the ones `MAX_NAMESPACES` fills, and
+/// one more to see whether any namespace lies beyond them.
+const MAX_NAMESPACE_LIST_PAGES: usize = MAX_NAMESPACES / cns::NAMESPACE_LIST_ENTRIES + 1;
 /// Most NSIDs probed one by one when the controller has no namespace list.
 const MAX_PROBED_NSIDS: u32 = 1024;
 fn identify_namespaces<R: RegisterAccess>(
@@ -131,9 +137,17 @@ fn identify_namespaces<R: RegisterAccess>(
             Err(e) => return Err(e),
         }
         let (list, full) = parse_namespace_list(data, after, nn)?;
+        if nsids.len() + list.len() > MAX_NAMESPACES {
+            return Err(NvmeError::Unsupported(format!(
+                "the controller has more than {MAX_NAMESPACES} active namespaces (NN = {nn}); \
+                 this driver enumerates at most {MAX_NAMESPACES}: detach or delete namespaces \
+                 down to {MAX_NAMESPACES}"
+            )));
+        }
         nsids.extend_from_slice(&list);
         match (full, list.last()) {
-            (true, Some(&last)) => after = last,
+            // A full page ending at NN: no NSID can follow.
+            (true, Some(&last)) if last < nn => after = last,
             _ => break,
         }
     }
@@ -276,18 +290,14 @@ impl<R: RegisterAccess> NvmeController<R> {
 
     /// The namespace `nsid`.
     pub fn namespace(&self, nsid: u32) -> Result<&NamespaceInfo, NvmeError> {
-        self.shared
-            .namespaces
-            .iter()
-            .find(|n| n.nsid == nsid)
-            .ok_or_else(|| {
+        let all = &self.shared.namespaces;
+        // By increasing NSID (as enumerated): a binary search.
+        all.binary_search_by_key(&nsid, |n| n.nsid)
+            .map(|i| &all[i])
+            .map_err(|_| {
                 NvmeError::InvalidRequest(format!(
-                    "namespace {nsid} is not an active namespace of this controller (active: {:?})",
-                    self.shared
-                        .namespaces
-                        .iter()
-                        .map(|n| n.nsid)
-                        .collect::<Vec<_>>()
+                    "namespace {nsid} is not an active namespace of this controller (active: {})",
+                    active_nsids(all.iter().map(|n| n.nsid))
                 ))
             })
     }
