@@ -17,4 +17,8 @@ pub trait RegisterAccess: Send + Sync {
     fn read64(&self, offset: usize) -> u64;
     /// Write a 64-bit register.
     fn write64(&self, offset: usize, value: u64);
+    /// Size of the BAR in bytes. Drivers check offsets derived from device
+    /// registers (e.g. NVMe doorbells, placed by CAP.DSTRD) against it at
+    /// init, so that no access above can ever be outside the BAR.
+    fn bar_size(&self) -> usize;
 }

@@ -203,4 +203,12 @@ impl RegisterAccess for FakeRegs {
         self.write32(off, v as u32);
         self.write32(off + 4, (v >> 32) as u32);
     }
+
+    fn bar_size(&self) -> usize {
+        if self.0.chip.is_igb() {
+            g::BAR0_SIZE
+        } else {
+            x::BAR0_SIZE
+        }
+    }
 }

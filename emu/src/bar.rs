@@ -76,4 +76,8 @@ impl<M: MmioDevice> RegisterAccess for EmuBar<M> {
         self.check(offset, 8);
         self.model.mmio_write(offset, 8, value)
     }
+
+    fn bar_size(&self) -> usize {
+        self.model.bar_size()
+    }
 }

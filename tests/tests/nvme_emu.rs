@@ -49,6 +49,10 @@ both_modes!(
     silent_controller_times_out,
     injected_io_error_is_typed,
     bogus_completions_are_device_misbehaviour,
+    large_doorbell_stride_is_refused,
+    bar_too_small_for_the_io_doorbells_is_refused,
+    namespace_count_is_bounded,
+    namespace_sizes_must_be_consistent,
 );
 
 fn opts() -> NvmeOptions {
@@ -853,4 +857,150 @@ fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
     let mut tag = None;
     qp.wait(8, |c| tag = Some((c.tag, c.result))).unwrap();
     assert_eq!(tag, Some((50, Ok(()))));
+}
+
+/// Init on a controller with `faults` injected.
+fn init_with(
+    cfg: NvmeModelConfig,
+    mode: RunMode,
+    options: NvmeOptions,
+    faults: &[Fault],
+) -> (EmuNvme, Result<Ctrl, NvmeError>) {
+    let emu = EmuNvme::new(cfg, mode).unwrap();
+    emu.pci().enable();
+    for f in faults {
+        emu.inject(f.clone());
+    }
+    let r = NvmeController::init(emu.bar(), emu.mapper(), options);
+    (emu, r)
+}
+
+fn large_doorbell_stride_is_refused(mode: RunMode) {
+    // CAP.DSTRD 15: doorbells 128 KiB apart, so the admin CQ head doorbell
+    // (0x21000) lies outside the model's 8 KiB BAR0. Refused before any
+    // doorbell is written, not a panic of the BAR's bounds check.
+    let (_emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::CapDstrd(15)],
+    );
+    match &r {
+        Err(NvmeError::DeviceMisbehaved(m)) => {
+            assert!(m.contains("CAP.DSTRD is 15"), "{m}");
+            assert!(m.contains("admin"), "{m}");
+            assert!(m.contains("0x21004") && m.contains("0x2000"), "{m}");
+        }
+        other => panic!("expected DeviceMisbehaved, got {other:?}"),
+    }
+}
+
+fn bar_too_small_for_the_io_doorbells_is_refused(mode: RunMode) {
+    // 64 I/O queues and the stride of DSTRD 0 make an 8 KiB BAR0; CAP
+    // claims DSTRD 4 (64-byte stride): the admin doorbells fit (0x1040) but
+    // those of I/O queue 64 (0x3040) do not.
+    let (_emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::CapDstrd(4)],
+    );
+    match &r {
+        Err(NvmeError::DeviceMisbehaved(m)) => {
+            assert!(m.contains("CAP.DSTRD is 4"), "{m}");
+            assert!(m.contains("I/O queue 64"), "{m}");
+        }
+        other => panic!("expected DeviceMisbehaved, got {other:?}"),
+    }
+    // Asking for (and granted) 8 queues, the doorbells of all of them fit.
+    let few = NvmeOptions {
+        io_queues: 8,
+        ..opts()
+    };
+    let (_emu, r) = init_with(NvmeModelConfig::default(), mode, few, &[Fault::CapDstrd(4)]);
+    assert_eq!(r.unwrap().info().io_queues, 8);
+}
+
+fn namespace_count_is_bounded(mode: RunMode) {
+    // NN = FFFFFFFEh with every list page full: without a bound, a million
+    // Identify commands and 100 MB at init. Refused after the bound instead.
+    let started = Instant::now();
+    let (_emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::NamespaceCount(0xffff_fffe)],
+    );
+    match &r {
+        Err(NvmeError::Unsupported(m)) => {
+            assert!(m.contains("more than 4096 active namespaces"), "{m}")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    // 3000 namespaces (2 to 3000 phantoms of the first) are enumerated; I/O
+    // finds each one by NSID.
+    let (emu, r) = init_with(
+        NvmeModelConfig::default(),
+        mode,
+        opts(),
+        &[Fault::NamespaceCount(3000)],
+    );
+    let ctrl = r.unwrap();
+    assert_eq!(ctrl.namespaces().len(), 3000);
+    assert_eq!(ctrl.namespace(2999).unwrap().nsid, 2999);
+    assert!(ctrl.namespace(3001).is_err());
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 4, 4096);
+    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 3, 8, &mut w, &mut r, 1);
+    // NSID 3000 is known to the driver (it goes to the device, which has
+    // no data for it); NSID 3001 is not (refused before submission).
+    let e = qp.read(3000, 0, &mut r).unwrap_err();
+    assert_eq!(e.status_kind(), Some(StatusKind::InvalidNamespace), "{e}");
+    let e = qp.read(3001, 0, &mut r).unwrap_err();
+    assert!(
+        matches!(&e, NvmeError::InvalidRequest(m) if m.contains("namespace 3001")),
+        "{e}"
+    );
+    // The message names the first NSIDs and the count, not all 3000.
+    let m = ctrl.namespace(3001).unwrap_err().to_string();
+    assert!(
+        m.contains("[1, 2, 3, ") && m.contains("16] and 2984 more"),
+        "{m}"
+    );
+    assert!(m.len() < 300, "{m}");
+}
+
+fn namespace_sizes_must_be_consistent(mode: RunMode) {
+    let blocks = (1u64 << 30) / 512;
+    for (nsze, ncap, nuse, needle) in [
+        (blocks, blocks, blocks + 1, "NUSE"),
+        (blocks, blocks + 1, blocks, "capacity"),
+    ] {
+        let (_emu, r) = init_with(
+            NvmeModelConfig::default(),
+            mode,
+            opts(),
+            &[Fault::NamespaceSizes {
+                nsid: 1,
+                nsze,
+                ncap,
+                nuse,
+            }],
+        );
+        match &r {
+            Err(NvmeError::DeviceMisbehaved(m)) => {
+                assert!(
+                    m.contains("Identify Namespace 1") && m.contains(needle),
+                    "{m}"
+                )
+            }
+            other => panic!("expected DeviceMisbehaved({needle}), got {other:?}"),
+        }
+    }
 }

@@ -1113,6 +1113,9 @@ impl RegisterAccess for NullRegs {
         0
     }
     fn write64(&self, _: usize, _: u64) {}
+    fn bar_size(&self) -> usize {
+        usize::MAX
+    }
 }
 
 /// The test playing the device: `n` RX write-backs (DD | EOP, 60 bytes)

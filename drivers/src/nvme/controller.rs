@@ -12,7 +12,7 @@ use super::io_queue::IoQueuePair;
 use super::options::NvmeOptions;
 use super::prp::{list_pages_needed, PAGE_SIZE};
 use super::queue::{controller_fatal, QueueCore};
-use super::shared::{disable, wait_ready, AdminState, Shared};
+use super::shared::{active_nsids, disable, wait_ready, AdminState, Shared};
 use super::status::StatusKind;
 use crate::regs::RegisterAccess;
 use dma::{Mapper, RegionOptions};
@@ -71,8 +71,39 @@ fn check_capabilities(cap: u64) -> Result<(), NvmeError> {
     Ok(())
 }
 
-/// Most Identify requests spent discovering namespaces (1024 NSIDs each).
-const MAX_NAMESPACE_LIST_PAGES: usize = 1024;
+/// Check that the doorbells of queues 0 (admin) to `last_qid` lie inside
+/// BAR0. Their offsets follow from CAP.DSTRD (NVMe 1.4 §3.1.1, §3.1.24-25),
+/// a device value: a stride the BAR cannot hold would otherwise make a
+/// doorbell write an access outside the BAR. Checked once, at init, so the
+/// doorbell writes of the I/O path need no check.
+fn check_doorbells(
+    bar_size: usize,
+    dstrd: u32,
+    last_qid: u16,
+    queues: &str,
+) -> Result<(), NvmeError> {
+    // The last one is the CQ head doorbell of `last_qid`, 4 bytes wide. In
+    // u64: 0x1000 + (2 * 65534 + 1) * (4 << 15) + 4 needs 35 bits.
+    let stride = 4u64 << dstrd;
+    let end = reg::DOORBELL_BASE as u64 + (2 * u64::from(last_qid) + 1) * stride + 4;
+    if end > bar_size as u64 {
+        return Err(NvmeError::DeviceMisbehaved(format!(
+            "CAP.DSTRD is {dstrd} (doorbells {stride} bytes apart), so the doorbells of {queues} \
+             end at {end:#x}, beyond BAR0's {bar_size:#x} bytes (NVMe 1.4 §3.1.24-25); \
+             its CAP does not match its BAR (ask for fewer I/O queues if only those do not fit)"
+        )));
+    }
+    Ok(())
+}
+
+/// Most active namespaces enumerated: NN is a device value (up to
+/// FFFFFFFEh), and each namespace costs an Identify command at init and
+/// memory for as long as the controller lives. 4096 is 4 pages of the
+/// active namespace list (§5.15.2.3), more than controllers ship with.
+const MAX_NAMESPACES: usize = 4096;
+/// Active namespace list pages read: the ones `MAX_NAMESPACES` fills, and
+/// one more to see whether any namespace lies beyond them.
+const MAX_NAMESPACE_LIST_PAGES: usize = MAX_NAMESPACES / cns::NAMESPACE_LIST_ENTRIES + 1;
 /// Most NSIDs probed one by one when the controller has no namespace list.
 const MAX_PROBED_NSIDS: u32 = 1024;
 fn identify_namespaces<R: RegisterAccess>(
@@ -106,9 +137,17 @@ fn identify_namespaces<R: RegisterAccess>(
             Err(e) => return Err(e),
         }
         let (list, full) = parse_namespace_list(data, after, nn)?;
+        if nsids.len() + list.len() > MAX_NAMESPACES {
+            return Err(NvmeError::Unsupported(format!(
+                "the controller has more than {MAX_NAMESPACES} active namespaces (NN = {nn}); \
+                 this driver enumerates at most {MAX_NAMESPACES}: detach or delete namespaces \
+                 down to {MAX_NAMESPACES}"
+            )));
+        }
         nsids.extend_from_slice(&list);
         match (full, list.last()) {
-            (true, Some(&last)) => after = last,
+            // A full page ending at NN: no NSID can follow.
+            (true, Some(&last)) if last < nn => after = last,
             _ => break,
         }
     }
@@ -142,6 +181,8 @@ impl<R: RegisterAccess> NvmeController<R> {
         check_capabilities(cap)?;
         let rdy_timeout = ready_timeout(cap);
         let dstrd = reg::cap::DSTRD.get(cap) as u32;
+        // Before any doorbell write: the admin queue's doorbells.
+        check_doorbells(regs.bar_size(), dstrd, 0, "the admin queue")?;
         disable(&regs, rdy_timeout)?;
 
         let mqes = reg::cap::MQES.get(cap) + 1;
@@ -224,6 +265,16 @@ impl<R: RegisterAccess> NvmeController<R> {
         // Both counts are 0's based; the controller may grant fewer (or more).
         let granted = feature::NSQ.get(dw0).min(feature::NCQ.get(dw0)) + 1;
         info.io_queues = granted.min(u32::from(u16::MAX) - 1) as u16;
+        // Queue pairs get identifiers 1..=io_queues: all their doorbells must fit.
+        check_doorbells(
+            regs.bar_size(),
+            u32::from(info.dstrd),
+            info.io_queues,
+            &format!(
+                "I/O queue {} (of the {} granted)",
+                info.io_queues, info.io_queues
+            ),
+        )?;
         Ok((info, namespaces))
     }
 
@@ -239,18 +290,14 @@ impl<R: RegisterAccess> NvmeController<R> {
 
     /// The namespace `nsid`.
     pub fn namespace(&self, nsid: u32) -> Result<&NamespaceInfo, NvmeError> {
-        self.shared
-            .namespaces
-            .iter()
-            .find(|n| n.nsid == nsid)
-            .ok_or_else(|| {
+        let all = &self.shared.namespaces;
+        // By increasing NSID (as enumerated): a binary search.
+        all.binary_search_by_key(&nsid, |n| n.nsid)
+            .map(|i| &all[i])
+            .map_err(|_| {
                 NvmeError::InvalidRequest(format!(
-                    "namespace {nsid} is not an active namespace of this controller (active: {:?})",
-                    self.shared
-                        .namespaces
-                        .iter()
-                        .map(|n| n.nsid)
-                        .collect::<Vec<_>>()
+                    "namespace {nsid} is not an active namespace of this controller (active: {})",
+                    active_nsids(all.iter().map(|n| n.nsid))
                 ))
             })
     }

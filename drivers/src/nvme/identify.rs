@@ -271,9 +271,16 @@ impl NamespaceInfo {
         if nsze == 0 {
             return Err(bad("an active namespace with a size of 0 blocks".into()));
         }
+        // NUSE <= NCAP <= NSZE (NVMe 1.4 §5.15.2.1, Identify Namespace
+        // bytes 0-23): anything else is not a namespace this driver can size.
         if ncap > nsze {
             return Err(bad(format!(
                 "capacity {ncap} blocks is larger than the size {nsze} blocks"
+            )));
+        }
+        if nuse > ncap {
+            return Err(bad(format!(
+                "utilization (NUSE) {nuse} blocks is larger than the capacity (NCAP) {ncap} blocks"
             )));
         }
         if nsze.checked_mul(1 << lbads).is_none() {
@@ -421,6 +428,12 @@ mod tests {
             NamespaceInfo::parse(1, &ns_data(u64::MAX / 2, 1, 0, 0, &[(12, 0)])),
             "overflow",
         );
+        // NUSE above NCAP (thin provisioning allows only below).
+        let mut d = ns_data(10, 8, 0, 0, &[(9, 0)]);
+        d[id_ns::NUSE..id_ns::NUSE + 8].copy_from_slice(&9u64.to_le_bytes());
+        expect_misbehaved(NamespaceInfo::parse(1, &d), "NUSE) 9");
+        d[id_ns::NUSE..id_ns::NUSE + 8].copy_from_slice(&8u64.to_le_bytes());
+        assert_eq!(NamespaceInfo::parse(1, &d).unwrap().utilization_blocks, 8);
     }
 
     fn ctrl_data(mdts: u8, sqes: u8, cqes: u8, nn: u32) -> Box<IdentifyData> {

@@ -5,7 +5,7 @@
 use super::command::Command;
 use super::error::NvmeError;
 use super::queue::{controller_fatal, QueueCore};
-use super::shared::{Shared, MAX_BLOCKS_PER_COMMAND};
+use super::shared::{active_nsids, Shared, MAX_BLOCKS_PER_COMMAND};
 use super::slots::Owner;
 use super::status::NvmeStatus;
 use crate::regs::RegisterAccess;
@@ -47,6 +47,8 @@ struct Geometry {
 pub struct IoQueuePair<R: RegisterAccess> {
     core: QueueCore,
     shared: Arc<Shared<R>>,
+    /// By increasing NSID, for a binary search: the count is the device's
+    /// (up to 4096), so a linear scan per I/O would cost what it says.
     namespaces: Vec<Geometry>,
     max_transfer: u64,
     timeout: Duration,
@@ -133,7 +135,12 @@ impl<R: RegisterAccess> IoQueuePair<R> {
 
     #[inline]
     fn geometry(&self, nsid: u32) -> Result<Geometry, NvmeError> {
-        match self.namespaces.iter().find(|g| g.nsid == nsid) {
+        let found = self
+            .namespaces
+            .binary_search_by_key(&nsid, |g| g.nsid)
+            .ok()
+            .map(|i| &self.namespaces[i]);
+        match found {
             Some(g) if g.metadata_size == 0 => Ok(*g),
             Some(g) => Err(NvmeError::InvalidRequest(format!(
                 "namespace {nsid} is formatted with {} bytes of metadata per block, \
@@ -147,8 +154,8 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     #[cold]
     fn unknown_namespace(&self, nsid: u32) -> NvmeError {
         NvmeError::InvalidRequest(format!(
-            "namespace {nsid} is not an active namespace of this controller (active: {:?})",
-            self.namespaces.iter().map(|g| g.nsid).collect::<Vec<_>>()
+            "namespace {nsid} is not an active namespace of this controller (active: {})",
+            active_nsids(self.namespaces.iter().map(|g| g.nsid))
         ))
     }
 

@@ -390,6 +390,9 @@ mod tests {
             0
         }
         fn write64(&self, _: usize, _: u64) {}
+        fn bar_size(&self) -> usize {
+            usize::MAX
+        }
     }
 
     const QID: u16 = 3;

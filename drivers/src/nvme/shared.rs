@@ -23,6 +23,19 @@ use std::time::{Duration, Instant};
 /// (NVM Command Set §3.2.4, §3.2.6), 16 bits wide.
 pub(crate) const MAX_BLOCKS_PER_COMMAND: u64 = 1 << sqe::rw::NLB.width;
 
+/// The active NSIDs for an error message: all of them up to 16, else the
+/// first 16 and the count (there may be 4096: the count is the device's).
+pub(crate) fn active_nsids(nsids: impl ExactSizeIterator<Item = u32>) -> String {
+    const SHOWN: usize = 16;
+    let count = nsids.len();
+    let shown: Vec<u32> = nsids.take(SHOWN).collect();
+    if count <= SHOWN {
+        format!("{shown:?}")
+    } else {
+        format!("{shown:?} and {} more", count - SHOWN)
+    }
+}
+
 /// The admin queue and the I/O queue identifiers, behind one lock.
 pub(super) struct AdminState {
     pub(super) queue: AdminQueue,
@@ -36,6 +49,8 @@ pub(crate) struct Shared<R: RegisterAccess> {
     pub regs: R,
     pub(super) admin: Mutex<AdminState>,
     pub info: ControllerInfo,
+    /// By strictly increasing NSID (the order of the active namespace
+    /// list, §5.15.2.3, which init checks), so lookups binary search.
     pub namespaces: Vec<NamespaceInfo>,
     pub(super) mapper: Arc<dyn Mapper>,
     pub opts: NvmeOptions,

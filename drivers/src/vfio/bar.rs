@@ -151,6 +151,10 @@ impl RegisterAccess for VfioBar {
         // SAFETY: as in `read64`.
         unsafe { VolatilePtr::new(reg) }.write(value.to_le())
     }
+
+    fn bar_size(&self) -> usize {
+        self.len
+    }
 }
 
 /// Whether sparse-mmap `areas` together cover `0..size`.

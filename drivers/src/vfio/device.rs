@@ -198,6 +198,10 @@ impl RegisterAccess for VfioPciDevice {
     fn write64(&self, offset: usize, value: u64) {
         self.bar0.write64(offset, value)
     }
+
+    fn bar_size(&self) -> usize {
+        self.bar0.len()
+    }
 }
 
 /// VFIO_DEVICE_RESET. Ok(false) when the device has no reset method.

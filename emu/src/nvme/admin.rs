@@ -64,14 +64,14 @@ impl Engine {
         let mut data = [0u8; cns::DATA_SIZE];
         match cns::CNS.get(cmd.cdw10()) {
             cns::CONTROLLER => self.identify_controller(m, &mut data),
-            cns::NAMESPACE => self.identify_namespace(cmd.nsid(), &mut data)?,
+            cns::NAMESPACE => self.identify_namespace(m, cmd.nsid(), &mut data)?,
             cns::ACTIVE_NAMESPACES => {
                 // NSIDs greater than CDW1.NSID, ascending (§5.15.2.3).
                 let after = cmd.nsid();
                 if after >= NSID_BROADCAST - 1 {
                     return Err(Status::INVALID_NAMESPACE);
                 }
-                let count = self.namespaces.len() as u32;
+                let count = self.namespace_count(m);
                 for (slot, nsid) in ((after + 1)..=count)
                     .take(cns::NAMESPACE_LIST_ENTRIES)
                     .enumerate()
@@ -110,20 +110,45 @@ impl Engine {
             |log2| id_ctrl::ENTRY_SIZE_MIN.value(log2) | id_ctrl::ENTRY_SIZE_MAX.value(log2);
         d[id_ctrl::SQES] = sizes(SQES);
         d[id_ctrl::CQES] = sizes(CQES);
-        let nn = self.namespaces.len() as u32;
+        let nn = self.namespace_count(m);
         d[id_ctrl::NN..id_ctrl::NN + 4].copy_from_slice(&nn.to_le_bytes());
         d[id_ctrl::VWC] = id_ctrl::VWC_PRESENT.value(u8::from(m.volatile_cache));
     }
 
-    fn identify_namespace(&self, nsid: u32, d: &mut [u8; cns::DATA_SIZE]) -> Result<(), Status> {
-        let ns = nsid
+    /// NN: the configured namespaces, or what [`Fault::NamespaceCount`](super::Fault) says.
+    fn namespace_count(&self, m: &NvmeModel) -> u32 {
+        m.lies().nn.unwrap_or(self.namespaces.len() as u32)
+    }
+
+    fn identify_namespace(
+        &self,
+        m: &NvmeModel,
+        nsid: u32,
+        d: &mut [u8; cns::DATA_SIZE],
+    ) -> Result<(), Status> {
+        let lies = m.lies();
+        let real = nsid
             .checked_sub(1)
-            .and_then(|i| self.namespaces.get(i as usize))
-            .ok_or(Status::INVALID_NAMESPACE)?;
-        let blocks = ns.blocks().to_le_bytes();
-        d[id_ns::NSZE..id_ns::NSZE + 8].copy_from_slice(&blocks);
-        d[id_ns::NCAP..id_ns::NCAP + 8].copy_from_slice(&blocks);
-        d[id_ns::NUSE..id_ns::NUSE + 8].copy_from_slice(&blocks);
+            .and_then(|i| self.namespaces.get(i as usize));
+        // An injected NN: the phantom NSIDs up to it identify as namespace 1.
+        let phantom = || match lies.nn {
+            Some(nn) if (1..=nn).contains(&nsid) => self.namespaces.first(),
+            _ => None,
+        };
+        let ns = real.or_else(phantom).ok_or(Status::INVALID_NAMESPACE)?;
+        let blocks = ns.blocks();
+        let sizes = lies
+            .sizes
+            .iter()
+            .rev()
+            .find(|(n, _)| *n == nsid)
+            .map_or([blocks; 3], |(_, s)| *s);
+        for (at, v) in [id_ns::NSZE, id_ns::NCAP, id_ns::NUSE]
+            .into_iter()
+            .zip(sizes)
+        {
+            d[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
         // Two LBA formats, 512 and 4096 bytes without metadata; FLBAS names
         // the one the namespace is formatted with.
         let formats = [9u32, 12];

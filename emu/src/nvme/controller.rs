@@ -22,8 +22,8 @@ impl NvmeModel {
         let lo = |v: u64| v as u32;
         let hi = |v: u64| (v >> 32) as u32;
         match offset {
-            reg::CAP => lo(self.cap),
-            o if o == reg::CAP + 4 => hi(self.cap),
+            reg::CAP => lo(self.cap()),
+            o if o == reg::CAP + 4 => hi(self.cap()),
             reg::VS => VERSION,
             reg::INTMS | reg::INTMC => self.intms.load(Ordering::Acquire),
             reg::CC => self.cc.load(Ordering::Acquire),

@@ -29,6 +29,40 @@ pub enum Fault {
         /// How many commands fail.
         count: u32,
     },
+    /// CAP.DSTRD reads `dstrd` (its low 4 bits) from now on, while the
+    /// doorbells stay where the configured stride puts them and BAR0 keeps
+    /// its size: a controller whose capabilities (NVMe 1.4 §3.1.1) do not
+    /// fit its BAR.
+    CapDstrd(u8),
+    /// Identify Controller reports NN = `nn` and the active namespace lists
+    /// (§5.15.2.3) name every NSID from 1 to `nn`, in full pages, while only
+    /// the configured namespaces hold data: the NSIDs beyond them identify
+    /// as namespace 1 does, and I/O to them fails with Invalid Namespace.
+    NamespaceCount(u32),
+    /// Identify Namespace `nsid` reports these NSZE, NCAP and NUSE (NVM
+    /// Command Set §4.1.5.1) instead of its own; I/O still uses its real size.
+    NamespaceSizes {
+        /// Namespace.
+        nsid: u32,
+        /// Namespace Size, in blocks.
+        nsze: u64,
+        /// Namespace Capacity, in blocks.
+        ncap: u64,
+        /// Namespace Utilization, in blocks.
+        nuse: u64,
+    },
+}
+
+/// What the injected faults make the controller report instead of the
+/// truth (CAP and Identify data), off the I/O path.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Lies {
+    /// [`Fault::CapDstrd`].
+    pub(super) dstrd: Option<u8>,
+    /// [`Fault::NamespaceCount`].
+    pub(super) nn: Option<u32>,
+    /// [`Fault::NamespaceSizes`]: (nsid, [NSZE, NCAP, NUSE]).
+    pub(super) sizes: Vec<(u32, [u64; 3])>,
 }
 
 /// An armed [`Fault::IoError`].

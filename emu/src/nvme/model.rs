@@ -7,7 +7,7 @@ use super::command::Status;
 use super::config::{ModelError, NvmeModelConfig};
 use super::doorbells::Doorbells;
 use super::engine::Engine;
-use super::fault::{Fault, IoFault};
+use super::fault::{Fault, IoFault, Lies};
 use super::medium::Namespace;
 use super::prp::PAGE;
 use crate::{DeviceDma, DmaError, PciIds, RunMode, Trace, TraceEvent};
@@ -59,6 +59,8 @@ pub struct NvmeModel {
     /// Whether `io_faults` may hold anything (keeps its lock off the hot path).
     io_armed: AtomicBool,
     io_faults: Mutex<Vec<IoFault>>,
+    /// What CAP and Identify report instead of the truth.
+    lies: Mutex<Lies>,
     pub(super) doorbells: Doorbells,
     engine: Mutex<Engine>,
 }
@@ -107,6 +109,7 @@ impl NvmeModel {
             stopped: AtomicBool::new(false),
             io_armed: AtomicBool::new(false),
             io_faults: Mutex::new(Vec::new()),
+            lies: Mutex::new(Lies::default()),
             doorbells: Doorbells::new(queues),
             engine: Mutex::new(Engine::new(cfg.max_io_queues, namespaces)),
             cfg,
@@ -167,6 +170,43 @@ impl NvmeModel {
                     "injected fault: {count} I/Os at namespace {nsid} LBA {lba} fail with SCT {sct:#x} SC {sc:#x}"
                 ));
             }
+            Fault::CapDstrd(dstrd) => {
+                self.lies().dstrd = Some(dstrd & 0xf);
+                self.note(|| format!("injected fault: CAP.DSTRD reads {}", dstrd & 0xf));
+            }
+            Fault::NamespaceCount(nn) => {
+                self.lies().nn = Some(nn);
+                self.note(|| {
+                    format!("injected fault: Identify reports NN = {nn:#x} and lists every NSID")
+                });
+            }
+            Fault::NamespaceSizes {
+                nsid,
+                nsze,
+                ncap,
+                nuse,
+            } => {
+                self.lies().sizes.push((nsid, [nsze, ncap, nuse]));
+                self.note(|| {
+                    format!(
+                        "injected fault: Identify Namespace {nsid} reports NSZE {nsze}, \
+                         NCAP {ncap}, NUSE {nuse}"
+                    )
+                });
+            }
+        }
+    }
+
+    /// What the injected faults make CAP and Identify report.
+    pub(super) fn lies(&self) -> MutexGuard<'_, Lies> {
+        self.lies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// CAP as the host reads it: with an injected DSTRD, if any.
+    pub(super) fn cap(&self) -> u64 {
+        match self.lies().dstrd {
+            Some(d) => cap::DSTRD.set(self.cap, u64::from(d)),
+            None => self.cap,
         }
     }
 
@@ -180,6 +220,7 @@ impl NvmeModel {
             .unwrap_or_else(|p| p.into_inner())
             .clear();
         self.io_armed.store(false, Ordering::Release);
+        *self.lies() = Lies::default();
         self.note(|| "injected faults cleared".into());
     }
 

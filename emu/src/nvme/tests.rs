@@ -972,6 +972,64 @@ fn injected_fatal_status_stops_everything() {
 }
 
 #[test]
+fn injected_identify_and_cap_lies() {
+    let h = Host::new(config(), RunMode::Inline);
+    let bar_size = h.bar.bar_size();
+    // CAP.DSTRD lies; BAR0 keeps its size.
+    h.emu.inject(Fault::CapDstrd(15));
+    assert_eq!(reg::cap::DSTRD.get(h.bar.read64(reg::CAP)), 15);
+    assert_eq!(reg::cap::MQES.get(h.bar.read64(reg::CAP)), 1023);
+    assert_eq!((h.bar.bar_size(), bar_size), (0x2000, 0x2000));
+    let mut admin = h.enable();
+    let id = |admin: &mut Queue, cns: u32, nsid: u32| {
+        h.mem.fill(ID_OFF, PAGE, 0xff);
+        let c = h.run(
+            admin,
+            Cmd::new(admin::IDENTIFY)
+                .nsid(nsid)
+                .prp(h.iova(ID_OFF), 0)
+                .dw(10, cns),
+        );
+        let mut d = vec![0u8; PAGE];
+        h.mem.read_bytes(ID_OFF, &mut d);
+        (c, d)
+    };
+    let u32_at = |d: &[u8], at: usize| u32::from_le_bytes(d[at..at + 4].try_into().unwrap());
+    let u64_at = |d: &[u8], at: usize| u64::from_le_bytes(d[at..at + 8].try_into().unwrap());
+    // NN and full active namespace lists up to it; phantom NSIDs identify
+    // as namespace 1.
+    h.emu.inject(Fault::NamespaceCount(5000));
+    let (c, d) = id(&mut admin, cns::CONTROLLER, 0);
+    assert!(c.ok());
+    assert_eq!(u32_at(&d, id_ctrl::NN), 5000);
+    let (c, d) = id(&mut admin, cns::ACTIVE_NAMESPACES, 2000);
+    assert!(c.ok());
+    assert_eq!((u32_at(&d, 0), u32_at(&d, 4 * 1023)), (2001, 3024));
+    let (c, d) = id(&mut admin, cns::NAMESPACE, 4999);
+    assert!(c.ok());
+    assert_eq!(u64_at(&d, id_ns::NSZE), (64 << 20) / 512);
+    let (c, _) = id(&mut admin, cns::NAMESPACE, 5001);
+    assert_eq!(c.status(), (sct::GENERIC, sc_generic::INVALID_NAMESPACE));
+    // Sizes of one namespace.
+    h.emu.inject(Fault::NamespaceSizes {
+        nsid: 1,
+        nsze: 10,
+        ncap: 11,
+        nuse: 12,
+    });
+    let (_, d) = id(&mut admin, cns::NAMESPACE, 1);
+    let sizes = [id_ns::NSZE, id_ns::NCAP, id_ns::NUSE].map(|at| u64_at(&d, at));
+    assert_eq!(sizes, [10, 11, 12]);
+    // Cleared: the truth again.
+    h.emu.clear_faults();
+    assert_eq!(reg::cap::DSTRD.get(h.bar.read64(reg::CAP)), 0);
+    let (_, d) = id(&mut admin, cns::CONTROLLER, 0);
+    assert_eq!(u32_at(&d, id_ctrl::NN), 1);
+    let (_, d) = id(&mut admin, cns::NAMESPACE, 1);
+    assert_eq!(u64_at(&d, id_ns::NUSE), (64 << 20) / 512);
+}
+
+#[test]
 fn stop_responding_completes_nothing_but_registers_answer() {
     let h = Host::new(config(), RunMode::Inline);
     let (_admin, mut q) = h.ready_io(8, 8);
