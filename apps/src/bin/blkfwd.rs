@@ -67,14 +67,15 @@ struct Args {
     /// Reads in flight per thread.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     queue_depth: u32,
-    /// Read buffers per thread (the memory bound; default twice the queue depth).
+    /// Read buffers per thread (the memory bound; default twice the queue
+    /// depth): at least --queue-depth, as each read in flight fills its own.
     #[arg(long)]
     buffers: Option<usize>,
     /// IP MTU of the frames: 1500, or 9000 for jumbo frames.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=16110))]
     mtu: u32,
-    /// Passes over the range.
-    #[arg(long, default_value_t = 1, conflicts_with = "loop_forever")]
+    /// Passes over the range: 1 or more (--loop streams until interrupted).
+    #[arg(long, default_value_t = 1, conflicts_with = "loop_forever", value_parser = parse_laps)]
     laps: u64,
     /// Repeat the range until interrupted (or --time).
     #[arg(long = "loop")]
@@ -123,6 +124,19 @@ struct Args {
     /// sent (one system call per wake, none per frame or per read).
     #[arg(long)]
     spin: bool,
+}
+
+/// `--laps`: 1 or more; 0 would be an endless run, which is --loop.
+fn parse_laps(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err(
+            "0 laps is no run; give 1 or more, or --loop to stream until interrupted \
+                      (or --time)"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a number of laps; give 1 or more")),
+    }
 }
 
 /// The receiver port implied by an emulated --nic on a pair wire.
@@ -205,6 +219,17 @@ fn plan(args: Args) -> AppResult<Plan> {
         return Err(
             "--time applies to --loop runs; give --loop, or --laps N for a fixed length".into(),
         );
+    }
+    if let Some(b) = args.buffers {
+        if b < args.queue_depth as usize {
+            return Err(format!(
+                "--buffers {b} is fewer than --queue-depth {qd}: each read in flight fills its own \
+                 buffer, so a thread needs at least {qd}; give --buffers {qd} or more, or a lower \
+                 --queue-depth",
+                qd = args.queue_depth
+            )
+            .into());
+        }
     }
     if args.tx_timeout.is_nan() || args.tx_timeout <= 0.0 {
         return Err("--tx-timeout must be more than 0 seconds".into());
@@ -328,7 +353,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             len: self.len,
             io_size: usize::try_from(a.io_size).map_err(|_| "--io-size is too large")?,
             queue_depth,
-            read_buffers: a.buffers.unwrap_or(2 * queue_depth).max(queue_depth),
+            read_buffers: a.buffers.unwrap_or(2 * queue_depth),
             mtu: a.mtu as usize,
             laps: if a.loop_forever { 0 } else { a.laps },
             flow: Flow {
