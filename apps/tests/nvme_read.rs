@@ -113,3 +113,36 @@ fn a_block_size_the_drive_cannot_take_is_one_error_line() {
     );
     let _ = std::fs::remove_file(path);
 }
+
+#[test]
+fn a_backing_file_of_partial_blocks_is_refused_or_warned() {
+    // Smaller than one LBA: an error naming the file and the fix (was a
+    // one-block namespace from 1000 bytes with lba=4096, silently).
+    let (path, _) = image("partial-small", 1000);
+    let p = path.display().to_string();
+    let out = read(&format!("emu:nvme,file={p},lba=4096"), &[]);
+    assert_one_line_error(
+        &out,
+        &[&p, "1000 bytes", "smaller than one block of 4096", "size="],
+    );
+    // Not a multiple of the LBA size: the whole blocks, and a warning.
+    let out = read(&format!("emu:nvme,file={p}"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning wanted: {stderr}");
+    for n in [
+        p.as_str(),
+        "1000 bytes",
+        "512-byte LBA",
+        "1 whole block(s) (512 bytes)",
+        "last 488 bytes",
+    ] {
+        assert!(warnings[0].contains(n), "'{n}' missing: {stderr}");
+    }
+    assert_eq!(out.stdout.len(), 512);
+    let _ = std::fs::remove_file(path);
+}
