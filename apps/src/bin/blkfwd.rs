@@ -80,7 +80,8 @@ struct Args {
     /// Repeat the range until interrupted (or --time).
     #[arg(long = "loop")]
     loop_forever: bool,
-    /// Stop after this many seconds (with --loop).
+    /// Stop after this many seconds (with --loop): a normal end, exit 0 if
+    /// every byte sent before it arrived intact.
     #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Threads, each with its own NVMe queue pair and NIC TX queue.
@@ -485,9 +486,11 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         };
         let deadline = a.time.map(|t| started + Duration::from_secs_f64(t));
         let mut last = (Instant::now(), 0u64, 0u64);
+        let mut deadline_hit = false;
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                deadline_hit = true;
                 shared.stop.store(true, Ordering::Relaxed);
             }
             let now = Instant::now();
@@ -519,10 +522,17 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         }
         let main_cpu = apps::cputime::thread_cpu_time().saturating_sub(cpu0);
         recv_stop.store(true, Ordering::Relaxed);
-        let verifier = match receiver {
+        let mut verifier = match receiver {
             Some(h) => Some(h.join().map_err(|_| "the receiver thread panicked")??),
             None => None,
         };
+        // The deadline is the normal end of a --loop --time run: the lap it
+        // cuts is due up to where the workers stopped taking reads, not
+        // missing after it. (A stalled NIC gives up the rest: no cut then.)
+        let stopped_at = deadline_hit.then(|| shared.stopped_at(&cfg)).flatten();
+        if let (Some(v), Some((lap, end))) = (verifier.as_mut(), stopped_at) {
+            v.sender_stopped_at(lap as u32, end);
+        }
         let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
         let frames: u64 = reports.iter().map(|r| r.frames).sum();
         let ios: u64 = reports.iter().map(|r| r.ios).sum();
@@ -571,6 +581,16 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         }
         if failed.len() > 10 {
             println!("  ... and {} more", failed.len() - 10);
+        }
+        if deadline_hit {
+            println!(
+                "ended:       at the --time deadline ({} s){}",
+                a.time.unwrap_or_default(),
+                match stopped_at {
+                    Some((lap, end)) => format!(", in lap {lap} at byte {end}"),
+                    None => String::new(),
+                }
+            );
         }
         let mut ok = failed.is_empty();
         if let Some(v) = &verifier {
