@@ -1,7 +1,7 @@
 //! Shared code of the command-line programs: opening devices from device
 //! strings, latency histograms, thread CPU time, test frames ([`net`]),
 //! the disk-to-wire stream and its patterns ([`stream`]), port statistics
-//! ([`port_stats`]).
+//! ([`port_stats`]), `pcap-in:` captures checked before a run ([`replay`]).
 #![deny(missing_docs)]
 
 pub mod backoff;
@@ -10,6 +10,7 @@ pub mod histogram;
 pub mod net;
 pub mod open;
 pub mod port_stats;
+pub mod replay;
 pub mod stream;
 
 /// Result of app code: any error, printed as one line.
@@ -43,6 +44,43 @@ pub fn exit_on_error<T>(r: AppResult<T>) -> T {
 pub fn parse_size(s: &str) -> Result<u64, String> {
     crate::open::device::parse_size(s)
         .ok_or_else(|| format!("'{s}' is not a size; write e.g. 4096, 4k, 128k, 8m or 1g"))
+}
+
+/// A size that must be above 0 (`--bs`, `--range`), as a clap value parser.
+pub fn parse_nonzero_size(s: &str) -> Result<u64, String> {
+    match parse_size(s)? {
+        0 => Err(format!(
+            "'{s}' is not a size above 0; write e.g. 4096, 4k, 128k or 1M"
+        )),
+        v => Ok(v),
+    }
+}
+
+/// The rule for the bytes of one NVMe command given with `--bs` (nvme-perf,
+/// nvme-read): a multiple of namespace `nsid`'s LBA size `lba_size`, at most
+/// the controller's largest transfer `max_transfer` (from MDTS). The error
+/// names the allowed values.
+pub fn check_block_size(
+    bs: u64,
+    lba_size: u64,
+    nsid: u32,
+    max_transfer: u64,
+) -> Result<(), String> {
+    if bs == 0 || !bs.is_multiple_of(lba_size) {
+        return Err(format!(
+            "--bs {bs} is not a multiple of namespace {nsid}'s LBA size {lba_size}; use e.g. --bs {}",
+            lba_size.max(4096).min(max_transfer.max(lba_size))
+        ));
+    }
+    if bs > max_transfer {
+        return Err(format!(
+            "--bs {} is larger than the controller's largest transfer ({}, from MDTS); use --bs {} or less",
+            human_bytes(bs),
+            human_bytes(max_transfer),
+            human_bytes(max_transfer)
+        ));
+    }
+    Ok(())
 }
 
 /// The longest time a seconds option takes: 10 years. Longer is surely a

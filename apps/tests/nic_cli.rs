@@ -321,3 +321,62 @@ fn bad_input_gets_one_line_with_the_fix() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("02:00:00:00:00:02"));
 }
+
+#[test]
+fn fwd_from_a_cut_or_corrupt_replay_capture_is_one_error_line() {
+    // A good capture of 10 frames, then the same cut inside its 7th record
+    // and one whose first record claims an absurd length: fwd forwarded
+    // nothing and exited 0 (the replay wire's error never reached it).
+    let dir = tmpdir("fwd-pcap-in");
+    let good = dir.join("good.pcap");
+    let out = run(
+        PKTGEN,
+        &[
+            &format!("emu:igb,wire=pcap:{}", good.display()),
+            "--count",
+            "10",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.join("cut.pcap");
+    std::fs::write(&cut, &bytes[..500]).unwrap();
+    let mut long = bytes.clone();
+    long[32..36].copy_from_slice(&u32::MAX.to_le_bytes());
+    let corrupt = dir.join("corrupt.pcap");
+    std::fs::write(&corrupt, &long).unwrap();
+    for (file, why) in [(&cut, "file ends first"), (&corrupt, "claims")] {
+        let port = format!("emu:igb,wire=pcap-in:{}", file.display());
+        let out = run(
+            FWD,
+            &[&port, "emu:igb,wire=loop", "--idle-exit", "1", "--quiet"],
+        );
+        assert_one_line_error(&out, &[&file.display().to_string(), "record", why]);
+        let out = run(
+            PCAP,
+            &[
+                &port,
+                dir.join("x.pcap").to_str().unwrap(),
+                "--idle-exit",
+                "1",
+            ],
+        );
+        assert_one_line_error(&out, &[&file.display().to_string(), "record", why]);
+    }
+    // The good one still forwards its 10 frames.
+    let port = format!("emu:igb,wire=pcap-in:{}", good.display());
+    let out = run(
+        FWD,
+        &[&port, "emu:igb,wire=loop", "--idle-exit", "1", "--quiet"],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

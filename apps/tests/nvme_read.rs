@@ -5,7 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod common;
-use common::assert_one_line_error;
+use common::{assert_clap_error, assert_one_line_error};
 
 use apps::stream::pattern::pseudo_random;
 use std::path::PathBuf;
@@ -86,5 +86,63 @@ fn a_range_past_the_end_is_one_error_line() {
     assert_one_line_error(&out, &["--length 0 or less"]);
     let out = read(&dev, &["--offset", "2M"]);
     assert_one_line_error(&out, &["past the end of namespace 1"]);
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_block_size_the_drive_cannot_take_is_one_error_line() {
+    // The rule nvme-perf applies: whole LBAs, at most the largest transfer
+    // (128 KiB on the model by default). 0 is not a size for a command.
+    let (path, _) = image("bs", 1 << 20);
+    let dev = format!("emu:nvme,file={}", path.display());
+    let out = read(&dev, &["--length", "4k", "--bs", "0"]);
+    assert_clap_error(&out, &["--bs", "above 0"]);
+    let out = read(&dev, &["--length", "4k", "--bs", "3"]);
+    assert_one_line_error(&out, &["--bs 3", "multiple of namespace 1's LBA size 512"]);
+    let dev4k = format!("{dev},lba=4096");
+    let out = read(&dev4k, &["--length", "4k", "--bs", "512"]);
+    assert_one_line_error(&out, &["--bs 512", "LBA size 4096", "--bs 4096"]);
+    let out = read(&dev, &["--length", "4k", "--bs", "1G"]);
+    assert_one_line_error(
+        &out,
+        &[
+            "--bs 1 GiB",
+            "largest transfer (128 KiB",
+            "--bs 128 KiB or less",
+        ],
+    );
+    let _ = std::fs::remove_file(path);
+}
+
+#[test]
+fn a_backing_file_of_partial_blocks_is_refused_or_warned() {
+    // Smaller than one LBA: an error naming the file and the fix (was a
+    // one-block namespace from 1000 bytes with lba=4096, silently).
+    let (path, _) = image("partial-small", 1000);
+    let p = path.display().to_string();
+    let out = read(&format!("emu:nvme,file={p},lba=4096"), &[]);
+    assert_one_line_error(
+        &out,
+        &[&p, "1000 bytes", "smaller than one block of 4096", "size="],
+    );
+    // Not a multiple of the LBA size: the whole blocks, and a warning.
+    let out = read(&format!("emu:nvme,file={p}"), &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "one warning wanted: {stderr}");
+    for n in [
+        p.as_str(),
+        "1000 bytes",
+        "512-byte LBA",
+        "1 whole block(s) (512 bytes)",
+        "last 488 bytes",
+    ] {
+        assert!(warnings[0].contains(n), "'{n}' missing: {stderr}");
+    }
+    assert_eq!(out.stdout.len(), 512);
     let _ = std::fs::remove_file(path);
 }

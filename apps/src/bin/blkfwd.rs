@@ -67,19 +67,21 @@ struct Args {
     /// Reads in flight per thread.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     queue_depth: u32,
-    /// Read buffers per thread (the memory bound; default twice the queue depth).
+    /// Read buffers per thread (the memory bound; default twice the queue
+    /// depth): at least --queue-depth, as each read in flight fills its own.
     #[arg(long)]
     buffers: Option<usize>,
     /// IP MTU of the frames: 1500, or 9000 for jumbo frames.
     #[arg(long, default_value_t = 1500, value_parser = clap::value_parser!(u32).range(576..=16110))]
     mtu: u32,
-    /// Passes over the range.
-    #[arg(long, default_value_t = 1, conflicts_with = "loop_forever")]
+    /// Passes over the range: 1 or more (--loop streams until interrupted).
+    #[arg(long, default_value_t = 1, conflicts_with = "loop_forever", value_parser = parse_laps)]
     laps: u64,
     /// Repeat the range until interrupted (or --time).
     #[arg(long = "loop")]
     loop_forever: bool,
-    /// Stop after this many seconds (with --loop).
+    /// Stop after this many seconds (with --loop): a normal end, exit 0 if
+    /// every byte sent before it arrived intact.
     #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Threads, each with its own NVMe queue pair and NIC TX queue.
@@ -123,6 +125,19 @@ struct Args {
     /// sent (one system call per wake, none per frame or per read).
     #[arg(long)]
     spin: bool,
+}
+
+/// `--laps`: 1 or more; 0 would be an endless run, which is --loop.
+fn parse_laps(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err(
+            "0 laps is no run; give 1 or more, or --loop to stream until interrupted \
+                      (or --time)"
+                .into(),
+        ),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("'{s}' is not a number of laps; give 1 or more")),
+    }
 }
 
 /// The receiver port implied by an emulated --nic on a pair wire.
@@ -205,6 +220,17 @@ fn plan(args: Args) -> AppResult<Plan> {
         return Err(
             "--time applies to --loop runs; give --loop, or --laps N for a fixed length".into(),
         );
+    }
+    if let Some(b) = args.buffers {
+        if b < args.queue_depth as usize {
+            return Err(format!(
+                "--buffers {b} is fewer than --queue-depth {qd}: each read in flight fills its own \
+                 buffer, so a thread needs at least {qd}; give --buffers {qd} or more, or a lower \
+                 --queue-depth",
+                qd = args.queue_depth
+            )
+            .into());
+        }
     }
     if args.tx_timeout.is_nan() || args.tx_timeout <= 0.0 {
         return Err("--tx-timeout must be more than 0 seconds".into());
@@ -328,7 +354,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             len: self.len,
             io_size: usize::try_from(a.io_size).map_err(|_| "--io-size is too large")?,
             queue_depth,
-            read_buffers: a.buffers.unwrap_or(2 * queue_depth).max(queue_depth),
+            read_buffers: a.buffers.unwrap_or(2 * queue_depth),
             mtu: a.mtu as usize,
             laps: if a.loop_forever { 0 } else { a.laps },
             flow: Flow {
@@ -460,9 +486,11 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         };
         let deadline = a.time.map(|t| started + Duration::from_secs_f64(t));
         let mut last = (Instant::now(), 0u64, 0u64);
+        let mut deadline_hit = false;
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
             if deadline.is_some_and(|d| Instant::now() >= d) {
+                deadline_hit = true;
                 shared.stop.store(true, Ordering::Relaxed);
             }
             let now = Instant::now();
@@ -494,10 +522,17 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         }
         let main_cpu = apps::cputime::thread_cpu_time().saturating_sub(cpu0);
         recv_stop.store(true, Ordering::Relaxed);
-        let verifier = match receiver {
+        let mut verifier = match receiver {
             Some(h) => Some(h.join().map_err(|_| "the receiver thread panicked")??),
             None => None,
         };
+        // The deadline is the normal end of a --loop --time run: the lap it
+        // cuts is due up to where the workers stopped taking reads, not
+        // missing after it. (A stalled NIC gives up the rest: no cut then.)
+        let stopped_at = deadline_hit.then(|| shared.stopped_at(&cfg)).flatten();
+        if let (Some(v), Some((lap, end))) = (verifier.as_mut(), stopped_at) {
+            v.sender_stopped_at(lap as u32, end);
+        }
         let bytes: u64 = reports.iter().map(|r| r.bytes).sum();
         let frames: u64 = reports.iter().map(|r| r.frames).sum();
         let ios: u64 = reports.iter().map(|r| r.ios).sum();
@@ -546,6 +581,16 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         }
         if failed.len() > 10 {
             println!("  ... and {} more", failed.len() - 10);
+        }
+        if deadline_hit {
+            println!(
+                "ended:       at the --time deadline ({} s){}",
+                a.time.unwrap_or_default(),
+                match stopped_at {
+                    Some((lap, end)) => format!(", in lap {lap} at byte {end}"),
+                    None => String::new(),
+                }
+            );
         }
         let mut ok = failed.is_empty();
         if let Some(v) = &verifier {

@@ -224,5 +224,6 @@ fn main() {
         )
         .into()));
     }
+    exit_on_error(apps::replay::check_replay_captures(&devs));
     exit_on_error(with_nics(&devs, NicOptions::default(), Fwd(args)));
 }

@@ -61,7 +61,7 @@ struct Args {
     #[arg(long, value_enum, default_value = "rand")]
     pattern: Pattern,
     /// Block size of each I/O (e.g. 4k, 128k): a multiple of the LBA size.
-    #[arg(long, default_value = "4k", value_parser = parse_size)]
+    #[arg(long, default_value = "4k", value_parser = apps::parse_nonzero_size)]
     bs: u64,
     /// I/Os kept in flight per queue pair.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=4095))]
@@ -79,7 +79,7 @@ struct Args {
     #[arg(long, default_value_t = 1)]
     nsid: u32,
     /// Bytes of the namespace to use, from its start (default: all of it).
-    #[arg(long, value_parser = parse_size)]
+    #[arg(long, value_parser = apps::parse_nonzero_size)]
     range: Option<u64>,
     /// Write a pattern over the range first, then check every byte read.
     #[arg(long)]
@@ -95,16 +95,6 @@ struct Args {
     /// Seed of the random offsets and the verify pattern.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-}
-
-/// A size above 0 ([`apps::parse_size`]).
-fn parse_size(s: &str) -> Result<u64, String> {
-    match apps::parse_size(s)? {
-        0 => Err(format!(
-            "'{s}' is not a size above 0; write e.g. 4096, 4k, 128k or 1M"
-        )),
-        v => Ok(v),
-    }
 }
 
 /// Counters the workers update and the progress printer reads.
@@ -393,25 +383,8 @@ impl NvmeJob for Perf {
         let args = self.0;
         let ns = ctrl.namespace(args.nsid)?.clone();
         let lba_size = ns.lba_size as u64;
-        if !args.bs.is_multiple_of(lba_size) {
-            return Err(format!(
-                "--bs {} is not a multiple of namespace {}'s LBA size {lba_size}; use e.g. --bs {}",
-                args.bs,
-                args.nsid,
-                lba_size.max(4096)
-            )
-            .into());
-        }
         let max = ctrl.info().max_transfer;
-        if args.bs > max {
-            return Err(format!(
-                "--bs {} is larger than the controller's largest transfer ({}, from MDTS); use --bs {} or less",
-                human_bytes(args.bs),
-                human_bytes(max),
-                human_bytes(max)
-            )
-            .into());
-        }
+        apps::check_block_size(args.bs, lba_size, args.nsid, max)?;
         let ns_bytes = ns.size_blocks * lba_size;
         let range = args.range.unwrap_or(ns_bytes);
         if range > ns_bytes {

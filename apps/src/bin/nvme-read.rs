@@ -44,9 +44,11 @@ struct Args {
     /// Write to this file instead of standard output.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Bytes per read command (at most the controller's largest transfer).
-    #[arg(long, default_value = "128k", value_parser = apps::parse_size)]
-    bs: u64,
+    /// Bytes per read command: a multiple of the LBA size, at most the
+    /// controller's largest transfer (MDTS). Default: 128k, or the largest
+    /// transfer if that is smaller.
+    #[arg(long, value_parser = apps::parse_nonzero_size)]
+    bs: Option<u64>,
 }
 
 struct Read(Args);
@@ -86,9 +88,16 @@ impl NvmeJob for Read {
             )
             .into());
         }
-        // Whole blocks per command, at least one, at most the largest transfer.
+        // The rule nvme-perf applies to --bs: whole blocks, at most the
+        // largest transfer.
         let max = ctrl.info().max_transfer;
-        let chunk = (a.bs.min(max) / lba_size).max(1) * lba_size;
+        let chunk = match a.bs {
+            Some(bs) => {
+                apps::check_block_size(bs, lba_size, a.nsid, max)?;
+                bs
+            }
+            None => (max.min(128 << 10) / lba_size).max(1) * lba_size,
+        };
         if chunk > max {
             return Err(format!(
                 "one block of {lba_size} B is larger than the controller's largest transfer ({})",

@@ -43,7 +43,9 @@ pub struct EmuNicSpec {
 /// Options of `emu:nvme`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmuNvmeSpec {
-    /// Size of each namespace in bytes (`size=`; default 1 GiB, or the file's size).
+    /// Size of each namespace in bytes (`size=`; default 1 GiB, or the file's
+    /// size: its whole LBAs, with a warning when it has a tail beyond them; a
+    /// file smaller than one LBA is an error).
     pub size: Option<u64>,
     /// Backing file (`file=`); RAM when absent.
     pub file: Option<PathBuf>,

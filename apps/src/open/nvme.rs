@@ -50,7 +50,35 @@ pub fn emu_nvme_config(spec: &EmuNvmeSpec) -> AppResult<NvmeModelConfig> {
     let size = match (&spec.file, spec.size) {
         (_, Some(s)) => s,
         (Some(path), None) => match std::fs::metadata(path) {
-            Ok(m) if m.len() > 0 => m.len() - m.len() % spec.lba_size as u64,
+            Ok(m) if m.len() >= spec.lba_size as u64 => {
+                let lba = spec.lba_size as u64;
+                let whole = m.len() - m.len() % lba;
+                if whole != m.len() {
+                    // A disk image with a tail: the namespace is its whole
+                    // blocks, as a loop device would make it.
+                    eprintln!(
+                        "warning: backing file {} is {} bytes, not a multiple of the {lba}-byte LBA \
+                         size; the namespace is its {} whole block(s) ({whole} bytes) and the last {} \
+                         bytes are out of reach",
+                        path.display(),
+                        m.len(),
+                        whole / lba,
+                        m.len() - whole
+                    );
+                }
+                whole
+            }
+            Ok(m) if m.len() > 0 => {
+                return Err(format!(
+                    "backing file {} is {} bytes, smaller than one block of {} bytes; give a \
+                     larger file, or its size with size=, e.g. emu:nvme,file={},size=1G",
+                    path.display(),
+                    m.len(),
+                    spec.lba_size,
+                    path.display()
+                )
+                .into())
+            }
             Ok(_) => {
                 return Err(format!(
                     "backing file {} is empty; give its size with size=, e.g. emu:nvme,file={},size=1G",

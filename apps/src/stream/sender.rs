@@ -109,6 +109,22 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Where a stream stopped with [`Shared::stop`] ended (`cfg` is the
+    /// workers' configuration): `(lap, end)`, every byte before `end` of
+    /// lap `lap` (and all earlier laps) taken by a worker, nothing after.
+    /// None when a stalled run gave up the rest of the range (that is a
+    /// failure, listed as such), or `cfg` has no range.
+    pub fn stopped_at(&self, cfg: &StreamConfig) -> Option<(u64, u64)> {
+        let taken = self.next_chunk.load(Ordering::Relaxed);
+        let io = cfg.io_size as u64;
+        if taken == u64::MAX || io == 0 || cfg.len == 0 {
+            return None;
+        }
+        let per_lap = cfg.len.div_ceil(io);
+        let (lap, k) = (taken / per_lap, taken % per_lap);
+        Some((lap, cfg.start + (k * io).min(cfg.len)))
+    }
+
     /// A read of `len` bytes was submitted.
     fn read_out(&self, len: u64) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);

@@ -451,3 +451,37 @@ fn nothing_received_is_not_complete() {
     assert!(r.to_string().starts_with("stream: no stream frame seen\n"));
     assert!(r.to_string().ends_with("complete: no (no stream frame)"));
 }
+
+#[test]
+fn a_lap_cut_by_the_senders_stop_is_due_up_to_the_cut_only() {
+    // Lap 0 whole, lap 1 up to byte 2864 (two frames): the sender stopped
+    // there (a deadline), so nothing after it is missing.
+    let mut frames = lap_frames(0, 0, 5000, 1432);
+    frames.extend(lap_frames(1, 0, 5000, 1432).into_iter().take(2));
+    let mut v = verify(&frames);
+    assert!(!v.is_complete(), "without the cut, lap 1 lacks bytes");
+    v.sender_stopped_at(1, 2864);
+    let r = v.report();
+    assert!(v.is_complete(), "{r}");
+    assert_eq!((r.laps, r.missing), (2, 0));
+    assert!(r.without_last.is_empty());
+    assert!(r
+        .to_string()
+        .contains("stopped: the sender stopped in lap 1 at byte 2864"));
+    // A hole before the cut is still missing.
+    let mut holed = lap_frames(0, 0, 5000, 1432);
+    let lap1 = lap_frames(1, 0, 5000, 1432);
+    holed.extend([lap1[0].clone(), lap1[2].clone()]);
+    let mut v = verify(&holed);
+    v.sender_stopped_at(1, 4296);
+    let r = v.report();
+    assert!(!v.is_complete());
+    assert_eq!(r.missing, 1432);
+    assert_eq!(r.first_missing, [(1, 1432, 2864)]);
+    // A stop on a lap boundary: that lap is not due at all.
+    let mut v = verify(&lap_frames(0, 0, 5000, 1432));
+    v.sender_stopped_at(1, 0);
+    let r = v.report();
+    assert!(v.is_complete());
+    assert_eq!((r.laps, r.missing), (1, 0));
+}

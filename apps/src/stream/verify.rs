@@ -233,6 +233,9 @@ pub struct Verifier {
     duplicate: u64,
     /// Where the expected file ended or failed to read, if it did.
     file_note: Option<String>,
+    /// (lap, end): the sender stopped there (a deadline), see
+    /// [`Verifier::sender_stopped_at`].
+    cut: Option<(u32, u64)>,
     scratch: Vec<u8>,
     new: Vec<(u64, u64)>,
 }
@@ -257,6 +260,7 @@ impl Verifier {
             first_mismatches: Vec::new(),
             duplicate: 0,
             file_note: None,
+            cut: None,
             scratch: Vec::new(),
             new: Vec::new(),
         }
@@ -407,6 +411,26 @@ impl Verifier {
         self.lap_limit = Some(n);
     }
 
+    /// The sender stopped on purpose (a deadline) after byte `end` of lap
+    /// `lap`: that lap is due up to `end` only (no LAST frame), later laps
+    /// not at all; the bytes after the cut were not sent, so not missing.
+    pub fn sender_stopped_at(&mut self, lap: u32, end: u64) {
+        self.cut = Some((lap, end));
+    }
+
+    /// The laps due and where lap `n` of them ends: `(laps, end of lap n)`.
+    fn due(&self, start: u64, end: u64, seen: u64) -> (u64, impl Fn(u32) -> u64) {
+        let cut = self.cut.map(|(l, e)| (l, e.clamp(start, end)));
+        let laps = match cut {
+            Some((l, e)) => (l as u64 + u64::from(e > start)).max(seen),
+            None => seen,
+        };
+        (laps, move |n: u32| match cut {
+            Some((l, e)) if n == l => e,
+            _ => end,
+        })
+    }
+
     /// Laps whose every byte arrived, LAST frame included.
     pub fn complete_laps(&self) -> u32 {
         self.complete_laps
@@ -420,6 +444,15 @@ impl Verifier {
     /// Whether a stream frame was seen and every lap up to the highest one
     /// seen has the whole range, its LAST frame included.
     pub fn is_complete(&self) -> bool {
+        if let (Some(_), Some((start, end))) = (self.cut, self.range) {
+            let seen = self.laps.keys().next_back().map_or(0, |&m| m as u64 + 1);
+            let (laps, lap_end) = self.due(start, end, seen);
+            return (0..laps as u32).all(|n| match self.laps.get(&n) {
+                Some(lap) if lap_end(n) == end => lap.complete,
+                Some(lap) => lap.got.holes(start, lap_end(n), 1).is_empty(),
+                None => false,
+            });
+        }
         match self.laps.keys().next_back() {
             Some(&max) => self.complete_laps as u64 == max as u64 + 1,
             None => false,
@@ -449,29 +482,32 @@ impl Verifier {
             without_last: Vec::new(),
             duplicate: self.duplicate,
             note: self.file_note.clone(),
+            stopped_at: self.cut,
             complete: self.is_complete(),
         };
         let (Some((start, end)), Some(&max)) = (self.range, self.laps.keys().next_back()) else {
             return r;
         };
-        let len = end - start;
-        r.laps = max as u64 + 1;
+        let (laps, lap_end) = self.due(start, end, max as u64 + 1);
+        r.laps = laps;
         r.received = self.laps.values().map(|l| l.got.bytes()).sum();
-        // Laps of which no frame came are missing whole.
-        r.missing = (r.laps - self.laps.len() as u64) * len;
-        let mut expected = 0u64;
-        for (&n, lap) in &self.laps {
-            while expected < n as u64 && r.first_missing.len() < REPORT_FIRST {
-                r.first_missing.push((expected as u32, start, end));
-                expected += 1;
-            }
-            expected = n as u64 + 1;
-            r.missing += len - lap.got.bytes();
+        for n in 0..laps as u32 {
+            let hi = lap_end(n);
             let room = REPORT_FIRST - r.first_missing.len();
-            for (a, b) in lap.got.holes(start, end, room) {
+            let Some(lap) = self.laps.get(&n) else {
+                // A lap of which no frame came is missing whole.
+                r.missing += hi - start;
+                if room > 0 && hi > start {
+                    r.first_missing.push((n, start, hi));
+                }
+                continue;
+            };
+            r.missing += (hi - start).saturating_sub(lap.got.bytes());
+            for (a, b) in lap.got.holes(start, hi, room) {
                 r.first_missing.push((n, a, b));
             }
-            if !lap.last && r.without_last.len() < REPORT_FIRST {
+            // A lap cut by the sender's stop has no LAST frame.
+            if !lap.last && hi == end && r.without_last.len() < REPORT_FIRST {
                 r.without_last.push(n);
             }
         }
@@ -519,6 +555,8 @@ pub struct Report {
     pub duplicate: u64,
     /// Trouble with the expected file, if any.
     pub note: Option<String>,
+    /// Where the sender stopped on purpose ([`Verifier::sender_stopped_at`]).
+    pub stopped_at: Option<(u32, u64)>,
     /// [`Verifier::is_complete`].
     pub complete: bool,
 }
@@ -585,6 +623,13 @@ impl fmt::Display for Report {
         writeln!(f, "duplicate: {} bytes", self.duplicate)?;
         if let Some(n) = &self.note {
             writeln!(f, "note: {n}")?;
+        }
+        if let Some((lap, end)) = self.stopped_at {
+            writeln!(
+                f,
+                "stopped: the sender stopped in lap {lap} at byte {end}; what follows was not \
+                 sent, so not missing"
+            )?;
         }
         if self.complete {
             write!(f, "complete: yes")

@@ -41,3 +41,22 @@ pub fn tmpdir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A value clap's parser refused: exit status 2, the error line with every
+/// `needle`, then only clap's pointer to --help; nothing panicked.
+pub fn assert_clap_error(out: &Output, needles: &[&str]) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "want clap's error and --help lines: {stderr}"
+    );
+    assert!(lines[0].starts_with("error:"), "got: {stderr}");
+    assert!(lines[1].contains("--help"), "got: {stderr}");
+    for n in needles {
+        assert!(lines[0].contains(n), "'{n}' missing from: {stderr}");
+    }
+}
