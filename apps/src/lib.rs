@@ -1,7 +1,7 @@
 //! Shared code of the command-line programs: opening devices from device
 //! strings, latency histograms, thread CPU time, test frames ([`net`]),
-//! the disk-to-wire stream and its patterns ([`stream`]), port statistics
-//! ([`port_stats`]), `pcap-in:` captures checked before a run ([`replay`]).
+//! the disk-to-wire stream and its patterns ([`stream`]) and port statistics
+//! ([`port_stats`]).
 #![deny(missing_docs)]
 
 pub mod backoff;
@@ -10,7 +10,6 @@ pub mod histogram;
 pub mod net;
 pub mod open;
 pub mod port_stats;
-pub mod replay;
 pub mod stream;
 
 /// Result of app code: any error, printed as one line.

@@ -486,7 +486,6 @@ fn run(a: &Args) -> AppResult<bool> {
                 buf_size: (mtu + 18).next_multiple_of(1024).max(2048),
                 ..NicOptions::default()
             };
-            apps::replay::check_replay_captures(std::slice::from_ref(dev))?;
             with_nics(
                 std::slice::from_ref(dev),
                 opts,

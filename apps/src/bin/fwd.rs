@@ -224,6 +224,5 @@ fn main() {
         )
         .into()));
     }
-    exit_on_error(apps::replay::check_replay_captures(&devs));
     exit_on_error(with_nics(&devs, NicOptions::default(), Fwd(args)));
 }

@@ -108,6 +108,5 @@ fn main() {
     apps::restore_sigpipe();
     let args = Args::parse();
     let dev = vec![args.device.clone()];
-    exit_on_error(apps::replay::check_replay_captures(&dev));
     exit_on_error(with_nics(&dev, NicOptions::default(), Capture(args)));
 }

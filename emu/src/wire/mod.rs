@@ -115,6 +115,9 @@ pub enum WireError {
         /// What is wrong with it.
         why: String,
     },
+    /// A `pcap-in:` capture has a record cut short or absurdly long (the
+    /// message of [`crate::pcap::PcapError`] names the file and the record).
+    PcapRecord(crate::pcap::PcapError),
     /// An AF_UNIX socket could not be made, bound or probed.
     Unix {
         /// The socket path involved.
@@ -166,6 +169,10 @@ impl fmt::Display for WireError {
                 "{} is not a usable capture: {why}; give a classic pcap file of Ethernet frames \
                  (convert pcapng with `editcap -F pcap IN OUT`)",
                 path.display()
+            ),
+            WireError::PcapRecord(e) => write!(
+                f,
+                "{e}; the replay would stop there: give a capture written to its end"
             ),
             WireError::Unix { path, source } => write!(
                 f,

@@ -6,8 +6,8 @@
 
 use super::{Wire, WireError, MAX_FRAME};
 use crate::pcap::{
-    global_header, parse_global_header, record_header, Format, HeaderError, GLOBAL_HEADER_LEN,
-    LINKTYPE_ETHERNET, MAX_RECORD, RECORD_HEADER_LEN, SNAPLEN,
+    global_header, parse_global_header, record_header, Format, HeaderError, PcapError, PcapReader,
+    GLOBAL_HEADER_LEN, LINKTYPE_ETHERNET, MAX_RECORD, RECORD_HEADER_LEN, SNAPLEN,
 };
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
@@ -159,6 +159,7 @@ impl PcapReplayWire {
                 "its link type is {linktype}, not Ethernet ({LINKTYPE_ETHERNET})"
             )),
         })?;
+        check_records(&path)?;
         Ok(PcapReplayWire {
             path,
             format,
@@ -225,6 +226,28 @@ impl PcapReplayWire {
         }
         self.replayed.fetch_add(1, Ordering::Relaxed);
         Ok(Some(caplen.min(buf.len())))
+    }
+}
+
+/// Walk every record of the capture `path` once with the pcap reader, so
+/// that a record cut short or absurdly long is an error when the port opens
+/// (for every app that replays a capture) instead of the replay ending
+/// mid-run without a word. Records cut by a short snap length are replayed
+/// as they are, so they pass.
+fn check_records(path: &Path) -> Result<(), WireError> {
+    let file = File::open(path).map_err(|source| WireError::PcapFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let name = path.display().to_string();
+    let mut reader = PcapReader::new(BufReader::new(file), &name).map_err(WireError::PcapRecord)?;
+    let mut frame = Vec::new();
+    loop {
+        match reader.next_into(&mut frame) {
+            Ok(Some(_)) | Err(PcapError::Truncated { .. }) => {}
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(WireError::PcapRecord(e)),
+        }
     }
 }
 
@@ -373,14 +396,50 @@ mod tests {
         std::fs::write(&path, h).unwrap();
         let e = PcapReplayWire::open(&path).err().expect("raw IP link type");
         assert!(e.to_string().contains("link type is 101"), "{e}");
-        // A record that promises more bytes than the file has.
+        // A record that promises more bytes than the file has: refused when
+        // the wire opens, naming the file and the record.
         let mut f = global_header().to_vec();
         f.extend_from_slice(&record_header(Duration::ZERO, 60));
         f.extend_from_slice(&[0; 10]);
         std::fs::write(&path, &f).unwrap();
+        let e = PcapReplayWire::open(&path).err().expect("cut record");
+        let msg = e.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("record 0") && msg.contains("file ends first"),
+            "{msg}"
+        );
+        // A capture cut while it is replayed (past what the reader has
+        // buffered): the replay ends with one InvalidData error, then None.
+        let mut f = global_header().to_vec();
+        for _ in 0..100 {
+            f.extend_from_slice(&record_header(Duration::ZERO, 1000));
+            f.extend_from_slice(&[0; 1000]);
+        }
+        std::fs::write(&path, &f).unwrap();
         let r = PcapReplayWire::open(&path).unwrap();
-        let mut buf = [0u8; 100];
-        let e = r.recv(&mut buf).unwrap_err();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(90_000)
+            .unwrap();
+        let mut buf = [0u8; 1000];
+        let mut frames = 0;
+        let e = loop {
+            match r.recv(&mut buf) {
+                Ok(Some(n)) => {
+                    assert_eq!(n, 1000);
+                    frames += 1;
+                }
+                Ok(None) => panic!("the replay ended cleanly after {frames} frames"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(
+            frames,
+            (90_000 - GLOBAL_HEADER_LEN) / (RECORD_HEADER_LEN + 1000)
+        );
         assert_eq!(e.kind(), ErrorKind::InvalidData);
         assert_eq!(r.recv(&mut buf).unwrap(), None);
         std::fs::remove_file(&path).unwrap();
