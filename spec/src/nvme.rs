@@ -259,23 +259,33 @@ pub mod reg {
         }
     }
 
+    /// The doorbell at `offset` (at least [`DOORBELL_BASE`]) with doorbells
+    /// `stride` bytes apart ([`doorbell_stride`]): [`RegName::SqTail`] or
+    /// [`RegName::CqHead`] of its queue, in the order of §3.1.24-25 (SQ0
+    /// tail, CQ0 head, SQ1 tail, ...); `None` between doorbells or below
+    /// the first. What the driver's doorbell offsets encode, decoded: for the
+    /// device models and trace decoders.
+    #[inline]
+    pub fn doorbell(offset: usize, stride: usize) -> Option<RegName> {
+        let rel = offset.checked_sub(DOORBELL_BASE)?;
+        if stride == 0 || !rel.is_multiple_of(stride) {
+            return None;
+        }
+        let index = rel / stride;
+        let qid = u16::try_from(index / 2).ok()?;
+        Some(if index.is_multiple_of(2) {
+            RegName::SqTail(qid)
+        } else {
+            RegName::CqHead(qid)
+        })
+    }
+
     /// The register at `offset` in BAR0 with doorbells `4 << dstrd` bytes
     /// apart (CAP.DSTRD); `None` for a reserved offset, or one inside a
     /// register or between doorbells.
     pub fn name(offset: usize, dstrd: u32) -> Option<RegName> {
         if offset >= DOORBELL_BASE {
-            let stride = 4usize.checked_shl(dstrd)?;
-            let rel = offset - DOORBELL_BASE;
-            if !rel.is_multiple_of(stride) {
-                return None;
-            }
-            let index = rel / stride;
-            let qid = u16::try_from(index / 2).ok()?;
-            return Some(if index.is_multiple_of(2) {
-                RegName::SqTail(qid)
-            } else {
-                RegName::CqHead(qid)
-            });
+            return doorbell(offset, 4usize.checked_shl(dstrd)?);
         }
         LAYOUT.words.iter().find_map(|w| {
             if w.offset == offset {
@@ -1129,5 +1139,14 @@ mod tests {
             Some(reg::RegName::SqTail(65535))
         );
         assert_eq!(reg::name(reg::sq_tail_doorbell(65535, 0) + 8, 0), None);
+        // The decoder the device models use, by stride in bytes.
+        let stride = reg::doorbell_stride(1);
+        assert_eq!(
+            reg::doorbell(reg::cq_head_doorbell(5, 1), stride),
+            Some(reg::RegName::CqHead(5))
+        );
+        assert_eq!(reg::doorbell(reg::sq_tail_doorbell(5, 1) + 4, stride), None);
+        assert_eq!(reg::doorbell(reg::DOORBELL_BASE - 4, stride), None);
+        assert_eq!(reg::doorbell(reg::DOORBELL_BASE, 0), None);
     }
 }

@@ -169,14 +169,13 @@ impl NvmeModel {
     /// or with a value past the queue's end, is ignored (a controller would
     /// post an Invalid Doorbell asynchronous event; the trace gets a note).
     fn doorbell(&self, offset: usize, value: u32) {
-        let rel = offset - reg::DOORBELL_BASE;
-        if !rel.is_multiple_of(self.stride) {
-            return;
-        }
-        let index = rel / self.stride;
-        let (qid, is_cq) = (index / 2, index % 2 == 1);
+        let (qid, is_cq) = match reg::doorbell(offset, self.stride) {
+            Some(reg::RegName::SqTail(q)) => (usize::from(q), false),
+            Some(reg::RegName::CqHead(q)) => (usize::from(q), true),
+            _ => return,
+        };
         self.dma.trace().record(|| TraceEvent::Doorbell {
-            queue: index as u32,
+            queue: (2 * qid + usize::from(is_cq)) as u32,
             value,
         });
         if qid >= self.doorbells.sq_tail.len() {
