@@ -501,7 +501,7 @@ fn run(a: &Args) -> AppResult<bool> {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     if !exit_on_error(run(&args)) {
         std::process::exit(1);
     }

@@ -215,7 +215,7 @@ impl NicJob for Fwd {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let devs = vec![args.dev1.clone(), args.dev2.clone()];
     if devs[0] == devs[1] {
         exit_on_error::<()>(Err(format!(

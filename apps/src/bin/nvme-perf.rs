@@ -502,7 +502,7 @@ impl NvmeJob for Perf {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let device = args.device.clone();
     let pages = args.hugepage_size;
     let ok = exit_on_error(with_nvme_pages(&device, pages, Perf(args)));

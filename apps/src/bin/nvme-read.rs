@@ -177,7 +177,7 @@ impl NvmeJob for Read {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let device = args.device.clone();
     exit_on_error(with_nvme(&device, Read(args)));
 }

@@ -158,6 +158,6 @@ fn check(a: &Args) -> AppResult<()> {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     exit_on_error(check(&args));
 }

@@ -106,7 +106,7 @@ impl NicJob for Capture {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let dev = vec![args.device.clone()];
     exit_on_error(with_nics(&dev, NicOptions::default(), Capture(args)));
 }
