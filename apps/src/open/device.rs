@@ -94,6 +94,8 @@ pub enum DeviceSpecError {
         /// The options the model takes.
         valid: &'static str,
     },
+    /// An option given twice (`size=1M,size=2M`).
+    Repeated(String),
     /// An option value that makes no sense.
     BadValue {
         /// The option.
@@ -125,6 +127,10 @@ impl fmt::Display for DeviceSpecError {
             } => write!(
                 f,
                 "emu:{model} has no option '{option}'; its options are: {valid}"
+            ),
+            DeviceSpecError::Repeated(option) => write!(
+                f,
+                "{option}= is given twice in the device string; give each option once"
             ),
             DeviceSpecError::BadValue {
                 option,
@@ -177,8 +183,10 @@ fn parse_emu_nic(
         mode: RunMode::Threaded,
         flow_control: false,
     };
+    let mut seen = Vec::new();
     for opt in options.split(',').filter(|o| !o.is_empty()) {
         let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        once(&mut seen, k)?;
         match k {
             "wire" if !v.is_empty() => spec.wire = v.to_string(),
             "pause" => {
@@ -228,6 +236,16 @@ fn parse_mode(k: &str, v: &str) -> Result<RunMode, DeviceSpecError> {
     }
 }
 
+/// Refuses an option given a second time (`size=1M,size=2M`): which one
+/// was meant is a guess, so neither is taken.
+fn once<'a>(seen: &mut Vec<&'a str>, option: &'a str) -> Result<(), DeviceSpecError> {
+    if seen.contains(&option) {
+        return Err(DeviceSpecError::Repeated(option.to_string()));
+    }
+    seen.push(option);
+    Ok(())
+}
+
 fn bad(option: &str, value: &str, expected: &'static str) -> DeviceSpecError {
     DeviceSpecError::BadValue {
         option: option.to_string(),
@@ -238,8 +256,10 @@ fn bad(option: &str, value: &str, expected: &'static str) -> DeviceSpecError {
 
 fn parse_emu_nvme(options: &str) -> Result<EmuNvmeSpec, DeviceSpecError> {
     let mut spec = EmuNvmeSpec::default();
+    let mut seen = Vec::new();
     for opt in options.split(',').filter(|o| !o.is_empty()) {
         let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        once(&mut seen, k)?;
         match k {
             "size" => {
                 spec.size = Some(
@@ -445,6 +465,15 @@ mod tests {
             .parse::<DeviceSpec>()
             .unwrap_err();
         assert!(matches!(e, DeviceSpecError::BadValue { .. }));
+        let e = "emu:nvme,size=1M,lba=4096,size=2M"
+            .parse::<DeviceSpec>()
+            .unwrap_err();
+        assert_eq!(e, DeviceSpecError::Repeated("size".into()));
+        assert!(e.to_string().contains("size= is given twice"));
+        let e = "emu:igb,wire=loop,wire=pair:a"
+            .parse::<DeviceSpec>()
+            .unwrap_err();
+        assert_eq!(e, DeviceSpecError::Repeated("wire".into()));
         let e = "disk0".parse::<DeviceSpec>().unwrap_err();
         assert!(matches!(e, DeviceSpecError::NotADevice(..)));
         assert!(e.to_string().contains("0000:03:00.0"));
