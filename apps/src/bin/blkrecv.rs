@@ -47,7 +47,7 @@ struct Args {
     #[arg(long, default_value = "pattern")]
     expect: String,
     /// Stop after this many frames (of any kind).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Stop after this many seconds without a frame, once frames came
     /// (socket and NIC; default 2; 0: never).

@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Stop after forwarding this many frames (both directions together).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Stop after this many seconds without a frame (0: never).
     #[arg(long, default_value_t = 0.0, value_parser = apps::parse_seconds)]

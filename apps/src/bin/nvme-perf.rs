@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, default_value_t = 5.0, value_parser = apps::parse_seconds)]
     time: f64,
     /// Stop after this many I/Os in total instead of after --time.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Namespace to use.
     #[arg(long, default_value_t = 1)]

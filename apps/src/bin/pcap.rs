@@ -27,7 +27,7 @@ struct Args {
     /// The pcap file to write (created or truncated).
     file: String,
     /// Frames to capture (default: until --time ends).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Seconds to run at most (default: 10 when no --count is given, else no limit).
     #[arg(long, value_parser = apps::parse_seconds)]

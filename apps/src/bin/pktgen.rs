@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     rate: u64,
     /// Frames to send (default: until --time ends).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Seconds to run at most (default: 10 when no --count is given, else no limit).
     #[arg(long, value_parser = apps::parse_seconds)]
