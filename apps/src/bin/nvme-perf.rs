@@ -409,6 +409,18 @@ impl NvmeJob for Perf {
             )
             .into());
         }
+        // A queue of N entries holds N - 1 commands: a deeper --qd would be
+        // cut to the queue's size without a word.
+        let entries = ctrl.queue_limit();
+        if args.qd >= entries {
+            return Err(format!(
+                "--qd {} is more than a queue of this controller holds ({entries} entries, \
+                 CAP.MQES); use --qd {} or less",
+                args.qd,
+                entries - 1
+            )
+            .into());
+        }
         let plan = Plan {
             blocks_per_io: (args.bs / lba_size) as u32,
             lba_size,
