@@ -450,7 +450,7 @@ impl NicJob for NicSource<'_> {
                 break e;
             }
         };
-        let dev = port.nic.stats();
+        let dev = apps::port_stats::device_stats(&port.name, &port.nic)?;
         println!(
             "device: {} frames received, {} dropped by the port (no free descriptor or buffer, \
              or missed)",

@@ -172,7 +172,7 @@ impl NicJob for Fwd {
                 }
                 if !a.quiet && printer.due() {
                     let tx_counts = counts;
-                    printer.print(&names, &nics, &tx_counts);
+                    printer.print(&names, &nics, &tx_counts)?;
                 }
             }
         }

@@ -91,7 +91,7 @@ impl NicJob for Capture {
                 break;
             }
             if !a.quiet && printer.due() {
-                printer.print(&names, &[&*port.nic], &[counts]);
+                printer.print(&names, &[&*port.nic], &[counts])?;
             }
         }
         out.flush()?;

@@ -189,7 +189,7 @@ impl NicJob for Gen {
             }
             tx.clean_into(&mut cache);
             if printer.due() {
-                printer.print(&names, &[&**nic], &[counts]);
+                printer.print(&names, &[&**nic], &[counts])?;
             }
         }
         // Let the last frames go out, for as long as the port sends (a peer
@@ -197,7 +197,7 @@ impl NicJob for Gen {
         // in it stops within 100 ms).
         let drained = tx.drain(DRAIN_STALL);
         let secs = start.elapsed().as_secs_f64();
-        let dev = nic.stats();
+        let dev = apps::port_stats::device_stats(&port.name, nic)?;
         println!(
             "sent:        {seq} frames in {secs:.2} s ({:.3} Mpps, {:.1} Mbit/s with FCS)",
             seq as f64 / secs / 1e6,
