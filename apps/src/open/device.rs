@@ -38,6 +38,10 @@ pub struct EmuNicSpec {
     pub mode: RunMode,
     /// 802.3x flow control with the peer (`pause=on|off`; default off).
     pub flow_control: bool,
+    /// Pull the port off the bus this long after it is opened
+    /// (`remove-after=SECONDS`): a surprise removal, all its registers then
+    /// read all ones. For trying how an app takes a NIC that goes away.
+    pub remove_after: Option<std::time::Duration>,
 }
 
 /// Options of `emu:nvme`.
@@ -168,7 +172,8 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 const NIC_OPTIONS: &str = "wire=pair:NAME|loop|pcap:FILE|pcap-in:FILE|unix:PATH|tap:IFNAME, \
-                           mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded, pause=on|off";
+                           mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded, pause=on|off, \
+                           remove-after=SECONDS";
 
 fn parse_emu_nic(
     chip: drivers::nic::Chip,
@@ -182,6 +187,7 @@ fn parse_emu_nic(
         queues: None,
         mode: RunMode::Threaded,
         flow_control: false,
+        remove_after: None,
     };
     let mut seen = Vec::new();
     for opt in options.split(',').filter(|o| !o.is_empty()) {
@@ -215,6 +221,11 @@ fn parse_emu_nic(
                 )
             }
             "mode" => spec.mode = parse_mode(k, v)?,
+            "remove-after" => {
+                let secs = crate::parse_seconds(v)
+                    .map_err(|_| bad(k, v, "seconds after the port opens, e.g. 2 or 0.5"))?;
+                spec.remove_after = Some(std::time::Duration::from_secs_f64(secs));
+            }
             _ => {
                 return Err(DeviceSpecError::UnknownOption {
                     model,
@@ -426,6 +437,7 @@ mod tests {
                 queues: Some(4),
                 mode: RunMode::Inline,
                 flow_control: false,
+                remove_after: None,
             })
         );
         let DeviceSpec::EmuNic(n) = "emu:igb".parse().unwrap() else {
@@ -443,6 +455,16 @@ mod tests {
             .parse::<DeviceSpec>()
             .unwrap_err();
         assert!(matches!(e, DeviceSpecError::BadValue { .. }));
+        let DeviceSpec::EmuNic(n) = "emu:igb,remove-after=1.5".parse().unwrap() else {
+            panic!("not a nic")
+        };
+        assert_eq!(n.remove_after, Some(std::time::Duration::from_millis(1500)));
+        for bad in ["nan", "-1", "", "soon"] {
+            let e = format!("emu:igb,remove-after={bad}")
+                .parse::<DeviceSpec>()
+                .unwrap_err();
+            assert!(e.to_string().contains("for remove-after"), "{e}");
+        }
         let e = "emu:ixgbe,size=1G".parse::<DeviceSpec>().unwrap_err();
         assert!(e.to_string().contains("wire=pair:NAME"));
     }
