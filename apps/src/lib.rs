@@ -38,6 +38,46 @@ pub fn exit_on_error<T>(r: AppResult<T>) -> T {
     }
 }
 
+/// The command line parsed into `T`, as `T::parse()` does, except that a
+/// refused command line is one `error:` line (clap spreads some over several:
+/// the missing arguments, a tip, the usage) and clap's pointer to `--help`,
+/// with clap's exit status 2. `--help` and `--version` print as usual.
+pub fn parse_args<T: clap::Parser>() -> T {
+    T::try_parse().unwrap_or_else(|e| {
+        use clap::error::ErrorKind;
+        if matches!(
+            e.kind(),
+            ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        ) {
+            e.exit();
+        }
+        eprintln!(
+            "{}\n\nFor more information, try '--help'.",
+            one_line(&e.render().to_string())
+        );
+        std::process::exit(e.exit_code());
+    })
+}
+
+/// Clap's rendered error as one line: its lines before the usage, joined.
+fn one_line(rendered: &str) -> String {
+    let mut line = String::new();
+    for l in rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .filter(|l| !l.is_empty())
+    {
+        if !line.is_empty() {
+            line.push_str(if l.starts_with("tip:") { "; " } else { " " });
+        }
+        line.push_str(l);
+    }
+    line
+}
+
 /// A size on the command line (`4096`, `128k`, `8m`, `1g`: the device
 /// strings' syntax), as a clap value parser.
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -126,6 +166,20 @@ pub fn human_bytes(b: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clap_errors_become_one_line() {
+        let rendered = "error: the following required arguments were not provided:\n  <DEV1>\n  <DEV2>\n\nUsage: fwd <DEV1> <DEV2>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: the following required arguments were not provided: <DEV1> <DEV2>"
+        );
+        let rendered = "error: unexpected argument '--page-size' found\n\n  tip: a similar argument exists: '--hugepage-size'\n\nUsage: nvme-perf <DEVICE>\n";
+        assert_eq!(
+            one_line(rendered),
+            "error: unexpected argument '--page-size' found; tip: a similar argument exists: '--hugepage-size'"
+        );
+    }
 
     #[test]
     fn seconds_are_finite_non_negative_and_bounded() {

@@ -2,6 +2,7 @@
 //! the device's own counters say.
 #![forbid(unsafe_code)]
 
+use crate::AppResult;
 use drivers::nic::{DeviceStats, Nic};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
@@ -51,17 +52,24 @@ impl RatePrinter {
         self.last.elapsed() >= Duration::from_secs(1)
     }
 
-    /// Print the lines for `ports` with the app's `counts` of each.
+    /// Print the lines for `ports` with the app's `counts` of each. A port
+    /// whose device no longer answers (surprise removal: its counters read
+    /// all ones) is an error naming it, and no line is printed: the run
+    /// ends there instead of showing a dead port as idle.
     pub fn print<R: RegisterAccess>(
         &mut self,
         names: &[String],
         ports: &[&Nic<R>],
         counts: &[Counts],
-    ) {
+    ) -> AppResult<()> {
         let dt = self.last.elapsed().as_secs_f64();
         let t = self.start.elapsed().as_secs();
-        for (i, (nic, c)) in ports.iter().zip(counts).enumerate() {
-            let dev = nic.stats();
+        let devs = ports
+            .iter()
+            .zip(names)
+            .map(|(nic, name)| device_stats(name, nic))
+            .collect::<AppResult<Vec<_>>>()?;
+        for (i, (dev, c)) in devs.into_iter().zip(counts).enumerate() {
             let (pc, pd) = self.prev[i];
             eprintln!(
                 "[{t:>3}s] {}: RX {:.3} Mpps {:.1} Mbit/s, TX {:.3} Mpps {:.1} Mbit/s | device: RX {:.3} Mpps, TX {:.3} Mpps, dropped {}",
@@ -77,5 +85,66 @@ impl RatePrinter {
             self.prev[i] = (*c, dev);
         }
         self.last = Instant::now();
+        Ok(())
+    }
+}
+
+/// The device counters of port `name` ([`Nic::try_stats`]); a device that
+/// no longer answers is an error naming the port, where [`Nic::stats`]
+/// would give the last totals as if the port were idle.
+pub fn device_stats<R: RegisterAccess>(name: &str, nic: &Nic<R>) -> AppResult<DeviceStats> {
+    nic.try_stats()
+        .map_err(|e| format!("port {name} is gone: {e}").into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dma::{EmuIommu, RegionOptions};
+    use drivers::nic::{Chip, NicOptions};
+    use emu::nic::{EmuNic, NicModelConfig};
+    use emu::RunMode;
+    use std::sync::Arc;
+
+    /// A port pulled off the bus mid-run: the per-second line and the
+    /// final counters end the run with one error naming the port, where
+    /// `Nic::stats` went on showing the last totals (an idle port).
+    #[test]
+    fn a_removed_port_ends_the_run_with_its_name() {
+        for chip in [Chip::I82576, Chip::I350, Chip::X82599] {
+            let cfg = NicModelConfig {
+                mac: [2, 0, 0, 0, 0, 9],
+                queues: 0,
+                link_up: true,
+                flow_control: false,
+            };
+            let wire = emu::wire::open_wire("loop").unwrap();
+            let iommu = Arc::new(EmuIommu::new());
+            let emu = EmuNic::with_iommu(chip, cfg, wire, RunMode::Inline, iommu).unwrap();
+            emu.pci().enable();
+            let opts = NicOptions {
+                region: RegionOptions::EMULATED,
+                ..NicOptions::default()
+            };
+            let nic = Nic::init(emu.bar(), emu.mapper(), chip, opts).unwrap();
+            let names = ["emu:port-a".to_string()];
+            let mut printer = RatePrinter::new(1);
+            printer
+                .print(&names, &[&nic], &[Counts::default()])
+                .unwrap();
+            assert!(device_stats(&names[0], &nic).is_ok());
+            emu.surprise_remove();
+            let e = printer
+                .print(&names, &[&nic], &[Counts::default()])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.starts_with("port emu:port-a is gone: NIC not responding"),
+                "{chip:?}: {e}"
+            );
+            assert!(!e.contains('\n'), "{e}");
+            let e = device_stats(&names[0], &nic).unwrap_err().to_string();
+            assert!(e.contains("emu:port-a") && e.contains("FFFFFFFFh"), "{e}");
+        }
     }
 }

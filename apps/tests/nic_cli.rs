@@ -380,3 +380,41 @@ fn fwd_from_a_cut_or_corrupt_replay_capture_is_one_error_line() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A port pulled off the bus mid-run (`remove-after=`, a surprise removal:
+/// every register then reads all ones) ends pktgen, fwd, pcap and blkrecv
+/// within a second or two with one error line naming the port, where the
+/// per-second lines and final counters went on showing it as an idle port.
+#[test]
+fn a_port_removed_mid_run_ends_the_run_with_one_line_naming_it() {
+    const BLKRECV: &str = env!("CARGO_BIN_EXE_blkrecv");
+    let dir = tmpdir("removed");
+    let cap = dir.join("o.pcap");
+    let gone = "emu:igb,wire=pair:rm-a,remove-after=1";
+    let runs: [(&str, Vec<&str>); 4] = [
+        (PKTGEN, vec![gone, "--time", "20"]),
+        (FWD, vec![gone, "emu:igb,wire=pair:rm-b", "--time", "20"]),
+        (PCAP, vec![gone, cap.to_str().unwrap(), "--time", "20"]),
+        (BLKRECV, vec![gone, "--wait", "3"]),
+    ];
+    for (app, args) in runs {
+        let t = Instant::now();
+        let out = run(app, &args);
+        let took = t.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{app} {args:?}: {stderr}");
+        assert!(
+            took < Duration::from_secs(10),
+            "{app} took {took:?}: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        // Per-second lines ("[  1s] ...") before it, then the one error.
+        let errors: Vec<&str> = stderr.lines().filter(|l| !l.starts_with('[')).collect();
+        assert_eq!(errors.len(), 1, "{app} {args:?}: {stderr}");
+        assert!(
+            errors[0].starts_with(&format!("error: port {gone} is gone: NIC not responding")),
+            "{app}: {stderr}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -82,8 +82,15 @@ fn ranges_read_back_exactly_on_both_lba_sizes() {
 fn a_range_past_the_end_is_one_error_line() {
     let (path, _) = image("past", 1 << 20);
     let dev = format!("emu:nvme,file={}", path.display());
+    // At the end: nothing is left to read (it advised "--length 0 or less",
+    // and --length 0 read nothing and exited 0).
     let out = read(&dev, &["--offset", "1M", "--length", "1"]);
-    assert_one_line_error(&out, &["--length 0 or less"]);
+    assert_one_line_error(
+        &out,
+        &["--offset 1048576 is at or past the end", "nothing to read"],
+    );
+    let out = read(&dev, &["--offset", "1023k", "--length", "2k"]);
+    assert_one_line_error(&out, &["--length 1024 or less"]);
     let out = read(&dev, &["--offset", "2M"]);
     assert_one_line_error(&out, &["past the end of namespace 1"]);
     let _ = std::fs::remove_file(path);

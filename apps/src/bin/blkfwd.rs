@@ -611,7 +611,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let ok = exit_on_error((|| {
         let p = plan(args)?;
         let dev = p.args.nvme.clone();

@@ -47,7 +47,7 @@ struct Args {
     #[arg(long, default_value = "pattern")]
     expect: String,
     /// Stop after this many frames (of any kind).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Stop after this many seconds without a frame, once frames came
     /// (socket and NIC; default 2; 0: never).
@@ -450,7 +450,7 @@ impl NicJob for NicSource<'_> {
                 break e;
             }
         };
-        let dev = port.nic.stats();
+        let dev = apps::port_stats::device_stats(&port.name, &port.nic)?;
         println!(
             "device: {} frames received, {} dropped by the port (no free descriptor or buffer, \
              or missed)",
@@ -501,7 +501,7 @@ fn run(a: &Args) -> AppResult<bool> {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     if !exit_on_error(run(&args)) {
         std::process::exit(1);
     }

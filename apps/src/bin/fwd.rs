@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, value_parser = apps::parse_seconds)]
     time: Option<f64>,
     /// Stop after forwarding this many frames (both directions together).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Stop after this many seconds without a frame (0: never).
     #[arg(long, default_value_t = 0.0, value_parser = apps::parse_seconds)]
@@ -172,7 +172,7 @@ impl NicJob for Fwd {
                 }
                 if !a.quiet && printer.due() {
                     let tx_counts = counts;
-                    printer.print(&names, &nics, &tx_counts);
+                    printer.print(&names, &nics, &tx_counts)?;
                 }
             }
         }
@@ -215,7 +215,7 @@ impl NicJob for Fwd {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let devs = vec![args.dev1.clone(), args.dev2.clone()];
     if devs[0] == devs[1] {
         exit_on_error::<()>(Err(format!(

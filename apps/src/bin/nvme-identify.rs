@@ -123,6 +123,6 @@ impl NvmeJob for Identify {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     exit_on_error(with_nvme(&args.device, Identify));
 }

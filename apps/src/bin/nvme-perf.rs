@@ -73,7 +73,7 @@ struct Args {
     #[arg(long, default_value_t = 5.0, value_parser = apps::parse_seconds)]
     time: f64,
     /// Stop after this many I/Os in total instead of after --time.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Namespace to use.
     #[arg(long, default_value_t = 1)]
@@ -409,6 +409,18 @@ impl NvmeJob for Perf {
             )
             .into());
         }
+        // A queue of N entries holds N - 1 commands: a deeper --qd would be
+        // cut to the queue's size without a word.
+        let entries = ctrl.queue_limit();
+        if args.qd >= entries {
+            return Err(format!(
+                "--qd {} is more than a queue of this controller holds ({entries} entries, \
+                 CAP.MQES); use --qd {} or less",
+                args.qd,
+                entries - 1
+            )
+            .into());
+        }
         let plan = Plan {
             blocks_per_io: (args.bs / lba_size) as u32,
             lba_size,
@@ -502,7 +514,7 @@ impl NvmeJob for Perf {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let device = args.device.clone();
     let pages = args.hugepage_size;
     let ok = exit_on_error(with_nvme_pages(&device, pages, Perf(args)));

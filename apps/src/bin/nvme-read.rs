@@ -39,7 +39,7 @@ struct Args {
     #[arg(long, default_value = "0", value_parser = apps::parse_size)]
     offset: u64,
     /// Bytes to read (default: to the end of the namespace).
-    #[arg(long, value_parser = apps::parse_size)]
+    #[arg(long, value_parser = apps::parse_nonzero_size)]
     length: Option<u64>,
     /// Write to this file instead of standard output.
     #[arg(long)]
@@ -65,9 +65,10 @@ impl NvmeJob for Read {
         let ns = ctrl.namespace(a.nsid)?.clone();
         let lba_size = ns.lba_size as u64;
         let ns_bytes = ns.size_blocks * lba_size;
-        if a.offset > ns_bytes {
+        if a.offset >= ns_bytes {
             return Err(format!(
-                "--offset {} is past the end of namespace {} ({} bytes); use an offset below it",
+                "--offset {} is at or past the end of namespace {} ({} bytes): nothing to read; \
+                 use an offset below it",
                 a.offset, a.nsid, ns_bytes
             )
             .into());
@@ -105,6 +106,10 @@ impl NvmeJob for Read {
             )
             .into());
         }
+        let dest = a
+            .out
+            .as_ref()
+            .map_or("standard output".to_string(), |p| p.display().to_string());
         let mut out: Box<dyn Write> = match &a.out {
             Some(path) => Box::new(io::BufWriter::new(File::create(path).map_err(|e| {
                 format!("cannot create {}: {e}; check the path", path.display())
@@ -149,7 +154,7 @@ impl NvmeJob for Read {
             let from = (pos - block_start) as usize;
             let to = (end - block_start).min(blocks * lba_size) as usize;
             out.write_all(&buf.as_slice()[from..to])
-                .map_err(|e| format!("writing the output failed: {e}"))?;
+                .map_err(|e| format!("writing {dest} failed: {e}; check that it takes data"))?;
             pos = block_start + to as u64;
             lba += blocks;
             if last.elapsed() >= Duration::from_secs(1) {
@@ -163,7 +168,7 @@ impl NvmeJob for Read {
             }
         }
         out.flush()
-            .map_err(|e| format!("writing the output failed: {e}"))?;
+            .map_err(|e| format!("writing {dest} failed: {e}; check that it takes data"))?;
         drop(buf);
         ctrl.delete_io_queue_pair(qp)?;
         let secs = start.elapsed().as_secs_f64();
@@ -177,7 +182,7 @@ impl NvmeJob for Read {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let device = args.device.clone();
     exit_on_error(with_nvme(&device, Read(args)));
 }

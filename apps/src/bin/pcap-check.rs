@@ -32,11 +32,28 @@ struct Args {
     #[arg(long)]
     expect: Option<u64>,
     /// Require every test frame to be this long (bytes without FCS).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_frame_size)]
     size: Option<usize>,
     /// Ignore frames that are not pktgen's instead of failing on them.
     #[arg(long)]
     allow_other: bool,
+}
+
+/// `--size`: a length a test frame can have, from the shortest test frame
+/// to the longest frame a pcap record holds. `--size 0` would otherwise
+/// only fail later as a mismatch on every frame.
+fn parse_frame_size(s: &str) -> Result<usize, String> {
+    let min = apps::net::MIN_TEST_FRAME;
+    let hint = "write the frame length without FCS, e.g. 60 or 1514";
+    let v: usize = s
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of bytes; {hint}"))?;
+    if !(min..=65535).contains(&v) {
+        return Err(format!(
+            "--size {v} is no test frame's length ({min} to 65535 bytes); {hint}"
+        ));
+    }
+    Ok(v)
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -158,6 +175,6 @@ fn check(a: &Args) -> AppResult<()> {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     exit_on_error(check(&args));
 }

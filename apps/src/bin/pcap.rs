@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use apps::backoff::Backoff;
+use apps::open::device::DeviceSpec;
 use apps::open::{with_nics, NicJob, Port};
 use apps::port_stats::{Counts, RatePrinter};
 use apps::{exit_on_error, AppResult};
@@ -10,6 +11,7 @@ use clap::Parser;
 use drivers::nic::{NicOptions, RxPacket};
 use drivers::regs::RegisterAccess;
 use emu::wire::open_wire;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Capture frames received on a port into a pcap file (LINKTYPE_ETHERNET,
@@ -27,7 +29,7 @@ struct Args {
     /// The pcap file to write (created or truncated).
     file: String,
     /// Frames to capture (default: until --time ends).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Seconds to run at most (default: 10 when no --count is given, else no limit).
     #[arg(long, value_parser = apps::parse_seconds)]
@@ -89,7 +91,7 @@ impl NicJob for Capture {
                 break;
             }
             if !a.quiet && printer.due() {
-                printer.print(&names, &[&*port.nic], &[counts]);
+                printer.print(&names, &[&*port.nic], &[counts])?;
             }
         }
         out.flush()?;
@@ -104,9 +106,42 @@ impl NicJob for Capture {
     }
 }
 
+/// The capture file must not be the file the port's own wire writes
+/// (`wire=pcap:FILE`: two writers of one file) or replays (`wire=pcap-in:FILE`:
+/// creating the capture would empty it before it is read).
+fn check_not_the_wire_file(a: &Args) -> AppResult<()> {
+    let Ok(DeviceSpec::EmuNic(n)) = a.device.parse::<DeviceSpec>() else {
+        return Ok(());
+    };
+    let Some(wire_file) = n
+        .wire
+        .strip_prefix("pcap:")
+        .or_else(|| n.wire.strip_prefix("pcap-in:"))
+    else {
+        return Ok(());
+    };
+    let same = |x: &str, y: &str| {
+        let (x, y) = (Path::new(x), Path::new(y));
+        x == y
+            || matches!(
+                (std::fs::canonicalize(x), std::fs::canonicalize(y)),
+                (Ok(x), Ok(y)) if x == y
+            )
+    };
+    if same(wire_file, &a.file) {
+        return Err(format!(
+            "{} is both the capture file and the port's wire ({}); write the capture to another file",
+            a.file, n.wire
+        )
+        .into());
+    }
+    Ok(())
+}
+
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
+    exit_on_error(check_not_the_wire_file(&args));
     let dev = vec![args.device.clone()];
     exit_on_error(with_nics(&dev, NicOptions::default(), Capture(args)));
 }

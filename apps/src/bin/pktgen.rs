@@ -38,7 +38,7 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     rate: u64,
     /// Frames to send (default: until --time ends).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
     /// Seconds to run at most (default: 10 when no --count is given, else no limit).
     #[arg(long, value_parser = apps::parse_seconds)]
@@ -189,7 +189,7 @@ impl NicJob for Gen {
             }
             tx.clean_into(&mut cache);
             if printer.due() {
-                printer.print(&names, &[&**nic], &[counts]);
+                printer.print(&names, &[&**nic], &[counts])?;
             }
         }
         // Let the last frames go out, for as long as the port sends (a peer
@@ -197,7 +197,7 @@ impl NicJob for Gen {
         // in it stops within 100 ms).
         let drained = tx.drain(DRAIN_STALL);
         let secs = start.elapsed().as_secs_f64();
-        let dev = nic.stats();
+        let dev = apps::port_stats::device_stats(&port.name, nic)?;
         println!(
             "sent:        {seq} frames in {secs:.2} s ({:.3} Mpps, {:.1} Mbit/s with FCS)",
             seq as f64 / secs / 1e6,
@@ -222,7 +222,7 @@ impl NicJob for Gen {
 
 fn main() {
     apps::restore_sigpipe();
-    let args = Args::parse();
+    let args: Args = apps::parse_args();
     let dev = vec![args.device.clone()];
     exit_on_error(with_nics(&dev, NicOptions::default(), Gen(args)));
 }

@@ -38,6 +38,10 @@ pub struct EmuNicSpec {
     pub mode: RunMode,
     /// 802.3x flow control with the peer (`pause=on|off`; default off).
     pub flow_control: bool,
+    /// Pull the port off the bus this long after it is opened
+    /// (`remove-after=SECONDS`): a surprise removal, all its registers then
+    /// read all ones. For trying how an app takes a NIC that goes away.
+    pub remove_after: Option<std::time::Duration>,
 }
 
 /// Options of `emu:nvme`.
@@ -94,6 +98,8 @@ pub enum DeviceSpecError {
         /// The options the model takes.
         valid: &'static str,
     },
+    /// An option given twice (`size=1M,size=2M`).
+    Repeated(String),
     /// An option value that makes no sense.
     BadValue {
         /// The option.
@@ -125,6 +131,10 @@ impl fmt::Display for DeviceSpecError {
             } => write!(
                 f,
                 "emu:{model} has no option '{option}'; its options are: {valid}"
+            ),
+            DeviceSpecError::Repeated(option) => write!(
+                f,
+                "{option}= is given twice in the device string; give each option once"
             ),
             DeviceSpecError::BadValue {
                 option,
@@ -162,7 +172,8 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 const NIC_OPTIONS: &str = "wire=pair:NAME|loop|pcap:FILE|pcap-in:FILE|unix:PATH|tap:IFNAME, \
-                           mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded, pause=on|off";
+                           mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded, pause=on|off, \
+                           remove-after=SECONDS";
 
 fn parse_emu_nic(
     chip: drivers::nic::Chip,
@@ -176,9 +187,12 @@ fn parse_emu_nic(
         queues: None,
         mode: RunMode::Threaded,
         flow_control: false,
+        remove_after: None,
     };
+    let mut seen = Vec::new();
     for opt in options.split(',').filter(|o| !o.is_empty()) {
         let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        once(&mut seen, k)?;
         match k {
             "wire" if !v.is_empty() => spec.wire = v.to_string(),
             "pause" => {
@@ -207,6 +221,11 @@ fn parse_emu_nic(
                 )
             }
             "mode" => spec.mode = parse_mode(k, v)?,
+            "remove-after" => {
+                let secs = crate::parse_seconds(v)
+                    .map_err(|_| bad(k, v, "seconds after the port opens, e.g. 2 or 0.5"))?;
+                spec.remove_after = Some(std::time::Duration::from_secs_f64(secs));
+            }
             _ => {
                 return Err(DeviceSpecError::UnknownOption {
                     model,
@@ -228,6 +247,16 @@ fn parse_mode(k: &str, v: &str) -> Result<RunMode, DeviceSpecError> {
     }
 }
 
+/// Refuses an option given a second time (`size=1M,size=2M`): which one
+/// was meant is a guess, so neither is taken.
+fn once<'a>(seen: &mut Vec<&'a str>, option: &'a str) -> Result<(), DeviceSpecError> {
+    if seen.contains(&option) {
+        return Err(DeviceSpecError::Repeated(option.to_string()));
+    }
+    seen.push(option);
+    Ok(())
+}
+
 fn bad(option: &str, value: &str, expected: &'static str) -> DeviceSpecError {
     DeviceSpecError::BadValue {
         option: option.to_string(),
@@ -238,8 +267,10 @@ fn bad(option: &str, value: &str, expected: &'static str) -> DeviceSpecError {
 
 fn parse_emu_nvme(options: &str) -> Result<EmuNvmeSpec, DeviceSpecError> {
     let mut spec = EmuNvmeSpec::default();
+    let mut seen = Vec::new();
     for opt in options.split(',').filter(|o| !o.is_empty()) {
         let (k, v) = opt.split_once('=').unwrap_or((opt, ""));
+        once(&mut seen, k)?;
         match k {
             "size" => {
                 spec.size = Some(
@@ -406,6 +437,7 @@ mod tests {
                 queues: Some(4),
                 mode: RunMode::Inline,
                 flow_control: false,
+                remove_after: None,
             })
         );
         let DeviceSpec::EmuNic(n) = "emu:igb".parse().unwrap() else {
@@ -423,6 +455,16 @@ mod tests {
             .parse::<DeviceSpec>()
             .unwrap_err();
         assert!(matches!(e, DeviceSpecError::BadValue { .. }));
+        let DeviceSpec::EmuNic(n) = "emu:igb,remove-after=1.5".parse().unwrap() else {
+            panic!("not a nic")
+        };
+        assert_eq!(n.remove_after, Some(std::time::Duration::from_millis(1500)));
+        for bad in ["nan", "-1", "", "soon"] {
+            let e = format!("emu:igb,remove-after={bad}")
+                .parse::<DeviceSpec>()
+                .unwrap_err();
+            assert!(e.to_string().contains("for remove-after"), "{e}");
+        }
         let e = "emu:ixgbe,size=1G".parse::<DeviceSpec>().unwrap_err();
         assert!(e.to_string().contains("wire=pair:NAME"));
     }
@@ -445,6 +487,15 @@ mod tests {
             .parse::<DeviceSpec>()
             .unwrap_err();
         assert!(matches!(e, DeviceSpecError::BadValue { .. }));
+        let e = "emu:nvme,size=1M,lba=4096,size=2M"
+            .parse::<DeviceSpec>()
+            .unwrap_err();
+        assert_eq!(e, DeviceSpecError::Repeated("size".into()));
+        assert!(e.to_string().contains("size= is given twice"));
+        let e = "emu:igb,wire=loop,wire=pair:a"
+            .parse::<DeviceSpec>()
+            .unwrap_err();
+        assert_eq!(e, DeviceSpecError::Repeated("wire".into()));
         let e = "disk0".parse::<DeviceSpec>().unwrap_err();
         assert!(matches!(e, DeviceSpecError::NotADevice(..)));
         assert!(e.to_string().contains("0000:03:00.0"));

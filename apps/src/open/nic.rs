@@ -145,6 +145,15 @@ pub fn with_nics_in<J: NicJob>(
             };
             let emu = EmuNic::with_iommu(n.chip, cfg, wire, n.mode, iommu.clone())?;
             emu.pci().enable();
+            if let Some(after) = n.remove_after {
+                // The surprise removal asked for (remove-after=): the model
+                // is shared, the timer thread ends with the process.
+                let model = emu.model().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(after);
+                    model.surprise_remove();
+                });
+            }
             let backend = format!(
                 "emulated {} ({}) on {}",
                 n.chip,
