@@ -1,12 +1,13 @@
 //! Shared code of the command-line programs: opening devices from device
 //! strings, latency histograms, thread CPU time, test frames ([`net`]),
 //! the disk-to-wire stream and its patterns ([`stream`]) and port statistics
-//! ([`port_stats`]).
+//! ([`port_stats`]) and the `--stats` JSON lines ([`monitor`]).
 #![deny(missing_docs)]
 
 pub mod backoff;
 pub mod cputime;
 pub mod histogram;
+pub mod monitor;
 pub mod net;
 pub mod open;
 pub mod port_stats;

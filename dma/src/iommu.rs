@@ -140,6 +140,10 @@ impl Mapper for EmuIommu {
         }
     }
 
+    fn iova_usage(&self) -> Option<crate::IovaUsage> {
+        Some(self.iova.usage())
+    }
+
     fn name(&self) -> &'static str {
         "emulated IOMMU"
     }
@@ -187,8 +191,11 @@ mod tests {
         let mem = DmaRegion::allocate(iommu.clone(), 4096, RegionOptions::EMULATED).unwrap();
         let iova = mem.iova();
         assert_eq!(iommu.mappings(), 1);
+        let used = iommu.iova_usage().unwrap();
+        assert_eq!((used.mappings, used.bytes), (1, 4 << 20));
         drop(mem);
         assert_eq!(iommu.mappings(), 0);
+        assert_eq!(iommu.iova_usage(), Some(crate::IovaUsage::default()));
         let err = iommu.read(iova, &mut [0u8; 8]).unwrap_err();
         assert!(!err.write);
         assert!(err.to_string().contains("IOMMU fault"));

@@ -21,7 +21,7 @@ pub mod vfio;
 pub use backoff::Backoff;
 pub use error::{Error, IommuFault, Result};
 pub use iommu::EmuIommu;
-pub use iova::IOVA_BASE;
+pub use iova::{IovaUsage, IOVA_BASE};
 pub use mapper::Mapper;
 pub use memory::DmaRegion;
 pub use pool::{Buf, DeviceBuf, DeviceIndex, DeviceIovas, Pool, PoolCache};

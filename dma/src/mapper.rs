@@ -1,4 +1,4 @@
-use crate::Result;
+use crate::{IovaUsage, Result};
 
 /// Something that gives host memory an I/O virtual address (IOVA) that a
 /// device can use for DMA: the VFIO container of the process, or the
@@ -20,6 +20,12 @@ pub trait Mapper: Send + Sync {
     /// may still be live, so the range stays out of reuse (and the caller
     /// keeps the memory; [`crate::DmaRegion`] leaks it).
     fn unmap(&self, iova: u64, len: usize) -> Result<()>;
+
+    /// The IOVA space handed out now, for monitoring (a soak run checks it
+    /// does not grow). None from a mapper that does not choose IOVAs itself.
+    fn iova_usage(&self) -> Option<IovaUsage> {
+        None
+    }
 
     /// A short name for messages ("vfio", "emulated IOMMU").
     fn name(&self) -> &'static str;

@@ -52,6 +52,10 @@ impl Mapper for VfioContainerMapper {
         Ok(())
     }
 
+    fn iova_usage(&self) -> Option<crate::IovaUsage> {
+        Some(self.iova.usage())
+    }
+
     fn name(&self) -> &'static str {
         "vfio"
     }

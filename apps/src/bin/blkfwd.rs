@@ -7,6 +7,7 @@
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+use apps::monitor::{Counters, JsonObject, StatsFile};
 use apps::net::{parse_ipv4, Flow};
 use apps::open::device::DeviceSpec;
 use apps::open::{with_nics_in, NicJob, Port};
@@ -125,6 +126,11 @@ struct Args {
     /// sent (one system call per wake, none per frame or per read).
     #[arg(long)]
     spin: bool,
+    /// Write the per-second figures as JSON lines and the final report as
+    /// one JSON object to FILE (fields: see the apps::monitor docs). Lines
+    /// are written with or without --quiet.
+    #[arg(long, value_name = "FILE")]
+    stats: Option<std::path::PathBuf>,
 }
 
 /// `--laps`: 1 or more; 0 would be an endless run, which is --loop.
@@ -422,6 +428,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         );
         // The receiver: its own thread, its CPU not counted as the sender's.
         let recv_stop = Arc::new(AtomicBool::new(false));
+        let mut rx_pool: Option<dma::Pool> = None;
         let receiver = match rx {
             Some(port) => {
                 let expect = match &self.plan.expect {
@@ -431,6 +438,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
                 let laps = cfg.laps;
                 let stop = recv_stop.clone();
                 let mut rxq = port.nic.rx_queue(0)?;
+                rx_pool = Some(rxq.pool().clone());
                 Some(
                     std::thread::Builder::new()
                         .name("blkfwd-recv".into())
@@ -468,8 +476,26 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             }
             None => None,
         };
+        let mut stats = match &a.stats {
+            Some(path) => {
+                let mut f = StatsFile::create(path, "blkfwd")?;
+                for (i, w) in workers.iter().enumerate() {
+                    f.watch_pool(format!("read-{i}"), w.read_pool());
+                }
+                f.watch_pool("nic-tx", tx.nic.pool(0));
+                if let Some(p) = &rx_pool {
+                    f.watch_pool("recv", p);
+                }
+                f.watch_mapper(tx.mapper.clone());
+                Some(f)
+            }
+            None => None,
+        };
         let cpu0 = apps::cputime::thread_cpu_time();
         let started = Instant::now();
+        if let Some(f) = stats.as_mut() {
+            f.restart();
+        }
         let handles = workers
             .into_iter()
             .enumerate()
@@ -495,6 +521,21 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             }
             let now = Instant::now();
             let dt = now.duration_since(last.0).as_secs_f64();
+            if dt >= 1.0 {
+                if let Some(f) = stats.as_mut() {
+                    f.second(Counters {
+                        bytes: shared.bytes.load(Ordering::Relaxed),
+                        frames: Some(shared.frames.load(Ordering::Relaxed)),
+                        ios: Some(shared.ios.load(Ordering::Relaxed)),
+                        reads: Some(shared.ios.load(Ordering::Relaxed)),
+                        errors: shared.errors.load(Ordering::Relaxed),
+                        drops: None,
+                    });
+                }
+            }
+            if a.quiet && dt >= 1.0 {
+                last = (now, 0, 0);
+            }
             if !a.quiet && dt >= 1.0 {
                 let bytes = shared.bytes.load(Ordering::Relaxed);
                 let frames = shared.frames.load(Ordering::Relaxed);
@@ -593,10 +634,33 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             );
         }
         let mut ok = failed.is_empty();
+        let mut recv = None;
         if let Some(v) = &verifier {
             let r = v.report();
             println!("{r}");
             ok &= r.complete && r.mismatched == 0 && r.missing == 0;
+            recv = Some(r);
+        }
+        if let Some(f) = stats.as_mut() {
+            let mut o = JsonObject::new()
+                .u64("bytes", bytes)
+                .u64("frames", frames)
+                .u64("ios", ios)
+                .u64("errors", failed.len() as u64)
+                .u64("retries", retries)
+                .u64("failed_ranges", failed.len() as u64)
+                .f64("secs", secs)
+                .f64("cpu_s", cpu.as_secs_f64())
+                .f64("gib_per_s", gib / secs)
+                .u64("sleeps", sleeps)
+                .bool("deadline", deadline_hit);
+            // The receiver's verdict, null without a receiver.
+            o = o
+                .opt_u64("recv_frames", recv.as_ref().map(|r| r.frames))
+                .opt_u64("recv_verified", recv.as_ref().map(|r| r.verified))
+                .opt_u64("recv_mismatched", recv.as_ref().map(|r| r.mismatched))
+                .opt_u64("recv_missing", recv.as_ref().map(|r| r.missing));
+            f.finish(ok, o)?;
         }
         println!(
             "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4} sleeps={sleeps} secs={secs:.3}",

@@ -8,6 +8,7 @@
 
 use apps::cputime::thread_cpu_time;
 use apps::histogram::Histogram;
+use apps::monitor::{Counters, JsonObject, StatsFile};
 use apps::open::{with_nvme_pages, NvmeJob, Opened};
 use apps::stream::pattern::{check_block, fill_block, xorshift};
 use apps::{exit_on_error, human_bytes, AppResult};
@@ -95,6 +96,15 @@ struct Args {
     /// Seed of the random offsets and the verify pattern.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Delete and recreate each I/O queue pair after every N of its I/Os
+    /// (in flight drained first): a soak of queue setup and teardown, whose
+    /// DMA memory and IOVA space must come back every time.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    cycle_queues: Option<u64>,
+    /// Write the per-second figures as JSON lines and the final report as
+    /// one JSON object to FILE (fields: see the apps::monitor docs).
+    #[arg(long, value_name = "FILE")]
+    stats: Option<std::path::PathBuf>,
 }
 
 /// Counters the workers update and the progress printer reads.
@@ -102,6 +112,9 @@ struct Args {
 struct Live {
     ios: AtomicU64,
     bytes: AtomicU64,
+    reads: AtomicU64,
+    errors: AtomicU64,
+    cycles: AtomicU64,
 }
 
 struct WorkerResult {
@@ -111,6 +124,10 @@ struct WorkerResult {
     cpu: Duration,
     errors: Vec<String>,
     mismatches: u64,
+    /// I/Os that completed with an error status.
+    failed: u64,
+    /// Times the queue pair was deleted and created again (--cycle-queues).
+    cycles: u64,
 }
 
 /// One in-flight I/O.
@@ -171,13 +188,18 @@ fn worker<R: RegisterAccess + 'static>(
     live: &Live,
     budget: Option<u64>,
     sequential_fill: bool,
+    pool: &Pool,
 ) -> AppResult<WorkerResult> {
     let args = &plan.args;
     let qd = args.qd as usize;
-    let mut qp = ctrl.create_io_queue_pair(args.qd.saturating_add(1))?;
+    let depth = args.qd.saturating_add(1);
+    let mut qp = ctrl.create_io_queue_pair(depth)?;
     let io_bytes = plan.blocks_per_io as u64 * plan.lba_size;
-    let buf_size = io_bytes.next_multiple_of(4096) as usize;
-    let pool = Pool::new(ctrl.mapper().clone(), qd, buf_size, ctrl.region_options())?;
+    // The fill phase writes the range once; cycling is for the run.
+    let cycle_every = args.cycle_queues.filter(|_| !sequential_fill);
+    let mut since_cycle = 0u64;
+    let mut cycles = 0u64;
+    let mut failed_total = 0u64;
     let mut free: Vec<Buf> = (0..qd).filter_map(|_| pool.alloc()).collect();
     for b in &mut free {
         b.set_len(io_bytes as usize);
@@ -211,9 +233,22 @@ fn worker<R: RegisterAccess + 'static>(
         if stopping && qp.in_flight() == 0 {
             break;
         }
+        let cycle_due = cycle_every.is_some_and(|n| since_cycle >= n);
+        if cycle_due && !stopping && qp.in_flight() == 0 {
+            // NVMe 1.4 §5.4, §5.6: the driver deletes the SQ before its CQ
+            // and creates the CQ first; the pair's memory goes back now.
+            ctrl.delete_io_queue_pair(qp)?;
+            qp = ctrl.create_io_queue_pair(depth)?;
+            since_cycle = 0;
+            cycles += 1;
+            live.cycles.fetch_add(1, Ordering::Relaxed);
+        }
         let mut submitted = false;
         while !stopping && !free.is_empty() && qp.free_slots() > 0 {
-            if budget.is_some_and(|b| issued >= b) || (sequential_fill && next_seq >= fill_end) {
+            if budget.is_some_and(|b| issued >= b)
+                || (sequential_fill && next_seq >= fill_end)
+                || cycle_every.is_some_and(|n| since_cycle >= n)
+            {
                 break;
             }
             let io = if sequential_fill || args.pattern == Pattern::Seq {
@@ -247,16 +282,20 @@ fn worker<R: RegisterAccess + 'static>(
                 return Err(e.into());
             }
             issued += 1;
+            since_cycle += 1;
             submitted = true;
         }
         if submitted {
             qp.ring_doorbell();
         }
+        let (mut reads, mut failed) = (0u64, 0u64);
         let n = qp.poll(qd, |c: Completion| {
             let tag = c.tag as usize;
             let slot = slots[tag];
             hist.record(slot.start.elapsed().as_nanos() as u64);
             free_tags.push(tag);
+            reads += u64::from(!slot.write);
+            failed += u64::from(c.result.is_err());
             if let Some(dev) = c.buf {
                 let buf = dev.reclaim();
                 match c.result {
@@ -288,6 +327,9 @@ fn worker<R: RegisterAccess + 'static>(
             bytes += n as u64 * io_bytes;
             live.ios.fetch_add(n as u64, Ordering::Relaxed);
             live.bytes.fetch_add(n as u64 * io_bytes, Ordering::Relaxed);
+            live.reads.fetch_add(reads, Ordering::Relaxed);
+            live.errors.fetch_add(failed, Ordering::Relaxed);
+            failed_total += failed;
         }
         if !errors.is_empty() && errors.len() >= 10 {
             stop.store(true, Ordering::Relaxed);
@@ -302,6 +344,8 @@ fn worker<R: RegisterAccess + 'static>(
         cpu,
         errors,
         mismatches,
+        failed: failed_total,
+        cycles,
     })
 }
 
@@ -325,17 +369,38 @@ fn run_phase<R: RegisterAccess + 'static>(
     duration: Option<Duration>,
     budget: Option<u64>,
     sequential_fill: bool,
+    mut stats: Option<&mut StatsFile>,
 ) -> AppResult<(Vec<WorkerResult>, Duration)> {
     let stop = AtomicBool::new(false);
     let live = Live::default();
     let workers = plan.args.queues as u64;
+    // Each queue pair's data buffers; made here so --stats can watch them.
+    let io_bytes = plan.blocks_per_io as u64 * plan.lba_size;
+    let buf_size = io_bytes.next_multiple_of(4096) as usize;
+    let pools = (0..workers)
+        .map(|_| {
+            Pool::new(
+                ctrl.mapper().clone(),
+                plan.args.qd as usize,
+                buf_size,
+                ctrl.region_options(),
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(f) = stats.as_deref_mut() {
+        for (i, p) in pools.iter().enumerate() {
+            f.watch_pool(format!("io-{i}"), p);
+        }
+        f.watch_mapper(ctrl.mapper().clone());
+        f.restart();
+    }
     let t0 = Instant::now();
     let results = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|i| {
                 let per = budget.map(|b| b / workers + u64::from(i < b % workers));
-                let (stop, live) = (&stop, &live);
-                s.spawn(move || worker(ctrl, plan, i, stop, live, per, sequential_fill))
+                let (stop, live, pool) = (&stop, &live, &pools[i as usize]);
+                s.spawn(move || worker(ctrl, plan, i, stop, live, per, sequential_fill, pool))
             })
             .collect();
         let mut last = (Instant::now(), 0u64, 0u64);
@@ -359,6 +424,16 @@ fn run_phase<R: RegisterAccess + 'static>(
                     ios
                 );
                 last = (Instant::now(), ios, bytes);
+                if let Some(f) = stats.as_deref_mut() {
+                    f.second(Counters {
+                        bytes,
+                        frames: None,
+                        ios: Some(ios),
+                        reads: Some(live.reads.load(Ordering::Relaxed)),
+                        errors: live.errors.load(Ordering::Relaxed),
+                        drops: None,
+                    });
+                }
             }
         }
         handles
@@ -444,7 +519,7 @@ impl NvmeJob for Perf {
             if a.verify { ", verify" } else { "" }
         );
         if a.verify || a.fill {
-            let (r, t) = run_phase(&ctrl, &plan, "fill", None, None, true)?;
+            let (r, t) = run_phase(&ctrl, &plan, "fill", None, None, true, None)?;
             let written: u64 = r.iter().map(|w| w.bytes).sum();
             let errors: Vec<_> = r.iter().flat_map(|w| w.errors.iter()).collect();
             if let Some(e) = errors.first() {
@@ -457,9 +532,23 @@ impl NvmeJob for Perf {
             );
         }
         let duration = a.count.is_none().then(|| Duration::from_secs_f64(a.time));
-        let (results, elapsed) = run_phase(&ctrl, &plan, "run", duration, a.count, false)?;
+        let mut stats = match &a.stats {
+            Some(path) => Some(StatsFile::create(path, "nvme-perf")?),
+            None => None,
+        };
+        let (results, elapsed) = run_phase(
+            &ctrl,
+            &plan,
+            "run",
+            duration,
+            a.count,
+            false,
+            stats.as_mut(),
+        )?;
         let mut hist = Histogram::new();
-        let (mut ios, mut bytes, mut cpu, mut mismatches) = (0, 0, Duration::ZERO, 0);
+        let (mut ios, mut bytes, mut cpu, mut mismatches, mut cycles) =
+            (0, 0, Duration::ZERO, 0, 0);
+        let mut failed_ios = 0u64;
         let mut errors = Vec::new();
         for r in &results {
             hist.merge(&r.hist);
@@ -467,6 +556,8 @@ impl NvmeJob for Perf {
             bytes += r.bytes;
             cpu += r.cpu;
             mismatches += r.mismatches;
+            cycles += r.cycles;
+            failed_ios += r.failed;
             errors.extend(r.errors.iter().cloned());
         }
         let secs = elapsed.as_secs_f64();
@@ -508,7 +599,29 @@ impl NvmeJob for Perf {
                 }
             );
         }
-        Ok(errors.is_empty() && mismatches == 0)
+        if a.cycle_queues.is_some() {
+            println!("queues:      deleted and created again {cycles} time(s)");
+        }
+        let ok = errors.is_empty() && mismatches == 0;
+        if let Some(f) = stats.as_mut() {
+            f.finish(
+                ok,
+                JsonObject::new()
+                    .u64("ios", ios)
+                    .u64("bytes", bytes)
+                    .f64("secs", secs)
+                    .f64("iops", ios as f64 / secs)
+                    .f64("mib_per_s", bytes as f64 / secs / (1 << 20) as f64)
+                    .u64("lat_min_ns", hist.min())
+                    .u64("lat_p50_ns", hist.quantile(0.5))
+                    .u64("lat_p99_ns", hist.quantile(0.99))
+                    .u64("lat_max_ns", hist.max())
+                    .u64("errors", failed_ios)
+                    .u64("mismatches", mismatches)
+                    .u64("queue_cycles", cycles),
+            )?;
+        }
+        Ok(ok)
     }
 }
 
