@@ -1,6 +1,7 @@
 use crate::iova::IovaAllocator;
 #[cfg(test)]
 use crate::iova::{GUARD, IOVA_BASE};
+use crate::shared_bytes;
 use crate::{Error, IommuFault, Mapper, Result};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::RwLock;
@@ -15,6 +16,9 @@ struct Mapping {
 /// The emulated IOMMU: the table through which every device model reaches
 /// memory. An access that is not entirely inside one mapping is an
 /// [`IommuFault`], the error a real IOMMU would raise, never a stray access.
+/// Every access is atomic (word-wise relaxed copies, a release store for
+/// the dword a device writes last), so a model on its own thread never
+/// races the driver in the Rust memory model.
 #[derive(Debug)]
 pub struct EmuIommu {
     /// Sorted by IOVA. Accesses hold the read lock for the whole copy, so a
@@ -71,9 +75,10 @@ impl EmuIommu {
         self.with_host(iova, dst.len(), false, |p| {
             // SAFETY: `with_host` checked that the range lies inside one live
             // mapping, which cannot be unmapped while its read lock is held.
-            // The memory is DMA memory that is only reached through raw
-            // pointers, so no Rust reference aliases it.
-            unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) }
+            // The driver may access the same bytes on another thread at the
+            // same time (it polls rings while the model writes them), so the
+            // copy is made of atomic accesses (`shared_bytes`): no data race.
+            unsafe { shared_bytes::load(p, dst) }
         })
     }
 
@@ -81,7 +86,7 @@ impl EmuIommu {
     pub fn write(&self, iova: u64, src: &[u8]) -> std::result::Result<(), IommuFault> {
         self.with_host(iova, src.len(), true, |p| {
             // SAFETY: as in `read`.
-            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) }
+            unsafe { shared_bytes::store(p, src) }
         })
     }
 
@@ -100,7 +105,7 @@ impl EmuIommu {
         self.with_host(iova, 4, true, |p| {
             // SAFETY: inside a live mapping (checked), 4-byte aligned (mappings
             // are page aligned and the IOVA is), and only ever accessed by
-            // atomic, volatile or copy operations.
+            // atomic operations or device DMA.
             unsafe { AtomicU32::from_ptr(p.cast()).store(value, Ordering::Release) }
         })
     }

@@ -10,8 +10,8 @@ pub trait Mapper: Send + Sync {
     /// `vaddr..vaddr+len` must be memory that stays allocated until
     /// [`Mapper::unmap`] is called with the returned IOVA and `len`. From the
     /// moment of the mapping the device may read and write it at any time, so
-    /// the caller may only reach it through raw pointers (volatile or atomic
-    /// accesses, or copies) unless the ownership rules of the caller say that
+    /// the caller may only reach it through raw pointers (atomic accesses,
+    /// or copies made of them) unless the ownership rules of the caller say that
     /// the device is not using a part.
     unsafe fn map(&self, vaddr: *mut u8, len: usize) -> Result<u64>;
 

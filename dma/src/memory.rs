@@ -1,6 +1,7 @@
+use crate::shared_bytes;
 use crate::{Mapper, PageSize, Region, RegionOptions, Result};
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 
 /// A region mapped for device DMA: it has a virtual address and an IOVA, and
@@ -8,8 +9,8 @@ use std::sync::Arc;
 /// fails, the memory is leaked, never freed: the device may still reach it.
 ///
 /// The device may read or write any part of it at any time, so the CPU
-/// reaches it only through the volatile, atomic and copying accessors here,
-/// never through a Rust reference. Every accessor checks its bounds; an
+/// reaches it only through the atomic accessors and atomic copies here,
+/// never through a Rust reference (see the crate's threat model). Every accessor checks its bounds; an
 /// access outside the region is a driver bug and panics.
 pub struct DmaRegion {
     iova: u64,
@@ -92,60 +93,69 @@ impl DmaRegion {
         unsafe { self.region.as_ptr().add(offset).cast() }
     }
 
-    /// Volatile read of a byte.
+    // The scalar accessors are `Relaxed` atomic accesses, not volatile
+    // ones: the device (or a model's thread) may access the same bytes at
+    // the same time, and only atomics make that no data race in the Rust
+    // memory model. On x86-64 and aarch64 a relaxed aligned load or store is
+    // the same single instruction a volatile one is. Ordering against the
+    // device comes from the acquire loads below and the release fence
+    // before a doorbell write.
+
+    /// Atomic (relaxed) read of a byte.
     #[inline]
     pub fn read_u8(&self, offset: usize) -> u8 {
-        // SAFETY: in bounds; volatile because the device may write it.
-        unsafe { self.ptr::<u8>(offset).read_volatile() }
+        // SAFETY: in bounds (checked by `ptr`); DMA memory is reached only by
+        // atomic accesses and device DMA, never by references.
+        unsafe { AtomicU8::from_ptr(self.ptr(offset)) }.load(Ordering::Relaxed)
     }
 
-    /// Volatile read of an aligned little-endian u16.
+    /// Atomic (relaxed) read of an aligned little-endian u16.
     #[inline]
     pub fn read_u16(&self, offset: usize) -> u16 {
-        // SAFETY: in bounds and aligned (checked by `ptr`).
-        u16::from_le(unsafe { self.ptr::<u16>(offset).read_volatile() })
+        // SAFETY: in bounds and aligned (checked by `ptr`); atomic as in `read_u8`.
+        u16::from_le(unsafe { AtomicU16::from_ptr(self.ptr(offset)) }.load(Ordering::Relaxed))
     }
 
-    /// Volatile read of an aligned little-endian u32.
+    /// Atomic (relaxed) read of an aligned little-endian u32.
     #[inline]
     pub fn read_u32(&self, offset: usize) -> u32 {
-        // SAFETY: in bounds and aligned.
-        u32::from_le(unsafe { self.ptr::<u32>(offset).read_volatile() })
+        // SAFETY: in bounds and aligned; atomic as in `read_u8`.
+        u32::from_le(unsafe { AtomicU32::from_ptr(self.ptr(offset)) }.load(Ordering::Relaxed))
     }
 
-    /// Volatile read of an aligned little-endian u64.
+    /// Atomic (relaxed) read of an aligned little-endian u64.
     #[inline]
     pub fn read_u64(&self, offset: usize) -> u64 {
-        // SAFETY: in bounds and aligned.
-        u64::from_le(unsafe { self.ptr::<u64>(offset).read_volatile() })
+        // SAFETY: in bounds and aligned; atomic as in `read_u8`.
+        u64::from_le(unsafe { AtomicU64::from_ptr(self.ptr(offset)) }.load(Ordering::Relaxed))
     }
 
-    /// Volatile write of a byte.
+    /// Atomic (relaxed) write of a byte.
     #[inline]
     pub fn write_u8(&self, offset: usize, v: u8) {
-        // SAFETY: in bounds.
-        unsafe { self.ptr::<u8>(offset).write_volatile(v) }
+        // SAFETY: in bounds; atomic as in `read_u8`.
+        unsafe { AtomicU8::from_ptr(self.ptr(offset)) }.store(v, Ordering::Relaxed)
     }
 
-    /// Volatile write of an aligned little-endian u16.
+    /// Atomic (relaxed) write of an aligned little-endian u16.
     #[inline]
     pub fn write_u16(&self, offset: usize, v: u16) {
-        // SAFETY: in bounds and aligned.
-        unsafe { self.ptr::<u16>(offset).write_volatile(v.to_le()) }
+        // SAFETY: in bounds and aligned; atomic as in `read_u8`.
+        unsafe { AtomicU16::from_ptr(self.ptr(offset)) }.store(v.to_le(), Ordering::Relaxed)
     }
 
-    /// Volatile write of an aligned little-endian u32.
+    /// Atomic (relaxed) write of an aligned little-endian u32.
     #[inline]
     pub fn write_u32(&self, offset: usize, v: u32) {
-        // SAFETY: in bounds and aligned.
-        unsafe { self.ptr::<u32>(offset).write_volatile(v.to_le()) }
+        // SAFETY: in bounds and aligned; atomic as in `read_u8`.
+        unsafe { AtomicU32::from_ptr(self.ptr(offset)) }.store(v.to_le(), Ordering::Relaxed)
     }
 
-    /// Volatile write of an aligned little-endian u64.
+    /// Atomic (relaxed) write of an aligned little-endian u64.
     #[inline]
     pub fn write_u64(&self, offset: usize, v: u64) {
-        // SAFETY: in bounds and aligned.
-        unsafe { self.ptr::<u64>(offset).write_volatile(v.to_le()) }
+        // SAFETY: in bounds and aligned; atomic as in `read_u8`.
+        unsafe { AtomicU64::from_ptr(self.ptr(offset)) }.store(v.to_le(), Ordering::Relaxed)
     }
 
     /// Acquire load of an aligned little-endian u32: the dword a device writes
@@ -154,7 +164,7 @@ impl DmaRegion {
     #[inline]
     pub fn load_u32_acquire(&self, offset: usize) -> u32 {
         // SAFETY: in bounds and aligned; the memory is only reached through
-        // raw-pointer accesses, so an atomic view of it is sound.
+        // atomic accesses and device DMA, so an atomic view of it is sound.
         u32::from_le(unsafe { AtomicU32::from_ptr(self.ptr(offset)).load(Ordering::Acquire) })
     }
 
@@ -165,25 +175,27 @@ impl DmaRegion {
         u16::from_le(unsafe { AtomicU16::from_ptr(self.ptr(offset)).load(Ordering::Acquire) })
     }
 
-    /// Copy `src` into the region at `offset` (CPU writes: descriptors, headers, test data).
+    /// Copy `src` into the region at `offset` (CPU writes: descriptors,
+    /// headers, test data), with atomic word and byte stores.
     pub fn write_bytes(&self, offset: usize, src: &[u8]) {
         let p = self.ptr_range(offset, src.len());
-        // SAFETY: range in bounds (checked); no reference to DMA memory is made.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) }
+        // SAFETY: range in bounds (checked); the region is reached only by
+        // atomic accesses and device DMA, so the atomic copy races nothing.
+        unsafe { shared_bytes::store(p, src) }
     }
 
-    /// Copy from the region at `offset` into `dst`.
+    /// Copy from the region at `offset` into `dst`, with atomic loads.
     pub fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         let p = self.ptr_range(offset, dst.len());
-        // SAFETY: range in bounds (checked).
-        unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) }
+        // SAFETY: as in `write_bytes`.
+        unsafe { shared_bytes::load(p, dst) }
     }
 
-    /// Set `len` bytes at `offset` to `byte`.
+    /// Set `len` bytes at `offset` to `byte`, with atomic stores.
     pub fn fill(&self, offset: usize, len: usize, byte: u8) {
         let p = self.ptr_range(offset, len);
-        // SAFETY: range in bounds (checked).
-        unsafe { std::ptr::write_bytes(p, byte, len) }
+        // SAFETY: as in `write_bytes`.
+        unsafe { shared_bytes::fill(p, len, byte) }
     }
 
     fn ptr_range(&self, offset: usize, len: usize) -> *mut u8 {

@@ -5,7 +5,8 @@
 
 use dma::{Buf, Pool, RegionOptions};
 use drivers::nvme::{
-    Completion, IoQueuePair, NvmeController, NvmeError, NvmeOptions, NvmeVersion, StatusKind,
+    Completion, IoQueuePair, NvmeController, NvmeError, NvmeOptions, NvmeVersion, RwFailed,
+    StatusKind,
 };
 use emu::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModel, NvmeModelConfig, PCI_IDS};
 use emu::{EmuBar, RunMode, TraceEvent};
@@ -47,6 +48,7 @@ both_modes!(
     fatal_controller_is_reported,
     fatal_controller_refuses_init,
     silent_controller_times_out,
+    timed_out_read_buffer_is_quarantined,
     injected_io_error_is_typed,
     bogus_completions_are_device_misbehaviour,
     large_doorbell_stride_is_refused,
@@ -119,17 +121,19 @@ fn round_trip(
     lba_size: u32,
     lba: u64,
     blocks: u64,
-    w: &mut Buf,
-    r: &mut Buf,
+    mut w: Buf,
+    mut r: Buf,
     seed: u64,
-) {
+) -> (Buf, Buf) {
     let len = (blocks * lba_size as u64) as usize;
-    fill(w, len, seed);
-    qp.write(nsid, lba, w)
+    fill(&mut w, len, seed);
+    let w = qp
+        .write(nsid, lba, w)
         .unwrap_or_else(|e| panic!("write of {blocks} blocks at {lba}: {e}"));
     r.set_len(len);
     r.as_mut_slice().fill(0xee);
-    qp.read(nsid, lba, r)
+    let r = qp
+        .read(nsid, lba, r)
         .unwrap_or_else(|e| panic!("read of {blocks} blocks at {lba}: {e}"));
     assert!(
         r.as_slice() == w.as_slice(),
@@ -144,6 +148,7 @@ fn round_trip(
         medium == w.as_slice(),
         "medium at LBA {lba} differs from what was written"
     );
+    (w, r)
 }
 
 fn init_and_identify(mode: RunMode) {
@@ -208,8 +213,8 @@ fn init_and_identify(mode: RunMode) {
     // doorbells are 16 bytes apart.
     let mut qp = ctrl.create_io_queue_pair(8).unwrap();
     let pool = unaligned_pool(&ctrl, 2, 4096);
-    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
-    round_trip(&emu, &mut qp, 1, 512, 5, 4, &mut w, &mut r, 1);
+    let (w, r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 5, 4, w, r, 1);
 }
 
 fn write_read_sizes_up_to_and_beyond_mdts(mode: RunMode) {
@@ -231,22 +236,22 @@ fn write_read_sizes_up_to_and_beyond_mdts(mode: RunMode) {
         2048 + 3,
     ];
     let pool = unaligned_pool(&ctrl, 8, 2051 * 512);
-    let mut bufs: Vec<Buf> = (0..8).map(|_| pool.alloc().unwrap()).collect();
+    let mut bufs: Vec<Option<Buf>> = (0..8).map(|_| pool.alloc()).collect();
     // Buffers at different offsets in their first page, some not page aligned.
-    let offsets: Vec<u64> = bufs.iter().map(|b| b.iova() % 4096).collect();
+    let offsets: Vec<u64> = bufs.iter().flatten().map(|b| b.iova() % 4096).collect();
     assert!(offsets.iter().any(|&o| o != 0), "{offsets:?}");
     let mut lba = 0;
     for (k, &blocks) in sizes.iter().enumerate() {
-        let (a, b) = bufs.split_at_mut(4);
-        let w = &mut a[k % 4];
-        let r = &mut b[(k + 1) % 4];
-        round_trip(&emu, &mut qp, 1, 512, lba, blocks, w, r, k as u64);
+        let (wi, ri) = (k % 4, 4 + (k + 1) % 4);
+        let (w, r) = (bufs[wi].take().unwrap(), bufs[ri].take().unwrap());
+        let (w, r) = round_trip(&emu, &mut qp, 1, 512, lba, blocks, w, r, k as u64);
+        (bufs[wi], bufs[ri]) = (Some(w), Some(r));
         lba += blocks + 13;
     }
     // The last LBA of the namespace.
     let last = ctrl.namespace(1).unwrap().size_blocks - 1;
-    let (a, b) = bufs.split_at_mut(1);
-    round_trip(&emu, &mut qp, 1, 512, last, 1, &mut a[0], &mut b[0], 99);
+    let (w, r) = (bufs[0].take().unwrap(), bufs[1].take().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, last, 1, w, r, 99);
     assert_eq!(qp.in_flight(), 0);
     ctrl.delete_io_queue_pair(qp).unwrap();
 }
@@ -258,11 +263,11 @@ fn splitting_never_exhausts_a_small_queue(mode: RunMode) {
     assert_eq!(qp.free_slots(), 2);
     let pool = unaligned_pool(&ctrl, 2, 1 << 20);
     let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
-    round_trip(&emu, &mut qp, 1, 512, 777, 2048, &mut w, &mut r, 5);
+    (w, r) = round_trip(&emu, &mut qp, 1, 512, 777, 2048, w, r, 5);
     assert_eq!(qp.free_slots(), 2);
     // A 2-entry queue (one command in flight) still gets there.
     let mut qp = ctrl.create_io_queue_pair(2).unwrap();
-    round_trip(&emu, &mut qp, 1, 512, 4000, 2048, &mut w, &mut r, 6);
+    round_trip(&emu, &mut qp, 1, 512, 4000, 2048, w, r, 6);
 }
 
 fn lba_formats_512_and_4096(mode: RunMode) {
@@ -281,25 +286,28 @@ fn lba_formats_512_and_4096(mode: RunMode) {
             .into_iter()
             .enumerate()
         {
-            round_trip(
+            (w, r) = round_trip(
                 &emu,
                 &mut qp,
                 1,
                 lba_size,
                 1000 * k as u64 + 3,
                 blocks,
-                &mut w,
-                &mut r,
+                w,
+                r,
                 k as u64 + lba_size as u64,
             );
         }
         // A buffer that is not a whole number of blocks is refused.
         w.set_len(lba_size as usize + 512);
         if lba_size == 4096 {
-            assert!(matches!(
-                qp.write(1, 0, &w),
-                Err(NvmeError::InvalidRequest(_))
-            ));
+            match qp.write(1, 0, w) {
+                Err(RwFailed {
+                    error: NvmeError::InvalidRequest(_),
+                    buf: Some(back),
+                }) => drop(back),
+                other => panic!("expected InvalidRequest with the buffer, got {other:?}"),
+            }
         }
     }
 }
@@ -314,16 +322,19 @@ fn two_namespaces_with_different_lba_sizes(mode: RunMode) {
     let pool = unaligned_pool(&ctrl, 5, 64 << 10);
     let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
     // The same LBA numbers in both namespaces, different data.
-    round_trip(&emu, &mut qp, 1, 512, 10, 16, &mut w, &mut r, 1);
-    round_trip(&emu, &mut qp, 2, 4096, 10, 16, &mut w, &mut r, 2);
+    (w, r) = round_trip(&emu, &mut qp, 1, 512, 10, 16, w, r, 1);
+    round_trip(&emu, &mut qp, 2, 4096, 10, 16, w, r, 2);
     // Namespace 1 still holds its own data.
     let mut back = pool.alloc().unwrap();
     back.set_len(16 * 512);
-    qp.read(1, 10, &mut back).unwrap();
+    let back = qp.read(1, 10, back).unwrap();
     assert_eq!(back.as_slice(), &pattern(1, 16 * 512)[..]);
     assert!(matches!(
-        qp.read(3, 0, &mut back),
-        Err(NvmeError::InvalidRequest(_))
+        qp.read(3, 0, back),
+        Err(RwFailed {
+            error: NvmeError::InvalidRequest(_),
+            buf: Some(_)
+        })
     ));
 }
 
@@ -346,18 +357,8 @@ fn chained_prp_lists_without_mdts(mode: RunMode) {
     let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
     assert_ne!(r.iova() % 4096, 0, "the second buffer starts inside a page");
     emu.trace().set_enabled(true);
-    round_trip(&emu, &mut qp, 1, 512, 8, (4 << 20) / 512, &mut w, &mut r, 3);
-    round_trip(
-        &emu,
-        &mut qp,
-        1,
-        512,
-        20000,
-        (4 << 20) / 512 + 8,
-        &mut w,
-        &mut r,
-        4,
-    );
+    (w, r) = round_trip(&emu, &mut qp, 1, 512, 8, (4 << 20) / 512, w, r, 3);
+    round_trip(&emu, &mut qp, 1, 512, 20000, (4 << 20) / 512 + 8, w, r, 4);
     // Each 4 MiB command was one command (not split).
     let rw_fetches = emu
         .trace()
@@ -457,9 +458,9 @@ fn queue_pairs_from_several_threads(mode: RunMode) {
                 for (k, blocks) in [1u64, 8, 100, 256, 300, 3].iter().enumerate() {
                     let len = (*blocks * 512) as usize;
                     fill(&mut w, len, t * 1000 + k as u64);
-                    qp.write(1, lba, &w).unwrap();
+                    w = qp.write(1, lba, w).unwrap();
                     r.set_len(len);
-                    qp.read(1, lba, &mut r).unwrap();
+                    r = qp.read(1, lba, r).unwrap();
                     assert!(r.as_slice() == w.as_slice(), "thread {t} size {blocks}");
                     lba += blocks;
                 }
@@ -513,8 +514,8 @@ fn queue_pair_lifecycle(mode: RunMode) {
     let mut e = ctrl.create_io_queue_pair(4).unwrap();
     let pool = unaligned_pool(&ctrl, 2, 4096);
     let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
-    round_trip(&emu, &mut d, 1, 512, 1, 8, &mut w, &mut r, 1);
-    round_trip(&emu, &mut e, 1, 512, 9, 8, &mut w, &mut r, 2);
+    (w, r) = round_trip(&emu, &mut d, 1, 512, 1, 8, w, r, 1);
+    round_trip(&emu, &mut e, 1, 512, 9, 8, w, r, 2);
     // A queue pair of another controller is refused.
     let (_emu2, other) = open(NvmeModelConfig::default(), mode, opts());
     let foreign = other.create_io_queue_pair(4).unwrap();
@@ -530,8 +531,8 @@ fn flush_and_shutdown(mode: RunMode) {
     {
         let mut qp = ctrl.create_io_queue_pair(8).unwrap();
         let pool = unaligned_pool(&ctrl, 2, 4096);
-        let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
-        round_trip(&emu, &mut qp, 1, 512, 0, 8, &mut w, &mut r, 1);
+        let (w, r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+        round_trip(&emu, &mut qp, 1, 512, 0, 8, w, r, 1);
         qp.flush(1).unwrap();
         qp.submit_flush(1, 42).unwrap();
         qp.ring_doorbell();
@@ -561,10 +562,16 @@ fn lba_out_of_range(mode: RunMode) {
     let mut b = pool.alloc().unwrap();
     b.set_len(1024);
     // The blocking helper checks the range itself.
-    match qp.read(1, size - 1, &mut b) {
-        Err(NvmeError::InvalidRequest(m)) => assert!(m.contains("past the end"), "{m}"),
-        other => panic!("expected InvalidRequest, got {other:?}"),
-    }
+    let b = match qp.read(1, size - 1, b) {
+        Err(RwFailed {
+            error: NvmeError::InvalidRequest(m),
+            buf: Some(b),
+        }) => {
+            assert!(m.contains("past the end"), "{m}");
+            b
+        }
+        other => panic!("expected InvalidRequest with the buffer, got {other:?}"),
+    };
     // The asynchronous path leaves the check to the device: LBA Out of Range.
     qp.submit_read(1, size - 1, b.into_device(), 2, 7)
         .map_err(|(e, _)| e)
@@ -592,8 +599,7 @@ fn lba_out_of_range(mode: RunMode) {
     let err = NvmeError::Status { op: "read", status };
     assert_eq!(err.status_kind(), Some(StatusKind::LbaOutOfRange));
     // The queue is fine afterwards.
-    let mut buf = buf.unwrap();
-    qp.read(1, size - 2, &mut buf).unwrap();
+    qp.read(1, size - 2, buf.unwrap()).unwrap();
 }
 
 fn fatal_controller_is_reported(mode: RunMode) {
@@ -602,13 +608,19 @@ fn fatal_controller_is_reported(mode: RunMode) {
     let pool = unaligned_pool(&ctrl, 1, 4096);
     let mut b = pool.alloc().unwrap();
     b.set_len(4096);
-    qp.read(1, 0, &mut b).unwrap();
+    let b = qp.read(1, 0, b).unwrap();
     emu.inject(Fault::FatalStatus);
     let t = Instant::now();
+    // The read is outstanding on a failed controller: its buffer is not
+    // given back, as the device may still write it.
     assert!(matches!(
-        qp.read(1, 0, &mut b),
-        Err(NvmeError::ControllerFatal)
+        qp.read(1, 0, b),
+        Err(RwFailed {
+            error: NvmeError::ControllerFatal,
+            buf: None
+        })
     ));
+    assert_eq!((pool.quarantined(), pool.free_count()), (1, 0));
     assert!(
         t.elapsed() < Duration::from_secs(2),
         "reported at once, not at the timeout"
@@ -651,8 +663,8 @@ fn fatal_controller_refuses_init(mode: RunMode) {
     let mut qp = again.create_io_queue_pair(4).unwrap();
     assert_eq!(qp.qid(), 1);
     let pool = unaligned_pool(&again, 2, 4096);
-    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
-    round_trip(&emu, &mut qp, 1, 512, 3, 8, &mut w, &mut r, 1);
+    let (w, r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    round_trip(&emu, &mut qp, 1, 512, 3, 8, w, r, 1);
 }
 
 fn silent_controller_times_out(mode: RunMode) {
@@ -667,18 +679,23 @@ fn silent_controller_times_out(mode: RunMode) {
     };
     let (emu, ctrl) = open(cfg, mode, options);
     let mut qp = ctrl.create_io_queue_pair(8).unwrap();
-    let pool = unaligned_pool(&ctrl, 2, 4096);
-    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    let pool = unaligned_pool(&ctrl, 3, 4096);
+    let (w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
     r.set_len(4096);
     emu.inject(Fault::StopResponding);
     let t = Instant::now();
-    match qp.read(1, 0, &mut r) {
-        Err(NvmeError::Timeout { op, after }) => {
+    match qp.read(1, 0, r) {
+        Err(RwFailed {
+            error: NvmeError::Timeout { op, after },
+            buf: None,
+        }) => {
             assert_eq!(op, "read");
             assert!(after >= timeout, "{after:?}");
         }
-        other => panic!("expected Timeout, got {other:?}"),
+        other => panic!("expected Timeout and a quarantined buffer, got {other:?}"),
     }
+    assert_eq!(pool.quarantined(), 1);
+    r = pool.alloc().unwrap();
     let took = t.elapsed();
     assert!(
         took >= timeout && took < timeout + Duration::from_secs(1),
@@ -711,7 +728,74 @@ fn silent_controller_times_out(mode: RunMode) {
         }
         assert_eq!(qp.in_flight(), 0, "every late completion arrived");
     }
-    round_trip(&emu, &mut qp, 1, 512, 40, 8, &mut w, &mut r, 8);
+    round_trip(&emu, &mut qp, 1, 512, 40, 8, w, r, 8);
+}
+
+/// A read that times out while the controller hangs, whose DMA lands when
+/// the controller comes back: the caller holds no buffer that changes. The
+/// timed-out buffer is quarantined (counted, never handed out again), and
+/// the late data lands in it, not in a buffer the caller got since.
+fn timed_out_read_buffer_is_quarantined(mode: RunMode) {
+    let timeout = Duration::from_millis(200);
+    let options = NvmeOptions {
+        command_timeout: timeout,
+        ..opts()
+    };
+    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, options);
+    let mut qp = ctrl.create_io_queue_pair(8).unwrap();
+    let pool = unaligned_pool(&ctrl, 3, 4096);
+    let mut w = pool.alloc().unwrap();
+    fill(&mut w, 4096, 77);
+    let w = qp.write(1, 0, w).unwrap();
+    let mut r = pool.alloc().unwrap();
+    r.set_len(4096);
+    r.as_mut_slice().fill(0xee);
+    let late_iova = r.iova();
+    emu.inject(Fault::StopResponding);
+    match qp.read(1, 0, r) {
+        Err(RwFailed {
+            error: NvmeError::Timeout { op: "read", .. },
+            buf: None,
+        }) => {}
+        other => panic!("expected Timeout and a quarantined buffer, got {other:?}"),
+    }
+    assert_eq!(pool.quarantined(), 1);
+    // The caller's next buffer is another one: the quarantined one is never
+    // handed out again.
+    let mut fresh = pool.alloc().unwrap();
+    fresh.as_mut_slice().fill(0x55);
+    assert_ne!(fresh.iova(), late_iova);
+    assert!(
+        pool.alloc().is_none(),
+        "no buffer left: w, fresh, quarantined"
+    );
+    // The controller comes back and completes the read: its DMA lands late.
+    emu.clear_faults();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while qp.in_flight() > 0 && Instant::now() < deadline {
+        qp.submit_flush(1, 1).unwrap();
+        qp.ring_doorbell();
+        while qp.in_flight() > 0 && Instant::now() < deadline {
+            qp.poll(8, |_| {}).unwrap();
+        }
+    }
+    assert_eq!(qp.in_flight(), 0, "the late read completed");
+    let mut landed = vec![0u8; 4096];
+    emu.iommu().read(late_iova, &mut landed).unwrap();
+    assert_eq!(
+        landed,
+        w.as_slice(),
+        "the late DMA landed in the quarantined buffer"
+    );
+    assert!(
+        fresh.as_slice().iter().all(|&b| b == 0x55),
+        "the late DMA changed a buffer the caller holds"
+    );
+    assert_eq!(w.as_slice(), &pattern(77, 4096)[..]);
+    // Accounting: every buffer is free, held, or quarantined.
+    drop((w, fresh));
+    assert_eq!(pool.free_count() + pool.quarantined(), pool.capacity());
+    assert_eq!(pool.quarantined(), 1);
 }
 
 fn injected_io_error_is_typed(mode: RunMode) {
@@ -719,7 +803,7 @@ fn injected_io_error_is_typed(mode: RunMode) {
     let mut qp = ctrl.create_io_queue_pair(4).unwrap();
     let pool = unaligned_pool(&ctrl, 2, 1 << 20);
     let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
-    round_trip(&emu, &mut qp, 1, 512, 0, 2048, &mut w, &mut r, 1);
+    (w, r) = round_trip(&emu, &mut qp, 1, 512, 0, 2048, w, r, 1);
     emu.inject(Fault::IoError {
         nsid: 1,
         lba: 100,
@@ -728,16 +812,21 @@ fn injected_io_error_is_typed(mode: RunMode) {
         count: 1,
     });
     r.set_len(8 * 512);
-    match qp.read(1, 96, &mut r) {
-        Err(NvmeError::Status { op, status }) => {
+    // A command that completed with an error: its buffer comes back.
+    r = match qp.read(1, 96, r) {
+        Err(RwFailed {
+            error: NvmeError::Status { op, status },
+            buf: Some(r),
+        }) => {
             assert_eq!(op, "read");
             assert_eq!(status.kind(), StatusKind::UnrecoveredReadError);
             assert_eq!((status.sct, status.sc), (2, 0x81));
+            r
         }
-        other => panic!("expected a media status, got {other:?}"),
-    }
+        other => panic!("expected a media status and the buffer, got {other:?}"),
+    };
     // Only one command fails.
-    qp.read(1, 96, &mut r).unwrap();
+    r = qp.read(1, 96, r).unwrap();
     // In the middle of a request split into 8 commands: the error is
     // reported once the commands in flight have finished, and nothing is left behind.
     emu.inject(Fault::IoError {
@@ -747,14 +836,15 @@ fn injected_io_error_is_typed(mode: RunMode) {
         sc: sc_media::WRITE_FAULT,
         count: 1,
     });
-    let e = qp.write(1, 0, &w).unwrap_err();
+    let RwFailed { error: e, buf } = qp.write(1, 0, w).unwrap_err();
+    w = buf.expect("the buffer comes back with a status");
     assert_eq!(e.status_kind(), Some(StatusKind::WriteFault), "{e}");
     assert!(
         e.to_string().contains("Write Fault (SCT 2h, SC 80h)"),
         "{e}"
     );
     assert_eq!(qp.in_flight(), 0);
-    round_trip(&emu, &mut qp, 1, 512, 0, 2048, &mut w, &mut r, 2);
+    round_trip(&emu, &mut qp, 1, 512, 0, 2048, w, r, 2);
 }
 
 /// The CQ slot the device wrote the last completion of queue `qid` to:
@@ -956,13 +1046,13 @@ fn namespace_count_is_bounded(mode: RunMode) {
     assert!(ctrl.namespace(3001).is_err());
     let mut qp = ctrl.create_io_queue_pair(8).unwrap();
     let pool = unaligned_pool(&ctrl, 4, 4096);
-    let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
-    round_trip(&emu, &mut qp, 1, 512, 3, 8, &mut w, &mut r, 1);
+    let (w, r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
+    let (_w, r) = round_trip(&emu, &mut qp, 1, 512, 3, 8, w, r, 1);
     // NSID 3000 is known to the driver (it goes to the device, which has
     // no data for it); NSID 3001 is not (refused before submission).
-    let e = qp.read(3000, 0, &mut r).unwrap_err();
+    let RwFailed { error: e, buf } = qp.read(3000, 0, r).unwrap_err();
     assert_eq!(e.status_kind(), Some(StatusKind::InvalidNamespace), "{e}");
-    let e = qp.read(3001, 0, &mut r).unwrap_err();
+    let e = qp.read(3001, 0, buf.unwrap()).unwrap_err().error;
     assert!(
         matches!(&e, NvmeError::InvalidRequest(m) if m.contains("namespace 3001")),
         "{e}"

@@ -132,14 +132,15 @@ fn one_pool_serves_dma_of_two_controllers() {
     let mut qa = ca.create_io_queue_pair(8).expect("queue pair on A");
     let mut qb = cb.create_io_queue_pair(8).expect("queue pair on B");
     // 256 KiB from A's namespace 1 (512 B blocks) at 1 MiB ...
-    qa.read(1, (1 << 20) / 512, &mut data).expect("read from A");
+    data = qa.read(1, (1 << 20) / 512, data).expect("read from A");
     assert!(
         data.as_slice().iter().any(|&x| x != 0),
         "the disk image is not all zeros"
     );
     // ... written to B's namespace 1 (4 KiB blocks) at 8 MiB, read back.
-    qb.write(1, (8 << 20) / 4096, &data).expect("write to B");
-    qb.read(1, (8 << 20) / 4096, &mut back)
+    data = qb.write(1, (8 << 20) / 4096, data).expect("write to B");
+    back = qb
+        .read(1, (8 << 20) / 4096, back)
         .expect("read back from B");
     assert!(
         data.as_slice() == back.as_slice(),
@@ -167,7 +168,8 @@ fn a_closed_device_opens_again() {
         let pool = Pool::new(dev.mapper(), 1, 64 << 10, RegionOptions::HARDWARE).unwrap();
         let mut buf = pool.alloc().unwrap();
         let mut qp = ctrl.create_io_queue_pair(4).unwrap();
-        qp.read(1, 0, &mut buf)
+        buf = qp
+            .read(1, 0, buf)
             .unwrap_or_else(|e| panic!("read in round {round}: {e}"));
         ctrl.delete_io_queue_pair(qp).unwrap();
         drop((buf, pool));
@@ -190,7 +192,8 @@ fn two_functions_of_one_group() {
     let pool = Pool::new(b.mapper(), 1, 64 << 10, RegionOptions::HARDWARE).unwrap();
     let mut buf = pool.alloc().unwrap();
     let mut qa = ca.create_io_queue_pair(4).unwrap();
-    qa.write(1, 16, &buf)
+    buf = qa
+        .write(1, 16, buf)
         .expect("write through the first function");
     ca.delete_io_queue_pair(qa).unwrap();
     ca.shutdown().unwrap();
@@ -199,7 +202,8 @@ fn two_functions_of_one_group() {
     drop(a);
     let mut qb = cb.create_io_queue_pair(4).unwrap();
     buf.as_mut_slice().fill(0xa5);
-    qb.read(1, 0, &mut buf)
+    buf = qb
+        .read(1, 0, buf)
         .expect("read through the second function after the first closed");
     assert!(
         buf.as_slice().iter().all(|&x| x == 0),

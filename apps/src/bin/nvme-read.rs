@@ -149,7 +149,8 @@ impl NvmeJob for Read {
             let block_start = lba * lba_size;
             let blocks = (end - block_start).div_ceil(lba_size).min(chunk / lba_size);
             buf.set_len((blocks * lba_size) as usize);
-            qp.read(a.nsid, lba, &mut buf)
+            buf = qp
+                .read(a.nsid, lba, buf)
                 .map_err(|e| format!("reading {blocks} block(s) at LBA {lba} failed: {e}"))?;
             let from = (pos - block_start) as usize;
             let to = (end - block_start).min(blocks * lba_size) as usize;

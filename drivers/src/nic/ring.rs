@@ -12,7 +12,7 @@ use dma::{DmaRegion, Mapper, RegionOptions};
 use spec::nic::adv_desc::{DESC_SIZE, RING_ALIGN, RING_MULTIPLE};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Smallest ring the driver accepts (RDLEN/TDLEN granularity).
@@ -44,8 +44,9 @@ pub(crate) fn check_ring_size(what: &str, size: u16) -> Result<usize, NicError> 
 /// pointer with the index masked into the ring instead of the bounds-checked
 /// [`DmaRegion`] accessors (which cost a call and an assert each; see
 /// `forward_loop_for_callgrind` in the tests). The memory is reached only
-/// with volatile or atomic accesses, never through references, because the
-/// device may write it at any time.
+/// with atomic accesses, never through references, because the device (or
+/// a model's thread) may write it at any time: a non-atomic access racing
+/// it would be a data race.
 pub(crate) struct DescRing {
     base: NonNull<u8>,
     mask: usize,
@@ -55,7 +56,7 @@ pub(crate) struct DescRing {
 // SAFETY: `base` points into `mem`, which the ring owns and which is itself
 // Send + Sync (raw-pointer accesses only); the ring adds no thread affinity.
 unsafe impl Send for DescRing {}
-// SAFETY: as above; shared access only performs volatile/atomic accesses.
+// SAFETY: as above; shared access only performs atomic accesses.
 unsafe impl Sync for DescRing {}
 
 impl DescRing {
@@ -129,7 +130,7 @@ impl DescRing {
 
     /// The ring's address and mask by value, for hot loops: a loop that
     /// reaches descriptors through `&DescRing` reloads both after every
-    /// volatile store (the store might have changed them, as far as the
+    /// atomic store (the store might have changed them, as far as the
     /// compiler knows); through a view they stay in registers.
     #[inline(always)]
     pub(crate) fn view(&self) -> RingView<'_> {
@@ -270,7 +271,9 @@ impl<'a> Run<'a> {
 }
 
 /// One descriptor of a [`DescRing`]: 16 bytes of DMA memory, reached only
-/// through volatile or atomic accesses at the spec's field offsets.
+/// through atomic accesses at the spec's field offsets (`Relaxed`, the same
+/// single `mov` a volatile access is on x86-64, but no data race with the
+/// device; `Acquire` for the dword that tells the device is done).
 #[derive(Clone, Copy)]
 pub(crate) struct Desc<'a> {
     p: NonNull<u8>,
@@ -292,33 +295,33 @@ impl Desc<'_> {
         unsafe { self.p.as_ptr().add(field).cast() }
     }
 
-    /// Volatile 64-bit write of `field`.
+    /// Atomic (relaxed) 64-bit write of `field`.
     #[inline(always)]
     pub(crate) fn write_u64(self, field: usize, v: u64) {
         // SAFETY: in bounds and aligned (see `ptr`); DMA memory is only
-        // accessed through raw pointers.
-        unsafe { self.ptr::<u64>(field).write_volatile(v.to_le()) }
+        // accessed through atomics and device DMA, never references.
+        unsafe { AtomicU64::from_ptr(self.ptr(field)) }.store(v.to_le(), Ordering::Relaxed)
     }
 
-    /// Volatile 32-bit write.
+    /// Atomic (relaxed) 32-bit write.
     #[inline(always)]
     pub(crate) fn write_u32(self, field: usize, v: u32) {
         // SAFETY: as in `write_u64`.
-        unsafe { self.ptr::<u32>(field).write_volatile(v.to_le()) }
+        unsafe { AtomicU32::from_ptr(self.ptr(field)) }.store(v.to_le(), Ordering::Relaxed)
     }
 
-    /// Volatile 32-bit read.
+    /// Atomic (relaxed) 32-bit read.
     #[inline(always)]
     pub(crate) fn read_u32(self, field: usize) -> u32 {
         // SAFETY: as in `write_u64`.
-        u32::from_le(unsafe { self.ptr::<u32>(field).read_volatile() })
+        u32::from_le(unsafe { AtomicU32::from_ptr(self.ptr(field)) }.load(Ordering::Relaxed))
     }
 
-    /// Volatile 16-bit read.
+    /// Atomic (relaxed) 16-bit read.
     #[inline(always)]
     pub(crate) fn read_u16(self, field: usize) -> u16 {
         // SAFETY: as in `write_u64`.
-        u16::from_le(unsafe { self.ptr::<u16>(field).read_volatile() })
+        u16::from_le(unsafe { AtomicU16::from_ptr(self.ptr(field)) }.load(Ordering::Relaxed))
     }
 
     /// Acquire load: reads after it see what the device wrote before this dword.

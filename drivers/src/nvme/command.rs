@@ -41,7 +41,7 @@ fn pair(lo: u32, hi: u32) -> u64 {
 
 impl Command {
     /// Write the entry at `offset` of `mem` with command identifier `cid`:
-    /// eight volatile qword writes, every byte of the 64 (a reused slot must
+    /// eight atomic qword writes, every byte of the 64 (a reused slot must
     /// not keep fields of its previous command). PSDT = 0: PRPs, no SGLs;
     /// FUSE = 0; no metadata pointer.
     #[inline]

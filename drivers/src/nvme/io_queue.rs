@@ -26,6 +26,41 @@ pub struct Completion {
     pub result: Result<(), NvmeStatus>,
 }
 
+/// A blocking [`IoQueuePair::read`] or [`IoQueuePair::write`] that failed.
+#[derive(Debug)]
+pub struct RwFailed {
+    /// What went wrong.
+    pub error: NvmeError,
+    /// The buffer, when no command of the call is outstanding any more (the
+    /// device is done with it); None when it was quarantined because the
+    /// device may still move data into or out of it (a timeout, a fatal
+    /// controller status, a completion that could not be trusted).
+    pub buf: Option<Buf>,
+}
+
+impl std::fmt::Display for RwFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)?;
+        if self.buf.is_none() {
+            f.write_str(" (its buffer is quarantined: the device may still write it)")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RwFailed {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<RwFailed> for NvmeError {
+    /// The error alone; a buffer that came back returns to its pool.
+    fn from(f: RwFailed) -> NvmeError {
+        f.error
+    }
+}
+
 /// What the hot path needs of a namespace.
 #[derive(Debug, Clone, Copy)]
 struct Geometry {
@@ -336,17 +371,23 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     /// `buf`, split into commands of at most [`Self::max_transfer`] bytes,
     /// several in flight but never more than the free slots.
     ///
-    /// On [`NvmeError::Timeout`], commands may still be outstanding and the
-    /// controller might still write `buf` later: reset the controller before
-    /// trusting the buffer's memory again.
-    pub fn read(&mut self, nsid: u32, lba: u64, buf: &mut Buf) -> Result<(), NvmeError> {
-        self.blocking_rw(io::READ, "read", nsid, lba, buf.iova(), buf.len())
+    /// The buffer is the device's while the call runs and comes back with
+    /// the result. On an error after which the controller may still write
+    /// it ([`NvmeError::Timeout`], [`NvmeError::ControllerFatal`],
+    /// [`NvmeError::DeviceMisbehaved`] with commands of the call still
+    /// outstanding) it does not come back: it is quarantined (never reused,
+    /// counted by [`dma::Pool::quarantined`]), so no slice of memory the
+    /// device may write late exists.
+    pub fn read(&mut self, nsid: u32, lba: u64, buf: Buf) -> Result<Buf, RwFailed> {
+        self.blocking_rw(io::READ, "read", nsid, lba, buf)
     }
 
     /// Write `buf.len()` bytes (a multiple of the LBA size) from `buf` to
-    /// `lba`; as [`Self::read`].
-    pub fn write(&mut self, nsid: u32, lba: u64, buf: &Buf) -> Result<(), NvmeError> {
-        self.blocking_rw(io::WRITE, "write", nsid, lba, buf.iova(), buf.len())
+    /// `lba`; as [`Self::read`] (a timed-out write's buffer is quarantined
+    /// too: the device may still be reading it, and a caller that refilled it
+    /// would change what lands on the medium).
+    pub fn write(&mut self, nsid: u32, lba: u64, buf: Buf) -> Result<Buf, RwFailed> {
+        self.blocking_rw(io::WRITE, "write", nsid, lba, buf)
     }
 
     /// Flush namespace `nsid` and wait for it.
@@ -380,8 +421,39 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         op: &'static str,
         nsid: u32,
         lba: u64,
-        iova: u64,
+        buf: Buf,
+    ) -> Result<Buf, RwFailed> {
+        if let Err(error) = self.check_rw(op, nsid, lba, buf.len(), buf.iova()) {
+            return Err(RwFailed {
+                error,
+                buf: Some(buf),
+            });
+        }
+        let dev = buf.into_device();
+        match self.run_rw(opcode, op, nsid, lba, dev.iova(), dev.len()) {
+            Ok(()) => Ok(dev.reclaim()),
+            // No command of the call is outstanding: the device is done with it.
+            Err((error, 0)) => Err(RwFailed {
+                error,
+                buf: Some(dev.reclaim()),
+            }),
+            // The device may still write (or read) it: dropping the
+            // `DeviceBuf` quarantines it.
+            Err((error, _)) => {
+                drop(dev);
+                Err(RwFailed { error, buf: None })
+            }
+        }
+    }
+
+    /// Validate a blocking read or write before its buffer goes to the device.
+    fn check_rw(
+        &self,
+        op: &'static str,
+        nsid: u32,
+        lba: u64,
         len: usize,
+        iova: u64,
     ) -> Result<(), NvmeError> {
         self.check_idle(op)?;
         let g = self.geometry(nsid)?;
@@ -408,13 +480,31 @@ impl<R: RegisterAccess> IoQueuePair<R> {
                 "the buffer's IOVA {iova:#x} is not dword aligned, as PRP1 must be"
             )));
         }
-        let chunk = (self.max_transfer >> g.lba_shift).min(MAX_BLOCKS_PER_COMMAND);
-        if chunk == 0 {
+        if self.max_transfer >> g.lba_shift == 0 {
             return Err(NvmeError::Unsupported(format!(
                 "namespace {nsid}'s blocks of {lba_size} bytes are larger than the largest transfer, {} bytes",
                 self.max_transfer
             )));
         }
+        Ok(())
+    }
+
+    /// Issue a checked blocking read or write of the `len` bytes at `iova`
+    /// and wait for every command. An error comes with the number of the
+    /// call's commands still outstanding (0 unless the wait was cut short).
+    fn run_rw(
+        &mut self,
+        opcode: u8,
+        op: &'static str,
+        nsid: u32,
+        lba: u64,
+        iova: u64,
+        len: usize,
+    ) -> Result<(), (NvmeError, usize)> {
+        // Checked by `check_rw`: a known namespace, a whole number of blocks.
+        let g = self.geometry(nsid).map_err(|e| (e, 0))?;
+        let blocks = len as u64 >> g.lba_shift;
+        let chunk = (self.max_transfer >> g.lba_shift).min(MAX_BLOCKS_PER_COMMAND);
         self.generation += 1;
         let gen = self.generation;
         let mut next = 0u64;
@@ -440,7 +530,7 @@ impl<R: RegisterAccess> IoQueuePair<R> {
                 break;
             }
             let mut progress = false;
-            self.core.wait(
+            let waited = self.core.wait(
                 &self.shared.regs,
                 since,
                 self.timeout,
@@ -455,12 +545,15 @@ impl<R: RegisterAccess> IoQueuePair<R> {
                         }
                     }
                 },
-            )?;
+            );
+            if let Err(e) = waited {
+                return Err((e, outstanding));
+            }
             if progress {
                 since = Instant::now();
             }
         }
-        first_error.map_or(Ok(()), Err)
+        first_error.map_or(Ok(()), |e| Err((e, 0)))
     }
 
     /// Wait for `count` internal commands of generation `gen`.

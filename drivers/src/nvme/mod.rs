@@ -39,6 +39,6 @@ mod status;
 pub use controller::NvmeController;
 pub use error::NvmeError;
 pub use identify::{ControllerInfo, LbaFormat, NamespaceInfo, NvmeVersion};
-pub use io_queue::{Completion, IoQueuePair};
+pub use io_queue::{Completion, IoQueuePair, RwFailed};
 pub use options::NvmeOptions;
 pub use status::{NvmeStatus, StatusKind};

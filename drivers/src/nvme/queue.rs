@@ -237,7 +237,7 @@ impl QueueCore {
     }
 
     /// Announce every entry filled since the last call with one tail
-    /// doorbell write. The release fence orders the entries' (volatile)
+    /// doorbell write. The release fence orders the entries' (relaxed atomic)
     /// writes before the doorbell, so the controller never fetches a
     /// half-written entry.
     #[inline]
