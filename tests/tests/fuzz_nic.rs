@@ -54,9 +54,12 @@ struct Target {
     chip: Chip,
     mode: RunMode,
     hostile: HostileConfig,
+    /// Received frames are also passed back out with `nic::forward` (the
+    /// buffers go ring to ring as indices).
+    forward: bool,
 }
 
-const TARGETS: [Target; 6] = [
+const TARGETS: [Target; 8] = [
     Target {
         name: "igb-rx",
         chip: Chip::I82576,
@@ -66,6 +69,7 @@ const TARGETS: [Target; 6] = [
             tx: false,
             registers: true,
         },
+        forward: false,
     },
     Target {
         name: "igb-tx",
@@ -76,6 +80,7 @@ const TARGETS: [Target; 6] = [
             tx: true,
             registers: true,
         },
+        forward: false,
     },
     Target {
         name: "ixgbe-rx",
@@ -86,6 +91,7 @@ const TARGETS: [Target; 6] = [
             tx: false,
             registers: true,
         },
+        forward: false,
     },
     Target {
         name: "ixgbe-tx",
@@ -96,18 +102,35 @@ const TARGETS: [Target; 6] = [
             tx: true,
             registers: true,
         },
+        forward: false,
     },
     Target {
         name: "igb-race",
         chip: Chip::I350,
         mode: RunMode::Threaded,
         hostile: HostileConfig::ALL,
+        forward: false,
     },
     Target {
         name: "ixgbe-race",
         chip: Chip::X82599,
         mode: RunMode::Threaded,
         hostile: HostileConfig::ALL,
+        forward: false,
+    },
+    Target {
+        name: "igb-fwd",
+        chip: Chip::I82576,
+        mode: RunMode::Inline,
+        hostile: HostileConfig::ALL,
+        forward: true,
+    },
+    Target {
+        name: "ixgbe-fwd",
+        chip: Chip::X82599,
+        mode: RunMode::Threaded,
+        hostile: HostileConfig::ALL,
+        forward: true,
     },
 ];
 
@@ -155,6 +178,7 @@ fn where_now(p: &Progress) -> String {
 struct Tally {
     delivered: u64,
     sent: u64,
+    forwarded: u64,
     misbehaved: u64,
     removed: u64,
     acts: u64,
@@ -219,32 +243,39 @@ fn check_accounts(
     rx_pool: &Pool,
     tx_pool: &Pool,
     held: &Held,
+    forwarding: bool,
     ctx: &str,
 ) {
     let cached = rxq.cache_mut().len();
-    let rx_sum =
+    let rx_side =
         rx_pool.free_count() + cached + rxq.posted() + rx_pool.quarantined() + held.rx.len();
-    assert_eq!(
-        rx_sum,
-        rx_pool.capacity(),
-        "{ctx}: RX pool: {} free + {cached} cached + {} posted + {} quarantined + {} held",
+    // One segment per descriptor, no offload and so no context descriptor:
+    // the descriptors in flight are the buffers in flight.
+    let tx_side = tx_pool.free_count() + txq.in_flight() + tx_pool.quarantined() + held.tx_bufs();
+    let show = format!(
+        "RX pool: {} free + {cached} cached + {} posted + {} quarantined + {} held; \
+         TX pool: {} free + {} in flight + {} quarantined + {} held",
         rx_pool.free_count(),
         rxq.posted(),
         rx_pool.quarantined(),
-        held.rx.len()
-    );
-    // One segment per descriptor, no offload and so no context descriptor:
-    // the descriptors in flight are the buffers in flight.
-    let tx_sum = tx_pool.free_count() + txq.in_flight() + tx_pool.quarantined() + held.tx_bufs();
-    assert_eq!(
-        tx_sum,
-        tx_pool.capacity(),
-        "{ctx}: TX pool: {} free + {} in flight + {} quarantined + {} held",
+        held.rx.len(),
         tx_pool.free_count(),
         txq.in_flight(),
         tx_pool.quarantined(),
         held.tx_bufs()
     );
+    if forwarding {
+        // Forwarded RX buffers are in flight in the TX ring: only the sum
+        // over both pools adds up.
+        assert_eq!(
+            rx_side + tx_side,
+            rx_pool.capacity() + tx_pool.capacity(),
+            "{ctx}: {show}"
+        );
+    } else {
+        assert_eq!(rx_side, rx_pool.capacity(), "{ctx}: {show}");
+        assert_eq!(tx_side, tx_pool.capacity(), "{ctx}: {show}");
+    }
 }
 
 fn frame(pool: &Pool, rng: &mut Rng, len: usize) -> Option<Buf> {
@@ -325,6 +356,12 @@ fn run_target(t: Target, seed: u64, iters: u64, progress: &Progress) -> Tally {
             } else {
                 emu.poll();
             }
+            if t.forward && rng.below(2) == 0 {
+                match drivers::nic::forward(&mut rxq, &mut txq, 1 + rng.below(64) as usize) {
+                    Ok(f) => tally.forwarded += f.frames as u64,
+                    Err(e) => device_error(e, &mut tally, &ctx),
+                }
+            }
             got.clear();
             let r = rxq.rx_batch(&mut got, 1 + rng.below(64) as usize);
             tally.delivered += got.len() as u64;
@@ -354,7 +391,7 @@ fn run_target(t: Target, seed: u64, iters: u64, progress: &Progress) -> Tally {
                     }
                 }
             }
-            check_accounts(&mut rxq, &txq, &rx_pool, &tx_pool, &held, &ctx);
+            check_accounts(&mut rxq, &txq, &rx_pool, &tx_pool, &held, t.forward, &ctx);
             // Give back some of what the test holds.
             if rng.below(2) == 0 {
                 held.clear();
@@ -384,11 +421,13 @@ fn run_target(t: Target, seed: u64, iters: u64, progress: &Progress) -> Tally {
     drop(txq);
     // Dropped on a device that no longer answers: every buffer it may
     // still hold is quarantined, none lost.
-    assert_eq!(
-        tx_pool.free_count() + tx_pool.quarantined(),
-        tx_pool.capacity(),
-        "{ctx}: TX pool after the queue went"
-    );
+    for (name, pool) in [("TX", &tx_pool), ("RX", &rx_pool)] {
+        assert_eq!(
+            pool.free_count() + pool.quarantined(),
+            pool.capacity(),
+            "{ctx}: {name} pool after the queues went"
+        );
+    }
     tally
 }
 
@@ -451,11 +490,12 @@ fn hostile_nics_never_break_the_driver() {
         total += iters;
         println!(
             "fuzz_nic: {:<10} {iters} iterations in {:.2?}: {} frames delivered, {} sent, \
-             {} DeviceMisbehaved, {} DeviceRemoved, {} hostile acts",
+             {} forwarded, {} DeviceMisbehaved, {} DeviceRemoved, {} hostile acts",
             t.name,
             t0.elapsed(),
             tally.delivered,
             tally.sent,
+            tally.forwarded,
             tally.misbehaved,
             tally.removed,
             tally.acts

@@ -272,7 +272,9 @@ impl NicModel {
     }
 
     /// RX ring mischief on a random enabled queue: 0 and 1 a forged frame
-    /// at the head, 2 a run without EOP, 3 DD beyond the tail. The device
+    /// at the head, 2 a run without EOP, 3 DD beyond the tail (on a
+    /// descriptor never posted, or written back already: then rewritten
+    /// with a good-looking frame or garbage). The device
     /// head moves past what it forges, as a real write-back would.
     fn hostile_rx_act(&self, r: &mut Rng, act: u64) -> bool {
         let Some(q) = pick_active(r, &self.rxq) else {
@@ -311,6 +313,10 @@ impl NicModel {
                     r.next() as u32 | rxs::DD.bit() | rxs::EOP.bit() & r.next() as u32,
                 ),
                 2 => (buf as u16, rxs::DD.bit()),
+                // A good-looking frame, or (half the time) garbage: on a
+                // descriptor written back and not yet taken, a write-back
+                // that changes under the driver's feet.
+                _ if r.one_in(2) => (evil_len(r, buf), r.next() as u32 | rxs::DD.bit()),
                 _ => (
                     (60 + r.below(buf.saturating_sub(60) as u64 + 1)) as u16,
                     rxs::DD.bit() | rxs::EOP.bit(),
