@@ -351,8 +351,12 @@ fn run_target(t: Target, seed: u64, iters: u64, progress: &Progress) -> Tally {
             }
             txq.clean();
             if emu.is_threaded() {
-                // Let the device thread run against the driver.
-                std::thread::yield_now();
+                // Give the device thread a moment against the driver (a
+                // yield would give the core away for a whole time slice on
+                // a loaded machine: milliseconds per round).
+                for _ in 0..1000 {
+                    std::hint::spin_loop();
+                }
             } else {
                 emu.poll();
             }
