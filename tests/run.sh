@@ -17,6 +17,11 @@ fi
 ulimit -l unlimited 2>/dev/null || true
 
 cargo test --workspace --release "$@"
+# The NIC fuzz test once more, with its output: iterations, targets, seed
+# (a new seed each run; FUZZ_SEED=<seed> FUZZ_TARGET=<name> replays one).
+if [ $# -eq 0 ]; then
+    cargo test --release -p e2e-tests --test fuzz_nic -- --nocapture
+fi
 # drivers::testing as another crate uses it; built only with its feature.
 cargo test --release -p drivers --features test-utils --test test_utils
 

@@ -131,7 +131,7 @@ impl<R: RegisterAccess> Nic<R> {
                 &pool,
                 buf_len,
                 chip.rx_frame_errors(),
-                rr.queue_regs(),
+                rr.queue_regs(status_reg(chip)),
                 q,
             );
             enable_queue(r, &rr, q, "RX")?;
@@ -176,7 +176,13 @@ impl<R: RegisterAccess> Nic<R> {
         for (q, (rr, ring)) in tx_rings.into_iter().enumerate() {
             let q = q as u16;
             enable_queue(r, &rr, q, "TX")?;
-            txqs.push(TxQueue::new(regs.clone(), ring, limits, rr.queue_regs(), q));
+            txqs.push(TxQueue::new(
+                regs.clone(),
+                ring,
+                limits,
+                rr.queue_regs(status_reg(chip)),
+                q,
+            ));
         }
         if chip.is_igb() {
             igb::start_tx(r);

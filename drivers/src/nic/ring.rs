@@ -345,6 +345,36 @@ pub(crate) struct QueueRegs {
     pub ctl: usize,
     /// RXDCTL.ENABLE / TXDCTL.ENABLE.
     pub enable: u32,
+    /// The port's STATUS register, which never reads all ones on a device
+    /// that answers (see [`QueueRegs::read_head`]).
+    pub status: usize,
+}
+
+impl QueueRegs {
+    /// The head register (RDH / TDH, named `name`) of queue `queue` of a
+    /// ring of `size` descriptors, checked: a head outside the ring is
+    /// [`NicError::DeviceMisbehaved`] naming the register and the value,
+    /// except that all ones, when STATUS reads all ones too, is
+    /// [`NicError::DeviceRemoved`] (a gone PCIe function reads all ones
+    /// everywhere; the head alone reading so is a bad value like any other).
+    pub(crate) fn read_head<R: crate::regs::RegisterAccess>(
+        &self,
+        regs: &R,
+        name: &'static str,
+        queue: u16,
+        size: usize,
+    ) -> Result<usize, NicError> {
+        let h = regs.read32(self.head);
+        if (h as usize) < size {
+            return Ok(h as usize);
+        }
+        if h == super::setup::ALL_ONES && regs.read32(self.status) == super::setup::ALL_ONES {
+            return Err(NicError::DeviceRemoved { register: name });
+        }
+        Err(NicError::DeviceMisbehaved(format!(
+            "{name}[{queue}] reads {h} ({h:#x}), outside the ring of {size} descriptors"
+        )))
+    }
 }
 
 /// Store a posted buffer in an empty ring slot. The slot is empty by

@@ -591,17 +591,11 @@ impl<R: RegisterAccess> RxQueue<R> {
     }
 
     /// RDH as the device reports it, checked against the ring: an index
-    /// outside the ring is device misbehaviour.
+    /// outside the ring is [`NicError::DeviceMisbehaved`], all ones from a
+    /// device that reads all ones everywhere [`NicError::DeviceRemoved`].
     pub fn device_head(&self) -> Result<usize, NicError> {
-        let h = self.regs.read32(self.qregs.head) as usize;
-        if h >= self.ring.size() {
-            return Err(NicError::DeviceMisbehaved(format!(
-                "RX queue {} head {h} outside a ring of {}",
-                self.queue,
-                self.ring.size()
-            )));
-        }
-        Ok(h)
+        self.qregs
+            .read_head(&*self.regs, "RDH", self.queue, self.ring.size())
     }
 
     #[cfg(test)]

@@ -71,8 +71,9 @@ impl RingRegs {
         }
     }
 
-    pub(super) fn queue_regs(&self) -> QueueRegs {
+    pub(super) fn queue_regs(&self, status: usize) -> QueueRegs {
         QueueRegs {
+            status,
             tail: self.tail,
             head: self.head,
             ctl: self.ctl,

@@ -1158,6 +1158,7 @@ fn forward_setup(
         head: 0,
         ctl: 0,
         enable: 0,
+        status: 0,
     };
     let mut rxq = RxQueue::new(
         regs.clone(),
@@ -1339,4 +1340,46 @@ fn device_stats_saturate_instead_of_overflowing() {
     assert_eq!(t.rx_missed, u64::MAX);
     assert_eq!(t.rx_no_desc, 7);
     assert_eq!(t.rx_dropped(), u64::MAX);
+}
+
+#[test]
+fn head_registers_out_of_range_misbehave_and_all_ones_of_a_gone_device_is_removal() {
+    for chip in CHIPS {
+        let r = rig(chip, 8, 8);
+        let rxq = r.nic.rx_queue(0).unwrap();
+        let txq = r.nic.tx_queue(0).unwrap();
+        let (rdh, tdh) = (r.ring_regs(0, true).head, r.ring_regs(0, false).head);
+        r.dev.set(rdh, 3);
+        r.dev.set(tdh, 7);
+        assert_eq!(rxq.device_head().unwrap(), 3, "{chip}");
+        assert_eq!(txq.device_head().unwrap(), 7, "{chip}");
+        // Just past the ring, and all ones from a device that still answers:
+        // misbehaviour, naming the register and the value.
+        for (v, shown) in [(8, "reads 8 (0x8)"), (u32::MAX, "(0xffffffff)")] {
+            r.dev.set(rdh, v);
+            r.dev.set(tdh, v);
+            for (e, name) in [
+                (rxq.device_head().unwrap_err(), "RDH[0]"),
+                (txq.device_head().unwrap_err(), "TDH[0]"),
+            ] {
+                let NicError::DeviceMisbehaved(msg) = &e else {
+                    panic!("{chip}: {e}");
+                };
+                assert!(msg.contains(name) && msg.contains(shown), "{chip}: {msg}");
+                assert!(msg.contains("ring of 8 descriptors"), "{chip}: {msg}");
+            }
+        }
+        // All ones everywhere: the device is gone.
+        r.dev.remove();
+        let e = rxq.device_head().unwrap_err();
+        assert!(
+            matches!(e, NicError::DeviceRemoved { register: "RDH" }),
+            "{chip}: {e}"
+        );
+        let e = txq.device_head().unwrap_err();
+        assert!(
+            matches!(e, NicError::DeviceRemoved { register: "TDH" }),
+            "{chip}: {e}"
+        );
+    }
 }

@@ -858,17 +858,12 @@ impl<R: RegisterAccess> TxQueue<R> {
         self.limits.max_segment_len
     }
 
-    /// TDH as the device reports it, checked against the ring.
+    /// TDH as the device reports it, checked against the ring: an index
+    /// outside the ring is [`NicError::DeviceMisbehaved`], all ones from a
+    /// device that reads all ones everywhere [`NicError::DeviceRemoved`].
     pub fn device_head(&self) -> Result<usize, NicError> {
-        let h = self.regs.read32(self.qregs.head) as usize;
-        if h >= self.ring.size() {
-            return Err(NicError::DeviceMisbehaved(format!(
-                "TX queue {} head {h} outside a ring of {}",
-                self.queue,
-                self.ring.size()
-            )));
-        }
-        Ok(h)
+        self.qregs
+            .read_head(&*self.regs, "TDH", self.queue, self.ring.size())
     }
 
     /// Wait until every queued packet has been sent and reclaimed, up to

@@ -114,6 +114,9 @@ impl MmioDevice for NicModel {
             // What the root complex returns for a read of a gone function.
             return if size == 8 { u64::MAX } else { u32::MAX as u64 };
         }
+        if let Some(v) = self.hostile_read(offset, size) {
+            return v;
+        }
         if size == 8 {
             if let Some(Slot64::Counter(c)) = self.counter64(offset) {
                 // One 8-byte read takes the whole 64-bit counter.
@@ -142,6 +145,7 @@ impl MmioDevice for NicModel {
         if size == 8 {
             self.write32(offset + 4, (value >> 32) as u32);
         }
+        self.hostile_act();
     }
 }
 

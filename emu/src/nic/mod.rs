@@ -88,6 +88,7 @@ mod checksum;
 mod config;
 mod counters;
 mod frame;
+mod hostile;
 mod igb;
 mod ixgbe;
 mod layout;
@@ -108,6 +109,7 @@ mod tx;
 mod tx_state;
 
 pub use config::{ModelCounters, ModelError, NicModelConfig};
+pub use hostile::HostileConfig;
 pub use model::NicModel;
 
 use crate::wire::Wire;
@@ -275,5 +277,12 @@ impl EmuNic {
     /// lost, no more device work ([`NicModel::surprise_remove`]).
     pub fn surprise_remove(&self) {
         self.model.surprise_remove()
+    }
+
+    /// Turn hostile-device mode on (seeded, attacking what `cfg` names) or,
+    /// with `None`, off ([`NicModel::set_hostile`]; what it does is listed
+    /// in the `hostile` module).
+    pub fn set_hostile(&self, seed: u64, cfg: Option<HostileConfig>) {
+        self.model.set_hostile(seed, cfg)
     }
 }

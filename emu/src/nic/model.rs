@@ -55,6 +55,8 @@ pub struct NicModel {
     /// ones, writes are lost, no device work.
     pub(super) removed: AtomicBool,
     pub(super) counters: Counters,
+    /// Hostile-device mode (off unless [`NicModel::set_hostile`]).
+    pub(super) hostile: super::hostile::Hostile,
 }
 
 impl NicModel {
@@ -93,6 +95,7 @@ impl NicModel {
             phy_control: AtomicU16::new(0),
             removed: AtomicBool::new(false),
             counters: Counters::default(),
+            hostile: Default::default(),
             layout,
         };
         model.load_reset_values();

@@ -41,6 +41,7 @@ impl NicModel {
         if self.is_removed() {
             return false;
         }
+        self.hostile_act();
         let mut did = false;
         for q in 0..self.queues {
             did |= self.tx_process(q, TX_BUDGET);

@@ -405,6 +405,7 @@ impl RxEngine {
                 }
             }
             wb[desc::WB_LENGTH..desc::WB_LENGTH + 2].copy_from_slice(&wb_len.to_le_bytes());
+            m.hostile_rx_writeback(&mut wb, &mut st, qc.buf_size);
             let iova = ring.desc_iova(index);
             // Everything but the status first, then the status with DD, so
             // a driver that sees DD sees the rest (82599 §7.1.6.2).

@@ -95,7 +95,7 @@ impl TxRing {
                     });
                 }
             }
-            if c & cmd::RS.bit() != 0 {
+            if c & cmd::RS.bit() != 0 && !m.hostile_drops_tx_dd() {
                 // The write-back format: DD in the status dword (82599 §7.2.3.2.4).
                 let wb = m.dma.store_u32_release(
                     self.desc_iova(index) + desc::WB_STATUS as u64,
