@@ -1344,7 +1344,7 @@ fn two_ports_on_a_pair_exchange_frames_inline() {
 }
 
 #[test]
-fn link_down_discards_transmitted_frames_but_completes_them() {
+fn link_down_holds_transmission_until_the_link_is_back() {
     let (mut h, wire) = Host::inline(Chip::I82576);
     h.reset();
     h.setup_tx(0);
@@ -1358,9 +1358,43 @@ fn link_down_discards_transmitted_frames_but_completes_them() {
         0,
     );
     h.ring_tx(0);
+    h.emu.poll();
+    // Nothing sent, nothing completed: the frame waits in the ring.
+    assert_eq!(recv(wire.as_ref()), None);
+    assert_eq!(h.tx_status(0, 0), 0);
+    assert_eq!(h.emu.counters().tx_frames, 0);
+    h.emu.set_link(true);
+    h.emu.poll();
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 0)));
+    assert_eq!(h.tx_status(0, 0), txd::olinfo::DD.bit());
+    assert_eq!(h.emu.counters().tx_link_down, 0);
+}
+
+#[test]
+fn a_stopped_tx_engine_sends_and_completes_nothing_more() {
+    let (mut h, wire) = Host::inline(Chip::X82599);
+    h.reset();
+    h.setup_tx(0);
+    h.emu.stop_tx_after(Some(1));
+    let eop_rs = txd::cmd_type_len::EOP.bit() | txd::cmd_type_len::RS.bit();
+    for i in 0..3u8 {
+        let a = h.tx_buf(i as usize * 64, &frame(PEER_MAC, 60, i));
+        h.tx_data(0, a, 60, eop_rs, 0);
+    }
+    h.ring_tx(0);
+    h.emu.poll();
+    // One frame went out and was completed; then the engine stopped.
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 0)));
     assert_eq!(recv(wire.as_ref()), None);
     assert_eq!(h.tx_status(0, 0), txd::olinfo::DD.bit());
-    assert_eq!(h.emu.counters().tx_link_down, 1);
+    assert_eq!((h.tx_status(0, 1), h.tx_status(0, 2)), (0, 0));
+    // Cleared: it goes on where it stopped, each frame once.
+    h.emu.stop_tx_after(None);
+    h.emu.poll();
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 1)));
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 2)));
+    assert_eq!(recv(wire.as_ref()), None);
+    assert_eq!(h.tx_status(0, 2), txd::olinfo::DD.bit());
 }
 
 #[test]

@@ -66,6 +66,14 @@ impl TxRing {
                 // The peer sent XOFF: hold the descriptors until it has room.
                 break;
             }
+            if !m.link_up() || m.tx_stop.stopped() {
+                // No link: the MAC sends nothing and the DMA engine holds
+                // the queued descriptors until the link is back (what
+                // Linux's ixgbe and e1000e watchdogs rely on: "we've lost
+                // link, so the controller stops DMA"). Or an injected hung
+                // engine ([`NicModel::stop_tx_after`]).
+                break;
+            }
             let index = self.head;
             if let Err(e) = self.fetch(m, q, tail) {
                 m.queue_error(Dir::Tx, q, shared, || {
@@ -178,6 +186,7 @@ impl TxRing {
             }
         }
         if c & cmd::EOP.bit() != 0 {
+            m.tx_stop.frame_done();
             self.finish(m, q);
         }
     }
