@@ -38,9 +38,10 @@
 //! - All memory access goes through [`DeviceDma`] (IOMMU-checked, traced).
 //!   A packet buffer the IOMMU refuses: on RX the frame is dropped, its
 //!   descriptor written back with EOP and the RX data error bit (RXE) and
-//!   length 0; on TX the packet is dropped and its descriptors completed.
-//!   Both are counted ([`ModelCounters`]) and traced. A ring the IOMMU
-//!   refuses stops its queue (error state).
+//!   length 0; on TX the queue stops (error state) without sending or
+//!   completing the packet, so no frame that did not go out is taken for
+//!   sent. Both are counted ([`ModelCounters`]) and traced. A ring the IOMMU
+//!   refuses stops its queue (error state) too.
 //!
 //! Not modelled: interrupts (masks are stored, nothing is raised), legacy
 //! descriptors, header split, TSO, VLAN insertion/stripping and filtering,
