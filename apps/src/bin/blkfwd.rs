@@ -668,6 +668,17 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             cpu.as_secs_f64(),
             gib / secs
         );
+        if !ok {
+            // The run's end in one line: what was not sent, and why.
+            let not_sent: u64 = failed.iter().map(|f| f.len).sum();
+            eprintln!(
+                "blkfwd: {not_sent} bytes not sent in {} range(s), {bytes} sent: {}",
+                failed.len(),
+                shared
+                    .cause()
+                    .unwrap_or_else(|| "the receiver found bytes missing or wrong".into())
+            );
+        }
         drop(tx);
         Ok(ok)
     }

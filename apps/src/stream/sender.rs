@@ -16,12 +16,12 @@ use crate::stream::{
 };
 use crate::AppResult;
 use dma::{Buf, Pool, PoolCache, RegionOptions};
-use drivers::nic::{Nic, Offload, PushError, TxQueue};
+use drivers::nic::{LinkProbe, LinkStatus, Nic, Offload, PushError, TxQueue};
 use drivers::nvme::{IoQueuePair, NvmeController, NvmeStatus};
 use drivers::regs::RegisterAccess;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What to stream and how.
@@ -106,6 +106,8 @@ pub struct Shared {
     pub errors: AtomicU64,
     /// Ask the workers to finish (after what is in flight).
     pub stop: AtomicBool,
+    /// Why the first range was given up (see [`Shared::cause`]).
+    cause: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -123,6 +125,22 @@ impl Shared {
         let per_lap = cfg.len.div_ceil(io);
         let (lap, k) = (taken / per_lap, taken % per_lap);
         Some((lap, cfg.start + (k * io).min(cfg.len)))
+    }
+
+    /// Why the run did not send everything: the reason of the first range
+    /// any worker gave up (later ones follow from it, e.g. the rest of the
+    /// range after the drive stopped answering), on one line. None while
+    /// nothing failed.
+    pub fn cause(&self) -> Option<String> {
+        self.cause.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Record `why` as the cause unless one is recorded already.
+    fn note_cause(&self, why: &str) {
+        let mut c = self.cause.lock().unwrap_or_else(|p| p.into_inner());
+        if c.is_none() {
+            *c = Some(why.to_string());
+        }
     }
 
     /// A read of `len` bytes was submitted.
@@ -273,6 +291,9 @@ pub struct Worker<RN: RegisterAccess, RC: RegisterAccess> {
     chunks: Chunks,
     ioq: IoQueuePair<RN>,
     txq: TxQueue<RC>,
+    /// The port's link state, read when the NIC stops finishing frames, to
+    /// say why.
+    link: LinkProbe<RC>,
     reads: Pool,
     headers: PoolCache,
     shared: Arc<Shared>,
@@ -321,6 +342,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             cfg: cfg.clone(),
             ioq,
             txq,
+            link: nic.link_probe(),
             reads,
             headers,
             shared,
@@ -487,8 +509,17 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                             retry.push(read);
                         } else {
                             let lba = read.start / self.chunks.block;
+                            // A Data Transfer Error is the drive's DMA
+                            // failing (NVMe 2.0 Figure 102): say where to look.
+                            let hint = match status.kind() {
+                                drivers::nvme::StatusKind::DataTransferError => {
+                                    " (the drive's DMA into the read buffer failed: an IOMMU \
+                                     fault or an unmapped buffer?)"
+                                }
+                                _ => "",
+                            };
                             let why = format!(
-                                "read of blocks {lba}..{} failed after {} attempt(s): {status}",
+                                "read of blocks {lba}..{} failed after {} attempt(s): {status}{hint}",
                                 lba + read.len / self.chunks.block,
                                 read.attempts
                             );
@@ -582,14 +613,24 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     // The NIC takes and finishes nothing: give up what
                     // waits for it, and stop reading; the first worker to
                     // see it also lists the part of the range nobody has
-                    // read.
-                    if !self.shared.stop.swap(true, Ordering::Relaxed) {
-                        self.fail_untaken(&mut rep, "not read: the NIC stalled");
-                    }
-                    let why = format!(
-                        "not sent: the NIC finished no frame for {:.1} s (link down or transmission held)",
-                        self.cfg.tx_timeout.as_secs_f64()
+                    // read. Its registers say whether the link is down or
+                    // the device gone.
+                    let stalled = format!(
+                        "the NIC finished no frame for {:.1} s: {}",
+                        self.cfg.tx_timeout.as_secs_f64(),
+                        match self.link.link() {
+                            Ok(LinkStatus { up: false, .. }) => "its link is down".to_string(),
+                            Ok(_) => "its link is up: transmission held by the link partner, \
+                                      the NIC hung, or its queue stopped on a DMA (IOMMU) fault"
+                                .to_string(),
+                            Err(e) => e.to_string(),
+                        }
                     );
+                    self.shared.note_cause(&stalled);
+                    if !self.shared.stop.swap(true, Ordering::Relaxed) {
+                        self.fail_untaken(&mut rep, &format!("not read: {stalled}"));
+                    }
+                    let why = format!("not sent: {stalled}");
                     let waiting = std::mem::take(&mut queued).into_iter().map(|(r, _)| r);
                     let unsent = std::mem::take(&mut ready).into_iter().map(|r| r.read);
                     for read in waiting.chain(unsent) {
@@ -751,6 +792,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
 /// List `read` as not sent, with the reason.
 fn list_failed(shared: &Shared, rep: &mut WorkerReport, read: Read, why: String) {
     shared.errors.fetch_add(1, Ordering::Relaxed);
+    shared.note_cause(&why);
     rep.failed.push(Failed {
         lap: read.lap,
         start: read.start,

@@ -46,7 +46,7 @@ pub use error::NicError;
 pub use forward::{forward, Forwarded};
 pub use offload::Offload;
 pub use options::NicOptions;
-pub use port::Nic;
+pub use port::{LinkProbe, Nic};
 pub use ring::{MAX_RING, MIN_RING};
 pub use rx::{RxPacket, RxQueue, RxQueueStats};
 pub use status::{DeviceStats, LinkStatus};

@@ -222,10 +222,16 @@ impl<R: RegisterAccess> Nic<R> {
     /// longer answers (its link registers read all ones, which would
     /// otherwise look like a link up at full speed).
     pub fn link(&self) -> Result<LinkStatus, NicError> {
-        if self.chip.is_igb() {
-            igb::link(&*self.regs)
-        } else {
-            ixgbe::link(&*self.regs)
+        self.link_probe().link()
+    }
+
+    /// A handle that reads the link state as [`Nic::link`] does, for a
+    /// thread that holds a queue but not the port (a sender whose frames
+    /// stopped completing asks it why).
+    pub fn link_probe(&self) -> LinkProbe<R> {
+        LinkProbe {
+            regs: self.regs.clone(),
+            chip: self.chip,
         }
     }
 
@@ -336,5 +342,22 @@ fn read_stats<R: RegisterAccess>(regs: &R, chip: Chip, rx_queues: u16, s: &mut D
         igb::read_stats(regs, rx_queues, s)
     } else {
         ixgbe::read_stats(regs, s)
+    }
+}
+
+/// Reads a port's link state ([`Nic::link_probe`]).
+pub struct LinkProbe<R: RegisterAccess> {
+    regs: Arc<R>,
+    chip: Chip,
+}
+
+impl<R: RegisterAccess> LinkProbe<R> {
+    /// The link state now, as [`Nic::link`].
+    pub fn link(&self) -> Result<LinkStatus, NicError> {
+        if self.chip.is_igb() {
+            igb::link(&*self.regs)
+        } else {
+            ixgbe::link(&*self.regs)
+        }
     }
 }

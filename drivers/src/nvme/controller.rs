@@ -11,7 +11,7 @@ use super::identify::{
 use super::io_queue::IoQueuePair;
 use super::options::NvmeOptions;
 use super::prp::{list_pages_needed, PAGE_SIZE};
-use super::queue::{controller_fatal, QueueCore};
+use super::queue::{controller_failure, QueueCore};
 use super::shared::{active_nsids, disable, wait_ready, AdminState, Shared};
 use super::status::StatusKind;
 use crate::regs::RegisterAccess;
@@ -433,12 +433,12 @@ impl<R: RegisterAccess> NvmeController<R> {
         qp.delete()
     }
 
-    /// Ok unless the controller reports a fatal status (CSTS.CFS).
+    /// Ok unless the controller reports a fatal status (CSTS.CFS) or no
+    /// longer answers (CSTS all ones: [`NvmeError::NotResponding`]).
     pub fn check_fatal(&self) -> Result<(), NvmeError> {
-        if controller_fatal(&self.shared.regs) {
-            Err(NvmeError::ControllerFatal)
-        } else {
-            Ok(())
+        match controller_failure(&self.shared.regs) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 

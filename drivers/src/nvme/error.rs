@@ -26,6 +26,10 @@ pub enum NvmeError {
     },
     /// The controller reports Controller Fatal Status (CSTS.CFS).
     ControllerFatal,
+    /// CSTS reads FFFFFFFFh, as every register of a device that no longer
+    /// answers (surprise removal, memory space disabled) does: not a
+    /// fatal status, though its CFS bit reads 1.
+    NotResponding,
     /// CSTS.RDY did not reach `waiting_for` within CAP.TO.
     ReadyTimeout {
         /// The RDY value waited for (true: enabling, false: disabling).
@@ -105,6 +109,11 @@ impl fmt::Display for NvmeError {
                 "the NVMe controller reports a fatal error (CSTS.CFS=1); reset it by re-opening \
                  the device, and check the drive's firmware and health if it happens again",
             ),
+            NvmeError::NotResponding => f.write_str(
+                "the NVMe controller no longer answers (CSTS reads FFFFFFFFh, as all registers of a \
+                 gone device do): removed, not powered or memory space disabled; check `lspci`, \
+                 reset the function or re-bind it to vfio-pci",
+            ),
             NvmeError::ReadyTimeout { waiting_for, after } => write!(
                 f,
                 "the NVMe controller did not {} within {after:?} (CSTS.RDY stayed {}, limit CAP.TO); \
@@ -178,6 +187,7 @@ mod tests {
             NvmeError::QueueFull,
             NvmeError::InvalidRequest("namespace 9 does not exist".into()),
             NvmeError::Unsupported("CAP.MPSMIN is 8 KiB".into()),
+            NvmeError::NotResponding,
         ];
         for e in &errors {
             let s = e.to_string();
@@ -191,5 +201,10 @@ mod tests {
         assert!(errors[1].to_string().contains("300ms"));
         assert!(errors[3].to_string().contains("become ready"));
         assert!(errors[3].to_string().contains("RDY stayed 0"));
+        let gone = errors.last().unwrap().to_string();
+        assert!(
+            gone.contains("FFFFFFFFh") && !gone.contains("fatal"),
+            "{gone}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 
 use super::command::Command;
 use super::error::NvmeError;
-use super::queue::{controller_fatal, QueueCore};
+use super::queue::{controller_failure, QueueCore};
 use super::shared::{active_nsids, Shared, MAX_BLOCKS_PER_COMMAND};
 use super::slots::Owner;
 use super::status::NvmeStatus;
@@ -350,13 +350,14 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         }
     }
 
-    /// Ok unless the controller reports a fatal status, or a command of the
+    /// Ok unless the controller reports a fatal status or no longer answers
+    /// ([`NvmeError::NotResponding`]), or a command of the
     /// asynchronous interface has been in flight longer than the command
     /// timeout. Costs a register read and a scan of the slots: call it when
     /// [`Self::poll`] has found nothing for a while, not per I/O.
     pub fn check_timeouts(&self) -> Result<(), NvmeError> {
-        if controller_fatal(&self.shared.regs) {
-            return Err(NvmeError::ControllerFatal);
+        if let Some(e) = controller_failure(&self.shared.regs) {
+            return Err(e);
         }
         match self.core.oldest(Owner::User) {
             Some((op, since)) if since.elapsed() >= self.timeout => Err(NvmeError::Timeout {

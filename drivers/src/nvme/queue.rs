@@ -36,6 +36,21 @@ pub(crate) fn controller_fatal<R: RegisterAccess>(regs: &R) -> bool {
     reg::csts::CFS.is_set(regs.read32(reg::CSTS))
 }
 
+/// Why the controller can do no more work, from one CSTS read: a fatal
+/// status (CSTS.CFS), or no answer at all (CSTS all ones, whose CFS bit
+/// reads 1 too).
+#[inline]
+pub(crate) fn controller_failure<R: RegisterAccess>(regs: &R) -> Option<NvmeError> {
+    let csts = regs.read32(reg::CSTS);
+    if csts == u32::MAX {
+        Some(NvmeError::NotResponding)
+    } else if reg::csts::CFS.is_set(csts) {
+        Some(NvmeError::ControllerFatal)
+    } else {
+        None
+    }
+}
+
 /// Polls between checks of the clock and of CSTS while waiting (a CSTS read
 /// is an MMIO read, about a microsecond on hardware).
 const CHECK_EVERY: u32 = 64;
@@ -348,8 +363,8 @@ impl QueueCore {
             }
             polls = polls.wrapping_add(1);
             if polls.is_multiple_of(CHECK_EVERY) {
-                if controller_fatal(regs) {
-                    return Err(NvmeError::ControllerFatal);
+                if let Some(e) = controller_failure(regs) {
+                    return Err(e);
                 }
                 let waited = since.elapsed();
                 if waited >= timeout {

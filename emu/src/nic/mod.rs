@@ -29,6 +29,8 @@
 //!   EOP, IPv4 header and TCP/UDP checksum insertion (the L4 field carries the
 //!   pseudo-header sum, as the datasheets require), padding to 60 bytes
 //!   (TCTL.PSP / HLREG0.TXPADEN), DD written back only where RS is set.
+//!   While the link is down the engine fetches nothing: descriptors wait in
+//!   the ring and go out when the link is back up.
 //! - Everything the driver gives is checked: ring base and length (128-byte
 //!   multiples), head and tail inside the ring, SRRCTL.DESCTYPE, descriptor
 //!   types. A bad value puts that queue in an error state (traced, counted in
@@ -36,9 +38,10 @@
 //! - All memory access goes through [`DeviceDma`] (IOMMU-checked, traced).
 //!   A packet buffer the IOMMU refuses: on RX the frame is dropped, its
 //!   descriptor written back with EOP and the RX data error bit (RXE) and
-//!   length 0; on TX the packet is dropped and its descriptors completed.
-//!   Both are counted ([`ModelCounters`]) and traced. A ring the IOMMU
-//!   refuses stops its queue (error state).
+//!   length 0; on TX the queue stops (error state) without sending or
+//!   completing the packet, so no frame that did not go out is taken for
+//!   sent. Both are counted ([`ModelCounters`]) and traced. A ring the IOMMU
+//!   refuses stops its queue (error state) too.
 //!
 //! Not modelled: interrupts (masks are stored, nothing is raised), legacy
 //! descriptors, header split, TSO, VLAN insertion/stripping and filtering,
@@ -107,6 +110,7 @@ mod stats;
 mod tests;
 mod tx;
 mod tx_state;
+mod tx_stop;
 
 pub use config::{ModelCounters, ModelError, NicModelConfig};
 pub use hostile::HostileConfig;
@@ -260,6 +264,13 @@ impl EmuNic {
     /// Bring the link up or down.
     pub fn set_link(&self, up: bool) {
         self.model.set_link(up)
+    }
+
+    /// Stop the transmit engine after `frames` more frames, or clear that
+    /// fault with None ([`NicModel::stop_tx_after`]): a NIC that stops
+    /// sending, with nothing in its registers to say so.
+    pub fn stop_tx_after(&self, frames: Option<u64>) {
+        self.model.stop_tx_after(frames)
     }
 
     /// Hold or resume transmission (802.3x flow control from the link

@@ -11,6 +11,7 @@ use super::layout::{Layout, CTRS};
 use super::queue_state::QueueShared;
 use super::rx_state::RxEngine;
 use super::tx_state::TxRing;
+use super::tx_stop::TxStop;
 use crate::wire::Wire;
 use crate::{DeviceDma, RunMode, TraceEvent};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
@@ -54,6 +55,8 @@ pub struct NicModel {
     /// Pulled off the bus ([`NicModel::surprise_remove`]): BAR0 reads all
     /// ones, writes are lost, no device work.
     pub(super) removed: AtomicBool,
+    /// The injected TX engine stop ([`NicModel::stop_tx_after`]).
+    pub(super) tx_stop: TxStop,
     pub(super) counters: Counters,
     /// Hostile-device mode (off unless [`NicModel::set_hostile`]).
     pub(super) hostile: super::hostile::Hostile,
@@ -94,6 +97,7 @@ impl NicModel {
             idle_polls: AtomicU32::new(0),
             phy_control: AtomicU16::new(0),
             removed: AtomicBool::new(false),
+            tx_stop: TxStop::default(),
             counters: Counters::default(),
             hostile: Default::default(),
             layout,

@@ -1221,7 +1221,7 @@ fn iommu_fault_on_a_bad_rx_buffer_is_counted_not_fatal() {
 }
 
 #[test]
-fn iommu_fault_on_a_bad_tx_buffer_drops_the_packet_and_completes_it() {
+fn iommu_fault_on_a_bad_tx_buffer_stops_the_queue_without_completing_it() {
     for chip in CHIPS {
         let (mut h, wire) = Host::inline(chip);
         h.reset();
@@ -1229,16 +1229,26 @@ fn iommu_fault_on_a_bad_tx_buffer_drops_the_packet_and_completes_it() {
         const EOP: u32 = txd::cmd_type_len::EOP.bit();
         const RS: u32 = txd::cmd_type_len::RS.bit();
         let good = h.tx_buf(0, &frame(PEER_MAC, 60, 0));
+        h.tx_data(0, good, 60, EOP | RS, 0);
         h.tx_data(0, good, 30, 0, 0);
         h.tx_data(0, 0xdead_0000, 30, EOP | RS, 0);
         h.tx_data(0, good, 60, EOP | RS, 0);
         h.ring_tx(0);
-        assert_eq!(h.tx_status(0, 1), txd::olinfo::DD.bit(), "{chip:?}");
-        assert_eq!(h.tx_status(0, 2), txd::olinfo::DD.bit());
+        // The packet before the bad buffer went out and is done; the bad
+        // one and the one after it are neither sent nor completed.
+        assert_eq!(h.tx_status(0, 0), txd::olinfo::DD.bit(), "{chip:?}");
         assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 0)));
         assert_eq!(recv(wire.as_ref()), None);
+        assert_eq!((h.tx_status(0, 2), h.tx_status(0, 3)), (0, 0), "{chip:?}");
         let c = h.emu.counters();
-        assert_eq!((c.tx_dma_faults, c.tx_frames, c.queue_errors), (1, 1, 0));
+        assert_eq!((c.tx_dma_faults, c.tx_frames, c.queue_errors), (1, 1, 1));
+        // TXDCTL.ENABLE reads 0: the driver can see the queue stopped.
+        let txdctl = if chip != Chip::X82599 {
+            h.rd(igb::txdctl(0)) & igb::txdctl::ENABLE.bit()
+        } else {
+            h.rd(ixgbe::txdctl(0)) & ixgbe::txdctl::ENABLE.bit()
+        };
+        assert_eq!(txdctl, 0, "{chip:?}");
     }
 }
 
@@ -1344,7 +1354,7 @@ fn two_ports_on_a_pair_exchange_frames_inline() {
 }
 
 #[test]
-fn link_down_discards_transmitted_frames_but_completes_them() {
+fn link_down_holds_transmission_until_the_link_is_back() {
     let (mut h, wire) = Host::inline(Chip::I82576);
     h.reset();
     h.setup_tx(0);
@@ -1358,9 +1368,43 @@ fn link_down_discards_transmitted_frames_but_completes_them() {
         0,
     );
     h.ring_tx(0);
+    h.emu.poll();
+    // Nothing sent, nothing completed: the frame waits in the ring.
+    assert_eq!(recv(wire.as_ref()), None);
+    assert_eq!(h.tx_status(0, 0), 0);
+    assert_eq!(h.emu.counters().tx_frames, 0);
+    h.emu.set_link(true);
+    h.emu.poll();
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 0)));
+    assert_eq!(h.tx_status(0, 0), txd::olinfo::DD.bit());
+    assert_eq!(h.emu.counters().tx_link_down, 0);
+}
+
+#[test]
+fn a_stopped_tx_engine_sends_and_completes_nothing_more() {
+    let (mut h, wire) = Host::inline(Chip::X82599);
+    h.reset();
+    h.setup_tx(0);
+    h.emu.stop_tx_after(Some(1));
+    let eop_rs = txd::cmd_type_len::EOP.bit() | txd::cmd_type_len::RS.bit();
+    for i in 0..3u8 {
+        let a = h.tx_buf(i as usize * 64, &frame(PEER_MAC, 60, i));
+        h.tx_data(0, a, 60, eop_rs, 0);
+    }
+    h.ring_tx(0);
+    h.emu.poll();
+    // One frame went out and was completed; then the engine stopped.
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 0)));
     assert_eq!(recv(wire.as_ref()), None);
     assert_eq!(h.tx_status(0, 0), txd::olinfo::DD.bit());
-    assert_eq!(h.emu.counters().tx_link_down, 1);
+    assert_eq!((h.tx_status(0, 1), h.tx_status(0, 2)), (0, 0));
+    // Cleared: it goes on where it stopped, each frame once.
+    h.emu.stop_tx_after(None);
+    h.emu.poll();
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 1)));
+    assert_eq!(recv(wire.as_ref()), Some(frame(PEER_MAC, 60, 2)));
+    assert_eq!(recv(wire.as_ref()), None);
+    assert_eq!(h.tx_status(0, 2), txd::olinfo::DD.bit());
 }
 
 #[test]

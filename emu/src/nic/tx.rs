@@ -66,6 +66,14 @@ impl TxRing {
                 // The peer sent XOFF: hold the descriptors until it has room.
                 break;
             }
+            if !m.link_up() || m.tx_stop.stopped() {
+                // No link: the MAC sends nothing and the DMA engine holds
+                // the queued descriptors until the link is back (what
+                // Linux's ixgbe and e1000e watchdogs rely on: "we've lost
+                // link, so the controller stops DMA"). Or an injected hung
+                // engine ([`NicModel::stop_tx_after`]).
+                break;
+            }
             let index = self.head;
             if let Err(e) = self.fetch(m, q, tail) {
                 m.queue_error(Dir::Tx, q, shared, || {
@@ -87,7 +95,14 @@ impl TxRing {
             }
             match cmd::DTYP.get(c) {
                 cmd::DTYP_CONTEXT => self.load_context(&d),
-                cmd::DTYP_DATA => self.data(m, q, &d, c),
+                cmd::DTYP_DATA => {
+                    if let Err(e) = self.data(m, q, &d, c) {
+                        m.queue_error(Dir::Tx, q, shared, || {
+                            format!("descriptor {index}: packet buffer refused: {e}")
+                        });
+                        return done > 0;
+                    }
+                }
                 other => {
                     bump(&m.counters.tx_malformed);
                     m.note(|| {
@@ -140,8 +155,12 @@ impl TxRing {
         });
     }
 
-    /// A data descriptor: gather its buffer; on EOP, finish the packet.
-    fn data(&mut self, m: &NicModel, q: u16, d: &[u8], c: u32) {
+    /// A data descriptor: gather its buffer; on EOP, finish the packet. A
+    /// buffer the IOMMU refuses is an error that stops the queue, as a
+    /// refused ring does: the device is stopped, neither sending the packet
+    /// nor completing it, so the driver never takes a frame that did not go
+    /// out for one sent.
+    fn data(&mut self, m: &NicModel, q: u16, d: &[u8], c: u32) -> Result<(), DmaError> {
         let p = &mut self.packet;
         if !p.open {
             p.open = true;
@@ -169,31 +188,26 @@ impl TxRing {
             } else {
                 p.data.resize(at + len, 0);
                 if let Err(e) = m.dma.read(addr, &mut p.data[at..]) {
-                    p.drop = Some(Discard::Fault);
                     bump(&m.counters.tx_dma_faults);
-                    m.note(|| {
-                        format!("TX queue {q}: packet dropped, buffer {addr:#x} refused: {e}")
-                    });
+                    return Err(e);
                 }
             }
         }
         if c & cmd::EOP.bit() != 0 {
+            m.tx_stop.frame_done();
             self.finish(m, q);
         }
+        Ok(())
     }
 
     /// EOP: offload, pad and send the packet (or count why not).
     fn finish(&mut self, m: &NicModel, q: u16) {
         let p = &mut self.packet;
         p.open = false;
-        match p.drop {
-            Some(Discard::Fault) => return,
-            Some(why) => {
-                bump(&m.counters.tx_malformed);
-                m.note(|| format!("TX queue {q}: packet dropped: {why:?}"));
-                return;
-            }
-            None => {}
+        if let Some(why) = p.drop {
+            bump(&m.counters.tx_malformed);
+            m.note(|| format!("TX queue {q}: packet dropped: {why:?}"));
+            return;
         }
         if p.first_cmd & cmd::TSE.bit() != 0 {
             bump(&m.counters.tx_malformed);

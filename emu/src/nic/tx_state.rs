@@ -15,8 +15,6 @@ pub(super) const CONTEXT_SLOTS: usize = 2;
 /// Why a packet is dropped instead of sent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Discard {
-    /// A buffer read the IOMMU refused.
-    Fault,
     /// More bytes than the largest frame.
     TooLong(usize),
     /// More data descriptors than the chip takes per packet.
