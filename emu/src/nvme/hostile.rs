@@ -27,7 +27,8 @@ pub struct Hostility {
     /// Seed of the controller's choices.
     pub seed: u64,
     /// Chance of each lie, in 1/1024: per completion, per Identify data
-    /// structure, per register read and per device-thread pass.
+    /// structure, per register read, per CQ head doorbell write (inline)
+    /// and per device-thread pass that did work (threaded).
     pub rate: u32,
     /// Lie in completions (and post some nobody asked for).
     pub completions: bool,
