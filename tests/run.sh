@@ -16,9 +16,14 @@ if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
 fi
 ulimit -l unlimited 2>/dev/null || true
 
-cargo test --workspace --release "$@"
+# The fuzz tests (fuzz_*) run once, on their own line below.
+skip=(--skip fuzz_); [[ " $* " == *" -- "* ]] || skip=(-- "${skip[@]}")
+cargo test --workspace --release "$@" "${skip[@]}"
 # drivers::testing as another crate uses it; built only with its feature.
 cargo test --release -p drivers --features test-utils --test test_utils
+# The NVMe driver against a hostile controller, 2000 seeds per target.
+fuzz_nvme=(cargo test --release -p e2e-tests --test fuzz_nvme -- --nocapture)
+if [ $# -eq 0 ]; then "${fuzz_nvme[@]}"; else echo "fuzz_nvme: skipped (arguments given); run it alone with \`${fuzz_nvme[*]}\`"; fi
 
 # The real-VFIO lane: the drivers in a QEMU guest with a virtual IOMMU,
 # against QEMU's own nvme and igb models (hw-setup/vm/README.md). With
