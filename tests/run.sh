@@ -16,14 +16,18 @@ if [ "$(id -u)" = 0 ] && [ -w /proc/sys/vm/nr_hugepages ]; then
 fi
 ulimit -l unlimited 2>/dev/null || true
 
-cargo test --workspace --release "$@"
-# The NIC fuzz test once more, with its output: iterations, targets, seed
-# (a new seed each run; FUZZ_SEED=<seed> FUZZ_TARGET=<name> replays one).
-if [ $# -eq 0 ]; then
-    cargo test --release -p e2e-tests --test fuzz_nic -- --nocapture
-fi
+# The fuzz tests (fuzz_*) run once, on their own lines below, with output.
+skip=(--skip fuzz_); [[ " $* " == *" -- "* ]] || skip=(-- "${skip[@]}")
+cargo test --workspace --release "$@" "${skip[@]}"
 # drivers::testing as another crate uses it; built only with its feature.
 cargo test --release -p drivers --features test-utils --test test_utils
+# The drivers against hostile devices, 2000 seeds per target: iterations,
+# targets and the seed are printed (FUZZ_ITERS=N runs longer; a failure
+# prints the command that replays it).
+for t in fuzz_nvme fuzz_nic; do
+    fuzz=(cargo test --release -p e2e-tests --test "$t" -- --nocapture)
+    if [ $# -eq 0 ]; then "${fuzz[@]}"; else echo "$t: skipped (arguments given); run it alone with \`${fuzz[*]}\`"; fi
+done
 
 # The real-VFIO lane: the drivers in a QEMU guest with a virtual IOMMU,
 # against QEMU's own nvme and igb models (hw-setup/vm/README.md). With

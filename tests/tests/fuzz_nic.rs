@@ -436,7 +436,7 @@ fn run_target(t: Target, seed: u64, iters: u64, progress: &Progress) -> Tally {
 }
 
 #[test]
-fn hostile_nics_never_break_the_driver() {
+fn fuzz_hostile_nics_never_break_the_driver() {
     let iters = env_u64("FUZZ_ITERS").unwrap_or(DEFAULT_ITERS);
     let seed = env_u64("FUZZ_SEED").unwrap_or_else(|| {
         let t = std::time::SystemTime::now()

@@ -81,6 +81,7 @@ impl Engine {
             }
             _ => return Err(Status::INVALID_FIELD),
         }
+        m.hostile.identify(cns::CNS.get(cmd.cdw10()), &mut data);
         self.copy_to_host(m, cmd, &data)?;
         Ok(0)
     }

@@ -184,12 +184,6 @@ impl Status {
             | cqe::dw3::SCT.value(u32::from(self.sct))
             | cqe::dw3::DNR.value(u32::from(self.dnr))
     }
-
-    /// The status as the trace reports it: `(sct << 8) | sc`.
-    #[inline]
-    pub(super) fn code(self) -> u32 {
-        (self.sct as u32) << 8 | self.sc as u32
-    }
 }
 
 /// What a command handler returns: DW0 of the completion, or the failure status.

@@ -19,6 +19,11 @@ impl NvmeModel {
     }
 
     fn read32(&self, offset: usize) -> u32 {
+        let value = self.true_read32(offset);
+        self.hostile.register(offset, value)
+    }
+
+    fn true_read32(&self, offset: usize) -> u32 {
         let lo = |v: u64| v as u32;
         let hi = |v: u64| (v >> 32) as u32;
         match offset {
@@ -210,7 +215,13 @@ impl NvmeModel {
         }
         target.store(value, Ordering::Release);
         if self.mode == RunMode::Inline && self.processing() {
-            self.engine().run(self, true);
+            let mut engine = self.engine();
+            if is_cq && self.hostile.posts_unasked() {
+                // Hostile mode: a completion the host never asked for, written
+                // while it acknowledges the ones it got.
+                engine.post_unasked(self);
+            }
+            engine.run(self, true);
         }
     }
 }
@@ -256,6 +267,16 @@ impl Pollable for NvmeModel {
         if !self.processing() {
             return false;
         }
-        self.engine().run(self, false)
+        let mut engine = self.engine();
+        let worked = engine.run(self, false);
+        // Hostile mode: the device thread races the driver with completions
+        // nobody asked for, right behind the real ones. Only in passes that
+        // did work: the lies follow the commands (as the CQ head doorbell's
+        // do inline), and an idle device thread still backs off instead of
+        // flooding the queues and spinning a core.
+        if worked && self.hostile.completions_on() && self.hostile.posts_unasked() {
+            engine.post_unasked(self);
+        }
+        worked
     }
 }

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 use super::command::Status;
+use super::hostile::Hostility;
 
 /// A fault to inject into an emulated controller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +52,10 @@ pub enum Fault {
         /// Namespace Utilization, in blocks.
         nuse: u64,
     },
+    /// Hostile mode: from now on the controller lies at random, seeded, in
+    /// completions, Identify data and register reads, as `Hostility` says
+    /// (see [`Hostility`] and the `hostile` module); to fuzz the driver.
+    Hostile(Hostility),
 }
 
 /// What the injected faults make the controller report instead of the

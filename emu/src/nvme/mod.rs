@@ -14,7 +14,8 @@
 //!   LBA range and namespace checks;
 //! - completion queues with phase tags that never overwrite an entry the host
 //!   has not consumed;
-//! - fault injection ([`Fault`]) and a trace of what the device did.
+//! - fault injection ([`Fault`]), a seeded hostile mode ([`Hostility`])
+//!   and a trace of what the device did.
 //!
 //! Not implemented: interrupts (MSI-X), SGLs, metadata, fused commands,
 //! asynchronous events, namespace management, Format NVM, Dataset
@@ -37,6 +38,7 @@ mod controller;
 mod doorbells;
 mod engine;
 mod fault;
+mod hostile;
 mod io;
 mod medium;
 mod model;
@@ -47,6 +49,7 @@ mod tests;
 
 pub use config::{Backing, ModelError, NamespaceConfig, NvmeModelConfig};
 pub use fault::Fault;
+pub use hostile::Hostility;
 pub use model::{NvmeModel, PCI_IDS};
 
 use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};

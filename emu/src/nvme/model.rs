@@ -8,6 +8,7 @@ use super::config::{ModelError, NvmeModelConfig};
 use super::doorbells::Doorbells;
 use super::engine::Engine;
 use super::fault::{Fault, IoFault, Lies};
+use super::hostile::Hostile;
 use super::medium::Namespace;
 use super::prp::PAGE;
 use crate::{DeviceDma, DmaError, PciIds, RunMode, Trace, TraceEvent};
@@ -61,6 +62,8 @@ pub struct NvmeModel {
     io_faults: Mutex<Vec<IoFault>>,
     /// What CAP and Identify report instead of the truth.
     lies: Mutex<Lies>,
+    /// [`Fault::Hostile`].
+    pub(super) hostile: Hostile,
     pub(super) doorbells: Doorbells,
     engine: Mutex<Engine>,
 }
@@ -110,6 +113,7 @@ impl NvmeModel {
             io_armed: AtomicBool::new(false),
             io_faults: Mutex::new(Vec::new()),
             lies: Mutex::new(Lies::default()),
+            hostile: Hostile::default(),
             doorbells: Doorbells::new(queues),
             engine: Mutex::new(Engine::new(cfg.max_io_queues, namespaces)),
             cfg,
@@ -194,7 +198,16 @@ impl NvmeModel {
                     )
                 });
             }
+            Fault::Hostile(h) => {
+                self.hostile.arm(h);
+                self.note(|| format!("injected fault: hostile mode {h:?}"));
+            }
         }
+    }
+
+    /// How many lies hostile mode ([`Fault::Hostile`]) has told.
+    pub fn hostile_acts(&self) -> u64 {
+        self.hostile.acts()
     }
 
     /// What the injected faults make CAP and Identify report.
@@ -221,6 +234,7 @@ impl NvmeModel {
             .clear();
         self.io_armed.store(false, Ordering::Release);
         *self.lies() = Lies::default();
+        self.hostile.disarm();
         self.note(|| "injected faults cleared".into());
     }
 

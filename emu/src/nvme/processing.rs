@@ -6,6 +6,7 @@
 
 use super::command::{Sqe, Status};
 use super::engine::{Engine, FETCH_BATCH};
+use super::hostile::RawCqe;
 use super::model::NvmeModel;
 use crate::TraceEvent;
 use spec::nvme::{cqe, sqe};
@@ -123,23 +124,63 @@ impl Engine {
 
     /// Write one completion entry: DW0-DW2 first, then DW3 (CID, phase,
     /// status) with release ordering, so a host that sees the new phase sees
-    /// the whole entry. Returns false if the host cannot be reached.
+    /// the whole entry. Returns false if the host cannot be reached. In
+    /// hostile mode the entry may be mangled or posted twice.
     fn post(&mut self, m: &NvmeModel, cqid: usize, c: Completion) -> bool {
+        let Some(cq) = self.cqs[cqid].as_ref() else {
+            return false;
+        };
+        let mut e = RawCqe {
+            dw0: c.dw0,
+            dw2: cqe::dw2::SQHD.value(c.sqhd) | cqe::dw2::SQID.value(u32::from(c.sqid)),
+            dw3: cqe::dw3::CID.value(u32::from(c.cid))
+                | cqe::dw3::P.value(u32::from(cq.phase))
+                | c.status.dw3_bits(),
+        };
+        let twice = m.hostile.completion(&mut e);
+        let posted = self.write_entry(m, cqid, e);
+        if posted && twice {
+            // The same entry again, in the next slot with that slot's phase,
+            // whether or not the host has room for it.
+            let phase = self.cqs[cqid].as_ref().is_some_and(|q| q.phase);
+            e.dw3 = cqe::dw3::P.set(e.dw3, u32::from(phase));
+            return self.write_entry(m, cqid, e);
+        }
+        posted
+    }
+
+    /// Hostile mode: write a completion nobody asked for into a random
+    /// existing completion queue, at its tail.
+    pub(super) fn post_unasked(&mut self, m: &NvmeModel) {
+        let existing: Vec<usize> = (0..self.cqs.len())
+            .filter(|&q| self.cqs[q].is_some())
+            .collect();
+        if existing.is_empty() {
+            return;
+        }
+        let cqid = existing[m.hostile.pick(existing.len() as u64) as usize];
+        let Some(cq) = self.cqs[cqid].as_ref() else {
+            return;
+        };
+        let e = m.hostile.unasked(cq.phase, cq.entries);
+        self.write_entry(m, cqid, e);
+    }
+
+    /// Write `e` at the tail of completion queue `cqid` (DW3 last, with
+    /// release ordering) and move the tail. False if the queue is gone or
+    /// the host cannot be reached.
+    fn write_entry(&mut self, m: &NvmeModel, cqid: usize, e: RawCqe) -> bool {
         let Some(cq) = self.cqs[cqid].as_mut() else {
             return false;
         };
         let slot = cq.base + cq.tail as u64 * cqe::SIZE as u64;
-        let dw2 = cqe::dw2::SQHD.value(c.sqhd) | cqe::dw2::SQID.value(u32::from(c.sqid));
         let mut first = [0u8; cqe::DW3];
-        first[cqe::DW0..cqe::DW0 + 4].copy_from_slice(&c.dw0.to_le_bytes());
-        first[cqe::DW2..cqe::DW2 + 4].copy_from_slice(&dw2.to_le_bytes());
-        let dw3 = cqe::dw3::CID.value(u32::from(c.cid))
-            | cqe::dw3::P.value(u32::from(cq.phase))
-            | c.status.dw3_bits();
+        first[cqe::DW0..cqe::DW0 + 4].copy_from_slice(&e.dw0.to_le_bytes());
+        first[cqe::DW2..cqe::DW2 + 4].copy_from_slice(&e.dw2.to_le_bytes());
         let written = m
             .dma
             .write(slot, &first)
-            .and_then(|()| m.dma.store_u32_release(slot + cqe::DW3 as u64, dw3));
+            .and_then(|()| m.dma.store_u32_release(slot + cqe::DW3 as u64, e.dw3));
         if let Err(e) = written {
             m.cannot_reach_host("posting a completion", &e);
             return false;
@@ -151,8 +192,8 @@ impl Engine {
         }
         m.dma.trace().record(|| TraceEvent::Completion {
             queue: 2 * cqid as u32 + 1,
-            id: c.cid as u32,
-            status: c.status.code(),
+            id: cqe::dw3::CID.get(e.dw3),
+            status: cqe::dw3::SCT.get(e.dw3) << 8 | cqe::dw3::SC.get(e.dw3),
         });
         true
     }
