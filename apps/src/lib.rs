@@ -1,7 +1,8 @@
 //! Shared code of the command-line programs: opening devices from device
 //! strings, latency histograms, thread CPU time, test frames ([`net`]),
-//! the disk-to-wire stream and its patterns ([`stream`]) and port statistics
-//! ([`port_stats`]) and the `--stats` JSON lines ([`monitor`]).
+//! the disk-to-wire stream and its patterns ([`stream`]), port statistics
+//! ([`port_stats`]), the `--stats` JSON lines ([`monitor`]) and SIGINT and
+//! SIGTERM as a request to stop ([`signals`]).
 #![deny(missing_docs)]
 
 pub mod backoff;
@@ -11,6 +12,7 @@ pub mod monitor;
 pub mod net;
 pub mod open;
 pub mod port_stats;
+pub mod signals;
 pub mod stream;
 
 /// Result of app code: any error, printed as one line.

@@ -32,7 +32,8 @@
 //! line, and the app's own report figures (blkfwd: `bytes`, `frames`, `ios`,
 //! `errors`, `retries`, `failed_ranges`, `cpu_s`, `gib_per_s`; nvme-perf:
 //! `ios`, `bytes`, `iops`, `mib_per_s`, latency `lat_*_ns`, `errors`,
-//! `mismatches`, `queue_cycles`).
+//! `mismatches`, `queue_cycles`; both: `stopped_by`, `"SIGINT"` or
+//! `"SIGTERM"` when a signal ended the run, else `null`).
 //!
 //! Example (one line each, wrapped here):
 //! ```text
@@ -167,6 +168,14 @@ impl JsonObject {
     pub fn str(self, key: &str, v: &str) -> Self {
         let s = json_string(v);
         self.raw(key, &s)
+    }
+
+    /// A string, or `null`.
+    pub fn opt_str(self, key: &str, v: Option<&str>) -> Self {
+        match v {
+            Some(v) => self.str(key, v),
+            None => self.raw(key, "null"),
+        }
     }
 
     /// A boolean.

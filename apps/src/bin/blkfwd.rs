@@ -14,7 +14,7 @@ use apps::open::{with_nics_in, NicJob, Port};
 use apps::open::{with_nvme_in, NvmeJob, Opened};
 use apps::stream::sender::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
-use apps::{exit_on_error, human_bytes, AppResult};
+use apps::{exit_on_error, human_bytes, signals, AppResult};
 use clap::Parser;
 use dma::{EmuIommu, PageSize};
 use drivers::nic::NicOptions;
@@ -513,10 +513,19 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         let deadline = a.time.map(|t| started + Duration::from_secs_f64(t));
         let mut last = (Instant::now(), 0u64, 0u64);
         let mut deadline_hit = false;
+        let mut signal_hit = false;
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
-            if deadline.is_some_and(|d| Instant::now() >= d) {
+            if !signal_hit && deadline.is_some_and(|d| Instant::now() >= d) {
                 deadline_hit = true;
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            // SIGINT/SIGTERM end the run as the deadline does: no read is
+            // issued after it, what is in flight is sent (bounded by
+            // --tx-timeout and the drive's command timeout), and the rest
+            // of the range is not due.
+            if signals::stop_requested() && !signal_hit && !deadline_hit {
+                signal_hit = true;
                 shared.stop.store(true, Ordering::Relaxed);
             }
             let now = Instant::now();
@@ -570,7 +579,9 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         // The deadline is the normal end of a --loop --time run: the lap it
         // cuts is due up to where the workers stopped taking reads, not
         // missing after it. (A stalled NIC gives up the rest: no cut then.)
-        let stopped_at = deadline_hit.then(|| shared.stopped_at(&cfg)).flatten();
+        let stopped_at = (deadline_hit || signal_hit)
+            .then(|| shared.stopped_at(&cfg))
+            .flatten();
         if let (Some(v), Some((lap, end))) = (verifier.as_mut(), stopped_at) {
             v.sender_stopped_at(lap as u32, end);
         }
@@ -623,14 +634,17 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         if failed.len() > 10 {
             println!("  ... and {} more", failed.len() - 10);
         }
-        if deadline_hit {
+        let cut = match stopped_at {
+            Some((lap, end)) => format!(", in lap {lap} at byte {end}"),
+            None => String::new(),
+        };
+        // Whichever of a signal and the deadline came first ended the run.
+        if let Some(line) = signal_hit.then(|| signals::stopped_line(secs)).flatten() {
+            println!("ended:       {line}{cut}");
+        } else if deadline_hit {
             println!(
-                "ended:       at the --time deadline ({} s){}",
-                a.time.unwrap_or_default(),
-                match stopped_at {
-                    Some((lap, end)) => format!(", in lap {lap} at byte {end}"),
-                    None => String::new(),
-                }
+                "ended:       at the --time deadline ({} s){cut}",
+                a.time.unwrap_or_default()
             );
         }
         let mut ok = failed.is_empty();
@@ -653,7 +667,15 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
                 .f64("cpu_s", cpu.as_secs_f64())
                 .f64("gib_per_s", gib / secs)
                 .u64("sleeps", sleeps)
-                .bool("deadline", deadline_hit);
+                .bool("deadline", deadline_hit)
+                .opt_str(
+                    "stopped_by",
+                    signal_hit
+                        .then(signals::stop_signal)
+                        .flatten()
+                        .map(signals::signal_name)
+                        .as_deref(),
+                );
             // The receiver's verdict, null without a receiver.
             o = o
                 .opt_u64("recv_frames", recv.as_ref().map(|r| r.frames))
@@ -686,6 +708,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
 
 fn main() {
     apps::restore_sigpipe();
+    signals::install();
     let args: Args = apps::parse_args();
     let ok = exit_on_error((|| {
         let p = plan(args)?;

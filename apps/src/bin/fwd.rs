@@ -11,7 +11,7 @@ use apps::backoff::Backoff;
 use apps::net::{self, Flow};
 use apps::open::{with_nics, NicJob, Port};
 use apps::port_stats::{Counts, RatePrinter};
-use apps::{exit_on_error, AppResult};
+use apps::{exit_on_error, signals, AppResult};
 use clap::Parser;
 use drivers::nic::{forward, NicOptions};
 use drivers::regs::RegisterAccess;
@@ -166,6 +166,7 @@ impl NicJob for Fwd {
                     last_frame = now;
                 }
                 if end.is_some_and(|e| now >= e)
+                    || signals::stop_requested()
                     || idle_limit.is_some_and(|l| now.duration_since(last_frame) >= l)
                 {
                     break;
@@ -209,12 +210,16 @@ impl NicJob for Fwd {
             "busy:        {:.3} Mpps from the first to the last frame ({busy:.3} s); empty rounds: {empty_rounds}",
             if busy > 0.0 { forwarded as f64 / busy / 1e6 } else { 0.0 }
         );
+        if let Some(line) = signals::stopped_line(secs) {
+            println!("ended:       {line}");
+        }
         Ok(())
     }
 }
 
 fn main() {
     apps::restore_sigpipe();
+    signals::install();
     let args: Args = apps::parse_args();
     let devs = vec![args.dev1.clone(), args.dev2.clone()];
     if devs[0] == devs[1] {

@@ -11,7 +11,7 @@ use apps::histogram::Histogram;
 use apps::monitor::{Counters, JsonObject, StatsFile};
 use apps::open::{with_nvme_pages, NvmeJob, Opened};
 use apps::stream::pattern::{check_block, fill_block, xorshift};
-use apps::{exit_on_error, human_bytes, AppResult};
+use apps::{exit_on_error, human_bytes, signals, AppResult};
 use clap::{Parser, ValueEnum};
 use dma::{Buf, Pool};
 use drivers::nvme::{Completion, NvmeController};
@@ -407,7 +407,9 @@ fn run_phase<R: RegisterAccess + 'static>(
         let mut second = 0;
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
-            if duration.is_some_and(|d| t0.elapsed() >= d) {
+            // SIGINT/SIGTERM: no new I/O; the workers wait for what is in
+            // flight (bounded by the command timeout) and report.
+            if duration.is_some_and(|d| t0.elapsed() >= d) || signals::stop_requested() {
                 stop.store(true, Ordering::Relaxed);
             }
             if last.0.elapsed() >= Duration::from_secs(1) {
@@ -503,6 +505,7 @@ impl NvmeJob for Perf {
             args,
         };
         let a = &plan.args;
+        let t0 = Instant::now();
         println!(
             "nvme-perf: {} ({}), namespace {}: {} blocks of {} B; {:?} {:?}, bs {}, qd {}, {} queue pair(s), range {}{}",
             opened.name,
@@ -530,6 +533,12 @@ impl NvmeJob for Perf {
                 human_bytes(written),
                 t.as_secs_f64()
             );
+            // A signal during the fill: the pattern is not whole, so there
+            // is nothing to measure or verify against.
+            if let Some(line) = signals::stopped_line(t0.elapsed().as_secs_f64()) {
+                println!("ended:       {line}, during the fill; no run");
+                return Ok(true);
+            }
         }
         let duration = a.count.is_none().then(|| Duration::from_secs_f64(a.time));
         let mut stats = match &a.stats {
@@ -602,6 +611,9 @@ impl NvmeJob for Perf {
         if a.cycle_queues.is_some() {
             println!("queues:      deleted and created again {cycles} time(s)");
         }
+        if let Some(line) = signals::stopped_line(t0.elapsed().as_secs_f64()) {
+            println!("ended:       {line}");
+        }
         let ok = errors.is_empty() && mismatches == 0;
         if let Some(f) = stats.as_mut() {
             f.finish(
@@ -618,7 +630,11 @@ impl NvmeJob for Perf {
                     .u64("lat_max_ns", hist.max())
                     .u64("errors", failed_ios)
                     .u64("mismatches", mismatches)
-                    .u64("queue_cycles", cycles),
+                    .u64("queue_cycles", cycles)
+                    .opt_str(
+                        "stopped_by",
+                        signals::stop_signal().map(signals::signal_name).as_deref(),
+                    ),
             )?;
         }
         Ok(ok)
@@ -627,6 +643,7 @@ impl NvmeJob for Perf {
 
 fn main() {
     apps::restore_sigpipe();
+    signals::install();
     let args: Args = apps::parse_args();
     let device = args.device.clone();
     let pages = args.hugepage_size;

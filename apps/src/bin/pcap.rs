@@ -6,7 +6,7 @@ use apps::backoff::Backoff;
 use apps::open::device::DeviceSpec;
 use apps::open::{with_nics, NicJob, Port};
 use apps::port_stats::{Counts, RatePrinter};
-use apps::{exit_on_error, AppResult};
+use apps::{exit_on_error, signals, AppResult};
 use clap::Parser;
 use drivers::nic::{NicOptions, RxPacket};
 use drivers::regs::RegisterAccess;
@@ -44,6 +44,11 @@ struct Args {
 
 struct Capture(Args);
 
+/// How long pcap goes on writing what the port still receives after a
+/// SIGINT or SIGTERM, at most (a sender that never pauses would keep the
+/// RX ring from ever running empty).
+const STOP_DRAIN: Duration = Duration::from_secs(1);
+
 impl NicJob for Capture {
     type Output = ();
 
@@ -63,6 +68,9 @@ impl NicJob for Capture {
         let idle = (a.idle_exit > 0.0).then(|| Duration::from_secs_f64(a.idle_exit));
         let mut last = Instant::now();
         let mut backoff = Backoff::default();
+        // When a SIGINT or SIGTERM came: the frames already in the RX ring
+        // are still written (for at most STOP_DRAIN), then the capture ends.
+        let mut stop_seen: Option<Instant> = None;
         loop {
             let want = a
                 .count
@@ -90,6 +98,11 @@ impl NicJob for Capture {
             {
                 break;
             }
+            if signals::stop_requested()
+                && (n == 0 || stop_seen.get_or_insert(now).elapsed() >= STOP_DRAIN)
+            {
+                break;
+            }
             if !a.quiet && printer.due() {
                 printer.print(&names, &[&*port.nic], &[counts])?;
             }
@@ -102,6 +115,9 @@ impl NicJob for Capture {
             start.elapsed().as_secs_f64(),
             a.file
         );
+        if let Some(line) = signals::stopped_line(start.elapsed().as_secs_f64()) {
+            println!("ended:       {line}");
+        }
         Ok(())
     }
 }
@@ -140,6 +156,7 @@ fn check_not_the_wire_file(a: &Args) -> AppResult<()> {
 
 fn main() {
     apps::restore_sigpipe();
+    signals::install();
     let args: Args = apps::parse_args();
     exit_on_error(check_not_the_wire_file(&args));
     let dev = vec![args.device.clone()];

@@ -9,7 +9,7 @@ use apps::backoff::Backoff;
 use apps::net::{self, Flow};
 use apps::open::{with_nics, NicJob, Port};
 use apps::port_stats::{Counts, RatePrinter};
-use apps::{exit_on_error, AppResult};
+use apps::{exit_on_error, signals, AppResult};
 use clap::Parser;
 use dma::Pool;
 use drivers::nic::{NicOptions, Offload, TxPacket};
@@ -138,7 +138,10 @@ impl NicJob for Gen {
         let names = [port.name.clone()];
         let mut backoff = Backoff::default();
         loop {
-            if a.count.is_some_and(|c| seq >= c) || end.is_some_and(|e| Instant::now() >= e) {
+            if a.count.is_some_and(|c| seq >= c)
+                || end.is_some_and(|e| Instant::now() >= e)
+                || signals::stop_requested()
+            {
                 break;
             }
             let mut want = a.batch as u64;
@@ -207,6 +210,9 @@ impl NicJob for Gen {
             "device:      {} frames, {} bytes sent (TX counters)",
             dev.tx_packets, dev.tx_bytes
         );
+        if let Some(line) = signals::stopped_line(secs) {
+            println!("ended:       {line}");
+        }
         if !drained {
             return Err(format!(
                 "{} TX descriptors were still queued after the port had sent nothing for {} s: \
@@ -222,6 +228,7 @@ impl NicJob for Gen {
 
 fn main() {
     apps::restore_sigpipe();
+    signals::install();
     let args: Args = apps::parse_args();
     let dev = vec![args.device.clone()];
     exit_on_error(with_nics(&dev, NicOptions::default(), Gen(args)));
