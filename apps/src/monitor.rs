@@ -1,6 +1,15 @@
-//! `--stats FILE`: the per-second figures and the final report of an app as
-//! JSON lines, for an operator's monitoring and for the soak script
-//! (`bench/soak.sh`).
+//! `--stats FILE` and `--prometheus FILE`: the per-second figures and the
+//! final report of an app, as JSON lines and as a node_exporter
+//! textfile-collector file, for an operator's monitoring and for the soak
+//! script (`bench/soak.sh`). blkfwd, nvme-perf, pktgen, fwd, pcap and
+//! blkrecv take both options, alone or together.
+//!
+//! Both files are rendered from one set of figures each second (the
+//! `Figures` struct inside this module), so they never disagree: a JSON
+//! key that is `null` (does not apply to the app) is a metric family left
+//! out of the Prometheus file.
+//!
+//! # `--stats FILE`: JSON lines
 //!
 //! The file is created (truncated) at start. Each line is one JSON object,
 //! written and flushed whole, so a reader tailing the file never sees half
@@ -9,14 +18,19 @@
 //! every line of a type has the same keys.
 //!
 //! **Per-second line** (`"type": "second"`):
-//! - `type`: `"second"`; `app`: the program (`"blkfwd"`, `"nvme-perf"`).
+//! - `type`: `"second"`; `app`: the program (`"blkfwd"`, `"nvme-perf"`,
+//!   `"pktgen"`, `"fwd"`, `"pcap"`, `"blkrecv"`).
 //! - `time_s`: seconds since the run started; `unix_s`: wall-clock time
 //!   (seconds since 1970, fractional); `interval_s`: seconds since the
 //!   previous line (the rates' divisor).
-//! - Counters since the start of the run: `bytes` (payload bytes moved),
-//!   `frames` (frames sent), `ios` (NVMe commands completed), `reads` (of
-//!   them reads), `errors` (I/Os or frames that failed), `drops` (frames
-//!   the app dropped).
+//! - Counters since the start of the run: `bytes` (payload bytes moved:
+//!   read and sent by blkfwd, read or written by nvme-perf, of the stream
+//!   by blkrecv; for pktgen, fwd and pcap the bytes of the frames sent,
+//!   forwarded or captured, without FCS), `frames` (frames sent, forwarded
+//!   or received), `ios` (NVMe commands completed), `reads` (of them
+//!   reads), `errors` (I/Os or ranges that failed; for the NIC apps frames
+//!   their ports received with a CRC error), `drops` (frames dropped: for
+//!   the NIC apps by their ports on receive, missed or no descriptor).
 //! - Rates over the interval: `bytes_per_s`, `frames_per_s`, `ios_per_s`.
 //! - Resources: `rss_bytes` (the process's resident set, from
 //!   `/proc/self/statm`); `iova_mappings`, `iova_bytes` (IOVA space handed
@@ -25,15 +39,27 @@
 //!   `{"name", "capacity", "free", "quarantined"}`, one per DMA buffer pool
 //!   the app watches, and their sums `pool_capacity`, `pool_free`,
 //!   `pool_quarantined`.
+//! - `ports`: one object per NIC port of pktgen, fwd, pcap and blkrecv
+//!   (empty for the others): `port` (as given), `queue`, the app's own
+//!   counts on that queue `rx_packets`, `tx_packets`, `rx_bytes`,
+//!   `tx_bytes`, and `device`: the port's own counters since it was set up
+//!   ([`drivers::nic::DeviceStats`]: `rx_packets`, `tx_packets`,
+//!   `rx_bytes`, `tx_bytes` (good octets, with FCS), `rx_missed`,
+//!   `rx_no_desc`, `rx_no_buffer`, `rx_crc_errors`).
 //!
 //! **Final report** (`"type": "final"`, also `"final": true`), written once
-//! at the end: `type`, `final`, `app`, `time_s`, `unix_s`, `ok` (the run's
+//! at the end: `type`, `app`, `time_s`, `unix_s`, `final`, `ok` (the run's
 //! verdict, as the exit status), the same resource keys as a per-second
-//! line, and the app's own report figures (blkfwd: `bytes`, `frames`, `ios`,
-//! `errors`, `retries`, `failed_ranges`, `cpu_s`, `gib_per_s`; nvme-perf:
-//! `ios`, `bytes`, `iops`, `mib_per_s`, latency `lat_*_ns`, `errors`,
-//! `mismatches`, `queue_cycles`; both: `stopped_by`, `"SIGINT"` or
-//! `"SIGTERM"` when a signal ended the run, else `null`).
+//! line, `ports`, and the app's own report figures (blkfwd: `bytes`,
+//! `frames`, `ios`, `errors`, `retries`, `failed_ranges`, `cpu_s`,
+//! `gib_per_s`, the receiver's `recv_*`; nvme-perf: `ios`, `bytes`,
+//! `iops`, `mib_per_s`, latency `lat_*_ns`, `errors`, `mismatches`,
+//! `queue_cycles`; pktgen: `frames`, `bytes`, `secs`, `device_tx_packets`,
+//! `device_tx_bytes`; fwd: `frames`, `bytes`, `secs`, `frames_0_to_1`,
+//! `frames_1_to_0`, `empty_rounds`; pcap: `frames`, `bytes`, `secs`;
+//! blkrecv: `end`, `secs`, `frames`, `bytes`, `complete_laps`,
+//! `received`, `verified`, `mismatched`, `missing`; all: `stopped_by`,
+//! `"SIGINT"` or `"SIGTERM"` when a signal ended the run, else `null`).
 //!
 //! Example (one line each, wrapped here):
 //! ```text
@@ -42,12 +68,66 @@
 //!  "bytes_per_s":409190.8,"frames_per_s":null,"ios_per_s":99.9,"rss_bytes":9437184,
 //!  "iova_mappings":3,"iova_bytes":12582912,"iova_top":4307550208,
 //!  "pool_capacity":64,"pool_free":0,"pool_quarantined":0,
-//!  "pools":[{"name":"io-0","capacity":64,"free":0,"quarantined":0}]}
+//!  "pools":[{"name":"io-0","capacity":64,"free":0,"quarantined":0}],"ports":[]}
+//! {"type":"second","app":"pktgen","time_s":1.015,"unix_s":1796567292.428,"interval_s":1.015,
+//!  "bytes":110340,"frames":1839,"ios":null,"reads":null,"errors":0,"drops":0,
+//!  "bytes_per_s":108735.915,"frames_per_s":1812.265,"ios_per_s":null,"rss_bytes":3809280,
+//!  "iova_mappings":4,"iova_bytes":25165824,"iova_top":4320133120,
+//!  "pool_capacity":2048,"pool_free":1984,"pool_quarantined":0,
+//!  "pools":[{"name":"tx","capacity":2048,"free":1984,"quarantined":0}],
+//!  "ports":[{"port":"0000:03:00.0","queue":0,"rx_packets":0,"tx_packets":1839,"rx_bytes":0,
+//!   "tx_bytes":110340,"device":{"rx_packets":0,"tx_packets":1839,"rx_bytes":0,
+//!   "tx_bytes":117696,"rx_missed":0,"rx_no_desc":0,"rx_no_buffer":0,"rx_crc_errors":0}}]}
 //! ```
+//!
+//! # `--prometheus FILE`: a node_exporter textfile-collector file
+//!
+//! The file is written at start (zero counters) and rewritten whole each
+//! second and at the end, atomically: the text goes to `FILE.tmp.PID` in
+//! the same directory, which is then renamed over FILE, so the collector
+//! (which reads only `*.prom`) never sees half a file. The format is the
+//! Prometheus text exposition format 0.0.4: a `# HELP` and a `# TYPE` line
+//! per family, then its samples, without timestamps (the textfile collector
+//! refuses them). Metric names start with the app's name, `-` made `_`
+//! (`blkfwd_`, `nvme_perf_`); every sample has the label `app`; label
+//! values escape `\`, `"` and line feeds. After the final report the file
+//! stays with the final figures, `_finished 1` and `_ok`.
+//!
+//! | Metric (after the prefix) | Type | Labels | JSON key |
+//! |---|---|---|---|
+//! | `bytes_total`, `frames_total`, `ios_total`, `reads_total`, `errors_total`, `drops_total` | counter | `app` | `bytes`, `frames`, ... (absent when `null`) |
+//! | `run_seconds` | gauge | `app` | `time_s` |
+//! | `finished` (0 or 1), `ok` (after the end only) | gauge | `app` | `type`, `ok` |
+//! | `rss_bytes`, `iova_mappings`, `iova_bytes`, `iova_top` | gauge | `app` | same |
+//! | `pool_capacity`, `pool_free`, `pool_quarantined` | gauge | `app`, `pool` | `pools[]` |
+//! | `port_rx_packets_total`, `port_tx_packets_total`, `port_rx_bytes_total`, `port_tx_bytes_total` | counter | `app`, `port`, `queue` | `ports[]` |
+//! | `device_rx_packets_total`, `device_tx_packets_total`, `device_rx_bytes_total`, `device_tx_bytes_total`, `device_rx_missed_total`, `device_rx_no_desc_total`, `device_rx_no_buffer_total`, `device_rx_crc_errors_total` | counter | `app`, `port` | `ports[].device` |
+//!
+//! The rates are not in the file: Prometheus computes them
+//! (`rate(blkfwd_bytes_total[1m])`). Example (part of pktgen's file):
+//! ```text
+//! # HELP pktgen_frames_total Frames sent or received since the start of the run.
+//! # TYPE pktgen_frames_total counter
+//! pktgen_frames_total{app="pktgen"} 3000
+//! # HELP pktgen_finished 1 once the run has ended and this file holds its final figures, else 0.
+//! # TYPE pktgen_finished gauge
+//! pktgen_finished{app="pktgen"} 1
+//! # HELP pktgen_pool_free Free buffers of a DMA pool.
+//! # TYPE pktgen_pool_free gauge
+//! pktgen_pool_free{app="pktgen",pool="tx"} 1999
+//! # HELP pktgen_device_tx_packets_total Good frames the port sent (its own counter).
+//! # TYPE pktgen_device_tx_packets_total counter
+//! pktgen_device_tx_packets_total{app="pktgen",port="0000:03:00.0"} 3000
+//! ```
+//! An operator points node_exporter's `--collector.textfile.directory` at
+//! a directory and the app at a file in it:
+//! `blkfwd ... --loop --prometheus /var/lib/node_exporter/textfile_collector/blkfwd.prom`.
 #![forbid(unsafe_code)]
 
+use crate::port_stats::Counts;
 use crate::AppResult;
-use dma::{Mapper, Pool};
+use dma::{IovaUsage, Mapper, Pool};
+use drivers::nic::DeviceStats;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::Write as _;
@@ -56,7 +136,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// The keys of a per-second line, in order (the module doc lists them).
-pub const SECOND_KEYS: [&str; 22] = [
+pub const SECOND_KEYS: [&str; 23] = [
     "type",
     "app",
     "time_s",
@@ -79,6 +159,7 @@ pub const SECOND_KEYS: [&str; 22] = [
     "pool_free",
     "pool_quarantined",
     "pools",
+    "ports",
 ];
 
 /// `s` as a JSON string literal, quotes included (RFC 8259 §7: `"`, `\` and
@@ -231,15 +312,461 @@ fn page_size() -> u64 {
         .map_or(4096, |(_, v)| v)
 }
 
-/// The writer behind `--stats FILE`.
-pub struct StatsFile {
+/// One NIC port's figures in a line: what the app counted on its queue and
+/// the device's own counters (read with [`drivers::nic::Nic::try_stats`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PortFigures {
+    /// The port as given on the command line (a PCI address or a device
+    /// string).
+    pub port: String,
+    /// The queue the app's counts are of.
+    pub queue: u16,
+    /// Counted by the app (driver side), since the start of the run.
+    pub app: Counts,
+    /// The device's counters, since the port was initialised.
+    pub device: DeviceStats,
+}
+
+/// The counters of one DMA pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PoolFigures {
+    name: String,
+    capacity: u64,
+    free: u64,
+    quarantined: u64,
+}
+
+/// Everything one line shows: the one set of figures both renderers
+/// ([`Figures::json`] and [`Figures::prometheus`]) read, so the JSON lines
+/// and the Prometheus file never disagree.
+#[derive(Debug, Clone)]
+struct Figures {
+    app: &'static str,
+    /// None: the final report (it has a verdict instead of rates).
+    interval_s: Option<f64>,
+    ok: Option<bool>,
+    time_s: f64,
+    unix_s: f64,
+    counters: Counters,
+    /// Rates over the interval: bytes, frames, ios per second.
+    rates: (f64, Option<f64>, Option<f64>),
+    rss: Option<u64>,
+    iova: Option<IovaUsage>,
+    pools: Vec<PoolFigures>,
+    ports: Vec<PortFigures>,
+}
+
+impl Figures {
+    fn resources(&self, o: JsonObject) -> JsonObject {
+        let mut pools = String::from("[");
+        for (i, p) in self.pools.iter().enumerate() {
+            if i > 0 {
+                pools.push(',');
+            }
+            pools.push_str(
+                &JsonObject::new()
+                    .str("name", &p.name)
+                    .u64("capacity", p.capacity)
+                    .u64("free", p.free)
+                    .u64("quarantined", p.quarantined)
+                    .finish(),
+            );
+        }
+        pools.push(']');
+        let sum = |f: fn(&PoolFigures) -> u64| self.pools.iter().map(f).sum::<u64>();
+        o.opt_u64("rss_bytes", self.rss)
+            .opt_u64("iova_mappings", self.iova.map(|u| u.mappings as u64))
+            .opt_u64("iova_bytes", self.iova.map(|u| u.bytes))
+            .opt_u64("iova_top", self.iova.map(|u| u.top))
+            .u64("pool_capacity", sum(|p| p.capacity))
+            .u64("pool_free", sum(|p| p.free))
+            .u64("pool_quarantined", sum(|p| p.quarantined))
+            .raw("pools", &pools)
+    }
+
+    fn ports_json(&self) -> String {
+        let items: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| {
+                let d = &p.device;
+                let dev = JsonObject::new()
+                    .u64("rx_packets", d.rx_packets)
+                    .u64("tx_packets", d.tx_packets)
+                    .u64("rx_bytes", d.rx_bytes)
+                    .u64("tx_bytes", d.tx_bytes)
+                    .u64("rx_missed", d.rx_missed)
+                    .u64("rx_no_desc", d.rx_no_desc)
+                    .u64("rx_no_buffer", d.rx_no_buffer)
+                    .u64("rx_crc_errors", d.rx_crc_errors)
+                    .finish();
+                JsonObject::new()
+                    .str("port", &p.port)
+                    .u64("queue", p.queue.into())
+                    .u64("rx_packets", p.app.rx_packets)
+                    .u64("tx_packets", p.app.tx_packets)
+                    .u64("rx_bytes", p.app.rx_bytes)
+                    .u64("tx_bytes", p.app.tx_bytes)
+                    .raw("device", &dev)
+                    .finish()
+            })
+            .collect();
+        format!("[{}]", items.join(","))
+    }
+
+    /// The JSON line: a per-second line, or the head of the final report
+    /// (the app's own figures are spliced after it).
+    fn json(&self) -> String {
+        let kind = if self.interval_s.is_some() {
+            "second"
+        } else {
+            "final"
+        };
+        let mut o = JsonObject::new()
+            .str("type", kind)
+            .str("app", self.app)
+            .f64("time_s", self.time_s)
+            .f64("unix_s", self.unix_s);
+        if let Some(dt) = self.interval_s {
+            let c = &self.counters;
+            o = o
+                .f64("interval_s", dt)
+                .u64("bytes", c.bytes)
+                .opt_u64("frames", c.frames)
+                .opt_u64("ios", c.ios)
+                .opt_u64("reads", c.reads)
+                .u64("errors", c.errors)
+                .opt_u64("drops", c.drops)
+                .f64("bytes_per_s", self.rates.0)
+                .opt_f64("frames_per_s", self.rates.1)
+                .opt_f64("ios_per_s", self.rates.2);
+        } else {
+            o = o.bool("final", true).bool("ok", self.ok.unwrap_or(false));
+        }
+        self.resources(o).raw("ports", &self.ports_json()).finish()
+    }
+
+    /// The Prometheus text (exposition format 0.0.4, as node_exporter's
+    /// textfile collector reads it): the counters as `_total` counters, the
+    /// resources as gauges; no timestamps (the collector refuses them).
+    fn prometheus(&self) -> String {
+        let mut p = PromText::new(self.app);
+        let app = [("app", self.app)];
+        let c = &self.counters;
+        let counters: [(&str, Option<u64>, &str); 6] = [
+            ("bytes_total", Some(c.bytes), "Bytes moved since the start of the run: payload (blkfwd, nvme-perf, blkrecv) or frames without FCS (pktgen, fwd, pcap)."),
+            ("frames_total", c.frames, "Frames sent or received since the start of the run."),
+            ("ios_total", c.ios, "NVMe commands completed since the start of the run."),
+            ("reads_total", c.reads, "NVMe reads completed since the start of the run."),
+            ("errors_total", Some(c.errors), "I/Os or frames that failed since the start of the run."),
+            ("drops_total", c.drops, "Frames dropped since the start of the run (by the app, or by its ports on receive)."),
+        ];
+        for (name, v, help) in counters {
+            if let Some(v) = v {
+                p.family(name, "counter", help, &[(&app[..], v as f64)]);
+            }
+        }
+        p.family(
+            "run_seconds",
+            "gauge",
+            "Seconds since the run started.",
+            &[(&app[..], self.time_s)],
+        );
+        p.family(
+            "finished",
+            "gauge",
+            "1 once the run has ended and this file holds its final figures, else 0.",
+            &[(&app[..], if self.ok.is_some() { 1.0 } else { 0.0 })],
+        );
+        if let Some(ok) = self.ok {
+            p.family(
+                "ok",
+                "gauge",
+                "The run's verdict (1: passed, exit status 0), once it has ended.",
+                &[(&app[..], if ok { 1.0 } else { 0.0 })],
+            );
+        }
+        let gauges: [(&str, Option<u64>, &str); 4] = [
+            (
+                "rss_bytes",
+                self.rss,
+                "Resident set of the process in bytes.",
+            ),
+            (
+                "iova_mappings",
+                self.iova.map(|u| u.mappings as u64),
+                "Live IOVA mappings.",
+            ),
+            (
+                "iova_bytes",
+                self.iova.map(|u| u.bytes),
+                "IOVA space handed out in bytes, with guard gaps.",
+            ),
+            (
+                "iova_top",
+                self.iova.map(|u| u.top),
+                "End of the highest live IOVA mapping.",
+            ),
+        ];
+        for (name, v, help) in gauges {
+            if let Some(v) = v {
+                p.family(name, "gauge", help, &[(&app[..], v as f64)]);
+            }
+        }
+        let pool_labels: Vec<[(&str, &str); 2]> = self
+            .pools
+            .iter()
+            .map(|q| [("app", self.app), ("pool", q.name.as_str())])
+            .collect();
+        let pool_gauges: [Field<PoolFigures>; 3] = [
+            ("pool_capacity", |q| q.capacity, "Buffers of a DMA pool."),
+            ("pool_free", |q| q.free, "Free buffers of a DMA pool."),
+            (
+                "pool_quarantined",
+                |q| q.quarantined,
+                "Buffers of a DMA pool held back after a device timeout.",
+            ),
+        ];
+        for (name, f, help) in pool_gauges {
+            let samples: Vec<(&[(&str, &str)], f64)> = self
+                .pools
+                .iter()
+                .zip(&pool_labels)
+                .map(|(q, l)| (&l[..], f(q) as f64))
+                .collect();
+            p.family(name, "gauge", help, &samples);
+        }
+        let queues: Vec<String> = self.ports.iter().map(|q| q.queue.to_string()).collect();
+        let queue_labels: Vec<[(&str, &str); 3]> = self
+            .ports
+            .iter()
+            .zip(&queues)
+            .map(|(q, n)| {
+                [
+                    ("app", self.app),
+                    ("port", q.port.as_str()),
+                    ("queue", n.as_str()),
+                ]
+            })
+            .collect();
+        let port_labels: Vec<[(&str, &str); 2]> = self
+            .ports
+            .iter()
+            .map(|q| [("app", self.app), ("port", q.port.as_str())])
+            .collect();
+        let by_queue: [Field<Counts>; 4] = [
+            (
+                "port_rx_packets_total",
+                |c| c.rx_packets,
+                "Frames the app received on the queue.",
+            ),
+            (
+                "port_tx_packets_total",
+                |c| c.tx_packets,
+                "Frames the app sent on the queue.",
+            ),
+            (
+                "port_rx_bytes_total",
+                |c| c.rx_bytes,
+                "Bytes of frames the app received on the queue (without FCS).",
+            ),
+            (
+                "port_tx_bytes_total",
+                |c| c.tx_bytes,
+                "Bytes of frames the app sent on the queue (without FCS).",
+            ),
+        ];
+        for (name, f, help) in by_queue {
+            let samples: Vec<(&[(&str, &str)], f64)> = self
+                .ports
+                .iter()
+                .zip(&queue_labels)
+                .map(|(q, l)| (&l[..], f(&q.app) as f64))
+                .collect();
+            p.family(name, "counter", help, &samples);
+        }
+        let device: [Field<DeviceStats>; 8] = [
+            (
+                "device_rx_packets_total",
+                |d| d.rx_packets,
+                "Good frames the port received (its own counter).",
+            ),
+            (
+                "device_tx_packets_total",
+                |d| d.tx_packets,
+                "Good frames the port sent (its own counter).",
+            ),
+            (
+                "device_rx_bytes_total",
+                |d| d.rx_bytes,
+                "Good octets the port received (its own counter).",
+            ),
+            (
+                "device_tx_bytes_total",
+                |d| d.tx_bytes,
+                "Good octets the port sent (its own counter).",
+            ),
+            (
+                "device_rx_missed_total",
+                |d| d.rx_missed,
+                "Frames the port lost for lack of packet buffer space.",
+            ),
+            (
+                "device_rx_no_desc_total",
+                |d| d.rx_no_desc,
+                "Frames the port dropped for lack of a free RX descriptor.",
+            ),
+            (
+                "device_rx_no_buffer_total",
+                |d| d.rx_no_buffer,
+                "Frames that arrived while no RX descriptor was free.",
+            ),
+            (
+                "device_rx_crc_errors_total",
+                |d| d.rx_crc_errors,
+                "Frames the port received with a CRC error.",
+            ),
+        ];
+        for (name, f, help) in device {
+            let samples: Vec<(&[(&str, &str)], f64)> = self
+                .ports
+                .iter()
+                .zip(&port_labels)
+                .map(|(q, l)| (&l[..], f(&q.device) as f64))
+                .collect();
+            p.family(name, "counter", help, &samples);
+        }
+        p.text
+    }
+}
+
+/// A metric family read from a struct: name, the field, HELP text.
+type Field<T> = (&'static str, fn(&T) -> u64, &'static str);
+
+/// Prometheus text exposition (format 0.0.4), family by family.
+struct PromText {
+    prefix: String,
+    text: String,
+}
+
+impl PromText {
+    /// Metric names start with the app's name, `-` made `_` (metric names
+    /// are `[a-zA-Z_:][a-zA-Z0-9_:]*`).
+    fn new(app: &str) -> Self {
+        let prefix = app
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        PromText {
+            prefix,
+            text: String::new(),
+        }
+    }
+
+    /// `# HELP`, `# TYPE` and the samples of one family; nothing for a
+    /// family without samples.
+    fn family(&mut self, name: &str, kind: &str, help: &str, samples: &[(&[(&str, &str)], f64)]) {
+        if samples.is_empty() {
+            return;
+        }
+        let name = format!("{}_{name}", self.prefix);
+        let _ = writeln!(self.text, "# HELP {name} {}", prom_help(help));
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+        for (labels, v) in samples {
+            self.text.push_str(&name);
+            if !labels.is_empty() {
+                self.text.push('{');
+                for (i, (k, val)) in labels.iter().enumerate() {
+                    if i > 0 {
+                        self.text.push(',');
+                    }
+                    let _ = write!(self.text, "{k}=\"{}\"", prom_label_value(val));
+                }
+                self.text.push('}');
+            }
+            let _ = writeln!(self.text, " {}", prom_value(*v));
+        }
+    }
+}
+
+/// A label value escaped as the exposition format wants: `\` as `\\`, `"`
+/// as `\"`, a line feed as `\n`.
+pub fn prom_label_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// HELP text escaped: `\` as `\\`, a line feed as `\n`.
+fn prom_help(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('\n', "\\n")
+}
+
+/// A sample value: Go's ParseFloat reads every form `{}` prints for a
+/// finite f64 (integers print without a fraction); the special values are
+/// spelled as the format says.
+fn prom_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 { "+Inf" } else { "-Inf" }.into()
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `--prometheus FILE`: rewritten whole each time, atomically (written to
+/// `FILE.tmp.PID` in the same directory, then renamed over FILE), so the
+/// textfile collector never reads half a file. Its glob is `*.prom`, so
+/// the temporary file is never read.
+#[derive(Debug)]
+struct PromFile {
     path: PathBuf,
-    out: File,
+    tmp: PathBuf,
+}
+
+impl PromFile {
+    fn new(path: &Path) -> Self {
+        let mut name = path.file_name().unwrap_or_default().to_os_string();
+        name.push(format!(".tmp.{}", std::process::id()));
+        PromFile {
+            path: path.to_path_buf(),
+            tmp: path.with_file_name(name),
+        }
+    }
+
+    fn write(&self, text: &str) -> std::io::Result<()> {
+        let r = (|| {
+            let mut f = File::create(&self.tmp)?;
+            f.write_all(text.as_bytes())?;
+            std::fs::rename(&self.tmp, &self.path)
+        })();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        r
+    }
+}
+
+/// The writer behind `--stats FILE` and `--prometheus FILE` (either or
+/// both): one set of figures per second, rendered as a JSON line and as the
+/// Prometheus file.
+pub struct StatsFile {
+    json: Option<(PathBuf, File)>,
+    prom: Option<PromFile>,
     app: &'static str,
     start: Instant,
     last: (Instant, Counters),
     pools: Vec<(String, Pool)>,
     mapper: Option<Arc<dyn Mapper>>,
+    ports: Vec<PortFigures>,
     /// The first write error; nothing more is written after it.
     failed: Option<String>,
 }
@@ -247,33 +774,67 @@ pub struct StatsFile {
 impl std::fmt::Debug for StatsFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StatsFile")
-            .field("path", &self.path)
+            .field("json", &self.json.as_ref().map(|j| &j.0))
+            .field("prom", &self.prom)
             .field("app", &self.app)
             .finish_non_exhaustive()
     }
 }
 
 impl StatsFile {
-    /// Create (or truncate) `path` for `app`'s figures; the run's clock
+    /// Create (or truncate) `path` for `app`'s JSON lines; the run's clock
     /// starts now.
     pub fn create(path: &Path, app: &'static str) -> AppResult<Self> {
-        let out = File::create(path).map_err(|e| {
-            format!(
-                "--stats {}: cannot create it ({e}); give a path in a writable directory",
-                path.display()
-            )
-        })?;
+        Self::open(app, Some(path), None).map(|f| f.expect("a path was given"))
+    }
+
+    /// The writer of `--stats` (`json`) and `--prometheus` (`prom`), or
+    /// None when neither is given. Both files are written at once (the
+    /// Prometheus file with zero counters), so a path that cannot be
+    /// written is an error before the run starts.
+    pub fn open(
+        app: &'static str,
+        json: Option<&Path>,
+        prom: Option<&Path>,
+    ) -> AppResult<Option<Self>> {
+        if json.is_none() && prom.is_none() {
+            return Ok(None);
+        }
+        let json = match json {
+            Some(path) => Some((
+                path.to_path_buf(),
+                File::create(path).map_err(|e| {
+                    format!(
+                        "--stats {}: cannot create it ({e}); give a path in a writable directory",
+                        path.display()
+                    )
+                })?,
+            )),
+            None => None,
+        };
         let now = Instant::now();
-        Ok(StatsFile {
-            path: path.to_path_buf(),
-            out,
+        let f = StatsFile {
+            json,
+            prom: prom.map(PromFile::new),
             app,
             start: now,
             last: (now, Counters::default()),
             pools: Vec::new(),
             mapper: None,
+            ports: Vec::new(),
             failed: None,
-        })
+        };
+        if let Some(p) = &f.prom {
+            let text = f.figures(now, None, Counters::default()).prometheus();
+            p.write(&text).map_err(|e| {
+                format!(
+                    "--prometheus {}: cannot write it ({e}); give a path in a writable directory \
+                     (node_exporter's --collector.textfile.directory)",
+                    p.path.display()
+                )
+            })?;
+        }
+        Ok(Some(f))
     }
 
     /// Report `pool`'s counts under `name` in every line.
@@ -286,80 +847,29 @@ impl StatsFile {
         self.mapper = Some(mapper);
     }
 
+    /// The NIC ports' figures for the next lines (a NIC app sets them
+    /// before each [`StatsFile::second`] and [`StatsFile::finish`]).
+    pub fn set_ports(&mut self, ports: Vec<PortFigures>) {
+        self.ports = ports;
+    }
+
     /// Restart the clock (the run proper begins after setup).
     pub fn restart(&mut self) {
         self.start = Instant::now();
         self.last = (self.start, Counters::default());
     }
 
-    fn head(&self, kind: &str, now: Instant) -> JsonObject {
+    /// Whether a second has passed since the last line.
+    pub fn due(&self) -> bool {
+        self.last.0.elapsed() >= std::time::Duration::from_secs(1)
+    }
+
+    /// The figures now: a per-second line (`ok` None, rates against the
+    /// last line) or the final report.
+    fn figures(&self, now: Instant, ok: Option<bool>, c: Counters) -> Figures {
         let unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        JsonObject::new()
-            .str("type", kind)
-            .str("app", self.app)
-            .f64(
-                "time_s",
-                round3(now.duration_since(self.start).as_secs_f64()),
-            )
-            .f64("unix_s", round3(unix))
-    }
-
-    fn resources(&self, o: JsonObject) -> JsonObject {
-        let iova = self.mapper.as_ref().and_then(|m| m.iova_usage());
-        let mut pools = String::from("[");
-        let (mut cap, mut free, mut quar) = (0u64, 0u64, 0u64);
-        for (i, (name, p)) in self.pools.iter().enumerate() {
-            let (c, f, q) = (
-                p.capacity() as u64,
-                p.free_count() as u64,
-                p.quarantined() as u64,
-            );
-            cap += c;
-            free += f;
-            quar += q;
-            if i > 0 {
-                pools.push(',');
-            }
-            pools.push_str(
-                &JsonObject::new()
-                    .str("name", name)
-                    .u64("capacity", c)
-                    .u64("free", f)
-                    .u64("quarantined", q)
-                    .finish(),
-            );
-        }
-        pools.push(']');
-        o.opt_u64("rss_bytes", rss_bytes())
-            .opt_u64("iova_mappings", iova.map(|u| u.mappings as u64))
-            .opt_u64("iova_bytes", iova.map(|u| u.bytes))
-            .opt_u64("iova_top", iova.map(|u| u.top))
-            .u64("pool_capacity", cap)
-            .u64("pool_free", free)
-            .u64("pool_quarantined", quar)
-            .raw("pools", &pools)
-    }
-
-    fn write_line(&mut self, line: String) {
-        if self.failed.is_some() {
-            return;
-        }
-        let mut text = line;
-        text.push('\n');
-        if let Err(e) = self.out.write_all(text.as_bytes()) {
-            eprintln!(
-                "warning: --stats {}: writing failed ({e}); no more lines are written",
-                self.path.display()
-            );
-            self.failed = Some(e.to_string());
-        }
-    }
-
-    /// The object of a per-second line for `c` (the counters now).
-    fn second_line(&mut self, c: Counters) -> String {
-        let now = Instant::now();
         let (t0, prev) = self.last;
         let dt = now.duration_since(t0).as_secs_f64();
         let rate = |a: u64, b: u64| {
@@ -369,55 +879,94 @@ impl StatsFile {
                 0.0
             }
         };
-        let o = self
-            .head("second", now)
-            .f64("interval_s", round3(dt))
-            .u64("bytes", c.bytes)
-            .opt_u64("frames", c.frames)
-            .opt_u64("ios", c.ios)
-            .opt_u64("reads", c.reads)
-            .u64("errors", c.errors)
-            .opt_u64("drops", c.drops)
-            .f64("bytes_per_s", rate(c.bytes, prev.bytes))
-            .opt_f64(
-                "frames_per_s",
+        Figures {
+            app: self.app,
+            interval_s: ok.is_none().then_some(round3(dt)),
+            ok,
+            time_s: round3(now.duration_since(self.start).as_secs_f64()),
+            unix_s: round3(unix),
+            counters: c,
+            rates: (
+                rate(c.bytes, prev.bytes),
                 c.frames.map(|f| rate(f, prev.frames.unwrap_or(0))),
-            )
-            .opt_f64("ios_per_s", c.ios.map(|i| rate(i, prev.ios.unwrap_or(0))));
-        self.last = (now, c);
-        self.resources(o).finish()
+                c.ios.map(|i| rate(i, prev.ios.unwrap_or(0))),
+            ),
+            rss: rss_bytes(),
+            iova: self.mapper.as_ref().and_then(|m| m.iova_usage()),
+            pools: self
+                .pools
+                .iter()
+                .map(|(name, p)| PoolFigures {
+                    name: name.clone(),
+                    capacity: p.capacity() as u64,
+                    free: p.free_count() as u64,
+                    quarantined: p.quarantined() as u64,
+                })
+                .collect(),
+            ports: self.ports.clone(),
+        }
+    }
+
+    /// Write `fig`: `json` (the line) to the JSON file, the Prometheus
+    /// rendering to its file. The first failure is a warning; nothing more
+    /// is written after it.
+    fn write(&mut self, fig: &Figures, json: String) {
+        if self.failed.is_some() {
+            return;
+        }
+        if let Some((path, out)) = &mut self.json {
+            let mut text = json;
+            text.push('\n');
+            if let Err(e) = out.write_all(text.as_bytes()) {
+                eprintln!(
+                    "warning: --stats {}: writing failed ({e}); no more lines are written",
+                    path.display()
+                );
+                self.failed = Some(format!("--stats {}: writing failed ({e})", path.display()));
+                return;
+            }
+        }
+        if let Some(p) = &self.prom {
+            if let Err(e) = p.write(&fig.prometheus()) {
+                eprintln!(
+                    "warning: --prometheus {}: writing failed ({e}); it is not updated any more",
+                    p.path.display()
+                );
+                self.failed = Some(format!(
+                    "--prometheus {}: writing failed ({e})",
+                    p.path.display()
+                ));
+            }
+        }
     }
 
     /// Write the per-second line for the counters `c`.
     pub fn second(&mut self, c: Counters) {
-        let line = self.second_line(c);
-        self.write_line(line);
+        let now = Instant::now();
+        let fig = self.figures(now, None, c);
+        self.last = (now, c);
+        let json = fig.json();
+        self.write(&fig, json);
     }
 
-    /// Write the final report: `report` holds the app's figures; the type,
-    /// times, verdict `ok` and resources are added here. An error if any
-    /// line could not be written (the file is then incomplete).
-    pub fn finish(&mut self, ok: bool, report: JsonObject) -> AppResult<()> {
-        let mut o = self
-            .head("final", Instant::now())
-            .bool("final", true)
-            .bool("ok", ok);
-        o = self.resources(o);
+    /// Write the final report: `c` are the run's final counters (the
+    /// Prometheus file's last values), `report` holds the app's figures
+    /// for the JSON line; the type, times, verdict `ok` and resources are
+    /// added here. An error if any line could not be written (the files
+    /// are then incomplete or stale).
+    pub fn finish(&mut self, ok: bool, c: Counters, report: JsonObject) -> AppResult<()> {
+        let fig = self.figures(Instant::now(), Some(ok), c);
         let body = report.finish();
         // Splice the app's keys after ours: both are objects.
-        let mut line = o.finish();
+        let mut line = fig.json();
         if body.len() > 2 {
             line.pop();
             line.push(',');
             line.push_str(&body[1..]);
         }
-        self.write_line(line);
+        self.write(&fig, line);
         match &self.failed {
-            Some(e) => Err(format!(
-                "--stats {}: writing failed ({e}); the file is incomplete",
-                self.path.display()
-            )
-            .into()),
+            Some(e) => Err(format!("{e}; the file is incomplete").into()),
             None => Ok(()),
         }
     }
@@ -771,8 +1320,20 @@ mod tests {
             drops: None,
         });
         drop(held);
-        f.finish(false, JsonObject::new().u64("ios", 30).str("note", "x\ny"))
-            .unwrap();
+        let end = Counters {
+            bytes: 3000,
+            frames: None,
+            ios: Some(30),
+            reads: Some(20),
+            errors: 1,
+            drops: None,
+        };
+        f.finish(
+            false,
+            end,
+            JsonObject::new().u64("ios", 30).str("note", "x\ny"),
+        )
+        .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
         let lines: Vec<JsonValue> = text
@@ -811,6 +1372,158 @@ mod tests {
         assert_eq!(fin.get("pool_free").unwrap().as_f64(), Some(8.0));
         assert_eq!(fin.get("note"), Some(&JsonValue::String("x\ny".into())));
         assert!(fin.get("rss_bytes").unwrap().as_f64().unwrap() > 0.0);
+    }
+
+    #[test]
+    fn prometheus_label_values_and_help_are_escaped() {
+        assert_eq!(prom_label_value("a\\b\"c\nd é"), "a\\\\b\\\"c\\nd é");
+        assert_eq!(prom_help("x\\y\nz \"q\""), "x\\\\y\\nz \"q\"");
+        assert_eq!(prom_value(1.0), "1");
+        assert_eq!(prom_value(0.25), "0.25");
+        assert_eq!(prom_value(f64::INFINITY), "+Inf");
+        assert_eq!(prom_value(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(prom_value(f64::NAN), "NaN");
+        assert_eq!(PromText::new("nvme-perf").prefix, "nvme_perf");
+    }
+
+    /// Both files from one set of figures: the Prometheus file holds what
+    /// the JSON line says, is replaced whole (no temporary file left), and
+    /// ends with the final counters and the verdict.
+    #[test]
+    fn the_prometheus_file_says_what_the_json_line_says() {
+        let dir = std::env::temp_dir().join(format!("monitor-prom-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let (json, prom) = (dir.join("s.jsonl"), dir.join("t.prom"));
+        let iommu = Arc::new(EmuIommu::new());
+        let pool = Pool::new(iommu.clone(), 8, 4096, RegionOptions::EMULATED).unwrap();
+        let mut f = StatsFile::open("test-app", Some(&json), Some(&prom))
+            .unwrap()
+            .unwrap();
+        // Written at once, with zero counters and no port yet.
+        let first = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            first.contains("\ntest_app_bytes_total{app=\"test-app\"} 0\n"),
+            "{first}"
+        );
+        assert!(
+            first.contains("\ntest_app_finished{app=\"test-app\"} 0\n"),
+            "{first}"
+        );
+        assert!(!first.contains("test_app_ok"), "{first}");
+        f.watch_pool("io \"0\"", &pool);
+        f.watch_mapper(iommu.clone());
+        let held: Vec<_> = (0..3).map(|_| pool.alloc().unwrap()).collect();
+        let device = DeviceStats {
+            rx_packets: 11,
+            tx_packets: 12,
+            rx_bytes: 13,
+            tx_bytes: 14,
+            rx_missed: 15,
+            rx_no_desc: 16,
+            rx_no_buffer: 17,
+            rx_crc_errors: 18,
+        };
+        f.set_ports(vec![PortFigures {
+            port: "emu:a\\b\"c\n".into(),
+            queue: 0,
+            app: Counts {
+                rx_packets: 1,
+                tx_packets: 2,
+                rx_bytes: 3,
+                tx_bytes: 4,
+            },
+            device,
+        }]);
+        let c = Counters {
+            bytes: 1000,
+            frames: Some(7),
+            ios: None,
+            reads: None,
+            errors: 2,
+            drops: Some(31),
+        };
+        f.second(c);
+        let text = std::fs::read_to_string(&prom).unwrap();
+        let line = parse_json(std::fs::read_to_string(&json).unwrap().trim_end()).unwrap();
+        let lbl = "{app=\"test-app\"}";
+        let port = "port=\"emu:a\\\\b\\\"c\\n\"";
+        for want in [
+            "# HELP test_app_bytes_total Bytes moved since the start of the run: payload (blkfwd, nvme-perf, blkrecv) or frames without FCS (pktgen, fwd, pcap)."
+                .to_string(),
+            "# TYPE test_app_bytes_total counter".into(),
+            format!("test_app_bytes_total{lbl} 1000"),
+            format!("test_app_frames_total{lbl} 7"),
+            format!("test_app_errors_total{lbl} 2"),
+            format!("test_app_drops_total{lbl} 31"),
+            "# TYPE test_app_rss_bytes gauge".into(),
+            format!("test_app_iova_mappings{lbl} 1"),
+            format!("test_app_iova_bytes{lbl} 4194304"),
+            "test_app_pool_free{app=\"test-app\",pool=\"io \\\"0\\\"\"} 5".into(),
+            "test_app_pool_capacity{app=\"test-app\",pool=\"io \\\"0\\\"\"} 8".into(),
+            format!("test_app_port_tx_bytes_total{{app=\"test-app\",{port},queue=\"0\"}} 4"),
+            format!("test_app_device_rx_crc_errors_total{{app=\"test-app\",{port}}} 18"),
+            format!("test_app_device_rx_missed_total{{app=\"test-app\",{port}}} 15"),
+            format!("test_app_finished{lbl} 0"),
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want:?} missing:\n{text}");
+        }
+        // Not applicable: no family at all (null in the JSON line).
+        assert!(
+            !text.contains("ios_total") && !text.contains("reads_total"),
+            "{text}"
+        );
+        assert_eq!(line.get("ios"), Some(&JsonValue::Null));
+        assert_eq!(line.get("drops").unwrap().as_f64(), Some(31.0));
+        let JsonValue::Array(ports) = line.get("ports").unwrap() else {
+            panic!("ports is not an array")
+        };
+        assert_eq!(
+            ports[0].get("port"),
+            Some(&JsonValue::String("emu:a\\b\"c\n".into()))
+        );
+        let dev = ports[0].get("device").unwrap();
+        assert_eq!(dev.get("rx_crc_errors").unwrap().as_f64(), Some(18.0));
+        assert_eq!(dev.get("rx_no_buffer").unwrap().as_f64(), Some(17.0));
+        assert_eq!(ports[0].get("tx_bytes").unwrap().as_f64(), Some(4.0));
+        drop(held);
+        let end = Counters {
+            bytes: 5000,
+            frames: Some(9),
+            ..c
+        };
+        f.finish(true, end, JsonObject::new().u64("frames", 9))
+            .unwrap();
+        let text = std::fs::read_to_string(&prom).unwrap();
+        for want in [
+            format!("test_app_bytes_total{lbl} 5000"),
+            format!("test_app_frames_total{lbl} 9"),
+            format!("test_app_finished{lbl} 1"),
+            format!("test_app_ok{lbl} 1"),
+            "test_app_pool_free{app=\"test-app\",pool=\"io \\\"0\\\"\"} 8".into(),
+        ] {
+            assert!(text.lines().any(|l| l == want), "{want:?} missing:\n{text}");
+        }
+        let mut names: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["s.jsonl", "t.prom"], "a temporary file was left");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_unwritable_prometheus_path_is_one_line_naming_it() {
+        let e = StatsFile::open("test", None, Some(Path::new("/nonexistent-dir/t.prom")))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("--prometheus /nonexistent-dir/t.prom: cannot write it"),
+            "{e}"
+        );
+        assert!(e.contains("writable directory") && !e.contains('\n'), "{e}");
+        assert!(StatsFile::open("test", None, None).unwrap().is_none());
     }
 
     #[test]

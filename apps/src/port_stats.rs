@@ -2,13 +2,14 @@
 //! the device's own counters say.
 #![forbid(unsafe_code)]
 
+use crate::monitor::{Counters, JsonObject, PortFigures, StatsFile};
 use crate::AppResult;
 use drivers::nic::{DeviceStats, Nic};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
 
 /// Packets and bytes counted by the app (driver side).
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Counts {
     /// Frames received.
     pub rx_packets: u64,
@@ -95,6 +96,92 @@ impl RatePrinter {
 pub fn device_stats<R: RegisterAccess>(name: &str, nic: &Nic<R>) -> AppResult<DeviceStats> {
     nic.try_stats()
         .map_err(|e| format!("port {name} is gone: {e}").into())
+}
+
+/// The figures of `ports` (named `names`, the app's counts `counts` on
+/// queue 0 of each) for `--stats` and `--prometheus`; a port whose device
+/// no longer answers is an error naming it, as for the per-second line.
+pub fn port_figures<R: RegisterAccess>(
+    names: &[String],
+    ports: &[&Nic<R>],
+    counts: &[Counts],
+) -> AppResult<Vec<PortFigures>> {
+    names
+        .iter()
+        .zip(ports)
+        .zip(counts)
+        .map(|((name, nic), c)| {
+            Ok(PortFigures {
+                port: name.clone(),
+                queue: 0,
+                app: *c,
+                device: device_stats(name, nic)?,
+            })
+        })
+        .collect()
+}
+
+/// The counters of a NIC app's line: `bytes` and `frames` as the app counts
+/// them (sent, received or forwarded); `errors`: frames its ports received
+/// with a CRC error; `drops`: frames its ports dropped on receive (missed
+/// or no descriptor).
+pub fn nic_counters(bytes: u64, frames: u64, ports: &[PortFigures]) -> Counters {
+    let sum = |f: fn(&DeviceStats) -> u64| {
+        ports
+            .iter()
+            .fold(0u64, |s, p| s.saturating_add(f(&p.device)))
+    };
+    Counters {
+        bytes,
+        frames: Some(frames),
+        ios: None,
+        reads: None,
+        errors: sum(|d| d.rx_crc_errors),
+        drops: Some(sum(|d| d.rx_dropped())),
+    }
+}
+
+/// The per-second line of a NIC app to `--stats`/`--prometheus`, if a
+/// second has passed: see [`port_figures`] and [`nic_counters`].
+pub fn monitor_second<R: RegisterAccess>(
+    monitor: Option<&mut StatsFile>,
+    names: &[String],
+    ports: &[&Nic<R>],
+    counts: &[Counts],
+    bytes: u64,
+    frames: u64,
+) -> AppResult<()> {
+    let Some(m) = monitor.filter(|m| m.due()) else {
+        return Ok(());
+    };
+    let figs = port_figures(names, ports, counts)?;
+    let c = nic_counters(bytes, frames, &figs);
+    m.set_ports(figs);
+    m.second(c);
+    Ok(())
+}
+
+/// The final report of a NIC app to `--stats`/`--prometheus`: the ports'
+/// figures now, the counters of [`nic_counters`], the app's `report`.
+#[allow(clippy::too_many_arguments)]
+pub fn monitor_finish<R: RegisterAccess>(
+    monitor: Option<&mut StatsFile>,
+    names: &[String],
+    ports: &[&Nic<R>],
+    counts: &[Counts],
+    bytes: u64,
+    frames: u64,
+    ok: bool,
+    report: JsonObject,
+) -> AppResult<()> {
+    let Some(m) = monitor else {
+        return Ok(());
+    };
+    let figs = port_figures(names, ports, counts)?;
+    let c = nic_counters(bytes, frames, &figs);
+    m.set_ports(figs);
+    let stopped_by = crate::signals::stop_signal().map(crate::signals::signal_name);
+    m.finish(ok, c, report.opt_str("stopped_by", stopped_by.as_deref()))
 }
 
 #[cfg(test)]

@@ -131,6 +131,12 @@ struct Args {
     /// are written with or without --quiet.
     #[arg(long, value_name = "FILE")]
     stats: Option<std::path::PathBuf>,
+    /// Keep FILE, a node_exporter textfile-collector file (Prometheus text
+    /// format), rewritten atomically each second with the run's counters
+    /// and gauges (names: see the apps::monitor docs), e.g.
+    /// /var/lib/node_exporter/textfile_collector/blkfwd.prom.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<std::path::PathBuf>,
 }
 
 /// `--laps`: 1 or more; 0 would be an endless run, which is --loop.
@@ -476,21 +482,17 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             }
             None => None,
         };
-        let mut stats = match &a.stats {
-            Some(path) => {
-                let mut f = StatsFile::create(path, "blkfwd")?;
-                for (i, w) in workers.iter().enumerate() {
-                    f.watch_pool(format!("read-{i}"), w.read_pool());
-                }
-                f.watch_pool("nic-tx", tx.nic.pool(0));
-                if let Some(p) = &rx_pool {
-                    f.watch_pool("recv", p);
-                }
-                f.watch_mapper(tx.mapper.clone());
-                Some(f)
+        let mut stats = StatsFile::open("blkfwd", a.stats.as_deref(), a.prometheus.as_deref())?;
+        if let Some(f) = stats.as_mut() {
+            for (i, w) in workers.iter().enumerate() {
+                f.watch_pool(format!("read-{i}"), w.read_pool());
             }
-            None => None,
-        };
+            f.watch_pool("nic-tx", tx.nic.pool(0));
+            if let Some(p) = &rx_pool {
+                f.watch_pool("recv", p);
+            }
+            f.watch_mapper(tx.mapper.clone());
+        }
         let cpu0 = apps::cputime::thread_cpu_time();
         let started = Instant::now();
         if let Some(f) = stats.as_mut() {
@@ -682,7 +684,15 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
                 .opt_u64("recv_verified", recv.as_ref().map(|r| r.verified))
                 .opt_u64("recv_mismatched", recv.as_ref().map(|r| r.mismatched))
                 .opt_u64("recv_missing", recv.as_ref().map(|r| r.missing));
-            f.finish(ok, o)?;
+            let c = Counters {
+                bytes,
+                frames: Some(frames),
+                ios: Some(ios),
+                reads: Some(ios),
+                errors: failed.len() as u64,
+                drops: None,
+            };
+            f.finish(ok, c, o)?;
         }
         println!(
             "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4} sleeps={sleeps} secs={secs:.3}",

@@ -7,7 +7,9 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 use apps::backoff::Backoff;
+use apps::monitor::{Counters, JsonObject, PortFigures, StatsFile};
 use apps::open::{with_nics, NicJob, Port};
+use apps::port_stats::{monitor_second, nic_counters, port_figures, Counts};
 use apps::stream::{Expect, Verifier};
 use apps::{exit_on_error, human_bytes, signals, AppResult};
 use clap::Parser;
@@ -71,6 +73,17 @@ struct Args {
     /// No per-second lines.
     #[arg(long)]
     quiet: bool,
+    /// Write the per-second figures as JSON lines and the final report as
+    /// one JSON object to FILE (fields: see the apps::monitor docs).
+    #[arg(long, value_name = "FILE")]
+    stats: Option<std::path::PathBuf>,
+    /// Keep FILE, a node_exporter textfile-collector file (Prometheus text
+    /// format), rewritten atomically each second with the run's counters,
+    /// the port's own counters (NIC source) and gauges (names: see the
+    /// apps::monitor docs), e.g.
+    /// /var/lib/node_exporter/textfile_collector/blkrecv.prom.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<std::path::PathBuf>,
 }
 
 /// Where the frames come from.
@@ -144,6 +157,14 @@ struct Session {
     last_frame: Option<Instant>,
     /// (time, frames, payload bytes) at the last per-second line.
     shown: (Instant, u64, u64),
+    /// Bytes of the frames received (NIC and pcap sources).
+    frame_bytes: u64,
+    /// --stats / --prometheus; its per-second line is written by
+    /// [`Session::tick`], or by the NIC loop (with the port's counters)
+    /// when `port_figures` is Some.
+    stats: Option<StatsFile>,
+    /// The port's figures at the end of a NIC source's run.
+    port_figures: Option<Vec<PortFigures>>,
 }
 
 /// Seconds as a Duration, 0 meaning "no limit".
@@ -175,6 +196,9 @@ impl Session {
             start: now,
             last_frame: None,
             shown: (now, 0, 0),
+            frame_bytes: 0,
+            stats: StatsFile::open("blkrecv", a.stats.as_deref(), a.prometheus.as_deref())?,
+            port_figures: None,
         })
     }
 
@@ -182,6 +206,7 @@ impl Session {
     #[inline]
     fn frame(&mut self, f: &[u8]) {
         self.frames += 1;
+        self.frame_bytes += f.len() as u64;
         if self.dst_port.is_some_and(|p| udp_dst_port(f) != Some(p)) {
             self.other_port += 1;
             return;
@@ -244,6 +269,18 @@ impl Session {
 
     /// The per-second line, if a second has passed.
     fn tick(&mut self, now: Instant) {
+        if self.port_figures.is_none() {
+            if let Some(m) = self.stats.as_mut().filter(|m| m.due()) {
+                m.second(Counters {
+                    bytes: self.verifier.payload_bytes(),
+                    frames: Some(self.frames),
+                    ios: None,
+                    reads: None,
+                    errors: 0,
+                    drops: None,
+                });
+            }
+        }
         if !self.quiet && now.duration_since(self.shown.0) >= Duration::from_secs(1) {
             self.progress(now);
         }
@@ -264,8 +301,9 @@ impl Session {
         self.shown = (now, self.frames, bytes);
     }
 
-    /// Print the report; whether the run passed.
-    fn finish(self, end: End) -> bool {
+    /// Print the report (and write it to --stats / --prometheus); whether
+    /// the run passed.
+    fn finish(mut self, end: End) -> AppResult<bool> {
         let secs = self.start.elapsed().as_secs_f64();
         let bytes = self.verifier.payload_bytes();
         println!(
@@ -299,7 +337,42 @@ impl Session {
                 ok &= matches!(end, End::Signal(_));
             }
         }
-        ok
+        if let Some(m) = self.stats.as_mut() {
+            let c = match self.port_figures.take() {
+                Some(figs) => {
+                    let c = nic_counters(bytes, self.frames, &figs);
+                    m.set_ports(figs);
+                    c
+                }
+                None => Counters {
+                    bytes,
+                    frames: Some(self.frames),
+                    ios: None,
+                    reads: None,
+                    errors: 0,
+                    drops: None,
+                },
+            };
+            m.finish(
+                ok,
+                c,
+                JsonObject::new()
+                    .str("end", &end.to_string())
+                    .f64("secs", secs)
+                    .u64("frames", self.frames)
+                    .u64("bytes", bytes)
+                    .u64("complete_laps", r.complete_laps.into())
+                    .u64("received", r.received)
+                    .u64("verified", r.verified)
+                    .u64("mismatched", r.mismatched)
+                    .u64("missing", r.missing)
+                    .opt_str(
+                        "stopped_by",
+                        signals::stop_signal().map(signals::signal_name).as_deref(),
+                    ),
+            )?;
+        }
+        Ok(ok)
     }
 }
 
@@ -420,6 +493,18 @@ impl NicJob for NicSource<'_> {
         );
         let mut pkts: Vec<RxPacket> = Vec::with_capacity(64);
         let mut backoff = Backoff::default();
+        let names = [port.name.clone()];
+        let counts = |s: &Session| Counts {
+            rx_packets: s.frames,
+            rx_bytes: s.frame_bytes,
+            ..Counts::default()
+        };
+        if let Some(m) = s.stats.as_mut() {
+            m.watch_pool("rx", rx.pool());
+            m.watch_mapper(port.mapper.clone());
+            // The NIC loop writes the lines, with the port's counters.
+            s.port_figures = Some(Vec::new());
+        }
         let end = loop {
             let n = rx.rx_batch(&mut pkts, s.room(64))?;
             for p in pkts.drain(..) {
@@ -431,10 +516,16 @@ impl NicJob for NicSource<'_> {
             } else {
                 backoff.idle();
             }
+            let c = counts(s);
+            let (bytes, frames) = (s.verifier.payload_bytes(), s.frames);
+            monitor_second(s.stats.as_mut(), &names, &[&port.nic], &[c], bytes, frames)?;
             if let Some(e) = s.end(n > 0, Instant::now()) {
                 break e;
             }
         };
+        if s.stats.is_some() {
+            s.port_figures = Some(port_figures(&names, &[&port.nic], &[counts(s)])?);
+        }
         let dev = apps::port_stats::device_stats(&port.name, &port.nic)?;
         println!(
             "device: {} frames received, {} dropped by the port (no free descriptor or buffer, \
@@ -480,7 +571,7 @@ fn run(a: &Args) -> AppResult<bool> {
             )?
         }
     };
-    Ok(s.finish(end))
+    s.finish(end)
 }
 
 fn main() {

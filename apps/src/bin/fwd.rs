@@ -8,9 +8,10 @@
 #![forbid(unsafe_code)]
 
 use apps::backoff::Backoff;
+use apps::monitor::{JsonObject, StatsFile};
 use apps::net::{self, Flow};
 use apps::open::{with_nics, NicJob, Port};
-use apps::port_stats::{Counts, RatePrinter};
+use apps::port_stats::{monitor_finish, monitor_second, Counts, RatePrinter};
 use apps::{exit_on_error, signals, AppResult};
 use clap::Parser;
 use drivers::nic::{forward, NicOptions};
@@ -58,6 +59,16 @@ struct Args {
     /// the RX ring size, 512). For benchmarks; 0: none.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u16).range(0..=511))]
     inject: u16,
+    /// Write the per-second figures as JSON lines and the final report as
+    /// one JSON object to FILE (fields: see the apps::monitor docs).
+    #[arg(long, value_name = "FILE")]
+    stats: Option<std::path::PathBuf>,
+    /// Keep FILE, a node_exporter textfile-collector file (Prometheus text
+    /// format), rewritten atomically each second with the run's counters,
+    /// the port's own counters and gauges (names: see the apps::monitor
+    /// docs), e.g. /var/lib/node_exporter/textfile_collector/fwd.prom.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<std::path::PathBuf>,
 }
 
 struct Fwd(Args);
@@ -115,6 +126,12 @@ impl NicJob for Fwd {
         }
         let mut counts = [Counts::default(); 2];
         let mut printer = RatePrinter::new(2);
+        let mut stats = StatsFile::open("fwd", a.stats.as_deref(), a.prometheus.as_deref())?;
+        if let Some(f) = stats.as_mut() {
+            f.watch_pool(format!("rx-{}", names[0]), rx[0].pool());
+            f.watch_pool(format!("rx-{}", names[1]), rx[1].pool());
+            f.watch_mapper(ports[0].mapper.clone());
+        }
         let start = Instant::now();
         let end = a.time.map(|t| start + Duration::from_secs_f64(t));
         let idle_limit = (a.idle_exit > 0.0).then(|| Duration::from_secs_f64(a.idle_exit));
@@ -175,6 +192,14 @@ impl NicJob for Fwd {
                     let tx_counts = counts;
                     printer.print(&names, &nics, &tx_counts)?;
                 }
+                monitor_second(
+                    stats.as_mut(),
+                    &names,
+                    &nics,
+                    &counts,
+                    counts[0].rx_bytes + counts[1].rx_bytes,
+                    forwarded,
+                )?;
             }
         }
         if moved_unclocked {
@@ -213,6 +238,23 @@ impl NicJob for Fwd {
         if let Some(line) = signals::stopped_line(secs) {
             println!("ended:       {line}");
         }
+        let bytes = counts[0].rx_bytes + counts[1].rx_bytes;
+        monitor_finish(
+            stats.as_mut(),
+            &names,
+            &nics,
+            &counts,
+            bytes,
+            forwarded,
+            true,
+            JsonObject::new()
+                .u64("frames", forwarded)
+                .u64("bytes", bytes)
+                .f64("secs", secs)
+                .u64("frames_0_to_1", counts[1].tx_packets)
+                .u64("frames_1_to_0", counts[0].tx_packets)
+                .u64("empty_rounds", empty_rounds),
+        )?;
         Ok(())
     }
 }

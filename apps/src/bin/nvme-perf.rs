@@ -105,6 +105,12 @@ struct Args {
     /// one JSON object to FILE (fields: see the apps::monitor docs).
     #[arg(long, value_name = "FILE")]
     stats: Option<std::path::PathBuf>,
+    /// Keep FILE, a node_exporter textfile-collector file (Prometheus text
+    /// format), rewritten atomically each second with the run's counters
+    /// and gauges (names: see the apps::monitor docs), e.g.
+    /// /var/lib/node_exporter/textfile_collector/nvme-perf.prom.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<std::path::PathBuf>,
 }
 
 /// Counters the workers update and the progress printer reads.
@@ -120,6 +126,8 @@ struct Live {
 struct WorkerResult {
     ios: u64,
     bytes: u64,
+    /// Of the I/Os, reads (for --stats and --prometheus).
+    reads: u64,
     hist: Histogram,
     cpu: Duration,
     errors: Vec<String>,
@@ -223,6 +231,7 @@ fn worker<R: RegisterAccess + 'static>(
     let mut issued = 0u64;
     let mut done = 0u64;
     let mut bytes = 0u64;
+    let mut reads_total = 0u64;
     let mut errors = Vec::new();
     let mut mismatches = 0u64;
     let cpu0 = thread_cpu_time();
@@ -330,6 +339,7 @@ fn worker<R: RegisterAccess + 'static>(
             live.reads.fetch_add(reads, Ordering::Relaxed);
             live.errors.fetch_add(failed, Ordering::Relaxed);
             failed_total += failed;
+            reads_total += reads;
         }
         if !errors.is_empty() && errors.len() >= 10 {
             stop.store(true, Ordering::Relaxed);
@@ -340,6 +350,7 @@ fn worker<R: RegisterAccess + 'static>(
     Ok(WorkerResult {
         ios: done,
         bytes,
+        reads: reads_total,
         hist,
         cpu,
         errors,
@@ -541,10 +552,7 @@ impl NvmeJob for Perf {
             }
         }
         let duration = a.count.is_none().then(|| Duration::from_secs_f64(a.time));
-        let mut stats = match &a.stats {
-            Some(path) => Some(StatsFile::create(path, "nvme-perf")?),
-            None => None,
-        };
+        let mut stats = StatsFile::open("nvme-perf", a.stats.as_deref(), a.prometheus.as_deref())?;
         let (results, elapsed) = run_phase(
             &ctrl,
             &plan,
@@ -616,8 +624,18 @@ impl NvmeJob for Perf {
         }
         let ok = errors.is_empty() && mismatches == 0;
         if let Some(f) = stats.as_mut() {
+            let reads: u64 = results.iter().map(|r| r.reads).sum();
+            let c = Counters {
+                bytes,
+                frames: None,
+                ios: Some(ios),
+                reads: Some(reads),
+                errors: failed_ios,
+                drops: None,
+            };
             f.finish(
                 ok,
+                c,
                 JsonObject::new()
                     .u64("ios", ios)
                     .u64("bytes", bytes)

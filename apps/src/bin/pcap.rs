@@ -3,9 +3,10 @@
 #![forbid(unsafe_code)]
 
 use apps::backoff::Backoff;
+use apps::monitor::{JsonObject, StatsFile};
 use apps::open::device::DeviceSpec;
 use apps::open::{with_nics, NicJob, Port};
-use apps::port_stats::{Counts, RatePrinter};
+use apps::port_stats::{monitor_finish, monitor_second, Counts, RatePrinter};
 use apps::{exit_on_error, signals, AppResult};
 use clap::Parser;
 use drivers::nic::{NicOptions, RxPacket};
@@ -40,6 +41,16 @@ struct Args {
     /// No per-second lines.
     #[arg(long)]
     quiet: bool,
+    /// Write the per-second figures as JSON lines and the final report as
+    /// one JSON object to FILE (fields: see the apps::monitor docs).
+    #[arg(long, value_name = "FILE")]
+    stats: Option<std::path::PathBuf>,
+    /// Keep FILE, a node_exporter textfile-collector file (Prometheus text
+    /// format), rewritten atomically each second with the run's counters,
+    /// the port's own counters and gauges (names: see the apps::monitor
+    /// docs), e.g. /var/lib/node_exporter/textfile_collector/pcap.prom.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<std::path::PathBuf>,
 }
 
 struct Capture(Args);
@@ -62,6 +73,11 @@ impl NicJob for Capture {
         let mut counts = Counts::default();
         let mut printer = RatePrinter::new(1);
         let names = [port.name.clone()];
+        let mut stats = StatsFile::open("pcap", a.stats.as_deref(), a.prometheus.as_deref())?;
+        if let Some(f) = stats.as_mut() {
+            f.watch_pool("rx", rx.pool());
+            f.watch_mapper(port.mapper.clone());
+        }
         let start = Instant::now();
         let limit = a.time.or(a.count.is_none().then_some(10.0));
         let end = limit.map(|t| start + Duration::from_secs_f64(t));
@@ -106,18 +122,37 @@ impl NicJob for Capture {
             if !a.quiet && printer.due() {
                 printer.print(&names, &[&*port.nic], &[counts])?;
             }
+            monitor_second(
+                stats.as_mut(),
+                &names,
+                &[&*port.nic],
+                &[counts],
+                counts.rx_bytes,
+                counts.rx_packets,
+            )?;
         }
         out.flush()?;
+        let secs = start.elapsed().as_secs_f64();
         println!(
-            "captured:    {} frames, {} bytes in {:.2} s to {}",
-            counts.rx_packets,
-            counts.rx_bytes,
-            start.elapsed().as_secs_f64(),
-            a.file
+            "captured:    {} frames, {} bytes in {secs:.2} s to {}",
+            counts.rx_packets, counts.rx_bytes, a.file
         );
         if let Some(line) = signals::stopped_line(start.elapsed().as_secs_f64()) {
             println!("ended:       {line}");
         }
+        monitor_finish(
+            stats.as_mut(),
+            &names,
+            &[&*port.nic],
+            &[counts],
+            counts.rx_bytes,
+            counts.rx_packets,
+            true,
+            JsonObject::new()
+                .u64("frames", counts.rx_packets)
+                .u64("bytes", counts.rx_bytes)
+                .f64("secs", secs),
+        )?;
         Ok(())
     }
 }

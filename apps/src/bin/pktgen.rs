@@ -6,9 +6,10 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 use apps::backoff::Backoff;
+use apps::monitor::{JsonObject, StatsFile};
 use apps::net::{self, Flow};
 use apps::open::{with_nics, NicJob, Port};
-use apps::port_stats::{Counts, RatePrinter};
+use apps::port_stats::{monitor_finish, monitor_second, Counts, RatePrinter};
 use apps::{exit_on_error, signals, AppResult};
 use clap::Parser;
 use dma::Pool;
@@ -61,6 +62,16 @@ struct Args {
     /// Number of flows (source ports 1024.. round robin), to spread over RSS queues.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     flows: u16,
+    /// Write the per-second figures as JSON lines and the final report as
+    /// one JSON object to FILE (fields: see the apps::monitor docs).
+    #[arg(long, value_name = "FILE")]
+    stats: Option<std::path::PathBuf>,
+    /// Keep FILE, a node_exporter textfile-collector file (Prometheus text
+    /// format), rewritten atomically each second with the run's counters,
+    /// the port's own counters and gauges (names: see the apps::monitor
+    /// docs), e.g. /var/lib/node_exporter/textfile_collector/pktgen.prom.
+    #[arg(long, value_name = "FILE")]
+    prometheus: Option<std::path::PathBuf>,
 }
 
 struct Gen(Args);
@@ -126,6 +137,11 @@ impl NicJob for Gen {
             },
             a.batch
         );
+        let mut stats = StatsFile::open("pktgen", a.stats.as_deref(), a.prometheus.as_deref())?;
+        if let Some(f) = stats.as_mut() {
+            f.watch_pool("tx", &pool);
+            f.watch_mapper(port.mapper.clone());
+        }
         let start = Instant::now();
         let limit = a.time.or(a.count.is_none().then_some(10.0));
         let end = limit.map(|t| start + Duration::from_secs_f64(t));
@@ -194,6 +210,14 @@ impl NicJob for Gen {
             if printer.due() {
                 printer.print(&names, &[&**nic], &[counts])?;
             }
+            monitor_second(
+                stats.as_mut(),
+                &names,
+                &[&**nic],
+                &[counts],
+                counts.tx_bytes,
+                counts.tx_packets,
+            )?;
         }
         // Let the last frames go out, for as long as the port sends (a peer
         // holding transmission may take a while; a queue dropped with frames
@@ -213,6 +237,21 @@ impl NicJob for Gen {
         if let Some(line) = signals::stopped_line(secs) {
             println!("ended:       {line}");
         }
+        monitor_finish(
+            stats.as_mut(),
+            &names,
+            &[&**nic],
+            &[counts],
+            counts.tx_bytes,
+            counts.tx_packets,
+            drained,
+            JsonObject::new()
+                .u64("frames", seq)
+                .u64("bytes", counts.tx_bytes)
+                .f64("secs", secs)
+                .u64("device_tx_packets", dev.tx_packets)
+                .u64("device_tx_bytes", dev.tx_bytes),
+        )?;
         if !drained {
             return Err(format!(
                 "{} TX descriptors were still queued after the port had sent nothing for {} s: \
