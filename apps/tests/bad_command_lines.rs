@@ -236,7 +236,7 @@ const ROWS: &[Row] = &[
     (BLKFWD, &["--nvme", NVME, "--start", "40000"], "--start"),
     (BLKFWD, &["--nvme", NVME, "--length", "0"], "--length"),
     (BLKFWD, &["--nvme", NVME, "--length", "1G"], "--length"),
-    (BLKFWD, &["--nvme", NVME, "--length", "1000"], "--length"),
+    (BLKFWD, &["--nvme", NVME, "--offset", "16m"], "--offset"),
     (BLKFWD, &["--nvme", NVME, "--io-size", "0"], "--io-size"),
     (BLKFWD, &["--nvme", NVME, "--io-size", "100"], "--io-size"),
     (BLKFWD, &["--nvme", NVME, "--io-size", "1G"], "--io-size"),

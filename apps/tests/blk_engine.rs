@@ -292,6 +292,80 @@ fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
     }
 }
 
+/// A range that starts and ends inside blocks (byte 511 to 3 bytes before
+/// the end of the drive, inside its last block): the NIC reads exactly the
+/// range's bytes, all from where the drive wrote its whole blocks (the
+/// frames' descriptors point at the right byte inside the read buffers),
+/// and the CPU took no writable slice of a read buffer.
+#[test]
+fn an_odd_byte_range_goes_from_the_read_buffers_without_a_copy() {
+    for (chip, mtu, mode) in [
+        (Chip::X82599, 1500, RunMode::Threaded),
+        (Chip::I350, 9000, RunMode::Inline),
+    ] {
+        let r = rig_with(chip, mtu, NvmeOptions::default().command_timeout, mode);
+        r.nvme.trace().set_enabled(true);
+        r.tx_emu.trace().set_enabled(true);
+        let mut cfg = config(511, SIZE - 511 - 3, mtu);
+        cfg.io_size = 4096;
+        let (reports, v, pools, cpu_writes) = stream(&r, &cfg, 2);
+        let rep = v.report();
+        assert!(reports.iter().all(|w| w.failed.is_empty()), "{reports:?}");
+        assert_eq!(rep.range, Some((511, SIZE - 3)), "{rep}");
+        assert_eq!(rep.verified, cfg.len, "{chip:?} MTU {mtu}: {rep}");
+        assert_eq!((rep.missing, rep.mismatched, rep.duplicate), (0, 0, 0));
+        assert!(rep.complete, "{rep}");
+        assert_eq!(
+            cpu_writes, 0,
+            "the CPU took a writable slice of a read buffer"
+        );
+        // Whole blocks read: every 4 KiB of the drive, one read each.
+        let ios: u64 = reports.iter().map(|w| w.ios).sum();
+        assert_eq!(ios, SIZE / 4096);
+        let nvme_writes = merged(
+            r.nvme
+                .trace()
+                .take()
+                .into_iter()
+                .filter_map(|e| match e {
+                    TraceEvent::DmaWrite { iova, len } => Some((iova, iova + len as u64)),
+                    _ => None,
+                })
+                .collect(),
+        );
+        let in_pools = |iova: u64| pools.iter().any(|&(b, l)| iova >= b && iova < b + l);
+        let mut payload = 0u64;
+        let mut reads = 0u64;
+        // (frames starting at byte 511 of a 4 KiB read buffer, frames
+        // ending 3 bytes short of one): only the range's first and last.
+        let (mut heads, mut tails) = (0u64, 0u64);
+        for e in r.tx_emu.trace().take() {
+            if let TraceEvent::DmaRead { iova, len } = e {
+                if in_pools(iova) {
+                    reads += 1;
+                    payload += len as u64;
+                    heads += u64::from(iova % 4096 == 511);
+                    tails += u64::from((iova + len as u64) % 4096 == 4093);
+                    assert!(
+                        covered(&nvme_writes, iova, iova + len as u64),
+                        "NIC read {len} bytes at {iova:#x}, which the drive had not written"
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            payload, cfg.len,
+            "{chip:?}: only the range's bytes went out"
+        );
+        assert_eq!(reads, rep.frames, "one payload read per frame");
+        assert_eq!(
+            (heads, tails),
+            (1, 1),
+            "the head and tail cut inside the buffers"
+        );
+    }
+}
+
 /// A read that fails twice is retried and the stream is complete; one
 /// that keeps failing is reported with its range, which is exactly what
 /// the receiver misses.

@@ -55,16 +55,21 @@ struct Args {
     /// Namespace.
     #[arg(long, default_value_t = 1)]
     nsid: u32,
-    /// First block of the range.
-    #[arg(long, default_value_t = 0)]
-    start: u64,
-    /// Bytes to stream (k/m/g suffixes; a multiple of the block size).
-    /// Default: from --start to the end of the namespace.
+    /// First block of the range (default 0; --offset gives a byte instead).
+    #[arg(long, conflicts_with = "offset")]
+    start: Option<u64>,
+    /// First byte of the range (k/m/g suffixes; any byte: whole blocks are
+    /// read, only the range's bytes are sent).
+    #[arg(long, value_parser = apps::parse_size)]
+    offset: Option<u64>,
+    /// Bytes to stream (k/m/g suffixes; any number of bytes).
+    /// Default: from --start or --offset to the end of the namespace.
     #[arg(long, value_parser = apps::parse_size)]
     length: Option<u64>,
-    /// Bytes per read.
-    #[arg(long, default_value = "128k", value_parser = apps::parse_size)]
-    io_size: u64,
+    /// Bytes per read (a multiple of the block size). Default: the largest
+    /// the drive takes in one command (its MDTS), up to 128 KiB.
+    #[arg(long, value_parser = apps::parse_size)]
+    io_size: Option<u64>,
     /// Reads in flight per thread.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1024))]
     queue_depth: u32,
@@ -274,20 +279,43 @@ impl NvmeJob for Drive {
         let ns = ctrl.namespace(p.args.nsid)?;
         let block = ns.lba_size as u64;
         let size = ns.size_blocks * block;
-        let start = p.args.start.saturating_mul(block);
+        let start = match p.args.offset {
+            Some(o) => o,
+            None => p.args.start.unwrap_or(0).saturating_mul(block),
+        };
         if start >= size {
-            return Err(format!(
-                "--start {} is past the end of namespace {} ({} blocks of {block} bytes)",
-                p.args.start, p.args.nsid, ns.size_blocks
-            )
+            return Err(match p.args.offset {
+                Some(o) => format!(
+                    "--offset {o} is at or past the end of namespace {} ({size} bytes): nothing \
+                     to stream; give an offset below {size}",
+                    p.args.nsid
+                ),
+                None => format!(
+                    "--start {} is past the end of namespace {} ({} blocks of {block} bytes)",
+                    p.args.start.unwrap_or(0),
+                    p.args.nsid,
+                    ns.size_blocks
+                ),
+            }
             .into());
         }
         let len = p.args.length.unwrap_or(size - start);
         if p.fill {
             if let Some(model) = &opened.model {
-                fill_pattern(model, p.args.nsid, start, len.min(size - start))?;
+                // The whole blocks the reads cover, so the drive holds the
+                // pattern wherever it is read.
+                let first = start - start % block;
+                let end = (start + len.min(size - start)).div_ceil(block) * block;
+                fill_pattern(model, p.args.nsid, first, end.min(size) - first)?;
             }
         }
+        // The largest read the drive takes in one command, up to 128 KiB,
+        // in whole blocks; an --io-size above the drive's limit is refused
+        // by the engine's check, naming the limit.
+        let io_size = match p.args.io_size {
+            Some(n) => n,
+            None => ((128 << 10).min(ctrl.max_transfer()) / block * block).max(block),
+        };
         let mtu = p.args.mtu as usize;
         // RX buffers (of the receiver) hold a whole frame: 1024-byte units.
         let frame = mtu + spec::net::ethernet::HEADER_LEN + 4;
@@ -311,6 +339,7 @@ impl NvmeJob for Drive {
             ctrl,
             start,
             len,
+            io_size,
             drive_backend: backend,
         };
         with_nics_in(&devices, opts, iommu, job)
@@ -338,6 +367,7 @@ struct Send<RN: RegisterAccess> {
     ctrl: Arc<NvmeController<RN>>,
     start: u64,
     len: u64,
+    io_size: u64,
     drive_backend: String,
 }
 
@@ -364,7 +394,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             nsid: a.nsid,
             start: self.start,
             len: self.len,
-            io_size: usize::try_from(a.io_size).map_err(|_| "--io-size is too large")?,
+            io_size: usize::try_from(self.io_size).map_err(|_| "--io-size is too large")?,
             queue_depth,
             read_buffers: a.buffers.unwrap_or(2 * queue_depth),
             mtu: a.mtu as usize,
@@ -402,7 +432,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         }
         println!(
             "blkfwd: {} ({}) -> {} ({}); bytes {}..{} of namespace {} ({}), {} lap(s), MTU {}, \
-             {} per read, {} in flight, {} thread(s){}",
+             {} per read{}, {} in flight, {} thread(s){}",
             self.plan.args.nvme,
             self.drive_backend,
             tx.name,
@@ -418,6 +448,11 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             },
             cfg.mtu,
             human_bytes(cfg.io_size as u64),
+            if a.io_size.is_none() {
+                " (default: the drive's largest read up to 128 KiB)"
+            } else {
+                ""
+            },
             queue_depth,
             threads,
             match &rx {

@@ -29,9 +29,10 @@ use std::time::{Duration, Instant};
 pub struct StreamConfig {
     /// Namespace.
     pub nsid: u32,
-    /// First byte of the range on the disk (a multiple of the block size).
+    /// First byte of the range on the disk (any byte: the reads cover
+    /// whole blocks, the frames carry only the range's bytes).
     pub start: u64,
-    /// Bytes in the range (a multiple of the block size, > 0).
+    /// Bytes in the range (any number > 0).
     pub len: u64,
     /// Bytes per read (a multiple of the block size).
     pub io_size: usize,
@@ -108,6 +109,9 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Why the first range was given up (see [`Shared::cause`]).
     cause: Mutex<Option<String>>,
+    /// The drive's block size (set by [`Worker::new`]): where the chunks
+    /// of an unaligned range start.
+    block: AtomicU64,
 }
 
 impl Shared {
@@ -122,9 +126,10 @@ impl Shared {
         if taken == u64::MAX || io == 0 || cfg.len == 0 {
             return None;
         }
-        let per_lap = cfg.len.div_ceil(io);
-        let (lap, k) = (taken / per_lap, taken % per_lap);
-        Some((lap, cfg.start + (k * io).min(cfg.len)))
+        let chunks = Chunks::new(cfg, self.block.load(Ordering::Relaxed).max(1));
+        let (lap, k) = (taken / chunks.per_lap, taken % chunks.per_lap);
+        let end = cfg.start + cfg.len;
+        Some((lap, (chunks.base + k * io).clamp(cfg.start, end)))
     }
 
     /// Why the run did not send everything: the reason of the first range
@@ -180,7 +185,10 @@ pub struct WorkerReport {
     pub sleeps: u64,
 }
 
-/// Geometry of the range in chunks.
+/// Geometry of the range in chunks: reads of `io` bytes of whole blocks
+/// from `base`, the block holding the range's first byte; each chunk sends
+/// the part of its read that lies in the range (the first and the last
+/// chunk may skip bytes at their head and tail).
 #[derive(Debug, Clone, Copy)]
 struct Chunks {
     start: u64,
@@ -188,15 +196,41 @@ struct Chunks {
     io: u64,
     per_lap: u64,
     block: u64,
+    /// `start` rounded down to a block boundary.
+    base: u64,
 }
 
 impl Chunks {
-    /// (lap, first byte, bytes) of chunk `c`.
+    fn new(cfg: &StreamConfig, block: u64) -> Chunks {
+        let io = (cfg.io_size as u64).max(1);
+        let base = cfg.start - cfg.start % block;
+        Chunks {
+            start: cfg.start,
+            len: cfg.len,
+            io,
+            per_lap: (cfg.start + cfg.len - base).div_ceil(io),
+            block,
+            base,
+        }
+    }
+
+    /// (lap, first byte, bytes) of the range's bytes in chunk `c`: never
+    /// empty, since `start - base` is less than a block and `io` whole
+    /// blocks.
     fn get(&self, c: u64) -> (u64, u64, u64) {
         let lap = c / self.per_lap;
         let k = c % self.per_lap;
-        let off = k * self.io;
-        (lap, self.start + off, self.io.min(self.len - off))
+        let off = self.base + k * self.io;
+        let first = off.max(self.start);
+        let end = (off + self.io).min(self.start + self.len);
+        (lap, first, end - first)
+    }
+
+    /// (first block, blocks) that a read of the range's bytes
+    /// `[read.start, +read.len)` covers: within its chunk, so at most `io`.
+    fn blocks(&self, read: &Read) -> (u64, u64) {
+        let lba = read.start / self.block;
+        (lba, (read.start + read.len).div_ceil(self.block) - lba)
     }
 }
 
@@ -224,17 +258,10 @@ pub fn check_config<RN: RegisterAccess, RC: RegisterAccess>(
             "the range is empty; give --length or leave it out for the whole namespace".into(),
         );
     }
-    if !cfg.start.is_multiple_of(block) || !cfg.len.is_multiple_of(block) {
-        return Err(format!(
-            "the range must start and end on a block boundary ({block}-byte blocks); \
-             give --start in blocks and --length as a multiple of {block}"
-        )
-        .into());
-    }
     if cfg.start.checked_add(cfg.len).is_none_or(|end| end > size) {
         return Err(format!(
             "the range {}..{} goes past the end of namespace {} ({} bytes, {} blocks of {block}); \
-             give a smaller --start or --length",
+             give a smaller --start/--offset or --length",
             cfg.start,
             cfg.start.saturating_add(cfg.len),
             cfg.nsid,
@@ -252,9 +279,10 @@ pub fn check_config<RN: RegisterAccess, RC: RegisterAccess>(
     }
     if cfg.io_size as u64 > ctrl.max_transfer() {
         return Err(format!(
-            "--io-size {} is larger than the drive's largest transfer ({} bytes)",
+            "--io-size {} is larger than the drive's largest transfer ({max} bytes); give \
+             --io-size {max} or less, or leave it out for the largest up to 128 KiB",
             cfg.io_size,
-            ctrl.max_transfer()
+            max = ctrl.max_transfer()
         )
         .into());
     }
@@ -329,16 +357,10 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         let headers = Pool::new(ctrl.mapper().clone(), header_count, 128, region)
             .map_err(|e| format!("header buffers ({header_count} x 128 bytes): {e}"))?
             .cache(header_count);
-        let io = cfg.io_size as u64;
+        shared.block.store(block, Ordering::Relaxed);
         Ok(Worker {
             id,
-            chunks: Chunks {
-                start: cfg.start,
-                len: cfg.len,
-                io,
-                per_lap: cfg.len.div_ceil(io),
-                block,
-            },
+            chunks: Chunks::new(cfg, block),
             cfg: cfg.clone(),
             ioq,
             txq,
@@ -444,8 +466,8 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                         }
                     },
                 };
-                let blocks = (read.len / self.chunks.block) as u32;
-                let lba = read.start / self.chunks.block;
+                let (lba, blocks) = self.chunks.blocks(&read);
+                let blocks = blocks as u32;
                 let tag = next_tag;
                 next_tag += 1;
                 match self
@@ -490,7 +512,14 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     Ok(()) => {
                         rep.ios += 1;
                         self.shared.ios.fetch_add(1, Ordering::Relaxed);
+                        // Whole blocks were read: the range's bytes are
+                        // a piece of them (no copy; the head piece is
+                        // dropped, the tail is past the length).
                         let mut buf = buf;
+                        let head = (read.start % self.chunks.block) as usize;
+                        if head > 0 {
+                            buf = buf.split_off(head);
+                        }
                         buf.set_len(read.len as usize);
                         // One shared update per read, not per frame.
                         self.shared.bytes.fetch_add(read.len, Ordering::Relaxed);
@@ -508,7 +537,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                             self.shared.retries.fetch_add(1, Ordering::Relaxed);
                             retry.push(read);
                         } else {
-                            let lba = read.start / self.chunks.block;
+                            let (lba, blocks) = self.chunks.blocks(&read);
                             // A Data Transfer Error is the drive's DMA
                             // failing (NVMe 2.0 Figure 102): say where to look.
                             let hint = match status.kind() {
@@ -520,7 +549,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                             };
                             let why = format!(
                                 "read of blocks {lba}..{} failed after {} attempt(s): {status}{hint}",
-                                lba + read.len / self.chunks.block,
+                                lba + blocks,
                                 read.attempts
                             );
                             self.fail(&mut rep, read, why);
@@ -817,4 +846,85 @@ fn retryable(status: &NvmeStatus) -> bool {
         status.kind(),
         drivers::nvme::StatusKind::InvalidField | drivers::nvme::StatusKind::LbaOutOfRange
     )
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    fn cfg(start: u64, len: u64, io: usize) -> StreamConfig {
+        StreamConfig {
+            nsid: 1,
+            start,
+            len,
+            io_size: io,
+            queue_depth: 1,
+            read_buffers: 1,
+            mtu: 1500,
+            laps: 1,
+            flow: Flow {
+                src_mac: [0; 6],
+                dst_mac: [0; 6],
+                src_ip: [0; 4],
+                dst_ip: [0; 4],
+                src_port: 1,
+                dst_port: 1,
+            },
+            rate: None,
+            retries: 0,
+            tx_timeout: Duration::from_secs(1),
+            spin: true,
+        }
+    }
+
+    /// The chunks of a lap tile the range exactly, in order, none empty,
+    /// and each one's read is whole blocks of at most the io size.
+    #[test]
+    fn chunks_tile_any_byte_range_with_whole_block_reads() {
+        for block in [512u64, 4096] {
+            for io in [block, 2 * block, 128 << 10] {
+                for start in [0u64, 1, 511, 513, 4095, 4096, 70_001] {
+                    for len in [1u64, 7, 1499, 4096, 65_537, 300_000] {
+                        let c = Chunks::new(&cfg(start, len, io as usize), block);
+                        let mut at = start;
+                        for k in 0..2 * c.per_lap {
+                            let (lap, s, n) = c.get(k);
+                            assert_eq!(lap, k / c.per_lap);
+                            if k == c.per_lap {
+                                assert_eq!(at, start + len, "lap 0 ends at the range end");
+                                at = start;
+                            }
+                            assert_eq!(s, at, "block {block} io {io} [{start}, +{len}) chunk {k}");
+                            assert!(n > 0);
+                            let read = Read {
+                                lap,
+                                start: s,
+                                len: n,
+                                attempts: 0,
+                            };
+                            let (lba, blocks) = c.blocks(&read);
+                            assert!(lba * block <= s && s + n <= (lba + blocks) * block);
+                            assert!(blocks * block <= io, "a read of more than io");
+                            at = s + n;
+                        }
+                        assert_eq!(at, start + len);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Where a stopped stream ended: after `k` chunks, the end of chunk
+    /// `k - 1`'s bytes, which for an unaligned start is short of `k * io`.
+    #[test]
+    fn stopped_at_follows_the_chunks_of_an_unaligned_range() {
+        let s = Shared::default();
+        s.block.store(512, Ordering::Relaxed);
+        let c = cfg(511, 10_000, 4096);
+        // Chunks from byte 0: [511, 4096), [4096, 8192), [8192, 10511).
+        for (taken, want) in [(0, (0, 511)), (1, (0, 4096)), (2, (0, 8192)), (3, (1, 511))] {
+            s.next_chunk.store(taken, Ordering::Relaxed);
+            assert_eq!(s.stopped_at(&c), Some(want), "{taken} chunks taken");
+        }
+    }
 }
