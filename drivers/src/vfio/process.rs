@@ -118,3 +118,48 @@ impl Drop for Registration {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(groups: &[u32], noiommu: &[u32]) -> ProcessVfio {
+        ProcessVfio {
+            mapper: None,
+            groups: groups.iter().map(|&g| (g, 1)).collect(),
+            open: BTreeSet::new(),
+            noiommu: None,
+            noiommu_groups: noiommu.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn one_process_uses_devices_of_one_kind() {
+        let addr: PciAddress = "03:00.0".parse().unwrap();
+        // Nothing open: either kind.
+        assert!(state(&[], &[]).check_mode(&addr, true).is_ok());
+        assert!(state(&[], &[]).check_mode(&addr, false).is_ok());
+        // Behind an IOMMU only: no no-IOMMU device.
+        let iommu = state(&[4, 5], &[]);
+        assert!(iommu.check_mode(&addr, false).is_ok());
+        let err = iommu.check_mode(&addr, true).unwrap_err();
+        assert!(
+            matches!(err, VfioError::MixedIommuModes { noiommu: true, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().starts_with(
+                "0000:03:00.0 is in a no-IOMMU group but this process already has \
+                              devices behind an IOMMU"
+            ),
+            "{err}"
+        );
+        // No-IOMMU only: no device behind an IOMMU.
+        let noiommu = state(&[0, 1], &[0, 1]);
+        assert!(noiommu.check_mode(&addr, true).is_ok());
+        assert!(matches!(
+            noiommu.check_mode(&addr, false),
+            Err(VfioError::MixedIommuModes { noiommu: false, .. })
+        ));
+    }
+}
