@@ -8,7 +8,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 usage() {
     cat <<EOF
-Usage: $PROG [--need-mib MIB]
+Usage: $PROG [--need-mib MIB] [--noiommu]
 
 Checks, one line each, what binding devices to vfio-pci and doing DMA from
 user space needs, and prints a fix for every MISSING item:
@@ -24,6 +24,15 @@ user space needs, and prints a fix for every MISSING item:
                     memory: --need-mib MIB, default the reserved hugepage
                     memory (1024 MiB if none is reserved)
 
+--noiommu checks VFIO's unsafe no-IOMMU mode instead (a host without a
+usable IOMMU; the device can DMA anywhere in memory, see README.md): the
+IOMMU lines become INFO, vfio_iommu_type1 is not needed, and these are
+checked:
+  vfio-noiommu      vfio's enable_unsafe_noiommu_mode is Y
+  cap-sys-rawio     this shell has CAP_SYS_RAWIO (for /dev/vfio/noiommu-N
+                    and the physical addresses in /proc/self/pagemap)
+The apps use the mode only with VFIO_UNSAFE_NOIOMMU=1 in their environment.
+
 Environment: SYSFS_ROOT (/sys), PROCFS_ROOT (/proc), DEVFS_ROOT (/dev) to
 check another tree.
 
@@ -33,9 +42,11 @@ EOF
 }
 
 NEED_MIB=""
+NOIOMMU=0
 while (( $# )); do
     case "$1" in
         -h | --help) usage; exit 0 ;;
+        --noiommu) NOIOMMU=1 ;;
         --need-mib)
             (( $# >= 2 )) || { echo "$PROG: error: --need-mib needs a number of MiB" >&2; exit 2; }
             NEED_MIB="$2"; shift ;;
@@ -50,6 +61,14 @@ if [[ -n "$NEED_MIB" && ! "$NEED_MIB" =~ ^[0-9]+$ ]]; then
 fi
 
 MISSING=0
+# An IOMMU line: MISSING, or INFO with --noiommu (not needed there).
+iommu_missing() {
+    if (( NOIOMMU )); then
+        info "$1" "$2 (not needed with --noiommu)"
+    else
+        missing "$@"
+    fi
+}
 ok() { printf '%-8s %-24s %s\n' OK "$1" "$2"; }
 info() { printf '%-8s %-24s %s\n' INFO "$1" "$2"; }
 missing() {
@@ -103,7 +122,7 @@ for e in "$SYSFS_ROOT"/class/iommu/*; do n_iommu=$((n_iommu + 1)); done
 if (( n_iommu > 0 )); then
     ok iommu "$(names_in "$SYSFS_ROOT/class/iommu") in $SYSFS_ROOT/class/iommu"
 else
-    missing iommu "no IOMMU registered ($SYSFS_ROOT/class/iommu is empty)" \
+    iommu_missing iommu "no IOMMU registered ($SYSFS_ROOT/class/iommu is empty)" \
         "enable $fw in the firmware setup, then $boot_fix; in a QEMU guest add \
 -machine q35,kernel-irqchip=split -device intel-iommu,caching-mode=on"
 fi
@@ -114,7 +133,7 @@ for e in "$SYSFS_ROOT"/kernel/iommu_groups/*; do n_groups=$((n_groups + 1)); don
 if (( n_groups > 0 )); then
     ok iommu-groups "$n_groups groups in $SYSFS_ROOT/kernel/iommu_groups"
 else
-    missing iommu-groups "no IOMMU groups ($SYSFS_ROOT/kernel/iommu_groups is empty): vfio-pci will refuse devices (error -22)" \
+    iommu_missing iommu-groups "no IOMMU groups ($SYSFS_ROOT/kernel/iommu_groups is empty): vfio-pci will refuse devices (error -22)" \
         "follows from the iommu line: enable the IOMMU and reboot; for tests without isolation only: \
 modprobe vfio enable_unsafe_noiommu_mode=1"
 fi
@@ -134,7 +153,7 @@ for p in $cmdline; do
     esac
 done
 if [[ -n "$off_param" ]]; then
-    missing kernel-cmdline "'$off_param' on the kernel command line turns the IOMMU off" \
+    iommu_missing kernel-cmdline "'$off_param' on the kernel command line turns the IOMMU off" \
         "remove '$off_param' $grub"
 elif [[ -n "$on_param" ]]; then
     ok kernel-cmdline "$on_param"
@@ -143,11 +162,13 @@ elif (( amd )); then
 elif (( n_iommu > 0 )); then
     ok kernel-cmdline "no intel_iommu=on, but the kernel enabled the IOMMU by default"
 else
-    missing kernel-cmdline "no $iommu_param in $PROCFS_ROOT/cmdline" "$boot_fix"
+    iommu_missing kernel-cmdline "no $iommu_param in $PROCFS_ROOT/cmdline" "$boot_fix"
 fi
 
 # 5. Modules (a built-in module with parameters also shows in /sys/module).
-for m in vfio vfio_iommu_type1 vfio_pci; do
+modules=(vfio vfio_iommu_type1 vfio_pci)
+(( NOIOMMU )) && modules=(vfio vfio_pci)
+for m in "${modules[@]}"; do
     if [[ -d "$SYSFS_ROOT/module/$m" ]]; then
         if [[ -e "$SYSFS_ROOT/module/$m/initstate" ]]; then
             ok "module $m" "loaded"
@@ -162,9 +183,26 @@ for m in vfio vfio_iommu_type1 vfio_pci; do
             "$fix; if modprobe cannot find it, install your distribution's extra kernel modules"
     fi
 done
-if [[ "$(read_line "$SYSFS_ROOT/module/vfio/parameters/enable_unsafe_noiommu_mode")" == Y ]]; then
-    info vfio-noiommu "enable_unsafe_noiommu_mode=Y: devices bind without an IOMMU, but the type-1 DMA mapping \
-our drivers use is not available and DMA is unisolated (tests only)"
+noiommu_param="$SYSFS_ROOT/module/vfio/parameters/enable_unsafe_noiommu_mode"
+noiommu_on="'echo 1 > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode' as root (at boot: \
+vfio.enable_unsafe_noiommu_mode=1 on the kernel command line, or 'options vfio enable_unsafe_noiommu_mode=1' \
+in /etc/modprobe.d/vfio-noiommu.conf), then bind the devices again with devbind.sh bind"
+if (( NOIOMMU )); then
+    if [[ "$(read_line "$noiommu_param")" == Y ]]; then
+        ok vfio-noiommu "enable_unsafe_noiommu_mode=Y: devices without an IOMMU bind as /dev/vfio/noiommu-N; \
+the apps use them with VFIO_UNSAFE_NOIOMMU=1 (the device can DMA anywhere in memory)"
+    elif [[ -e "$noiommu_param" ]]; then
+        missing vfio-noiommu "enable_unsafe_noiommu_mode is off" "$noiommu_on"
+    elif [[ -d "$SYSFS_ROOT/module/vfio" ]]; then
+        missing vfio-noiommu "this kernel's vfio has no no-IOMMU mode (no $noiommu_param: CONFIG_VFIO_NOIOMMU \
+is not set, as in Debian's kernels)" "use a kernel built with CONFIG_VFIO_NOIOMMU=y, or rebuild vfio.ko with it \
+as hw-setup/vm/run.sh does for its no-IOMMU boot"
+    else
+        missing vfio-noiommu "vfio is not loaded" "modprobe vfio enable_unsafe_noiommu_mode=1"
+    fi
+elif [[ "$(read_line "$noiommu_param")" == Y ]]; then
+    info vfio-noiommu "enable_unsafe_noiommu_mode=Y: devices without an IOMMU bind as /dev/vfio/noiommu-N, \
+which the apps use only with VFIO_UNSAFE_NOIOMMU=1 (DMA is unisolated; check with --noiommu)"
 fi
 
 # 6. The VFIO container device.
@@ -224,6 +262,23 @@ else
     missing memlock "ulimit -l is $limit KiB < $(( need_kb / 1024 )) MiB needed for $need_what" \
         "as root: ulimit -l unlimited in this shell, or 'prlimit --pid $PPID --memlock=unlimited:unlimited' \
 for the running shell, or 'sudo $HERE/nonroot.sh setup USER ADDR...' for a permanent limit (next login)"
+fi
+
+# 9. With --noiommu: CAP_SYS_RAWIO (bit 17), which the kernel asks for to
+# open /dev/vfio/noiommu-N and to show physical addresses in pagemap.
+if (( NOIOMMU )); then
+    rawio=0
+    if [[ "$capeff" =~ ^[0-9a-fA-F]+$ ]]; then
+        (( (16#$capeff >> 17) & 1 )) && rawio=1
+    elif (( EUID == 0 )); then
+        rawio=1
+    fi
+    if (( rawio )); then
+        ok cap-sys-rawio "this process has CAP_SYS_RAWIO"
+    else
+        missing cap-sys-rawio "no CAP_SYS_RAWIO: /dev/vfio/noiommu-N and physical addresses need it" \
+            "run the apps as root, or 'setcap cap_sys_rawio,cap_ipc_lock+ep' on each app binary"
+    fi
 fi
 
 echo

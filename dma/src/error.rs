@@ -72,6 +72,35 @@ pub enum Error {
         /// Length of the region.
         region_len: usize,
     },
+    /// `/proc/self/pagemap` could not be read (no-IOMMU mode needs it).
+    PageMap(std::io::Error),
+    /// `/proc/self/pagemap` shows a present page with physical address 0:
+    /// the kernel hides physical addresses from processes without
+    /// CAP_SYS_RAWIO.
+    PhysAddrHidden,
+    /// A page of memory to be mapped without IOMMU is not present (the
+    /// memory was not populated and locked).
+    PageNotPresent {
+        /// Its virtual address.
+        vaddr: u64,
+    },
+    /// Memory to be mapped without IOMMU is not physically contiguous.
+    NotPhysicallyContiguous {
+        /// Bytes to be mapped.
+        len: usize,
+        /// Offset of the first byte that does not follow the one before it.
+        offset: usize,
+    },
+    /// No run of physically contiguous hugepages large enough for a region
+    /// was found among the free hugepages (no-IOMMU mode).
+    NoContiguousHugepages {
+        /// Bytes requested.
+        len: usize,
+        /// Page size in bytes.
+        page_size: usize,
+        /// Hugepages searched.
+        searched: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -121,6 +150,44 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "access of {len} bytes at offset {offset} is outside a region of {region_len} bytes"
+            ),
+            Error::PageMap(e) => write!(
+                f,
+                "cannot read /proc/self/pagemap for the physical addresses of DMA memory \
+                 (no-IOMMU mode): {e}; the kernel needs CONFIG_PROC_PAGE_MONITOR"
+            ),
+            Error::PhysAddrHidden => write!(
+                f,
+                "/proc/self/pagemap hides physical addresses (reads them as 0): no-IOMMU mode \
+                 needs CAP_SYS_RAWIO; run as root or give the binary the capability \
+                 (`setcap cap_sys_rawio,cap_ipc_lock+ep BINARY`)"
+            ),
+            Error::PageNotPresent { vaddr } => write!(
+                f,
+                "DMA memory at {vaddr:#x} is not present in /proc/self/pagemap although it was \
+                 populated and locked; check `dmesg` and the hugepage pool (`hw-setup/hugepages.sh show`)"
+            ),
+            Error::NotPhysicallyContiguous { len, offset } => write!(
+                f,
+                "DMA memory of {} is not physically contiguous (a break at offset {offset}), \
+                 which no-IOMMU mode needs: a device would write past the break into \
+                 another process's memory; allocate it with `DmaRegion::allocate` (which picks \
+                 contiguous hugepages) or in pieces of one hugepage",
+                human(*len as u64)
+            ),
+            Error::NoContiguousHugepages {
+                len,
+                page_size,
+                searched,
+            } => write!(
+                f,
+                "no {} of physically contiguous {} hugepages among the {searched} free ones \
+                 (no-IOMMU mode needs each DMA region physically contiguous); reserve hugepages \
+                 early, when memory is not yet fragmented (`hugepages=N` on the kernel command \
+                 line or `hw-setup/hugepages.sh reserve N` right after boot), use 1 GiB pages, \
+                 or ask for smaller pools",
+                human(*len as u64),
+                human(*page_size as u64)
             ),
         }
     }

@@ -3,7 +3,8 @@
 //! A [`Region`] is locked memory (2 MiB or 1 GiB hugepages, or ordinary pages
 //! for emulated devices). A [`Mapper`] gives it an IOVA: the VFIO container
 //! ([`vfio::VfioContainerMapper`]) for real devices, the [`EmuIommu`] for
-//! device models. A [`DmaRegion`] is a region mapped for DMA, unmapped on drop.
+//! device models, or [`physaddr::PhysAddrMapper`] (physical addresses) in
+//! VFIO's no-IOMMU mode. A [`DmaRegion`] is a region mapped for DMA, unmapped on drop.
 //! A [`Pool`] carves a region into fixed-size buffers whose ownership (CPU or
 //! device) is carried in their type.
 //!
@@ -59,6 +60,7 @@ mod iommu;
 mod iova;
 mod mapper;
 mod memory;
+pub mod physaddr;
 mod pool;
 mod region;
 mod shared_bytes;

@@ -29,4 +29,12 @@ pub trait Mapper: Send + Sync {
 
     /// A short name for messages ("vfio", "emulated IOMMU").
     fn name(&self) -> &'static str;
+
+    /// Whether the device sees physical addresses (VFIO's no-IOMMU mode):
+    /// then every region mapped must be physically contiguous, and
+    /// [`crate::DmaRegion::allocate`] allocates it so (see
+    /// [`crate::physaddr`]).
+    fn needs_physically_contiguous(&self) -> bool {
+        false
+    }
 }

@@ -33,7 +33,11 @@ impl std::fmt::Debug for DmaRegion {
 impl DmaRegion {
     /// Allocate `len` bytes (rounded up to the page size) and map them.
     pub fn allocate(mapper: Arc<dyn Mapper>, len: usize, opts: RegionOptions) -> Result<Self> {
-        let region = Region::allocate(len, opts)?;
+        let region = if mapper.needs_physically_contiguous() {
+            crate::physaddr::allocate_contiguous(len, opts)?
+        } else {
+            Region::allocate(len, opts)?
+        };
         // SAFETY: the region lives in `self` until after `unmap` in `drop`,
         // and this type reaches it only through raw pointers.
         let iova = unsafe { mapper.map(region.as_ptr(), region.len())? };

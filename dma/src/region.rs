@@ -146,6 +146,16 @@ impl Region {
         Ok(region)
     }
 
+    /// A region over `ptr..ptr+len`, a locked mapping of `page_size` pages
+    /// that the region owns from now on (unmapped on drop).
+    pub(crate) fn from_mapping(ptr: NonNull<u8>, len: usize, page_size: PageSize) -> Region {
+        Region {
+            ptr,
+            len,
+            page_size,
+        }
+    }
+
     /// First byte of the region.
     pub fn as_ptr(&self) -> *mut u8 {
         self.ptr.as_ptr()

@@ -10,7 +10,8 @@
 #
 # Kernel command line: lane.mode=check (checks, power off), keep (checks,
 # then a shell), shell (bind and reserve only, then a shell), run (bind and
-# reserve, run /lane-cmd, power off).
+# reserve, run /lane-cmd, power off), noiommu (the checks of VFIO's
+# no-IOMMU mode, in a boot without IOMMU; power off).
 
 # shellcheck shell=dash disable=SC1091,SC2012,SC2013,SC2086,SC3045
 # (busybox ash: like dash, with local and ulimit -l; word splitting of the
@@ -61,19 +62,36 @@ finish() {
 }
 
 echo "guest: $(uname -sr) up after $(cut -d' ' -f1 /proc/uptime) s; $(grep -c ^processor /proc/cpuinfo) CPU(s), $(awk '/MemTotal/{print int($2/1024)}' /proc/meminfo) MiB"
-result boot PASS "$(uname -r), command line: $(cat /proc/cmdline)"
+# The no-IOMMU boot (lane.mode=noiommu): its checks are named noiommu-*.
+P=""
+[ "$MODE" = noiommu ] && P=noiommu-
+result ${P}boot PASS "$(uname -r), command line: $(cat /proc/cmdline)"
 
 # ---------------------------------------------------------------- modules ---
 
+# In the no-IOMMU boot vfio is the build with no-IOMMU mode (run.sh),
+# loaded with it on.
 ok=PASS
 for m in $(cat /lib/modules/order); do
-    if ! insmod "/lib/modules/$m.ko"; then ok=FAIL; fi
+    if [ -n "$P" ] && [ "$m" = vfio ]; then
+        insmod /lib/modules/noiommu/vfio.ko enable_unsafe_noiommu_mode=1 || ok=FAIL
+    elif ! insmod "/lib/modules/$m.ko"; then ok=FAIL; fi
 done
-result modules $ok "insmod $(tr '\n' ' ' </lib/modules/order)"
+if [ -n "$P" ] && [ "$(cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode 2>&1)" != Y ]; then
+    ok=FAIL
+fi
+result ${P}modules $ok "insmod $(tr '\n' ' ' </lib/modules/order)${P:+(vfio with enable_unsafe_noiommu_mode=$(cat /sys/module/vfio/parameters/enable_unsafe_noiommu_mode 2>&1))}"
 
-# The IOMMU: the kernel found intel-iommu and made groups.
+# The IOMMU: the kernel found intel-iommu and made groups (none in the
+# no-IOMMU boot).
 groups=$(ls /sys/kernel/iommu_groups 2>/dev/null | wc -l)
-if [ -d /sys/class/iommu ] && [ "$(ls /sys/class/iommu | wc -l)" -gt 0 ] && [ "$groups" -gt 0 ]; then
+if [ -n "$P" ]; then
+    if [ "$(ls /sys/class/iommu 2>/dev/null | wc -l)" = 0 ] && [ "$groups" = 0 ]; then
+        result noiommu-no-iommu PASS "no IOMMU and no IOMMU group before binding"
+    else
+        result noiommu-no-iommu FAIL "the guest has an IOMMU: $(ls /sys/class/iommu | tr '\n' ' ')$groups groups"
+    fi
+elif [ -d /sys/class/iommu ] && [ "$(ls /sys/class/iommu | wc -l)" -gt 0 ] && [ "$groups" -gt 0 ]; then
     result iommu PASS "$(ls /sys/class/iommu | tr '\n' ' ')with $groups IOMMU groups"
 else
     result iommu FAIL "no IOMMU (is intel_iommu=on on the kernel command line?)"
@@ -93,7 +111,7 @@ done
 bind() {
     d=/sys/bus/pci/devices/$2
     if [ ! -d "$d" ]; then
-        result "bind-$1" FAIL "$2 does not exist"
+        result "${P}bind-$1" FAIL "$2 does not exist"
         return
     fi
     ids="$(sed 's/^0x//' "$d/vendor"):$(sed 's/^0x//' "$d/device")"
@@ -102,16 +120,20 @@ bind() {
     echo "$2" >/sys/bus/pci/drivers_probe
     drv=$(basename "$(readlink "$d/driver" 2>/dev/null)" 2>/dev/null)
     group=$(basename "$(readlink "$d/iommu_group" 2>/dev/null)" 2>/dev/null)
-    if [ "$drv" = vfio-pci ] && [ -c "/dev/vfio/$group" ]; then
-        result "bind-$1" PASS "$2 ($ids) bound to vfio-pci, IOMMU group $group, /dev/vfio/$group"
+    node=/dev/vfio/$group
+    [ -n "$P" ] && node=/dev/vfio/noiommu-$group
+    if [ "$drv" = vfio-pci ] && [ -c "$node" ]; then
+        result "${P}bind-$1" PASS "$2 ($ids) bound to vfio-pci, IOMMU group $group, $node"
     else
-        result "bind-$1" FAIL "$2 ($ids): driver '${drv:-none}', group '${group:-none}'; $(dmesg | grep "$2" | tail -n 1)"
+        result "${P}bind-$1" FAIL "$2 ($ids): driver '${drv:-none}', group '${group:-none}'; $(dmesg | grep "$2" | tail -n 1)"
     fi
 }
 bind nvme0 "$NVME0"
-bind nvme1 "$NVME1"
-bind nvme2 "$NVME2"
-bind nvme3 "$NVME3"
+if [ -z "$P" ]; then
+    bind nvme1 "$NVME1"
+    bind nvme2 "$NVME2"
+    bind nvme3 "$NVME3"
+fi
 bind igb0 "$IGB0"
 bind igb1 "$IGB1"
 ls -l /dev/vfio | sed 's/^/  /'
@@ -123,9 +145,9 @@ group_of() { basename "$(readlink "/sys/bus/pci/devices/$1/iommu_group")"; }
 echo "$HUGEPAGES" >/proc/sys/vm/nr_hugepages
 got=$(cat /proc/sys/vm/nr_hugepages)
 if [ "$got" -ge "$HUGEPAGES" ]; then
-    result hugepages PASS "$got x 2 MiB reserved"
+    result ${P}hugepages PASS "$got x 2 MiB reserved"
 else
-    result hugepages FAIL "asked for $HUGEPAGES x 2 MiB, got $got"
+    result ${P}hugepages FAIL "asked for $HUGEPAGES x 2 MiB, got $got"
 fi
 
 if [ "$MODE" = shell ]; then
@@ -135,6 +157,118 @@ if [ "$MODE" = run ]; then
     echo "guest: running /lane-cmd: $(cat /lane-cmd)"
     sh /lane-cmd
     echo "guest: exit $?"
+    MODE=check
+    finish
+fi
+
+# A receiver started in the background (PID, writing OUT) is ready once
+# OUT has its banner line "NAME: ...": wait for it up to 30 s, or until the
+# receiver exits; show what it printed. True if the banner came.
+started() { # PID OUT NAME
+    local i=0
+    while ! grep -q "^$3:" "$2" && kill -0 "$1" 2>/dev/null && [ "$i" -lt 300 ]; do
+        usleep 100000
+        i=$((i + 1))
+    done
+    sed 's/^/    /' "$2"
+    grep -q "^$3:" "$2"
+}
+
+# blkfwd streams a range of nvme0 out of igb0 (no CPU copy: the drive DMAs
+# into the read buffers, the NIC DMAs the frames out of them); blkrecv on
+# igb1 (started first, until its banner) checks that every byte of the range
+# arrived once with good checksums (--expect none: the host compares the
+# bytes with its disk image, from the wire's dump). Each stream has its own
+# UDP port, so the receivers here and on the host tell it from the rest of
+# the wire (pktgen's frames, the other stream).
+blkfwd_check() { # NAME NSID START_BLOCK LENGTH MTU DST_PORT (BLOCK_SIZE)
+    local name="$1" nsid="$2" start="$3" len="$4" mtu="$5" port="$6" prc sent frames
+    # The checks' names: blkfwd-NAME and blkrecv-NAME unless BF_FWD and
+    # BF_RECV name them.
+    local fwd="${BF_FWD:-blkfwd-$name}" recv="${BF_RECV:-blkrecv-$name}"
+    echo "== check $fwd, $recv"
+    echo "  \$ blkrecv $IGB1 --dst-port $port --mtu $mtu --expect none --laps 1 --quiet &"
+    timeout 150 blkrecv "$IGB1" --dst-port "$port" --mtu "$mtu" --expect none --laps 1 \
+        --wait 120 --idle-exit 10 --quiet >/tmp/recv.out 2>&1 &
+    recv_pid=$!
+    if ! started "$recv_pid" /tmp/recv.out blkrecv; then
+        kill "$recv_pid" 2>/dev/null
+        wait "$recv_pid"
+        result "$fwd" FAIL "not run: blkrecv on $IGB1 did not start: $(tail -n 1 /tmp/recv.out)"
+        result "$recv" FAIL "blkrecv on $IGB1 did not start within 30 s: $(tail -n 1 /tmp/recv.out)"
+        return
+    fi
+    if LIMIT=120 run blkfwd --nvme "$NVME0" --nic "$IGB0" --nsid "$nsid" --start "$start" \
+        --length "$len" --mtu "$mtu" --dst-port "$port" --rate "$BLKFWD_RATE" --quiet &&
+        grep -q '^errors: *0 range(s) not sent' /tmp/out &&
+        grep -q "^blkfwd: bytes=$len frames=[0-9]* .*errors=0 " /tmp/out; then
+        sent=$(sed -n 's/^blkfwd: \(bytes=[0-9]* frames=[0-9]* ios=[0-9]* errors=[0-9]* retries=[0-9]*\).*/\1/p' /tmp/out)
+        result "$fwd" PASS "$NVME0 nsid $nsid blocks from $start, $len bytes, MTU $mtu, $BLKFWD_RATE Mbit/s -> $IGB0 port $port: $sent, no failed range"
+    else
+        result "$fwd" FAIL "exit $rc: $(grep -E '^(error|errors|  failed|blkfwd: bytes)' /tmp/out | head -n 4 | tr '\n' ' ')"
+    fi
+    frames=$(sed -n 's/^blkfwd: bytes=[0-9]* frames=\([0-9]*\) .*/\1/p' /tmp/out)
+    # Nothing sent: nothing to wait for (blkrecv would wait --wait s).
+    if [ "${frames:-0}" = 0 ]; then kill "$recv_pid" 2>/dev/null; fi
+    wait "$recv_pid"
+    prc=$?
+    echo "  (blkrecv exit $prc)"
+    sed -n '2,$s/^/    /p' /tmp/recv.out
+    if [ "$prc" = 0 ] && grep -q "^frames: ${frames:-none} stream, 0 not stream, 0 bad\$" /tmp/recv.out &&
+        grep -q "^received: $len bytes, not compared" /tmp/recv.out &&
+        grep -q '^missing: 0 bytes$' /tmp/recv.out && grep -q '^duplicate: 0 bytes$' /tmp/recv.out &&
+        grep -q '^complete: yes$' /tmp/recv.out; then
+        result "$recv" PASS "$IGB1 port $port: $(grep -E '^(stream|frames|missing|duplicate|device):' /tmp/recv.out | sed 's/ (no free.*//' | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+    else
+        result "$recv" FAIL "exit $prc, want all $len bytes in ${frames:-?} frames once: $(grep -E '^(error|ended|frames|received|missing|duplicate|complete)' /tmp/recv.out | tr '\n' ' ')"
+    fi
+}
+# -------------------------------------------------------- no-IOMMU boot ---
+
+# The same drivers through VFIO's unsafe no-IOMMU mode (no intel-iommu, the
+# kernel's vfio with enable_unsafe_noiommu_mode=1): refused without the
+# opt-in, with one error line naming it; with VFIO_UNSAFE_NOIOMMU=1 a read
+# (the host compares its checksum with the image) and a blkfwd stream
+# received by blkrecv (the host compares the wire's bytes with the image),
+# DMA at physical addresses.
+noiommu_checks() {
+    echo "== check noiommu-opt-in"
+    run nvme-identify "$NVME0"
+    if [ "$rc" != 0 ] && [ "$(grep -c '^error' /tmp/out)" = 1 ] &&
+        grep -q "^error: .*noiommu-.*VFIO_UNSAFE_NOIOMMU=1" /tmp/out; then
+        result noiommu-opt-in PASS "without VFIO_UNSAFE_NOIOMMU, exit $rc: $(grep '^error' /tmp/out)"
+    else
+        result noiommu-opt-in FAIL "exit $rc, want one error line naming VFIO_UNSAFE_NOIOMMU=1: $(tr '\n' ' ' </tmp/out)"
+    fi
+    export VFIO_UNSAFE_NOIOMMU=1
+    set -- $NOIOMMU_READ
+    echo "== check noiommu-nvme-read"
+    echo "  \$ nvme-read $1 --nsid $2 --offset $3 --length $4 | sha256sum"
+    timeout 60 nvme-read "$1" --nsid "$2" --offset "$3" --length "$4" 2>/tmp/err >/tmp/data
+    rc=$?
+    sed 's/^/    /' /tmp/err
+    sum=$(sha256sum </tmp/data | cut -d' ' -f1)
+    echo "    $(wc -c </tmp/data) bytes, sha256 $sum"
+    say "SUM noiommu-nvme-read $sum $rc"
+    rm -f /tmp/data
+    if [ "$(grep -c '^warning: no IOMMU' /tmp/err)" = 1 ]; then
+        result noiommu-warning PASS "$(grep '^warning: no IOMMU' /tmp/err)"
+    else
+        result noiommu-warning FAIL "want the no-IOMMU warning once on stderr: $(tr '\n' ' ' </tmp/err)"
+    fi
+    IFS=';'
+    for b in $BLKFWD; do
+        IFS=' '
+        BF_FWD=noiommu-blkfwd BF_RECV=noiommu-blkrecv blkfwd_check $b
+        break
+    done
+    IFS=' '
+    dmesg | grep -iE 'noiommu|taint' | sed 's/^/  kernel: /'
+    unset VFIO_UNSAFE_NOIOMMU
+}
+
+if [ "$MODE" = noiommu ]; then
+    noiommu_checks
     MODE=check
     finish
 fi
@@ -226,19 +360,6 @@ else
     result vfio-tests FAIL "exit $rc: $(grep -E '^(test result|---- |thread )' /tmp/out | head -n 3 | tr '\n' ' ')"
 fi
 
-# A receiver started in the background (PID, writing OUT) is ready once
-# OUT has its banner line "NAME: ...": wait for it up to 30 s, or until the
-# receiver exits; show what it printed. True if the banner came.
-started() { # PID OUT NAME
-    local i=0
-    while ! grep -q "^$3:" "$2" && kill -0 "$1" 2>/dev/null && [ "$i" -lt 300 ]; do
-        usleep 100000
-        i=$((i + 1))
-    done
-    sed 's/^/    /' "$2"
-    grep -q "^$3:" "$2"
-}
-
 # ------------------------------------------------------ igb: pktgen, pcap ---
 
 # pktgen on igb0, our pcap app on igb1 (the ports share a QEMU hub): every
@@ -277,52 +398,6 @@ fi
 
 # ------------------------------------------------- blkfwd: nvme -> igb ---
 
-# blkfwd streams a range of nvme0 out of igb0 (no CPU copy: the drive DMAs
-# into the read buffers, the NIC DMAs the frames out of them); blkrecv on
-# igb1 (started first, until its banner) checks that every byte of the range
-# arrived once with good checksums (--expect none: the host compares the
-# bytes with its disk image, from the wire's dump). Each stream has its own
-# UDP port, so the receivers here and on the host tell it from the rest of
-# the wire (pktgen's frames, the other stream).
-blkfwd_check() { # NAME NSID START_BLOCK LENGTH MTU DST_PORT (BLOCK_SIZE)
-    local name="$1" nsid="$2" start="$3" len="$4" mtu="$5" port="$6" prc sent frames
-    echo "== check blkfwd-$name, blkrecv-$name"
-    echo "  \$ blkrecv $IGB1 --dst-port $port --mtu $mtu --expect none --laps 1 --quiet &"
-    timeout 150 blkrecv "$IGB1" --dst-port "$port" --mtu "$mtu" --expect none --laps 1 \
-        --wait 120 --idle-exit 10 --quiet >/tmp/recv.out 2>&1 &
-    recv_pid=$!
-    if ! started "$recv_pid" /tmp/recv.out blkrecv; then
-        kill "$recv_pid" 2>/dev/null
-        wait "$recv_pid"
-        result "blkfwd-$name" FAIL "not run: blkrecv on $IGB1 did not start: $(tail -n 1 /tmp/recv.out)"
-        result "blkrecv-$name" FAIL "blkrecv on $IGB1 did not start within 30 s: $(tail -n 1 /tmp/recv.out)"
-        return
-    fi
-    if LIMIT=120 run blkfwd --nvme "$NVME0" --nic "$IGB0" --nsid "$nsid" --start "$start" \
-        --length "$len" --mtu "$mtu" --dst-port "$port" --rate "$BLKFWD_RATE" --quiet &&
-        grep -q '^errors: *0 range(s) not sent' /tmp/out &&
-        grep -q "^blkfwd: bytes=$len frames=[0-9]* .*errors=0 " /tmp/out; then
-        sent=$(sed -n 's/^blkfwd: \(bytes=[0-9]* frames=[0-9]* ios=[0-9]* errors=[0-9]* retries=[0-9]*\).*/\1/p' /tmp/out)
-        result "blkfwd-$name" PASS "$NVME0 nsid $nsid blocks from $start, $len bytes, MTU $mtu, $BLKFWD_RATE Mbit/s -> $IGB0 port $port: $sent, no failed range"
-    else
-        result "blkfwd-$name" FAIL "exit $rc: $(grep -E '^(error|errors|  failed|blkfwd: bytes)' /tmp/out | head -n 4 | tr '\n' ' ')"
-    fi
-    frames=$(sed -n 's/^blkfwd: bytes=[0-9]* frames=\([0-9]*\) .*/\1/p' /tmp/out)
-    # Nothing sent: nothing to wait for (blkrecv would wait --wait s).
-    if [ "${frames:-0}" = 0 ]; then kill "$recv_pid" 2>/dev/null; fi
-    wait "$recv_pid"
-    prc=$?
-    echo "  (blkrecv exit $prc)"
-    sed -n '2,$s/^/    /p' /tmp/recv.out
-    if [ "$prc" = 0 ] && grep -q "^frames: ${frames:-none} stream, 0 not stream, 0 bad\$" /tmp/recv.out &&
-        grep -q "^received: $len bytes, not compared" /tmp/recv.out &&
-        grep -q '^missing: 0 bytes$' /tmp/recv.out && grep -q '^duplicate: 0 bytes$' /tmp/recv.out &&
-        grep -q '^complete: yes$' /tmp/recv.out; then
-        result "blkrecv-$name" PASS "$IGB1 port $port: $(grep -E '^(stream|frames|missing|duplicate|device):' /tmp/recv.out | sed 's/ (no free.*//' | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
-    else
-        result "blkrecv-$name" FAIL "exit $prc, want all $len bytes in ${frames:-?} frames once: $(grep -E '^(error|ended|frames|received|missing|duplicate|complete)' /tmp/recv.out | tr '\n' ' ')"
-    fi
-}
 IFS=';'
 for b in $BLKFWD; do
     IFS=' '

@@ -255,6 +255,63 @@ ko_text() {
 }
 for m in vfio vfio_iommu_type1 vfio_pci; do add_module "$m"; done
 
+# ------------------------------------------- vfio with no-IOMMU mode -----
+
+# The second boot (no IOMMU) needs vfio's unsafe no-IOMMU mode, which
+# Debian's kernels leave out (CONFIG_VFIO_NOIOMMU is not set). Unless the
+# kernel's vfio has it, vfio.ko is rebuilt with it from the kernel's own
+# source package against its headers (installed as root when missing);
+# the other modules stay Debian's. Cached in target/vm/noiommu.
+NOIOMMU_KO="$VM/noiommu/vfio.ko"
+noiommu_module() {
+    local kpkg kver series version src build
+    kpkg=$(cat "$KDIR/.done")
+    kver=${kpkg#linux-image-}
+    [ "$(cat "$VM/noiommu/.done" 2>/dev/null)" = "$kpkg" ] && [ -e "$NOIOMMU_KO" ] && return 0
+    rm -rf "$VM/noiommu"
+    mkdir -p "$VM/noiommu"
+    if ko_text "$(module_file vfio)" | tr '\0' '\n' | grep -q '^parmtype=enable_unsafe_noiommu_mode:'; then
+        ko_text "$(module_file vfio)" >"$NOIOMMU_KO"
+        echo "$kpkg" >"$VM/noiommu/.done"
+        return 0
+    fi
+    series=$(echo "$kver" | cut -d. -f1,2)
+    version=$(dpkg-deb -f "$VM/debs/${kpkg}"_*.deb Version 2>/dev/null) ||
+        die "no $kpkg package in $VM/debs to take the version from; rm -rf $KDIR and run again"
+    if [ ! -e "/usr/src/linux-headers-$kver/Makefile" ]; then
+        [ "$(id -u)" = 0 ] || die "the no-IOMMU boot needs vfio.ko built with no-IOMMU mode, so \
+linux-headers-$kver; install it (apt-get install linux-headers-$kver) or run this as root"
+        step "installing linux-headers-$kver (to build vfio.ko with no-IOMMU mode)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "linux-headers-$kver=$version" >"$VM/apt.log" 2>&1 ||
+            { tail -n 20 "$VM/apt.log"; die "apt-get install linux-headers-$kver failed (log: $VM/apt.log)"; }
+    fi
+    step "building vfio.ko of $kver with CONFIG_VFIO_NOIOMMU from linux-source-$series $version"
+    ls "$VM/debs/linux-source-${series}_${version}"_all.deb >/dev/null 2>&1 ||
+        download "linux-source-$series=$version"
+    src="$VM/noiommu/src"
+    build="$VM/noiommu/build"
+    mkdir -p "$src" "$build"
+    dpkg-deb --fsys-tarfile "$VM/debs/linux-source-${series}_${version}"_all.deb |
+        tar -xO "./usr/src/linux-source-$series.tar.xz" | xz -dc |
+        tar -x -C "$src" --wildcards "linux-source-$series/drivers/vfio/*"
+    cp "$src/linux-source-$series/drivers/vfio/"*.[ch] "$build/"
+    # vfio.ko's own objects, as the kernel's Makefile lists them.
+    {
+        echo "obj-m := vfio.o"
+        awk '/^vfio-/ { keep = 1 } keep { print } keep && !/\\$/ { keep = 0 }' \
+            "$src/linux-source-$series/drivers/vfio/Makefile"
+        echo "ccflags-y += -DCONFIG_VFIO_NOIOMMU=1"
+    } >"$build/Makefile"
+    make -s -C "/usr/src/linux-headers-$kver" M="$build" CONFIG_VFIO_NOIOMMU=y modules \
+        >"$VM/noiommu/build.log" 2>&1 ||
+        { tail -n 20 "$VM/noiommu/build.log"; die "building vfio.ko with no-IOMMU mode failed (log: $VM/noiommu/build.log)"; }
+    strip --strip-debug -o "$NOIOMMU_KO" "$build/vfio.ko"
+    rm -rf "$src" "$build"
+    echo "$kpkg" >"$VM/noiommu/.done"
+}
+noiommu_module
+
 # --------------------------------------------------------- disk images -----
 
 # name  size  seed: random bytes from a fixed seed, so every block differs.
@@ -302,6 +359,9 @@ READS=(
     "n0ns2-tail $NVME0 2 $((32 * 1048576 - 8192)) 8192 ns4k"
     "n1ns1-mid $NVME1 1 $((16 * 1048576 + 4095)) 1000000 c2ns4k"
 )
+# The no-IOMMU boot reads one region (larger than MDTS, unaligned): name
+# dev nsid offset length image, the name being its check's.
+NOIOMMU_READ="noiommu-nvme-read $NVME0 2 $((3 * 1048576 + 100)) $((2 * 1048576 + 12345)) ns4k"
 
 # ------------------------------------------------------------- the apps -----
 
@@ -336,6 +396,8 @@ for m in "${ORDER[@]}"; do
     ko_text "$(module_file "$m")" >"$IR/lib/modules/$m.ko"
     echo "$m" >>"$IR/lib/modules/order"
 done
+mkdir -p "$IR/lib/modules/noiommu"
+cp "$NOIOMMU_KO" "$IR/lib/modules/noiommu/vfio.ko"
 cp "$HERE/guest-init.sh" "$IR/init"
 chmod 755 "$IR/init" "$IR"/bin/*
 cat >"$IR/etc/passwd" <<'EOF'
@@ -357,6 +419,9 @@ printf '%s\n' "$RUN_CMD" >"$IR/lane-cmd"
     printf "READS='"
     printf '%s;' "${READS[@]% *}"
     echo "'"
+    # The no-IOMMU boot's read: "dev nsid offset length" of NOIOMMU_READ.
+    r=${NOIOMMU_READ#* }
+    echo "NOIOMMU_READ='${r% *}'"
     echo "HUGEPAGES=128"
     echo "NIC_COUNT=$NIC_COUNT NIC_SIZE=$NIC_SIZE NIC_RATE=$NIC_RATE"
     echo "BLKFWD_RATE=$BLKFWD_RATE"
@@ -371,10 +436,9 @@ echo "initramfs: $(du -k "$VM/initramfs.cpio.gz" | cut -f1) KiB; modules: ${ORDE
 # ------------------------------------------------------------------ boot -----
 
 # shellcheck disable=SC2054 # the commas are QEMU's
-QEMU=(qemu-system-x86_64
-    -accel tcg -machine q35,kernel-irqchip=split -cpu max -smp 2 -m 1024
-    -device intel-iommu,intremap=on,caching-mode=on,aw-bits=39
-    -nodefaults -display none -no-reboot
+QEMU_MACHINE=(qemu-system-x86_64
+    -accel tcg -machine q35,kernel-irqchip=split -cpu max -smp 2 -m 1024)
+QEMU_BASE=(-nodefaults -display none -no-reboot
     -kernel "$VMLINUZ" -initrd "$VM/initramfs.cpio.gz"
     -drive "if=none,id=ns512,file=$DDIR/ns512.img,format=raw,snapshot=on"
     -drive "if=none,id=ns4k,file=$DDIR/ns4k.img,format=raw,snapshot=on"
@@ -392,9 +456,15 @@ QEMU=(qemu-system-x86_64
     -netdev hubport,id=port1,hubid=0
     -device "igb,netdev=port0,mac=52:54:00:00:00:01,addr=${IGB0:8:2}.0"
     -device "igb,netdev=port1,mac=52:54:00:00:00:02,addr=${IGB1:8:2}.0"
-    -object "filter-dump,id=dump0,netdev=port0,file=$VM/wire.pcap"
 )
+# intel-iommu before the PCI devices, as QEMU wants it.
+QEMU=("${QEMU_MACHINE[@]}" -device intel-iommu,intremap=on,caching-mode=on,aw-bits=39
+    "${QEMU_BASE[@]}" -object "filter-dump,id=dump0,netdev=port0,file=$VM/wire.pcap")
 APPEND="console=ttyS0 intel_iommu=on quiet panic=-1 lane.mode=$MODE"
+# The second boot: no IOMMU device, no intel_iommu, the no-IOMMU checks.
+QEMU_NOIOMMU=("${QEMU_MACHINE[@]}" "${QEMU_BASE[@]}"
+    -object "filter-dump,id=dump0,netdev=port0,file=$VM/wire-noiommu.pcap")
+APPEND_NOIOMMU="console=ttyS0 quiet panic=-1 lane.mode=noiommu"
 echo "qemu command: ${QEMU[*]} -serial stdio -serial file:$VM/results.txt -append '$APPEND'"
 
 rm -f "$VM/results.txt" "$VM/console.log" "$VM/wire.pcap"
@@ -431,11 +501,35 @@ if [ "$MODE" = run ]; then
     exit "$status"
 fi
 
+# The no-IOMMU boot: the same guest without intel-iommu, vfio in its
+# unsafe no-IOMMU mode; results in results-noiommu.txt, the wire in
+# wire-noiommu.pcap. (Once more on the kernel's RCU stall, as above.)
+boot_noiommu() {
+    rm -f "$VM/results-noiommu.txt" "$VM/console-noiommu.log" "$VM/wire-noiommu.pcap"
+    status_noiommu=0
+    timeout --foreground -k 5 "$TIMEOUT" "${QEMU_NOIOMMU[@]}" -serial stdio \
+        -serial "file:$VM/results-noiommu.txt" -append "$APPEND_NOIOMMU" </dev/null \
+        2>"$VM/qemu-noiommu.log" |
+        tr -d '\r' | tee "$VM/console-noiommu.log" | sed -u 's/^/  guest| /' || status_noiommu=$?
+}
+step "booting the guest without IOMMU (vfio no-IOMMU mode; console also in target/vm/console-noiommu.log)"
+boot_noiommu
+if [ "$status_noiommu" = 124 ] && grep -q 'rcu: INFO: rcu_preempt detected stalls' "$VM/console-noiommu.log"; then
+    cp "$VM/console-noiommu.log" "$VM/console-noiommu.stalled.log"
+    step "the guest kernel stalled (RCU stall in target/vm/console-noiommu.stalled.log), not a test: booting it once more"
+    boot_noiommu
+fi
+grep -v 'hub 0 is not connected to host network' "$VM/qemu-noiommu.log" | sed 's/^/  qemu| /' || true
+step "guest without IOMMU finished"
+
 # --------------------------------------------------------------- verdict -----
 
 RES="$VM/results.txt"
-touch "$RES"
-tr -d '\r' <"$RES" >"$RES.tmp" && mv "$RES.tmp" "$RES"
+RES_NOIOMMU="$VM/results-noiommu.txt"
+for f in "$RES" "$RES_NOIOMMU"; do
+    touch "$f"
+    tr -d '\r' <"$f" >"$f.tmp" && mv "$f.tmp" "$f"
+done
 pass=0 fail=0
 declare -A SEEN=()
 verdict() { # name PASS|FAIL detail
@@ -453,19 +547,21 @@ while read -r kind name rest; do
             ;;
         SUM) # SUM name sha256 exit
             read -r sha code <<<"$rest"
-            for r in "${READS[@]}"; do
+            for r in "${READS[@]}" "$NOIOMMU_READ"; do
                 read -r rname _dev _ns off len img <<<"$r"
                 [ "$rname" = "$name" ] || continue
+                check="read-$name"
+                [ "$rname" = "${NOIOMMU_READ%% *}" ] && check=$name
                 want=$(head -c "$((off + len))" "$DDIR/$img.img" | tail -c "$len" | sha256sum | cut -d' ' -f1)
                 if [ "$code" = 0 ] && [ "$sha" = "$want" ]; then
-                    verdict "read-$name" PASS "$len bytes at $off of $img.img: sha256 ${sha:0:16}... matches"
+                    verdict "$check" PASS "$len bytes at $off of $img.img: sha256 ${sha:0:16}... matches"
                 else
-                    verdict "read-$name" FAIL "$len bytes at $off of $img.img: exit $code, sha256 $sha, want $want"
+                    verdict "$check" FAIL "$len bytes at $off of $img.img: exit $code, sha256 $sha, want $want"
                 fi
             done
             ;;
     esac
-done <"$RES"
+done < <(cat "$RES" "$RES_NOIOMMU")
 
 # The wire between the igb ports as QEMU's filter-dump saw it (both
 # directions of igb0's hub port): pktgen's frames, each once, checksums
@@ -492,17 +588,19 @@ fi
 # with the disk image at the namespace offset; all of the range, each byte
 # once and equal, in as many frames as blkfwd reported sending.
 has() { grep -qxF -- "$1" <<<"$out" || bad="$bad; no '$1'"; } # a line of $out, or noted in $bad
-for b in "${BLKFWD[@]}"; do
-    read -r name nsid start len mtu port lba img <<<"$b"
-    check="blkfwd-wire${name#igb}"
+# wire_check CHECK PCAP FWD_CHECK NAME NSID START LEN MTU PORT LBA IMG: the
+# stream that the guest's check FWD_CHECK sent, rebuilt from PCAP.
+wire_check() {
+    local check="$1" pcap="$2" fwd="$3" name nsid start len mtu port lba img from to sent rc
+    read -r name nsid start len mtu port lba img <<<"${*:4}"
     from=$((start * lba)) to=$((start * lba + len))
-    sent=$(sed -n "s/^RESULT blkfwd-$name PASS .* frames=\([0-9]*\) .*/\1/p" "$RES" | head -n 1)
+    sent=$(sed -n "s/^RESULT $fwd PASS .* frames=\([0-9]*\) .*/\1/p" "$RES" "$RES_NOIOMMU" | head -n 1)
     if [ -z "$sent" ]; then
-        verdict "$check" FAIL "blkfwd-$name did not pass in the guest: no stream to check"
-        continue
+        verdict "$check" FAIL "$fwd did not pass in the guest: no stream to check"
+        return
     fi
     rc=0
-    out=$("$BIN/blkrecv" "pcap:$VM/wire.pcap" --dst-port "$port" --expect "file:$DDIR/$img.img" \
+    out=$("$BIN/blkrecv" "pcap:$pcap" --dst-port "$port" --expect "file:$DDIR/$img.img" \
         --quiet 2>&1) || rc=$?
     bad=""
     [ "$rc" = 0 ] || bad="$bad; exit $rc"
@@ -514,11 +612,17 @@ for b in "${BLKFWD[@]}"; do
     has "duplicate: 0 bytes"
     has "complete: yes"
     if [ -z "$bad" ]; then
-        verdict "$check" PASS "wire.pcap port $port: bytes [$from, $to) of $img.img (nsid $nsid, MTU $mtu) in $sent frames, as blkfwd sent; $(grep -E '^(verified|missing|duplicate|dst-port):' <<<"$out" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
+        verdict "$check" PASS "$(basename "$pcap") port $port: bytes [$from, $to) of $img.img (nsid $nsid, MTU $mtu) in $sent frames, as blkfwd sent; $(grep -E '^(verified|missing|duplicate|dst-port):' <<<"$out" | tr '\n' ';' | sed 's/;$//; s/;/; /g')"
     else
         verdict "$check" FAIL "${bad#; }: $(grep -E '^(error|stream|frames|verified|missing|duplicate|complete)' <<<"$out" | tr '\n' ' ')"
     fi
+}
+for b in "${BLKFWD[@]}"; do
+    name=${b%% *}
+    wire_check "blkfwd-wire${name#igb}" "$VM/wire.pcap" "blkfwd-$name" $b
 done
+# The no-IOMMU boot's stream (the first of BLKFWD).
+wire_check noiommu-blkfwd-wire "$VM/wire-noiommu.pcap" noiommu-blkfwd ${BLKFWD[0]}
 
 # QEMU's own record of IOMMU translation failures (devices reaching outside
 # the guest's mappings), in case the guest missed one.
@@ -538,16 +642,24 @@ for b in "${BLKFWD[@]}"; do
     b="${b%% *}"
     WANT+=("blkfwd-$b" "blkrecv-$b" "blkfwd-wire${b#igb}")
 done
+# The no-IOMMU boot's checks.
+WANT+=(noiommu-boot noiommu-modules noiommu-no-iommu noiommu-bind-nvme0 noiommu-bind-igb0 noiommu-bind-igb1
+    noiommu-hugepages noiommu-opt-in noiommu-nvme-read noiommu-warning noiommu-blkfwd
+    noiommu-blkrecv noiommu-blkfwd-wire)
 for w in "${WANT[@]}"; do
     [ -n "${SEEN[$w]:-}" ] || verdict "$w" FAIL "no result from the guest"
 done
-if ! grep -q '^LANE DONE' "$RES"; then
-    if [ "$status" = 124 ] || [ "$status" = 137 ]; then
-        verdict guest-finished FAIL "the guest did not finish within $TIMEOUT s (--timeout SECS)"
-    else
-        verdict guest-finished FAIL "the guest stopped before 'LANE DONE' (QEMU exit $status)"
+finished() { # CHECK RESULTS STATUS
+    if ! grep -q '^LANE DONE' "$2"; then
+        if [ "$3" = 124 ] || [ "$3" = 137 ]; then
+            verdict "$1" FAIL "the guest did not finish within $TIMEOUT s (--timeout SECS)"
+        else
+            verdict "$1" FAIL "the guest stopped before 'LANE DONE' (QEMU exit $3)"
+        fi
     fi
-fi
+}
+finished guest-finished "$RES" "$status"
+finished noiommu-guest-finished "$RES_NOIOMMU" "$status_noiommu"
 
 step "done"
 echo "vm-lane: $pass passed, $fail failed"

@@ -1022,6 +1022,109 @@ fn check_iommu_passes_on_a_ready_host() {
     );
 }
 
+#[test]
+fn check_iommu_noiommu_checks_the_mode_and_cap_sys_rawio() {
+    let t = Tree::new("chknoiommu");
+    cpuinfo(&t);
+    t.mkdir("sys/class/iommu");
+    t.write("proc/cmdline", "BOOT_IMAGE=/vmlinuz ro quiet\n");
+    for m in ["vfio", "vfio_pci"] {
+        t.write(&format!("sys/module/{m}/initstate"), "live\n");
+    }
+    t.write(
+        "sys/module/vfio/parameters/enable_unsafe_noiommu_mode",
+        "N\n",
+    );
+    t.write("dev/vfio/vfio", "");
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+        "512\n",
+    );
+    t.write(
+        "sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages",
+        "512\n",
+    );
+    // CAP_IPC_LOCK only.
+    t.write(
+        "proc/self/status",
+        "Name:\tbash\nCapEff:\t0000000000004000\n",
+    );
+    let sys = t.sys();
+    let r = run_low_memlock(&t, "check-iommu.sh");
+    assert_eq!(r.code, 1, "{r:?}");
+    // Without --noiommu the mode is not mentioned while it is off.
+    assert!(!r.stdout.contains("vfio-noiommu"), "{r:?}");
+    let r = t.run("check-iommu.sh", &["--noiommu"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(
+        lines[1],
+        format!(
+            "INFO     iommu                    no IOMMU registered ({sys}/class/iommu is empty) (not needed \
+             with --noiommu)"
+        )
+    );
+    assert!(lines[2].starts_with("INFO     iommu-groups "), "{r:?}");
+    assert!(lines[3].starts_with("INFO     kernel-cmdline "), "{r:?}");
+    assert!(!r.stdout.contains("vfio_iommu_type1"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("MISSING  vfio-noiommu             enable_unsafe_noiommu_mode is off\n"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains(
+            "fix: 'echo 1 > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode' as root"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout.contains(
+            "MISSING  cap-sys-rawio            no CAP_SYS_RAWIO: /dev/vfio/noiommu-N and physical \
+             addresses need it\n"
+        ),
+        "{r:?}"
+    );
+    assert_eq!(
+        *lines.last().unwrap(),
+        "result: 2 item(s) MISSING; binding devices to vfio-pci or mapping DMA memory will fail until they are fixed"
+    );
+
+    // The mode on and CAP_SYS_RAWIO (bit 17) held: ready.
+    t.write(
+        "sys/module/vfio/parameters/enable_unsafe_noiommu_mode",
+        "Y\n",
+    );
+    t.write(
+        "proc/self/status",
+        "Name:\tbash\nCapEff:\t0000000000024000\n",
+    );
+    let r = t.run("check-iommu.sh", &["--noiommu"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains(
+            "OK       vfio-noiommu             enable_unsafe_noiommu_mode=Y: devices without an IOMMU bind \
+             as /dev/vfio/noiommu-N; the apps use them with VFIO_UNSAFE_NOIOMMU=1"
+        ),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("OK       cap-sys-rawio            this process has CAP_SYS_RAWIO\n"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("MISSING"), "{r:?}");
+    // Without --noiommu the mode being on is an INFO line, and the missing
+    // IOMMU still counts.
+    let r = run_low_memlock(&t, "check-iommu.sh");
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("INFO     vfio-noiommu             enable_unsafe_noiommu_mode=Y"),
+        "{r:?}"
+    );
+}
+
 // ------------------------------------------------------------------ nonroot
 
 #[test]

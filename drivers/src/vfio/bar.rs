@@ -1,6 +1,7 @@
 //! [`VfioBar`]: BAR0 mmap'd from the VFIO device file, reached by volatile
 //! register accesses.
 
+use super::device_file::DeviceFile;
 use super::error::VfioError;
 use super::process::OpenDevice;
 use super::uapi::{BAR0_REGION, REGION_FLAG_MMAP, REGION_FLAG_READ, REGION_FLAG_WRITE};
@@ -11,7 +12,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::ptr::NonNull;
 use std::sync::Arc;
-use vfio_ioctls::{VfioDevice, VfioRegionInfoCap, VfioRegionSparseMmapArea};
+use vfio_ioctls::{VfioRegionInfoCap, VfioRegionSparseMmapArea};
 use volatile::VolatilePtr;
 
 /// BAR0 of a function, mmap'd: registers are read and written by volatile
@@ -173,7 +174,7 @@ fn areas_cover(areas: &[VfioRegionSparseMmapArea], size: u64) -> bool {
 
 /// mmap BAR0 after checking it against sysfs and VFIO's region flags.
 pub(super) fn map_bar0(
-    device: &VfioDevice,
+    device: &DeviceFile,
     sysfs: &Sysfs,
     addr: &PciAddress,
 ) -> Result<BarMapping, VfioError> {

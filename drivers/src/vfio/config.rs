@@ -1,12 +1,12 @@
 //! The function's PCI config space, read and written through VFIO's config
 //! region.
 
+use super::device_file::DeviceFile;
 use super::error::VfioError;
 use super::uapi::{CONFIG_REGION, REGION_FLAG_READ, REGION_FLAG_WRITE};
 use crate::pci::PciAddress;
 use std::io;
 use std::os::fd::AsRawFd;
-use vfio_ioctls::VfioDevice;
 
 // PCI configuration header (PCI Local Bus 3.0 §6.1, §6.2.2).
 pub(super) const CONFIG_VENDOR_ID: u64 = 0x00;
@@ -25,7 +25,7 @@ pub(super) struct RegionInfo {
 
 /// The config region, checked to be readable, writable and a PCI header.
 pub(super) fn config_region(
-    device: &VfioDevice,
+    device: &DeviceFile,
     addr: &PciAddress,
 ) -> Result<RegionInfo, VfioError> {
     let flags = device.get_region_flags(CONFIG_REGION);
@@ -71,7 +71,7 @@ fn region_offset(region: RegionInfo, offset: u64, len: usize) -> io::Result<libc
 // space is read and written here with pread/pwrite on the device file.
 
 pub(super) fn config_read(
-    device: &VfioDevice,
+    device: &DeviceFile,
     region: RegionInfo,
     addr: &PciAddress,
     offset: u64,
@@ -115,7 +115,7 @@ pub(super) fn config_read(
 }
 
 pub(super) fn config_write(
-    device: &VfioDevice,
+    device: &DeviceFile,
     region: RegionInfo,
     addr: &PciAddress,
     offset: u64,
@@ -153,7 +153,7 @@ pub(super) fn config_write(
 /// Set memory space and bus master in the command register and check that
 /// they stuck (PCI Local Bus 3.0 §6.2.2).
 pub(super) fn enable_memory_and_bus_master(
-    device: &VfioDevice,
+    device: &DeviceFile,
     config: RegionInfo,
     addr: &PciAddress,
 ) -> Result<(), VfioError> {

@@ -6,13 +6,14 @@ use super::config::{
     config_read, config_region, config_write, enable_memory_and_bus_master, RegionInfo,
     CONFIG_VENDOR_ID,
 };
+use super::device_file::DeviceFile;
 use super::error::VfioError;
+use super::noiommu::{self, NoIommuDevice};
 use super::preflight::{checks, wrap_vfio_error, VfioPaths};
 use super::process::{process, OpenDevice, Registration};
-use super::uapi::VFIO_DEVICE_RESET;
+use super::uapi::{CONFIG_REGION, VFIO_DEVICE_RESET};
 use crate::pci::{PciAddress, PciIds};
 use crate::regs::RegisterAccess;
-use dma::vfio::VfioContainerMapper;
 use std::fmt;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -27,7 +28,8 @@ use vfio_ioctls::{VfioDevice, VfioOps};
 pub struct VfioPciDevice {
     bar0: VfioBar,
     device: Arc<OpenDevice>,
-    mapper: Arc<VfioContainerMapper>,
+    mapper: Arc<dyn dma::Mapper>,
+    noiommu: bool,
     config: RegionInfo,
     addr: PciAddress,
     ids: PciIds,
@@ -43,6 +45,7 @@ impl fmt::Debug for VfioPciDevice {
             .field("group", &self.group)
             .field("bar0_len", &self.bar0.len())
             .field("reset", &self.reset)
+            .field("noiommu", &self.noiommu)
             .finish_non_exhaustive()
     }
 }
@@ -59,12 +62,24 @@ impl VfioPciDevice {
         if state.open.contains(addr) {
             return Err(VfioError::AlreadyOpen { addr: *addr });
         }
-        let info = checks(&paths, addr, &state)?;
+        let checked = checks(&paths, addr, &state, noiommu::opt_in()?)?;
+        let info = checked.info;
         let group = info.iommu_group;
-        let mapper = state.container_mapper(addr)?;
-        let ops: Arc<dyn VfioOps> = mapper.container().clone();
-        let device = VfioDevice::new(&paths.sysfs.device_dir(addr), ops, false)
-            .map_err(|e| wrap_vfio_error(addr, group, "device open", e))?;
+        state.check_mode(addr, checked.noiommu)?;
+        let (device, mapper) = if checked.noiommu {
+            let container = state.noiommu_container(&paths.dev_vfio, addr)?;
+            let device =
+                NoIommuDevice::open(&container, &paths.dev_vfio, addr, group, CONFIG_REGION)?;
+            noiommu::warn_once();
+            (DeviceFile::NoIommu(device), container.mapper().clone())
+        } else {
+            let container = state.container_mapper(addr)?;
+            let ops: Arc<dyn VfioOps> = container.container().clone();
+            let device = VfioDevice::new(&paths.sysfs.device_dir(addr), ops, false)
+                .map_err(|e| wrap_vfio_error(addr, group, "device open", e))?;
+            let mapper: Arc<dyn dma::Mapper> = container;
+            (DeviceFile::Type1(device), mapper)
+        };
 
         // From here on a failure drops `device`, which detaches the group
         // from the container again if no other device of it is open.
@@ -94,6 +109,9 @@ impl VfioPciDevice {
         // dropped here: its drop takes the lock this function holds.)
         state.open.insert(*addr);
         *state.groups.entry(group).or_insert(0) += 1;
+        if checked.noiommu {
+            state.noiommu_groups.insert(group);
+        }
         let device = Arc::new(OpenDevice {
             device,
             _registration: Registration { addr: *addr, group },
@@ -103,6 +121,7 @@ impl VfioPciDevice {
             bar0: bar0.into_bar(),
             device,
             mapper,
+            noiommu: checked.noiommu,
             config,
             addr: *addr,
             ids: info.ids,
@@ -155,14 +174,23 @@ impl VfioPciDevice {
     /// The process's VFIO container as a DMA mapper: memory mapped through
     /// it is reachable by every device open in this process. Keep a device
     /// open while its DMA memory is mapped: when the last device of the
-    /// process closes, the kernel drops the container's mappings.
+    /// process closes, the kernel drops the container's mappings. In
+    /// no-IOMMU mode it is [`dma::physaddr::PhysAddrMapper`], shared the
+    /// same way.
     pub fn mapper(&self) -> Arc<dyn dma::Mapper> {
         self.mapper.clone()
     }
 
-    /// The same container as its concrete type.
-    pub fn container_mapper(&self) -> &Arc<VfioContainerMapper> {
+    /// The same mapper, borrowed (one per process: devices' mappers are
+    /// the same `Arc`).
+    pub fn container_mapper(&self) -> &Arc<dyn dma::Mapper> {
         &self.mapper
+    }
+
+    /// Whether the function was opened in VFIO's no-IOMMU mode (the device
+    /// is given physical addresses and can reach all of memory).
+    pub fn is_noiommu(&self) -> bool {
+        self.noiommu
     }
 
     /// Read `buf.len()` bytes of config space at `offset`. Offsets come from
@@ -207,7 +235,7 @@ impl RegisterAccess for VfioPciDevice {
 /// VFIO_DEVICE_RESET. Ok(false) when the device has no reset method.
 /// vfio-ioctls' `VfioDevice::reset` drops the result, so the ioctl is made
 /// here. The kernel may answer EAGAIN when the device lock is contended.
-fn function_reset(device: &VfioDevice, addr: &PciAddress) -> Result<bool, VfioError> {
+fn function_reset(device: &DeviceFile, addr: &PciAddress) -> Result<bool, VfioError> {
     let mut attempts = 0;
     loop {
         // SAFETY: VFIO_DEVICE_RESET takes no argument; the fd is the VFIO

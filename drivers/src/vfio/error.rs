@@ -133,6 +133,42 @@ pub enum VfioError {
         /// The soft limit in bytes.
         limit: u64,
     },
+    /// VFIO_UNSAFE_NOIOMMU has a value other than 1, 0 or empty.
+    NoIommuOptInValue {
+        /// The value.
+        value: String,
+    },
+    /// `/dev/vfio/noiommu-N` could not be opened: the kernel asks for
+    /// CAP_SYS_RAWIO.
+    NoIommuRawio {
+        /// The group.
+        group: u32,
+    },
+    /// The VFIO container offers no no-IOMMU "IOMMU": vfio was not loaded
+    /// with enable_unsafe_noiommu_mode=1.
+    NoIommuUnavailable {
+        /// The function.
+        addr: PciAddress,
+    },
+    /// A container or group ioctl of no-IOMMU mode failed.
+    NoIommuIoctl {
+        /// The function.
+        addr: PciAddress,
+        /// The ioctl.
+        step: &'static str,
+        /// Why.
+        error: io::Error,
+    },
+    /// A function with an IOMMU and one without, in one process: they
+    /// cannot share DMA memory.
+    MixedIommuModes {
+        /// The function being opened.
+        addr: PciAddress,
+        /// Whether it is the no-IOMMU one.
+        noiommu: bool,
+    },
+    /// DMA memory for no-IOMMU mode cannot be set up.
+    Dma(dma::Error),
 }
 
 impl From<PciError> for VfioError {
@@ -164,8 +200,11 @@ impl fmt::Display for VfioError {
             } => write!(
                 f,
                 "/dev/vfio/{group} does not exist, only /dev/vfio/noiommu-{group}: VFIO runs in \
-                 its unsafe no-IOMMU mode, which this driver does not support; turn the IOMMU on \
-                 (intel_iommu=on or amd_iommu=on, check with `hw-setup/check-iommu.sh`)"
+                 its unsafe no-IOMMU mode, where the device can DMA anywhere in memory; turn the \
+                 IOMMU on (intel_iommu=on or amd_iommu=on, check with \
+                 `hw-setup/check-iommu.sh`), or accept the risk with {}=1 \
+                 (hw-setup/README.md)",
+                super::noiommu::OPT_IN_VAR
             ),
             VfioError::GroupDeviceMissing {
                 addr,
@@ -293,6 +332,39 @@ impl fmt::Display for VfioError {
                 kib(*locked),
                 kib(*limit)
             ),
+            VfioError::NoIommuOptInValue { value } => write!(
+                f,
+                "{}={value} is not understood: set it to 1 to allow VFIO's unsafe no-IOMMU mode \
+                 (see hw-setup/README.md), or unset it",
+                super::noiommu::OPT_IN_VAR
+            ),
+            VfioError::NoIommuRawio { group } => write!(
+                f,
+                "no permission on /dev/vfio/noiommu-{group}: no-IOMMU mode needs CAP_SYS_RAWIO; \
+                 run as root or give the binary the capability \
+                 (`setcap cap_sys_rawio,cap_ipc_lock+ep BINARY`, see hw-setup/README.md)"
+            ),
+            VfioError::NoIommuUnavailable { addr } => write!(
+                f,
+                "{addr} is in a no-IOMMU group but the VFIO container offers no no-IOMMU mode: \
+                 load vfio with it (`modprobe vfio enable_unsafe_noiommu_mode=1`, or \
+                 `echo 1 > /sys/module/vfio/parameters/enable_unsafe_noiommu_mode`) and rebind \
+                 with `hw-setup/devbind.sh bind {addr}`"
+            ),
+            VfioError::NoIommuIoctl { addr, step, error } => write!(
+                f,
+                "VFIO {step} failed for {addr} in no-IOMMU mode: {error}; `dmesg` shows the \
+                 kernel's reason"
+            ),
+            VfioError::MixedIommuModes { addr, noiommu } => write!(
+                f,
+                "{addr} is {} but this process already has devices {}: one process cannot use \
+                 both, since its devices share DMA memory; open them in separate processes \
+                 (`hw-setup/check-iommu.sh` shows the mode)",
+                if *noiommu { "in a no-IOMMU group" } else { "behind an IOMMU" },
+                if *noiommu { "behind an IOMMU" } else { "in no-IOMMU groups" }
+            ),
+            VfioError::Dma(e) => e.fmt(f),
         }
     }
 }
@@ -304,7 +376,8 @@ impl std::error::Error for VfioError {
             VfioError::DevVfio { error, .. }
             | VfioError::ConfigAccess { error, .. }
             | VfioError::Reset { error, .. }
-            | VfioError::Mmap { error, .. } => Some(error),
+            | VfioError::Mmap { error, .. }
+            | VfioError::NoIommuIoctl { error, .. } => Some(error),
             VfioError::Vfio { error, .. } => Some(error),
             _ => None,
         }
@@ -389,6 +462,19 @@ mod tests {
                 locked: 0,
                 limit: 0,
             },
+            VfioError::NoIommuOptInValue { value: "x".into() },
+            VfioError::NoIommuRawio { group: 3 },
+            VfioError::NoIommuUnavailable { addr: a },
+            VfioError::NoIommuIoctl {
+                addr: a,
+                step: "VFIO_SET_IOMMU",
+                error: io(),
+            },
+            VfioError::MixedIommuModes {
+                addr: a,
+                noiommu: true,
+            },
+            VfioError::Dma(dma::Error::PhysAddrHidden),
         ];
         for e in all {
             let msg = e.to_string();

@@ -12,16 +12,25 @@
 //!
 //! Interrupts are not set up: the drivers poll.
 //!
+//! VFIO's unsafe no-IOMMU mode (`/dev/vfio/noiommu-N`, no IOMMU to confine
+//! the device) is used only when [`NOIOMMU_OPT_IN_VAR`]`=1` is set: then
+//! the function goes into a no-IOMMU container and DMA memory is given to
+//! it at physical addresses (noiommu.rs, [`dma::physaddr`]), with a
+//! warning once per process ([`NOIOMMU_WARNING`]).
+//!
 //! One concept per file: [`VfioError`] (error.rs), the checks before an open
 //! and the memlock check (preflight.rs), the process's one container and its
 //! open devices (process.rs), BAR0 mapped for register access (bar.rs),
-//! config space (config.rs), the device itself (device.rs), and the uapi
+//! config space (config.rs), the device itself (device.rs) and its device
+//! file of either mode (device_file.rs), no-IOMMU mode (noiommu.rs), and the uapi
 //! constants vfio-ioctls does not export (uapi.rs).
 
 mod bar;
 mod config;
 mod device;
+mod device_file;
 mod error;
+mod noiommu;
 mod preflight;
 mod process;
 mod uapi;
@@ -29,4 +38,5 @@ mod uapi;
 pub use bar::VfioBar;
 pub use device::VfioPciDevice;
 pub use error::VfioError;
+pub use noiommu::{OPT_IN_VAR as NOIOMMU_OPT_IN_VAR, WARNING as NOIOMMU_WARNING};
 pub use preflight::{memlock_check, preflight, preflight_at, VfioPaths};

@@ -3,6 +3,7 @@
 //! the group's node; and the RLIMIT_MEMLOCK check for DMA memory.
 
 use super::error::VfioError;
+use super::noiommu;
 use super::process::{process, ProcessVfio};
 use crate::pci::{PciAddress, PciFunctionInfo, Sysfs};
 use std::fs::OpenOptions;
@@ -38,19 +39,32 @@ pub fn preflight(addr: &PciAddress) -> Result<PciFunctionInfo, VfioError> {
 }
 
 /// [`preflight`] against other sysfs and `/dev/vfio` roots (for tests).
+/// A no-IOMMU group passes only with the opt-in
+/// ([`OPT_IN_VAR`](crate::vfio::NOIOMMU_OPT_IN_VAR)`=1`).
 pub fn preflight_at(paths: &VfioPaths, addr: &PciAddress) -> Result<PciFunctionInfo, VfioError> {
+    let opt_in = noiommu::opt_in()?;
     let state = process();
-    checks(paths, addr, &state)
+    checks(paths, addr, &state, opt_in).map(|c| c.info)
+}
+
+/// What the checks found.
+pub(super) struct Checked {
+    /// What sysfs says about the function.
+    pub(super) info: PciFunctionInfo,
+    /// Its group is `/dev/vfio/noiommu-N` (and the user opted in).
+    pub(super) noiommu: bool,
 }
 
 /// The checks, in order: sysfs ([`Sysfs::check_vfio_ready`]: function,
 /// IOMMU group, vfio-pci binding, group viability), `/dev/vfio/vfio`,
-/// `/dev/vfio/N` (unless this process holds it already).
+/// `/dev/vfio/N` (unless this process holds it already), or with
+/// `noiommu_opt_in` `/dev/vfio/noiommu-N` in its place.
 pub(super) fn checks(
     paths: &VfioPaths,
     addr: &PciAddress,
     state: &ProcessVfio,
-) -> Result<PciFunctionInfo, VfioError> {
+    noiommu_opt_in: bool,
+) -> Result<Checked, VfioError> {
     let info = paths.sysfs.check_vfio_ready(addr)?;
     let container = paths.dev_vfio.join("vfio");
     match std::fs::metadata(&container) {
@@ -65,22 +79,41 @@ pub(super) fn checks(
             })
         }
     }
-    if !state.groups.contains_key(&info.iommu_group) {
-        check_group_node(&paths.dev_vfio, addr, info.iommu_group)?;
-    }
-    Ok(info)
+    let group = info.iommu_group;
+    let noiommu = if state.groups.contains_key(&group) {
+        state.noiommu_groups.contains(&group)
+    } else {
+        check_group_node(&paths.dev_vfio, addr, group, noiommu_opt_in)?
+    };
+    Ok(Checked { info, noiommu })
 }
 
-/// Open and close `/dev/vfio/N` read-write, as VFIO will.
-fn check_group_node(dev_vfio: &Path, addr: &PciAddress, group: u32) -> Result<(), VfioError> {
+/// Open and close `/dev/vfio/N` read-write, as VFIO will; if only
+/// `/dev/vfio/noiommu-N` exists and the user opted in, that one. True for
+/// a no-IOMMU group.
+fn check_group_node(
+    dev_vfio: &Path,
+    addr: &PciAddress,
+    group: u32,
+    noiommu_opt_in: bool,
+) -> Result<bool, VfioError> {
     let node = dev_vfio.join(group.to_string());
     match OpenOptions::new().read(true).write(true).open(&node) {
-        Ok(_file) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(VfioError::GroupDeviceMissing {
-            addr: *addr,
-            group,
-            noiommu: dev_vfio.join(format!("noiommu-{group}")).exists(),
-        }),
+        Ok(_file) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let noiommu = dev_vfio.join(format!("noiommu-{group}"));
+            if !noiommu.exists() || !noiommu_opt_in {
+                return Err(VfioError::GroupDeviceMissing {
+                    addr: *addr,
+                    group,
+                    noiommu: noiommu.exists(),
+                });
+            }
+            match OpenOptions::new().read(true).write(true).open(&noiommu) {
+                Ok(_file) => Ok(true),
+                Err(error) => Err(noiommu::group_open_error(&noiommu, group, error)),
+            }
+        }
         Err(error) => Err(group_open_error(&node, group, error)),
     }
 }
@@ -278,6 +311,31 @@ mod tests {
             "{err:?}"
         );
         assert!(err.to_string().contains("no-IOMMU mode"));
+        // The message names the opt-in.
+        assert!(err.to_string().contains("VFIO_UNSAFE_NOIOMMU=1"), "{err}");
+        // With the opt-in the no-IOMMU node is used.
+        let state = process();
+        let checked = checks(&p, &addr("03:00.0"), &state, true).unwrap();
+        assert!(checked.noiommu);
+        assert_eq!(checked.info.iommu_group, 9007);
+        // Without it, still refused; an IOMMU group ignores the opt-in.
+        assert!(checks(&p, &addr("03:00.0"), &state, false).is_err());
+        std::fs::write(p.dev_vfio.join("9007"), "").unwrap();
+        assert!(!checks(&p, &addr("03:00.0"), &state, true).unwrap().noiommu);
+    }
+
+    #[test]
+    fn noiommu_node_that_cannot_be_opened_is_refused_with_opt_in() {
+        let fake = FakeSysfs::new();
+        fake.add("0000:03:00.0", Some("vfio-pci"), Some(9008));
+        let p = paths(&fake);
+        std::fs::write(p.dev_vfio.join("vfio"), "").unwrap();
+        std::fs::create_dir(p.dev_vfio.join("noiommu-9008")).unwrap();
+        let state = process();
+        let err = checks(&p, &addr("03:00.0"), &state, true)
+            .map(|c| c.noiommu)
+            .unwrap_err();
+        assert!(matches!(err, VfioError::DevVfio { .. }), "{err:?}");
     }
 
     #[test]
