@@ -4,6 +4,7 @@
 //! ([`port_stats`]) and the `--stats` JSON lines ([`monitor`]).
 #![deny(missing_docs)]
 
+pub mod arp;
 pub mod backoff;
 pub mod cputime;
 pub mod histogram;

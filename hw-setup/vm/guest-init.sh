@@ -298,8 +298,11 @@ blkfwd_check() { # NAME NSID START_BLOCK LENGTH MTU DST_PORT (BLOCK_SIZE)
         result "blkrecv-$name" FAIL "blkrecv on $IGB1 did not start within 30 s: $(tail -n 1 /tmp/recv.out)"
         return
     fi
+    # --dst-mac broadcast: on a real port blkfwd would ask --dst-ip by ARP,
+    # which blkrecv does not answer; igb1 receives in promiscuous mode.
     if LIMIT=120 run blkfwd --nvme "$NVME0" --nic "$IGB0" --nsid "$nsid" --start "$start" \
-        --length "$len" --mtu "$mtu" --dst-port "$port" --rate "$BLKFWD_RATE" --quiet &&
+        --length "$len" --mtu "$mtu" --dst-port "$port" --rate "$BLKFWD_RATE" \
+        --dst-mac broadcast --quiet &&
         grep -q '^errors: *0 range(s) not sent' /tmp/out &&
         grep -q "^blkfwd: bytes=$len frames=[0-9]* .*errors=0 " /tmp/out; then
         sent=$(sed -n 's/^blkfwd: \(bytes=[0-9]* frames=[0-9]* ios=[0-9]* errors=[0-9]* retries=[0-9]*\).*/\1/p' /tmp/out)
