@@ -43,23 +43,28 @@ pub enum Destination {
 /// The destination that `--dst-mac` (None: not given) means for frames
 /// sent on the port `nic` (a device string): see [`DST_MAC_HELP`].
 pub fn choose_destination(dst_mac: Option<&str>, nic: &DeviceSpec) -> Result<Destination, String> {
-    match dst_mac.map(str::trim) {
-        Some("arp") => Ok(Destination::Arp),
-        Some("broadcast") => Ok(Destination::Mac(MacAddr::BROADCAST.0)),
-        Some(s) => s
-            .parse::<MacAddr>()
-            .map(|m| Destination::Mac(m.0))
-            .map_err(|_| {
-                format!(
-                "--dst-mac '{s}' is not a MAC address like 02:00:00:00:00:01, `broadcast` or `arp`"
-            )
-            }),
+    match dst_mac {
+        Some(s) => parse_dst_mac(s).map_err(|e| format!("--dst-mac {e}")),
         None => Ok(match nic {
             DeviceSpec::EmuNic(n) if !n.wire.starts_with("tap:") => {
                 Destination::Mac(MacAddr::BROADCAST.0)
             }
             _ => Destination::Arp,
         }),
+    }
+}
+
+/// Parse a `--dst-mac` value: a MAC address, `broadcast` or `arp`.
+pub fn parse_dst_mac(s: &str) -> Result<Destination, String> {
+    match s.trim() {
+        "arp" => Ok(Destination::Arp),
+        "broadcast" => Ok(Destination::Mac(MacAddr::BROADCAST.0)),
+        t => t
+            .parse::<MacAddr>()
+            .map(|m| Destination::Mac(m.0))
+            .map_err(|_| {
+                format!("'{s}' is not a MAC address like 02:00:00:00:00:02, `broadcast` or `arp`")
+            }),
     }
 }
 

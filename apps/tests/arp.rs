@@ -333,3 +333,47 @@ fn broadcast_is_sent_only_when_asked_on_a_tap_wire() {
     assert!(!t.contains("ARP on"), "no ARP when --dst-mac is given: {t}");
     assert!(t.contains("blkfwd: bytes=1048576 "), "{t}");
 }
+
+/// `Udp: ... NoPorts ...` of /proc/net/snmp inside the namespace.
+fn udp_no_ports(ns: &Netns) -> u64 {
+    let snmp = ns.exec(&["cat", "/proc/net/snmp"]);
+    let mut udp = snmp.lines().filter(|l| l.starts_with("Udp:"));
+    let (names, values) = (udp.next().unwrap(), udp.next().unwrap());
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "NoPorts")
+        .unwrap();
+    values.split_whitespace().nth(at).unwrap().parse().unwrap()
+}
+
+#[test]
+fn pktgen_resolves_the_kernel_by_arp() {
+    const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
+    let Some(ns) = Netns::create("pktgen") else {
+        return;
+    };
+    let tap_mac = ns.tap_mac();
+    let before = udp_no_ports(&ns);
+    let dev = format!("emu:igb,wire=tap:{TAP},mac={OUR_MAC}");
+    let out = ns
+        .command(
+            PKTGEN,
+            &[
+                &dev, "--src-ip", OUR_IP, "--dst-ip", HOST_IP, "--count", "200", "--rate", "2000",
+            ],
+        )
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains(&format!(
+            "pktgen: --dst-ip {HOST_IP} is at {tap_mac} (ARP on {dev})"
+        )),
+        "{t}"
+    );
+    // No socket listens on pktgen's port: each datagram that reached UDP
+    // (so came to the TAP's own MAC, with good checksums) is a NoPorts.
+    let got = udp_no_ports(&ns) - before;
+    assert_eq!(got, 200, "{t}");
+}
