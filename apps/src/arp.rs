@@ -211,17 +211,13 @@ impl<R: RegisterAccess> ArpAgent<R> {
         let mut next = start;
         let mut asked = 0u32;
         loop {
-            let now = Instant::now();
-            if now >= next {
-                if self.send(operation::REQUEST, MacAddr::BROADCAST.0, ([0; 6], target))? {
-                    asked += 1;
-                }
-                next = now + ARP_RETRY;
-            }
             if let Some(mac) = self.take(Some(target))? {
                 return Ok(mac);
             }
-            if start.elapsed() >= timeout {
+            // The time is up before the next request goes out: a timeout of
+            // N whole seconds sends N requests.
+            let now = Instant::now();
+            if now.duration_since(start) >= timeout {
                 let ip = std::net::Ipv4Addr::from(target);
                 let me = std::net::Ipv4Addr::from(self.ip);
                 return Err(format!(
@@ -231,6 +227,12 @@ impl<R: RegisterAccess> ArpAgent<R> {
                     timeout.as_secs_f64()
                 )
                 .into());
+            }
+            if now >= next {
+                if self.send(operation::REQUEST, MacAddr::BROADCAST.0, ([0; 6], target))? {
+                    asked += 1;
+                }
+                next += ARP_RETRY;
             }
             std::thread::sleep(Duration::from_millis(5));
         }
