@@ -5,6 +5,7 @@
 //! SIGTERM as a request to stop ([`signals`]).
 #![deny(missing_docs)]
 
+pub mod arp;
 pub mod backoff;
 pub mod cputime;
 pub mod histogram;

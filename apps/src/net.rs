@@ -14,6 +14,16 @@ pub const MAGIC: [u8; 4] = *b"kbpg";
 /// Smallest frame that holds the magic and the sequence number.
 pub const MIN_TEST_FRAME: usize = PAYLOAD + 12;
 
+/// blkfwd's default UDP port, source and destination: in
+/// the dynamic range (49152-65535, RFC 6335 §6), so no well-known or
+/// registered protocol's, and above Linux's ephemeral ports (32768-60999)
+/// so that no socket of the receiving host holds it by chance.
+pub const BLKFWD_PORT: u16 = 61890;
+/// pktgen's default UDP destination port, chosen as [`BLKFWD_PORT`].
+pub const PKTGEN_PORT: u16 = 61891;
+/// pktgen's first source port; flow `i` uses `PKTGEN_SRC_PORT + i`.
+pub const PKTGEN_SRC_PORT: u16 = 61900;
+
 /// Where a test flow goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Flow {

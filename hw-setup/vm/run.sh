@@ -23,7 +23,7 @@ NIC_COUNT=1200 NIC_SIZE=128 NIC_RATE=2000
 # The disk-to-wire checks: blkfwd streams a range of nvme0 (0000:00:06.0) out
 # of igb0 after pktgen, blkrecv on igb1 receives it, and the host rebuilds it
 # from the wire's dump and compares it with the disk image. Each stream its
-# own UDP port (pktgen's is 5678). Fields: name nsid start_block length mtu
+# own UDP port (pktgen's is 61891). Fields: name nsid start_block length mtu
 # dst_port block_size image. The ranges start and end off the read buffer
 # (128 KiB) boundaries, past the 4 MiB that nvme-perf --verify writes; ns1
 # with 512 B blocks at MTU 1500, ns2 with 4 KiB blocks at MTU 9000 (QEMU's

@@ -7,6 +7,7 @@
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+use apps::arp::{choose_destination, ArpAgent, Destination};
 use apps::monitor::{Counters, JsonObject, StatsFile};
 use apps::net::{parse_ipv4, Flow};
 use apps::open::device::DeviceSpec;
@@ -37,7 +38,11 @@ streams through an emulated 82599 port to a second port on the same wire, where 
 receiver checks every byte (802.3x flow control on the emulated wire, so a busy receiver \
 slows the sender down instead of losing frames).\n\nExamples:\n  blkfwd\n  blkfwd --mtu 9000 --threads 2\n  \
 blkfwd --nvme emu:nvme,file=disk.img --nic emu:igb,wire=pcap:out.pcap --recv none\n  \
-blkfwd --nvme 0000:01:00.0 --nic 0000:03:00.0 --dst-mac 0c:c4:7a:00:00:01 --dst-ip 10.0.0.2"
+blkfwd --nvme 0000:01:00.0 --nic 0000:03:00.0 --src-ip 10.0.0.1 --dst-ip 10.0.0.2\n  \
+blkfwd --nvme 0000:01:00.0 --nic 0000:03:00.0 --dst-mac 0c:c4:7a:00:00:01 --dst-ip 10.0.0.2\n\n\
+On a real port, blkfwd learns the destination MAC by ARP from --dst-ip unless --dst-mac is given, \
+and answers ARP for --src-ip while it runs; it sends to broadcast only with --dst-mac broadcast. \
+UDP port 61890 by default (see --src-port)."
 )]
 struct Args {
     /// The NVMe drive: a PCI address bound to vfio-pci, or emu:nvme[,options].
@@ -93,20 +98,24 @@ struct Args {
     /// Threads, each with its own NVMe queue pair and NIC TX queue.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=16))]
     threads: u16,
-    /// Destination MAC (default broadcast).
-    #[arg(long, default_value = "ff:ff:ff:ff:ff:ff")]
-    dst_mac: String,
+    #[arg(long, help = apps::arp::DST_MAC_HELP)]
+    dst_mac: Option<String>,
+    /// Seconds to wait for the ARP reply of --dst-ip (a request each
+    /// second) before giving up with an error.
+    #[arg(long, default_value = "3", value_parser = apps::arp::parse_arp_timeout)]
+    arp_timeout: f64,
     /// Source IPv4 address.
     #[arg(long, default_value = "10.0.0.1")]
     src_ip: String,
     /// Destination IPv4 address.
     #[arg(long, default_value = "10.0.0.2")]
     dst_ip: String,
-    /// Source UDP port.
-    #[arg(long, default_value_t = 4791)]
+    /// Source UDP port (default from the dynamic range 49152-65535, above
+    /// Linux's ephemeral ports, and no well-known protocol's).
+    #[arg(long, default_value_t = apps::net::BLKFWD_PORT)]
     src_port: u16,
-    /// Destination UDP port.
-    #[arg(long, default_value_t = 4791)]
+    /// Destination UDP port (default: as --src-port).
+    #[arg(long, default_value_t = apps::net::BLKFWD_PORT)]
     dst_port: u16,
     /// Limit the payload rate, in Mbit/s over all threads.
     #[arg(long)]
@@ -175,6 +184,10 @@ struct Plan {
     iommu: Option<Arc<EmuIommu>>,
     fill: bool,
     expect: Option<String>,
+    /// Where the frames go (--dst-mac or ARP).
+    dest: Destination,
+    /// The sending port answers ARP (it is on a network that asks).
+    arp: bool,
 }
 
 fn plan(args: Args) -> AppResult<Plan> {
@@ -255,6 +268,11 @@ fn plan(args: Args) -> AppResult<Plan> {
     if args.rate.is_some_and(|r| r.is_nan() || r <= 0.0) {
         return Err("--rate must be a positive number of Mbit/s".into());
     }
+    let dest = choose_destination(args.dst_mac.as_deref(), &nic)?;
+    let on_network = match &nic {
+        DeviceSpec::EmuNic(n) => n.wire.starts_with("tap:"),
+        _ => true,
+    };
     let iommu = nvme_emu.then(|| Arc::new(EmuIommu::new()));
     Ok(Plan {
         args,
@@ -262,6 +280,8 @@ fn plan(args: Args) -> AppResult<Plan> {
         iommu,
         fill,
         expect,
+        arp: on_network || dest == Destination::Arp,
+        dest,
     })
 }
 
@@ -320,7 +340,8 @@ impl NvmeJob for Drive {
         // RX buffers (of the receiver) hold a whole frame: 1024-byte units.
         let frame = mtu + spec::net::ethernet::HEADER_LEN + 4;
         let opts = NicOptions {
-            tx_queues: p.args.threads,
+            // One TX queue per worker, and one for ARP frames after them.
+            tx_queues: p.args.threads + u16::from(p.arp),
             buf_size: frame.div_ceil(1024) * 1024,
             pool_bufs: 2048,
             // The longest ring: the more frames queued, the longer an idle
@@ -378,16 +399,34 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         let a = &self.plan.args;
         let tx = ports.remove(0);
         let rx = (!ports.is_empty()).then(|| ports.remove(0));
-        let dst_mac: [u8; 6] = a
-            .dst_mac
-            .parse::<spec::net::MacAddr>()
-            .map(Into::into)
-            .map_err(|_| {
-                format!(
-                    "--dst-mac '{}' is not a MAC address like 02:00:00:00:00:01",
-                    a.dst_mac
-                )
-            })?;
+        let src_ip = parse_ipv4(&a.src_ip).map_err(|e| format!("--src-ip: {e}"))?;
+        let dst_ip = parse_ipv4(&a.dst_ip).map_err(|e| format!("--dst-ip: {e}"))?;
+        // The port's RX queue 0 and the TX queue after the workers' answer
+        // ARP for --src-ip, polled by the main thread between its reports.
+        let mut arp = match self.plan.arp {
+            true => Some(ArpAgent::new(
+                tx.nic.rx_queue(0)?,
+                tx.nic.tx_queue(a.threads)?,
+                tx.nic.mac(),
+                src_ip,
+            )),
+            false => None,
+        };
+        let dst_mac = match (self.plan.dest, arp.as_mut()) {
+            (Destination::Mac(m), _) => m,
+            (Destination::Arp, Some(agent)) => {
+                let t = Duration::from_secs_f64(a.arp_timeout);
+                let m = agent.resolve(dst_ip, t, &tx.name)?;
+                println!(
+                    "blkfwd: --dst-ip {} is at {} (ARP on {})",
+                    a.dst_ip,
+                    spec::net::MacAddr(m),
+                    tx.name
+                );
+                m
+            }
+            (Destination::Arp, None) => unreachable!("Plan::arp is set when dest is Arp"),
+        };
         let threads = a.threads as usize;
         let queue_depth = a.queue_depth as usize;
         let cfg = StreamConfig {
@@ -402,8 +441,8 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             flow: Flow {
                 src_mac: tx.nic.mac(),
                 dst_mac,
-                src_ip: parse_ipv4(&a.src_ip).map_err(|e| format!("--src-ip: {e}"))?,
-                dst_ip: parse_ipv4(&a.dst_ip).map_err(|e| format!("--dst-ip: {e}"))?,
+                src_ip,
+                dst_ip,
                 src_port: a.src_port,
                 dst_port: a.dst_port,
             },
@@ -553,6 +592,9 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         let mut signal_hit = false;
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
+            if let Some(agent) = arp.as_mut() {
+                agent.poll()?;
+            }
             if !signal_hit && deadline.is_some_and(|d| Instant::now() >= d) {
                 deadline_hit = true;
                 shared.stop.store(true, Ordering::Relaxed);

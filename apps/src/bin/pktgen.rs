@@ -5,9 +5,11 @@
 // means "optional", not a rustdoc link.
 #![allow(rustdoc::broken_intra_doc_links)]
 
+use apps::arp::{choose_destination, ArpAgent, Destination};
 use apps::backoff::Backoff;
 use apps::monitor::{JsonObject, StatsFile};
 use apps::net::{self, Flow};
+use apps::open::device::DeviceSpec;
 use apps::open::{with_nics, NicJob, Port};
 use apps::port_stats::{monitor_finish, monitor_second, Counts, RatePrinter};
 use apps::{exit_on_error, signals, AppResult};
@@ -27,7 +29,10 @@ use std::time::{Duration, Instant};
     after_help = "DEV is a PCI address bound to vfio-pci (0000:03:00.0) or an emulated port: \
 emu:igb, emu:i350 or emu:ixgbe with wire=pair:NAME|loop|pcap:FILE|unix:PATH|tap:IFNAME.\n\n\
 Examples:\n  pktgen emu:ixgbe,wire=pcap:out.pcap --count 1000\n  \
-pktgen 0000:03:00.0 --size 1514 --rate 100000 --time 10"
+pktgen 0000:03:00.0 --size 1514 --rate 100000 --time 10 --dst-ip 10.0.0.2\n\n\
+On a real port, pktgen learns the destination MAC by ARP from --dst-ip unless --dst-mac is \
+given, and answers ARP for --src-ip while it runs; it sends to broadcast only with --dst-mac \
+broadcast. UDP destination port 61891 by default, source ports 61900 and up."
 )]
 struct Args {
     /// The port: PCI address or emu:igb|i350|ixgbe[,options].
@@ -47,20 +52,25 @@ struct Args {
     /// Frames per TX batch (one tail write each).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
     batch: u16,
-    /// Destination MAC address.
-    #[arg(long, default_value = "ff:ff:ff:ff:ff:ff", value_parser = net::parse_mac)]
-    dst_mac: [u8; 6],
+    #[arg(long, help = apps::arp::DST_MAC_HELP, value_parser = apps::arp::parse_dst_mac)]
+    dst_mac: Option<Destination>,
+    /// Seconds to wait for the ARP reply of --dst-ip (a request each
+    /// second) before giving up with an error.
+    #[arg(long, default_value = "3", value_parser = apps::arp::parse_arp_timeout)]
+    arp_timeout: f64,
     /// Source IPv4 address.
     #[arg(long, default_value = "10.0.0.1", value_parser = net::parse_ipv4)]
     src_ip: [u8; 4],
     /// Destination IPv4 address.
     #[arg(long, default_value = "10.0.0.2", value_parser = net::parse_ipv4)]
     dst_ip: [u8; 4],
-    /// UDP destination port.
-    #[arg(long, default_value_t = 5678)]
+    /// UDP destination port (default from the dynamic range 49152-65535,
+    /// above Linux's ephemeral ports, and no well-known protocol's).
+    #[arg(long, default_value_t = net::PKTGEN_PORT)]
     dport: u16,
-    /// Number of flows (source ports 1024.. round robin), to spread over RSS queues.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Number of flows (source ports 61900.. round robin, so at most 3636),
+    /// to spread over RSS queues.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=MAX_FLOWS))]
     flows: u16,
     /// Write the per-second figures as JSON lines and the final report as
     /// one JSON object to FILE (fields: see the apps::monitor docs).
@@ -74,9 +84,20 @@ struct Args {
     prometheus: Option<std::path::PathBuf>,
 }
 
-struct Gen(Args);
+/// Source ports `PKTGEN_SRC_PORT..=65535`, one per flow.
+const MAX_FLOWS: i64 = 65536 - net::PKTGEN_SRC_PORT as i64;
+
+struct Gen {
+    args: Args,
+    dest: Destination,
+    /// The port answers ARP on its RX queue 0 and TX queue 1.
+    arp: bool,
+}
 
 const TX_BUFS: usize = 2048;
+
+/// How often a running pktgen looks for ARP requests to answer.
+const ARP_POLL: Duration = Duration::from_millis(10);
 
 /// How long the TX ring may send nothing at the end before pktgen gives up
 /// on what it still holds.
@@ -86,9 +107,33 @@ impl NicJob for Gen {
     type Output = ();
 
     fn run<R: RegisterAccess + 'static>(self, ports: Vec<Port<R>>) -> AppResult<()> {
-        let a = self.0;
+        let a = self.args;
         let port = &ports[0];
         let nic = &port.nic;
+        let mut arp = match self.arp {
+            true => Some(ArpAgent::new(
+                nic.rx_queue(0)?,
+                nic.tx_queue(1)?,
+                nic.mac(),
+                a.src_ip,
+            )),
+            false => None,
+        };
+        let dst_mac = match (self.dest, arp.as_mut()) {
+            (Destination::Mac(m), _) => m,
+            (Destination::Arp, Some(agent)) => {
+                let t = Duration::from_secs_f64(a.arp_timeout);
+                let m = agent.resolve(a.dst_ip, t, &port.name)?;
+                println!(
+                    "pktgen: --dst-ip {} is at {} (ARP on {})",
+                    std::net::Ipv4Addr::from(a.dst_ip),
+                    spec::net::MacAddr(m),
+                    port.name
+                );
+                m
+            }
+            (Destination::Arp, None) => unreachable!("Gen::arp is set when dest is Arp"),
+        };
         let max = nic.max_frame();
         if a.size < net::MIN_TEST_FRAME.max(ethernet::MIN_FRAME_LEN) || a.size > max {
             return Err(format!(
@@ -102,10 +147,10 @@ impl NicJob for Gen {
         let pool = Pool::new(port.mapper.clone(), TX_BUFS, buf_size, port.region)?;
         let flow = Flow {
             src_mac: nic.mac(),
-            dst_mac: a.dst_mac,
+            dst_mac,
             src_ip: a.src_ip,
             dst_ip: a.dst_ip,
-            src_port: 1024,
+            src_port: net::PKTGEN_SRC_PORT,
             dst_port: a.dport,
         };
         // Build every buffer's frame once: afterwards only the sequence
@@ -153,7 +198,16 @@ impl NicJob for Gen {
         let mut pkts: Vec<TxPacket> = Vec::with_capacity(a.batch as usize);
         let names = [port.name.clone()];
         let mut backoff = Backoff::default();
+        // ARP requests are answered between batches, every few ms.
+        let mut next_arp = start;
         loop {
+            if let Some(agent) = arp.as_mut() {
+                let now = Instant::now();
+                if now >= next_arp {
+                    agent.poll()?;
+                    next_arp = now + ARP_POLL;
+                }
+            }
             if a.count.is_some_and(|c| seq >= c)
                 || end.is_some_and(|e| Instant::now() >= e)
                 || signals::stop_requested()
@@ -182,7 +236,8 @@ impl NicJob for Gen {
                 let f = b.as_mut_slice();
                 net::set_seq(f, seq + pkts.len() as u64);
                 if a.flows > 1 {
-                    let sport = 1024 + ((seq + pkts.len() as u64) % a.flows as u64) as u16;
+                    let sport =
+                        net::PKTGEN_SRC_PORT + ((seq + pkts.len() as u64) % a.flows as u64) as u16;
                     let at = ethernet::HEADER_LEN + ipv4::HEADER_LEN;
                     f[at..at + 2].copy_from_slice(&sport.to_be_bytes());
                 }
@@ -270,5 +325,22 @@ fn main() {
     signals::install();
     let args: Args = apps::parse_args();
     let dev = vec![args.device.clone()];
-    exit_on_error(with_nics(&dev, NicOptions::default(), Gen(args)));
+    exit_on_error((|| {
+        let spec: DeviceSpec = args.device.parse()?;
+        let dest = match args.dst_mac {
+            Some(d) => d,
+            None => choose_destination(None, &spec)?,
+        };
+        let on_network = match &spec {
+            DeviceSpec::EmuNic(n) => n.wire.starts_with("tap:"),
+            _ => true,
+        };
+        let arp = on_network || dest == Destination::Arp;
+        let opts = NicOptions {
+            // Queue 1 sends ARP frames, queue 0 the test frames.
+            tx_queues: 1 + u16::from(arp),
+            ..NicOptions::default()
+        };
+        with_nics(&dev, opts, Gen { args, dest, arp })
+    })());
 }

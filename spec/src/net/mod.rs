@@ -1,6 +1,6 @@
-//! Ethernet, IPv4 and UDP as the framework's traffic uses them: typed views
-//! over a byte buffer in the style of smoltcp's `wire` module
-//! ([`EthernetFrame`], [`Ipv4Packet`], [`UdpDatagram`]), the Internet
+//! Ethernet, IPv4, UDP and ARP as the framework's traffic uses them: typed
+//! views over a byte buffer in the style of smoltcp's `wire` module
+//! ([`EthernetFrame`], [`Ipv4Packet`], [`UdpDatagram`], [`ArpPacket`]), the Internet
 //! checksum ([`checksum`], RFC 1071) and MAC addresses ([`MacAddr`]).
 //!
 //! A view is built with `new_unchecked` (no checks: for buffers the caller
@@ -10,12 +10,14 @@
 //! setters exist when the buffer is writable (`T: AsMut<[u8]>`). All
 //! multi-byte fields are big-endian (network byte order).
 
+pub mod arp;
 pub mod checksum;
 pub mod ethernet;
 pub mod ipv4;
 mod mac;
 pub mod udp;
 
+pub use arp::ArpPacket;
 pub use ethernet::EthernetFrame;
 pub use ipv4::Ipv4Packet;
 pub use mac::{MacAddr, ParseMacError};
