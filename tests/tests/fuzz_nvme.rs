@@ -268,6 +268,7 @@ fn expected_io_error(e: &NvmeError) -> bool {
             | NvmeError::Timeout { .. }
             | NvmeError::DeviceMisbehaved(_)
             | NvmeError::ControllerFatal
+            | NvmeError::NotResponding
     )
 }
 
@@ -312,8 +313,8 @@ fn fuzz_init() {
                     .expect("pool");
                 let mut buf = pool.alloc().expect("buffer");
                 buf.set_len(n.lba_size as usize);
-                if let Err(e) = qp.read(n.nsid, 0, &mut buf) {
-                    assert!(expected_io_error(&e), "{e}");
+                if let Err(e) = qp.read(n.nsid, 0, buf) {
+                    assert!(expected_io_error(&e.error), "{e}");
                 }
             }
         }
@@ -324,47 +325,72 @@ fn fuzz_init() {
 /// the controller has told no lie yet, each must succeed with the true data
 /// (after a lie, a stale completion may name a CID that was reused since:
 /// nothing a driver can tell from a real one).
-fn blocking_ops(emu: &EmuNvme, qp: &mut Qp, pool: &Pool, rng: &mut Rng, strict: bool) {
-    let mut r = pool.alloc().expect("buffer");
-    let mut w = pool.alloc().expect("buffer");
+/// Returns how many buffers the driver quarantined (kept, as a command of
+/// the call may still be outstanding).
+fn blocking_ops(emu: &EmuNvme, qp: &mut Qp, pool: &Pool, rng: &mut Rng, strict: bool) -> usize {
+    let mut kept = 0;
     for _ in 0..rng.range(1, 4) {
+        // A buffer whose call failed with commands outstanding is
+        // quarantined (never given back): take a fresh one each time, and
+        // stop when the pool has none left.
+        let Some(mut buf) = pool.alloc() else {
+            return kept;
+        };
         let blocks = rng.range(1, 64);
         let len = blocks as usize * LBA;
-        if rng.below(2) == 0 {
-            let lba = rng.below(HALF - blocks + 1);
-            r.set_len(len);
-            r.as_mut_slice().fill(0xee);
-            let res = qp.read(1, lba, &mut r);
-            let honest = emu.model().hostile_acts() == 0;
-            match res {
-                Ok(()) if honest => {
-                    assert!(r.as_slice() == pattern(lba, len).as_slice());
-                    TRUTH_CHECKED.add(1);
-                }
-                Ok(()) => {}
-                Err(e) if honest && strict => panic!("honest read of {blocks} at {lba}: {e}"),
-                Err(e) => assert!(expected_io_error(&e), "{e}"),
-            }
+        let is_read = rng.below(2) == 0;
+        let lba = if is_read {
+            rng.below(HALF - blocks + 1)
         } else {
-            let lba = HALF + rng.below(HALF - blocks + 1);
-            w.set_len(len);
-            w.as_mut_slice().fill(rng.next() as u8);
-            let res = qp.write(1, lba, &w);
-            let honest = emu.model().hostile_acts() == 0;
-            match res {
-                Ok(()) if honest => {
+            HALF + rng.below(HALF - blocks + 1)
+        };
+        buf.set_len(len);
+        let fill = if is_read { 0xee } else { rng.next() as u8 };
+        buf.as_mut_slice().fill(fill);
+        let res = if is_read {
+            qp.read(1, lba, buf)
+        } else {
+            qp.write(1, lba, buf)
+        };
+        let honest = emu.model().hostile_acts() == 0;
+        let what = if is_read { "read" } else { "write" };
+        match res {
+            Ok(buf) if honest => {
+                let truth = if is_read {
+                    pattern(lba, len)
+                } else {
                     let mut medium = vec![0u8; len];
                     emu.read_backing(1, lba * LBA as u64, &mut medium)
                         .expect("medium");
-                    assert!(medium.as_slice() == w.as_slice());
-                    TRUTH_CHECKED.add(1);
+                    assert!(buf.as_slice().iter().all(|&b| b == fill));
+                    medium
+                };
+                assert!(buf.as_slice() == truth.as_slice(), "honest {what} at {lba}");
+                TRUTH_CHECKED.add(1);
+            }
+            Ok(_) => {}
+            Err(e) if honest && strict => panic!("honest {what} of {blocks} at {lba}: {e}"),
+            Err(e) => {
+                assert!(expected_io_error(&e.error), "{e}");
+                // A status error completes every command of the call, so
+                // the buffer comes back; a timeout or a fatal controller
+                // leaves commands outstanding, so it must not.
+                if matches!(
+                    e.error,
+                    NvmeError::Timeout { .. }
+                        | NvmeError::ControllerFatal
+                        | NvmeError::NotResponding
+                ) {
+                    assert!(
+                        e.buf.is_none(),
+                        "a {what} that timed out gave its buffer back"
+                    );
                 }
-                Ok(()) => {}
-                Err(e) if honest && strict => panic!("honest write of {blocks} at {lba}: {e}"),
-                Err(e) => assert!(expected_io_error(&e), "{e}"),
+                kept += usize::from(e.buf.is_none());
             }
         }
     }
+    kept
 }
 
 /// Submit and poll with tags: every completion delivered must be of a
@@ -480,8 +506,9 @@ fn io_ops(emu: &EmuNvme, ctrl: &Ctrl, mut qp: Qp, rng: &mut Rng, seed: u64, mix:
         Mix::Async => (false, true),
         Mix::Both => (true, true),
     };
+    let mut kept = 0;
     if blocking {
-        blocking_ops(emu, &mut qp, &pool, rng, strict);
+        kept = blocking_ops(emu, &mut qp, &pool, rng, strict);
     }
     if asynchronous {
         async_ops(emu, &mut qp, &pool, rng, strict, wait);
@@ -505,8 +532,8 @@ fn io_ops(emu: &EmuNvme, ctrl: &Ctrl, mut qp: Qp, rng: &mut Rng, seed: u64, mix:
         pool.capacity()
     );
     assert!(
-        quarantined <= posted,
-        "{quarantined} quarantined, {posted} were in flight"
+        quarantined <= posted + kept,
+        "{quarantined} quarantined, {posted} were in flight, {kept} kept by failed blocking calls"
     );
 }
 
