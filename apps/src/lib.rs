@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod cputime;
 pub mod histogram;
+pub mod link;
 pub mod monitor;
 pub mod net;
 pub mod open;

@@ -31,6 +31,8 @@ pktgen 0000:03:00.0 --size 1514 --rate 100000 --time 10"
 struct Args {
     /// The port: PCI address or emu:igb|i350|ixgbe[,options].
     device: String,
+    #[command(flatten)]
+    link: apps::link::LinkArgs,
     /// Frame size in bytes without the FCS (60 = 64-byte frames on the wire).
     #[arg(long, default_value_t = 60)]
     size: usize,
@@ -126,6 +128,7 @@ impl NicJob for Gen {
             },
             a.batch
         );
+        port.print_link();
         let start = Instant::now();
         let limit = a.time.or(a.count.is_none().then_some(10.0));
         let end = limit.map(|t| start + Duration::from_secs_f64(t));
@@ -137,6 +140,11 @@ impl NicJob for Gen {
         let mut pkts: Vec<TxPacket> = Vec::with_capacity(a.batch as usize);
         let names = [port.name.clone()];
         let mut backoff = Backoff::default();
+        // The link, read when a round sends nothing (not per frame): while
+        // it is down no frame goes into the ring, and its changes are lines.
+        let link = nic.link_probe();
+        let link_watch = apps::link::LinkWatch::default();
+        let mut link_events = apps::link::LinkReporter::new(&port.name, start);
         loop {
             if a.count.is_some_and(|c| seq >= c) || end.is_some_and(|e| Instant::now() >= e) {
                 break;
@@ -172,14 +180,17 @@ impl NicJob for Gen {
             // Frames the ring has no room for stay in `pkts` for the next
             // round (a peer holding transmission with flow control fills the
             // ring); none is dropped.
-            let sent = if pkts.is_empty() {
+            let sent = if pkts.is_empty() || link_watch.is_down() {
                 0
             } else {
                 tx.tx_batch(&mut pkts)?
             };
             if sent == 0 {
                 // Rate limit reached, every buffer in flight, or the ring
-                // full: wait, leaving the cores to the device and the peer.
+                // full, or the link down: wait, leaving the cores to the
+                // device and the peer. (A device gone is the drain's to say.)
+                link_watch.seen(!matches!(link.link(), Ok(s) if !s.up));
+                link_events.print(&link_watch);
                 backoff.idle();
             } else {
                 backoff.reset();
@@ -224,5 +235,9 @@ fn main() {
     apps::restore_sigpipe();
     let args: Args = apps::parse_args();
     let dev = vec![args.device.clone()];
-    exit_on_error(with_nics(&dev, NicOptions::default(), Gen(args)));
+    let opts = NicOptions {
+        link_timeout: args.link.timeout(),
+        ..NicOptions::default()
+    };
+    exit_on_error(with_nics(&dev, opts, Gen(args)));
 }
