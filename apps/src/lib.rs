@@ -9,6 +9,7 @@ pub mod arp;
 pub mod backoff;
 pub mod cputime;
 pub mod histogram;
+pub mod link;
 pub mod monitor;
 pub mod net;
 pub mod open;

@@ -162,7 +162,7 @@ impl RegisterAccess for FakeRegs {
         if d.chip.is_igb() {
             match off {
                 g::EECD if !d.no_eeprom => v | g::eecd::AUTO_RD.bit(),
-                g::STATUS => g::status::LU.bit() | (0b10 << 6),
+                g::STATUS => g::status::LU.bit() | g::status::FD.bit() | (0b10 << 6),
                 g::MDIC => v | g::mdic::READY.bit(),
                 _ => v,
             }

@@ -126,6 +126,8 @@ struct Args {
     /// Seconds the NIC may take no frame before what waits for it is reported failed.
     #[arg(long, default_value_t = 5.0, value_parser = apps::parse_seconds)]
     tx_timeout: f64,
+    #[command(flatten)]
+    link: apps::link::LinkArgs,
     /// What the receiver compares with: pattern[:SEED], file:PATH or none.
     /// Default: the pattern for an emulated RAM drive (blkfwd fills it),
     /// the backing file for emu:nvme,file=..., none for a real drive.
@@ -347,6 +349,7 @@ impl NvmeJob for Drive {
             // The longest ring: the more frames queued, the longer an idle
             // worker may sleep between refills without the port running dry.
             tx_ring: drivers::nic::MAX_RING as u16,
+            link_timeout: p.args.link.timeout(),
             ..NicOptions::default()
         };
         let mut devices = vec![p.args.nic.clone()];
@@ -506,6 +509,10 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
                 None => String::new(),
             }
         );
+        tx.print_link();
+        if let Some(r) = &rx {
+            r.print_link();
+        }
         // The receiver: its own thread, its CPU not counted as the sender's.
         let recv_stop = Arc::new(AtomicBool::new(false));
         let mut rx_pool: Option<dma::Pool> = None;
@@ -590,11 +597,13 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         let mut last = (Instant::now(), 0u64, 0u64);
         let mut deadline_hit = false;
         let mut signal_hit = false;
+        let mut link_events = apps::link::LinkReporter::new(&tx.name, started);
         while !handles.iter().all(|h| h.is_finished()) {
             std::thread::sleep(Duration::from_millis(20));
             if let Some(agent) = arp.as_mut() {
                 agent.poll()?;
             }
+            link_events.print(&shared.link);
             if !signal_hit && deadline.is_some_and(|d| Instant::now() >= d) {
                 deadline_hit = true;
                 shared.stop.store(true, Ordering::Relaxed);
@@ -645,6 +654,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             }
         }
         let secs = started.elapsed().as_secs_f64();
+        link_events.print(&shared.link);
         let mut reports: Vec<WorkerReport> = Vec::new();
         for h in handles {
             reports.push(h.join().map_err(|_| "a sender thread panicked")??);

@@ -42,6 +42,8 @@ blkrecv pcap:wire.pcap --dst-port 4792 --expect file:disk.img"
 struct Args {
     /// Where the frames come from: pcap:FILE, udp:ADDR:PORT or a NIC port.
     source: String,
+    #[command(flatten)]
+    link: apps::link::LinkArgs,
     /// What the bytes must be: pattern[:SEED] (the emulated drives' pattern,
     /// seed 0x5eed unless given), file:PATH (a disk image, compared at the
     /// disk offset) or none (only check which bytes arrived).
@@ -491,6 +493,7 @@ impl NicJob for NicSource<'_> {
             "blkrecv: {} ({}), RX queue 0, MTU {}, expect {}",
             port.name, port.backend, self.mtu, s.expect_arg
         );
+        port.print_link();
         let mut pkts: Vec<RxPacket> = Vec::with_capacity(64);
         let mut backoff = Backoff::default();
         let names = [port.name.clone()];
@@ -559,6 +562,7 @@ fn run(a: &Args) -> AppResult<bool> {
             let mtu = a.mtu as usize;
             let opts = NicOptions {
                 buf_size: (mtu + 18).next_multiple_of(1024).max(2048),
+                link_timeout: a.link.timeout(),
                 ..NicOptions::default()
             };
             with_nics(

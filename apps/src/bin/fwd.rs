@@ -33,6 +33,8 @@ struct Args {
     dev1: String,
     /// Second port.
     dev2: String,
+    #[command(flatten)]
+    link: apps::link::LinkArgs,
     /// Frames per RX batch (and so per TX batch).
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=512))]
     batch: u16,
@@ -91,6 +93,7 @@ impl NicJob for Fwd {
                 p.backend,
                 spec::net::MacAddr(p.nic.mac())
             );
+            p.print_link();
         }
         let mut rx = [ports[0].nic.rx_queue(0)?, ports[1].nic.rx_queue(0)?];
         let mut tx = [ports[0].nic.tx_queue(0)?, ports[1].nic.tx_queue(0)?];
@@ -271,5 +274,9 @@ fn main() {
         )
         .into()));
     }
-    exit_on_error(with_nics(&devs, NicOptions::default(), Fwd(args)));
+    let opts = NicOptions {
+        link_timeout: args.link.timeout(),
+        ..NicOptions::default()
+    };
+    exit_on_error(with_nics(&devs, opts, Fwd(args)));
 }

@@ -29,6 +29,8 @@ struct Args {
     device: String,
     /// The pcap file to write (created or truncated).
     file: String,
+    #[command(flatten)]
+    link: apps::link::LinkArgs,
     /// Frames to capture (default: until --time ends).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     count: Option<u64>,
@@ -69,6 +71,7 @@ impl NicJob for Capture {
         let out = open_wire(&format!("pcap:{}", a.file))?;
         let mut rx = port.nic.rx_queue(0)?;
         println!("pcap: {} ({}) -> {}", port.name, port.backend, a.file);
+        port.print_link();
         let mut pkts: Vec<RxPacket> = Vec::with_capacity(64);
         let mut counts = Counts::default();
         let mut printer = RatePrinter::new(1);
@@ -195,5 +198,9 @@ fn main() {
     let args: Args = apps::parse_args();
     exit_on_error(check_not_the_wire_file(&args));
     let dev = vec![args.device.clone()];
-    exit_on_error(with_nics(&dev, NicOptions::default(), Capture(args)));
+    let opts = NicOptions {
+        link_timeout: args.link.timeout(),
+        ..NicOptions::default()
+    };
+    exit_on_error(with_nics(&dev, opts, Capture(args)));
 }

@@ -37,6 +37,8 @@ broadcast. UDP destination port 61891 by default, source ports 61900 and up."
 struct Args {
     /// The port: PCI address or emu:igb|i350|ixgbe[,options].
     device: String,
+    #[command(flatten)]
+    link: apps::link::LinkArgs,
     /// Frame size in bytes without the FCS (60 = 64-byte frames on the wire).
     #[arg(long, default_value_t = 60)]
     size: usize,
@@ -182,6 +184,7 @@ impl NicJob for Gen {
             },
             a.batch
         );
+        port.print_link();
         let mut stats = StatsFile::open("pktgen", a.stats.as_deref(), a.prometheus.as_deref())?;
         if let Some(f) = stats.as_mut() {
             f.watch_pool("tx", &pool);
@@ -200,6 +203,11 @@ impl NicJob for Gen {
         let mut backoff = Backoff::default();
         // ARP requests are answered between batches, every few ms.
         let mut next_arp = start;
+        // The link, read when a round sends nothing (not per frame): while
+        // it is down no frame goes into the ring, and its changes are lines.
+        let link = nic.link_probe();
+        let link_watch = apps::link::LinkWatch::default();
+        let mut link_events = apps::link::LinkReporter::new(&port.name, start);
         loop {
             if let Some(agent) = arp.as_mut() {
                 let now = Instant::now();
@@ -246,14 +254,17 @@ impl NicJob for Gen {
             // Frames the ring has no room for stay in `pkts` for the next
             // round (a peer holding transmission with flow control fills the
             // ring); none is dropped.
-            let sent = if pkts.is_empty() {
+            let sent = if pkts.is_empty() || link_watch.is_down() {
                 0
             } else {
                 tx.tx_batch(&mut pkts)?
             };
             if sent == 0 {
                 // Rate limit reached, every buffer in flight, or the ring
-                // full: wait, leaving the cores to the device and the peer.
+                // full, or the link down: wait, leaving the cores to the
+                // device and the peer. (A device gone is the drain's to say.)
+                link_watch.seen(!matches!(link.link(), Ok(s) if !s.up));
+                link_events.print(&link_watch);
                 backoff.idle();
             } else {
                 backoff.reset();
@@ -339,6 +350,7 @@ fn main() {
         let opts = NicOptions {
             // Queue 1 sends ARP frames, queue 0 the test frames.
             tx_queues: 1 + u16::from(arp),
+            link_timeout: args.link.timeout(),
             ..NicOptions::default()
         };
         with_nics(&dev, opts, Gen { args, dest, arp })

@@ -42,6 +42,20 @@ pub struct EmuNicSpec {
     /// (`remove-after=SECONDS`): a surprise removal, all its registers then
     /// read all ones. For trying how an app takes a NIC that goes away.
     pub remove_after: Option<std::time::Duration>,
+    /// Take the link down this long after the port is opened, for this long
+    /// (`link-down=AT[:FOR]`, seconds; FOR left out: for good; AT 0: the
+    /// port opens with its link down): a pulled cable, for trying how an
+    /// app waits for the link and takes a link lost mid-run.
+    pub link_down: Option<LinkDown>,
+}
+
+/// When an emulated port's link goes down, and for how long (`link-down=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LinkDown {
+    /// After the port is opened.
+    pub at: std::time::Duration,
+    /// How long it stays down; None: for good.
+    pub duration: Option<std::time::Duration>,
 }
 
 /// Options of `emu:nvme`.
@@ -173,7 +187,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 
 const NIC_OPTIONS: &str = "wire=pair:NAME|loop|pcap:FILE|pcap-in:FILE|unix:PATH|tap:IFNAME, \
                            mac=XX:XX:XX:XX:XX:XX, queues=N, mode=inline|threaded, pause=on|off, \
-                           remove-after=SECONDS";
+                           remove-after=SECONDS, link-down=AT[:FOR] (seconds)";
 
 fn parse_emu_nic(
     chip: drivers::nic::Chip,
@@ -188,6 +202,7 @@ fn parse_emu_nic(
         mode: RunMode::Threaded,
         flow_control: false,
         remove_after: None,
+        link_down: None,
     };
     let mut seen = Vec::new();
     for opt in options.split(',').filter(|o| !o.is_empty()) {
@@ -226,6 +241,7 @@ fn parse_emu_nic(
                     .map_err(|_| bad(k, v, "seconds after the port opens, e.g. 2 or 0.5"))?;
                 spec.remove_after = Some(std::time::Duration::from_secs_f64(secs));
             }
+            "link-down" => spec.link_down = Some(parse_link_down(k, v)?),
             _ => {
                 return Err(DeviceSpecError::UnknownOption {
                     model,
@@ -236,6 +252,22 @@ fn parse_emu_nic(
         }
     }
     Ok(spec)
+}
+
+/// `link-down=AT[:FOR]`: seconds after opening, and seconds down.
+fn parse_link_down(k: &str, v: &str) -> Result<LinkDown, DeviceSpecError> {
+    let expected = "AT[:FOR] in seconds: down AT after the port opens, for FOR \
+                    (left out: for good), e.g. 2:0.5 or 0:3";
+    let secs = |s: &str| {
+        crate::parse_seconds(s)
+            .map(std::time::Duration::from_secs_f64)
+            .map_err(|_| bad(k, v, expected))
+    };
+    let (at, duration) = match v.split_once(':') {
+        Some((at, d)) => (secs(at)?, Some(secs(d)?)),
+        None => (secs(v)?, None),
+    };
+    Ok(LinkDown { at, duration })
 }
 
 /// The `mode=` option of an emulated device.
@@ -438,6 +470,7 @@ mod tests {
                 mode: RunMode::Inline,
                 flow_control: false,
                 remove_after: None,
+                link_down: None,
             })
         );
         let DeviceSpec::EmuNic(n) = "emu:igb".parse().unwrap() else {
@@ -464,6 +497,35 @@ mod tests {
                 .parse::<DeviceSpec>()
                 .unwrap_err();
             assert!(e.to_string().contains("for remove-after"), "{e}");
+        }
+        let DeviceSpec::EmuNic(n) = "emu:igb,link-down=2:0.5".parse().unwrap() else {
+            panic!("not a nic")
+        };
+        assert_eq!(
+            n.link_down,
+            Some(LinkDown {
+                at: std::time::Duration::from_secs(2),
+                duration: Some(std::time::Duration::from_millis(500)),
+            })
+        );
+        let DeviceSpec::EmuNic(n) = "emu:ixgbe,link-down=0".parse().unwrap() else {
+            panic!("not a nic")
+        };
+        assert_eq!(
+            n.link_down,
+            Some(LinkDown {
+                at: std::time::Duration::ZERO,
+                duration: None,
+            })
+        );
+        for bad in ["", ":", "1:", ":1", "-1:2", "1:x", "1:2:3", "soon"] {
+            let e = format!("emu:igb,link-down={bad}")
+                .parse::<DeviceSpec>()
+                .unwrap_err();
+            assert!(
+                e.to_string().contains("for link-down: expected AT[:FOR]"),
+                "{e}"
+            );
         }
         let e = "emu:ixgbe,size=1G".parse::<DeviceSpec>().unwrap_err();
         assert!(e.to_string().contains("wire=pair:NAME"));

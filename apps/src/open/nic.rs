@@ -11,6 +11,7 @@ use drivers::vfio::VfioPciDevice;
 use emu::nic::{EmuNic, NicModelConfig};
 use emu::wire::open_wire;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// An opened port.
 pub struct Port<R: RegisterAccess> {
@@ -24,6 +25,8 @@ pub struct Port<R: RegisterAccess> {
     pub name: String,
     /// "vfio", "emulated igb (threaded) on pair:a", ...
     pub backend: String,
+    /// `port NAME: link up, 10 Gb/s full duplex`, once the link was seen up.
+    link: Option<String>,
 }
 
 impl<R: RegisterAccess> Port<R> {
@@ -53,7 +56,17 @@ impl<R: RegisterAccess> Port<R> {
             region,
             name: name.to_string(),
             backend,
+            link: None,
         })
+    }
+
+    /// Print the line that names the port's link, its speed and duplex, as
+    /// found at start ([`crate::link::await_link`]); apps print it after
+    /// their own first line.
+    pub fn print_link(&self) {
+        if let Some(l) = &self.link {
+            println!("{l}");
+        }
     }
 }
 
@@ -87,7 +100,10 @@ fn not_a_nic(device: &str, what: &str) -> Box<dyn std::error::Error + Send + Syn
 }
 
 /// Open the ports named by `devices` (all emulated or all real: one kind of
-/// register access per process run) and run `job` on them.
+/// register access per process run) and run `job` on them. Each port's link
+/// is waited for up to `opts.link_timeout` (the apps' `--link-timeout`) and
+/// named with its speed and duplex ([`crate::link::await_link`]); a port
+/// without link by then is an error naming it.
 pub fn with_nics<J: NicJob>(devices: &[String], opts: NicOptions, job: J) -> AppResult<J::Output> {
     with_nics_in(devices, opts, None, job)
 }
@@ -101,6 +117,14 @@ pub fn with_nics_in<J: NicJob>(
     iommu: Option<Arc<EmuIommu>>,
     job: J,
 ) -> AppResult<J::Output> {
+    // The driver's init does not wait: the ports are brought up first, then
+    // waited for together, and a link still down is an error here (the
+    // driver's init would return with it down).
+    let link_timeout = opts.link_timeout;
+    let opts = NicOptions {
+        link_timeout: Duration::ZERO,
+        ..opts
+    };
     let specs = devices
         .iter()
         .map(|d| d.parse::<DeviceSpec>().map_err(|e| e.into()))
@@ -140,7 +164,7 @@ pub fn with_nics_in<J: NicJob>(
             let cfg = NicModelConfig {
                 mac: n.mac.unwrap_or_else(|| emu_mac(i)),
                 queues: n.queues.unwrap_or(0),
-                link_up: true,
+                link_up: n.link_down.is_none_or(|d| !d.at.is_zero()),
                 flow_control: n.flow_control,
             };
             let emu = EmuNic::with_iommu(n.chip, cfg, wire, n.mode, iommu.clone())?;
@@ -152,6 +176,19 @@ pub fn with_nics_in<J: NicJob>(
                 std::thread::spawn(move || {
                     std::thread::sleep(after);
                     model.surprise_remove();
+                });
+            }
+            if let Some(down) = n.link_down {
+                // The pulled cable asked for (link-down=AT[:FOR]); the timer
+                // thread holds the model, and ends with the process.
+                let model = emu.model().clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(down.at);
+                    model.set_link(false);
+                    if let Some(d) = down.duration {
+                        std::thread::sleep(d);
+                        model.set_link(true);
+                    }
                 });
             }
             let backend = format!(
@@ -167,6 +204,7 @@ pub fn with_nics_in<J: NicJob>(
             )?);
             models.push(emu);
         }
+        await_links(&mut ports, link_timeout)?;
         let out = job.run(ports);
         drop(models);
         return out;
@@ -200,7 +238,18 @@ pub fn with_nics_in<J: NicJob>(
         ports.push(Port::init(regs, mapper, chip, region, &opts, dev, backend)?);
         devs.push(d);
     }
+    await_links(&mut ports, link_timeout)?;
     let out = job.run(ports);
     drop(devs);
     out
+}
+
+/// Wait for every port's link, all against one deadline `timeout` from now
+/// (the ports came up together, so their links negotiate at once).
+fn await_links<R: RegisterAccess>(ports: &mut [Port<R>], timeout: Duration) -> AppResult<()> {
+    let deadline = Instant::now() + timeout;
+    for p in ports {
+        p.link = Some(crate::link::await_link(&p.nic, &p.name, deadline, timeout)?);
+    }
+    Ok(())
 }

@@ -107,6 +107,9 @@ pub struct Shared {
     pub errors: AtomicU64,
     /// Ask the workers to finish (after what is in flight).
     pub stop: AtomicBool,
+    /// The TX port's link as the workers saw it: its changes, for the
+    /// program to print.
+    pub link: crate::link::LinkWatch,
     /// Why the first range was given up (see [`Shared::cause`]).
     cause: Mutex<Option<String>>,
     /// The drive's block size (set by [`Worker::new`]): where the chunks
@@ -319,8 +322,9 @@ pub struct Worker<RN: RegisterAccess, RC: RegisterAccess> {
     chunks: Chunks,
     ioq: IoQueuePair<RN>,
     txq: TxQueue<RC>,
-    /// The port's link state, read when the NIC stops finishing frames, to
-    /// say why.
+    /// The port's link state, read in the housekeeping of idle polls: no
+    /// frame goes into the ring while it is down, and the NIC stopping
+    /// finishing frames is explained with it.
     link: LinkProbe<RC>,
     reads: Pool,
     headers: PoolCache,
@@ -434,12 +438,20 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         // Set when the drive stopped answering (command timeout, fatal
         // status): nothing more is read; what was read still goes out.
         let mut drive_lost = false;
+        // Set while the link is down (seen in housekeeping): no frame goes
+        // into the TX ring (they would only wait there), reads go on while
+        // read buffers last. Down for the TX timeout: the run gives up.
+        let mut link_down_since: Option<Instant> = None;
+        let mut link_gave_up = false;
         loop {
             let mut progress = false;
             // 1. Reads, while buffers and slots allow. Backpressure: frames
             // waiting for the NIC hold their read buffers, so a slow NIC
             // empties the read pool and reads stop.
-            while !drive_lost && in_flight.len() < self.cfg.queue_depth && self.ioq.free_slots() > 0
+            while !drive_lost
+                && !link_gave_up
+                && in_flight.len() < self.cfg.queue_depth
+                && self.ioq.free_slots() > 0
             {
                 if let Some(rate) = self.cfg.rate {
                     // Reads in flight (all workers') count too: else all of
@@ -565,8 +577,9 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 progress = true;
                 tx_idle_since = None;
             }
-            // 4. Frames to the NIC, in order, each built as it goes in.
-            if !ready.is_empty() {
+            // 4. Frames to the NIC, in order, each built as it goes in
+            // (not while the link is down: sending is paused).
+            if !ready.is_empty() && link_down_since.is_none() {
                 let sent = self.send_ready(&mut ready, &mut queued, &mut template, &mut rep)?;
                 if sent > 0 {
                     progress = true;
@@ -634,10 +647,36 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     }
                     continue;
                 }
-                if (queued.is_empty() && ready.is_empty()) || !in_flight.is_empty() {
+                // The link, once per housekeeping pass (a register read;
+                // not per frame). A device that no longer answers is the
+                // stall check's to name.
+                let link = self.link.link();
+                match link {
+                    Ok(LinkStatus { up: false, .. }) => {
+                        self.shared.link.seen(false);
+                        let since = *link_down_since.get_or_insert_with(Instant::now);
+                        // Down this long: read nothing more, and give up
+                        // once the reads in flight are back.
+                        link_gave_up |= since.elapsed() >= self.cfg.tx_timeout;
+                    }
+                    Ok(_) => {
+                        // Back before the reads in flight were: go on.
+                        self.shared.link.seen(true);
+                        (link_down_since, link_gave_up) = (None, false);
+                    }
+                    Err(_) => (link_down_since, link_gave_up) = (None, false),
+                }
+                let link_lost = link_gave_up && in_flight.is_empty();
+                if link_down_since.is_some() && !link_lost {
+                    // Waiting for the link: its own timer runs.
                     tx_idle_since = None;
-                } else if tx_idle_since.get_or_insert_with(Instant::now).elapsed()
-                    >= self.cfg.tx_timeout
+                } else if !link_lost
+                    && ((queued.is_empty() && ready.is_empty()) || !in_flight.is_empty())
+                {
+                    tx_idle_since = None;
+                } else if link_lost
+                    || tx_idle_since.get_or_insert_with(Instant::now).elapsed()
+                        >= self.cfg.tx_timeout
                 {
                     // The NIC takes and finishes nothing: give up what
                     // waits for it, and stop reading; the first worker to
@@ -647,7 +686,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     let stalled = format!(
                         "the NIC finished no frame for {:.1} s: {}",
                         self.cfg.tx_timeout.as_secs_f64(),
-                        match self.link.link() {
+                        match link {
                             Ok(LinkStatus { up: false, .. }) => "its link is down".to_string(),
                             Ok(_) => "its link is up: transmission held by the link partner, \
                                       the NIC hung, or its queue stopped on a DMA (IOMMU) fault"

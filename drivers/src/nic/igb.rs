@@ -130,6 +130,7 @@ pub(crate) fn link<R: RegisterAccess>(regs: &R) -> Result<LinkStatus, NicError> 
         return Ok(LinkStatus {
             up: false,
             speed_mbps: 0,
+            full_duplex: false,
         });
     }
     let speed_mbps = match status::SPEED.get(s) {
@@ -140,6 +141,7 @@ pub(crate) fn link<R: RegisterAccess>(regs: &R) -> Result<LinkStatus, NicError> 
     Ok(LinkStatus {
         up: true,
         speed_mbps,
+        full_duplex: s & status::FD.bit() != 0,
     })
 }
 

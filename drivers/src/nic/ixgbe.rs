@@ -107,6 +107,7 @@ pub(crate) fn link<R: RegisterAccess>(regs: &R) -> Result<LinkStatus, NicError> 
         return Ok(LinkStatus {
             up: false,
             speed_mbps: 0,
+            full_duplex: false,
         });
     }
     let speed_mbps = match links::SPEED.get(l) {
@@ -118,6 +119,9 @@ pub(crate) fn link<R: RegisterAccess>(regs: &R) -> Result<LinkStatus, NicError> 
     Ok(LinkStatus {
         up: true,
         speed_mbps,
+        // The 82599's MAC works in full duplex only, at every speed it
+        // links at, so LINKS has no duplex bit to read.
+        full_duplex: true,
     })
 }
 

@@ -9,6 +9,8 @@ pub struct LinkStatus {
     pub up: bool,
     /// Speed in Mb/s (0 when down).
     pub speed_mbps: u32,
+    /// Full duplex (false when down, or up at half duplex).
+    pub full_duplex: bool,
 }
 
 /// Port counters, accumulated by the driver from the device's clear-on-read

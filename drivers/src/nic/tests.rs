@@ -195,7 +195,8 @@ fn igb_init_follows_the_datasheet_order() {
         r.nic.link().unwrap(),
         LinkStatus {
             up: true,
-            speed_mbps: 1000
+            speed_mbps: 1000,
+            full_duplex: true,
         }
     );
     let imc = d.first_write(g::IMC, |v| v == u32::MAX).unwrap();
