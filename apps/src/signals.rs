@@ -6,36 +6,67 @@
 //! shell reports a process killed by that signal.
 //!
 //! Ctrl-C in a terminal and `systemctl stop` (SIGTERM) both take this path.
+//! A signal that comes within [`SAME_REQUEST`] of the first is the same
+//! request delivered twice, not a second one: GNU `timeout` (and `kill` of
+//! a process group) signal the process itself and then its group, so one
+//! `timeout 60 blkfwd ...` delivers SIGTERM twice within microseconds.
 
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
 /// The number of the first SIGINT or SIGTERM received; 0 while none came.
 static SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+/// When the first signal came: CLOCK_MONOTONIC in nanoseconds.
+static FIRST_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Signals closer than this to the first one are the same request.
+pub const SAME_REQUEST: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// CLOCK_MONOTONIC in nanoseconds (clock_gettime is async-signal-safe).
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec we pass and nothing else;
+    // CLOCK_MONOTONIC exists on every Linux; it is async-signal-safe
+    // (signal-safety(7)).
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+}
 
 /// Message written (with `write(2)`, which is async-signal-safe) before a
 /// second signal ends the process.
 const SECOND_SIGNAL_MESSAGE: &[u8] = b"second signal: exiting at once, without a report\n";
 
 extern "C" fn on_signal(signo: libc::c_int) {
-    // The first signal only records itself; the app's loop sees it. Any
-    // later one (the user asked twice) ends the process here.
+    // The first signal only records itself; the app's loop sees it. A
+    // later one (the user asked twice) ends the process here, unless it is
+    // the first delivered again (see the module docs).
+    let now = monotonic_ns();
     if SIGNAL
         .compare_exchange(0, signo, Ordering::SeqCst, Ordering::SeqCst)
-        .is_err()
+        .is_ok()
     {
-        // SAFETY: write(2) and _exit(2) are async-signal-safe (signal-
-        // safety(7)); the buffer is a static byte string valid for its
-        // length. _exit runs no destructors or atexit handlers, which is the
-        // point: nothing that may be mid-update in the interrupted thread is
-        // touched.
-        unsafe {
-            libc::write(
-                libc::STDERR_FILENO,
-                SECOND_SIGNAL_MESSAGE.as_ptr().cast(),
-                SECOND_SIGNAL_MESSAGE.len(),
-            );
-            libc::_exit(128 + signo);
-        }
+        FIRST_NS.store(now, Ordering::SeqCst);
+        return;
+    }
+    let first = FIRST_NS.load(Ordering::SeqCst);
+    if first == 0 || now.saturating_sub(first) < SAME_REQUEST.as_nanos() as u64 {
+        return;
+    }
+    // SAFETY: write(2) and _exit(2) are async-signal-safe (signal-
+    // safety(7)); the buffer is a static byte string valid for its
+    // length. _exit runs no destructors or atexit handlers, which is the
+    // point: nothing that may be mid-update in the interrupted thread is
+    // touched.
+    unsafe {
+        libc::write(
+            libc::STDERR_FILENO,
+            SECOND_SIGNAL_MESSAGE.as_ptr().cast(),
+            SECOND_SIGNAL_MESSAGE.len(),
+        );
+        libc::_exit(128 + signo);
     }
 }
 

@@ -418,3 +418,39 @@ fn a_second_signal_exits_at_once() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// GNU `timeout` signals the program and then its process group, so one
+/// timeout may deliver SIGTERM twice (two signals merge only when the
+/// second comes before the first is handled). A repeat within
+/// `signals::SAME_REQUEST` (100 ms) is that one request, a clean stop with
+/// the report; here the repeat comes 20 ms after the first, so it is
+/// certainly handled separately.
+#[test]
+fn a_signal_repeated_at_once_is_one_request() {
+    let dir = tmpdir("sig-repeat");
+    let mut r = Running::start(
+        &dir,
+        "repeat",
+        BLKFWD,
+        &[
+            "--nvme",
+            "emu:nvme,size=8M",
+            "--nic",
+            &format!(
+                "emu:ixgbe,wire=pair:sigrepeat-{},pause=on",
+                std::process::id()
+            ),
+            "--loop",
+        ],
+    );
+    r.wait_for(" s  ");
+    r.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(20));
+    r.signal(libc::SIGTERM);
+    let (code, out, err, _) = r.wait(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(!err.contains("second signal"), "{err}");
+    assert!(out.contains("stopped by SIGTERM"), "{out}");
+    assert!(out.contains("blkfwd: bytes="), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
