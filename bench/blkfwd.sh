@@ -1,42 +1,75 @@
 #!/usr/bin/env bash
 # bench/blkfwd.sh: sender CPU time and system calls per GiB of the kernel's
 # copy paths (kcopy: read+write, mmap+write, sendfile, splice over TCP
-# loopback, file in page cache) beside blkfwd on emulated devices.
+# loopback, file in page cache; UDP with GSO, MSG_ZEROCOPY, io_uring) beside
+# blkfwd on emulated devices, interleaved in pairs with a ratio per pair; and
+# blkfwd's instructions per frame (callgrind).
 set -euo pipefail
 
 usage() {
     cat <<'U'
-usage: bench/blkfwd.sh [--size BYTES] [--runs N] [--short BYTES] [--long BYTES]
+usage: bench/blkfwd.sh [--size BYTES] [--pairs N] [--short BYTES] [--long BYTES]
+                       [--cg-short BYTES] [--cg-long BYTES] [--no-callgrind]
 
  --size   bytes per kcopy method and per blkfwd CPU run (default 1g)
- --runs   runs of each sender; the table shows the median CPU time and the
-          smallest and largest in brackets (default 3)
+ --pairs  interleaved pairs (default 5; --runs is the same): pair i runs
+          the kernel's paths (kcopy, every method), then blkfwd at MTU 1500,
+          9000 and 9000 --spin, so that both sides of a pair see the same
+          state of a shared machine. Each pair gives a ratio: the best
+          (least CPU per GiB) kernel path of that pair over blkfwd's CPU
+          per GiB; the report gives the median ratio and its range. The
+          per-method table shows medians [smallest-largest] over the pairs.
  --short, --long  the two stream lengths of the blkfwd system call count
           (default 64m and 256m): the counts must not grow with the length
+ --cg-short, --cg-long  the two stream lengths of the callgrind runs
+          (default 16m and 64m)
+ --no-callgrind  leave out the instructions per frame (needs valgrind)
 
 CPU: kcopy reports its sending thread's CPU time; blkfwd its worker
 threads' plus its main thread's (not the device models' threads, not the
 in-process receiver's). System calls: kcopy counts its own data-path calls.
+The kernel paths at MTU 1500 are all of kcopy's methods (TCP loopback, and
+UDP with 1472-byte datagrams); at MTU 9000 the TCP ones and UDP with 8972-
+byte datagrams. A UDP method the kernel cannot run is listed as such.
 blkfwd's idle worker sleeps by default (one clock_nanosleep per wake, which
 it counts and reports); with --spin it never sleeps. strace -f on the worker
 threads (ids printed by blkfwd) counts their system calls while streaming:
 with --spin for two stream lengths (the counts must not grow), and in the
 default mode (they must all be the sleeps blkfwd reported).
-Needs strace (apt-get install strace).
+
+Instructions per frame (callgrind, deterministic where timing is not):
+blkfwd with an inline emulated NVMe drive (its model runs inside the
+doorbell write, on the worker thread) and a threaded 82599 port on a pair
+wire with no receiver (--recv none: frames leave the port and are
+dropped, so no receiver work lands anywhere), at MTU 1500 and 9000, two
+stream lengths each. Per frame = (Ir(long) - Ir(short)) / (frames(long) -
+frames(short)) on the worker thread only (the thread running
+Worker::run), less the device models' register handlers run on it
+(MmioDevice::mmio_read/mmio_write, inclusive: the NVMe model's whole
+command processing and DMA, and the NIC model's tail-register handler; on
+real devices each is one store or load). Start-up and teardown cancel.
+The worker's empty polls and sleeps are in the slope; their number depends
+on scheduling under valgrind, so the sleeps of both runs are shown.
+Needs strace (apt-get install strace) and valgrind.
 U
 }
-SIZE=1g SHORT=64m LONG=256m RUNS=3
+SIZE=1g SHORT=64m LONG=256m RUNS=5 CGS=16m CGL=64m CALLGRIND=1
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --size) SIZE=${2:?--size needs bytes}; shift 2 ;;
-        --runs) RUNS=${2:?--runs needs a number}; shift 2 ;;
+        --pairs|--runs) RUNS=${2:?$1 needs a number}; shift 2 ;;
         --short) SHORT=${2:?--short needs bytes}; shift 2 ;;
         --long) LONG=${2:?--long needs bytes}; shift 2 ;;
+        --cg-short) CGS=${2:?--cg-short needs bytes}; shift 2 ;;
+        --cg-long) CGL=${2:?--cg-long needs bytes}; shift 2 ;;
+        --no-callgrind) CALLGRIND=0; shift ;;
         *) echo "bench/blkfwd.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
-case "$RUNS" in ''|*[!0-9]*|0) echo "bench/blkfwd.sh: --runs needs a whole number of at least 1, not '$RUNS'" >&2; exit 2 ;; esac
+case "$RUNS" in ''|*[!0-9]*|0) echo "bench/blkfwd.sh: --pairs needs a whole number of at least 1, not '$RUNS'" >&2; exit 2 ;; esac
+[ "$CALLGRIND" = 0 ] || command -v valgrind >/dev/null ||
+    { echo "bench/blkfwd.sh: valgrind not found (apt-get install valgrind, or --no-callgrind)" >&2; exit 1; }
 command -v strace >/dev/null || { echo "bench/blkfwd.sh: strace not found (apt-get install strace)" >&2; exit 1; }
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -53,33 +86,67 @@ median() {
         if (spread == "" || NR == 1) print m; else printf "%s [%s-%s]\n", m, v[1], v[NR] }'
 }
 
-echo "kcopy: every method, $SIZE, $RUNS run(s)..." >&2
-: >"$DIR/kcopy.log"
-for _ in $(seq "$RUNS"); do
-    "$BIN/kcopy" --method all --size "$SIZE" >>"$DIR/kcopy.log" 2>&1 || { cat "$DIR/kcopy.log" >&2; exit 1; }
+blk_run() { # MTU LOG [more options] -> the machine line of one blkfwd run, appended to LOG
+    local mtu=$1 log=$2; shift 2
+    "$BIN/blkfwd" --nvme "emu:nvme,size=$SIZE" --mtu "$mtu" --quiet "$@" >"$DIR/blk.log" 2>&1 ||
+        { cat "$DIR/blk.log" >&2; echo "bench/blkfwd.sh: blkfwd failed" >&2; exit 1; }
+    grep -q ' 0 mismatched' "$DIR/blk.log" || { cat "$DIR/blk.log" >&2; exit 1; }
+    grep '^blkfwd: bytes=' "$DIR/blk.log" >>"$log"
+}
+kcopy_run() { # LOG [kcopy options] -> kcopy's output appended to LOG
+    local log=$1; shift
+    "$BIN/kcopy" --size "$SIZE" "$@" >"$DIR/k.log" 2>&1 ||
+        { cat "$DIR/k.log" >&2; echo "bench/blkfwd.sh: kcopy failed" >&2; exit 1; }
+    cat "$DIR/k.log" >>"$log"
+}
+# The smallest CPU per GiB among kcopy's machine lines on stdin: "cpu method".
+best() { sed -n 's/^kcopy: method=\([^ ]*\) .* cpu_s_per_gib=\([^ ]*\).*/\2 \1/p' | sort -g | head -n 1; }
+
+# Interleaved: pair i is the kernel's paths (A) then blkfwd (B), so both see
+# the same state of the shared machine; the ratio is taken per pair.
+# The kernel paths at MTU 1500 are all of kcopy's methods, the UDP ones
+# with 1472-byte datagrams; at MTU 9000 the TCP ones (loopback TCP does not
+# depend on it) and the UDP ones with 8972-byte datagrams.
+: >"$DIR/k1500.log" >"$DIR/k9000.log" >"$DIR/b1500.lines" >"$DIR/b9000.lines" >"$DIR/spin.lines" >"$DIR/pairs"
+for i in $(seq "$RUNS"); do
+    echo "pair $i of $RUNS: kcopy (every method; UDP at 1472 and 8972 B), then blkfwd at MTU 1500, 9000 and 9000 --spin, $SIZE each..." >&2
+    kcopy_run "$DIR/k1500.log" --method all --udp-payload 1472
+    cp "$DIR/k.log" "$DIR/k1500.$i"
+    kcopy_run "$DIR/k9000.log" --method udp-gso,udp-gso-zerocopy,io-uring --udp-payload 8972
+    { grep -E '^kcopy: method=(read-write|mmap-write|sendfile|splice) ' "$DIR/k1500.$i"; cat "$DIR/k.log"; } >"$DIR/k9000.$i"
+    blk_run 1500 "$DIR/b1500.lines"
+    blk_run 9000 "$DIR/b9000.lines"
+    blk_run 9000 "$DIR/spin.lines" --spin
+    read -r kb1500 km1500 < <(best <"$DIR/k1500.$i")
+    read -r kb9000 km9000 < <(grep '^kcopy: method=' "$DIR/k9000.$i" | best)
+    b1500=$(tail -n 1 "$DIR/b1500.lines" | field cpu_s_per_gib)
+    b9000=$(tail -n 1 "$DIR/b9000.lines" | field cpu_s_per_gib)
+    [ -n "$kb1500" ] && [ -n "$kb9000" ] && [ -n "$b1500" ] && [ -n "$b9000" ] ||
+        { echo "bench/blkfwd.sh: pair $i: could not read the CPU figures" >&2; exit 1; }
+    echo "$i $km1500 $kb1500 $b1500 $km9000 $kb9000 $b9000" | awk '{
+        printf "%s %s %s %s %.2f %s %s %s %.2f\n", $1, $2, $3, $4, $3 / $4, $5, $6, $7, $6 / $7 }' >>"$DIR/pairs"
 done
 rows=()
-for m in $(grep '^kcopy: method=' "$DIR/kcopy.log" | sed -n 's/^kcopy: method=\([^ ]*\).*/\1/p' | awk '!seen[$0]++'); do
-    cpu=$(grep "^kcopy: method=$m " "$DIR/kcopy.log" | field cpu_s_per_gib | median --spread)
-    sc=$(grep "^kcopy: method=$m " "$DIR/kcopy.log" | field syscalls_per_gib | head -n 1)
-    rows+=("| $m (kernel, TCP loopback) | $cpu | $sc |")
+for m in $(sed -n 's/^kcopy: method=\([^ ]*\).*/\1/p' "$DIR/k1500.log" | awk '!seen[$0]++'); do
+    cpu=$(grep "^kcopy: method=$m " "$DIR/k1500.log" | field cpu_s_per_gib | median --spread)
+    sc=$(grep "^kcopy: method=$m " "$DIR/k1500.log" | field syscalls_per_gib | median)
+    case $m in
+        udp-*|io-uring)
+            cpu9=$(grep "^kcopy: method=$m " "$DIR/k9000.log" | field cpu_s_per_gib | median --spread)
+            sc9=$(grep "^kcopy: method=$m " "$DIR/k9000.log" | field syscalls_per_gib | median)
+            rows+=("| $m (kernel, UDP loopback, 1472 B datagrams) | $cpu | $sc |")
+            rows+=("| $m (kernel, UDP loopback, 8972 B datagrams) | $cpu9 | $sc9 |") ;;
+        *) rows+=("| $m (kernel, TCP loopback) | $cpu | $sc |") ;;
+    esac
 done
-SENDFILE=$(grep '^kcopy: method=sendfile' "$DIR/kcopy.log" | field cpu_s_per_gib | median)
+UNSUPPORTED=$(sed -n 's/^kcopy: unsupported method=\([^ ]*\) reason=\(.*\)/  \1: \2/p' "$DIR/k1500.log" "$DIR/k9000.log" | sort -u)
 
-blk_cpu() { # MTU [more options] -> "cpu (spread)", GiB/s (median) and sleeps per GiB (median)
-    local mtu=$1; shift
-    : >"$DIR/blk.lines"
-    for _ in $(seq "$RUNS"); do
-        "$BIN/blkfwd" --nvme "emu:nvme,size=$SIZE" --mtu "$mtu" --quiet "$@" >"$DIR/blk.log" 2>&1 ||
-            { cat "$DIR/blk.log" >&2; echo "bench/blkfwd.sh: blkfwd failed" >&2; exit 1; }
-        grep -q ' 0 mismatched' "$DIR/blk.log" || { cat "$DIR/blk.log" >&2; exit 1; }
-        grep '^blkfwd: bytes=' "$DIR/blk.log" >>"$DIR/blk.lines"
-    done
+blk_cpu() { # LINES -> "cpu (spread)", GiB/s (median) and sleeps per GiB (median)
     local cpu gib sleeps bytes
-    cpu=$(field cpu_s_per_gib <"$DIR/blk.lines" | median --spread)
-    gib=$(field gib_per_s <"$DIR/blk.lines" | median)
-    bytes=$(field bytes <"$DIR/blk.lines" | head -n 1)
-    sleeps=$(field sleeps <"$DIR/blk.lines" | median)
+    cpu=$(field cpu_s_per_gib <"$1" | median --spread)
+    gib=$(field gib_per_s <"$1" | median)
+    bytes=$(field bytes <"$1" | head -n 1)
+    sleeps=$(field sleeps <"$1" | median)
     echo "$cpu|$gib|$(awk -v s="$sleeps" -v b="$bytes" 'BEGIN { printf "%.0f", s * 1073741824 / b }')"
 }
 blk_calls() { # length, mode (spin|sleep) -> worker syscalls: whole thread, streaming window, window calls that are not clock_nanosleep, sleeps reported
@@ -98,18 +165,55 @@ blk_calls() { # length, mode (spin|sleep) -> worker syscalls: whole thread, stre
     done
     echo "$all $win $other $(grep '^blkfwd: bytes=' "$DIR/sc-$1-$2.log" | field sleeps)"
 }
-echo "blkfwd: CPU runs at MTU 1500 and 9000 (and 9000 with --spin), $SIZE..." >&2
-IFS='|' read -r C1500 G1500 S1500 < <(blk_cpu 1500)
-IFS='|' read -r C9000 G9000 S9000 < <(blk_cpu 9000)
-IFS='|' read -r CSPIN GSPIN _ < <(blk_cpu 9000 --spin)
+IFS='|' read -r C1500 G1500 S1500 < <(blk_cpu "$DIR/b1500.lines")
+IFS='|' read -r C9000 G9000 S9000 < <(blk_cpu "$DIR/b9000.lines")
+IFS='|' read -r CSPIN GSPIN _ < <(blk_cpu "$DIR/spin.lines")
 echo "blkfwd: system calls, $SHORT and $LONG streams under strace..." >&2
 read -r S_SHORT W_SHORT _ _ < <(blk_calls "$SHORT" spin)
 read -r S_LONG W_LONG _ _ < <(blk_calls "$LONG" spin)
 read -r _ W_SLEEP O_SLEEP N_SLEEP < <(blk_calls "$LONG" sleep)
 
+# One callgrind run: MTU LENGTH -> "FRAMES IR MODEL SLEEPS".
+cg_frames() {
+    local mtu=$1 len=$2 d=$DIR/cg-$1-$2
+    mkdir -p "$d"
+    valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/callgrind.out.%p" \
+        "$BIN/blkfwd" --nvme "emu:nvme,size=$len,mode=inline" --nic "emu:ixgbe,wire=pair:cg$$" \
+        --recv none --mtu "$mtu" --quiet >"$d/log" 2>&1 ||
+        { cat "$d/log" >&2; echo "bench/blkfwd.sh: callgrind run (MTU $mtu, $len) failed" >&2; exit 1; }
+    local worker
+    worker=$(grep -l 'sender::Worker<RN,RC>::run' "$d"/callgrind.out.*-* | head -n 1)
+    [ -n "$worker" ] || { echo "bench/blkfwd.sh: no worker-thread file (Worker::run) in $d" >&2; exit 1; }
+    local frames ir model sleeps
+    frames=$(grep '^blkfwd: bytes=' "$d/log" | field frames)
+    sleeps=$(grep '^blkfwd: bytes=' "$d/log" | field sleeps)
+    ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$worker")
+    model=$(callgrind_annotate --inclusive=yes "$worker" 2>/dev/null |
+        awk '/MmioDevice( for [^ ]+)?>::mmio_(read|write) \[/ { gsub(",", "", $1); s += $1 } END { print s + 0 }')
+    echo "$frames $ir $model $sleeps"
+}
+CG_ROWS=()
+if [ "$CALLGRIND" = 1 ]; then
+    for mtu in 1500 9000; do
+        echo "blkfwd: callgrind, MTU $mtu, $CGS and $CGL streams..." >&2
+        read -r f1 i1 m1 s1 < <(cg_frames "$mtu" "$CGS")
+        read -r f2 i2 m2 s2 < <(cg_frames "$mtu" "$CGL")
+        [ -n "$f1" ] && [ -n "$f2" ] && [ -n "$i1" ] && [ -n "$i2" ] && [ "$f2" -gt "$f1" ] ||
+            { echo "bench/blkfwd.sh: could not read the callgrind runs at MTU $mtu in $DIR" >&2; exit 1; }
+        [ "$m2" -gt 0 ] ||
+            { echo "bench/blkfwd.sh: no device-model register handler in the callgrind output (renamed? see cg_frames)" >&2; exit 1; }
+        per=$(awk -v a="$((i1 - m1))" -v b="$((i2 - m2))" -v x="$f1" -v y="$f2" 'BEGIN { printf "%.1f", (b - a) / (y - x) }')
+        all=$(awk -v a="$i1" -v b="$i2" -v x="$f1" -v y="$f2" 'BEGIN { printf "%.1f", (b - a) / (y - x) }')
+        CG_ROWS+=("| $mtu | $f1 / $f2 | $i1 / $i2 | $m1 / $m2 | $s1 / $s2 | **$per** | $all |")
+    done
+fi
+
+PAIRS_TABLE=$(awk '{ printf "| %s | %s %s | %s | **%s** | %s %s | %s | **%s** |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$DIR/pairs")
+R1500=$(awk '{ print $5 }' "$DIR/pairs" | median --spread)
+R9000=$(awk '{ print $9 }' "$DIR/pairs" | median --spread)
 cat <<R
 
-Sender CPU seconds and system calls per GiB, $(nproc) CPUs; CPU: median of $RUNS run(s) [smallest-largest]
+Sender CPU seconds and system calls per GiB, $(nproc) CPUs; CPU: median of $RUNS interleaved pair(s) [smallest-largest]
 
 | sender | CPU s per GiB | system calls per GiB |
 |---|---|---|
@@ -117,9 +221,31 @@ $(printf '%s\n' "${rows[@]}")
 | blkfwd, emulated NVMe + 82599, MTU 1500 ($G1500 GiB/s) | $C1500 | $S1500 (sleeps of an idle worker) |
 | blkfwd, emulated NVMe + 82599, MTU 9000 ($G9000 GiB/s) | $C9000 | $S9000 (sleeps of an idle worker) |
 | blkfwd --spin, MTU 9000 ($GSPIN GiB/s) | $CSPIN | $W_SHORT / $W_LONG while streaming $SHORT / $LONG (one-time) |
+${UNSUPPORTED:+
+Kernel paths not measured here (the kernel refused them):
+$UNSUPPORTED
+}
+Per pair: the best kernel path of the pair (least CPU per GiB) over blkfwd's CPU per GiB
+
+| pair | best kernel path, MTU 1500 | blkfwd MTU 1500 | ratio | best kernel path, MTU 9000 | blkfwd MTU 9000 | ratio |
+|---|---|---|---|---|---|---|
+$PAIRS_TABLE
+
+Ratio, median [range] of $RUNS pair(s): MTU 1500 **$R1500**, MTU 9000 **$R9000** (targets: at least 5 and 15)
 
 blkfwd worker threads' system calls under strace (MTU 9000):
   --spin, $SHORT / $LONG stream, while streaming: $W_SHORT / $W_LONG (whole thread, with start-up and teardown: $S_SHORT / $S_LONG)
   default, $LONG stream, while streaming: $W_SLEEP, of which $O_SLEEP not clock_nanosleep; blkfwd reported $N_SLEEP sleeps
-Target: blkfwd CPU per GiB at most a tenth of sendfile's (median $SENDFILE / 10 = $(awk -v s="$SENDFILE" 'BEGIN { printf "%.4f", s / 10 }')).
 R
+if [ "$CALLGRIND" = 1 ]; then
+    cat <<R
+
+blkfwd instructions per frame (callgrind; inline emulated NVMe, threaded 82599 on a pair wire, --recv none; worker thread only; streams of $CGS / $CGL)
+
+| MTU | frames | worker-thread Ir | of which device-model register handlers | worker sleeps | **instructions per frame, driver + app** | the same with the models |
+|---|---|---|---|---|---|---|
+$(printf '%s\n' "${CG_ROWS[@]}")
+
+Target (issue 15): at most 100 instructions per frame at MTU 1500.
+R
+fi

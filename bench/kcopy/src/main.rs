@@ -21,6 +21,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const GIB: f64 = (1u64 << 30) as f64;
+mod udp;
+
 /// Bytes the temp file must leave free on its file system.
 const FREE_MARGIN: u64 = 64 << 20;
 /// Largest --chunk: the read-write method holds one chunk in memory.
@@ -42,7 +44,11 @@ const RECV_BUF: usize = 256 << 10;
     name = "kcopy",
     version,
     after_help = "Methods: read-write (pread into a buffer, write it to the socket), mmap-write \
-(map the file, write from the mapping), sendfile, splice (file -> pipe -> socket), all.\n\n\
+(map the file, write from the mapping), sendfile, splice (file -> pipe -> socket) over TCP; \
+udp-gso (pread, one 64 KiB send cut into --udp-payload datagrams by UDP_SEGMENT), \
+udp-gso-zerocopy (the same with MSG_ZEROCOPY; on loopback the kernel copies anyway and says so), \
+io-uring (O_DIRECT reads into registered buffers, send_zc on the GSO socket) over UDP; all. \
+A method this kernel cannot run is reported as unsupported with the reason, not measured.\n\n\
 Without --file, a temp file of --size bytes is made in $TMPDIR (default /tmp), filled with a \
 pseudo-random pattern and removed at the end (it is unlinked as soon as it is open, so it goes \
 away even if kcopy is killed).\n\nExamples:\n  kcopy --method all --size 1g\n  \
@@ -70,6 +76,10 @@ struct Args {
     /// Passes over the file per method (bytes sent = repeat * size).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
     repeat: u64,
+    /// UDP methods: payload bytes per datagram (1472 fills a 1500-byte MTU,
+    /// 8972 a 9000-byte one), 512 to 8972.
+    #[arg(long, default_value_t = 1472, value_parser = clap::value_parser!(u64).range(512..=8972))]
+    udp_payload: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -78,6 +88,9 @@ enum MethodArg {
     MmapWrite,
     Sendfile,
     Splice,
+    UdpGso,
+    UdpGsoZerocopy,
+    IoUring,
     All,
 }
 
@@ -87,14 +100,20 @@ enum Method {
     MmapWrite,
     Sendfile,
     Splice,
+    UdpGso,
+    UdpGsoZerocopy,
+    IoUring,
 }
 
 impl Method {
-    const ALL: [Method; 4] = [
+    const ALL: [Method; 7] = [
         Method::ReadWrite,
         Method::MmapWrite,
         Method::Sendfile,
         Method::Splice,
+        Method::UdpGso,
+        Method::UdpGsoZerocopy,
+        Method::IoUring,
     ];
 
     fn name(self) -> &'static str {
@@ -103,7 +122,18 @@ impl Method {
             Method::MmapWrite => "mmap-write",
             Method::Sendfile => "sendfile",
             Method::Splice => "splice",
+            Method::UdpGso => "udp-gso",
+            Method::UdpGsoZerocopy => "udp-gso-zerocopy",
+            Method::IoUring => "io-uring",
         }
+    }
+
+    /// Over UDP (the udp module), not TCP.
+    fn is_udp(self) -> bool {
+        matches!(
+            self,
+            Method::UdpGso | Method::UdpGsoZerocopy | Method::IoUring
+        )
     }
 }
 
@@ -116,6 +146,9 @@ fn methods(args: &[MethodArg]) -> Vec<Method> {
             MethodArg::MmapWrite => &[Method::MmapWrite],
             MethodArg::Sendfile => &[Method::Sendfile],
             MethodArg::Splice => &[Method::Splice],
+            MethodArg::UdpGso => &[Method::UdpGso],
+            MethodArg::UdpGsoZerocopy => &[Method::UdpGsoZerocopy],
+            MethodArg::IoUring => &[Method::IoUring],
             MethodArg::All => &Method::ALL,
         };
         for m in add {
@@ -402,6 +435,20 @@ struct Sent {
     sys: Duration,
     syscalls: u64,
     minflt: u64,
+}
+
+impl Sent {
+    /// What the thread used between two readings, with `syscalls` calls.
+    fn between(start: Instant, before: &ThreadUsage, after: &ThreadUsage, syscalls: u64) -> Sent {
+        Sent {
+            start,
+            cpu: after.cpu.saturating_sub(before.cpu),
+            user: after.user.saturating_sub(before.user),
+            sys: after.sys.saturating_sub(before.sys),
+            syscalls,
+            minflt: after.minflt.saturating_sub(before.minflt),
+        }
+    }
 }
 
 struct ThreadUsage {
@@ -753,6 +800,12 @@ fn send(
             }
             Prepared::Splice(pipe)
         }
+        Method::UdpGso | Method::UdpGsoZerocopy | Method::IoUring => {
+            return Err(io::Error::other(format!(
+                "{} is a UDP method, sent by the udp module (a bug)",
+                method.name()
+            )))
+        }
     };
     let fd = file.as_raw_fd();
     let sock_fd = sock.as_raw_fd();
@@ -770,14 +823,7 @@ fn send(
     }
     let after = ThreadUsage::now()?;
     drop(sock);
-    Ok(Sent {
-        start,
-        cpu: after.cpu.saturating_sub(before.cpu),
-        user: after.user.saturating_sub(before.user),
-        sys: after.sys.saturating_sub(before.sys),
-        syscalls: calls.0,
-        minflt: after.minflt.saturating_sub(before.minflt),
-    })
+    Ok(Sent::between(start, &before, &after, calls.0))
 }
 
 // ---------------------------------------------------------------------------
@@ -792,17 +838,57 @@ struct Received {
     done: Option<Instant>,
 }
 
+/// The receiver's running count: bytes, and the checksum of each pass of
+/// `size` bytes as it completes. Shared by the TCP and the UDP receivers.
+struct Tally {
+    got: Received,
+    sum: StreamSum,
+    in_pass: u64,
+    size: u64,
+    repeat: u64,
+    expected: u64,
+}
+
+impl Tally {
+    fn new(size: u64, repeat: u64) -> Tally {
+        Tally {
+            got: Received {
+                bytes: 0,
+                pass_sums: Vec::new(),
+                done: None,
+            },
+            sum: StreamSum::new(),
+            in_pass: 0,
+            size,
+            repeat,
+            expected: size * repeat,
+        }
+    }
+
+    fn take(&mut self, mut data: &[u8]) {
+        self.got.bytes += data.len() as u64;
+        // Bytes beyond the last pass are only counted: the count check fails.
+        while !data.is_empty() && (self.got.pass_sums.len() as u64) < self.repeat {
+            let take = (self.size - self.in_pass).min(data.len() as u64) as usize;
+            self.sum.update(&data[..take]);
+            self.in_pass += take as u64;
+            data = &data[take..];
+            if self.in_pass == self.size {
+                self.got.pass_sums.push(self.sum.finish());
+                self.sum = StreamSum::new();
+                self.in_pass = 0;
+            }
+        }
+        if self.got.done.is_none() && self.got.bytes >= self.expected {
+            self.got.done = Some(Instant::now());
+        }
+    }
+}
+
 /// Drain `sock` to its end, checksumming each pass of `size` bytes.
 fn receive(mut sock: TcpStream, size: u64, repeat: u64) -> io::Result<Received> {
-    let expected = size * repeat;
     let mut buf = vec![0u8; RECV_BUF];
-    let mut got = Received {
-        bytes: 0,
-        pass_sums: Vec::new(),
-        done: None,
-    };
-    let mut sum = StreamSum::new();
-    let mut in_pass = 0u64;
+    let mut tally = Tally::new(size, repeat);
     loop {
         let n = match sock.read(&mut buf) {
             Ok(0) => break,
@@ -810,25 +896,9 @@ fn receive(mut sock: TcpStream, size: u64, repeat: u64) -> io::Result<Received> 
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        got.bytes += n as u64;
-        let mut data = &buf[..n];
-        // Bytes beyond the last pass are only counted: the count check fails.
-        while !data.is_empty() && (got.pass_sums.len() as u64) < repeat {
-            let take = (size - in_pass).min(data.len() as u64) as usize;
-            sum.update(&data[..take]);
-            in_pass += take as u64;
-            data = &data[take..];
-            if in_pass == size {
-                got.pass_sums.push(sum.finish());
-                sum = StreamSum::new();
-                in_pass = 0;
-            }
-        }
-        if got.done.is_none() && got.bytes >= expected {
-            got.done = Some(Instant::now());
-        }
+        tally.take(&buf[..n]);
     }
-    Ok(got)
+    Ok(tally.got)
 }
 
 /// The receiver's bytes must be exactly `repeat` passes over the file.
@@ -996,10 +1066,48 @@ fn run(args: Args) -> AppResult<()> {
         args.repeat,
         human_bytes(args.chunk)
     );
+    println!(
+        "UDP methods: {} B datagrams, GSO sends of {} B, to a UDP socket on 127.0.0.1 in this \
+         process (same checks; the sender waits, counted as a call, when 16 MiB ahead of it); \
+         syscalls also count pread, poll and error-queue reads, and io_uring_enter",
+        args.udp_payload,
+        udp::gso_send_len(args.udp_payload as usize)
+    );
     println!("{HEADER}");
     let mut done = Vec::new();
+    let mut unsupported = Vec::new();
     for m in methods {
-        let measured = run_method(m, &src, args.chunk as usize, args.repeat, want)?;
+        let measured = if m.is_udp() {
+            match udp::run(m, &src, args.udp_payload as usize, args.repeat)? {
+                Ok(r) => {
+                    check(&r.received, src.size, args.repeat, want)
+                        .map_err(|e| format!("{}: {e}", m.name()))?;
+                    let done_at = r.received.done.ok_or_else(|| {
+                        format!("{}: the receiver saw no end time (a bug)", m.name())
+                    })?;
+                    if let Some((notes, copied)) = r.zc {
+                        println!(
+                            "{}: {notes} zero-copy completions, {copied} of them saying the \
+                             kernel copied the data (expected on loopback)",
+                            m.name()
+                        );
+                    }
+                    Measured {
+                        method: m,
+                        bytes: src.size * args.repeat,
+                        secs: done_at.duration_since(r.sent.start).as_secs_f64(),
+                        sent: r.sent,
+                    }
+                }
+                Err(udp::Unsupported(why)) => {
+                    println!("{:<10} unsupported here: {why}", m.name());
+                    unsupported.push((m, why));
+                    continue;
+                }
+            }
+        } else {
+            run_method(m, &src, args.chunk as usize, args.repeat, want)?
+        };
         println!("{}", row(&measured));
         done.push(measured);
     }
@@ -1010,6 +1118,9 @@ fn run(args: Args) -> AppResult<()> {
     );
     for m in &done {
         println!("{}", machine_line(m));
+    }
+    for (m, why) in &unsupported {
+        println!("kcopy: unsupported method={} reason={why}", m.name());
     }
     Ok(())
 }
@@ -1124,7 +1235,10 @@ mod tests {
                 Method::Splice,
                 Method::ReadWrite,
                 Method::MmapWrite,
-                Method::Sendfile
+                Method::Sendfile,
+                Method::UdpGso,
+                Method::UdpGsoZerocopy,
+                Method::IoUring
             ]
         );
     }

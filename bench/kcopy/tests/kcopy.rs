@@ -60,6 +60,23 @@ fn num(m: &HashMap<String, String>, key: &str) -> f64 {
         .unwrap()
 }
 
+/// The methods kcopy reported it cannot run here.
+fn unsupported_methods(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("kcopy: unsupported method="))
+        .map(|r| r.split(' ').next().unwrap().to_string())
+        .collect()
+}
+
+/// "N zero-copy completions, C of them ..." of a method: (N, C).
+fn zc_completions(text: &str, method: &str) -> Option<(u64, u64)> {
+    let rest = text
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{method}: ")))?;
+    let words: Vec<&str> = rest.split(' ').collect();
+    Some((words[0].parse().unwrap(), words[3].parse().unwrap()))
+}
+
 fn is_empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).unwrap().next().is_none()
 }
@@ -90,7 +107,22 @@ fn every_method_delivers_every_byte_and_counts_its_calls() {
         .collect();
     let lines = machine_lines(&text);
     let names: Vec<&str> = lines.iter().map(|m| m["method"].as_str()).collect();
-    assert_eq!(names, ["read-write", "mmap-write", "sendfile", "splice"]);
+    // `all` is the four TCP methods, then the three UDP ones, less any the
+    // kernel here cannot run (reported as such: see the UDP test below).
+    let unsupported = unsupported_methods(&text);
+    let expected: Vec<&str> = [
+        "read-write",
+        "mmap-write",
+        "sendfile",
+        "splice",
+        "udp-gso",
+        "udp-gso-zerocopy",
+        "io-uring",
+    ]
+    .into_iter()
+    .filter(|n| !unsupported.contains(&n.to_string()))
+    .collect();
+    assert_eq!(names, expected);
     // Chunks per pass, and the fewest data-path calls each method can make
     // for 2 passes: read-write a read and a write per chunk; mmap-write a
     // write per chunk plus mmap and munmap; sendfile one; splice two (file
@@ -233,5 +265,65 @@ fn the_temp_file_is_unlinked_while_running_so_a_kill_leaves_nothing() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(is_empty(&dir));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_udp_methods_deliver_every_byte_in_datagrams_and_count_their_calls() {
+    let dir = tmpdir("kcopy-udp");
+    let size = 8u64 << 20;
+    let out = run_in(
+        &dir,
+        &[
+            "--method",
+            "udp-gso,udp-gso-zerocopy,io-uring",
+            "--size",
+            "8m",
+            "--repeat",
+            "2",
+        ],
+    );
+    let text = stdout(&out);
+    assert!(text.contains("UDP methods: 1472 B datagrams, GSO sends of 64768 B"));
+    let unsupported = unsupported_methods(&text);
+    // UDP_SEGMENT is Linux 4.18; what cannot run must say why.
+    assert!(!unsupported.contains(&"udp-gso".to_string()), "{text}");
+    for u in &unsupported {
+        assert!(
+            text.contains(&format!("kcopy: unsupported method={u} reason=")),
+            "{text}"
+        );
+    }
+    let lines = machine_lines(&text);
+    assert_eq!(lines.len() + unsupported.len(), 3, "{text}");
+    // GSO sends per pass (64768 bytes each), io_uring reads of 64 KiB each
+    // sent as two pieces (64768 + 768 bytes).
+    let sends = 2 * size.div_ceil(64_768);
+    let reads = 2 * size.div_ceil(65_536);
+    for m in &lines {
+        let name = m["method"].as_str();
+        assert_eq!(num(m, "bytes"), (2 * size) as f64, "{name}");
+        assert!(num(m, "cpu_s") > 0.0, "{name}: no CPU time measured");
+        let calls = num(m, "syscalls") as u64;
+        match name {
+            // A pread and a send per GSO send; 16 MiB in all is within the
+            // window, so the sender never waits.
+            "udp-gso" => assert_eq!(calls, 2 * sends, "{name}"),
+            // The same plus at least one error-queue read per send.
+            "udp-gso-zerocopy" => {
+                assert!(calls >= 3 * sends && calls <= 6 * sends, "{name}: {calls}");
+                assert_eq!(zc_completions(&text, name).unwrap().0, sends, "{name}");
+            }
+            // Each io_uring_enter waits for a completion: at most one per
+            // read, send and notification, and far fewer than a call per
+            // datagram.
+            "io-uring" => {
+                assert!(calls >= 1 && calls <= 5 * reads, "{name}: {calls}");
+                assert_eq!(zc_completions(&text, name).unwrap().0, 2 * reads, "{name}");
+            }
+            other => panic!("unexpected method {other}"),
+        }
+    }
+    assert!(is_empty(&dir), "kcopy left files in {}", dir.display());
     std::fs::remove_dir_all(&dir).unwrap();
 }
