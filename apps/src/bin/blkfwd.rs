@@ -400,6 +400,25 @@ struct Send<RN: RegisterAccess> {
 impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
     type Output = bool;
 
+    /// Both ports are set up with one TX queue per thread and the ARP
+    /// queue ([`NicOptions::tx_queues`] above).
+    fn check_port(
+        &self,
+        _index: usize,
+        name: &str,
+        chip: drivers::nic::Chip,
+        queues: u16,
+    ) -> AppResult<()> {
+        let a = &self.plan.args;
+        Ok(apps::arp::check_tx_queues(
+            a.threads,
+            self.plan.arp,
+            chip,
+            name,
+            queues,
+        )?)
+    }
+
     fn run<R: RegisterAccess + 'static>(self, mut ports: Vec<Port<R>>) -> AppResult<bool> {
         let a = &self.plan.args;
         let tx = ports.remove(0);
