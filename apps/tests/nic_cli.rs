@@ -367,7 +367,8 @@ fn fwd_from_a_cut_or_corrupt_replay_capture_is_one_error_line() {
         );
         assert_one_line_error(&out, &[&file.display().to_string(), "record", why]);
     }
-    // The good one still forwards its 10 frames.
+    // The good one still forwards its 10 frames (all of them: the replay
+    // waits for the port's receiver).
     let port = format!("emu:igb,wire=pcap-in:{}", good.display());
     let out = run(
         FWD,
@@ -377,6 +378,11 @@ fn fwd_from_a_cut_or_corrupt_replay_capture_is_one_error_line() {
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("{port} -> emu:igb,wire=loop: 10,")),
+        "{stdout}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
