@@ -54,6 +54,39 @@ pub fn choose_destination(dst_mac: Option<&str>, nic: &DeviceSpec) -> Result<Des
     }
 }
 
+/// Whether a port of `chip` named `port`, with `have` TX queues, takes
+/// `--threads threads` senders (one TX queue each) and, with `arp`, the
+/// TX queue after them for ARP frames. Refused in the sender's terms,
+/// naming --threads and the most that fit, where the driver would say
+/// only `tx_queues = 9`.
+pub fn check_tx_queues(
+    threads: u16,
+    arp: bool,
+    chip: drivers::nic::Chip,
+    port: &str,
+    have: u16,
+) -> Result<(), String> {
+    let need = threads.saturating_add(u16::from(arp));
+    if need <= have {
+        return Ok(());
+    }
+    Err(match (arp, have) {
+        (false, _) => format!(
+            "--threads {threads}: the {chip} port {port} has {have} TX queues, one per \
+             thread; give --threads {have} or less"
+        ),
+        (true, 0..=1) => format!(
+            "--threads {threads}: with the ARP queue the {chip} port {port} needs {need} TX \
+             queues, it has {have}; give a port with 2 or more"
+        ),
+        (true, _) => format!(
+            "--threads {threads}: with the ARP queue the {chip} port {port} needs {need} TX \
+             queues, it has {have}; give --threads {} or less",
+            have - 1
+        ),
+    })
+}
+
 /// Parse a `--dst-mac` value: a MAC address, `broadcast` or `arp`.
 pub fn parse_dst_mac(s: &str) -> Result<Destination, String> {
     match s.trim() {
@@ -242,6 +275,36 @@ impl<R: RegisterAccess> ArpAgent<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use drivers::nic::Chip;
+
+    #[test]
+    fn threads_that_do_not_fit_the_port_are_named_with_the_most_that_fit() {
+        let ok = |t, arp, chip: Chip| check_tx_queues(t, arp, chip, "p", chip.max_queues());
+        assert_eq!(ok(7, true, Chip::I350), Ok(()));
+        assert_eq!(ok(8, false, Chip::I350), Ok(()));
+        assert_eq!(ok(15, true, Chip::I82576), Ok(()));
+        assert_eq!(ok(16, true, Chip::X82599), Ok(()));
+        assert_eq!(
+            ok(8, true, Chip::I350).unwrap_err(),
+            "--threads 8: with the ARP queue the I350 port p needs 9 TX queues, it has 8; \
+             give --threads 7 or less"
+        );
+        assert_eq!(
+            ok(16, true, Chip::I82576).unwrap_err(),
+            "--threads 16: with the ARP queue the 82576 port p needs 17 TX queues, it has 16; \
+             give --threads 15 or less"
+        );
+        assert_eq!(
+            ok(9, false, Chip::I350).unwrap_err(),
+            "--threads 9: the I350 port p has 8 TX queues, one per thread; give --threads 8 \
+             or less"
+        );
+        let e = check_tx_queues(1, true, Chip::X82599, "p", 1).unwrap_err();
+        assert!(
+            e.ends_with("needs 2 TX queues, it has 1; give a port with 2 or more"),
+            "{e}"
+        );
+    }
 
     fn spec(s: &str) -> DeviceSpec {
         s.parse().unwrap()

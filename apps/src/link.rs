@@ -1,7 +1,7 @@
 //! A port's link, as the NIC apps handle it: at start each port's link is
 //! waited for (`--link-timeout`) and named with its speed and duplex; in a
 //! run, a link that goes down and comes back is an event with its time
-//! ([`LinkWatch`]).
+//! ([`LinkWatch`]; [`IdleLinkCheck`] for the apps that receive or forward).
 #![forbid(unsafe_code)]
 
 use crate::AppResult;
@@ -142,15 +142,29 @@ pub struct LinkReporter {
     name: String,
     started: Instant,
     down_at: Option<Instant>,
+    /// The port sends (the lines say sending pauses and resumes).
+    sends: bool,
 }
 
 impl LinkReporter {
-    /// A reporter for port `name`, for a run that began at `started`.
+    /// A reporter for port `name` of a sender, for a run that began at
+    /// `started`.
     pub fn new(name: &str, started: Instant) -> Self {
         LinkReporter {
             name: name.to_string(),
             started,
             down_at: None,
+            sends: true,
+        }
+    }
+
+    /// A reporter for port `name` of an app that receives or forwards:
+    /// `port NAME: link down at 3.2 s` and `port NAME: link up again after
+    /// 1.1 s` (nothing to pause: the frames just stop coming).
+    pub fn receiving(name: &str, started: Instant) -> Self {
+        LinkReporter {
+            sends: false,
+            ..LinkReporter::new(name, started)
         }
     }
 
@@ -162,15 +176,17 @@ impl LinkReporter {
                 .take()
                 .map_or(0.0, |d| e.at.saturating_duration_since(d).as_secs_f64());
             format!(
-                "port {}: link up again after {after:.1} s, resuming",
-                self.name
+                "port {}: link up again after {after:.1} s{}",
+                self.name,
+                if self.sends { ", resuming" } else { "" }
             )
         } else {
             self.down_at = Some(e.at);
             format!(
-                "port {}: link down at {:.1} s, sending paused",
+                "port {}: link down at {:.1} s{}",
                 self.name,
-                e.at.saturating_duration_since(self.started).as_secs_f64()
+                e.at.saturating_duration_since(self.started).as_secs_f64(),
+                if self.sends { ", sending paused" } else { "" }
             )
         }
     }
@@ -179,6 +195,51 @@ impl LinkReporter {
     pub fn print(&mut self, watch: &LinkWatch) {
         for e in watch.take_events() {
             println!("{}", self.line(&e));
+        }
+    }
+}
+
+/// How often [`IdleLinkCheck`] reads the ports' link.
+pub const IDLE_CHECK: Duration = Duration::from_millis(100);
+
+/// The link of the ports of an app that receives or forwards (fwd, pcap,
+/// blkrecv on a NIC), read from its idle path at most every
+/// [`IDLE_CHECK`] (one register read per port, never per frame), and
+/// its changes printed as they are seen ([`LinkReporter::receiving`]).
+#[derive(Debug)]
+pub struct IdleLinkCheck {
+    ports: Vec<(LinkWatch, LinkReporter)>,
+    next: Instant,
+}
+
+impl IdleLinkCheck {
+    /// Ports `names` (their links up, as the start waited for), in a run
+    /// that began at `started`.
+    pub fn new(names: &[String], started: Instant) -> Self {
+        IdleLinkCheck {
+            ports: names
+                .iter()
+                .map(|n| (LinkWatch::default(), LinkReporter::receiving(n, started)))
+                .collect(),
+            next: Instant::now() + IDLE_CHECK,
+        }
+    }
+
+    /// Read the links of `nics` (in the order of the names) if
+    /// [`IDLE_CHECK`] has passed, and print what changed. A device that no
+    /// longer answers is left to the app's counters, which end the run
+    /// naming the port.
+    pub fn poll<R: RegisterAccess>(&mut self, nics: &[&Nic<R>]) {
+        let now = Instant::now();
+        if now < self.next {
+            return;
+        }
+        self.next = now + IDLE_CHECK;
+        for ((watch, reporter), nic) in self.ports.iter_mut().zip(nics) {
+            if let Ok(s) = nic.link() {
+                watch.seen(s.up);
+            }
+            reporter.print(watch);
         }
     }
 }
@@ -229,5 +290,8 @@ mod tests {
             r.line(&up),
             "port emu:igb: link up again after 1.1 s, resuming"
         );
+        let mut r = LinkReporter::receiving("emu:igb", ev[0].at - Duration::from_millis(3200));
+        assert_eq!(r.line(&ev[0]), "port emu:igb: link down at 3.2 s");
+        assert_eq!(r.line(&up), "port emu:igb: link up again after 1.1 s");
     }
 }

@@ -39,7 +39,8 @@
 //!   `{"name", "capacity", "free", "quarantined"}`, one per DMA buffer pool
 //!   the app watches, and their sums `pool_capacity`, `pool_free`,
 //!   `pool_quarantined`.
-//! - `ports`: one object per NIC port of pktgen, fwd, pcap and blkrecv
+//! - `ports`: one object per NIC port of pktgen, fwd, pcap and blkrecv,
+//!   and blkfwd's sending port (its counts over all its TX queues)
 //!   (empty for the others): `port` (as given), `queue`, the app's own
 //!   counts on that queue `rx_packets`, `tx_packets`, `rx_bytes`,
 //!   `tx_bytes`, and `device`: the port's own counters since it was set up

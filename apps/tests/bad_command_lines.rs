@@ -250,6 +250,29 @@ const ROWS: &[Row] = &[
     (BLKFWD, &["--nvme", NVME, "--time=nan"], "seconds"),
     (BLKFWD, &["--nvme", NVME, "--threads", "0"], "--threads"),
     (BLKFWD, &["--nvme", NVME, "--threads", "17"], "--threads"),
+    // More threads than the port has TX queues (with the ARP queue after
+    // them): named as --threads and the most that fit, not the driver's
+    // `tx_queues = 9`.
+    (
+        BLKFWD,
+        &["--nvme", NVME, "--nic", "emu:i350,wire=pcap:{dir}/t.pcap", "--recv", "none",
+          "--dst-mac", "arp", "--threads", "8"],
+        "--threads 8: with the ARP queue the I350 port emu:i350,wire=pcap:{dir}/t.pcap needs \
+         9 TX queues, it has 8; give --threads 7 or less",
+    ),
+    (
+        BLKFWD,
+        &["--nvme", NVME, "--nic", "emu:i350,wire=pcap:{dir}/t.pcap", "--recv", "none",
+          "--threads", "9"],
+        "--threads 9: the I350 port emu:i350,wire=pcap:{dir}/t.pcap has 8 TX queues, one \
+         per thread; give --threads 8 or less",
+    ),
+    (
+        BLKFWD,
+        &["--nvme", NVME, "--nic", "emu:ixgbe,wire=pcap:{dir}/t.pcap,queues=2", "--recv",
+          "none", "--dst-mac", "arp", "--threads", "2"],
+        "it has 2; give --threads 1 or less",
+    ),
     (BLKFWD, &["--nvme", NVME, "--dst-mac", "zz"], "zz"),
     (BLKFWD, &["--nvme", NVME, "--src-ip", "abc"], "abc"),
     (BLKFWD, &["--nvme", NVME, "--dst-ip", "1.2.3"], "1.2.3"),

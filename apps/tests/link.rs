@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 const BLKFWD: &str = env!("CARGO_BIN_EXE_blkfwd");
 const PKTGEN: &str = env!("CARGO_BIN_EXE_pktgen");
+const PCAP: &str = env!("CARGO_BIN_EXE_pcap");
 
 /// 16 MiB at 80 Mbit/s: about 1.7 s of stream, long enough for a cable
 /// pulled 0.5 s after the ports open to land mid-stream.
@@ -263,4 +264,38 @@ fn pktgen_pauses_while_the_link_is_down() {
         "{sent} frames sent, link down at {down} s:\n{stdout}"
     );
     assert!(!stdout.contains("link up again"), "{stdout}");
+}
+
+/// The apps that receive or forward read their ports' link from their idle
+/// path too: pcap on a port whose cable is pulled 0.5 s into the run for
+/// 0.5 s prints the down and the up event with their times, and goes on
+/// to its --time end.
+#[test]
+fn pcap_prints_a_link_down_and_up_mid_run() {
+    let dir = std::env::temp_dir().join(format!("link-pcap-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cap = dir.join("cap.pcap");
+    let out = run(
+        PCAP,
+        &[
+            "emu:igb,wire=loop,link-down=0.5:0.5",
+            cap.to_str().unwrap(),
+            "--time",
+            "2",
+            "--quiet",
+        ],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let name = "port emu:igb,wire=loop,link-down=0.5:0.5";
+    let down = seconds_on_line(&stdout, &format!("{name}: link down at"), "down at ");
+    let up = seconds_on_line(&stdout, &format!("{name}: link up again"), "after ");
+    assert!((0.2..=1.2).contains(&down), "{stdout}");
+    assert!((0.3..=1.0).contains(&up), "{stdout}");
+    assert!(
+        !stdout.contains("sending paused"),
+        "pcap sends nothing: {stdout}"
+    );
+    assert!(stdout.contains("captured:"), "{stdout}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

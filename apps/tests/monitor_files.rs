@@ -641,12 +641,31 @@ fn blkfwd_and_blkrecv_files_match_their_reports() {
             prom.to_str().unwrap(),
         ],
     ));
-    let (_, fin) = read_json(&json, "blkfwd", 0);
+    let (_, fin) = read_json(&json, "blkfwd", 1);
     let p = Prom::read(&prom, "blkfwd");
     let bytes = printed(&out, "blkfwd: bytes=");
     let frames = printed(&out, " frames=");
     let ios = printed(&out, " ios=");
     assert_eq!(bytes, 1 << 20);
+    // The sending port: the app's frames and the device's own counters
+    // (a pcap: wire is no network, so no ARP frame went out with them).
+    let JsonValue::Array(ports) = fin.get("ports").unwrap() else {
+        panic!()
+    };
+    same_device_counters(&p, "blkfwd", &ports[0]);
+    let dev = ports[0].get("device").unwrap();
+    assert_eq!(num(&ports[0], "tx_packets") as u64, frames);
+    assert_eq!(num(dev, "tx_packets") as u64, frames);
+    assert_eq!(p.get("blkfwd_device_tx_packets_total", &[]) as u64, frames);
+    // Device octets count the FCS, the app's bytes do not.
+    assert_eq!(
+        num(dev, "tx_bytes") as u64,
+        num(&ports[0], "tx_bytes") as u64 + 4 * frames
+    );
+    assert_eq!(
+        num(&ports[0], "tx_bytes") as u64,
+        bytes + frames * apps::stream::FRAME_HEADERS as u64
+    );
     assert_eq!(num(&fin, "bytes") as u64, bytes);
     assert_eq!(p.get("blkfwd_bytes_total", &[]) as u64, bytes);
     assert_eq!(p.get("blkfwd_frames_total", &[]) as u64, frames);

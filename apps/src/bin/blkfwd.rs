@@ -13,6 +13,8 @@ use apps::net::{parse_ipv4, Flow};
 use apps::open::device::DeviceSpec;
 use apps::open::{with_nics_in, NicJob, Port};
 use apps::open::{with_nvme_in, NvmeJob, Opened};
+use apps::port_stats::port_figures;
+use apps::stream::format::FRAME_HEADERS;
 use apps::stream::sender::{Failed, Shared, StreamConfig, Worker, WorkerReport};
 use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use apps::{exit_on_error, human_bytes, signals, AppResult};
@@ -398,6 +400,25 @@ struct Send<RN: RegisterAccess> {
 impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
     type Output = bool;
 
+    /// Both ports are set up with one TX queue per thread and the ARP
+    /// queue ([`NicOptions::tx_queues`] above).
+    fn check_port(
+        &self,
+        _index: usize,
+        name: &str,
+        chip: drivers::nic::Chip,
+        queues: u16,
+    ) -> AppResult<()> {
+        let a = &self.plan.args;
+        Ok(apps::arp::check_tx_queues(
+            a.threads,
+            self.plan.arp,
+            chip,
+            name,
+            queues,
+        )?)
+    }
+
     fn run<R: RegisterAccess + 'static>(self, mut ports: Vec<Port<R>>) -> AppResult<bool> {
         let a = &self.plan.args;
         let tx = ports.remove(0);
@@ -620,6 +641,9 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             let dt = now.duration_since(last.0).as_secs_f64();
             if dt >= 1.0 {
                 if let Some(f) = stats.as_mut() {
+                    let frames = shared.frames.load(Ordering::Relaxed);
+                    let bytes = shared.bytes.load(Ordering::Relaxed);
+                    set_tx_port(f, &tx, frames, bytes);
                     f.second(Counters {
                         bytes: shared.bytes.load(Ordering::Relaxed),
                         frames: Some(shared.frames.load(Ordering::Relaxed)),
@@ -779,6 +803,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
                 errors: failed.len() as u64,
                 drops: None,
             };
+            set_tx_port(f, &tx, frames, bytes);
             f.finish(ok, c, o)?;
         }
         println!(
@@ -800,6 +825,23 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         }
         drop(tx);
         Ok(ok)
+    }
+}
+
+/// The sending port's figures for `--stats`/`--prometheus`: the app's
+/// `frames` put into its TX rings (all workers' queues, labelled queue 0)
+/// and their bytes (payload `bytes` and each frame's headers, without FCS),
+/// and the device's own counters (ARP frames the port sent included). A
+/// port that no longer answers keeps its last figures: the engine's cause
+/// line names it, and the run is not ended from here.
+fn set_tx_port<R: RegisterAccess>(f: &mut StatsFile, tx: &Port<R>, frames: u64, bytes: u64) {
+    let app = apps::port_stats::Counts {
+        tx_packets: frames,
+        tx_bytes: bytes.saturating_add(frames.saturating_mul(FRAME_HEADERS as u64)),
+        ..Default::default()
+    };
+    if let Ok(figs) = port_figures(std::slice::from_ref(&tx.name), &[&*tx.nic], &[app]) {
+        f.set_ports(figs);
     }
 }
 

@@ -7,6 +7,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 use apps::backoff::Backoff;
+use apps::link::IdleLinkCheck;
 use apps::monitor::{Counters, JsonObject, PortFigures, StatsFile};
 use apps::open::{with_nics, NicJob, Port};
 use apps::port_stats::{monitor_second, nic_counters, port_figures, Counts};
@@ -508,6 +509,7 @@ impl NicJob for NicSource<'_> {
             // The NIC loop writes the lines, with the port's counters.
             s.port_figures = Some(Vec::new());
         }
+        let mut link = IdleLinkCheck::new(&names, Instant::now());
         let end = loop {
             let n = rx.rx_batch(&mut pkts, s.room(64))?;
             for p in pkts.drain(..) {
@@ -518,6 +520,7 @@ impl NicJob for NicSource<'_> {
                 backoff.reset();
             } else {
                 backoff.idle();
+                link.poll(&[&*port.nic]);
             }
             let c = counts(s);
             let (bytes, frames) = (s.verifier.payload_bytes(), s.frames);

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 use apps::backoff::Backoff;
+use apps::link::IdleLinkCheck;
 use apps::monitor::{JsonObject, StatsFile};
 use apps::net::{self, Flow};
 use apps::open::{with_nics, NicJob, Port};
@@ -153,6 +154,7 @@ impl NicJob for Fwd {
         // per 256 rounds (it costs more than a packet), so `last_frame` is
         // that many rounds late at most, well under a millisecond.
         let mut moved_unclocked = false;
+        let mut link = IdleLinkCheck::new(&names, start);
         loop {
             let mut moved = 0;
             for (from, to) in [(0usize, 1usize), (1, 0)] {
@@ -185,6 +187,8 @@ impl NicJob for Fwd {
                 if std::mem::take(&mut moved_unclocked) {
                     last_frame = now;
                 }
+                // Once per 256 rounds, a register read per 100 ms at most.
+                link.poll(&nics);
                 if end.is_some_and(|e| now >= e)
                     || signals::stop_requested()
                     || idle_limit.is_some_and(|l| now.duration_since(last_frame) >= l)

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use apps::backoff::Backoff;
+use apps::link::IdleLinkCheck;
 use apps::monitor::{JsonObject, StatsFile};
 use apps::open::device::DeviceSpec;
 use apps::open::{with_nics, NicJob, Port};
@@ -90,6 +91,7 @@ impl NicJob for Capture {
         // When a SIGINT or SIGTERM came: the frames already in the RX ring
         // are still written (for at most STOP_DRAIN), then the capture ends.
         let mut stop_seen: Option<Instant> = None;
+        let mut link = IdleLinkCheck::new(&names, start);
         loop {
             let want = a
                 .count
@@ -110,6 +112,7 @@ impl NicJob for Capture {
                 backoff.reset();
             } else {
                 backoff.idle();
+                link.poll(&[&*port.nic]);
             }
             if n == 0
                 && (idle.is_some_and(|l| now.duration_since(last) >= l)

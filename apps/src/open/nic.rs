@@ -76,6 +76,14 @@ pub trait NicJob {
     type Output;
     /// Run the job on the ports, in the order of the device strings.
     fn run<R: RegisterAccess + 'static>(self, ports: Vec<Port<R>>) -> AppResult<Self::Output>;
+
+    /// Check port `index` (device string `name`), a `chip` with `queues` RX
+    /// and TX queues, before it is set up: a job refuses here, in its own
+    /// options' terms, what the driver would refuse in its own (a thread
+    /// count that needs more queues than the port has).
+    fn check_port(&self, _index: usize, _name: &str, _chip: Chip, _queues: u16) -> AppResult<()> {
+        Ok(())
+    }
 }
 
 fn emu_mac(index: usize) -> [u8; 6] {
@@ -160,6 +168,7 @@ pub fn with_nics_in<J: NicJob>(
         let mut models = Vec::new();
         let mut ports = Vec::new();
         for (i, (n, dev)) in nics.iter().zip(devices).enumerate() {
+            job.check_port(i, dev, n.chip, n.queues.unwrap_or(n.chip.max_queues()))?;
             let wire = open_wire(&n.wire)?;
             let cfg = NicModelConfig {
                 mac: n.mac.unwrap_or_else(|| emu_mac(i)),
@@ -211,7 +220,7 @@ pub fn with_nics_in<J: NicJob>(
     }
     let mut ports = Vec::new();
     let mut devs = Vec::new();
-    for (spec, dev) in specs.iter().zip(devices) {
+    for (i, (spec, dev)) in specs.iter().zip(devices).enumerate() {
         let DeviceSpec::Pci(addr) = spec else {
             unreachable!("all specs are PCI addresses here (checked above)")
         };
@@ -229,6 +238,7 @@ pub fn with_nics_in<J: NicJob>(
             };
             return Err(not_a_nic(dev, &what));
         };
+        job.check_port(i, dev, chip, chip.max_queues())?;
         let region = RegionOptions {
             page_size: opts.region.page_size,
             ..RegionOptions::HARDWARE

@@ -213,10 +213,12 @@ impl RxEngine {
             self.config = RxConfig::build(m);
             self.config_gen = gen;
         }
+        let paced = m.flow_control || m.wire.waits_for_receiver();
         let mut got = 0;
         while got < budget {
-            if m.flow_control && !self.rings_have_room(m) {
-                // XOFF: the frames wait on the wire instead of being dropped.
+            if paced && !self.rings_have_room(m) {
+                // XOFF (or a replay): the frames wait on the wire instead of
+                // being dropped.
                 break;
             }
             let len = match m.wire.recv(&mut self.frame[..MAX_FRAME]) {
@@ -237,7 +239,8 @@ impl RxEngine {
     /// Whether every enabled ring has free descriptors for a largest frame
     /// (the frame's ring is known only after classification). Until the
     /// driver has had the receiver and a ring on together for the first
-    /// time, there is no room either: with flow control, frames sent before
+    /// time, there is no room either: with flow control (or from a replay
+    /// wire, [`crate::wire::Wire::waits_for_receiver`]), frames sent before
     /// the port was set up wait for it (a deliberate difference from the
     /// chips, which drop them; the emulation's peers start in any order).
     /// Later, a receiver or ring the driver turned off drops and counts, as

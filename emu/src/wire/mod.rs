@@ -9,7 +9,7 @@
 //! | `pair:NAME` | two ports in one process, cross-connected. The first open of `NAME` is end A, the second end B; a third open while both ends live is an error. Once both ends are dropped the name can be used again. Each direction is a bounded queue ([`PAIR_QUEUE_FRAMES`] frames): a receiver that does not poll makes drops ([`Wire::drops`] of the sender), never unbounded memory. |
 //! | `loop` | loopback: every frame sent is received back (bounded like a pair). |
 //! | `pcap:FILE` | a capture: every frame sent is appended to FILE (created or truncated; pcap format, LINKTYPE_ETHERNET, snaplen 65535, real-time timestamps in microseconds). Nothing is ever received. |
-//! | `pcap-in:FILE` | a replay: the frames of the capture FILE are received, once each, in order, as fast as the port polls; frames sent are discarded (and counted in [`Wire::drops`]). |
+//! | `pcap-in:FILE` | a replay: the frames of the capture FILE are received, once each, in order, as fast as the port takes them (none before its receiver is set up or while its rings are full, so the whole capture arrives); frames sent are discarded (and counted in [`Wire::drops`]). |
 //! | `unix:PATH` | an AF_UNIX datagram socket, for ports in two processes. The rendezvous: the first process binds `PATH.a` and sends to `PATH.b`; the second finds `PATH.a` in use and binds `PATH.b`, sending to `PATH.a`. A socket file left behind by a dead process is detected (nobody answers a connect) and replaced. |
 //! | `unix:LOCAL>PEER` | the explicit form: bind LOCAL, send to PEER (quote it in a shell: `>` redirects). |
 //! | `tap:IFNAME` | a Linux TAP interface (`/dev/net/tun`, IFF_TAP without packet information): the host's network stack is the peer. Needs CAP_NET_ADMIN unless the interface was created for the user beforehand. |
@@ -75,6 +75,15 @@ pub trait Wire: Send + Sync {
     /// transmission while it says no, as 802.3x PAUSE does.
     fn peer_ready(&self) -> bool {
         true
+    }
+
+    /// Whether the wire's frames wait for the port (a replay from a file,
+    /// not a live network): a port takes them only when its RX rings have
+    /// room, from the first time the driver enabled its receiver, as with
+    /// flow control; otherwise a replay would be taken and dropped while
+    /// the port is still being set up, or while its rings are full.
+    fn waits_for_receiver(&self) -> bool {
+        false
     }
 
     /// Write out anything buffered (a capture file). Also done on drop.

@@ -122,7 +122,8 @@ struct Reader {
 
 /// `pcap-in:FILE`: the frames of a capture are received, once each, in
 /// file order, one per [`Wire::recv`], as fast as the port asks; timestamps
-/// are ignored. Frames sent are discarded and counted in [`Wire::drops`].
+/// are ignored. The frames wait for the port ([`Wire::waits_for_receiver`]):
+/// none is taken before its receiver is set up or while its rings are full. Frames sent are discarded and counted in [`Wire::drops`].
 /// A record that is cut short or absurdly long ends the replay with one
 /// `InvalidData` error from `recv`.
 pub struct PcapReplayWire {
@@ -271,6 +272,10 @@ impl Wire for PcapReplayWire {
 
     fn drops(&self) -> u64 {
         self.discarded.load(Ordering::Relaxed)
+    }
+
+    fn waits_for_receiver(&self) -> bool {
+        true
     }
 }
 
