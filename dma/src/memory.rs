@@ -97,6 +97,21 @@ impl DmaRegion {
         unsafe { self.region.as_ptr().add(offset).cast() }
     }
 
+    /// Pointer to a run of `N` values of `T` at `offset`, aligned and in
+    /// bounds (checked once for the whole run).
+    #[inline]
+    fn ptr_words<T, const N: usize>(&self, offset: usize) -> *mut T {
+        let size = std::mem::size_of::<T>() * N;
+        assert!(
+            offset.is_multiple_of(std::mem::align_of::<T>())
+                && offset.checked_add(size).is_some_and(|e| e <= self.len()),
+            "DMA access of {size} bytes at offset {offset} outside or misaligned in a region of {}",
+            self.len()
+        );
+        // SAFETY: in bounds (checked above).
+        unsafe { self.region.as_ptr().add(offset).cast() }
+    }
+
     // The scalar accessors are `Relaxed` atomic accesses, not volatile
     // ones: the device (or a model's thread) may access the same bytes at
     // the same time, and only atomics make that no data race in the Rust
@@ -160,6 +175,31 @@ impl DmaRegion {
     pub fn write_u64(&self, offset: usize, v: u64) {
         // SAFETY: in bounds and aligned; atomic as in `read_u8`.
         unsafe { AtomicU64::from_ptr(self.ptr(offset)) }.store(v.to_le(), Ordering::Relaxed)
+    }
+
+    /// Atomic (relaxed) writes of `N` consecutive aligned little-endian u64s
+    /// from `offset`: one bounds check for the run (a whole descriptor), then
+    /// one atomic store per word, in order.
+    #[inline]
+    pub fn write_u64s<const N: usize>(&self, offset: usize, v: &[u64; N]) {
+        let p: *mut u64 = self.ptr_words::<u64, N>(offset);
+        for (i, &w) in v.iter().enumerate() {
+            // SAFETY: word i of the run, in bounds and aligned (checked by
+            // `ptr_words`); atomic as in `read_u8`.
+            unsafe { AtomicU64::from_ptr(p.add(i)) }.store(w.to_le(), Ordering::Relaxed)
+        }
+    }
+
+    /// Atomic (relaxed) reads of `N` consecutive aligned little-endian u32s
+    /// from `offset`: one bounds check for the run, one atomic load per word.
+    #[inline]
+    pub fn read_u32s<const N: usize>(&self, offset: usize) -> [u32; N] {
+        let p: *mut u32 = self.ptr_words::<u32, N>(offset);
+        std::array::from_fn(|i| {
+            // SAFETY: word i of the run, in bounds and aligned (checked by
+            // `ptr_words`); atomic as in `read_u8`.
+            u32::from_le(unsafe { AtomicU32::from_ptr(p.add(i)) }.load(Ordering::Relaxed))
+        })
     }
 
     /// Acquire load of an aligned little-endian u32: the dword a device writes
@@ -325,5 +365,39 @@ mod tests {
         let m =
             DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
         m.read_u32(m.len());
+    }
+
+    #[test]
+    fn word_runs_round_trip_and_stay_in_their_bytes() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.fill(0, 64, 0xff);
+        m.write_u64s(8, &[0x0403_0201_0807_0605, 0x0c0b_0a09_100f_0e0d]);
+        assert_eq!(m.read_u64(0), u64::MAX);
+        assert_eq!(
+            m.read_u32s::<4>(8),
+            [0x0807_0605, 0x0403_0201, 0x100f_0e0d, 0x0c0b_0a09]
+        );
+        assert_eq!(m.read_u64(24), u64::MAX);
+        // The last words of the region are reachable.
+        let end = m.len() - 16;
+        m.write_u64s(end, &[1, 2]);
+        assert_eq!(m.read_u32s::<4>(end), [1, 0, 2, 0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn a_word_run_past_the_end_panics() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.write_u64s(m.len() - 8, &[1, 2]);
+    }
+
+    #[test]
+    #[should_panic(expected = "misaligned")]
+    fn a_misaligned_word_run_panics() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.read_u32s::<2>(2);
     }
 }

@@ -21,9 +21,12 @@ pub(crate) struct Command {
     pub cdw15: u32,
 }
 
-// The entry is written as eight little-endian qwords; these are the pairs of
-// dwords that share one.
+// The entry is written as eight little-endian qwords in order: CDW0+NSID,
+// reserved DW2-3, MPTR, PRP1, PRP2, then the pairs of dwords that share one.
 const _: () = {
+    assert!(sqe::CDW0 == 0 && RESERVED_DW2 == 8 && sqe::MPTR == 16);
+    assert!(sqe::PRP1 == 24 && sqe::PRP2 == 32 && sqe::CDW10 == 40);
+    assert!(sqe::CDW12 == 48 && sqe::CDW14 == 56);
     assert!(sqe::NSID == sqe::CDW0 + 4);
     assert!(sqe::CDW11 == sqe::CDW10 + 4);
     assert!(sqe::CDW13 == sqe::CDW12 + 4);
@@ -48,14 +51,20 @@ impl Command {
     pub fn write_to(&self, mem: &DmaRegion, offset: usize, cid: u16) {
         let cdw0 =
             sqe::cdw0::OPC.value(u32::from(self.opcode)) | sqe::cdw0::CID.value(u32::from(cid));
-        mem.write_u64(offset + sqe::CDW0, pair(cdw0, self.nsid));
-        mem.write_u64(offset + RESERVED_DW2, 0);
-        mem.write_u64(offset + sqe::MPTR, 0);
-        mem.write_u64(offset + sqe::PRP1, self.prp1);
-        mem.write_u64(offset + sqe::PRP2, self.prp2);
-        mem.write_u64(offset + sqe::CDW10, pair(self.cdw10, self.cdw11));
-        mem.write_u64(offset + sqe::CDW12, pair(self.cdw12, self.cdw13));
-        mem.write_u64(offset + sqe::CDW14, pair(self.cdw14, self.cdw15));
+        // One bounds check for the entry, then eight stores in field order.
+        mem.write_u64s(
+            offset + sqe::CDW0,
+            &[
+                pair(cdw0, self.nsid),
+                0,
+                0,
+                self.prp1,
+                self.prp2,
+                pair(self.cdw10, self.cdw11),
+                pair(self.cdw12, self.cdw13),
+                pair(self.cdw14, self.cdw15),
+            ],
+        );
     }
 
     /// Identify (§5.15) with the given CNS; the 4 KiB result goes to the

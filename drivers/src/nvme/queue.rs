@@ -219,7 +219,10 @@ impl QueueCore {
         if self.sq.free() == 0 {
             return Err(NvmeError::QueueFull);
         }
-        let cid = self.slots.alloc().ok_or(NvmeError::QueueFull)?;
+        // No error value is built (and dropped) on the success path.
+        let Some(cid) = self.slots.alloc() else {
+            return Err(NvmeError::QueueFull);
+        };
         if let Some((iova, len)) = data {
             let first = cid as usize * self.pages_per_cmd;
             let lists = &self.prp_pages[first..first + self.pages_per_cmd];

@@ -8,6 +8,9 @@ use crate::regs::RegisterAccess;
 use dma::DmaRegion;
 use spec::nvme::{cqe, reg, sqe};
 
+// The entry's dwords are read as one run from DW0.
+const _: () = assert!(cqe::DW0 == 0 && cqe::DW2 == 8 && cqe::DW3 == 12);
+
 /// Distance from `from` to `to` going forward around a ring of `depth`.
 #[inline]
 fn ring_distance(from: u16, to: u16, depth: u16) -> u16 {
@@ -152,11 +155,9 @@ impl CompletionQueue {
         if cqe::dw3::P.get(dw3) != self.phase {
             return None;
         }
-        Some(RawCompletion {
-            dw0: mem.read_u32(at + cqe::DW0),
-            dw2: mem.read_u32(at + cqe::DW2),
-            dw3,
-        })
+        // DW0..DW2 with one bounds check (DW1 is reserved and ignored).
+        let [dw0, _, dw2] = mem.read_u32s::<3>(at + cqe::DW0);
+        Some(RawCompletion { dw0, dw2, dw3 })
     }
 
     /// Consume the head entry.
