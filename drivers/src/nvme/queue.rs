@@ -301,27 +301,16 @@ impl QueueCore {
     }
 
     /// Validate a completion (nothing the device writes is trusted) and
-    /// retire its command.
+    /// retire its command. The three checks (its queue, an SQ head the
+    /// controller can have reached, a CID in flight) are all made on every
+    /// completion; which one failed is worked out again off the hot path.
     #[inline]
     fn check(&mut self, raw: RawCompletion) -> Result<Retired, NvmeError> {
         let sqid = cqe::dw2::SQID.get(raw.dw2) as u16;
         let sqhd = cqe::dw2::SQHD.get(raw.dw2) as u16;
         let cid = cqe::dw3::CID.get(raw.dw3) as u16;
-        if sqid != self.qid {
-            return Err(self.misbehaved(raw, format!("it names submission queue {sqid}")));
-        }
-        if !self.sq.accepts_head(sqhd) {
-            let (head, tail, depth) = self.sq.state();
-            return Err(self.misbehaved(
-                raw,
-                format!(
-                    "its SQ head {sqhd} is outside the entries it was given \
-                     (head {head}, tail {tail}, depth {depth})"
-                ),
-            ));
-        }
-        if !self.slots.is_in_flight(cid) {
-            return Err(self.misbehaved(raw, format!("no command {cid} is outstanding")));
+        if sqid != self.qid || !self.sq.accepts_head(sqhd) || !self.slots.is_in_flight(cid) {
+            return Err(self.rejected(raw));
         }
         self.sq.set_head(sqhd);
         let done = self.slots.retire(cid);
@@ -333,6 +322,30 @@ impl QueueCore {
             status: NvmeStatus::from_dw3(raw.dw3),
             dw0: raw.dw0,
         })
+    }
+
+    /// Why [`Self::check`] refused `raw`: the first check it fails.
+    #[cold]
+    #[inline(never)]
+    fn rejected(&self, raw: RawCompletion) -> NvmeError {
+        let sqid = cqe::dw2::SQID.get(raw.dw2) as u16;
+        let sqhd = cqe::dw2::SQHD.get(raw.dw2) as u16;
+        let cid = cqe::dw3::CID.get(raw.dw3) as u16;
+        if sqid != self.qid {
+            return self.misbehaved(raw, format!("it names submission queue {sqid}"));
+        }
+        if !self.sq.accepts_head(sqhd) {
+            let (head, tail, depth) = self.sq.state();
+            return self.misbehaved(
+                raw,
+                format!(
+                    "its SQ head {sqhd} is outside the entries it was given \
+                     (head {head}, tail {tail}, depth {depth})"
+                ),
+            );
+        }
+        debug_assert!(!self.slots.is_in_flight(cid));
+        self.misbehaved(raw, format!("no command {cid} is outstanding"))
     }
 
     #[cold]

@@ -101,6 +101,11 @@ impl NvmeStatus {
     /// success carry no meaning for the driver.
     #[inline]
     pub fn from_dw3(dw3: u32) -> Option<NvmeStatus> {
+        // Success is SCT 0 and SC 0: one test of the two fields' bits.
+        const _: () = assert!(sct::GENERIC == 0 && sc_generic::SUCCESS == 0);
+        if dw3 & (cqe::dw3::SCT.mask() | cqe::dw3::SC.mask()) == 0 {
+            return None;
+        }
         let status = NvmeStatus {
             sct: cqe::dw3::SCT.get(dw3) as u8,
             sc: cqe::dw3::SC.get(dw3) as u8,
