@@ -238,25 +238,17 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         blocks: u32,
         tag: u64,
     ) -> Result<(), (NvmeError, DeviceBuf)> {
+        let iova = buf.iova();
         let checked = self
             .geometry(nsid)
-            .and_then(|g| self.check_transfer(g, blocks, buf.len(), buf.iova()));
+            .and_then(|g| self.check_transfer(g, blocks, buf.len(), iova));
         let bytes = match checked {
             Ok(b) => b,
             Err(e) => return Err((e, buf)),
         };
         let op = if opcode == io::READ { "read" } else { "write" };
         let cmd = Command::read_write(opcode, nsid, lba, blocks);
-        match self
-            .core
-            .submit(cmd, Some((buf.iova(), bytes)), Owner::User, tag, op)
-        {
-            Ok(cid) => {
-                self.core.attach(cid, buf);
-                Ok(())
-            }
-            Err(e) => Err((e, buf)),
-        }
+        self.core.submit_buf(cmd, iova, bytes, buf, tag, op)
     }
 
     /// Queue a read of `blocks` logical blocks from `lba` into `buf` (which

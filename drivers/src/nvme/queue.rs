@@ -6,7 +6,7 @@
 
 use super::command::Command;
 use super::error::NvmeError;
-use super::prp::{build_prps, PAGE_SIZE};
+use super::prp::{build_prps, short_prps, PAGE_SIZE};
 use super::ring::{CompletionQueue, RawCompletion, SubmissionQueue};
 use super::slots::{CommandSlots, Owner};
 use super::status::NvmeStatus;
@@ -216,6 +216,55 @@ impl QueueCore {
         tag: u64,
         op: &'static str,
     ) -> Result<u16, NvmeError> {
+        let cid = self.take_cid()?;
+        if let Some((iova, len)) = data {
+            match self.prps(cid, iova, len, op) {
+                Ok((prp1, prp2)) => (cmd.prp1, cmd.prp2) = (prp1, prp2),
+                Err(e) => {
+                    self.slots.unalloc(cid);
+                    return Err(e);
+                }
+            }
+        }
+        cmd.write_to(&self.mem, self.sq.tail_entry(), cid);
+        self.sq.advance();
+        self.slots.fill(cid, owner, tag, op, None);
+        Ok(cid)
+    }
+
+    /// [`Self::submit`] for a command of the asynchronous interface that
+    /// moves `len` bytes of `buf` at `iova` (the buffer's): the buffer goes into the
+    /// command's slot in the same step. On error the buffer comes back.
+    #[inline]
+    pub fn submit_buf(
+        &mut self,
+        mut cmd: Command,
+        iova: u64,
+        len: u64,
+        buf: DeviceBuf,
+        tag: u64,
+        op: &'static str,
+    ) -> Result<(), (NvmeError, DeviceBuf)> {
+        let cid = match self.take_cid() {
+            Ok(cid) => cid,
+            Err(e) => return Err((e, buf)),
+        };
+        match self.prps(cid, iova, len, op) {
+            Ok((prp1, prp2)) => (cmd.prp1, cmd.prp2) = (prp1, prp2),
+            Err(e) => {
+                self.slots.unalloc(cid);
+                return Err((e, buf));
+            }
+        }
+        cmd.write_to(&self.mem, self.sq.tail_entry(), cid);
+        self.sq.advance();
+        self.slots.fill(cid, Owner::User, tag, op, Some(buf));
+        Ok(())
+    }
+
+    /// A free CID, if the submission queue has a free entry too.
+    #[inline]
+    fn take_cid(&mut self) -> Result<u16, NvmeError> {
         if self.sq.free() == 0 {
             return Err(NvmeError::QueueFull);
         }
@@ -223,35 +272,38 @@ impl QueueCore {
         let Some(cid) = self.slots.alloc() else {
             return Err(NvmeError::QueueFull);
         };
-        if let Some((iova, len)) = data {
-            let first = cid as usize * self.pages_per_cmd;
-            let lists = &self.prp_pages[first..first + self.pages_per_cmd];
-            let base = self.prp_offset + first * PAGE_SIZE as usize;
-            let mem = &self.mem;
-            let built = build_prps(iova, len, PAGE_SIZE, lists, |page, index, value| {
-                mem.write_u64(base + page * PAGE_SIZE as usize + index * 8, value)
-            });
-            match built {
-                Ok(prps) => {
-                    cmd.prp1 = prps.prp1;
-                    cmd.prp2 = prps.prp2;
-                }
-                Err(e) => {
-                    self.slots.unalloc(cid);
-                    return Err(NvmeError::InvalidRequest(format!("{op} data buffer: {e}")));
-                }
-            }
-        }
-        cmd.write_to(&self.mem, self.sq.tail_entry(), cid);
-        self.sq.advance();
-        self.slots.fill(cid, owner, tag, op);
         Ok(cid)
     }
 
-    /// Attach the data buffer of the command just submitted with `cid`.
+    /// PRP1 and PRP2 for `len` bytes at `iova` for command `cid`. A transfer
+    /// within two memory pages (most I/O) needs no list: nothing is written
+    /// to DMA memory. A longer one gets its list written into `cid`'s pages.
     #[inline]
-    pub fn attach(&mut self, cid: u16, buf: DeviceBuf) {
-        self.slots.attach(cid, buf);
+    fn prps(&self, cid: u16, iova: u64, len: u64, op: &str) -> Result<(u64, u64), NvmeError> {
+        match short_prps(iova, len, PAGE_SIZE) {
+            Some(p) => Ok(p),
+            None => self.listed_prps(cid, iova, len, op),
+        }
+    }
+
+    /// The general case of [`Self::prps`]: a PRP list, or an error.
+    #[inline(never)]
+    fn listed_prps(
+        &self,
+        cid: u16,
+        iova: u64,
+        len: u64,
+        op: &str,
+    ) -> Result<(u64, u64), NvmeError> {
+        let first = cid as usize * self.pages_per_cmd;
+        let lists = &self.prp_pages[first..first + self.pages_per_cmd];
+        let base = self.prp_offset + first * PAGE_SIZE as usize;
+        let mem = &self.mem;
+        build_prps(iova, len, PAGE_SIZE, lists, |page, index, value| {
+            mem.write_u64(base + page * PAGE_SIZE as usize + index * 8, value)
+        })
+        .map(|p| (p.prp1, p.prp2))
+        .map_err(|e| NvmeError::InvalidRequest(format!("{op} data buffer: {e}")))
     }
 
     /// Announce every entry filled since the last call with one tail

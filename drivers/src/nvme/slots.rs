@@ -114,25 +114,29 @@ impl CommandSlots {
         self.free.push(cid);
     }
 
-    /// Record the command written with `cid`.
+    /// Record the command written with `cid`. `buf`, if any, is the
+    /// command's data buffer; it comes back with the completion.
     #[inline]
-    pub fn fill(&mut self, cid: u16, owner: Owner, tag: u64, op: &'static str) {
+    pub fn fill(
+        &mut self,
+        cid: u16,
+        owner: Owner,
+        tag: u64,
+        op: &'static str,
+        buf: Option<DeviceBuf>,
+    ) {
         let s = &mut self.slots[cid as usize];
         debug_assert_eq!(s.state, State::Free);
+        debug_assert!(s.buf.is_none());
         s.state = State::Filled;
         s.owner = owner;
         s.tag = tag;
         s.op = op;
+        s.buf = buf;
         if owner == Owner::User {
             self.user_in_flight += 1;
         }
         self.filled.push(cid);
-    }
-
-    /// Attach the data buffer of a filled command; it comes back with the completion.
-    #[inline]
-    pub fn attach(&mut self, cid: u16, buf: DeviceBuf) {
-        self.slots[cid as usize].buf = Some(buf);
     }
 
     /// The doorbell for every filled command is about to be rung at `now`.
@@ -194,8 +198,8 @@ mod tests {
         let a = s.alloc().unwrap();
         let b = s.alloc().unwrap();
         assert_ne!(a, b);
-        s.fill(a, Owner::User, 10, "read");
-        s.fill(b, Owner::Internal, 1, "flush");
+        s.fill(a, Owner::User, 10, "read", None);
+        s.fill(b, Owner::Internal, 1, "flush", None);
         assert_eq!(s.user_in_flight(), 1);
         assert_eq!(s.outstanding(), 2);
         // Not announced yet: a completion for it would be bogus.
