@@ -68,6 +68,9 @@ struct Geometry {
     lba_shift: u32,
     size_blocks: u64,
     metadata_size: u16,
+    /// Most blocks in one command: the command format's limit and the
+    /// controller's largest transfer, worked out once.
+    max_blocks: u32,
 }
 
 /// An I/O submission queue and its completion queue, with a PRP list page
@@ -105,14 +108,19 @@ impl<R: RegisterAccess> std::fmt::Debug for IoQueuePair<R> {
 
 impl<R: RegisterAccess> IoQueuePair<R> {
     pub(crate) fn new(core: QueueCore, shared: Arc<Shared<R>>) -> Self {
+        let max_transfer = shared.info.max_transfer;
         let namespaces = shared
             .namespaces
             .iter()
-            .map(|n| Geometry {
-                nsid: n.nsid,
-                lba_shift: n.lba_size.trailing_zeros(),
-                size_blocks: n.size_blocks,
-                metadata_size: n.metadata_size,
+            .map(|n| {
+                let lba_shift = n.lba_size.trailing_zeros();
+                Geometry {
+                    nsid: n.nsid,
+                    lba_shift,
+                    size_blocks: n.size_blocks,
+                    metadata_size: n.metadata_size,
+                    max_blocks: (max_transfer >> lba_shift).min(MAX_BLOCKS_PER_COMMAND) as u32,
+                }
             })
             .collect();
         IoQueuePair {
@@ -195,7 +203,9 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     }
 
     /// Check a read or write of `blocks` at a buffer of `buf_len` bytes at
-    /// `iova`; returns the transfer length in bytes.
+    /// `iova`; returns the transfer length in bytes. One branch on the hot
+    /// path (blocks within 1..=max_blocks, the buffer long enough, PRP1
+    /// dword aligned); the message is worked out off it.
     #[inline]
     fn check_transfer(
         &self,
@@ -205,27 +215,39 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         iova: u64,
     ) -> Result<u64, NvmeError> {
         let bytes = (blocks as u64) << g.lba_shift;
-        if blocks == 0 || blocks as u64 > MAX_BLOCKS_PER_COMMAND || bytes > self.max_transfer {
-            return Err(NvmeError::InvalidRequest(format!(
+        // blocks - 1 wraps for 0; blocks <= max_blocks is bytes <= the
+        // largest transfer (max_blocks is that in whole blocks).
+        if blocks.wrapping_sub(1) >= g.max_blocks
+            || bytes > buf_len as u64
+            || !iova.is_multiple_of(4)
+        {
+            return Err(self.bad_transfer(g, blocks, buf_len, iova));
+        }
+        Ok(bytes)
+    }
+
+    /// Why [`Self::check_transfer`] refused a transfer.
+    #[cold]
+    #[inline(never)]
+    fn bad_transfer(&self, g: Geometry, blocks: u32, buf_len: usize, iova: u64) -> NvmeError {
+        if blocks == 0 || blocks > g.max_blocks {
+            return NvmeError::InvalidRequest(format!(
                 "{blocks} blocks of {} bytes in one command: give 1 to {} blocks \
                  (the largest transfer is {} bytes), or use the blocking read/write, which split",
                 1u64 << g.lba_shift,
-                (self.max_transfer >> g.lba_shift).min(MAX_BLOCKS_PER_COMMAND),
+                g.max_blocks,
                 self.max_transfer
-            )));
+            ));
         }
-        if bytes > buf_len as u64 {
-            return Err(NvmeError::InvalidRequest(format!(
-                "the buffer holds {buf_len} bytes, less than {blocks} blocks of {} bytes",
-                1u64 << g.lba_shift
-            )));
-        }
-        if !iova.is_multiple_of(4) {
-            return Err(NvmeError::InvalidRequest(format!(
+        if !iova.is_multiple_of(4) && (blocks as u64) << g.lba_shift <= buf_len as u64 {
+            return NvmeError::InvalidRequest(format!(
                 "the buffer's IOVA {iova:#x} is not dword aligned, as PRP1 must be"
-            )));
+            ));
         }
-        Ok(bytes)
+        NvmeError::InvalidRequest(format!(
+            "the buffer holds {buf_len} bytes, less than {blocks} blocks of {} bytes",
+            1u64 << g.lba_shift
+        ))
     }
 
     #[inline]
