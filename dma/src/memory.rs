@@ -202,6 +202,35 @@ impl DmaRegion {
         })
     }
 
+    /// The `N` aligned little-endian u32s at `offset` as a device publishes
+    /// an entry (a completion): the last word, which the device writes
+    /// last, with an acquire load; then, only if `ready` accepts it, the
+    /// others with relaxed loads, which see what the device wrote before
+    /// it. One bounds check for the run. None if `ready` refuses.
+    #[inline]
+    pub fn read_u32s_acquire_last<const N: usize>(
+        &self,
+        offset: usize,
+        ready: impl FnOnce(u32) -> bool,
+    ) -> Option<[u32; N]> {
+        const { assert!(N > 0) };
+        let p: *mut u32 = self.ptr_words::<u32, N>(offset);
+        // SAFETY: word N - 1 of the run, in bounds and aligned (checked by
+        // `ptr_words`); atomic as in `read_u8`.
+        let last =
+            u32::from_le(unsafe { AtomicU32::from_ptr(p.add(N - 1)) }.load(Ordering::Acquire));
+        if !ready(last) {
+            return None;
+        }
+        Some(std::array::from_fn(|i| {
+            if i == N - 1 {
+                return last;
+            }
+            // SAFETY: word i of the run, as above.
+            u32::from_le(unsafe { AtomicU32::from_ptr(p.add(i)) }.load(Ordering::Relaxed))
+        }))
+    }
+
     /// Acquire load of an aligned little-endian u32: the dword a device writes
     /// last (phase tag, done bit). Reads that follow see what the device wrote
     /// before it.
@@ -383,6 +412,21 @@ mod tests {
         let end = m.len() - 16;
         m.write_u64s(end, &[1, 2]);
         assert_eq!(m.read_u32s::<4>(end), [1, 0, 2, 0]);
+    }
+
+    #[test]
+    fn an_entry_is_read_only_when_its_last_word_is_ready() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.write_u64s(32, &[0x0000_0002_0000_0001, 0x0001_0000_0000_0003]);
+        let mut seen = 0;
+        let none = m.read_u32s_acquire_last::<4>(32, |w| {
+            seen = w;
+            w == 0
+        });
+        assert_eq!((none, seen), (None, 0x0001_0000));
+        let got = m.read_u32s_acquire_last::<4>(32, |w| w & 0x0001_0000 != 0);
+        assert_eq!(got, Some([1, 2, 3, 0x0001_0000]));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use crate::regs::RegisterAccess;
 use dma::DmaRegion;
 use spec::nvme::{cqe, reg, sqe};
 
-// The entry's dwords are read as one run from DW0.
-const _: () = assert!(cqe::DW0 == 0 && cqe::DW2 == 8 && cqe::DW3 == 12);
+// The entry's dwords are read as one run from DW0, DW3 (the phase tag) last
+// word of the four.
+const _: () = assert!(cqe::DW0 == 0 && cqe::DW2 == 8 && cqe::DW3 == 12 && cqe::SIZE == 16);
 
 /// Distance from `from` to `to` going forward around a ring of `depth`.
 #[inline]
@@ -147,16 +148,14 @@ impl CompletionQueue {
 
     /// The entry at the head if the controller has written it. DW3 (with the
     /// phase tag) is read first with acquire ordering: the controller writes
-    /// it last, so the other dwords read after it are complete.
+    /// it last, so the other dwords read after it are complete. One bounds
+    /// check for the entry.
     #[inline]
     pub fn peek(&self, mem: &DmaRegion) -> Option<RawCompletion> {
         let at = self.offset + self.head as usize * cqe::SIZE;
-        let dw3 = mem.load_u32_acquire(at + cqe::DW3);
-        if cqe::dw3::P.get(dw3) != self.phase {
-            return None;
-        }
-        // DW0..DW2 with one bounds check (DW1 is reserved and ignored).
-        let [dw0, _, dw2] = mem.read_u32s::<3>(at + cqe::DW0);
+        // DW0..DW3; DW1 is reserved and ignored.
+        let [dw0, _, dw2, dw3] =
+            mem.read_u32s_acquire_last::<4>(at, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
         Some(RawCompletion { dw0, dw2, dw3 })
     }
 
