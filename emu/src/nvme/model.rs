@@ -140,15 +140,25 @@ impl NvmeModel {
         self.engine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Let a pass of the device thread that is under way end: it checked
+    /// [`Self::processing`] before a stop was set and may still fetch what
+    /// a doorbell rings meanwhile; every later pass sees the stop. So once
+    /// `inject` returns, no command submitted after it is processed.
+    fn wait_for_pass(&self) {
+        drop(self.engine());
+    }
+
     /// Inject a fault (see [`Fault`]).
     pub fn inject(&self, fault: Fault) {
         match fault {
             Fault::FatalStatus => {
                 self.injected_fatal.store(true, Ordering::Release);
+                self.wait_for_pass();
                 self.note(|| "injected fault: controller fatal status (CSTS.CFS)".into());
             }
             Fault::StopResponding => {
                 self.stopped.store(true, Ordering::Release);
+                self.wait_for_pass();
                 self.note(|| "injected fault: controller stops responding".into());
             }
             Fault::IoError {
