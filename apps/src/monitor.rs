@@ -125,7 +125,6 @@
 //! `blkfwd ... --loop --prometheus /var/lib/node_exporter/textfile_collector/blkfwd.prom`.
 #![forbid(unsafe_code)]
 
-use crate::port_stats::Counts;
 use crate::AppResult;
 use dma::{IovaUsage, Mapper, Pool};
 use drivers::nic::DeviceStats;
@@ -311,6 +310,19 @@ fn page_size() -> u64 {
         })
         .find(|&(k, _)| k == AT_PAGESZ)
         .map_or(4096, |(_, v)| v)
+}
+
+/// Packets and bytes counted by the app (driver side).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes of frames received (without FCS).
+    pub rx_bytes: u64,
+    /// Bytes of frames sent (without FCS).
+    pub tx_bytes: u64,
 }
 
 /// One NIC port's figures in a line: what the app counted on its queue and

@@ -8,18 +8,9 @@ use drivers::nic::{DeviceStats, Nic};
 use drivers::regs::RegisterAccess;
 use std::time::{Duration, Instant};
 
-/// Packets and bytes counted by the app (driver side).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Counts {
-    /// Frames received.
-    pub rx_packets: u64,
-    /// Frames sent.
-    pub tx_packets: u64,
-    /// Bytes of frames received (without FCS).
-    pub rx_bytes: u64,
-    /// Bytes of frames sent (without FCS).
-    pub tx_bytes: u64,
-}
+/// The app's own counts of a port (defined with the figures the monitor
+/// writes, which carry them).
+pub use crate::monitor::Counts;
 
 /// Prints one line per port each second.
 pub struct RatePrinter {

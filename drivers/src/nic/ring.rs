@@ -15,6 +15,11 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// What every register read of a PCIe function that is gone (surprise
+/// removal, D3cold, memory space disabled) returns: the read completes
+/// with an error and the root complex hands the CPU all ones.
+pub(super) const ALL_ONES: u32 = u32::MAX;
+
 /// Smallest ring the driver accepts (RDLEN/TDLEN granularity).
 pub const MIN_RING: usize = RING_MULTIPLE;
 /// Largest ring the driver accepts (both chips take at least this many).
@@ -368,7 +373,7 @@ impl QueueRegs {
         if (h as usize) < size {
             return Ok(h as usize);
         }
-        if h == super::setup::ALL_ONES && regs.read32(self.status) == super::setup::ALL_ONES {
+        if h == ALL_ONES && regs.read32(self.status) == ALL_ONES {
             return Err(NicError::DeviceRemoved { register: name });
         }
         Err(NicError::DeviceMisbehaved(format!(

@@ -82,10 +82,7 @@ impl RingRegs {
     }
 }
 
-/// What every register read of a PCIe function that is gone (surprise
-/// removal, D3cold, memory space disabled) returns: the read completes
-/// with an error and the root complex hands the CPU all ones.
-pub(super) const ALL_ONES: u32 = u32::MAX;
+pub(super) use super::ring::ALL_ONES;
 
 /// Read STATUS (at `status`, the chip's offset) and refuse all-ones: its
 /// reserved bits read 0 on every chip (82576 datasheet §8.2.2, 82599

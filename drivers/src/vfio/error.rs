@@ -6,6 +6,10 @@ use std::fmt;
 use std::io;
 use std::path::PathBuf;
 
+/// The environment variable that allows VFIO's no-IOMMU mode: `1` allows
+/// it; unset (or `0`) refuses a no-IOMMU group.
+pub const OPT_IN_VAR: &str = "VFIO_UNSAFE_NOIOMMU";
+
 /// Why a PCI function cannot be opened (or used) through VFIO. Each variant
 /// is one cause; its message says what to do.
 #[derive(Debug)]
@@ -204,7 +208,7 @@ impl fmt::Display for VfioError {
                  IOMMU on (intel_iommu=on or amd_iommu=on, check with \
                  `hw-setup/check-iommu.sh`), or accept the risk with {}=1 \
                  (hw-setup/README.md)",
-                super::noiommu::OPT_IN_VAR
+                OPT_IN_VAR
             ),
             VfioError::GroupDeviceMissing {
                 addr,
@@ -336,7 +340,7 @@ impl fmt::Display for VfioError {
                 f,
                 "{}={value} is not understood: set it to 1 to allow VFIO's unsafe no-IOMMU mode \
                  (see hw-setup/README.md), or unset it",
-                super::noiommu::OPT_IN_VAR
+                OPT_IN_VAR
             ),
             VfioError::NoIommuRawio { group } => write!(
                 f,

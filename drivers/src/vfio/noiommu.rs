@@ -31,9 +31,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, Once, PoisonError};
 use vfio_ioctls::{VfioRegionInfoCap, VfioRegionInfoCapSparseMmap, VfioRegionSparseMmapArea};
 
-/// The environment variable that allows VFIO's no-IOMMU mode: `1` allows
-/// it; unset (or `0`) refuses a no-IOMMU group.
-pub const OPT_IN_VAR: &str = "VFIO_UNSAFE_NOIOMMU";
+pub use super::error::OPT_IN_VAR;
 
 /// Printed once per process, on stderr, when the first no-IOMMU device opens.
 pub const WARNING: &str = "warning: no IOMMU (VFIO_UNSAFE_NOIOMMU=1): the device can DMA \

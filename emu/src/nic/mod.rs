@@ -92,6 +92,7 @@ mod config;
 mod counters;
 mod frame;
 mod hostile;
+mod hostile_acts;
 mod igb;
 mod ixgbe;
 mod layout;

@@ -217,3 +217,18 @@ impl NicModel {
             .unwrap_or_else(|p| p.into_inner())
     }
 }
+
+impl NicModel {
+    /// Stop the transmit engine after `frames` more frames (`Some(0)`: at
+    /// once); `None` clears the fault and the engine goes on where it
+    /// stopped.
+    pub fn stop_tx_after(&self, frames: Option<u64>) {
+        self.tx_stop
+            .0
+            .store(frames.unwrap_or(u64::MAX), Ordering::Release);
+        self.note(|| match frames {
+            Some(n) => format!("injected fault: the TX engine stops after {n} more frame(s)"),
+            None => "TX engine fault cleared".into(),
+        });
+    }
+}

@@ -6,12 +6,11 @@
 //! the driver sees only that its frames never complete.
 #![forbid(unsafe_code)]
 
-use super::model::NicModel;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Frames the TX engine still sends; `u64::MAX`: no fault armed.
 #[derive(Debug)]
-pub(super) struct TxStop(AtomicU64);
+pub(super) struct TxStop(pub(super) AtomicU64);
 
 impl Default for TxStop {
     fn default() -> Self {
@@ -34,20 +33,5 @@ impl TxStop {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n != 0 && n != u64::MAX).then(|| n - 1)
             });
-    }
-}
-
-impl NicModel {
-    /// Stop the transmit engine after `frames` more frames (`Some(0)`: at
-    /// once); `None` clears the fault and the engine goes on where it
-    /// stopped.
-    pub fn stop_tx_after(&self, frames: Option<u64>) {
-        self.tx_stop
-            .0
-            .store(frames.unwrap_or(u64::MAX), Ordering::Release);
-        self.note(|| match frames {
-            Some(n) => format!("injected fault: the TX engine stops after {n} more frame(s)"),
-            None => "TX engine fault cleared".into(),
-        });
     }
 }
