@@ -4,13 +4,19 @@ use std::time::Duration;
 
 /// CPU time the calling thread has used so far (user + system).
 pub fn thread_cpu_time() -> Duration {
+    clock(libc::CLOCK_THREAD_CPUTIME_ID)
+}
+
+/// The time of clock `id` (`clock_gettime(2)`, async-signal-safe, so a
+/// signal handler may call this too); zero if the clock cannot be read.
+pub(crate) fn clock(id: libc::clockid_t) -> Duration {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: clock_gettime writes the timespec we pass; the clock id is a
-    // constant every Linux supports.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    // SAFETY: clock_gettime writes the timespec we pass and nothing else;
+    // an unknown clock id is an error return, not undefined behaviour.
+    let rc = unsafe { libc::clock_gettime(id, &mut ts) };
     if rc != 0 {
         return Duration::ZERO;
     }

@@ -171,7 +171,7 @@ pub fn monitor_finish<R: RegisterAccess>(
     let figs = port_figures(names, ports, counts)?;
     let c = nic_counters(bytes, frames, &figs);
     m.set_ports(figs);
-    let stopped_by = crate::signals::stop_signal().map(crate::signals::signal_name);
+    let stopped_by = crate::signals::stop_signal_name();
     m.finish(ok, c, report.opt_str("stopped_by", stopped_by.as_deref()))
 }
 

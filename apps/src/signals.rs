@@ -24,15 +24,7 @@ pub const SAME_REQUEST: std::time::Duration = std::time::Duration::from_millis(1
 
 /// CLOCK_MONOTONIC in nanoseconds (clock_gettime is async-signal-safe).
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes the timespec we pass and nothing else;
-    // CLOCK_MONOTONIC exists on every Linux; it is async-signal-safe
-    // (signal-safety(7)).
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    (ts.tv_sec as u64) * 1_000_000_000 + ts.tv_nsec as u64
+    crate::cputime::clock(libc::CLOCK_MONOTONIC).as_nanos() as u64
 }
 
 /// Message written (with `write(2)`, which is async-signal-safe) before a
@@ -104,6 +96,12 @@ pub fn stop_signal() -> Option<i32> {
     }
 }
 
+/// The name of the signal that asked the program to stop ("SIGINT",
+/// "SIGTERM"), if one did: the `stopped_by` of the final reports.
+pub fn stop_signal_name() -> Option<String> {
+    stop_signal().map(signal_name)
+}
+
 /// The name of a stop signal: "SIGINT", "SIGTERM" (or "signal N").
 pub fn signal_name(signo: i32) -> String {
     match signo {
@@ -116,5 +114,5 @@ pub fn signal_name(signo: i32) -> String {
 /// The report's line for a run ended by a signal, e.g. `stopped by SIGTERM
 /// after 3.2 s` (`secs`: the run's length), or `None` when no signal came.
 pub fn stopped_line(secs: f64) -> Option<String> {
-    stop_signal().map(|s| format!("stopped by {} after {secs:.1} s", signal_name(s)))
+    stop_signal_name().map(|name| format!("stopped by {name} after {secs:.1} s"))
 }

@@ -369,10 +369,7 @@ impl Session {
                     .u64("verified", r.verified)
                     .u64("mismatched", r.mismatched)
                     .u64("missing", r.missing)
-                    .opt_str(
-                        "stopped_by",
-                        signals::stop_signal().map(signals::signal_name).as_deref(),
-                    ),
+                    .opt_str("stopped_by", signals::stop_signal_name().as_deref()),
             )?;
         }
         Ok(ok)

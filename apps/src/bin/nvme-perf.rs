@@ -669,10 +669,7 @@ impl NvmeJob for Perf {
                     .u64("errors", failed_ios)
                     .u64("mismatches", mismatches)
                     .u64("queue_cycles", cycles)
-                    .opt_str(
-                        "stopped_by",
-                        signals::stop_signal().map(signals::signal_name).as_deref(),
-                    ),
+                    .opt_str("stopped_by", signals::stop_signal_name().as_deref()),
             )?;
         }
         Ok(ok)
