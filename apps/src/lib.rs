@@ -16,6 +16,7 @@ pub mod open;
 pub mod port_stats;
 pub mod signals;
 pub mod stream;
+pub mod trace;
 
 /// Result of app code: any error, printed as one line.
 pub type AppResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -8,6 +8,7 @@ pub mod nic;
 pub mod nvme;
 pub mod pci;
 pub mod regs;
+pub mod trace;
 // Scripted fakes for tests, here and (with the feature) in other crates.
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;

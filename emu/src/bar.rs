@@ -1,6 +1,7 @@
 #![forbid(unsafe_code)]
 
 use drivers::regs::RegisterAccess;
+use drivers::trace::{Event, Kind, Tap};
 use std::sync::Arc;
 
 /// The register side of a device model: what happens when the CPU reads or
@@ -19,12 +20,14 @@ pub trait MmioDevice: Send + Sync {
 /// handler. This is the emulated implementation of [`RegisterAccess`].
 pub struct EmuBar<M: MmioDevice> {
     model: Arc<M>,
+    tap: Tap,
 }
 
 impl<M: MmioDevice> Clone for EmuBar<M> {
     fn clone(&self) -> Self {
         EmuBar {
             model: self.model.clone(),
+            tap: self.tap.clone(),
         }
     }
 }
@@ -32,7 +35,17 @@ impl<M: MmioDevice> Clone for EmuBar<M> {
 impl<M: MmioDevice> EmuBar<M> {
     /// BAR0 of `model`.
     pub fn new(model: Arc<M>) -> Self {
-        EmuBar { model }
+        EmuBar {
+            model,
+            tap: Tap::OFF,
+        }
+    }
+
+    /// Record every register access through this BAR (and its later
+    /// clones) in `tap`: writes before the model sees them, so that what an
+    /// inline model does in answer follows the write in the trace.
+    pub fn set_trace(&mut self, tap: Tap) {
+        self.tap = tap;
     }
 
     /// The model behind the BAR (for tests and tools: its trace, fault injection).
@@ -56,28 +69,43 @@ impl<M: MmioDevice> RegisterAccess for EmuBar<M> {
     #[inline]
     fn read32(&self, offset: usize) -> u32 {
         self.check(offset, 4);
-        self.model.mmio_read(offset, 4) as u32
+        let v = self.model.mmio_read(offset, 4) as u32;
+        self.tap
+            .record(|| reg_event(Kind::RegRead, offset, 4, v as u64));
+        v
     }
 
     #[inline]
     fn write32(&self, offset: usize, value: u32) {
         self.check(offset, 4);
+        self.tap
+            .record(|| reg_event(Kind::RegWrite, offset, 4, value as u64));
         self.model.mmio_write(offset, 4, value as u64)
     }
 
     #[inline]
     fn read64(&self, offset: usize) -> u64 {
         self.check(offset, 8);
-        self.model.mmio_read(offset, 8)
+        let v = self.model.mmio_read(offset, 8);
+        self.tap.record(|| reg_event(Kind::RegRead, offset, 8, v));
+        v
     }
 
     #[inline]
     fn write64(&self, offset: usize, value: u64) {
         self.check(offset, 8);
+        self.tap
+            .record(|| reg_event(Kind::RegWrite, offset, 8, value));
         self.model.mmio_write(offset, 8, value)
     }
 
     fn bar_size(&self) -> usize {
         self.model.bar_size()
     }
+}
+
+/// A driver-side register event.
+#[inline]
+pub(crate) fn reg_event(kind: Kind, offset: usize, width: u32, value: u64) -> Event {
+    Event::new(kind).addr(offset as u64).len(width).value(value)
 }

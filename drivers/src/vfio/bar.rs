@@ -7,6 +7,7 @@ use super::process::OpenDevice;
 use super::uapi::{BAR0_REGION, REGION_FLAG_MMAP, REGION_FLAG_READ, REGION_FLAG_WRITE};
 use crate::pci::{PciAddress, Sysfs};
 use crate::regs::RegisterAccess;
+use crate::trace::{Event, Kind, Tap};
 use std::fmt;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -29,6 +30,8 @@ pub struct VfioBar {
     base: NonNull<u8>,
     len: usize,
     _mapping: Arc<BarMapping>,
+    /// Where register accesses are recorded (off unless set).
+    tap: Tap,
 }
 
 // SAFETY: the mapping is device memory with no thread affinity. Every access
@@ -81,11 +84,18 @@ impl BarMapping {
             base: self.base,
             len: self.len,
             _mapping: Arc::new(self),
+            tap: Tap::OFF,
         }
     }
 }
 
 impl VfioBar {
+    /// Record every register access through this BAR (and its later
+    /// clones) in `tap`.
+    pub fn set_trace(&mut self, tap: Tap) {
+        self.tap = tap;
+    }
+
     /// Size of the BAR in bytes.
     pub fn len(&self) -> usize {
         self.len
@@ -127,12 +137,17 @@ impl RegisterAccess for VfioBar {
         // volatile accesses, never references.
         let value = unsafe { VolatilePtr::new_read_only(reg) }.read();
         // PCI registers are little endian.
-        u32::from_le(value)
+        let value = u32::from_le(value);
+        self.tap
+            .record(|| reg_event(Kind::RegRead, offset, 4, value as u64));
+        value
     }
 
     #[inline]
     fn write32(&self, offset: usize, value: u32) {
         let reg = self.register::<u32>(offset);
+        self.tap
+            .record(|| reg_event(Kind::RegWrite, offset, 4, value as u64));
         // SAFETY: as in `read32`.
         unsafe { VolatilePtr::new(reg) }.write(value.to_le())
     }
@@ -143,12 +158,17 @@ impl RegisterAccess for VfioBar {
         // SAFETY: as in `read32`, 8-byte aligned. On x86_64 an aligned
         // volatile u64 access is one 8-byte move, never split or widened.
         let value = unsafe { VolatilePtr::new_read_only(reg) }.read();
-        u64::from_le(value)
+        let value = u64::from_le(value);
+        self.tap
+            .record(|| reg_event(Kind::RegRead, offset, 8, value));
+        value
     }
 
     #[inline]
     fn write64(&self, offset: usize, value: u64) {
         let reg = self.register::<u64>(offset);
+        self.tap
+            .record(|| reg_event(Kind::RegWrite, offset, 8, value));
         // SAFETY: as in `read64`.
         unsafe { VolatilePtr::new(reg) }.write(value.to_le())
     }
@@ -156,6 +176,12 @@ impl RegisterAccess for VfioBar {
     fn bar_size(&self) -> usize {
         self.len
     }
+}
+
+/// A driver-side register event.
+#[inline]
+fn reg_event(kind: Kind, offset: usize, width: u32, value: u64) -> Event {
+    Event::new(kind).addr(offset as u64).len(width).value(value)
 }
 
 /// Whether sparse-mmap `areas` together cover `0..size`.
