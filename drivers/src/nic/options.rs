@@ -5,6 +5,7 @@
 use super::chip::Chip;
 use super::error::NicError;
 use super::ring;
+use crate::trace::Tap;
 use std::time::Duration;
 
 /// How to set a port up.
@@ -34,6 +35,9 @@ pub struct NicOptions {
     /// with the link down rather than fail; see
     /// [`Nic::wait_link`](super::port::Nic::wait_link)). Default 10 s.
     pub link_timeout: Duration,
+    /// Where the driver records what it writes and reads back (off by
+    /// default; see [`crate::trace`]).
+    pub trace: Tap,
 }
 
 impl Default for NicOptions {
@@ -48,6 +52,7 @@ impl Default for NicOptions {
             region: dma::RegionOptions::HARDWARE,
             promiscuous: true,
             link_timeout: Duration::from_secs(10),
+            trace: Tap::OFF,
         }
     }
 }

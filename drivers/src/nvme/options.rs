@@ -1,11 +1,12 @@
 //! How to run a controller: the options of [`super::NvmeController::init`].
 #![forbid(unsafe_code)]
 
+use crate::trace::Tap;
 use dma::RegionOptions;
 use std::time::Duration;
 
 /// How to run a controller.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NvmeOptions {
     /// Where queue memory comes from: [`RegionOptions::HARDWARE`] for a real
     /// device, [`RegionOptions::EMULATED`] for a model.
@@ -22,6 +23,9 @@ pub struct NvmeOptions {
     /// this size, chained when more than one page is needed: the default,
     /// 2 MiB, needs exactly one list page (512 entries) per slot.
     pub max_transfer: u64,
+    /// Where the driver records what it writes and reads back (off by
+    /// default; see [`crate::trace`]).
+    pub trace: Tap,
 }
 
 impl Default for NvmeOptions {
@@ -32,6 +36,7 @@ impl Default for NvmeOptions {
             command_timeout: Duration::from_secs(5),
             io_queues: 64,
             max_transfer: 2 << 20,
+            trace: Tap::OFF,
         }
     }
 }
