@@ -2,8 +2,9 @@
 
 use super::{EmuPciFunction, Trace, TraceEvent};
 use dma::{EmuIommu, IommuFault};
+use drivers::trace::Tap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Why a model's DMA did not happen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,12 +44,33 @@ pub struct DeviceDma {
     iommu: Arc<EmuIommu>,
     pci: Arc<EmuPciFunction>,
     trace: Arc<Trace>,
+    /// The descriptor trace's tap, set once by whoever opens the device and
+    /// shared by every clone (see [`DeviceDma::set_tap`]).
+    tap: Arc<OnceLock<Tap>>,
 }
 
 impl DeviceDma {
     /// DMA of the function `pci` through `iommu`, recorded in `trace`.
     pub fn new(iommu: Arc<EmuIommu>, pci: Arc<EmuPciFunction>, trace: Arc<Trace>) -> Self {
-        DeviceDma { iommu, pci, trace }
+        DeviceDma {
+            iommu,
+            pci,
+            trace,
+            tap: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// Record this device's events in `tap` from now on: the model's half
+    /// of the descriptor trace ([`drivers::trace`]). Set once, before the
+    /// driver starts (a second call is refused: false).
+    pub fn set_tap(&self, tap: Tap) -> bool {
+        self.tap.set(tap).is_ok()
+    }
+
+    /// The descriptor trace's tap ([`Tap::OFF`] until set).
+    #[inline]
+    pub fn tap(&self) -> &Tap {
+        self.tap.get().unwrap_or(&Tap::OFF)
     }
 
     /// The trace.
