@@ -35,9 +35,13 @@ fn ring_distance(from: u16, to: u16, depth: u16) -> u16 {
 pub(crate) struct SubmissionQueue {
     /// Offset of entry 0 in the queue's DMA region.
     offset: usize,
+    /// Offset just past the last entry.
+    end: usize,
     depth: u16,
-    /// Next entry the host fills.
-    tail: u16,
+    /// Offset of the next entry the host fills (the tail, kept as an
+    /// offset: the entry is written at it, the index is needed only for
+    /// the doorbell).
+    tail_at: usize,
     /// The tail last written to the doorbell: the controller may fetch up to it.
     rung_tail: u16,
     /// The controller's head as last reported by a validated completion.
@@ -56,8 +60,9 @@ impl SubmissionQueue {
     pub fn new(offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
         SubmissionQueue {
             offset,
+            end: offset + depth as usize * sqe::SIZE,
             depth,
-            tail: 0,
+            tail_at: offset,
             rung_tail: 0,
             head: 0,
             // One entry always stays empty, since head == tail means empty
@@ -78,18 +83,23 @@ impl SubmissionQueue {
     /// Offset of the entry at the tail, the next one to fill.
     #[inline]
     pub fn tail_entry(&self) -> usize {
-        self.offset + self.tail as usize * sqe::SIZE
+        self.tail_at
+    }
+
+    /// Index of the tail entry.
+    #[inline]
+    fn tail(&self) -> u16 {
+        ((self.tail_at - self.offset) / sqe::SIZE) as u16
     }
 
     /// Count the tail entry as filled (the caller saw [`Self::free`] > 0).
     #[inline]
     pub fn advance(&mut self) {
         debug_assert!(self.free > 0);
-        self.tail = if self.tail + 1 == self.depth {
-            0
-        } else {
-            self.tail + 1
-        };
+        self.tail_at += sqe::SIZE;
+        if self.tail_at == self.end {
+            self.tail_at = self.offset;
+        }
         self.free -= 1;
         self.unrung += 1;
     }
@@ -104,8 +114,9 @@ impl SubmissionQueue {
     /// that orders the entries before it.
     #[inline]
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
-        regs.write32(self.doorbell, self.tail as u32);
-        self.rung_tail = self.tail;
+        let tail = self.tail();
+        regs.write32(self.doorbell, u32::from(tail));
+        self.rung_tail = tail;
         self.announced += self.unrung;
         self.unrung = 0;
     }
@@ -153,8 +164,10 @@ pub(crate) struct RawCompletion {
 #[derive(Debug)]
 pub(crate) struct CompletionQueue {
     offset: usize,
-    depth: u16,
-    head: u16,
+    /// Offset just past the last entry.
+    end: usize,
+    /// Offset of the head entry (the index is needed only for the doorbell).
+    head_at: usize,
     phase: u32,
     doorbell: usize,
     /// Entries consumed since the last head doorbell write.
@@ -167,8 +180,8 @@ impl CompletionQueue {
     pub fn new(offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
         CompletionQueue {
             offset,
-            depth,
-            head: 0,
+            end: offset + depth as usize * cqe::SIZE,
+            head_at: offset,
             phase: 1,
             doorbell: reg::cq_head_doorbell(qid, dstrd),
             unrung: false,
@@ -182,13 +195,12 @@ impl CompletionQueue {
     /// check for the entry.
     #[inline]
     pub fn take(&mut self, mem: &DmaRegion) -> Option<RawCompletion> {
-        let at = self.offset + self.head as usize * cqe::SIZE;
         // DW0..DW3; DW1 is reserved and ignored.
-        let [dw0, _, dw2, dw3] =
-            mem.read_u32s_acquire_last::<4>(at, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
-        self.head += 1;
-        if self.head == self.depth {
-            self.head = 0;
+        let [dw0, _, dw2, dw3] = mem
+            .read_u32s_acquire_last::<4>(self.head_at, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
+        self.head_at += cqe::SIZE;
+        if self.head_at == self.end {
+            self.head_at = self.offset;
             self.phase ^= 1;
         }
         self.unrung = true;
@@ -200,7 +212,8 @@ impl CompletionQueue {
     #[inline]
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
         if self.unrung {
-            regs.write32(self.doorbell, self.head as u32);
+            let head = (self.head_at - self.offset) / cqe::SIZE;
+            regs.write32(self.doorbell, head as u32);
             self.unrung = false;
         }
     }
@@ -235,7 +248,7 @@ mod tests {
         // Wrap around: tail 2 -> 3 -> 0.
         sq.advance();
         sq.advance();
-        assert_eq!(sq.tail, 0);
+        assert_eq!(sq.tail(), 0);
         assert_eq!(sq.free(), 1);
         // Filled, not rung: no head beyond 2 yet.
         assert_eq!(sq.fetched_by(3), None);

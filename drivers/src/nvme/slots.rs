@@ -127,9 +127,7 @@ impl CommandSlots {
         s.tag = tag;
         s.opcode = opcode;
         s.buf = buf;
-        if owner == Owner::User {
-            self.user_in_flight += 1;
-        }
+        self.user_in_flight += usize::from(owner == Owner::User);
         self.filled.push(cid);
     }
 
@@ -159,9 +157,7 @@ impl CommandSlots {
         let s = &mut self.slots[cid as usize];
         debug_assert_eq!(s.state, State::InFlight);
         s.state = State::Free;
-        if s.owner == Owner::User {
-            self.user_in_flight -= 1;
-        }
+        self.user_in_flight -= usize::from(s.owner == Owner::User);
         let done = Finished {
             owner: s.owner,
             tag: s.tag,
