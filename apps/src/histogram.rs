@@ -64,6 +64,19 @@ impl Histogram {
         self.max = self.max.max(v);
     }
 
+    /// Count `n` values of `v` (as `n` calls of [`Self::record`]).
+    #[inline]
+    pub fn record_n(&mut self, v: u64, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.counts[index(v)] += n;
+        self.total += n;
+        self.sum += u128::from(v) * u128::from(n);
+        self.min = self.min.min(v);
+        self.max = self.max.max(v);
+    }
+
     /// Add another histogram's counts.
     pub fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
@@ -158,6 +171,34 @@ mod tests {
         h.merge(&h2);
         assert_eq!(h.min(), 5);
         assert_eq!(h.count(), 1001);
+    }
+
+    #[test]
+    fn counting_a_run_at_once_equals_counting_each() {
+        let mut each = Histogram::new();
+        let mut runs = Histogram::new();
+        for (v, n) in [
+            (90u64, 3u64),
+            (7_000, 64),
+            (7_000, 1),
+            (u64::MAX, 2),
+            (12, 0),
+        ] {
+            for _ in 0..n {
+                each.record(v);
+            }
+            runs.record_n(v, n);
+        }
+        assert_eq!(runs.count(), 70);
+        assert_eq!(runs.counts, each.counts);
+        assert_eq!(
+            (runs.sum, runs.min(), runs.max()),
+            (each.sum, each.min(), each.max())
+        );
+        assert_eq!(runs.min(), 90, "a run of none counts nothing");
+        for q in [0.0, 0.5, 0.99, 1.0] {
+            assert_eq!(runs.quantile(q), each.quantile(q));
+        }
     }
 
     #[test]

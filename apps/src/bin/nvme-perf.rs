@@ -147,6 +147,13 @@ struct Slot {
     start: u64,
 }
 
+/// `x` mapped onto 0..n (n > 0) by the high half of the product `x * n`:
+/// as uniform as `x % n` over a 64-bit `x`, without a division per I/O.
+#[inline]
+fn below(x: u64, n: u64) -> u64 {
+    ((u128::from(x) * u128::from(n)) >> 64) as u64
+}
+
 /// Nanoseconds from `epoch` to now (a u64 holds 584 years of them).
 #[inline]
 fn ns_since(epoch: Instant) -> u64 {
@@ -215,11 +222,16 @@ fn worker<R: RegisterAccess + 'static>(
     let mut since_cycle = 0u64;
     let mut cycles = 0u64;
     let mut failed_total = 0u64;
-    let mut free: Vec<Buf> = (0..qd).filter_map(|_| pool.alloc()).collect();
-    for b in &mut free {
-        b.set_len(io_bytes as usize);
-    }
-    let mut free_tags: Vec<usize> = (0..qd).rev().collect();
+    // Free buffers, each with the tag (index into `slots`) it goes out
+    // under: one pop per I/O takes both.
+    let mut free: Vec<(Buf, usize)> = (0..qd)
+        .filter_map(|_| pool.alloc())
+        .enumerate()
+        .map(|(tag, mut b)| {
+            b.set_len(io_bytes as usize);
+            (b, tag)
+        })
+        .collect();
     // Latency is measured with two clock reads per loop pass, not two per
     // I/O (they were about 150 instructions of each I/O's cost): an I/O's
     // start is when its submission batch began (before its command was
@@ -236,11 +248,16 @@ fn worker<R: RegisterAccess + 'static>(
         qd
     ];
     let mut hist = Histogram::new();
+    // The I/Os a poll returned, as runs of one start time (one submission
+    // batch each): the histogram counts a run at once.
+    let mut runs: Vec<(u64, u64)> = Vec::with_capacity(qd);
     let mut rng = args.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (index + 1);
     // Sequential workers each start in their own part of the range.
     let workers = args.queues as u64;
     let mut next_seq = plan.range_ios * index / workers;
     let fill_end = plan.range_ios * (index + 1) / workers;
+    let sequential = sequential_fill || args.pattern == Pattern::Seq;
+    let fill_writes = args.verify || sequential_fill;
     let mut issued = 0u64;
     let mut done = 0u64;
     let mut bytes = 0u64;
@@ -265,58 +282,63 @@ fn worker<R: RegisterAccess + 'static>(
             cycles += 1;
             live.cycles.fetch_add(1, Ordering::Relaxed);
         }
-        let mut submitted = false;
-        let mut batch_start = None;
-        while !stopping && !free.is_empty() && qp.free_slots() > 0 {
-            if budget.is_some_and(|b| issued >= b)
-                || (sequential_fill && next_seq >= fill_end)
-                || cycle_every.is_some_and(|n| since_cycle >= n)
-            {
-                break;
-            }
-            let io = if sequential_fill || args.pattern == Pattern::Seq {
-                let io = next_seq % plan.range_ios;
-                next_seq += 1;
-                io
-            } else {
-                xorshift(&mut rng) % plan.range_ios
-            };
-            let lba = io * plan.blocks_per_io as u64;
-            let write = sequential_fill || plan.is_write(&mut rng);
-            let mut buf = free.pop().expect("checked non-empty above");
-            let tag = free_tags.pop().expect("one tag per buffer");
-            if write && (args.verify || sequential_fill) {
-                fill_io(&mut buf, plan, lba);
-            }
-            slots[tag] = Slot {
-                lba,
-                write,
-                start: *batch_start.get_or_insert_with(|| ns_since(epoch)),
-            };
-            let dev = buf.into_device();
-            let r = if write {
-                qp.submit_write(args.nsid, lba, dev, plan.blocks_per_io, tag as u64)
-            } else {
-                qp.submit_read(args.nsid, lba, dev, plan.blocks_per_io, tag as u64)
-            };
-            if let Err((e, dev)) = r {
-                free.push(dev.reclaim());
-                free_tags.push(tag);
-                return Err(e.into());
-            }
-            issued += 1;
-            since_cycle += 1;
-            submitted = true;
+        // This pass's batch: as many I/Os as there are free buffers and
+        // slots, within the budget, the fill's range and the cycle, worked
+        // out once (not per I/O).
+        let mut room = if stopping {
+            0
+        } else {
+            free.len().min(qp.free_slots()) as u64
+        };
+        if let Some(b) = budget {
+            room = room.min(b.saturating_sub(issued));
         }
-        if submitted {
+        if sequential_fill {
+            room = room.min(fill_end.saturating_sub(next_seq));
+        }
+        if let Some(n) = cycle_every {
+            room = room.min(n.saturating_sub(since_cycle));
+        }
+        if room > 0 {
+            let start = ns_since(epoch);
+            for _ in 0..room {
+                let io = if sequential {
+                    let io = next_seq % plan.range_ios;
+                    next_seq += 1;
+                    io
+                } else {
+                    below(xorshift(&mut rng), plan.range_ios)
+                };
+                let lba = io * plan.blocks_per_io as u64;
+                let write = sequential_fill || plan.is_write(&mut rng);
+                let (mut buf, tag) = free.pop().expect("room counts free buffers");
+                if write && fill_writes {
+                    fill_io(&mut buf, plan, lba);
+                }
+                slots[tag] = Slot { lba, write, start };
+                let dev = buf.into_device();
+                let r = if write {
+                    qp.submit_write(args.nsid, lba, dev, plan.blocks_per_io, tag as u64)
+                } else {
+                    qp.submit_read(args.nsid, lba, dev, plan.blocks_per_io, tag as u64)
+                };
+                if let Err((e, dev)) = r {
+                    free.push((dev.reclaim(), tag));
+                    return Err(e.into());
+                }
+            }
+            issued += room;
+            since_cycle += room;
             qp.ring_doorbell();
         }
         let (mut reads, mut failed) = (0u64, 0u64);
         let n = qp.poll(qd, |c: Completion| {
             let tag = c.tag as usize;
             let slot = slots[tag];
-            // Its latency is recorded after the poll, from this push.
-            free_tags.push(tag);
+            match runs.last_mut() {
+                Some((start, k)) if *start == slot.start => *k += 1,
+                _ => runs.push((slot.start, 1)),
+            }
             reads += u64::from(!slot.write);
             failed += u64::from(c.result.is_err());
             if let Some(dev) = c.buf {
@@ -342,15 +364,13 @@ fn worker<R: RegisterAccess + 'static>(
                         }
                     }
                 }
-                free.push(buf);
+                free.push((buf, tag));
             }
         })?;
         if n > 0 {
-            // The callback pushed one tag per completion it got: the last
-            // `n` of the free list are this poll's.
             let end = ns_since(epoch);
-            for &tag in &free_tags[free_tags.len() - n..] {
-                hist.record(end.saturating_sub(slots[tag].start));
+            for (start, k) in runs.drain(..) {
+                hist.record_n(end.saturating_sub(start), k);
             }
             done += n as u64;
             bytes += n as u64 * io_bytes;

@@ -55,7 +55,8 @@ impl AdminQueue {
         self.generation += 1;
         let gen = self.generation;
         let data = scratch_data.then(|| (self.core.scratch_iova(0), cns::DATA_SIZE as u64));
-        self.core.submit(cmd, data, Owner::Internal, gen, op)?;
+        self.core
+            .submit(cmd.into(), data, Owner::Internal, gen, op)?;
         self.core.ring(regs);
         let since = Instant::now();
         let mut result = None;
@@ -64,7 +65,7 @@ impl AdminQueue {
                 if r.tag == gen {
                     result = Some(match r.status {
                         None => Ok(r.dw0),
-                        Some(status) => Err(NvmeError::Status { op: r.op, status }),
+                        Some(status) => Err(NvmeError::Status { op, status }),
                     });
                 }
             })?;

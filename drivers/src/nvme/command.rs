@@ -2,8 +2,17 @@
 //! constructors of the admin and I/O commands this driver sends.
 #![forbid(unsafe_code)]
 
-use dma::DmaRegion;
 use spec::nvme::{admin, cns, create_queue, feature, io, sqe};
+
+/// The name of I/O command `opcode` in messages.
+pub(crate) fn io_op_name(opcode: u8) -> &'static str {
+    match opcode {
+        io::READ => "read",
+        io::WRITE => "write",
+        io::FLUSH => "flush",
+        _ => "I/O command",
+    }
+}
 
 /// One command before it is written into a submission queue. The command
 /// identifier is added when it is written (it is the queue's business).
@@ -38,35 +47,92 @@ const _: () = {
 const RESERVED_DW2: usize = 8;
 
 #[inline]
-fn pair(lo: u32, hi: u32) -> u64 {
+const fn pair(lo: u32, hi: u32) -> u64 {
     lo as u64 | (hi as u64) << 32
 }
 
-impl Command {
-    /// Write the entry at `offset` of `mem` with command identifier `cid`:
-    /// eight atomic qword writes, every byte of the 64 (a reused slot must
-    /// not keep fields of its previous command). PSDT = 0: PRPs, no SGLs;
-    /// FUSE = 0; no metadata pointer.
+/// A submission queue entry as it is written: eight little-endian qwords
+/// (CDW0+NSID, reserved DW2-3, MPTR, PRP1, PRP2, CDW10-11, CDW12-13,
+/// CDW14-15), everything but the command identifier, which the queue adds
+/// when it writes the entry. PSDT = 0 (PRPs, no SGLs), FUSE = 0, no
+/// metadata pointer.
+///
+/// An I/O queue pair keeps one per namespace and operation as a template
+/// ([`Sqe::template`]): submitting a read or write patches the LBA, the
+/// block count and the PRPs into a copy and writes its eight words, with no
+/// field packed per I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sqe {
+    words: [u64; 8],
+}
+
+/// The qwords of an entry that carry per-I/O fields.
+const W_CDW0: usize = sqe::CDW0 / 8;
+const W_PRP1: usize = sqe::PRP1 / 8;
+const W_PRP2: usize = sqe::PRP2 / 8;
+const W_CDW10: usize = sqe::CDW10 / 8;
+const W_CDW12: usize = sqe::CDW12 / 8;
+
+impl Sqe {
+    /// An entry of `opcode` for namespace `nsid`, every other field 0.
     #[inline]
-    pub fn write_to(&self, mem: &DmaRegion, offset: usize, cid: u16) {
-        let cdw0 =
-            sqe::cdw0::OPC.value(u32::from(self.opcode)) | sqe::cdw0::CID.value(u32::from(cid));
-        // One bounds check for the entry, then eight stores in field order.
-        mem.write_u64s(
-            offset + sqe::CDW0,
-            &[
-                pair(cdw0, self.nsid),
-                0,
-                0,
-                self.prp1,
-                self.prp2,
-                pair(self.cdw10, self.cdw11),
-                pair(self.cdw12, self.cdw13),
-                pair(self.cdw14, self.cdw15),
-            ],
-        );
+    pub const fn template(opcode: u8, nsid: u32) -> Sqe {
+        let mut words = [0; 8];
+        words[W_CDW0] = pair(sqe::cdw0::OPC.value(opcode as u32), nsid);
+        Sqe { words }
     }
 
+    /// This read or write template for `blocks` (1..=65536) logical
+    /// blocks from `lba` (NVM Command Set §3.2.4, §3.2.6: SLBA in CDW10-11,
+    /// NLB zero-based in CDW12; the template's CDW12 flags are 0).
+    #[inline]
+    pub fn read_write(self, lba: u64, blocks: u32) -> Sqe {
+        debug_assert!((1..=1 << sqe::rw::NLB.width).contains(&blocks));
+        let mut words = self.words;
+        words[W_CDW10] = lba;
+        words[W_CDW12] = u64::from(sqe::rw::NLB.value(blocks - 1));
+        Sqe { words }
+    }
+
+    /// With PRP1 and PRP2 set.
+    #[inline]
+    pub fn with_prps(self, prp1: u64, prp2: u64) -> Sqe {
+        let mut words = self.words;
+        words[W_PRP1] = prp1;
+        words[W_PRP2] = prp2;
+        Sqe { words }
+    }
+
+    /// The entry's opcode.
+    #[inline]
+    pub fn opcode(&self) -> u8 {
+        sqe::cdw0::OPC.get(self.words[W_CDW0] as u32) as u8
+    }
+
+    /// The eight words of the entry under command identifier `cid`: every
+    /// byte of the 64 (a reused slot must not keep fields of its previous
+    /// command).
+    #[inline]
+    pub fn words(&self, cid: u16) -> [u64; 8] {
+        let mut words = self.words;
+        words[W_CDW0] |= u64::from(sqe::cdw0::CID.value(u32::from(cid)));
+        words
+    }
+}
+
+impl From<Command> for Sqe {
+    fn from(c: Command) -> Sqe {
+        let mut words = Sqe::template(c.opcode, c.nsid).words;
+        words[W_PRP1] = c.prp1;
+        words[W_PRP2] = c.prp2;
+        words[W_CDW10] = pair(c.cdw10, c.cdw11);
+        words[W_CDW12] = pair(c.cdw12, c.cdw13);
+        words[sqe::CDW14 / 8] = pair(c.cdw14, c.cdw15);
+        Sqe { words }
+    }
+}
+
+impl Command {
     /// Identify (§5.15) with the given CNS; the 4 KiB result goes to the
     /// command's data buffer.
     pub fn identify(cns_value: u32, nsid: u32) -> Command {
@@ -138,22 +204,6 @@ impl Command {
         }
     }
 
-    /// Read or Write (NVM Command Set §3.2.4, §3.2.6) of `blocks`
-    /// (1..=65536) logical blocks from `lba`.
-    #[inline]
-    pub fn read_write(opcode: u8, nsid: u32, lba: u64, blocks: u32) -> Command {
-        debug_assert!(opcode == io::READ || opcode == io::WRITE);
-        debug_assert!((1..=1 << sqe::rw::NLB.width).contains(&blocks));
-        Command {
-            opcode,
-            nsid,
-            cdw10: lba as u32,
-            cdw11: (lba >> 32) as u32,
-            cdw12: sqe::rw::NLB.value(blocks - 1),
-            ..Command::default()
-        }
-    }
-
     /// Flush (NVM Command Set §3.2.2).
     pub fn flush(nsid: u32) -> Command {
         Command {
@@ -167,7 +217,7 @@ impl Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dma::{EmuIommu, RegionOptions};
+    use dma::{DmaRegion, EmuIommu, RegionOptions};
     use std::sync::Arc;
 
     #[test]
@@ -175,10 +225,10 @@ mod tests {
         let mem =
             DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
         mem.fill(0, 128, 0xff);
-        let mut cmd = Command::read_write(io::WRITE, 3, 0x1_2345_6789, 8);
-        cmd.prp1 = 0xaaaa_0004;
-        cmd.prp2 = 0xbbbb_0000;
-        cmd.write_to(&mem, 64, 0x1234);
+        let sqe = Sqe::template(io::WRITE, 3)
+            .read_write(0x1_2345_6789, 8)
+            .with_prps(0xaaaa_0004, 0xbbbb_0000);
+        mem.write_u64s(64, &sqe.words(0x1234));
         assert_eq!(mem.read_u32(64 + sqe::CDW0), 0x1234_0001);
         assert_eq!(mem.read_u32(64 + sqe::NSID), 3);
         assert_eq!(mem.read_u64(64 + RESERVED_DW2), 0);
@@ -193,6 +243,51 @@ mod tests {
         }
         // The neighbouring entry is untouched.
         assert_eq!(mem.read_u32(0), 0xffff_ffff);
+        // The largest count and the CID's full width.
+        let w = Sqe::template(io::READ, 1)
+            .read_write(0, 65536)
+            .words(0xffff);
+        assert_eq!(w[0], 0x0000_0001_ffff_0002);
+        assert_eq!(w[W_CDW12], 0xffff);
+    }
+
+    #[test]
+    fn commands_become_entries_field_by_field() {
+        let c = Command {
+            opcode: 0x06,
+            nsid: 0x0102_0304,
+            prp1: 0x1000,
+            prp2: 0x2000,
+            cdw10: 10,
+            cdw11: 11,
+            cdw12: 12,
+            cdw13: 13,
+            cdw14: 14,
+            cdw15: 15,
+        };
+        let w = Sqe::from(c).words(7);
+        assert_eq!(
+            w,
+            [
+                0x0102_0304_0007_0006,
+                0,
+                0,
+                0x1000,
+                0x2000,
+                11 << 32 | 10,
+                13 << 32 | 12,
+                15 << 32 | 14
+            ]
+        );
+        // A read or write template is an entry of that opcode and namespace.
+        assert_eq!(
+            Sqe::template(io::READ, 5),
+            Sqe::from(Command {
+                opcode: io::READ,
+                nsid: 5,
+                ..Command::default()
+            })
+        );
     }
 
     #[test]

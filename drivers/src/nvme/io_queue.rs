@@ -2,7 +2,7 @@
 //! poll) that keeps many commands in flight, and blocking helpers on top.
 #![forbid(unsafe_code)]
 
-use super::command::Command;
+use super::command::{io_op_name, Command, Sqe};
 use super::error::NvmeError;
 use super::queue::{controller_failure, QueueCore};
 use super::shared::{active_nsids, Shared, MAX_BLOCKS_PER_COMMAND};
@@ -69,8 +69,25 @@ struct Geometry {
     size_blocks: u64,
     metadata_size: u16,
     /// Most blocks in one command: the command format's limit and the
-    /// controller's largest transfer, worked out once.
+    /// controller's largest transfer, worked out once; 0 for a namespace
+    /// formatted with metadata, which this driver does not transfer (the
+    /// hot path's one range check refuses it, the message says why).
     max_blocks: u32,
+    /// The namespace's Read and Write entries, all but the per-I/O fields.
+    read: Sqe,
+    write: Sqe,
+}
+
+impl Geometry {
+    /// The template of `opcode` (Read or Write).
+    #[inline]
+    fn template(&self, opcode: u8) -> Sqe {
+        if opcode == io::READ {
+            self.read
+        } else {
+            self.write
+        }
+    }
 }
 
 /// An I/O submission queue and its completion queue, with a PRP list page
@@ -119,7 +136,13 @@ impl<R: RegisterAccess> IoQueuePair<R> {
                     lba_shift,
                     size_blocks: n.size_blocks,
                     metadata_size: n.metadata_size,
-                    max_blocks: (max_transfer >> lba_shift).min(MAX_BLOCKS_PER_COMMAND) as u32,
+                    max_blocks: if n.metadata_size == 0 {
+                        (max_transfer >> lba_shift).min(MAX_BLOCKS_PER_COMMAND) as u32
+                    } else {
+                        0
+                    },
+                    read: Sqe::template(io::READ, n.nsid),
+                    write: Sqe::template(io::WRITE, n.nsid),
                 }
             })
             .collect();
@@ -176,22 +199,31 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         self.core.free_slots()
     }
 
+    /// The namespace `nsid`, if active (its metadata not checked).
     #[inline]
-    fn geometry(&self, nsid: u32) -> Result<Geometry, NvmeError> {
-        let found = self
-            .namespaces
+    fn find(&self, nsid: u32) -> Option<&Geometry> {
+        self.namespaces
             .binary_search_by_key(&nsid, |g| g.nsid)
             .ok()
-            .map(|i| &self.namespaces[i]);
-        match found {
+            .map(|i| &self.namespaces[i])
+    }
+
+    /// The namespace `nsid`, if active and formatted without metadata.
+    fn geometry(&self, nsid: u32) -> Result<Geometry, NvmeError> {
+        match self.find(nsid) {
             Some(g) if g.metadata_size == 0 => Ok(*g),
-            Some(g) => Err(NvmeError::InvalidRequest(format!(
-                "namespace {nsid} is formatted with {} bytes of metadata per block, \
-                 which this driver does not transfer; format it without metadata",
-                g.metadata_size
-            ))),
+            Some(g) => Err(Self::metadata_unsupported(g)),
             None => Err(self.unknown_namespace(nsid)),
         }
+    }
+
+    #[cold]
+    fn metadata_unsupported(g: &Geometry) -> NvmeError {
+        NvmeError::InvalidRequest(format!(
+            "namespace {} is formatted with {} bytes of metadata per block, \
+             which this driver does not transfer; format it without metadata",
+            g.nsid, g.metadata_size
+        ))
     }
 
     #[cold]
@@ -202,34 +234,16 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         ))
     }
 
-    /// Check a read or write of `blocks` at a buffer of `buf_len` bytes at
-    /// `iova`; returns the transfer length in bytes. One branch on the hot
-    /// path (blocks within 1..=max_blocks, the buffer long enough, PRP1
-    /// dword aligned); the message is worked out off it.
-    #[inline]
-    fn check_transfer(
-        &self,
-        g: Geometry,
-        blocks: u32,
-        buf_len: usize,
-        iova: u64,
-    ) -> Result<u64, NvmeError> {
-        let bytes = (blocks as u64) << g.lba_shift;
-        // blocks - 1 wraps for 0; blocks <= max_blocks is bytes <= the
-        // largest transfer (max_blocks is that in whole blocks).
-        if blocks.wrapping_sub(1) >= g.max_blocks
-            || bytes > buf_len as u64
-            || !iova.is_multiple_of(4)
-        {
-            return Err(self.bad_transfer(g, blocks, buf_len, iova));
-        }
-        Ok(bytes)
-    }
-
-    /// Why [`Self::check_transfer`] refused a transfer.
+    /// Why a read or write of `blocks` at a buffer of `buf_len` bytes at
+    /// `iova` was refused: the hot path checks everything in one branch
+    /// (blocks within 1..=max_blocks, the buffer long enough, PRP1 dword
+    /// aligned); the message is worked out off it.
     #[cold]
     #[inline(never)]
-    fn bad_transfer(&self, g: Geometry, blocks: u32, buf_len: usize, iova: u64) -> NvmeError {
+    fn bad_transfer(&self, g: &Geometry, blocks: u32, buf_len: usize, iova: u64) -> NvmeError {
+        if g.metadata_size != 0 {
+            return Self::metadata_unsupported(g);
+        }
         if blocks == 0 || blocks > g.max_blocks {
             return NvmeError::InvalidRequest(format!(
                 "{blocks} blocks of {} bytes in one command: give 1 to {} blocks \
@@ -250,6 +264,8 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         ))
     }
 
+    /// Check a read or write and write its entry: the namespace's template
+    /// with the LBA, the block count and the PRPs patched in.
     #[inline]
     fn submit_rw(
         &mut self,
@@ -260,17 +276,21 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         blocks: u32,
         tag: u64,
     ) -> Result<(), (NvmeError, DeviceBuf)> {
-        let iova = buf.iova();
-        let checked = self
-            .geometry(nsid)
-            .and_then(|g| self.check_transfer(g, blocks, buf.len(), iova));
-        let bytes = match checked {
-            Ok(b) => b,
-            Err(e) => return Err((e, buf)),
+        let Some(g) = self.find(nsid) else {
+            return Err((self.unknown_namespace(nsid), buf));
         };
-        let op = if opcode == io::READ { "read" } else { "write" };
-        let cmd = Command::read_write(opcode, nsid, lba, blocks);
-        self.core.submit_buf(cmd, iova, bytes, buf, tag, op)
+        let (iova, buf_len) = (buf.iova(), buf.len());
+        let bytes = (blocks as u64) << g.lba_shift;
+        // blocks - 1 wraps for 0; blocks <= max_blocks is bytes <= the
+        // largest transfer (max_blocks is that in whole blocks).
+        if blocks.wrapping_sub(1) >= g.max_blocks
+            || bytes > buf_len as u64
+            || !iova.is_multiple_of(4)
+        {
+            return Err((self.bad_transfer(g, blocks, buf_len, iova), buf));
+        }
+        let sqe = g.template(opcode).read_write(lba, blocks);
+        self.core.submit_buf(sqe, iova, bytes, buf, tag)
     }
 
     /// Queue a read of `blocks` logical blocks from `lba` into `buf` (which
@@ -309,7 +329,7 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     pub fn submit_flush(&mut self, nsid: u32, tag: u64) -> Result<(), NvmeError> {
         self.geometry(nsid)?;
         self.core
-            .submit(Command::flush(nsid), None, Owner::User, tag, "flush")
+            .submit(Command::flush(nsid).into(), None, Owner::User, tag, "flush")
             .map(|_| ())
     }
 
@@ -347,9 +367,10 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     /// controller reports a fatal status meanwhile.
     pub fn wait(&mut self, max: usize, mut f: impl FnMut(Completion)) -> Result<usize, NvmeError> {
         loop {
-            let Some((op, since)) = self.core.oldest(Owner::User) else {
+            let Some((opcode, since)) = self.core.oldest(Owner::User) else {
                 return Ok(0);
             };
+            let op = io_op_name(opcode);
             let mut delivered = 0;
             self.core
                 .wait(&self.shared.regs, since, self.timeout, op, max, |r| {
@@ -374,8 +395,8 @@ impl<R: RegisterAccess> IoQueuePair<R> {
             return Err(e);
         }
         match self.core.oldest(Owner::User) {
-            Some((op, since)) if since.elapsed() >= self.timeout => Err(NvmeError::Timeout {
-                op,
+            Some((opcode, since)) if since.elapsed() >= self.timeout => Err(NvmeError::Timeout {
+                op: io_op_name(opcode),
                 after: since.elapsed(),
             }),
             _ => Ok(()),
@@ -411,8 +432,13 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         self.geometry(nsid)?;
         self.generation += 1;
         let gen = self.generation;
-        self.core
-            .submit(Command::flush(nsid), None, Owner::Internal, gen, "flush")?;
+        self.core.submit(
+            Command::flush(nsid).into(),
+            None,
+            Owner::Internal,
+            gen,
+            "flush",
+        )?;
         self.core.ring(&self.shared.regs);
         self.wait_internal(gen, 1, None, "flush")
     }
@@ -530,9 +556,9 @@ impl<R: RegisterAccess> IoQueuePair<R> {
             // Keep as many pieces in flight as there are free slots, never more.
             while first_error.is_none() && next < blocks && self.core.free_slots() > 0 {
                 let n = chunk.min(blocks - next);
-                let cmd = Command::read_write(opcode, nsid, lba + next, n as u32);
+                let sqe = g.template(opcode).read_write(lba + next, n as u32);
                 let data = (iova + (next << g.lba_shift), n << g.lba_shift);
-                match self.core.submit(cmd, Some(data), Owner::Internal, gen, op) {
+                match self.core.submit(sqe, Some(data), Owner::Internal, gen, op) {
                     Ok(_) => {
                         outstanding += 1;
                         next += n;
@@ -556,7 +582,7 @@ impl<R: RegisterAccess> IoQueuePair<R> {
                         outstanding -= 1;
                         progress = true;
                         if let (Some(status), None) = (r.status, &first_error) {
-                            first_error = Some(NvmeError::Status { op: r.op, status });
+                            first_error = Some(NvmeError::Status { op, status });
                         }
                     }
                 },
@@ -591,7 +617,7 @@ impl<R: RegisterAccess> IoQueuePair<R> {
                     if r.owner == Owner::Internal && r.tag == gen {
                         count -= 1;
                         if let (Some(status), None) = (r.status, &first_error) {
-                            first_error = Some(NvmeError::Status { op: r.op, status });
+                            first_error = Some(NvmeError::Status { op, status });
                         }
                     }
                 },

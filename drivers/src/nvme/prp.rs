@@ -115,10 +115,11 @@ pub fn short_prps(iova: u64, len: u64, page_size: u64) -> Option<(u64, u64)> {
     if len.wrapping_sub(1) >= 2 * page_size - offset || !iova.is_multiple_of(4) {
         return None;
     }
-    let end = iova.checked_add(len)?;
-    // The second page, if used, is page aligned with offset 0 (§4.3).
+    iova.checked_add(len)?;
+    // The second page, if used, is page aligned with offset 0 (§4.3): the
+    // page after the first (no overflow: the end did not wrap).
     let prp2 = if offset + len > page_size {
-        end - (offset + len - page_size)
+        (iova | (page_size - 1)) + 1
     } else {
         0
     };

@@ -12,7 +12,8 @@ use spec::nvme::{cqe, reg, sqe};
 // word of the four.
 const _: () = assert!(cqe::DW0 == 0 && cqe::DW2 == 8 && cqe::DW3 == 12 && cqe::SIZE == 16);
 
-/// Distance from `from` to `to` going forward around a ring of `depth`.
+/// Distance from `from` to `to` going forward around a ring of `depth`
+/// (both below `depth`).
 #[inline]
 fn ring_distance(from: u16, to: u16, depth: u16) -> u16 {
     if to >= from {
@@ -25,17 +26,32 @@ fn ring_distance(from: u16, to: u16, depth: u16) -> u16 {
 /// A submission queue: the host writes entries at `tail` and tells the
 /// controller with the tail doorbell; the controller reports how far it has
 /// fetched (its head) in every completion (SQHD).
+///
+/// Two counters are kept beside the indices so that neither submitting
+/// nor taking a head needs the ring distance of the indices: the entries
+/// the host may still fill, and the entries announced to the controller
+/// that it has not reported fetched.
 #[derive(Debug)]
 pub(crate) struct SubmissionQueue {
     /// Offset of entry 0 in the queue's DMA region.
     offset: usize,
+    /// Offset just past the last entry.
+    end: usize,
     depth: u16,
-    /// Next entry the host fills.
-    tail: u16,
+    /// Offset of the next entry the host fills (the tail, kept as an
+    /// offset: the entry is written at it, the index is needed only for
+    /// the doorbell).
+    tail_at: usize,
     /// The tail last written to the doorbell: the controller may fetch up to it.
     rung_tail: u16,
     /// The controller's head as last reported by a validated completion.
     head: u16,
+    /// Entries the host may still fill: `depth - 1` minus head..tail.
+    free: u16,
+    /// Entries head..rung_tail: announced, not reported fetched.
+    announced: u16,
+    /// Entries rung_tail..tail: filled since the last doorbell write.
+    unrung: u16,
     /// Register offset of the tail doorbell.
     doorbell: usize,
 }
@@ -44,64 +60,88 @@ impl SubmissionQueue {
     pub fn new(offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
         SubmissionQueue {
             offset,
+            end: offset + depth as usize * sqe::SIZE,
             depth,
-            tail: 0,
+            tail_at: offset,
             rung_tail: 0,
             head: 0,
+            // One entry always stays empty, since head == tail means empty
+            // (§4.1.1).
+            free: depth - 1,
+            announced: 0,
+            unrung: 0,
             doorbell: reg::sq_tail_doorbell(qid, dstrd),
         }
     }
 
-    /// Entries the host may still fill: one entry always stays empty, since
-    /// head == tail means empty (§4.1.1).
+    /// Entries the host may still fill.
     #[inline]
     pub fn free(&self) -> u16 {
-        self.depth - 1 - ring_distance(self.head, self.tail, self.depth)
+        self.free
     }
 
     /// Offset of the entry at the tail, the next one to fill.
     #[inline]
     pub fn tail_entry(&self) -> usize {
-        self.offset + self.tail as usize * sqe::SIZE
+        self.tail_at
     }
 
-    /// Count the tail entry as filled.
+    /// Index of the tail entry.
+    #[inline]
+    fn tail(&self) -> u16 {
+        ((self.tail_at - self.offset) / sqe::SIZE) as u16
+    }
+
+    /// Count the tail entry as filled (the caller saw [`Self::free`] > 0).
     #[inline]
     pub fn advance(&mut self) {
-        self.tail = if self.tail + 1 == self.depth {
-            0
-        } else {
-            self.tail + 1
-        };
+        debug_assert!(self.free > 0);
+        self.tail_at += sqe::SIZE;
+        if self.tail_at == self.end {
+            self.tail_at = self.offset;
+        }
+        self.free -= 1;
+        self.unrung += 1;
     }
 
     /// True if entries were filled since the last doorbell write.
     #[inline]
     pub fn has_unrung(&self) -> bool {
-        self.tail != self.rung_tail
+        self.unrung != 0
     }
 
     /// Write the tail doorbell. The caller has issued the release fence
     /// that orders the entries before it.
     #[inline]
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
-        regs.write32(self.doorbell, self.tail as u32);
-        self.rung_tail = self.tail;
+        let tail = self.tail();
+        regs.write32(self.doorbell, u32::from(tail));
+        self.rung_tail = tail;
+        self.announced += self.unrung;
+        self.unrung = 0;
     }
 
-    /// Whether `sqhd` is a head the controller can have reached: between
-    /// the last reported head and the last tail it was told about.
+    /// How many entries a completion's `sqhd` says the controller fetched
+    /// since the last reported head, if it is a head the controller can
+    /// have reached (between the last reported head and the last tail it
+    /// was told about); None if not.
     #[inline]
-    pub fn accepts_head(&self, sqhd: u16) -> bool {
-        sqhd < self.depth
-            && ring_distance(self.head, sqhd, self.depth)
-                <= ring_distance(self.head, self.rung_tail, self.depth)
+    pub fn fetched_by(&self, sqhd: u16) -> Option<u16> {
+        if sqhd >= self.depth {
+            return None;
+        }
+        let moved = ring_distance(self.head, sqhd, self.depth);
+        (moved <= self.announced).then_some(moved)
     }
 
-    /// Take a head the controller reported (checked with [`Self::accepts_head`]).
+    /// Take a head the controller reported, `moved` entries on from the
+    /// last one (both from [`Self::fetched_by`]).
     #[inline]
-    pub fn set_head(&mut self, sqhd: u16) {
+    pub fn set_head(&mut self, sqhd: u16, moved: u16) {
+        debug_assert_eq!(self.fetched_by(sqhd), Some(moved));
         self.head = sqhd;
+        self.announced -= moved;
+        self.free += moved;
     }
 
     /// Head, rung tail and depth, for messages.
@@ -124,8 +164,10 @@ pub(crate) struct RawCompletion {
 #[derive(Debug)]
 pub(crate) struct CompletionQueue {
     offset: usize,
-    depth: u16,
-    head: u16,
+    /// Offset just past the last entry.
+    end: usize,
+    /// Offset of the head entry (the index is needed only for the doorbell).
+    head_at: usize,
     phase: u32,
     doorbell: usize,
     /// Entries consumed since the last head doorbell write.
@@ -138,36 +180,31 @@ impl CompletionQueue {
     pub fn new(offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
         CompletionQueue {
             offset,
-            depth,
-            head: 0,
+            end: offset + depth as usize * cqe::SIZE,
+            head_at: offset,
             phase: 1,
             doorbell: reg::cq_head_doorbell(qid, dstrd),
             unrung: false,
         }
     }
 
-    /// The entry at the head if the controller has written it. DW3 (with the
-    /// phase tag) is read first with acquire ordering: the controller writes
-    /// it last, so the other dwords read after it are complete. One bounds
+    /// Consume the entry at the head if the controller has written it: the
+    /// one place completion queue entries are read. DW3 (with the phase
+    /// tag) is read first with acquire ordering: the controller writes it
+    /// last, so the other dwords read after it are complete. One bounds
     /// check for the entry.
     #[inline]
-    pub fn peek(&self, mem: &DmaRegion) -> Option<RawCompletion> {
-        let at = self.offset + self.head as usize * cqe::SIZE;
+    pub fn take(&mut self, mem: &DmaRegion) -> Option<RawCompletion> {
         // DW0..DW3; DW1 is reserved and ignored.
-        let [dw0, _, dw2, dw3] =
-            mem.read_u32s_acquire_last::<4>(at, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
-        Some(RawCompletion { dw0, dw2, dw3 })
-    }
-
-    /// Consume the head entry.
-    #[inline]
-    pub fn advance(&mut self) {
-        self.head += 1;
-        if self.head == self.depth {
-            self.head = 0;
+        let [dw0, _, dw2, dw3] = mem
+            .read_u32s_acquire_last::<4>(self.head_at, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
+        self.head_at += cqe::SIZE;
+        if self.head_at == self.end {
+            self.head_at = self.offset;
             self.phase ^= 1;
         }
         self.unrung = true;
+        Some(RawCompletion { dw0, dw2, dw3 })
     }
 
     /// Tell the controller which entries it may reuse: one head doorbell
@@ -175,7 +212,8 @@ impl CompletionQueue {
     #[inline]
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
         if self.unrung {
-            regs.write32(self.doorbell, self.head as u32);
+            let head = (self.head_at - self.offset) / cqe::SIZE;
+            regs.write32(self.doorbell, head as u32);
             self.unrung = false;
         }
     }
@@ -187,28 +225,58 @@ mod tests {
 
     #[test]
     fn submission_queue_keeps_one_entry_free_and_checks_heads() {
+        let regs = NoRegs;
         let mut sq = SubmissionQueue::new(0, 4, 1, 0);
         assert_eq!(sq.free(), 3);
         sq.advance();
         sq.advance();
         assert_eq!(sq.free(), 1);
         // Not rung yet: the controller cannot have fetched anything.
-        assert!(sq.accepts_head(0));
-        assert!(!sq.accepts_head(1));
-        sq.rung_tail = sq.tail;
-        assert!(sq.accepts_head(2));
-        assert!(!sq.accepts_head(3));
-        assert!(!sq.accepts_head(4));
-        sq.set_head(2);
+        assert_eq!(sq.fetched_by(0), Some(0));
+        assert_eq!(sq.fetched_by(1), None);
+        sq.ring(&regs);
+        assert_eq!(sq.fetched_by(2), Some(2));
+        assert_eq!(sq.fetched_by(3), None);
+        assert_eq!(sq.fetched_by(4), None);
+        assert_eq!(sq.fetched_by(u16::MAX), None);
+        sq.set_head(1, 1);
+        assert_eq!(sq.free(), 2);
+        assert_eq!(sq.fetched_by(0), None, "a head never moves back");
+        assert_eq!(sq.fetched_by(2), Some(1));
+        sq.set_head(2, 1);
         assert_eq!(sq.free(), 3);
         // Wrap around: tail 2 -> 3 -> 0.
         sq.advance();
         sq.advance();
-        assert_eq!(sq.tail, 0);
-        sq.rung_tail = 0;
-        assert!(sq.accepts_head(3) && sq.accepts_head(0));
-        assert!(!sq.accepts_head(1));
+        assert_eq!(sq.tail(), 0);
         assert_eq!(sq.free(), 1);
+        // Filled, not rung: no head beyond 2 yet.
+        assert_eq!(sq.fetched_by(3), None);
+        sq.ring(&regs);
+        assert_eq!(sq.state(), (2, 0, 4));
+        assert_eq!(sq.fetched_by(3), Some(1));
+        assert_eq!(sq.fetched_by(0), Some(2));
+        assert_eq!(sq.fetched_by(1), None);
+        sq.set_head(0, 2);
+        assert_eq!(sq.free(), 3);
+        assert!(!sq.has_unrung());
+    }
+
+    /// Registers that ignore writes.
+    struct NoRegs;
+
+    impl RegisterAccess for NoRegs {
+        fn read32(&self, _: usize) -> u32 {
+            0
+        }
+        fn write32(&self, _: usize, _: u32) {}
+        fn read64(&self, _: usize) -> u64 {
+            0
+        }
+        fn write64(&self, _: usize, _: u64) {}
+        fn bar_size(&self) -> usize {
+            usize::MAX
+        }
     }
 
     #[test]

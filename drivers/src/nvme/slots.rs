@@ -38,7 +38,9 @@ struct Slot {
     owner: Owner,
     tag: u64,
     buf: Option<DeviceBuf>,
-    op: &'static str,
+    /// The command's opcode, for naming it in a timeout (one byte, not the
+    /// name: the name is looked up only when a command times out).
+    opcode: u8,
     submitted: Instant,
 }
 
@@ -48,7 +50,6 @@ pub(crate) struct Finished {
     pub owner: Owner,
     pub tag: u64,
     pub buf: Option<DeviceBuf>,
-    pub op: &'static str,
 }
 
 /// The slots of one queue: `count` CIDs, 0..count.
@@ -74,7 +75,7 @@ impl CommandSlots {
                     owner: Owner::Internal,
                     tag: 0,
                     buf: None,
-                    op: "",
+                    opcode: 0,
                     submitted: now,
                 })
                 .collect(),
@@ -117,25 +118,16 @@ impl CommandSlots {
     /// Record the command written with `cid`. `buf`, if any, is the
     /// command's data buffer; it comes back with the completion.
     #[inline]
-    pub fn fill(
-        &mut self,
-        cid: u16,
-        owner: Owner,
-        tag: u64,
-        op: &'static str,
-        buf: Option<DeviceBuf>,
-    ) {
+    pub fn fill(&mut self, cid: u16, owner: Owner, tag: u64, opcode: u8, buf: Option<DeviceBuf>) {
         let s = &mut self.slots[cid as usize];
         debug_assert_eq!(s.state, State::Free);
         debug_assert!(s.buf.is_none());
         s.state = State::Filled;
         s.owner = owner;
         s.tag = tag;
-        s.op = op;
+        s.opcode = opcode;
         s.buf = buf;
-        if owner == Owner::User {
-            self.user_in_flight += 1;
-        }
+        self.user_in_flight += usize::from(owner == Owner::User);
         self.filled.push(cid);
     }
 
@@ -165,26 +157,23 @@ impl CommandSlots {
         let s = &mut self.slots[cid as usize];
         debug_assert_eq!(s.state, State::InFlight);
         s.state = State::Free;
-        if s.owner == Owner::User {
-            self.user_in_flight -= 1;
-        }
+        self.user_in_flight -= usize::from(s.owner == Owner::User);
         let done = Finished {
             owner: s.owner,
             tag: s.tag,
             buf: s.buf.take(),
-            op: s.op,
         };
         self.free.push(cid);
         done
     }
 
-    /// The longest-outstanding in-flight command of `owner`: its operation and submit time.
-    pub fn oldest(&self, owner: Owner) -> Option<(&'static str, Instant)> {
+    /// The longest-outstanding in-flight command of `owner`: its opcode and submit time.
+    pub fn oldest(&self, owner: Owner) -> Option<(u8, Instant)> {
         self.slots
             .iter()
             .filter(|s| s.state == State::InFlight && s.owner == owner)
             .min_by_key(|s| s.submitted)
-            .map(|s| (s.op, s.submitted))
+            .map(|s| (s.opcode, s.submitted))
     }
 }
 
@@ -198,8 +187,8 @@ mod tests {
         let a = s.alloc().unwrap();
         let b = s.alloc().unwrap();
         assert_ne!(a, b);
-        s.fill(a, Owner::User, 10, "read", None);
-        s.fill(b, Owner::Internal, 1, "flush", None);
+        s.fill(a, Owner::User, 10, 0x02, None);
+        s.fill(b, Owner::Internal, 1, 0x00, None);
         assert_eq!(s.user_in_flight(), 1);
         assert_eq!(s.outstanding(), 2);
         // Not announced yet: a completion for it would be bogus.
@@ -207,9 +196,11 @@ mod tests {
         s.announce(Instant::now());
         assert!(s.is_in_flight(a) && s.is_in_flight(b));
         assert!(!s.is_in_flight(2) && !s.is_in_flight(3) && !s.is_in_flight(u16::MAX));
-        assert_eq!(s.oldest(Owner::User).unwrap().0, "read");
+        assert_eq!(s.oldest(Owner::User).unwrap().0, 0x02);
+        assert_eq!(s.oldest(Owner::Internal).unwrap().0, 0x00);
         let f = s.retire(a);
-        assert_eq!((f.owner, f.tag, f.op), (Owner::User, 10, "read"));
+        assert_eq!((f.owner, f.tag), (Owner::User, 10));
+        assert!(s.oldest(Owner::User).is_none());
         assert_eq!(s.user_in_flight(), 0);
         assert!(!s.is_in_flight(a));
         assert_eq!(s.free_count(), 2);
