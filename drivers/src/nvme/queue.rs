@@ -6,11 +6,13 @@
 
 use super::command::Command;
 use super::error::NvmeError;
+use super::events;
 use super::prp::{build_prps, short_prps, PAGE_SIZE};
 use super::ring::{CompletionQueue, RawCompletion, SubmissionQueue};
 use super::slots::{CommandSlots, Owner};
 use super::status::NvmeStatus;
 use crate::regs::RegisterAccess;
+use crate::trace::{Event, Tap};
 use dma::{DeviceBuf, DmaRegion, Mapper, RegionOptions};
 use spec::nvme::{cqe, reg, sqe};
 use std::sync::atomic::{fence, Ordering};
@@ -74,6 +76,8 @@ pub(crate) struct QueueCore {
     prp_offset: usize,
     pages_per_cmd: usize,
     scratch_offset: usize,
+    /// The descriptor trace (off unless set with [`Self::set_tap`]).
+    tap: Tap,
 }
 
 fn page_round(bytes: usize) -> usize {
@@ -135,7 +139,13 @@ impl QueueCore {
             prp_offset,
             pages_per_cmd,
             scratch_offset,
+            tap: Tap::OFF,
         })
+    }
+
+    /// Record the entries this queue pair writes and reads in `tap`.
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = tap;
     }
 
     /// Queue identifier.
@@ -227,6 +237,7 @@ impl QueueCore {
             }
         }
         cmd.write_to(&self.mem, self.sq.tail_entry(), cid);
+        self.tap.record(|| self.sqe_event());
         self.sq.advance();
         self.slots.fill(cid, owner, tag, op, None);
         Ok(cid)
@@ -257,6 +268,7 @@ impl QueueCore {
             }
         }
         cmd.write_to(&self.mem, self.sq.tail_entry(), cid);
+        self.tap.record(|| self.sqe_event());
         self.sq.advance();
         self.slots.fill(cid, Owner::User, tag, op, Some(buf));
         Ok(())
@@ -338,6 +350,7 @@ impl QueueCore {
             let Some(raw) = self.cq.peek(&self.mem) else {
                 break;
             };
+            self.tap.record(|| self.cqe_event(raw));
             self.cq.advance();
             consumed += 1;
             match self.check(raw) {
@@ -406,6 +419,30 @@ impl QueueCore {
             "completion (DW0 {:#010x}, DW2 {:#010x}, DW3 {:#010x}) on queue {}: {why}",
             raw.dw0, raw.dw2, raw.dw3, self.qid
         ))
+    }
+
+    /// The trace event of the entry just written at the SQ tail: its bytes
+    /// as they are in the queue.
+    #[cold]
+    fn sqe_event(&self) -> Event {
+        let at = self.sq.tail_entry();
+        let mut entry = [0u8; sqe::SIZE];
+        self.mem.read_bytes(at, &mut entry);
+        events::sqe_written(self.qid, self.sq.tail(), self.mem.iova_at(at), &entry)
+    }
+
+    /// The trace event of the entry at the CQ head, read as `raw`: its
+    /// dwords as the driver took them (DW1, reserved and not used, from
+    /// memory).
+    #[cold]
+    fn cqe_event(&self, raw: RawCompletion) -> Event {
+        let at = page_round(self.depth as usize * sqe::SIZE) + self.cq.head() as usize * cqe::SIZE;
+        let mut entry = [0u8; cqe::SIZE];
+        self.mem.read_bytes(at, &mut entry);
+        entry[cqe::DW0..cqe::DW0 + 4].copy_from_slice(&raw.dw0.to_le_bytes());
+        entry[cqe::DW2..cqe::DW2 + 4].copy_from_slice(&raw.dw2.to_le_bytes());
+        entry[cqe::DW3..cqe::DW3 + 4].copy_from_slice(&raw.dw3.to_le_bytes());
+        events::cqe_read(self.qid, self.cq.head(), self.mem.iova_at(at), &entry)
     }
 
     /// Poll (up to `max` at a time) until at least one completion is consumed (returns how many),

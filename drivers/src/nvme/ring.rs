@@ -65,6 +65,11 @@ impl SubmissionQueue {
         self.offset + self.tail as usize * sqe::SIZE
     }
 
+    /// Index of the tail entry (for the trace).
+    pub fn tail(&self) -> u16 {
+        self.tail
+    }
+
     /// Count the tail entry as filled.
     #[inline]
     pub fn advance(&mut self) {
@@ -157,6 +162,11 @@ impl CompletionQueue {
         let [dw0, _, dw2, dw3] =
             mem.read_u32s_acquire_last::<4>(at, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
         Some(RawCompletion { dw0, dw2, dw3 })
+    }
+
+    /// Index of the head entry (for the trace).
+    pub fn head(&self) -> u16 {
+        self.head
     }
 
     /// Consume the head entry.
