@@ -10,6 +10,7 @@ use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
 use dma::{EmuIommu, RegionOptions};
 use drivers::nic::{Chip, Nic, NicOptions};
 use drivers::nvme::{NvmeController, NvmeOptions};
+use drivers::trace::{DeviceInfo, DeviceKind, Kind, Tracer};
 use emu::nic::{EmuNic, NicModelConfig, NicPoller};
 use emu::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModelConfig};
 use emu::wire::PairWire;
@@ -213,6 +214,31 @@ fn stream_with(
     (reports, v, pools, writes)
 }
 
+/// Record the drive model's events from now on, in a tracer of its own.
+fn trace_drive(r: &Rig) -> Arc<Tracer> {
+    let tracer = Tracer::new(drivers::trace::DEFAULT_CAPACITY);
+    let tap = tracer.device(DeviceInfo {
+        name: "emu:nvme".into(),
+        kind: DeviceKind::Nvme { dstrd: 0 },
+        emulated: true,
+    });
+    assert!(r.nvme.set_tap(tap));
+    tracer
+}
+
+/// The (start, end) of every data run the drive wrote to host memory.
+fn drive_writes(tracer: &Tracer) -> Vec<(u64, u64)> {
+    let ev = tracer.drain();
+    assert!(
+        ev.iter().all(|e| e.kind != Kind::Truncated),
+        "the drive's trace was cut short"
+    );
+    ev.iter()
+        .filter(|e| e.kind == Kind::DmaWrite)
+        .map(|e| (e.addr, e.addr + u64::from(e.len)))
+        .collect()
+}
+
 /// Merge (start, end) intervals.
 fn merged(mut v: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
     v.sort();
@@ -245,7 +271,7 @@ fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
         (Chip::X82599, 9000, RunMode::Inline),
     ] {
         let r = rig_with(chip, mtu, NvmeOptions::default().command_timeout, mode);
-        r.nvme.trace().set_enabled(true);
+        let drive = trace_drive(&r);
         r.tx_emu.trace().set_enabled(true);
         // Blocks 3.. to 5 blocks before the end: no buffer boundary.
         let cfg = config(3 * 512, SIZE - 8 * 512, mtu);
@@ -258,17 +284,7 @@ fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
             cpu_writes, 0,
             "the CPU took a writable slice of a read buffer"
         );
-        let nvme_writes = merged(
-            r.nvme
-                .trace()
-                .take()
-                .into_iter()
-                .filter_map(|e| match e {
-                    TraceEvent::DmaWrite { iova, len } => Some((iova, iova + len as u64)),
-                    _ => None,
-                })
-                .collect(),
-        );
+        let nvme_writes = merged(drive_writes(&drive));
         let in_pools = |iova: u64| pools.iter().any(|&(b, l)| iova >= b && iova < b + l);
         let mut payload = 0u64;
         let mut reads = 0u64;
@@ -304,7 +320,7 @@ fn an_odd_byte_range_goes_from_the_read_buffers_without_a_copy() {
         (Chip::I350, 9000, RunMode::Inline),
     ] {
         let r = rig_with(chip, mtu, NvmeOptions::default().command_timeout, mode);
-        r.nvme.trace().set_enabled(true);
+        let drive = trace_drive(&r);
         r.tx_emu.trace().set_enabled(true);
         let mut cfg = config(511, SIZE - 511 - 3, mtu);
         cfg.io_size = 4096;
@@ -322,17 +338,7 @@ fn an_odd_byte_range_goes_from_the_read_buffers_without_a_copy() {
         // Whole blocks read: every 4 KiB of the drive, one read each.
         let ios: u64 = reports.iter().map(|w| w.ios).sum();
         assert_eq!(ios, SIZE / 4096);
-        let nvme_writes = merged(
-            r.nvme
-                .trace()
-                .take()
-                .into_iter()
-                .filter_map(|e| match e {
-                    TraceEvent::DmaWrite { iova, len } => Some((iova, iova + len as u64)),
-                    _ => None,
-                })
-                .collect(),
-        );
+        let nvme_writes = merged(drive_writes(&drive));
         let in_pools = |iova: u64| pools.iter().any(|&(b, l)| iova >= b && iova < b + l);
         let mut payload = 0u64;
         let mut reads = 0u64;

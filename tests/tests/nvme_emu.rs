@@ -8,9 +8,10 @@ use drivers::nvme::{
     Completion, IoQueuePair, NvmeController, NvmeError, NvmeOptions, NvmeVersion, RwFailed,
     StatusKind,
 };
+use drivers::trace::{DeviceInfo, DeviceKind, Event, Kind, Queue, Tracer};
 use emu::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModel, NvmeModelConfig, PCI_IDS};
-use emu::{EmuBar, RunMode, TraceEvent};
-use spec::nvme::{cqe, sc_generic, sc_media, sct};
+use emu::{EmuBar, RunMode};
+use spec::nvme::{cqe, reg, sc_generic, sc_media, sct};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,6 +80,29 @@ fn open(cfg: NvmeModelConfig, mode: RunMode, opts: NvmeOptions) -> (EmuNvme, Ctr
     emu.pci().enable();
     let ctrl = NvmeController::init(emu.bar(), emu.mapper(), opts).expect("init");
     (emu, ctrl)
+}
+
+/// [`open`] with a trace: the model, the BAR and the driver record into
+/// one tracer device.
+fn open_traced(
+    cfg: NvmeModelConfig,
+    mode: RunMode,
+    opts: NvmeOptions,
+) -> (EmuNvme, Ctrl, Arc<Tracer>) {
+    let emu = EmuNvme::new(cfg, mode).expect("model");
+    emu.pci().enable();
+    let tracer = Tracer::new(drivers::trace::DEFAULT_CAPACITY);
+    let tap = tracer.device(DeviceInfo {
+        name: "emu:nvme".into(),
+        kind: DeviceKind::Nvme { dstrd: 0 },
+        emulated: true,
+    });
+    assert!(emu.set_tap(tap.clone()));
+    let mut bar = emu.bar();
+    bar.set_trace(tap.clone());
+    let opts = NvmeOptions { trace: tap, ..opts };
+    let ctrl = NvmeController::init(bar, emu.mapper(), opts).expect("init");
+    (emu, ctrl, tracer)
 }
 
 /// Pool whose buffer size is not a multiple of 4 KiB: buffer `i` starts
@@ -349,22 +373,21 @@ fn chained_prp_lists_without_mdts(mode: RunMode) {
         max_transfer: 4 << 20,
         ..opts()
     };
-    let (emu, ctrl) = open(cfg, mode, options);
+    let (emu, ctrl, tracer) = open_traced(cfg, mode, options);
     assert_eq!(ctrl.info().mdts_bytes, None);
     assert_eq!(ctrl.max_transfer(), 4 << 20);
     let mut qp = ctrl.create_io_queue_pair(4).unwrap();
     let pool = unaligned_pool(&ctrl, 2, (4 << 20) + 4096);
     let (mut w, mut r) = (pool.alloc().unwrap(), pool.alloc().unwrap());
     assert_ne!(r.iova() % 4096, 0, "the second buffer starts inside a page");
-    emu.trace().set_enabled(true);
+    tracer.drain();
     (w, r) = round_trip(&emu, &mut qp, 1, 512, 8, (4 << 20) / 512, w, r, 3);
     round_trip(&emu, &mut qp, 1, 512, 20000, (4 << 20) / 512 + 8, w, r, 4);
     // Each 4 MiB command was one command (not split).
-    let rw_fetches = emu
-        .trace()
-        .take()
+    let rw_fetches = tracer
+        .drain()
         .iter()
-        .filter(|e| matches!(e, TraceEvent::Fetch { queue, .. } if *queue == 2 * qp.qid() as u32))
+        .filter(|e| e.kind == Kind::Fetch && e.queue == Queue::Sq(qp.qid()))
         .count();
     assert_eq!(
         rw_fetches,
@@ -374,7 +397,7 @@ fn chained_prp_lists_without_mdts(mode: RunMode) {
 }
 
 fn async_batches_with_tags_and_queue_full(mode: RunMode) {
-    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let (_emu, ctrl, tracer) = open_traced(NvmeModelConfig::default(), mode, opts());
     let mut qp = ctrl.create_io_queue_pair(16).unwrap();
     let pool = unaligned_pool(&ctrl, 17, 8 << 10);
     // 15 writes fill every slot; the 16th is refused with its buffer back.
@@ -416,7 +439,7 @@ fn async_batches_with_tags_and_queue_full(mode: RunMode) {
         qp.submit_read(1, i as u64 * 16, b.into_device(), 16, 1000 + i as u64)
             .unwrap();
     }
-    emu.trace().set_enabled(true);
+    tracer.drain();
     qp.ring_doorbell();
     let mut done = 0;
     while done < 15 {
@@ -429,12 +452,11 @@ fn async_batches_with_tags_and_queue_full(mode: RunMode) {
             })
             .unwrap();
     }
-    let events = emu.trace().take();
+    let events = tracer.drain();
+    let doorbell = reg::sq_tail_doorbell(qp.qid(), 0) as u64;
     let sq_doorbells = events
         .iter()
-        .filter(
-            |e| matches!(e, TraceEvent::Doorbell { queue, .. } if *queue == 2 * qp.qid() as u32),
-        )
+        .filter(|e| e.kind == Kind::RegWrite && e.addr == doorbell)
         .count();
     assert_eq!(sq_doorbells, 1, "one tail doorbell for the batch of 15");
     // A read of more than MDTS in one command is refused up front.
@@ -847,39 +869,36 @@ fn injected_io_error_is_typed(mode: RunMode) {
     round_trip(&emu, &mut qp, 1, 512, 0, 2048, w, r, 2);
 }
 
-/// The CQ slot the device wrote the last completion of queue `qid` to:
-/// the 12-byte DMA write just before that completion in the trace.
-fn last_completion_slot(events: &[TraceEvent], qid: u16) -> Option<u64> {
-    let i = events.iter().rposition(
-        |e| matches!(e, TraceEvent::Completion { queue, .. } if *queue == 2 * qid as u32 + 1),
-    )?;
-    events[..i].iter().rev().find_map(|e| match e {
-        TraceEvent::DmaWrite { iova, len } if *len == cqe::DW3 => Some(*iova),
-        _ => None,
-    })
+/// The CQ entry the device wrote the last completion of queue `qid` to:
+/// its write-back event.
+fn last_completion(events: &[Event], qid: u16) -> Option<Event> {
+    events
+        .iter()
+        .rfind(|e| e.kind == Kind::WriteBack && e.queue == Queue::Cq(qid))
+        .copied()
 }
 
 /// Submit a read, let the device complete it, then corrupt the completion
 /// with `corrupt(dw2, dw3) -> (dw2, dw3)` before the driver polls it.
 fn forge(
     emu: &EmuNvme,
+    tracer: &Tracer,
     qp: &mut Qp,
     pool: &Pool,
     tag: u64,
     corrupt: impl Fn(u32, u32) -> (u32, u32),
 ) -> NvmeError {
-    emu.trace().set_enabled(true);
-    let _ = emu.trace().take();
+    tracer.drain();
     qp.submit_read(1, 0, pool.alloc().unwrap().into_device(), 1, tag)
         .map_err(|(e, _)| e)
         .unwrap();
     qp.ring_doorbell();
     let mut events = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(5);
-    let slot = loop {
-        events.extend(emu.trace().take());
-        if let Some(slot) = last_completion_slot(&events, qp.qid()) {
-            break slot;
+    let written = loop {
+        events.extend(tracer.drain());
+        if let Some(e) = last_completion(&events, qp.qid()) {
+            break e;
         }
         assert!(
             Instant::now() < deadline,
@@ -887,7 +906,7 @@ fn forge(
         );
         std::thread::yield_now();
     };
-    emu.trace().set_enabled(false);
+    let slot = written.addr;
     let mut raw = [0u8; 8];
     emu.iommu().read(slot + cqe::DW2 as u64, &mut raw).unwrap();
     let dw2 = u32::from_le_bytes(raw[..4].try_into().unwrap());
@@ -902,15 +921,31 @@ fn forge(
     let mut delivered = 0;
     let e = qp.poll(8, |_| delivered += 1).unwrap_err();
     assert_eq!(delivered, 0, "the forged completion was not delivered");
+    // The driver's trace shows the entry as it read it, forged bytes and
+    // all, though it refused it.
+    let read = tracer
+        .drain()
+        .into_iter()
+        .find(|e| e.kind == Kind::DescRead)
+        .expect("the driver recorded the entry it read");
+    assert_eq!(
+        (read.queue, read.index, read.addr),
+        (written.queue, written.index, written.addr)
+    );
+    let b = read.raw.as_slice();
+    assert_eq!(b.len(), cqe::SIZE);
+    assert_eq!(&b[..cqe::DW2], &written.raw.as_slice()[..cqe::DW2]);
+    assert_eq!(&b[cqe::DW2..cqe::DW3], &dw2.to_le_bytes());
+    assert_eq!(&b[cqe::DW3..], &dw3.to_le_bytes());
     e
 }
 
 fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
-    let (emu, ctrl) = open(NvmeModelConfig::default(), mode, opts());
+    let (emu, ctrl, tracer) = open_traced(NvmeModelConfig::default(), mode, opts());
     let mut qp = ctrl.create_io_queue_pair(8).unwrap();
     let pool = unaligned_pool(&ctrl, 8, 4096);
     // A CID that is not outstanding.
-    let e = forge(&emu, &mut qp, &pool, 1, |dw2, dw3| {
+    let e = forge(&emu, &tracer, &mut qp, &pool, 1, |dw2, dw3| {
         (dw2, cqe::dw3::CID.set(dw3, 0x1234))
     });
     match &e {
@@ -921,7 +956,7 @@ fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
     }
     assert!(e.to_string().contains("broke the specification"), "{e}");
     // A completion for another submission queue.
-    let e = forge(&emu, &mut qp, &pool, 2, |dw2, dw3| {
+    let e = forge(&emu, &tracer, &mut qp, &pool, 2, |dw2, dw3| {
         (cqe::dw2::SQID.set(dw2, 7), dw3)
     });
     assert!(
@@ -929,7 +964,7 @@ fn bogus_completions_are_device_misbehaviour(mode: RunMode) {
         "{e}"
     );
     // An SQ head the device was never given.
-    let e = forge(&emu, &mut qp, &pool, 3, |dw2, dw3| {
+    let e = forge(&emu, &tracer, &mut qp, &pool, 3, |dw2, dw3| {
         (cqe::dw2::SQHD.set(dw2, 6), dw3)
     });
     assert!(

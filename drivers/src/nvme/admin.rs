@@ -34,6 +34,11 @@ impl AdminQueue {
         })
     }
 
+    /// Record the admin entries written and read in `tap`.
+    pub fn set_tap(&mut self, tap: crate::trace::Tap) {
+        self.core.set_tap(tap);
+    }
+
     pub fn sq_iova(&self) -> u64 {
         self.core.sq_iova()
     }

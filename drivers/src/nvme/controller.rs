@@ -15,6 +15,7 @@ use super::queue::{controller_failure, QueueCore};
 use super::shared::{active_nsids, disable, wait_ready, AdminState, Shared};
 use super::status::StatusKind;
 use crate::regs::RegisterAccess;
+use crate::trace::DeviceKind;
 use dma::{Mapper, RegionOptions};
 use spec::nvme::{cns, cqe, feature, reg, sqe};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -181,6 +182,8 @@ impl<R: RegisterAccess> NvmeController<R> {
         check_capabilities(cap)?;
         let rdy_timeout = ready_timeout(cap);
         let dstrd = reg::cap::DSTRD.get(cap) as u32;
+        // The trace names doorbells by this stride from now on.
+        opts.trace.set_kind(DeviceKind::Nvme { dstrd });
         // Before any doorbell write: the admin queue's doorbells.
         check_doorbells(regs.bar_size(), dstrd, 0, "the admin queue")?;
         disable(&regs, rdy_timeout)?;
@@ -189,6 +192,7 @@ impl<R: RegisterAccess> NvmeController<R> {
         let max_admin = mqes.min(u64::from(reg::aqa::ASQS.mask()) + 1) as u16;
         let admin_depth = opts.admin_depth.clamp(2, max_admin);
         let mut admin = AdminQueue::new(mapper.clone(), opts.region, admin_depth, dstrd)?;
+        admin.set_tap(opts.trace.clone());
         let entries = u32::from(admin_depth) - 1;
         let aqa = reg::aqa::ASQS.value(entries) | reg::aqa::ACQS.value(entries);
         regs.write32(reg::AQA, aqa);
@@ -362,13 +366,14 @@ impl<R: RegisterAccess> NvmeController<R> {
             pages_per_cmd,
             0,
         );
-        let core = match core {
+        let mut core = match core {
             Ok(c) => c,
             Err(e) => {
                 s.admin().qid_used[qid as usize] = false;
                 return Err(e);
             }
         };
+        core.set_tap(s.opts.trace.clone());
         let timeout = s.opts.command_timeout;
         let mut a = s.admin();
         let created = a

@@ -18,14 +18,15 @@
 //! pairs share, and the enable/disable handshake), `admin` (the admin queue), `io_queue` (the I/O queue pair API), `queue` (a queue
 //! pair's memory, submission and completion validation), `ring` (SQ/CQ index
 //! arithmetic), `slots` (per-command state), `command` (entry layout), `prp`
-//! (PRP construction), `identify` (Identify data parsing), `status` and
-//! `error`. Every number comes from `spec`.
+//! (PRP construction), `identify` (Identify data parsing), `events` (what
+//! the queues record in the descriptor trace), `status` and `error`. Every number comes from `spec`.
 #![forbid(unsafe_code)]
 
 mod admin;
 mod command;
 mod controller;
 mod error;
+mod events;
 mod identify;
 mod io_queue;
 mod options;

@@ -6,11 +6,13 @@
 
 use super::command::{io_op_name, Sqe};
 use super::error::NvmeError;
+use super::events;
 use super::prp::{build_prps, short_prps, PrpError, PAGE_SIZE};
 use super::ring::{CompletionQueue, RawCompletion, SubmissionQueue};
 use super::slots::{CommandSlots, Owner};
 use super::status::NvmeStatus;
 use crate::regs::RegisterAccess;
+use crate::trace::{Event, Tap};
 use dma::{DeviceBuf, DmaRegion, Mapper, RegionOptions};
 use spec::nvme::{cqe, reg, sqe};
 use std::sync::atomic::{fence, Ordering};
@@ -79,6 +81,8 @@ pub(crate) struct QueueCore {
     prp_offset: usize,
     pages_per_cmd: usize,
     scratch_offset: usize,
+    /// The descriptor trace (off unless set with [`Self::set_tap`]).
+    tap: Tap,
 }
 
 fn page_round(bytes: usize) -> usize {
@@ -140,7 +144,13 @@ impl QueueCore {
             prp_offset,
             pages_per_cmd,
             scratch_offset,
+            tap: Tap::OFF,
         })
+    }
+
+    /// Record the entries this queue pair writes and reads in `tap`.
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = tap;
     }
 
     /// Queue identifier.
@@ -283,6 +293,7 @@ impl QueueCore {
     #[inline]
     fn write_sqe(&mut self, sqe: &Sqe, cid: u16) {
         self.mem.write_u64s(self.sq.tail_entry(), &sqe.words(cid));
+        self.tap.record(|| self.sqe_event());
         self.sq.advance();
     }
 
@@ -339,9 +350,11 @@ impl QueueCore {
         let mut consumed = 0;
         let mut result = Ok(());
         while consumed < max {
+            let at = self.cq.head_at();
             let Some(raw) = self.cq.take(&self.mem) else {
                 break;
             };
+            self.tap.record(|| self.cqe_event(raw, at));
             consumed += 1;
             let Some(cid) = self.check(raw) else {
                 result = Err(self.rejected(raw));
@@ -408,6 +421,29 @@ impl QueueCore {
             "completion (DW0 {:#010x}, DW2 {:#010x}, DW3 {:#010x}) on queue {}: {why}",
             raw.dw0, raw.dw2, raw.dw3, self.qid
         ))
+    }
+
+    /// The trace event of the entry just written at the SQ tail: its bytes
+    /// as they are in the queue.
+    #[cold]
+    fn sqe_event(&self) -> Event {
+        let at = self.sq.tail_entry();
+        let mut entry = [0u8; sqe::SIZE];
+        self.mem.read_bytes(at, &mut entry);
+        events::sqe_written(self.qid, self.sq.tail(), self.mem.iova_at(at), &entry)
+    }
+
+    /// The trace event of the entry at the CQ head, read as `raw`: its
+    /// dwords as the driver took them (DW1, reserved and not used, from
+    /// memory).
+    #[cold]
+    fn cqe_event(&self, raw: RawCompletion, at: usize) -> Event {
+        let mut entry = [0u8; cqe::SIZE];
+        self.mem.read_bytes(at, &mut entry);
+        entry[cqe::DW0..cqe::DW0 + 4].copy_from_slice(&raw.dw0.to_le_bytes());
+        entry[cqe::DW2..cqe::DW2 + 4].copy_from_slice(&raw.dw2.to_le_bytes());
+        entry[cqe::DW3..cqe::DW3 + 4].copy_from_slice(&raw.dw3.to_le_bytes());
+        events::cqe_read(self.qid, self.cq.index_of(at), self.mem.iova_at(at), &entry)
     }
 
     /// Poll (up to `max` at a time) until at least one completion is consumed (returns how many),

@@ -88,7 +88,7 @@ impl SubmissionQueue {
 
     /// Index of the tail entry.
     #[inline]
-    fn tail(&self) -> u16 {
+    pub fn tail(&self) -> u16 {
         ((self.tail_at - self.offset) / sqe::SIZE) as u16
     }
 
@@ -186,6 +186,17 @@ impl CompletionQueue {
             doorbell: reg::cq_head_doorbell(qid, dstrd),
             unrung: false,
         }
+    }
+
+    /// Offset of the head entry in the queue's DMA region.
+    #[inline]
+    pub fn head_at(&self) -> usize {
+        self.head_at
+    }
+
+    /// Index of the entry at offset `at` (for the trace).
+    pub fn index_of(&self, at: usize) -> u16 {
+        ((at - self.offset) / cqe::SIZE) as u16
     }
 
     /// Consume the entry at the head if the controller has written it: the

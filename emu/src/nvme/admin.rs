@@ -3,9 +3,11 @@
 
 use super::command::{Outcome, Sqe, Status};
 use super::engine::{CompletionQueue, Engine, SubmissionQueue};
+use super::events;
 use super::medium::ZEROS;
 use super::model::{NvmeModel, CQES, PCI_IDS, SQES, VERSION};
 use super::prp::PAGE;
+use crate::DmaError;
 use spec::nvme::{admin, cns, create_queue, feature, get_log_page, id_ctrl, id_ns, NSID_BROADCAST};
 
 /// PCI subsystem vendor ID reported by Identify (as QEMU's controller does).
@@ -53,7 +55,8 @@ impl Engine {
             let n = seg.len as usize;
             m.dma
                 .write(seg.iova, &data[done..done + n])
-                .map_err(|_| Status::DATA_TRANSFER_ERROR)?;
+                .map_err(|e| transfer_error(m, &e))?;
+            m.dma.tap().record(|| events::data(seg.iova, seg.len, true));
             done += n;
         }
         Ok(())
@@ -312,12 +315,19 @@ impl Engine {
                 let n = left.min(ZEROS.len() as u64);
                 m.dma
                     .write(iova, &ZEROS[..n as usize])
-                    .map_err(|_| Status::DATA_TRANSFER_ERROR)?;
+                    .map_err(|e| transfer_error(m, &e))?;
                 (iova, left) = (iova + n, left - n);
             }
+            m.dma.tap().record(|| events::data(seg.iova, seg.len, true));
         }
         Ok(0)
     }
+}
+
+/// A data DMA that did not happen: recorded, and Data Transfer Error.
+fn transfer_error(m: &NvmeModel, e: &DmaError) -> Status {
+    events::fault(&m.dma, e);
+    Status::DATA_TRANSFER_ERROR
 }
 
 /// Checks shared by both Create I/O Queue commands: size, contiguity, base.

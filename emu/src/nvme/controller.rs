@@ -6,7 +6,7 @@
 use super::engine::Engine;
 use super::model::{NvmeModel, VERSION};
 use super::prp::PAGE;
-use crate::{MmioDevice, Pollable, RunMode, TraceEvent};
+use crate::{MmioDevice, Pollable, RunMode};
 use spec::nvme::reg::{self, aqa, cc, csts};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -110,12 +110,12 @@ impl NvmeModel {
         let acq = self.acq.load(Ordering::Acquire);
         let problem = if cc::MPS.get(cc_value) != 0 {
             Some(format!(
-                "CC.MPS {} selects a page size outside CAP.MPSMIN..=MPSMAX (only 4 KiB)",
+                "CC.MPS {} outside CAP.MPSMIN..=MPSMAX (4 KiB only)",
                 cc::MPS.get(cc_value)
             ))
         } else if cc::CSS.get(cc_value) != cc::CSS_NVM {
             Some(format!(
-                "CC.CSS {} selects a command set the controller does not support",
+                "CC.CSS {} is not a supported command set",
                 cc::CSS.get(cc_value)
             ))
         } else if asq == 0 || !asq.is_multiple_of(PAGE) {
@@ -124,14 +124,14 @@ impl NvmeModel {
             Some(format!("ACQ {acq:#x} is zero or not page aligned"))
         } else if aqa::ASQS.get(aqa_value) == 0 || aqa::ACQS.get(aqa_value) == 0 {
             Some(format!(
-                "AQA {aqa_value:#x} gives an admin queue of 1 entry (at least 2 needed)"
+                "AQA {aqa_value:#x}: an admin queue of 1 entry (2 needed)"
             ))
         } else {
             None
         };
         if let Some(problem) = problem {
             self.fatal.store(true, Ordering::Release);
-            self.note(|| format!("enable failed, controller fatal status: {problem}"));
+            self.note(|| format!("CFS at enable: {problem}"));
             return;
         }
         let sq_entries = aqa::ASQS.get(aqa_value) + 1;
@@ -141,7 +141,7 @@ impl NvmeModel {
         self.doorbells.open_sq(0, sq_entries);
         self.doorbells.open_cq(0, cq_entries);
         self.status.store(csts::RDY.bit(), Ordering::Release);
-        self.note(|| "controller enabled (CSTS.RDY = 1)".into());
+        self.note(|| "enabled (CSTS.RDY = 1)".into());
     }
 
     /// CC.EN 1 -> 0: controller reset (§7.3.2). Queues are deleted, RDY, SHST
@@ -151,7 +151,7 @@ impl NvmeModel {
         self.doorbells.close_all();
         self.fatal.store(false, Ordering::Release);
         self.status.store(0, Ordering::Release);
-        self.note(|| "controller reset (CC.EN = 0, CSTS.RDY = 0)".into());
+        self.note(|| "reset (CC.EN = 0, CSTS.RDY = 0)".into());
     }
 
     /// CC.SHN set: flush the media and report shutdown complete at once
@@ -159,7 +159,7 @@ impl NvmeModel {
     fn shutdown(&self, engine: &Engine) {
         for (i, ns) in engine.namespaces.iter().enumerate() {
             if let Err(e) = ns.flush() {
-                self.note(|| format!("shutdown: flushing namespace {} failed: {e}", i + 1));
+                self.note(|| format!("shutdown: flush of namespace {} failed: {e}", i + 1));
             }
         }
         let _ = self
@@ -179,12 +179,11 @@ impl NvmeModel {
             Some(reg::RegName::CqHead(q)) => (usize::from(q), true),
             _ => return,
         };
-        self.dma.trace().record(|| TraceEvent::Doorbell {
-            queue: (2 * qid + usize::from(is_cq)) as u32,
-            value,
-        });
+        // The write itself is in the trace already (the BAR records it).
+        let name = if is_cq { "head" } else { "tail" };
+        let q = if is_cq { "CQ" } else { "SQ" };
         if qid >= self.doorbells.sq_tail.len() {
-            self.note(|| format!("doorbell write {value} for queue {qid} ignored: no such queue"));
+            self.note(|| format!("{q}{qid} {name} doorbell {value} ignored: no such queue"));
             return;
         }
         let (entries, target) = if is_cq {
@@ -202,12 +201,11 @@ impl NvmeModel {
         if value >= entries {
             self.note(|| {
                 format!(
-                    "{} doorbell write {value} for queue {qid} ignored: {}",
-                    if is_cq { "CQ head" } else { "SQ tail" },
+                    "{q}{qid} {name} doorbell {value} ignored: {}",
                     if entries == 0 {
-                        "the queue does not exist".to_string()
+                        "queue does not exist".to_string()
                     } else {
-                        format!("the queue has {entries} entries")
+                        format!("queue has {entries} entries")
                     }
                 )
             });
@@ -247,9 +245,6 @@ impl MmioDevice for NvmeModel {
             }
             return;
         }
-        self.dma
-            .trace()
-            .record(|| TraceEvent::RegWrite { offset, value });
         match (offset, size) {
             (reg::ASQ, 8) => self.asq.store(value, Ordering::Release),
             (reg::ACQ, 8) => self.acq.store(value, Ordering::Release),

@@ -3,6 +3,7 @@
 
 use super::command::Status;
 use super::config::{Backing, ModelError, NamespaceConfig};
+use super::events;
 use super::prp::Segment;
 use crate::ram_chunk::{RamChunk, CHUNK, CHUNK_SHIFT};
 use crate::DeviceDma;
@@ -141,7 +142,10 @@ impl Namespace {
         segments: &[Segment],
         bounce: &mut Vec<u8>,
     ) -> Result<(), Status> {
-        let dte = |_| Status::DATA_TRANSFER_ERROR;
+        let dte = |e| {
+            events::fault(dma, &e);
+            Status::DATA_TRANSFER_ERROR
+        };
         match &mut self.medium {
             Medium::Ram(chunks) => {
                 for seg in segments {
@@ -156,6 +160,7 @@ impl Namespace {
                         (iova, offset, left) =
                             (iova + n as u64, offset + n as u64, left - n as u64);
                     }
+                    dma.tap().record(|| events::data(seg.iova, seg.len, true));
                 }
             }
             Medium::File { file, .. } => {
@@ -170,6 +175,7 @@ impl Namespace {
                         (iova, offset, left) =
                             (iova + n as u64, offset + n as u64, left - n as u64);
                     }
+                    dma.tap().record(|| events::data(seg.iova, seg.len, true));
                 }
             }
         }
@@ -185,7 +191,10 @@ impl Namespace {
         segments: &[Segment],
         bounce: &mut Vec<u8>,
     ) -> Result<(), Status> {
-        let dte = |_| Status::DATA_TRANSFER_ERROR;
+        let dte = |e| {
+            events::fault(dma, &e);
+            Status::DATA_TRANSFER_ERROR
+        };
         match &mut self.medium {
             Medium::Ram(chunks) => {
                 for seg in segments {
@@ -197,6 +206,7 @@ impl Namespace {
                         (iova, offset, left) =
                             (iova + n as u64, offset + n as u64, left - n as u64);
                     }
+                    dma.tap().record(|| events::data(seg.iova, seg.len, false));
                 }
             }
             Medium::File { file, .. } => {
@@ -211,6 +221,7 @@ impl Namespace {
                         (iova, offset, left) =
                             (iova + n as u64, offset + n as u64, left - n as u64);
                     }
+                    dma.tap().record(|| events::data(seg.iova, seg.len, false));
                 }
             }
         }

@@ -15,7 +15,7 @@
 //! - completion queues with phase tags that never overwrite an entry the host
 //!   has not consumed;
 //! - fault injection ([`Fault`]), a seeded hostile mode ([`Hostility`])
-//!   and a trace of what the device did.
+//!   and its half of the descriptor trace ([`EmuNvme::set_tap`]).
 //!
 //! Not implemented: interrupts (MSI-X), SGLs, metadata, fused commands,
 //! asynchronous events, namespace management, Format NVM, Dataset
@@ -26,9 +26,10 @@
 //! `doorbells`, `fault` (injectable faults), `engine` (queue state),
 //! `processing` (fetch, execute, complete), `controller` (registers, CC,
 //! doorbell writes), `admin`, `io`, `command`, `prp`, `medium` (namespace
-//! storage), `config`. Imports go one way, from the top down: `controller`,
-//! `processing`, `admin` and `io`, `model`, `engine`/`doorbells`/`fault`,
-//! `medium`, `prp`, `command`/`config`.
+//! storage), `config`, `events` (the trace events it records). Imports go
+//! one way, from the top down: `controller`, `processing`, `admin` and
+//! `io`, `model`, `engine`/`doorbells`/`fault`, `medium`, `prp`,
+//! `command`/`config`/`events`.
 #![forbid(unsafe_code)]
 
 mod admin;
@@ -37,6 +38,7 @@ mod config;
 mod controller;
 mod doorbells;
 mod engine;
+mod events;
 mod fault;
 mod hostile;
 mod io;
@@ -54,10 +56,11 @@ pub use model::{NvmeModel, PCI_IDS};
 
 use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};
 use dma::EmuIommu;
+use drivers::trace::Tap;
 use std::sync::Arc;
 
 /// A whole emulated NVMe controller: the model, its PCI function and BAR0,
-/// the IOMMU it reaches memory through, its trace and, in
+/// the IOMMU it reaches memory through and, in
 /// [`RunMode::Threaded`], its device thread.
 ///
 /// Keep it alive as long as a driver uses the controller: dropping it stops
@@ -68,7 +71,6 @@ pub struct EmuNvme {
     model: Arc<NvmeModel>,
     iommu: Arc<EmuIommu>,
     pci: Arc<EmuPciFunction>,
-    trace: Arc<Trace>,
 }
 
 impl EmuNvme {
@@ -85,9 +87,10 @@ impl EmuNvme {
         mode: RunMode,
         iommu: Arc<EmuIommu>,
     ) -> Result<EmuNvme, ModelError> {
-        let trace = Arc::new(Trace::new());
         let pci = Arc::new(EmuPciFunction::new(PCI_IDS));
-        let dma = DeviceDma::new(iommu.clone(), pci.clone(), trace.clone());
+        // The old emu::Trace of DeviceDma stays off: the controller records
+        // through the tap (set_tap) instead.
+        let dma = DeviceDma::new(iommu.clone(), pci.clone(), Arc::new(Trace::new()));
         let model = Arc::new(NvmeModel::new(cfg, mode, dma)?);
         let thread = match mode {
             RunMode::Inline => None,
@@ -100,7 +103,6 @@ impl EmuNvme {
             model,
             iommu,
             pci,
-            trace,
         })
     }
 
@@ -124,9 +126,14 @@ impl EmuNvme {
         &self.pci
     }
 
-    /// The trace of device events (off until enabled).
-    pub fn trace(&self) -> &Arc<Trace> {
-        &self.trace
+    /// Record what the controller does (fetches, PRP lists, data runs,
+    /// write-backs, faults, notes) in `tap`: the device half of the
+    /// descriptor trace, with the driver's half (`NvmeOptions::trace`) and
+    /// the register accesses (`EmuBar::set_trace`) in the same tracer
+    /// device. Set once, before the driver starts; a second call is refused
+    /// (false).
+    pub fn set_tap(&self, tap: Tap) -> bool {
+        self.model.dma.set_tap(tap)
     }
 
     /// Inject a fault.

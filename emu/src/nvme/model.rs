@@ -7,15 +7,17 @@ use super::command::Status;
 use super::config::{ModelError, NvmeModelConfig};
 use super::doorbells::Doorbells;
 use super::engine::Engine;
+use super::events;
 use super::fault::{Fault, IoFault, Lies};
 use super::hostile::Hostile;
 use super::medium::Namespace;
 use super::prp::PAGE;
-use crate::{DeviceDma, DmaError, PciIds, RunMode, Trace, TraceEvent};
+use crate::{DeviceDma, DmaError, PciIds, RunMode};
+use drivers::trace::Tap;
 use spec::nvme::reg::{self, cap, cc, csts};
 use spec::nvme::{cqe, sqe, PCI_CLASS_NVME};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 /// PCI identity of the model: QEMU's NVMe controller IDs (1b36:0010).
 pub const PCI_IDS: PciIds = PciIds {
@@ -125,13 +127,16 @@ impl NvmeModel {
         self.mode
     }
 
-    /// The trace of device events.
-    pub fn trace(&self) -> &Arc<Trace> {
-        self.dma.trace()
+    /// Where the controller records what it does: the device side of the
+    /// descriptor trace ([`drivers::trace`]; off until set on its DMA).
+    pub fn tap(&self) -> &Tap {
+        self.dma.tap()
     }
 
+    /// Record a note (its first 64 bytes: the point first). `what` runs
+    /// only when tracing is on.
     pub(super) fn note(&self, what: impl FnOnce() -> String) {
-        self.dma.trace().record(|| TraceEvent::Note(what()));
+        self.dma.tap().record(|| events::note(&what()));
     }
 
     pub(super) fn engine(&self) -> MutexGuard<'_, Engine> {
@@ -328,7 +333,7 @@ impl NvmeModel {
     /// fatal status (§9.5) and stops.
     pub(super) fn cannot_reach_host(&self, doing: &str, e: &DmaError) {
         self.fatal.store(true, Ordering::Release);
-        self.note(|| format!("controller fatal status: DMA failed while {doing}: {e}"));
+        self.note(|| format!("CFS: DMA failed {doing}: {e}"));
     }
 
     /// CC.IOSQES and CC.IOCQES as the host set them.

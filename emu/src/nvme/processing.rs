@@ -6,9 +6,9 @@
 
 use super::command::{Sqe, Status};
 use super::engine::{Engine, FETCH_BATCH};
+use super::events;
 use super::hostile::RawCqe;
 use super::model::NvmeModel;
-use crate::TraceEvent;
 use spec::nvme::{cqe, sqe};
 
 /// One completion queue entry to post.
@@ -78,17 +78,19 @@ impl Engine {
         }
         let iova = sq.base + sq.head as u64 * sqe::SIZE as u64;
         if let Err(e) = m.dma.read(iova, &mut self.fetch[..n * sqe::SIZE]) {
+            events::fault(&m.dma, &e);
             m.cannot_reach_host("fetching commands", &e);
             return 0;
         }
         for k in 0..n {
-            let cmd = Sqe::new(&self.fetch[k * sqe::SIZE..]);
+            let at = k * sqe::SIZE;
+            let cmd = Sqe::new(&self.fetch[at..]);
             let index = sq.head;
-            m.dma.trace().record(|| TraceEvent::Fetch {
-                queue: 2 * qid as u32,
-                index,
-                iova: iova + (k * sqe::SIZE) as u64,
-            });
+            // One event per entry, with its bytes (the batch's DMA read is
+            // not recorded apart).
+            m.dma
+                .tap()
+                .record(|| events::fetch(qid, index, iova + at as u64, &self.fetch[at..]));
             sq.head = (sq.head + 1) % sq.entries;
             let outcome = if qid == 0 {
                 self.admin(m, &cmd)
@@ -182,19 +184,21 @@ impl Engine {
             .write(slot, &first)
             .and_then(|()| m.dma.store_u32_release(slot + cqe::DW3 as u64, e.dw3));
         if let Err(e) = written {
+            events::fault(&m.dma, &e);
             m.cannot_reach_host("posting a completion", &e);
             return false;
         }
+        // One event with the entry's bytes (its two DMA writes are not
+        // recorded apart).
+        let index = cq.tail;
+        m.dma
+            .tap()
+            .record(|| events::write_back(cqid as u16, index, slot, [e.dw0, e.dw2, e.dw3]));
         cq.tail += 1;
         if cq.tail == cq.entries {
             cq.tail = 0;
             cq.phase = !cq.phase;
         }
-        m.dma.trace().record(|| TraceEvent::Completion {
-            queue: 2 * cqid as u32 + 1,
-            id: cqe::dw3::CID.get(e.dw3),
-            status: cqe::dw3::SCT.get(e.dw3) << 8 | cqe::dw3::SC.get(e.dw3),
-        });
         true
     }
 }

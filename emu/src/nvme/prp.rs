@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::command::Status;
+use super::events;
 use crate::DeviceDma;
 
 /// The memory page size, CC.MPS = 0 (the only one CAP.MPSMIN/MPSMAX allow).
@@ -101,8 +102,12 @@ impl PrpWalker {
             // More pages than this list page has entries: its last entry chains.
             let chained = pages > slots as u64;
             let count = if chained { slots } else { pages as usize };
-            dma.read(list, &mut self.list[..count * 8])
-                .map_err(|_| Status::DATA_TRANSFER_ERROR)?;
+            if let Err(e) = dma.read(list, &mut self.list[..count * 8]) {
+                events::fault(dma, &e);
+                return Err(Status::DATA_TRANSFER_ERROR);
+            }
+            dma.tap()
+                .record(|| events::prp_list(list, count, &self.list[..]));
             let data = if chained { count - 1 } else { count };
             for i in 0..data {
                 let entry = entry_at(&self.list[..], i);

@@ -4,9 +4,9 @@
 #![forbid(unsafe_code)]
 
 use super::*;
-use crate::TraceEvent;
 use dma::{DmaRegion, RegionOptions};
 use drivers::regs::RegisterAccess;
+use drivers::trace::{Agent, DeviceInfo, DeviceKind, Engine, Event, Kind, Queue as Ring, Tracer};
 use spec::nvme::{
     admin, cns, cqe, create_queue, feature, get_log_page, id_ctrl, id_ns, io, reg, sc_command,
     sc_generic, sc_media, sct, sqe,
@@ -125,6 +125,8 @@ struct Host {
     emu: EmuNvme,
     bar: EmuBar<NvmeModel>,
     mem: DmaRegion,
+    /// The trace: the model's events and the register accesses of `bar`.
+    tracer: Arc<Tracer>,
 }
 
 fn config() -> NvmeModelConfig {
@@ -139,8 +141,27 @@ impl Host {
         let emu = EmuNvme::new(cfg, mode).unwrap();
         emu.pci().enable();
         let mem = DmaRegion::allocate(emu.mapper(), MEM, RegionOptions::EMULATED).unwrap();
-        let bar = emu.bar();
-        Host { emu, bar, mem }
+        let tracer = Tracer::new(drivers::trace::DEFAULT_CAPACITY);
+        let tap = tracer.device(DeviceInfo {
+            name: "emu:nvme".into(),
+            kind: DeviceKind::Nvme { dstrd: 0 },
+            emulated: true,
+        });
+        assert!(emu.set_tap(tap.clone()));
+        assert!(!emu.set_tap(tap.clone()), "the tap is set once");
+        let mut bar = emu.bar();
+        bar.set_trace(tap);
+        Host {
+            emu,
+            bar,
+            mem,
+            tracer,
+        }
+    }
+
+    /// Forget the events so far: the next [`events`] starts here.
+    fn trace_from_here(&self) {
+        self.tracer.drain();
     }
 
     fn iova(&self, off: usize) -> u64 {
@@ -345,8 +366,25 @@ fn pattern(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn events(h: &Host) -> Vec<TraceEvent> {
-    h.emu.trace().take()
+/// The events since the last call (or [`Host::trace_from_here`]).
+fn events(h: &Host) -> Vec<Event> {
+    h.tracer.drain()
+}
+
+/// The text of a note event.
+fn note(e: &Event) -> Option<&str> {
+    (e.kind == Kind::Note)
+        .then(|| std::str::from_utf8(e.raw.as_slice()).ok())
+        .flatten()
+}
+
+/// `e` without what the tracer fills in (order and time), for comparing.
+fn untimed(e: &Event) -> Event {
+    Event {
+        seq: 0,
+        t_ns: 0,
+        ..*e
+    }
 }
 
 #[test]
@@ -375,7 +413,7 @@ fn capabilities_version_and_ready_follow_enable() {
     assert!(h.run(&mut admin, Cmd::new(admin::ABORT)).dw0 & 1 == 1);
 
     // Reset: RDY drops at once, the admin queue is gone (its doorbell ignored).
-    h.emu.trace().set_enabled(true);
+    h.trace_from_here();
     h.bar.write32(reg::CC, 0);
     assert_eq!(h.csts(), 0);
     h.submit(&mut admin, Cmd::new(admin::ABORT));
@@ -384,10 +422,14 @@ fn capabilities_version_and_ready_follow_enable() {
     let ev = events(&h);
     assert!(ev
         .iter()
-        .any(|e| matches!(e, TraceEvent::Note(n) if n.contains("reset"))));
+        .any(|e| note(e).is_some_and(|n| n.contains("reset"))));
     assert!(ev
         .iter()
-        .any(|e| matches!(e, TraceEvent::Note(n) if n.contains("does not exist"))));
+        .any(|e| note(e).is_some_and(|n| n.contains("does not exist"))));
+    assert!(ev
+        .iter()
+        .filter(|e| e.kind == Kind::Note)
+        .all(|e| e.agent == Agent::Device(Engine::Controller)));
 
     // INTMS/INTMC are accepted (no interrupts): the mask reads back.
     h.bar.write32(reg::INTMS, 0b101);
@@ -732,7 +774,7 @@ fn prp_offset_rules() {
     let h = Host::new(config(), RunMode::Inline);
     let (_admin, mut q) = h.ready_io(16, 16);
     let prp_invalid = (sct::GENERIC, sc_generic::PRP_OFFSET_INVALID);
-    h.emu.trace().set_enabled(true);
+    h.trace_from_here();
 
     // PRP1 not dword aligned.
     let c = h.run(
@@ -768,19 +810,17 @@ fn prp_offset_rules() {
         Cmd::rw(io::READ, 1, 0, 32).prp(h.iova(DATA_OFF), h.iova(LISTS_OFF) + 2),
     );
     assert_eq!(c.status(), prp_invalid);
-    // None of the failed commands moved data: the only DMA writes are the
-    // completions (16-byte entries: 12 bytes + the dword) and the 4 KiB read.
-    let writes: Vec<usize> = events(&h)
-        .into_iter()
-        .filter_map(|e| match e {
-            TraceEvent::DmaWrite { len, .. } => Some(len),
-            _ => None,
-        })
+    // None of the failed commands moved data: the only data DMA write is
+    // the 4 KiB read (completions are write-backs, not data), and each of
+    // the five commands was completed.
+    let ev = events(&h);
+    let writes: Vec<u32> = ev
+        .iter()
+        .filter(|e| e.kind == Kind::DmaWrite)
+        .map(|e| e.len)
         .collect();
-    assert_eq!(
-        writes.iter().filter(|&&l| l > 12).collect::<Vec<_>>(),
-        vec![&4096]
-    );
+    assert_eq!(writes, vec![4096]);
+    assert_eq!(ev.iter().filter(|e| e.kind == Kind::WriteBack).count(), 5);
 }
 
 #[test]
@@ -822,8 +862,43 @@ fn prp_lists_chain_across_list_pages() {
         h.mem.write_u64(list3 + k * 8, h.iova(page_off(next + k)));
     }
     let write = Cmd::rw(io::WRITE, 1, 100, PAGES as u32).prp(h.iova(page_off(0)), h.iova(list1));
+    h.trace_from_here();
     let c = h.run(&mut q, write);
     assert!(c.ok(), "{c:?}");
+    // Each list page read is one event: its IOVA, the entries read (the
+    // chain pointer included) and the first eight of them.
+    let ev = events(&h);
+    let lists: Vec<(u64, u32, Vec<u8>)> = ev
+        .iter()
+        .filter(|e| e.kind == Kind::PrpList)
+        .map(|e| (e.addr, e.len, e.raw.as_slice().to_vec()))
+        .collect();
+    let first8 = |off: usize| {
+        let mut b = vec![0u8; 64];
+        h.mem.read_bytes(off, &mut b);
+        b
+    };
+    assert_eq!(
+        lists,
+        vec![
+            (h.iova(list1), 10, first8(list1)),
+            (h.iova(list2), 512, first8(list2)),
+            (h.iova(list3), 503, first8(list3)),
+        ]
+    );
+    // The pages run backwards in IOVA space: no two are one run, so each
+    // is one DMA read, in transfer order.
+    let reads: Vec<(u64, u32)> = ev
+        .iter()
+        .filter(|e| e.kind == Kind::DmaRead)
+        .map(|e| (e.addr, e.len))
+        .collect();
+    assert_eq!(
+        reads,
+        (0..PAGES)
+            .map(|i| (h.iova(page_off(i)), PAGE as u32))
+            .collect::<Vec<_>>()
+    );
     let mut medium = vec![0u8; PAGES * PAGE];
     h.emu.read_backing(1, 100 * 4096, &mut medium).unwrap();
     assert!(medium == data, "the medium holds the pages in list order");
@@ -850,19 +925,63 @@ fn prp_lists_chain_across_list_pages() {
 }
 
 #[test]
+fn neighbouring_pages_are_one_dma_run() {
+    let h = Host::new(config(), RunMode::Inline);
+    let (_admin, mut q) = h.ready_io(16, 16);
+    // 20 KiB from 64 bytes into a page: PRP1's partial page, then five
+    // listed pages, all neighbours in IOVA space: one run each way.
+    let (off, len) = (DATA_OFF + 64, 20 << 10);
+    h.mem.write_bytes(off, &pattern(3, len));
+    h.trace_from_here();
+    assert!(h.io(&mut q, io::WRITE, 8, 40, off, len).ok());
+    let ev = events(&h);
+    let kinds: Vec<Kind> = ev.iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            Kind::RegWrite,
+            Kind::Fetch,
+            Kind::PrpList,
+            Kind::DmaRead,
+            Kind::WriteBack,
+            Kind::RegWrite
+        ]
+    );
+    assert_eq!((ev[2].addr, ev[2].len), (h.iova(LISTS_OFF), 5));
+    assert_eq!((ev[3].addr, ev[3].len), (h.iova(off), len as u32));
+    h.mem.fill(off, len, 0);
+    assert!(h.io(&mut q, io::READ, 8, 40, off, len).ok());
+    let runs: Vec<(u64, u32)> = events(&h)
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::DmaRead | Kind::DmaWrite))
+        .map(|e| (e.addr, e.len))
+        .collect();
+    assert_eq!(runs, [(h.iova(off), len as u32)]);
+    let mut back = vec![0u8; len];
+    h.mem.read_bytes(off, &mut back);
+    assert!(back == pattern(3, len));
+}
+
+#[test]
 fn iommu_fault_gives_data_transfer_error_and_the_controller_goes_on() {
     let h = Host::new(config(), RunMode::Inline);
     let (_admin, mut q) = h.ready_io(16, 16);
-    h.emu.trace().set_enabled(true);
+    h.trace_from_here();
     // Just past the end of the region: the guard gap, never mapped.
     let unmapped = h.mem.iova() + h.mem.len() as u64;
     let c = h.run(&mut q, Cmd::rw(io::READ, 1, 0, 8).prp(unmapped, 0));
     assert_eq!(c.status(), (sct::GENERIC, sc_generic::DATA_TRANSFER_ERROR));
     assert!(!c.dnr);
-    assert!(events(&h).iter().any(|e| matches!(
-        e,
-        TraceEvent::Fault(f) if f.iova == unmapped && f.write && f.len == 4096
-    )));
+    let ev = events(&h);
+    assert!(ev.iter().any(|e| e.kind == Kind::Fault
+        && e.addr == unmapped
+        && e.value == 1
+        && e.len == 4096
+        && e.agent == Agent::Device(Engine::Controller)));
+    assert!(
+        !ev.iter().any(|e| e.kind == Kind::DmaWrite),
+        "a stopped DMA is a fault, not a DMA"
+    );
     // A write whose data cannot be read, and a PRP list that cannot be read.
     let c = h.run(&mut q, Cmd::rw(io::WRITE, 1, 0, 8).prp(unmapped, 0));
     assert_eq!(c.status(), (sct::GENERIC, sc_generic::DATA_TRANSFER_ERROR));
@@ -893,7 +1012,7 @@ fn bus_mastering_off_makes_the_controller_fatal() {
 fn full_completion_queue_holds_back_fetching_and_phase_flips_at_wrap() {
     let h = Host::new(config(), RunMode::Inline);
     let (_admin, mut q) = h.ready_io(8, 4);
-    h.emu.trace().set_enabled(true);
+    h.trace_from_here();
     let cids: Vec<u16> = (0..6)
         .map(|_| h.submit(&mut q, Cmd::new(io::FLUSH).nsid(1)))
         .collect();
@@ -908,7 +1027,7 @@ fn full_completion_queue_holds_back_fetching_and_phase_flips_at_wrap() {
     assert_eq!(h.mem.read_u32(q.cq + 3 * 16 + cqe::DW3), 0);
     let fetched = events(&h)
         .iter()
-        .filter(|e| matches!(e, TraceEvent::Fetch { queue: 2, .. }))
+        .filter(|e| e.kind == Kind::Fetch && e.queue == Ring::Sq(1))
         .count();
     assert_eq!(fetched, 3, "commands stay in the SQ while the CQ is full");
 
@@ -937,14 +1056,14 @@ fn full_completion_queue_holds_back_fetching_and_phase_flips_at_wrap() {
 fn invalid_doorbells_are_ignored() {
     let h = Host::new(config(), RunMode::Inline);
     let (_admin, mut q) = h.ready_io(8, 8);
-    h.emu.trace().set_enabled(true);
+    h.trace_from_here();
     h.bar.write32(reg::sq_tail_doorbell(5, 0), 1);
     h.submit(&mut q, Cmd::new(io::FLUSH).nsid(1));
     h.bar.write32(reg::sq_tail_doorbell(1, 0), 8); // == queue size
     assert!(h.peek(&q).is_none());
     let notes = events(&h)
         .into_iter()
-        .filter(|e| matches!(e, TraceEvent::Note(n) if n.contains("ignored")))
+        .filter(|e| note(e).is_some_and(|n| n.contains("ignored")))
         .count();
     assert_eq!(notes, 2);
     h.ring(&q);
@@ -1255,42 +1374,48 @@ fn ram_namespaces_are_allocated_lazily() {
 fn trace_records_the_command_path() {
     let h = Host::new(config(), RunMode::Inline);
     let (_admin, mut q) = h.ready_io(8, 8);
-    h.emu.trace().set_enabled(true);
-    let cid = h.submit(&mut q, Cmd::rw(io::READ, 1, 0, 8).prp(h.iova(DATA_OFF), 0));
+    h.trace_from_here();
+    let cmd = Cmd::rw(io::READ, 1, 0, 8).prp(h.iova(DATA_OFF), 0);
+    let cid = h.submit(&mut q, cmd);
     h.ring(&q);
-    h.wait(&mut q);
+    let c = h.wait(&mut q);
     let sq_iova = h.iova(q.sq);
     let cq_iova = h.iova(q.cq);
+    let mut cqe_bytes = [0u8; 16];
+    h.mem.read_bytes(q.cq, &mut cqe_bytes);
     assert_eq!(
-        events(&h),
+        cqe::dw3::CID.get(u32::from_le_bytes(cqe_bytes[12..].try_into().unwrap())),
+        u32::from(cid)
+    );
+    assert!(c.ok());
+    let device = |kind| Event::device(kind, Engine::Controller);
+    // The doorbell (recorded by the BAR, before the model saw it), then
+    // what the inline controller did in answer: the fetch with the entry's
+    // bytes (not also a DMA read), the data, the completion with its bytes
+    // (not also DMA writes).
+    assert_eq!(
+        events(&h).iter().map(untimed).collect::<Vec<_>>(),
         vec![
-            TraceEvent::Doorbell { queue: 2, value: 1 },
-            TraceEvent::DmaRead {
-                iova: sq_iova,
-                len: 64
+            Event {
+                agent: Agent::Driver(drivers::trace::thread_number()),
+                ..Event::new(Kind::RegWrite)
+                    .addr(reg::sq_tail_doorbell(1, 0) as u64)
+                    .len(4)
+                    .value(1)
             },
-            TraceEvent::Fetch {
-                queue: 2,
-                index: 0,
-                iova: sq_iova
-            },
-            TraceEvent::DmaWrite {
-                iova: h.iova(DATA_OFF),
-                len: 4096
-            },
-            TraceEvent::DmaWrite {
-                iova: cq_iova,
-                len: 12
-            },
-            TraceEvent::DmaWrite {
-                iova: cq_iova + 12,
-                len: 4
-            },
-            TraceEvent::Completion {
-                queue: 3,
-                id: cid as u32,
-                status: 0
-            },
+            device(Kind::Fetch)
+                .queue(Ring::Sq(1))
+                .index(0)
+                .addr(sq_iova)
+                .len(64)
+                .bytes(&cmd.bytes(cid)),
+            device(Kind::DmaWrite).addr(h.iova(DATA_OFF)).len(4096),
+            device(Kind::WriteBack)
+                .queue(Ring::Cq(1))
+                .index(0)
+                .addr(cq_iova)
+                .len(16)
+                .bytes(&cqe_bytes),
         ]
     );
 }
