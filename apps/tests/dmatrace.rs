@@ -245,3 +245,55 @@ fn bad_trace_files_are_one_line_errors_naming_file_and_line() {
     assert_one_line_error(&r, &["cannot open", "none.jsonl"]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// docs/trace-format.md documents every kind, every key an event line has
+/// and every header key, so the schema document cannot fall behind the
+/// writer.
+#[test]
+fn the_schema_document_names_every_kind_and_key() {
+    use apps::trace::{jsonl, TraceFile};
+    use drivers::trace::{DeviceInfo, DeviceKind, Event, Kind, Tracer};
+    let doc = std::fs::read_to_string(format!(
+        "{}/../docs/trace-format.md",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("docs/trace-format.md");
+    for k in Kind::ALL {
+        assert!(
+            doc.contains(&format!("| `{}` |", k.name())),
+            "kind {k} is not in the kinds table"
+        );
+    }
+    let tracer = Tracer::new(10);
+    let tap = tracer.device(DeviceInfo {
+        name: "emu:nvme".into(),
+        kind: DeviceKind::Nvme { dstrd: 0 },
+        emulated: true,
+    });
+    // A register event, which has every key (`name` included).
+    tap.record(|| Event::new(Kind::RegWrite).addr(0x14).len(4).value(1));
+    let t = TraceFile::take(&tracer);
+    let mut out = Vec::new();
+    jsonl::write(&t, &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    let header: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let event: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+    let mut keys: Vec<String> = event.as_object().unwrap().keys().cloned().collect();
+    keys.extend(header.as_object().unwrap().keys().cloned());
+    for d in header["devices"].as_array().unwrap() {
+        keys.extend(
+            d.as_object()
+                .unwrap()
+                .keys()
+                .map(|k| format!("devices[].{k}")),
+        );
+    }
+    assert!(keys.len() > 15, "{keys:?}");
+    for k in keys {
+        assert!(
+            doc.contains(&format!("| `{k}` |")),
+            "key {k} is not in a table of docs/trace-format.md"
+        );
+    }
+}
