@@ -344,3 +344,139 @@ pub fn show(t: &TraceFile, f: &Filter, out: &mut impl Write) -> std::io::Result<
     out.flush()?;
     Ok(chosen.len())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drivers::trace::{DeviceInfo, Raw};
+
+    fn device(kind: DeviceKind) -> DeviceInfo {
+        DeviceInfo {
+            name: "emu".into(),
+            kind,
+            emulated: true,
+        }
+    }
+
+    /// An SQE with only CDW0.CID set (bytes 2-3, NVMe 1.4 §4.2).
+    fn sqe_with_cid(cid: u16) -> Raw {
+        let mut b = [0u8; 64];
+        b[2..4].copy_from_slice(&cid.to_le_bytes());
+        Raw::new(&b)
+    }
+
+    /// A CQE with SQID (bytes 10-11) and CID (12-13) set (§4.6).
+    fn cqe_of(sqid: u16, cid: u16) -> Raw {
+        let mut b = [0u8; 16];
+        b[10..12].copy_from_slice(&sqid.to_le_bytes());
+        b[12..14].copy_from_slice(&cid.to_le_bytes());
+        Raw::new(&b)
+    }
+
+    fn dev_event(dev: u16, kind: Kind, queue: Queue, raw: Raw) -> Event {
+        Event {
+            dev,
+            ..Event::device(kind, Engine::Controller)
+                .queue(queue)
+                .raw(raw)
+        }
+    }
+
+    #[test]
+    fn device_work_belongs_to_the_open_command_of_its_own_device_only() {
+        let dma = |dev| dev_event(dev, Kind::DmaWrite, Queue::None, Raw::EMPTY);
+        let events = vec![
+            dev_event(0, Kind::Fetch, Queue::Sq(1), sqe_with_cid(7)),
+            dev_event(1, Kind::Fetch, Queue::Sq(2), sqe_with_cid(9)),
+            dma(0),
+            dma(1),
+            dev_event(0, Kind::WriteBack, Queue::Cq(1), cqe_of(1, 7)),
+            // After the completion and before the next fetch: no command.
+            dma(0),
+            // A completion nobody asked for (a hostile device): its own
+            // SQID and CID, and it closes device 1's command.
+            dev_event(1, Kind::WriteBack, Queue::Cq(2), cqe_of(2, 5)),
+            dma(1),
+            // The driver's CQE read names the command by the entry's SQID.
+            Event::new(Kind::DescRead)
+                .queue(Queue::Cq(1))
+                .raw(cqe_of(3, 7)),
+            // Too short to hold a CID: no command.
+            dev_event(0, Kind::Fetch, Queue::Sq(1), Raw::new(&[1, 0])),
+            // A NIC's events never belong to a command.
+            dev_event(2, Kind::Fetch, Queue::Sq(1), sqe_with_cid(7)),
+        ];
+        let t = TraceFile {
+            devices: vec![
+                device(DeviceKind::Nvme { dstrd: 0 }),
+                device(DeviceKind::Nvme { dstrd: 0 }),
+                device(DeviceKind::Igb),
+            ],
+            threads: vec![],
+            capacity: 100,
+            dropped: vec![0, 0, 0],
+            events,
+        };
+        assert_eq!(
+            commands(&t),
+            vec![
+                Some((1, 7)),
+                Some((2, 9)),
+                Some((1, 7)),
+                Some((2, 9)),
+                Some((1, 7)),
+                None,
+                Some((2, 5)),
+                None,
+                Some((3, 7)),
+                None,
+                None,
+            ]
+        );
+        let f = Filter {
+            cid: Some(7),
+            queue: Some(Queue::Cq(1)),
+            ..Filter::default()
+        };
+        assert_eq!(select(&t, &f), vec![0, 2, 4]);
+    }
+
+    #[test]
+    fn queue_names_and_kinds_from_the_command_line() {
+        assert_eq!(parse_queue("sq1"), Ok(Queue::Sq(1)));
+        assert_eq!(parse_queue("RX12"), Ok(Queue::Rx(12)));
+        for bad in ["-", "", "Q1", "SQ", "SQx", "SQ70000"] {
+            assert!(
+                parse_queue(bad).unwrap_err().contains("is not a queue"),
+                "{bad}"
+            );
+        }
+        assert_eq!(parse_kind("prp_list"), Ok(Kind::PrpList));
+        assert!(parse_kind("dma")
+            .unwrap_err()
+            .contains("dma_read, dma_write"));
+    }
+
+    #[test]
+    fn registers_belong_to_their_queue() {
+        let nvme = DeviceKind::Nvme { dstrd: 2 };
+        // Stride 16 bytes: 0x1020 is SQ1's tail, 0x1030 CQ1's head.
+        assert_eq!(register_queue(nvme, 0x1020), Some(Queue::Sq(1)));
+        assert_eq!(register_queue(nvme, 0x1030), Some(Queue::Cq(1)));
+        assert_eq!(register_queue(nvme, 0x14), None);
+        // 82576: RDT[0] at 0x2818, TDT[0] at 0x3818, queue 5's TDT at
+        // 0xE000 + 5 * 0x40 + 0x18 (82576 datasheet §8.12).
+        assert_eq!(register_queue(DeviceKind::Igb, 0x2818), Some(Queue::Rx(0)));
+        assert_eq!(register_queue(DeviceKind::Igb, 0x3818), Some(Queue::Tx(0)));
+        assert_eq!(
+            register_queue(DeviceKind::Igb, 0xe000 + 5 * 0x40 + 0x18),
+            Some(Queue::Tx(5))
+        );
+        assert_eq!(register_queue(DeviceKind::Igb, 0x0), None);
+        // 82599: RDT[0] at 0x1018 (82599 datasheet §8.2.3.8).
+        assert_eq!(
+            register_queue(DeviceKind::Ixgbe, 0x1018),
+            Some(Queue::Rx(0))
+        );
+    }
+}
