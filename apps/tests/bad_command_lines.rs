@@ -8,7 +8,8 @@
 //! `{dir}` in an argument stands for a scratch directory of this test, which
 //! holds `empty.pcap` (0 bytes), `garbage.pcap` (not a capture), `cut.pcap`
 //! (a header cut short), `good.pcap` (a header, no record), and `tiny.img`
-//! (100 bytes). `/proc/version` is a file nobody may write, root included.
+//! (100 bytes), `empty.jsonl` (0 bytes) and `garbage.jsonl` (not a trace).
+//! `/proc/version` is a file nobody may write, root included.
 #![forbid(unsafe_code)]
 
 mod common;
@@ -27,6 +28,7 @@ const PCAP: &str = env!("CARGO_BIN_EXE_pcap");
 const PCAP_CHECK: &str = env!("CARGO_BIN_EXE_pcap-check");
 const BLKFWD: &str = env!("CARGO_BIN_EXE_blkfwd");
 const BLKRECV: &str = env!("CARGO_BIN_EXE_blkrecv");
+const DMATRACE: &str = env!("CARGO_BIN_EXE_dmatrace");
 
 /// How long one bad command line may take: it should be refused at once,
 /// but the machine running the tests may be busy.
@@ -310,6 +312,27 @@ const ROWS: &[Row] = &[
     (BLKRECV, &["pcap:{dir}/cut.pcap", "--count", "abc"], "--count"),
     (BLKRECV, &["pcap:{dir}/cut.pcap", "--count", "0"], "--count"),
     (BLKRECV, &["pcap:{dir}/cut.pcap", "--wait=inf"], "seconds"),
+    // ---- dmatrace: trace files, queue names, kinds, hex.
+    (DMATRACE, &["show"], "<FILE>"),
+    (DMATRACE, &["show", "{dir}/missing.jsonl"], "missing.jsonl"),
+    (DMATRACE, &["show", "{dir}"], "{dir}"),
+    (DMATRACE, &["show", "{dir}/empty.pcap"], "unknown format"),
+    (DMATRACE, &["show", "{dir}/empty.jsonl"], "empty file"),
+    (DMATRACE, &["show", "{dir}/garbage.jsonl"], "garbage.jsonl: line 1"),
+    (DMATRACE, &["show", "{dir}/t.jsonl", "--queue", "ZZ1"], "'ZZ1' is not a queue"),
+    (DMATRACE, &["show", "{dir}/t.jsonl", "--queue", "-"], "'-' is not a queue"),
+    (DMATRACE, &["show", "{dir}/t.jsonl", "--kind", "bogus"], "'bogus' is not an event kind"),
+    (DMATRACE, &["show", "{dir}/t.jsonl", "--cid", "65536"], "--cid"),
+    (DMATRACE, &["show", "{dir}/t.jsonl", "--dev=-1"], "--dev"),
+    (DMATRACE, &["decode", "sqe"], "<HEX>"),
+    (DMATRACE, &["decode", "sqe", "zz"], "'z' is not a hex digit"),
+    (DMATRACE, &["decode", "cqe", "00 0"], "3 hex digits"),
+    (DMATRACE, &["decode", "cqe", "00"], "16 bytes (32 hex digits"),
+    (DMATRACE, &["decode", "sqe", "00000000"], "64 bytes (128 hex digits"),
+    (DMATRACE, &["decode", "frame", "00"], "'frame'"),
+    (DMATRACE, &["convert", "{dir}/missing.jsonl", "{dir}/o.jsonl"], "missing.jsonl"),
+    (DMATRACE, &["convert", "{dir}/garbage.jsonl", "{dir}/o.pcap"], "unknown format"),
+    (DMATRACE, &["convert", "{dir}/garbage.jsonl"], "<OUTPUT>"),
 ];
 
 /// What went wrong with one row, or None when it was refused as it should be.
@@ -387,6 +410,8 @@ fn scratch() -> String {
     cut.extend_from_slice(&[2, 0, 4, 0, 0, 0]);
     std::fs::write(dir.join("cut.pcap"), &cut).unwrap();
     std::fs::write(dir.join("tiny.img"), [0u8; 100]).unwrap();
+    std::fs::write(dir.join("empty.jsonl"), b"").unwrap();
+    std::fs::write(dir.join("garbage.jsonl"), b"this is not a trace\n").unwrap();
     // A whole pcap header and no record.
     let mut good = cut.clone();
     good.extend_from_slice(&[0; 6]);
@@ -426,6 +451,6 @@ fn every_bad_command_line_is_one_error_line_in_time() {
         failures.join("\n")
     );
     // Every app is tried, and well over a hundred lines in all.
-    assert_eq!(tried.len(), 9, "{tried:?}");
+    assert_eq!(tried.len(), 10, "{tried:?}");
     assert!(total >= 200, "{total}");
 }

@@ -4,12 +4,20 @@
 //! and the events of [`drivers::trace`] in recording order. Three formats,
 //! chosen by the file's extension ([`Format::from_path`]):
 //! - `.jsonl` ([`jsonl`]): one JSON object a line, the stable schema that
-//!   tests and tools read (documented in `docs/trace-format.md`);
+//!   tests and tools read (every key, kind and name is documented in
+//!   `docs/trace-format.md`);
 //! - `.json`: the Chrome trace-event format (Perfetto, chrome://tracing);
 //! - `.pcapng`: frames and DMA events on one timeline for Wireshark.
+//!
+//! [`mod@file`] reads and writes any of them by path; [`decode`] names every
+//! field of the entries and registers an event carries, and [`show`] prints
+//! a trace one event a line (what `dmatrace` does).
 #![forbid(unsafe_code)]
 
+pub mod decode;
+pub mod file;
 pub mod jsonl;
+pub mod show;
 
 use drivers::trace::{DeviceInfo, Event, Tracer};
 use std::path::Path;
