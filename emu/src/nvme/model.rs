@@ -11,7 +11,7 @@ use super::fault::{Fault, IoFault, Lies};
 use super::hostile::Hostile;
 use super::medium::Namespace;
 use super::prp::PAGE;
-use crate::{DeviceDma, DmaError, PciIds, RunMode, Trace, TraceEvent};
+use crate::{DeviceDma, DeviceWaker, DmaError, PciIds, RunMode, Trace, TraceEvent};
 use spec::nvme::reg::{self, cap, cc, csts};
 use spec::nvme::{cqe, sqe, PCI_CLASS_NVME};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
@@ -66,6 +66,9 @@ pub struct NvmeModel {
     pub(super) hostile: Hostile,
     pub(super) doorbells: Doorbells,
     engine: Mutex<Engine>,
+    /// Wakes the device thread: every register write (doorbells) and fault
+    /// cleared. All the controller's work starts with one of those.
+    pub(super) waker: DeviceWaker,
 }
 
 impl NvmeModel {
@@ -116,6 +119,7 @@ impl NvmeModel {
             hostile: Hostile::default(),
             doorbells: Doorbells::new(queues),
             engine: Mutex::new(Engine::new(cfg.max_io_queues, namespaces)),
+            waker: DeviceWaker::new(true),
             cfg,
         })
     }
@@ -246,6 +250,8 @@ impl NvmeModel {
         *self.lies() = Lies::default();
         self.hostile.disarm();
         self.note(|| "injected faults cleared".into());
+        // Commands submitted while the controller was stopped go now.
+        self.waker.wake();
     }
 
     /// The status of an injected I/O error for a command on `nsid` covering
