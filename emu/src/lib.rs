@@ -28,5 +28,5 @@ pub mod wire;
 pub use bar::{EmuBar, MmioDevice};
 pub use device_dma::{DeviceDma, DmaError};
 pub use pci::{EmuPciFunction, PciIds};
-pub use runner::{DeviceThread, Pollable, RunMode};
+pub use runner::{DeviceThread, DeviceWaker, Pollable, RunMode};
 pub use trace::{Trace, TraceEvent};

@@ -28,6 +28,9 @@ impl NicModel {
             h.on.store(true, Ordering::Release);
             self.note(|| format!("hostile mode on, seed {seed:#x}, {c:?}"));
         }
+        // Hostile mode acts in the rounds of an idle device too: the
+        // thread goes back to polling (see `Pollable::waker`).
+        self.waker.wake();
     }
 
     /// Hostile acts done since the model was made.

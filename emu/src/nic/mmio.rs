@@ -146,6 +146,9 @@ impl MmioDevice for NicModel {
             self.write32(offset + 4, (value >> 32) as u32);
         }
         self.hostile_act();
+        // A tail write (a doorbell) or any other register write may give
+        // the device work: its thread need not be polling to see it.
+        self.waker.wake();
     }
 }
 

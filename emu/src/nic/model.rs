@@ -13,7 +13,7 @@ use super::rx_state::RxEngine;
 use super::tx_state::TxRing;
 use super::tx_stop::TxStop;
 use crate::wire::Wire;
-use crate::{DeviceDma, RunMode, TraceEvent};
+use crate::{DeviceDma, DeviceWaker, RunMode, TraceEvent};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -48,6 +48,13 @@ pub struct NicModel {
     pub(super) rx_config_gen: AtomicU64,
     pub(super) rx: Mutex<RxEngine>,
     pub(super) tx: Box<[Mutex<Option<TxRing>>]>,
+    /// One more than the highest TX queue enabled since the last reset:
+    /// the device rounds look at queues below it only (the 82599 has 128,
+    /// a driver typically enables one or two).
+    pub(super) tx_span: AtomicU16,
+    /// Wakes the device thread: register writes, frames arriving on a wire
+    /// that signals them, injected events.
+    pub(super) waker: Arc<DeviceWaker>,
     /// Consecutive threaded polls that found nothing to do.
     pub(super) idle_polls: AtomicU32,
     /// PHY CONTROL register (82576 / I350).
@@ -94,6 +101,8 @@ impl NicModel {
             rx_config_gen: AtomicU64::new(1),
             rx: Mutex::new(RxEngine::new(queues)),
             tx: (0..queues).map(|_| Mutex::new(None)).collect(),
+            tx_span: AtomicU16::new(0),
+            waker: Arc::new(DeviceWaker::new(false)),
             idle_polls: AtomicU32::new(0),
             phy_control: AtomicU16::new(0),
             removed: AtomicBool::new(false),
@@ -103,6 +112,12 @@ impl NicModel {
             layout,
         };
         model.load_reset_values();
+        if mode == RunMode::Threaded {
+            // The thread sleeps when idle only if the wire wakes it for
+            // arriving frames (and for room freed with flow control).
+            let complete = model.wire.set_waker(model.waker.clone());
+            model.waker.set_complete(complete);
+        }
         model
     }
 
@@ -121,6 +136,7 @@ impl NicModel {
         let was = self.link_up.swap(up, Ordering::AcqRel);
         if was != up {
             self.note(|| format!("link {}", if up { "up" } else { "down" }));
+            self.waker.wake();
         }
     }
 
@@ -131,6 +147,7 @@ impl NicModel {
         let was = self.tx_paused.swap(paused, Ordering::AcqRel);
         if was != paused {
             self.note(|| format!("transmission {}", if paused { "paused" } else { "resumed" }));
+            self.waker.wake();
         }
     }
 
@@ -230,5 +247,6 @@ impl NicModel {
             Some(n) => format!("injected fault: the TX engine stops after {n} more frame(s)"),
             None => "TX engine fault cleared".into(),
         });
+        self.waker.wake();
     }
 }

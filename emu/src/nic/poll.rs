@@ -5,7 +5,7 @@
 
 use super::model::NicModel;
 use super::queue_state::ACTIVE;
-use crate::{Pollable, RunMode};
+use crate::{DeviceWaker, Pollable, RunMode};
 use std::sync::atomic::Ordering;
 
 /// Frames moved from the wire per poll, and descriptors processed per TX
@@ -43,7 +43,7 @@ impl NicModel {
         }
         self.hostile_act();
         let mut did = false;
-        for q in 0..self.queues {
+        for q in 0..self.tx_span.load(Ordering::Acquire).min(self.queues) {
             did |= self.tx_process(q, TX_BUDGET);
         }
         let idle = self.idle_polls.load(Ordering::Relaxed);
@@ -97,5 +97,18 @@ impl NicModel {
 impl Pollable for NicModel {
     fn poll(&self) -> bool {
         self.poll_round(false)
+    }
+
+    /// None while hostile mode is on: its acts happen in device rounds,
+    /// idle ones included (a DD withheld is ended by a later act), so the
+    /// thread keeps polling then.
+    fn waker(&self) -> Option<&DeviceWaker> {
+        (!self.hostile.on.load(Ordering::Acquire)).then_some(&*self.waker)
+    }
+
+    /// The wire throttle of idle rounds ends: a thread woken by a frame's
+    /// arrival must look at the wire in its first round.
+    fn woke(&self) {
+        self.idle_polls.store(0, Ordering::Relaxed);
     }
 }

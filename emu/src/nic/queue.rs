@@ -257,6 +257,7 @@ impl NicModel {
         match regs {
             Ok((base, entries, head, tail)) => {
                 *ring = Some(TxRing::new(base, entries, head));
+                self.tx_span.fetch_max(q + 1, Ordering::AcqRel);
                 s.entries.store(entries, Ordering::Release);
                 s.state.store(ACTIVE, Ordering::Release);
                 self.note(|| {

@@ -46,6 +46,8 @@ impl NicModel {
             q.state.store(DISABLED, Ordering::Release);
         }
         rx.reset();
+        // Under every TX ring lock: no enable is under way.
+        self.tx_span.store(0, Ordering::Release);
         for t in txs.iter_mut() {
             **t = None;
         }

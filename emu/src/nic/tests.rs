@@ -1475,6 +1475,53 @@ fn threaded_rx_refill_lets_a_stalled_ring_continue() {
     assert_eq!(h.rx_data(0, 2, 60), frame(MAC, 60, 9));
 }
 
+/// A threaded port whose sends are held by flow control sleeps; the peer
+/// taking frames off the wire wakes it (the device threads' safety-net
+/// sleep is a minute in these tests, so a missing wake times out).
+#[test]
+fn threaded_sender_held_by_flow_control_is_woken_when_the_peer_makes_room() {
+    let (a, b) = PairWire::connected();
+    let port_end = Arc::new(b);
+    let mut h = Host::with_flow_control(Chip::X82599, RunMode::Threaded, port_end.clone(), true);
+    h.reset();
+    h.setup_tx(0);
+    // Fill the queue towards the peer until it says no, from the port's
+    // end of the wire (as another sender would).
+    let mut queued = 0;
+    while port_end.peer_ready() {
+        port_end.send(&frame(PEER_MAC, 60, 0)).unwrap();
+        queued += 1;
+    }
+    let f = frame(PEER_MAC, 60, 5);
+    let addr = h.tx_buf(0, &f);
+    let i = h.tx_data(
+        0,
+        addr,
+        f.len(),
+        txd::cmd_type_len::EOP.bit() | txd::cmd_type_len::RS.bit(),
+        0,
+    );
+    h.ring_tx(0);
+    // Held: let the device thread go to sleep on it.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        h.tx_status(0, i) & txd::olinfo::DD.bit(),
+        0,
+        "sent while the peer had no room"
+    );
+    // Take the held frames off the wire: the first one out makes room,
+    // which wakes the port, which then sends its frame behind them.
+    for _ in 0..queued {
+        assert_eq!(recv(&a), Some(frame(PEER_MAC, 60, 0)));
+    }
+    wait_until("the held frame sent", || {
+        h.tx_status(0, i) & txd::olinfo::DD.bit() != 0
+    });
+    assert_eq!(recv(&a), Some(f));
+    assert_eq!(recv(&a), None);
+    assert_eq!(port_end.drops(), 0);
+}
+
 #[test]
 fn configuration_errors_name_the_fix() {
     let e = EmuNic::new(

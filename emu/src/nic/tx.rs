@@ -168,7 +168,7 @@ impl TxRing {
             p.first_olinfo = dword(d, desc::OLINFO_STATUS);
             p.descriptors = 0;
             p.drop = None;
-            p.data.clear();
+            p.len = 0;
         }
         p.descriptors += 1;
         let len = cmd::DTALEN.get(c) as usize;
@@ -176,7 +176,7 @@ impl TxRing {
         a.copy_from_slice(&d[desc::ADDR..desc::ADDR + 8]);
         let addr = u64::from_le_bytes(a);
         if p.drop.is_none() {
-            let at = p.data.len();
+            let at = p.len;
             if let Some(max) = m
                 .layout
                 .max_tx_desc_per_packet
@@ -186,11 +186,11 @@ impl TxRing {
             } else if at + len > MAX_FRAME {
                 p.drop = Some(Discard::TooLong(at + len));
             } else {
-                p.data.resize(at + len, 0);
-                if let Err(e) = m.dma.read(addr, &mut p.data[at..]) {
+                if let Err(e) = m.dma.read(addr, &mut p.data[at..at + len]) {
                     bump(&m.counters.tx_dma_faults);
                     return Err(e);
                 }
+                p.len = at + len;
             }
         }
         if c & cmd::EOP.bit() != 0 {
@@ -222,9 +222,8 @@ impl TxRing {
         if ixsm || txsm {
             let idx = olinfo::IDX.get(popts) as usize % CONTEXT_SLOTS;
             let result = match &self.contexts[idx] {
-                Some(ctx) => {
-                    checksum::apply(&mut p.data, ctx, ixsm, txsm).map_err(|e| e.to_string())
-                }
+                Some(ctx) => checksum::apply(&mut p.data[..p.len], ctx, ixsm, txsm)
+                    .map_err(|e| e.to_string()),
                 None => Err(format!("no context descriptor loaded slot {idx}")),
             };
             if let Err(why) = result {
@@ -232,20 +231,21 @@ impl TxRing {
                 m.note(|| format!("TX queue {q}: checksum offload not applied: {why}"));
             }
         }
-        if p.data.len() < ETH_MIN_FRAME && m.bit(m.layout.tx_pad) {
-            p.data.resize(ETH_MIN_FRAME, 0);
+        if p.len < ETH_MIN_FRAME && m.bit(m.layout.tx_pad) {
+            p.data[p.len..ETH_MIN_FRAME].fill(0);
+            p.len = ETH_MIN_FRAME;
         }
         if !m.link_up() {
             bump(&m.counters.tx_link_down);
             return;
         }
-        if let Err(e) = m.wire.send(&p.data) {
+        if let Err(e) = m.wire.send(&p.data[..p.len]) {
             bump(&m.counters.wire_errors);
             m.note(|| format!("wire {}: send failed: {e}", m.wire.describe()));
             return;
         }
         bump(&m.counters.tx_frames);
-        let octets = (p.data.len() + ETH_FCS_LEN) as u64;
+        let octets = (p.len + ETH_FCS_LEN) as u64;
         m.count(Ctr::Gptc, 1);
         m.count(Ctr::Tpt, 1);
         m.count(Ctr::Gotc, octets);

@@ -6,7 +6,7 @@
 use super::engine::Engine;
 use super::model::{NvmeModel, VERSION};
 use super::prp::PAGE;
-use crate::{MmioDevice, Pollable, RunMode};
+use crate::{DeviceWaker, MmioDevice, Pollable, RunMode};
 use spec::nvme::reg::{self, aqa, cc, csts};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -243,6 +243,8 @@ impl MmioDevice for NvmeModel {
             if size == 8 {
                 self.doorbell(offset + 4, (value >> 32) as u32);
             }
+            // The device thread sleeps when idle: the doorbell wakes it.
+            self.waker.wake();
             return;
         }
         match (offset, size) {
@@ -254,6 +256,7 @@ impl MmioDevice for NvmeModel {
             }
             _ => self.write32(offset, value as u32),
         }
+        self.waker.wake();
     }
 }
 
@@ -273,5 +276,9 @@ impl Pollable for NvmeModel {
             engine.post_unasked(self);
         }
         worked
+    }
+
+    fn waker(&self) -> Option<&DeviceWaker> {
+        Some(&self.waker)
     }
 }

@@ -12,7 +12,7 @@ use super::fault::{Fault, IoFault, Lies};
 use super::hostile::Hostile;
 use super::medium::Namespace;
 use super::prp::PAGE;
-use crate::{DeviceDma, DmaError, PciIds, RunMode};
+use crate::{DeviceDma, DeviceWaker, DmaError, PciIds, RunMode};
 use drivers::trace::Tap;
 use spec::nvme::reg::{self, cap, cc, csts};
 use spec::nvme::{cqe, sqe, PCI_CLASS_NVME};
@@ -68,6 +68,9 @@ pub struct NvmeModel {
     pub(super) hostile: Hostile,
     pub(super) doorbells: Doorbells,
     engine: Mutex<Engine>,
+    /// Wakes the device thread: every register write (doorbells) and fault
+    /// cleared. All the controller's work starts with one of those.
+    pub(super) waker: DeviceWaker,
 }
 
 impl NvmeModel {
@@ -118,6 +121,7 @@ impl NvmeModel {
             hostile: Hostile::default(),
             doorbells: Doorbells::new(queues),
             engine: Mutex::new(Engine::new(cfg.max_io_queues, namespaces)),
+            waker: DeviceWaker::new(true),
             cfg,
         })
     }
@@ -251,6 +255,8 @@ impl NvmeModel {
         *self.lies() = Lies::default();
         self.hostile.disarm();
         self.note(|| "injected faults cleared".into());
+        // Commands submitted while the controller was stopped go now.
+        self.waker.wake();
     }
 
     /// The status of an injected I/O error for a command on `nsid` covering

@@ -3,6 +3,8 @@
 
 use super::queue::{FrameQueue, QUEUE_FRAMES};
 use super::Wire;
+use crate::DeviceWaker;
+use std::sync::Arc;
 
 /// A loopback wire: every frame sent is received back, in order. Bounded
 /// like a pair: a port that sends without receiving makes drops.
@@ -41,6 +43,12 @@ impl Wire for LoopWire {
 
     fn drops(&self) -> u64 {
         self.queue.drops()
+    }
+
+    /// Nothing to register: only the port on this end sends, and its round
+    /// of device work receives right after it sends.
+    fn set_waker(&self, _waker: Arc<DeviceWaker>) -> bool {
+        true
     }
 }
 

@@ -35,6 +35,7 @@ pub use pcap::{PcapReplayWire, PcapWire};
 pub use tap::TapWire;
 pub use unix::UnixWire;
 
+use crate::DeviceWaker;
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -89,6 +90,17 @@ pub trait Wire: Send + Sync {
     /// Write out anything buffered (a capture file). Also done on drop.
     fn flush(&self) -> std::io::Result<()> {
         Ok(())
+    }
+
+    /// Register the device thread of the port on this end: the wire wakes
+    /// it when a frame arrives for it, and (for [`Wire::peer_ready`]) when
+    /// room frees up towards the peer. True if the wire does so for every
+    /// such event, so that an idle port may sleep until woken; false (the
+    /// default: a socket or a file wakes nobody) if the port must keep
+    /// looking.
+    fn set_waker(&self, waker: Arc<DeviceWaker>) -> bool {
+        let _ = waker;
+        false
     }
 }
 

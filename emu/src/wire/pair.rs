@@ -10,6 +10,7 @@
 
 use super::queue::{FrameQueue, QUEUE_FRAMES};
 use super::{Wire, WireError};
+use crate::DeviceWaker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
@@ -23,6 +24,21 @@ struct Link {
     a_to_b: FrameQueue,
     /// Frames travelling from end B to end A.
     b_to_a: FrameQueue,
+    /// The device threads of the ports on end A and end B, woken when a
+    /// frame arrives for them or room frees up towards their peer.
+    waker_a: OnceLock<Arc<DeviceWaker>>,
+    waker_b: OnceLock<Arc<DeviceWaker>>,
+}
+
+impl Link {
+    fn new() -> Link {
+        Link {
+            a_to_b: FrameQueue::new(QUEUE_FRAMES),
+            b_to_a: FrameQueue::new(QUEUE_FRAMES),
+            waker_a: OnceLock::new(),
+            waker_b: OnceLock::new(),
+        }
+    }
 }
 
 /// A name in the registry: the link (weak, so dropping both ends frees the
@@ -65,10 +81,7 @@ impl PairWire {
         }
         // Drop entries whose ends are all gone, so the map stays small.
         reg.retain(|_, e| e.link.strong_count() > 0);
-        let link = Arc::new(Link {
-            a_to_b: FrameQueue::new(QUEUE_FRAMES),
-            b_to_a: FrameQueue::new(QUEUE_FRAMES),
-        });
+        let link = Arc::new(Link::new());
         reg.insert(
             name.to_string(),
             Entry {
@@ -85,10 +98,7 @@ impl PairWire {
 
     /// Two connected ends without a registry name (tests, benchmarks).
     pub fn connected() -> (PairWire, PairWire) {
-        let link = Arc::new(Link {
-            a_to_b: FrameQueue::new(QUEUE_FRAMES),
-            b_to_a: FrameQueue::new(QUEUE_FRAMES),
-        });
+        let link = Arc::new(Link::new());
         let end = |is_b| PairWire {
             link: link.clone(),
             name: String::new(),
@@ -116,6 +126,16 @@ impl PairWire {
         }
     }
 
+    /// The waker of the port on this end (`peer`: on the other end).
+    #[inline]
+    fn waker(&self, peer: bool) -> Option<&Arc<DeviceWaker>> {
+        if self.is_b != peer {
+            self.link.waker_b.get()
+        } else {
+            self.link.waker_a.get()
+        }
+    }
+
     #[inline]
     fn incoming(&self) -> &FrameQueue {
         if self.is_b {
@@ -128,12 +148,27 @@ impl PairWire {
 
 impl Wire for PairWire {
     fn send(&self, frame: &[u8]) -> std::io::Result<()> {
-        self.outgoing().push(frame);
+        if self.outgoing().push(frame) {
+            if let Some(w) = self.waker(true) {
+                w.wake();
+            }
+        }
         Ok(())
     }
 
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
-        Ok(self.incoming().pop(buf))
+        let incoming = self.incoming();
+        let Some((n, before)) = incoming.pop_counted(buf) else {
+            return Ok(None);
+        };
+        if before + SENDERS_HEADROOM >= incoming.capacity() {
+            // The peer's `peer_ready` said no before this frame left: it
+            // may be holding frames and asleep.
+            if let Some(w) = self.waker(true) {
+                w.wake();
+            }
+        }
+        Ok(Some(n))
     }
 
     fn describe(&self) -> String {
@@ -151,6 +186,16 @@ impl Wire for PairWire {
 
     fn drops(&self) -> u64 {
         self.outgoing().drops()
+    }
+
+    /// The first port on each end registers (a wire end serves one port).
+    fn set_waker(&self, waker: Arc<DeviceWaker>) -> bool {
+        let slot = if self.is_b {
+            &self.link.waker_b
+        } else {
+            &self.link.waker_a
+        };
+        slot.set(waker).is_ok()
     }
 }
 

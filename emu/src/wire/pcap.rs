@@ -13,7 +13,7 @@ use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a written frame may sit in the buffer before it reaches the
@@ -96,6 +96,12 @@ impl Wire for PcapWire {
 
     fn describe(&self) -> String {
         format!("pcap:{}", self.path.display())
+    }
+
+    /// Nothing to register: nothing ever arrives, and the file always
+    /// takes more.
+    fn set_waker(&self, _waker: Arc<crate::DeviceWaker>) -> bool {
+        true
     }
 
     fn flush(&self) -> std::io::Result<()> {

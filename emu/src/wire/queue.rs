@@ -1,7 +1,7 @@
 //! A bounded frame queue: the "cable" inside `pair` and `loop` wires.
 #![forbid(unsafe_code)]
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 /// Frames a queue holds before it drops: enough for a few bursts of a
@@ -22,18 +22,27 @@ struct Slots {
 /// a stalled receiver costs frames, never unbounded memory.
 pub(super) struct FrameQueue {
     slots: Mutex<Slots>,
+    /// Slots, fixed at creation (read without the lock).
+    capacity: usize,
+    /// Frames waiting, mirrored from the slots at every change so that
+    /// [`Self::len`] (a sender's flow-control question, asked per frame)
+    /// takes no lock.
+    waiting: AtomicUsize,
     drops: AtomicU64,
 }
 
 impl FrameQueue {
     /// An empty queue of `capacity` frames (at least 1).
     pub(super) fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
         FrameQueue {
             slots: Mutex::new(Slots {
-                frames: (0..capacity.max(1)).map(|_| Vec::new()).collect(),
+                frames: (0..capacity).map(|_| Vec::new()).collect(),
                 head: 0,
                 len: 0,
             }),
+            capacity,
+            waiting: AtomicUsize::new(0),
             drops: AtomicU64::new(0),
         }
     }
@@ -58,14 +67,23 @@ impl FrameQueue {
         slot.clear();
         slot.extend_from_slice(frame);
         s.len += 1;
+        self.waiting.store(s.len, Ordering::Release);
         true
     }
 
     /// Take the oldest frame into `buf`: its length, truncated to
     /// `buf.len()` (datagram semantics); None when empty.
     pub(super) fn pop(&self, buf: &mut [u8]) -> Option<usize> {
+        self.pop_counted(buf).map(|(n, _)| n)
+    }
+
+    /// [`Self::pop`], and the frames that were waiting before it (so a
+    /// receiver can tell when it made room for a sender held by flow
+    /// control).
+    pub(super) fn pop_counted(&self, buf: &mut [u8]) -> Option<(usize, usize)> {
         let mut s = self.lock();
-        if s.len == 0 {
+        let before = s.len;
+        if before == 0 {
             return None;
         }
         let head = s.head;
@@ -74,17 +92,18 @@ impl FrameQueue {
         buf[..n].copy_from_slice(&frame[..n]);
         s.head = (head + 1) % s.frames.len();
         s.len -= 1;
-        Some(n)
+        self.waiting.store(s.len, Ordering::Release);
+        Some((n, before))
     }
 
     /// Frames the queue holds at most.
     pub(super) fn capacity(&self) -> usize {
-        self.lock().frames.len()
+        self.capacity
     }
 
     /// Frames waiting.
     pub(super) fn len(&self) -> usize {
-        self.lock().len
+        self.waiting.load(Ordering::Acquire)
     }
 
     /// Frames dropped because the queue was full.
