@@ -810,13 +810,14 @@ fn tx_batch_pairs_write_the_same_descriptors_as_two_segment_packets() {
             batch.push_pair(h, p, udp).unwrap();
         }
         assert_eq!(batch.sent(), 3);
-        assert_eq!(batch.descriptors_total(), 7, "a context and 3 x 2 data");
         assert_eq!(
             b.tail(0, false),
             0,
             "the tail waits for the end of the batch"
         );
+        assert_eq!(batch.commit(), 3);
     }
+    assert_eq!(qb.in_flight(), 7, "a context and 3 x 2 data");
     assert_eq!(b.dev.writes_to(x::tdt(0)).len(), tail_writes + 1);
     assert_eq!(descs(&a, 7), descs(&b, 7));
     assert_eq!((a.tail(0, false), b.tail(0, false)), (7, 7));
@@ -876,6 +877,70 @@ fn tx_batch_pairs_write_the_same_descriptors_as_two_segment_packets() {
     b.tx_done(0, 14);
     let mut batch = qb.batch();
     assert!(batch.has_room_for_pair(), "cleaned on demand");
+}
+
+/// A tagged frame's tag comes back from cleanup once the device has
+/// written back the RS descriptor at or after its last descriptor, in push
+/// order, also when a cleanup in between (a batch short of room) reclaimed
+/// the descriptors; untagged frames give nothing; a batch with no frame
+/// tags nothing.
+#[test]
+fn tx_tags_come_back_once_their_frames_are_sent() {
+    let r = rig_with(
+        Chip::X82599,
+        NicOptions {
+            pool_bufs: 256,
+            ..opts(8, 64)
+        },
+    );
+    let pool = r.nic.pool(0).clone();
+    let mut cache = pool.cache(8);
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let udp = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    let mut got = Vec::new();
+    let mut batch = q.batch();
+    assert!(!batch.tag_last(99), "nothing pushed yet");
+    // A context, then 20 pairs: frame k in descriptors 1 + 2k and 2 + 2k.
+    // RS where 32 descriptors are reached (frame 15's last, 32) and on
+    // the batch's last (40). Frames 4, 14 and 19 tagged.
+    for k in 0..20u64 {
+        batch
+            .push_pair(buf_with(&pool, &[0; 42]), buf_with(&pool, &[1; 100]), udp)
+            .unwrap();
+        if [4, 14, 19].contains(&k) {
+            assert!(batch.tag_last(k));
+        }
+    }
+    assert_eq!(batch.commit(), 20);
+    assert_eq!(q.indices().3, [32, 40]);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 0);
+    assert!(got.is_empty(), "nothing sent yet");
+    r.tx_done(0, 32);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 33);
+    assert_eq!(got, [4, 14], "frame 19 is not done yet");
+    r.tx_done(0, 40);
+    // 8 in flight, 55 free: the 56th frame of a batch makes it clean,
+    // without handing back tags ...
+    let mut batch = q.batch();
+    for _ in 0..56 {
+        batch.push_buf(buf_with(&pool, &[2; 60])).unwrap();
+    }
+    assert!(batch.tag_last(7));
+    batch.commit();
+    assert_eq!(q.in_flight(), 56, "cleaned to make room");
+    // ... which the next cleanup hands back, and only that one.
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 0);
+    assert_eq!(got, [4, 14, 19]);
+    // The batch's descriptors 41..=96 (mod 64): RS on 72 % 64 and 96 % 64.
+    r.tx_done(0, 8);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 32);
+    assert_eq!(got, [4, 14, 19]);
+    r.tx_done(0, 32);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 24);
+    assert_eq!(got, [4, 14, 19, 7]);
 }
 
 #[test]
