@@ -16,7 +16,7 @@ use crate::stream::{
 };
 use crate::AppResult;
 use dma::{Buf, Pool, PoolCache, RegionOptions};
-use drivers::nic::{LinkProbe, LinkStatus, Nic, Offload, PushError, TxQueue};
+use drivers::nic::{CutError, LinkProbe, LinkStatus, Nic, Offload, TxQueue};
 use drivers::nvme::{Completion, IoQueuePair, NvmeController, NvmeStatus};
 use drivers::regs::RegisterAccess;
 use std::collections::{HashMap, VecDeque};
@@ -471,7 +471,8 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
     /// Put frames of the ready reads into the TX ring while it has room:
     /// each frame is a header buffer (written by the CPU, from a template
     /// for full-size frames) and a payload piece of the read buffer (never
-    /// touched by the CPU). A read whose last frame went in moves to
+    /// touched by the CPU; [`drivers::nic::TxBatch::push_cut`]: the read
+    /// buffer is held by its last frame's descriptor, no handle per piece). A read whose last frame went in moves to
     /// `reads.queued`, its last frame tagged. Returns the frames queued.
     fn send_ready(
         &mut self,
@@ -486,27 +487,20 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         };
         let end = self.cfg.start + self.cfg.len;
         let mut batch = self.txq.batch();
-        'ring: while let Some(r) = reads.ready.pop_front() {
-            let Ready {
-                mut buf,
-                read,
-                mut offset,
-            } = r;
-            loop {
-                if !batch.has_room_for_pair() {
-                    reads.ready.push_front(Ready { buf, read, offset });
-                    break 'ring;
-                }
-                let n = ppf.min(buf.len());
-                let mut h = self.headers.alloc().ok_or(
+        while let Some(r) = reads.ready.pop_front() {
+            let Ready { buf, read, offset } = r;
+            let total = buf.len() as u64;
+            let lap = read.lap as u32;
+            // The disk offset of the next frame's first payload byte.
+            let mut at = offset;
+            let headers = &mut self.headers;
+            let cut = batch.push_cut(buf, ppf, offload, |n| {
+                let mut h = headers.alloc().ok_or(
                     "out of header buffers (a bug: the header pool is sized for every frame)",
                 )?;
-                let flags = if offset + n as u64 == end {
-                    FLAG_LAST
-                } else {
-                    0
-                };
-                let lap = read.lap as u32;
+                let offset = at;
+                at += n as u64;
+                let flags = if at == end { FLAG_LAST } else { 0 };
                 let hdr = h.as_mut_slice();
                 let len = match template {
                     Some(t) if t.fits(lap, n as u32, flags) => t.write(hdr, offset),
@@ -531,32 +525,33 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 };
                 debug_assert_eq!(len, FRAME_HEADERS);
                 h.set_len(len);
-                let rest = (buf.len() > n).then(|| buf.split_off(n));
-                match batch.push_pair(h, buf, offload) {
-                    Ok(()) => {}
-                    Err((PushError::Full, ..)) => {
-                        return Err("the TX ring refused a frame it had room for (a bug)".into())
+                Ok::<Buf, &str>(h)
+            });
+            match cut {
+                Ok(None) => {
+                    let tag = reads.next_frame_tag;
+                    reads.next_frame_tag += 1;
+                    if !batch.tag_last(tag) {
+                        return Err("the TX batch lost the frame just pushed (a bug)".into());
                     }
-                    Err((PushError::Invalid(e), ..)) => {
-                        // Pieces already queued go out; the whole read is
-                        // listed, so nothing is lost silently.
-                        let why = format!("the NIC cannot send its frames: {e}");
-                        list_failed(&self.shared, rep, read, why);
-                        continue 'ring;
-                    }
+                    reads.queued.push_back((tag, read));
                 }
-                offset += n as u64;
-                match rest {
-                    Some(r) => buf = r,
-                    None => {
-                        let tag = reads.next_frame_tag;
-                        reads.next_frame_tag += 1;
-                        if !batch.tag_last(tag) {
-                            return Err("the TX batch lost the frame just pushed (a bug)".into());
-                        }
-                        reads.queued.push_back((tag, read));
-                        continue 'ring;
-                    }
+                Ok(Some(rest)) => {
+                    // The ring is full: the rest waits, first in line.
+                    let offset = offset + (total - rest.len() as u64);
+                    reads.ready.push_front(Ready {
+                        buf: rest,
+                        read,
+                        offset,
+                    });
+                    break;
+                }
+                Err(CutError::Header(e)) => return Err(e.into()),
+                Err(CutError::Invalid(e)) => {
+                    // Pieces already queued go out; the whole read is
+                    // listed, so nothing is lost silently.
+                    let why = format!("the NIC cannot send its frames: {e}");
+                    list_failed(&self.shared, rep, read, why);
                 }
             }
         }

@@ -53,7 +53,7 @@ pub use port::{LinkProbe, Nic};
 pub use ring::{MAX_RING, MIN_RING};
 pub use rx::{RxPacket, RxQueue, RxQueueStats};
 pub use status::{DeviceStats, LinkStatus};
-pub use tx::{PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
+pub use tx::{CutError, PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
 
 #[cfg(test)]
 mod tests;

@@ -943,6 +943,68 @@ fn tx_tags_come_back_once_their_frames_are_sent() {
     assert_eq!(got, [4, 14, 19, 7]);
 }
 
+/// A payload cut into frames: each piece's descriptor points into the
+/// payload buffer, the buffer is held by the last piece's descriptor only,
+/// and it returns to its pool when that one is cleaned; a ring that fills
+/// gives the rest back as a buffer of the bytes not queued.
+#[test]
+fn tx_cut_payload_is_held_by_its_last_piece() {
+    let r = rig(Chip::X82599, 8, 16);
+    let pool = r.nic.pool(0).clone();
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let udp = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    let payload = buf_with(&pool, &[7; 1000]);
+    let base = payload.iova();
+    let mut lens = Vec::new();
+    let mut batch = q.batch();
+    // A context, then 3 frames of 2 descriptors: 400 + 400 + 200 bytes.
+    let rest = batch
+        .push_cut(payload, 400, udp, |len| {
+            lens.push(len);
+            Ok::<_, ()>(buf_with(&pool, &[0; 42]))
+        })
+        .unwrap();
+    assert!(rest.is_none());
+    assert_eq!(batch.commit(), 3);
+    assert_eq!(lens, [400, 400, 200]);
+    use txd::cmd_type_len as c;
+    for (k, i) in [2usize, 4, 6].into_iter().enumerate() {
+        let d = tx_desc(&r, i);
+        assert_eq!(d.addr, base + 400 * k as u64, "piece {k}");
+        assert_eq!(d.cmd & 0xffff, lens[k] as u32);
+        assert_ne!(d.cmd & c::EOP.bit(), 0);
+        assert_eq!(d.olinfo >> 14, 42 + lens[k] as u32, "PAYLEN");
+    }
+    assert_eq!(r.tail(0, false), 7);
+    // 3 headers and the payload out of the pool; none back before DD.
+    let free = pool.free_count();
+    r.tx_done(0, 6);
+    assert_eq!(q.clean(), 7);
+    assert_eq!(pool.free_count(), free + 4, "3 headers and the payload");
+
+    // 15 free descriptors, 10 frames of 2 (the context is loaded): the
+    // room check counts a context too, so 7 frames go in.
+    let payload = buf_with(&pool, &[9; 1000]);
+    let base = payload.iova();
+    let mut batch = q.batch();
+    let rest = batch
+        .push_cut(payload, 100, udp, |_| {
+            Ok::<_, ()>(buf_with(&pool, &[0; 42]))
+        })
+        .unwrap()
+        .expect("the ring fills first");
+    assert_eq!(batch.commit(), 7);
+    assert_eq!((rest.iova(), rest.len()), (base + 700, 300));
+    let e = q
+        .batch()
+        .push_cut(rest, 0, udp, |_| Ok::<_, ()>(buf_with(&pool, &[0; 42])))
+        .unwrap_err();
+    assert!(matches!(e, CutError::Invalid(NicError::EmptySegment)));
+}
+
 #[test]
 fn buffer_fast_paths_match_the_packet_paths() {
     let r = rig(Chip::I82576, 8, 8);

@@ -588,6 +588,28 @@ impl<R: RegisterAccess> TxQueue<R> {
         self.bufs_in_flight += 1;
     }
 
+    /// Write data descriptor `i`, the last of its frame, for `len` bytes
+    /// at `iova`: a piece of a buffer that a later descriptor of the ring
+    /// holds ([`TxBatch::push_cut`]), so its slot stays empty.
+    #[inline(always)]
+    fn put_piece(&mut self, i: usize, iova: u64, len: usize, rs: bool, olinfo: u32) {
+        let mut cmd = data_cmd(len as u32, true);
+        if rs {
+            cmd |= cmd_type_len::RS.bit();
+        }
+        self.ring.write_u64(i, ADDR, iova);
+        self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
+    }
+
+    /// Let descriptor `i` (written, its slot empty) hold `buf` until it is
+    /// done: the buffer its pieces point into ([`Self::put_piece`]).
+    #[inline(always)]
+    fn hold(&mut self, i: usize, buf: Buf) {
+        debug_assert!(self.devs[i].is_none());
+        put_slot(&mut self.slots[i], buf.into_device());
+        self.bufs_in_flight += 1;
+    }
+
     /// Reclaim the descriptors the device has finished (in RS groups of up
     /// to [`RS_EVERY`]) and return their buffers to their pools. Returns the
     /// number of descriptors reclaimed.
@@ -884,6 +906,15 @@ pub enum PushError {
     Invalid(NicError),
 }
 
+/// Why [`TxBatch::push_cut`] stopped before the end of its payload.
+#[derive(Debug)]
+pub enum CutError<E> {
+    /// The chip cannot send a frame of it (see [`PushError::Invalid`]).
+    Invalid(NicError),
+    /// The header callback failed.
+    Header(E),
+}
+
 /// Frames put on a TX ring, the one way to send ([`TxQueue::batch`]): each
 /// push writes a frame's descriptors straight into the ring, so a sender
 /// can build each frame just before it is queued, with no list of packets
@@ -1016,6 +1047,87 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
         q.put(i, tail, true, rs, olinfo);
         q.after_packet(i, rs, need, &mut self.b);
         Ok(())
+    }
+
+    /// Queue frames cut from `payload`, in order: each a header buffer
+    /// from `header(len)` (called just before its frame goes in, with the
+    /// frame's payload bytes) and the next at most `piece` bytes of
+    /// `payload`, with `offload`; for as long as the ring has room.
+    ///
+    /// The payload buffer goes with the descriptor of the last piece
+    /// queued; the descriptors of the pieces before it point into it and
+    /// hold nothing. Descriptors complete, and are cleaned, in ring order
+    /// (transmit chapters §7.2 of both datasheets), so the buffer stays
+    /// the ring's until every piece has been read: no reference count, no
+    /// buffer handle per frame.
+    ///
+    /// `Ok(None)`: all of `payload` is queued. `Ok(Some(rest))`: the ring
+    /// filled; `rest` is the bytes not queued (all of `payload` if no frame
+    /// went in), to push later. On error, what was queued goes out and the
+    /// rest of `payload` is given up (it returns to its pool once the
+    /// queued pieces are sent); a header that failed the push is dropped.
+    #[inline(always)]
+    pub fn push_cut<E>(
+        &mut self,
+        mut payload: Buf,
+        piece: usize,
+        offload: Offload,
+        mut header: impl FnMut(usize) -> Result<Buf, E>,
+    ) -> Result<Option<Buf>, CutError<E>> {
+        let total = payload.len();
+        if piece == 0 || total == 0 {
+            return Err(CutError::Invalid(NicError::EmptySegment));
+        }
+        let iova = payload.iova();
+        let mut off = 0;
+        // The descriptor of the last piece queued.
+        let mut last = None;
+        let mut result = Ok(());
+        while off < total {
+            let len = piece.min(total - off);
+            if !self.room(3) {
+                break;
+            }
+            let head = match header(len) {
+                Ok(h) => h,
+                Err(e) => {
+                    result = Err(CutError::Header(e));
+                    break;
+                }
+            };
+            let (frame, need_ctx) = match self.admit(2, [head.len(), len], offload) {
+                Ok(x) => x,
+                Err(PushError::Full) => break,
+                Err(PushError::Invalid(e)) => {
+                    result = Err(CutError::Invalid(e));
+                    break;
+                }
+            };
+            let q = &mut *self.q;
+            let mut i = q.next_use;
+            if need_ctx {
+                i = q.put_context(i, offload);
+            }
+            let need = 2 + need_ctx as usize;
+            let rs = self.b.since_rs + need >= RS_EVERY;
+            let olinfo = data_olinfo(frame as u32, popts(offload));
+            q.put(i, head, false, false, olinfo);
+            i = (i + 1) & q.ring.mask();
+            q.put_piece(i, iova + off as u64, len, rs, olinfo);
+            q.after_packet(i, rs, need, &mut self.b);
+            last = Some(i);
+            off += len;
+        }
+        let Some(last) = last else {
+            // Nothing queued: the buffer comes back whole.
+            return result.map(|()| Some(payload));
+        };
+        let rest = (off < total).then(|| payload.split_off(off));
+        self.q.hold(last, payload);
+        match result {
+            Ok(()) => Ok(rest),
+            Err(e) => Err(e),
+        }
     }
 
     /// Queue a packet of any shape ([`TxPacket`]: one, two or more
