@@ -695,7 +695,20 @@ impl<R: RegisterAccess> TxQueue<R> {
     #[inline(always)]
     fn release(&mut self, range: std::ops::Range<usize>, sink: &mut impl Sink) {
         let left = sink.devices(&mut self.devs[range.clone()]);
-        if left == 0 && self.bufs_in_flight == 0 {
+        if left == 0 {
+            if self.bufs_in_flight == 0 {
+                return;
+            }
+            // Only CPU buffers are left: one pass over their slots, sliced
+            // once (no bounds check per slot).
+            let mut back = 0;
+            for slot in &mut self.slots[range] {
+                if let Some(dev) = slot.take() {
+                    back += 1;
+                    sink.buf(dev.reclaim());
+                }
+            }
+            self.bufs_in_flight -= back;
             return;
         }
         for i in range {
