@@ -16,8 +16,8 @@ use crate::stream::{
 };
 use crate::AppResult;
 use dma::{Buf, Pool, PoolCache, RegionOptions};
-use drivers::nic::{LinkProbe, LinkStatus, Nic, Offload, PushError, TxQueue};
-use drivers::nvme::{IoQueuePair, NvmeController, NvmeStatus};
+use drivers::nic::{CutError, LinkProbe, LinkStatus, Nic, Offload, TxQueue};
+use drivers::nvme::{Completion, IoQueuePair, NvmeController, NvmeStatus};
 use drivers::regs::RegisterAccess;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -404,333 +404,36 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
     }
 
     /// Stream until the range is done (or [`Shared::stop`]); the report
-    /// lists every range not sent.
-    pub fn run(mut self) -> AppResult<WorkerReport> {
+    /// lists every range not sent. The loop of a sender in named steps:
+    /// issue reads, collect their completions, reap what the NIC finished,
+    /// send frames; and when a pass found nothing to do, housekeeping (drive
+    /// timeouts, the link, a stalled NIC) and a wait.
+    pub fn run(self) -> AppResult<WorkerReport> {
         let cpu0 = crate::cputime::thread_cpu_time();
-        let mut rep = WorkerReport {
-            // SAFETY: gettid has no preconditions.
-            tid: unsafe { libc::syscall(libc::SYS_gettid) },
-            ..WorkerReport::default()
-        };
-        let mut in_flight: HashMap<u64, Read> = HashMap::new();
-        let mut retry: Vec<Read> = Vec::new();
-        let mut next_tag = 0u64;
-        // Completed reads with frames still to go into the TX ring, oldest
-        // first: each frame is built just before it goes in.
-        let mut ready: VecDeque<Ready> = VecDeque::new();
-        // Reads whose frames are all in the TX ring, oldest first, with the
-        // ring's descriptor count once the last one was in. Descriptors
-        // complete in order: a read is sent when the ring has cleaned up to
-        // its mark.
-        let mut queued: VecDeque<(Read, u64)> = VecDeque::new();
-        let mut template: Option<HeaderTemplate> = None;
-        let mut done = Vec::new();
-        let mut exhausted = false;
-        let rate_start = Instant::now();
-        // Set when the NIC last stopped making progress (checked in the
-        // housekeeping of idle polls, not on every round).
-        let mut tx_idle_since: Option<Instant> = None;
-        let mut pacer = crate::backoff::Pacer::default();
-        let mut empty_polls = 0u32;
-        // (TX descriptors out, the queue's cleaned count, reads out) when
-        // the last sleep began.
-        let mut slept_with: Option<(usize, u64, usize)> = None;
-        // Set when the drive stopped answering (command timeout, fatal
-        // status): nothing more is read; what was read still goes out.
-        let mut drive_lost = false;
-        // Set while the link is down (seen in housekeeping): no frame goes
-        // into the TX ring (they would only wait there), reads go on while
-        // read buffers last. Down for the TX timeout: the run gives up.
-        let mut link_down_since: Option<Instant> = None;
-        let mut link_gave_up = false;
+        let mut s = Sender::new(self);
         loop {
-            let mut progress = false;
-            // 1. Reads, while buffers and slots allow. Backpressure: frames
-            // waiting for the NIC hold their read buffers, so a slow NIC
-            // empties the read pool and reads stop.
-            while !drive_lost
-                && !link_gave_up
-                && in_flight.len() < self.cfg.queue_depth
-                && self.ioq.free_slots() > 0
-            {
-                if let Some(rate) = self.cfg.rate {
-                    // Reads in flight (all workers') count too: else all of
-                    // the queue depth is read, and sent, in one burst
-                    // before the first completion is counted.
-                    let allowed = rate * rate_start.elapsed().as_secs_f64();
-                    let bytes = self.shared.bytes.load(Ordering::Relaxed)
-                        + self.shared.in_flight_bytes.load(Ordering::Relaxed);
-                    if bytes as f64 > allowed {
-                        break;
-                    }
-                }
-                if exhausted && retry.is_empty() {
-                    break;
-                }
-                let Some(buf) = self.reads.alloc() else { break };
-                let read = match retry.pop() {
-                    Some(r) => r,
-                    None => match self.take_chunk() {
-                        Some(r) => r,
-                        None => {
-                            exhausted = true;
-                            break;
-                        }
-                    },
-                };
-                let (lba, blocks) = self.chunks.blocks(&read);
-                let blocks = blocks as u32;
-                let tag = next_tag;
-                next_tag += 1;
-                match self
-                    .ioq
-                    .submit_read(self.cfg.nsid, lba, buf.into_device(), blocks, tag)
-                {
-                    Ok(()) => {
-                        in_flight.insert(tag, read);
-                        self.shared.read_out(read.len);
-                        progress = true;
-                        // Buffers out only grow here.
-                        rep.max_buffers_out = rep
-                            .max_buffers_out
-                            .max(self.reads.capacity() - self.reads.free_count());
-                    }
-                    Err((e, dev)) => {
-                        drop(dev.reclaim());
-                        self.fail(&mut rep, read, format!("read not submitted: {e}"));
-                    }
-                }
-            }
-            // 2. Completions: a good read becomes frames; a failed one is
-            // retried, then reported with its range.
-            let completed = if drive_lost {
-                0
-            } else {
-                self.ioq.ring_doorbell();
-                self.ioq.poll(self.cfg.queue_depth, |c| done.push(c))?
-            };
-            for c in done.drain(..) {
-                progress = true;
-                let Some(mut read) = in_flight.remove(&c.tag) else {
-                    return Err(format!("the drive completed unknown read tag {}", c.tag).into());
-                };
-                self.shared.read_back(read.len);
-                let Some(dev) = c.buf else {
-                    return Err("a read completed without its buffer".into());
-                };
-                // The drive is done with the buffer: it is ours again.
-                let buf = dev.reclaim();
-                match c.result {
-                    Ok(()) => {
-                        rep.ios += 1;
-                        self.shared.ios.fetch_add(1, Ordering::Relaxed);
-                        // Whole blocks were read: the range's bytes are
-                        // a piece of them (no copy; the head piece is
-                        // dropped, the tail is past the length).
-                        let mut buf = buf;
-                        let head = (read.start % self.chunks.block) as usize;
-                        if head > 0 {
-                            buf = buf.split_off(head);
-                        }
-                        buf.set_len(read.len as usize);
-                        // One shared update per read, not per frame.
-                        self.shared.bytes.fetch_add(read.len, Ordering::Relaxed);
-                        ready.push_back(Ready {
-                            buf,
-                            read,
-                            offset: read.start,
-                        });
-                    }
-                    Err(status) => {
-                        drop(buf);
-                        read.attempts += 1;
-                        if read.attempts <= self.cfg.retries && retryable(&status) {
-                            rep.retries += 1;
-                            self.shared.retries.fetch_add(1, Ordering::Relaxed);
-                            retry.push(read);
-                        } else {
-                            let (lba, blocks) = self.chunks.blocks(&read);
-                            // A Data Transfer Error is the drive's DMA
-                            // failing (NVMe 2.0 Figure 102): say where to look.
-                            let hint = match status.kind() {
-                                drivers::nvme::StatusKind::DataTransferError => {
-                                    " (the drive's DMA into the read buffer failed: an IOMMU \
-                                     fault or an unmapped buffer?)"
-                                }
-                                _ => "",
-                            };
-                            let why = format!(
-                                "read of blocks {lba}..{} failed after {} attempt(s): {status}{hint}",
-                                lba + blocks,
-                                read.attempts
-                            );
-                            self.fail(&mut rep, read, why);
-                        }
-                    }
-                }
-            }
-            // 3. Sent frames' header buffers straight back to the header
-            // cache (before new frames go in: a batch short of room would
-            // otherwise make it by dropping them into the shared pool, and
-            // the cache would fetch them back from there).
-            if self.txq.clean_into(&mut self.headers) > 0 {
-                progress = true;
-                tx_idle_since = None;
-            }
-            // 4. Frames to the NIC, in order, each built as it goes in
-            // (not while the link is down: sending is paused).
-            if !ready.is_empty() && link_down_since.is_none() {
-                let sent = self.send_ready(&mut ready, &mut queued, &mut template, &mut rep)?;
-                if sent > 0 {
-                    progress = true;
-                    tx_idle_since = None;
-                    self.shared.frames.fetch_add(sent as u64, Ordering::Relaxed);
-                }
-            }
-            // 5. Reads whose frames the NIC has all finished.
-            let cleaned_total = self.txq.stats().cleaned;
-            while let Some(&(read, mark)) = queued.front() {
-                if mark > cleaned_total {
-                    break;
-                }
-                queued.pop_front();
-                rep.bytes += read.len;
-            }
-            if let Some((tx, cleaned_before, reads)) = slept_with.take() {
-                // All the descriptors cleaned since, also those cleaned to
-                // make room while frames went in; not more than were out
-                // (frames put in after the wake may be done already).
-                let cleaned = ((cleaned_total - cleaned_before) as usize).min(tx);
-                let part = |done: usize, out: usize| {
-                    if out == 0 {
-                        0.0
-                    } else {
-                        done as f64 / out as f64
-                    }
-                };
-                pacer.woke(part(cleaned, tx).max(part(completed, reads)));
-            }
-            if (exhausted || self.shared.stop.load(Ordering::Relaxed))
-                && in_flight.is_empty()
-                && retry.is_empty()
-                && ready.is_empty()
-                && queued.is_empty()
-            {
+            let mut progress = s.issue_reads();
+            progress |= s.collect()?;
+            progress |= s.reap();
+            progress |= s.send()?;
+            s.note_wake();
+            if s.finished() {
                 break;
             }
             if progress {
-                empty_polls = 0;
-                pacer.busy();
+                s.idle.busy();
                 continue;
             }
-            // Nothing to do. Housekeeping (drive timeouts, a stalled NIC)
-            // every 64 empty polls, and before every sleep.
-            empty_polls = empty_polls.wrapping_add(1);
-            let sleeps_next = !self.cfg.spin && empty_polls > crate::backoff::PACER_SPINS;
-            if empty_polls.is_multiple_of(64) || sleeps_next {
-                if let Err(e) = (!drive_lost).then(|| self.ioq.check_timeouts()).transpose() {
-                    // The reads in flight are lost (their buffers stay with
-                    // the drive: quarantined, never reused); the rest of the
-                    // range is not read. Frames already read still go out.
-                    drive_lost = true;
-                    exhausted = true;
-                    let why = format!("not read: the drive stopped answering ({e})");
-                    if !self.shared.stop.swap(true, Ordering::Relaxed) {
-                        self.fail_untaken(&mut rep, &why);
-                    }
-                    for read in std::mem::take(&mut in_flight).into_values() {
-                        self.shared.read_back(read.len);
-                        self.fail(&mut rep, read, why.clone());
-                    }
-                    for read in std::mem::take(&mut retry) {
-                        self.fail(&mut rep, read, why.clone());
-                    }
-                    continue;
-                }
-                // The link, once per housekeeping pass (a register read;
-                // not per frame). A device that no longer answers is the
-                // stall check's to name.
-                let link = self.link.link();
-                match link {
-                    Ok(LinkStatus { up: false, .. }) => {
-                        self.shared.link.seen(false);
-                        let since = *link_down_since.get_or_insert_with(Instant::now);
-                        // Down this long: read nothing more, and give up
-                        // once the reads in flight are back.
-                        link_gave_up |= since.elapsed() >= self.cfg.tx_timeout;
-                    }
-                    Ok(_) => {
-                        // Back before the reads in flight were: go on.
-                        self.shared.link.seen(true);
-                        (link_down_since, link_gave_up) = (None, false);
-                    }
-                    Err(_) => (link_down_since, link_gave_up) = (None, false),
-                }
-                let link_lost = link_gave_up && in_flight.is_empty();
-                if link_down_since.is_some() && !link_lost {
-                    // Waiting for the link: its own timer runs.
-                    tx_idle_since = None;
-                } else if !link_lost
-                    && ((queued.is_empty() && ready.is_empty()) || !in_flight.is_empty())
-                {
-                    tx_idle_since = None;
-                } else if link_lost
-                    || tx_idle_since.get_or_insert_with(Instant::now).elapsed()
-                        >= self.cfg.tx_timeout
-                {
-                    // The NIC takes and finishes nothing: give up what
-                    // waits for it, and stop reading; the first worker to
-                    // see it also lists the part of the range nobody has
-                    // read. Its registers say whether the link is down or
-                    // the device gone.
-                    let stalled = format!(
-                        "the NIC finished no frame for {:.1} s: {}",
-                        self.cfg.tx_timeout.as_secs_f64(),
-                        match link {
-                            Ok(LinkStatus { up: false, .. }) => "its link is down".to_string(),
-                            Ok(_) => "its link is up: transmission held by the link partner, \
-                                      the NIC hung, or its queue stopped on a DMA (IOMMU) fault"
-                                .to_string(),
-                            Err(e) => e.to_string(),
-                        }
-                    );
-                    self.shared.note_cause(&stalled);
-                    if !self.shared.stop.swap(true, Ordering::Relaxed) {
-                        self.fail_untaken(&mut rep, &format!("not read: {stalled}"));
-                    }
-                    let why = format!("not sent: {stalled}");
-                    let waiting = std::mem::take(&mut queued).into_iter().map(|(r, _)| r);
-                    let unsent = std::mem::take(&mut ready).into_iter().map(|r| r.read);
-                    for read in waiting.chain(unsent) {
-                        self.fail(&mut rep, read, why.clone());
-                    }
-                    for read in std::mem::take(&mut retry) {
-                        self.fail(&mut rep, read, why.clone());
-                    }
-                    break;
-                }
-            }
-            if self.cfg.spin {
-                std::hint::spin_loop();
-            } else {
-                // The NIC is the output: the sleep is tuned to its ring.
-                // Only while the ring is empty (the NIC waits for the
-                // drive) is it tuned to the reads in flight.
-                let tx_out = self.txq.in_flight();
-                let out = (
-                    tx_out,
-                    self.txq.stats().cleaned,
-                    if tx_out == 0 { in_flight.len() } else { 0 },
-                );
-                if pacer.idle() {
-                    rep.sleeps += 1;
-                    slept_with = Some(out);
-                }
+            match s.housekeep() {
+                Housekeeping::Stop => break,
+                Housekeeping::Again => continue,
+                Housekeeping::Continue => s.wait(),
             }
         }
         // What a stalled NIC still holds stays posted; the queue's drop
         // waits for it briefly and quarantines what the device keeps.
-        rep.frames = self.txq.stats().packets;
+        let mut rep = s.rep;
+        rep.frames = s.w.txq.stats().packets;
         rep.cpu = crate::cputime::thread_cpu_time().saturating_sub(cpu0);
         Ok(rep)
     }
@@ -768,12 +471,12 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
     /// Put frames of the ready reads into the TX ring while it has room:
     /// each frame is a header buffer (written by the CPU, from a template
     /// for full-size frames) and a payload piece of the read buffer (never
-    /// touched by the CPU). A read whose last frame went in moves to
-    /// `queued`. Returns the frames queued.
+    /// touched by the CPU; [`drivers::nic::TxBatch::push_cut`]: the read
+    /// buffer is held by its last frame's descriptor, no handle per piece). A read whose last frame went in moves to
+    /// `reads.queued`, its last frame tagged. Returns the frames queued.
     fn send_ready(
         &mut self,
-        ready: &mut VecDeque<Ready>,
-        queued: &mut VecDeque<(Read, u64)>,
+        reads: &mut Reads,
         template: &mut Option<HeaderTemplate>,
         rep: &mut WorkerReport,
     ) -> AppResult<usize> {
@@ -784,27 +487,20 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         };
         let end = self.cfg.start + self.cfg.len;
         let mut batch = self.txq.batch();
-        'ring: while let Some(r) = ready.pop_front() {
-            let Ready {
-                mut buf,
-                read,
-                mut offset,
-            } = r;
-            loop {
-                if !batch.has_room_for_pair() {
-                    ready.push_front(Ready { buf, read, offset });
-                    break 'ring;
-                }
-                let n = ppf.min(buf.len());
-                let mut h = self.headers.alloc().ok_or(
+        while let Some(r) = reads.ready.pop_front() {
+            let Ready { buf, read, offset } = r;
+            let total = buf.len() as u64;
+            let lap = read.lap as u32;
+            // The disk offset of the next frame's first payload byte.
+            let mut at = offset;
+            let headers = &mut self.headers;
+            let cut = batch.push_cut(buf, ppf, offload, |n| {
+                let mut h = headers.alloc().ok_or(
                     "out of header buffers (a bug: the header pool is sized for every frame)",
                 )?;
-                let flags = if offset + n as u64 == end {
-                    FLAG_LAST
-                } else {
-                    0
-                };
-                let lap = read.lap as u32;
+                let offset = at;
+                at += n as u64;
+                let flags = if at == end { FLAG_LAST } else { 0 };
                 let hdr = h.as_mut_slice();
                 let len = match template {
                     Some(t) if t.fits(lap, n as u32, flags) => t.write(hdr, offset),
@@ -829,31 +525,504 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 };
                 debug_assert_eq!(len, FRAME_HEADERS);
                 h.set_len(len);
-                let rest = (buf.len() > n).then(|| buf.split_off(n));
-                match batch.push_pair(h, buf, offload) {
-                    Ok(()) => {}
-                    Err((PushError::Full, ..)) => {
-                        return Err("the TX ring refused a frame it had room for (a bug)".into())
+                Ok::<Buf, &str>(h)
+            });
+            match cut {
+                Ok(None) => {
+                    let tag = reads.next_frame_tag;
+                    reads.next_frame_tag += 1;
+                    if !batch.tag_last(tag) {
+                        return Err("the TX batch lost the frame just pushed (a bug)".into());
                     }
-                    Err((PushError::Invalid(e), ..)) => {
-                        // Pieces already queued go out; the whole read is
-                        // listed, so nothing is lost silently.
-                        let why = format!("the NIC cannot send its frames: {e}");
-                        list_failed(&self.shared, rep, read, why);
-                        continue 'ring;
-                    }
+                    reads.queued.push_back((tag, read));
                 }
-                offset += n as u64;
-                match rest {
-                    Some(r) => buf = r,
+                Ok(Some(rest)) => {
+                    // The ring is full: the rest waits, first in line.
+                    let offset = offset + (total - rest.len() as u64);
+                    reads.ready.push_front(Ready {
+                        buf: rest,
+                        read,
+                        offset,
+                    });
+                    break;
+                }
+                Err(CutError::Header(e)) => return Err(e.into()),
+                Err(CutError::Invalid(e)) => {
+                    // Pieces already queued go out; the whole read is
+                    // listed, so nothing is lost silently.
+                    let why = format!("the NIC cannot send its frames: {e}");
+                    list_failed(&self.shared, rep, read, why);
+                }
+            }
+        }
+        Ok(batch.commit())
+    }
+}
+
+/// What [`Sender::housekeep`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Housekeeping {
+    /// Go on (and wait, if the pass found nothing to do).
+    Continue,
+    /// Go on with the next pass at once (the drive was just given up).
+    Again,
+    /// The NIC stalled: everything waiting for it is listed failed.
+    Stop,
+}
+
+/// The reads of a [`Sender`], from submission to the frames that carry
+/// their bytes.
+#[derive(Default)]
+struct Reads {
+    /// Submitted, by command tag.
+    in_flight: HashMap<u64, Read>,
+    /// Failed and due for another attempt.
+    retry: Vec<Read>,
+    /// The next command tag.
+    next_tag: u64,
+    /// The range is all taken (or nothing more is read): only retries go.
+    exhausted: bool,
+    /// The drive stopped answering (command timeout, fatal status):
+    /// nothing more is read; what was read still goes out.
+    drive_lost: bool,
+    /// Completions of the last poll (kept: no allocation per poll).
+    done: Vec<Completion>,
+    /// Completed reads with frames still to go into the TX ring, oldest
+    /// first: each frame is built just before it goes in.
+    ready: VecDeque<Ready>,
+    /// Reads whose frames are all in the TX ring, oldest first, with the
+    /// tag of their last frame ([`drivers::nic::TxBatch::tag_last`]): a
+    /// read is sent when cleanup hands that tag back.
+    queued: VecDeque<(u64, Read)>,
+    /// The tag of the next read's last frame.
+    next_frame_tag: u64,
+}
+
+/// What a [`Sender`] knows about the link and the NIC's progress, and how
+/// it waits when there is nothing to do.
+struct Idle {
+    /// When the NIC last stopped making progress (checked in the
+    /// housekeeping of idle polls, not on every round).
+    tx_idle_since: Option<Instant>,
+    /// When the link went down (seen in housekeeping): no frame goes into
+    /// the TX ring while it is (they would only wait there); reads go on
+    /// while read buffers last.
+    link_down_since: Option<Instant>,
+    /// Down for the TX timeout: the run gives up once the reads in flight
+    /// are back.
+    link_gave_up: bool,
+    pacer: crate::backoff::Pacer,
+    empty_polls: u32,
+    /// (TX descriptors out, the queue's cleaned count, reads out) when the
+    /// last sleep began.
+    slept_with: Option<(usize, u64, usize)>,
+    /// Completions the last poll delivered (how much the drive did while
+    /// the worker slept).
+    completed: usize,
+}
+
+impl Idle {
+    /// A pass made progress.
+    fn busy(&mut self) {
+        self.empty_polls = 0;
+        self.pacer.busy();
+    }
+}
+
+/// One worker's stream in named steps, each one pass of [`Worker::run`]'s
+/// loop: [`Self::issue_reads`] (reads while buffers, queue slots and the
+/// rate allow), [`Self::collect`] (completed reads become frames to send,
+/// failed ones are retried or listed), [`Self::reap`] (the NIC's finished
+/// frames: header buffers back, reads whose last frame went out counted
+/// sent), [`Self::send`] (frames built and pushed into the TX ring, one
+/// tail write), and when a pass did nothing, [`Self::housekeep`] (drive
+/// timeouts, the link, a stalled NIC) and [`Self::wait`].
+struct Sender<RN: RegisterAccess, RC: RegisterAccess> {
+    w: Worker<RN, RC>,
+    rep: WorkerReport,
+    reads: Reads,
+    /// The headers of the run of full-size frames being sent.
+    template: Option<HeaderTemplate>,
+    /// Start of the rate limit's clock.
+    rate_start: Instant,
+    idle: Idle,
+}
+
+impl<RN: RegisterAccess, RC: RegisterAccess> Sender<RN, RC> {
+    fn new(w: Worker<RN, RC>) -> Self {
+        Sender {
+            w,
+            rep: WorkerReport {
+                // SAFETY: gettid has no preconditions.
+                tid: unsafe { libc::syscall(libc::SYS_gettid) },
+                ..WorkerReport::default()
+            },
+            reads: Reads::default(),
+            template: None,
+            rate_start: Instant::now(),
+            idle: Idle {
+                tx_idle_since: None,
+                link_down_since: None,
+                link_gave_up: false,
+                pacer: crate::backoff::Pacer::default(),
+                empty_polls: 0,
+                slept_with: None,
+                completed: 0,
+            },
+        }
+    }
+
+    /// Submit reads while buffers and slots allow. Backpressure: frames
+    /// waiting for the NIC hold their read buffers, so a slow NIC empties
+    /// the read pool and reads stop. True if any was submitted.
+    fn issue_reads(&mut self) -> bool {
+        let w = &mut self.w;
+        let r = &mut self.reads;
+        let mut progress = false;
+        while !r.drive_lost
+            && !self.idle.link_gave_up
+            && r.in_flight.len() < w.cfg.queue_depth
+            && w.ioq.free_slots() > 0
+        {
+            if let Some(rate) = w.cfg.rate {
+                // Reads in flight (all workers') count too: else all of
+                // the queue depth is read, and sent, in one burst
+                // before the first completion is counted.
+                let allowed = rate * self.rate_start.elapsed().as_secs_f64();
+                let bytes = w.shared.bytes.load(Ordering::Relaxed)
+                    + w.shared.in_flight_bytes.load(Ordering::Relaxed);
+                if bytes as f64 > allowed {
+                    break;
+                }
+            }
+            if r.exhausted && r.retry.is_empty() {
+                break;
+            }
+            let Some(buf) = w.reads.alloc() else { break };
+            let read = match r.retry.pop() {
+                Some(read) => read,
+                None => match w.take_chunk() {
+                    Some(read) => read,
                     None => {
-                        queued.push_back((read, batch.descriptors_total()));
-                        continue 'ring;
+                        r.exhausted = true;
+                        break;
+                    }
+                },
+            };
+            let (lba, blocks) = w.chunks.blocks(&read);
+            let tag = r.next_tag;
+            r.next_tag += 1;
+            match w
+                .ioq
+                .submit_read(w.cfg.nsid, lba, buf.into_device(), blocks as u32, tag)
+            {
+                Ok(()) => {
+                    r.in_flight.insert(tag, read);
+                    w.shared.read_out(read.len);
+                    progress = true;
+                    // Buffers out only grow here.
+                    self.rep.max_buffers_out = self
+                        .rep
+                        .max_buffers_out
+                        .max(w.reads.capacity() - w.reads.free_count());
+                }
+                Err((e, dev)) => {
+                    drop(dev.reclaim());
+                    w.fail(&mut self.rep, read, format!("read not submitted: {e}"));
+                }
+            }
+        }
+        progress
+    }
+
+    /// Take the drive's completions: a good read becomes frames to send
+    /// (its range's bytes, a piece of the blocks read: no copy); a failed
+    /// one is retried, then listed with its range. True if any came.
+    fn collect(&mut self) -> AppResult<bool> {
+        let w = &mut self.w;
+        let r = &mut self.reads;
+        let done = &mut r.done;
+        self.idle.completed = if r.drive_lost {
+            0
+        } else {
+            w.ioq.ring_doorbell();
+            w.ioq.poll(w.cfg.queue_depth, |c| done.push(c))?
+        };
+        let progress = !r.done.is_empty();
+        for c in r.done.drain(..) {
+            let Some(mut read) = r.in_flight.remove(&c.tag) else {
+                return Err(format!("the drive completed unknown read tag {}", c.tag).into());
+            };
+            w.shared.read_back(read.len);
+            let Some(dev) = c.buf else {
+                return Err("a read completed without its buffer".into());
+            };
+            // The drive is done with the buffer: it is ours again.
+            let mut buf = dev.reclaim();
+            match c.result {
+                Ok(()) => {
+                    self.rep.ios += 1;
+                    w.shared.ios.fetch_add(1, Ordering::Relaxed);
+                    // Whole blocks were read: the range's bytes are a
+                    // piece of them (no copy; the head piece is dropped,
+                    // the tail is past the length).
+                    let head = (read.start % w.chunks.block) as usize;
+                    if head > 0 {
+                        buf = buf.split_off(head);
+                    }
+                    buf.set_len(read.len as usize);
+                    // One shared update per read, not per frame.
+                    w.shared.bytes.fetch_add(read.len, Ordering::Relaxed);
+                    r.ready.push_back(Ready {
+                        buf,
+                        read,
+                        offset: read.start,
+                    });
+                }
+                Err(status) => {
+                    drop(buf);
+                    read.attempts += 1;
+                    if read.attempts <= w.cfg.retries && retryable(&status) {
+                        self.rep.retries += 1;
+                        w.shared.retries.fetch_add(1, Ordering::Relaxed);
+                        r.retry.push(read);
+                    } else {
+                        let (lba, blocks) = w.chunks.blocks(&read);
+                        // A Data Transfer Error is the drive's DMA
+                        // failing (NVMe 2.0 Figure 102): say where to look.
+                        let hint = match status.kind() {
+                            drivers::nvme::StatusKind::DataTransferError => {
+                                " (the drive's DMA into the read buffer failed: an IOMMU \
+                                 fault or an unmapped buffer?)"
+                            }
+                            _ => "",
+                        };
+                        let why = format!(
+                            "read of blocks {lba}..{} failed after {} attempt(s): {status}{hint}",
+                            lba + blocks,
+                            read.attempts
+                        );
+                        w.fail(&mut self.rep, read, why);
                     }
                 }
             }
         }
-        Ok(batch.sent())
+        Ok(progress)
+    }
+
+    /// The NIC's finished frames: their header buffers straight back to
+    /// the header cache (before new frames go in: a batch short of room
+    /// would otherwise make it by dropping them into the shared pool, and
+    /// the cache would fetch them back from there), their payload pieces
+    /// to the read pool, and each read whose last frame's tag comes back
+    /// counted as sent. True if any descriptor was reclaimed.
+    fn reap(&mut self) -> bool {
+        let queued = &mut self.reads.queued;
+        let rep = &mut self.rep;
+        let cleaned = self.w.txq.clean_tagged(&mut self.w.headers, |tag| {
+            // Tags come back in the order they were given.
+            while let Some(&(t, read)) = queued.front() {
+                if t > tag {
+                    break;
+                }
+                queued.pop_front();
+                rep.bytes += read.len;
+            }
+        });
+        if cleaned > 0 {
+            self.idle.tx_idle_since = None;
+        }
+        cleaned > 0
+    }
+
+    /// Frames to the NIC, in order, each built as it goes in (not while
+    /// the link is down: sending is paused). True if any went in.
+    fn send(&mut self) -> AppResult<bool> {
+        if self.reads.ready.is_empty() || self.idle.link_down_since.is_some() {
+            return Ok(false);
+        }
+        let sent = self
+            .w
+            .send_ready(&mut self.reads, &mut self.template, &mut self.rep)?;
+        if sent > 0 {
+            self.idle.tx_idle_since = None;
+            self.w
+                .shared
+                .frames
+                .fetch_add(sent as u64, Ordering::Relaxed);
+        }
+        Ok(sent > 0)
+    }
+
+    /// After a sleep: tell the pacer how much of what was out the devices
+    /// finished meanwhile.
+    fn note_wake(&mut self) {
+        let Some((tx, cleaned_before, reads)) = self.idle.slept_with.take() else {
+            return;
+        };
+        // All the descriptors cleaned since, also those cleaned to make
+        // room while frames went in; not more than were out (frames put
+        // in after the wake may be done already).
+        let cleaned_total = self.w.txq.stats().cleaned;
+        let cleaned = ((cleaned_total - cleaned_before) as usize).min(tx);
+        let part = |done: usize, out: usize| {
+            if out == 0 {
+                0.0
+            } else {
+                done as f64 / out as f64
+            }
+        };
+        self.idle
+            .pacer
+            .woke(part(cleaned, tx).max(part(self.idle.completed, reads)));
+    }
+
+    /// Whether the stream is over: nothing more to read (the range is
+    /// taken, or the run is stopped) and nothing in flight or waiting.
+    fn finished(&self) -> bool {
+        let r = &self.reads;
+        (r.exhausted || self.w.shared.stop.load(Ordering::Relaxed))
+            && r.in_flight.is_empty()
+            && r.retry.is_empty()
+            && r.ready.is_empty()
+            && r.queued.is_empty()
+    }
+
+    /// A pass found nothing to do. Every 64 such passes, and before every
+    /// sleep: the drive's command timeouts, the link (a register read; not
+    /// per frame), and whether the NIC has stalled, which gives up what
+    /// waits for it and stops the run.
+    fn housekeep(&mut self) -> Housekeeping {
+        let idle = &mut self.idle;
+        idle.empty_polls = idle.empty_polls.wrapping_add(1);
+        let sleeps_next = !self.w.cfg.spin && idle.empty_polls > crate::backoff::PACER_SPINS;
+        if !idle.empty_polls.is_multiple_of(64) && !sleeps_next {
+            return Housekeeping::Continue;
+        }
+        if !self.reads.drive_lost {
+            if let Err(e) = self.w.ioq.check_timeouts() {
+                self.drive_lost(&e.to_string());
+                return Housekeeping::Again;
+            }
+        }
+        // A device that no longer answers is the stall check's to name.
+        let link = self.w.link.link();
+        let idle = &mut self.idle;
+        match link {
+            Ok(LinkStatus { up: false, .. }) => {
+                self.w.shared.link.seen(false);
+                let since = *idle.link_down_since.get_or_insert_with(Instant::now);
+                // Down this long: read nothing more, and give up once the
+                // reads in flight are back.
+                idle.link_gave_up |= since.elapsed() >= self.w.cfg.tx_timeout;
+            }
+            Ok(_) => {
+                // Back before the reads in flight were: go on.
+                self.w.shared.link.seen(true);
+                (idle.link_down_since, idle.link_gave_up) = (None, false);
+            }
+            Err(_) => (idle.link_down_since, idle.link_gave_up) = (None, false),
+        }
+        let r = &self.reads;
+        let link_lost = idle.link_gave_up && r.in_flight.is_empty();
+        if idle.link_down_since.is_some() && !link_lost {
+            // Waiting for the link: its own timer runs.
+            idle.tx_idle_since = None;
+        } else if !link_lost
+            && ((r.queued.is_empty() && r.ready.is_empty()) || !r.in_flight.is_empty())
+        {
+            idle.tx_idle_since = None;
+        } else if link_lost
+            || idle
+                .tx_idle_since
+                .get_or_insert_with(Instant::now)
+                .elapsed()
+                >= self.w.cfg.tx_timeout
+        {
+            self.nic_stalled(link);
+            return Housekeeping::Stop;
+        }
+        Housekeeping::Continue
+    }
+
+    /// The drive stopped answering (`e`): the reads in flight are lost
+    /// (their buffers stay with the drive: quarantined, never reused), the
+    /// rest of the range is not read. Frames already read still go out.
+    fn drive_lost(&mut self, e: &str) {
+        let r = &mut self.reads;
+        r.drive_lost = true;
+        r.exhausted = true;
+        let why = format!("not read: the drive stopped answering ({e})");
+        if !self.w.shared.stop.swap(true, Ordering::Relaxed) {
+            self.w.fail_untaken(&mut self.rep, &why);
+        }
+        for read in std::mem::take(&mut r.in_flight).into_values() {
+            self.w.shared.read_back(read.len);
+            self.w.fail(&mut self.rep, read, why.clone());
+        }
+        for read in std::mem::take(&mut r.retry) {
+            self.w.fail(&mut self.rep, read, why.clone());
+        }
+    }
+
+    /// The NIC takes and finishes nothing: give up what waits for it, and
+    /// stop reading; the first worker to see it also lists the part of the
+    /// range nobody has read. Its registers (`link`) say whether the link
+    /// is down or the device gone.
+    fn nic_stalled(&mut self, link: Result<LinkStatus, drivers::nic::NicError>) {
+        let stalled = format!(
+            "the NIC finished no frame for {:.1} s: {}",
+            self.w.cfg.tx_timeout.as_secs_f64(),
+            match link {
+                Ok(LinkStatus { up: false, .. }) => "its link is down".to_string(),
+                Ok(_) => "its link is up: transmission held by the link partner, \
+                          the NIC hung, or its queue stopped on a DMA (IOMMU) fault"
+                    .to_string(),
+                Err(e) => e.to_string(),
+            }
+        );
+        self.w.shared.note_cause(&stalled);
+        if !self.w.shared.stop.swap(true, Ordering::Relaxed) {
+            self.w
+                .fail_untaken(&mut self.rep, &format!("not read: {stalled}"));
+        }
+        let why = format!("not sent: {stalled}");
+        let r = &mut self.reads;
+        let waiting = std::mem::take(&mut r.queued)
+            .into_iter()
+            .map(|(_, read)| read);
+        let unsent = std::mem::take(&mut r.ready).into_iter().map(|x| x.read);
+        for read in waiting.chain(unsent) {
+            self.w.fail(&mut self.rep, read, why.clone());
+        }
+        for read in std::mem::take(&mut r.retry) {
+            self.w.fail(&mut self.rep, read, why.clone());
+        }
+    }
+
+    /// Nothing to do: spin once, or sleep for as long as the pacer says.
+    fn wait(&mut self) {
+        if self.w.cfg.spin {
+            std::hint::spin_loop();
+            return;
+        }
+        // The NIC is the output: the sleep is tuned to its ring. Only
+        // while the ring is empty (the NIC waits for the drive) is it
+        // tuned to the reads in flight.
+        let tx_out = self.w.txq.in_flight();
+        let out = (
+            tx_out,
+            self.w.txq.stats().cleaned,
+            if tx_out == 0 {
+                self.reads.in_flight.len()
+            } else {
+                0
+            },
+        );
+        if self.idle.pacer.idle() {
+            self.rep.sleeps += 1;
+            self.idle.slept_with = Some(out);
+        }
     }
 }
 

@@ -11,7 +11,10 @@
 //!   .rx_queue(q) -> RxQueue             taken once, Send: one per polling thread
 //!      rx_batch(&mut out, max)          validated write-backs, batch refill, one RDT write
 //!   .tx_queue(q) -> TxQueue
-//!      tx_batch(&mut pkts)              scatter-gather, RS every 32, context on change, one TDT write
+//!      batch() -> TxBatch               the one way to send: push / push_pair / push_buf,
+//!                                       tag_last, commit (one TDT write); RS every 32,
+//!                                       context on change; tx_batch / tx_bufs loop over it
+//!      clean_tagged(cache, sent)        cleanup that hands back the tags of sent frames
 //!      clean() / clean_into(cache)      RS-group cleanup, buffers back to their pools
 //!   forward(&mut rx, &mut tx, max)      received buffers straight to TX descriptors, as
 //!                                       indices: no CPU handle, no copy, bursts of 32
@@ -50,7 +53,7 @@ pub use port::{LinkProbe, Nic};
 pub use ring::{MAX_RING, MIN_RING};
 pub use rx::{RxPacket, RxQueue, RxQueueStats};
 pub use status::{DeviceStats, LinkStatus};
-pub use tx::{PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
+pub use tx::{CutError, PushError, TxBatch, TxPacket, TxQueue, TxQueueStats, RS_EVERY};
 
 #[cfg(test)]
 mod tests;

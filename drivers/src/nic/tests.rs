@@ -810,13 +810,14 @@ fn tx_batch_pairs_write_the_same_descriptors_as_two_segment_packets() {
             batch.push_pair(h, p, udp).unwrap();
         }
         assert_eq!(batch.sent(), 3);
-        assert_eq!(batch.descriptors_total(), 7, "a context and 3 x 2 data");
         assert_eq!(
             b.tail(0, false),
             0,
             "the tail waits for the end of the batch"
         );
+        assert_eq!(batch.commit(), 3);
     }
+    assert_eq!(qb.in_flight(), 7, "a context and 3 x 2 data");
     assert_eq!(b.dev.writes_to(x::tdt(0)).len(), tail_writes + 1);
     assert_eq!(descs(&a, 7), descs(&b, 7));
     assert_eq!((a.tail(0, false), b.tail(0, false)), (7, 7));
@@ -876,6 +877,132 @@ fn tx_batch_pairs_write_the_same_descriptors_as_two_segment_packets() {
     b.tx_done(0, 14);
     let mut batch = qb.batch();
     assert!(batch.has_room_for_pair(), "cleaned on demand");
+}
+
+/// A tagged frame's tag comes back from cleanup once the device has
+/// written back the RS descriptor at or after its last descriptor, in push
+/// order, also when a cleanup in between (a batch short of room) reclaimed
+/// the descriptors; untagged frames give nothing; a batch with no frame
+/// tags nothing.
+#[test]
+fn tx_tags_come_back_once_their_frames_are_sent() {
+    let r = rig_with(
+        Chip::X82599,
+        NicOptions {
+            pool_bufs: 256,
+            ..opts(8, 64)
+        },
+    );
+    let pool = r.nic.pool(0).clone();
+    let mut cache = pool.cache(8);
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let udp = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    let mut got = Vec::new();
+    let mut batch = q.batch();
+    assert!(!batch.tag_last(99), "nothing pushed yet");
+    // A context, then 20 pairs: frame k in descriptors 1 + 2k and 2 + 2k.
+    // RS where 32 descriptors are reached (frame 15's last, 32) and on
+    // the batch's last (40). Frames 4, 14 and 19 tagged.
+    for k in 0..20u64 {
+        batch
+            .push_pair(buf_with(&pool, &[0; 42]), buf_with(&pool, &[1; 100]), udp)
+            .unwrap();
+        if [4, 14, 19].contains(&k) {
+            assert!(batch.tag_last(k));
+        }
+    }
+    assert_eq!(batch.commit(), 20);
+    assert_eq!(q.indices().3, [32, 40]);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 0);
+    assert!(got.is_empty(), "nothing sent yet");
+    r.tx_done(0, 32);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 33);
+    assert_eq!(got, [4, 14], "frame 19 is not done yet");
+    r.tx_done(0, 40);
+    // 8 in flight, 55 free: the 56th frame of a batch makes it clean,
+    // without handing back tags ...
+    let mut batch = q.batch();
+    for _ in 0..56 {
+        batch.push_buf(buf_with(&pool, &[2; 60])).unwrap();
+    }
+    assert!(batch.tag_last(7));
+    batch.commit();
+    assert_eq!(q.in_flight(), 56, "cleaned to make room");
+    // ... which the next cleanup hands back, and only that one.
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 0);
+    assert_eq!(got, [4, 14, 19]);
+    // The batch's descriptors 41..=96 (mod 64): RS on 72 % 64 and 96 % 64.
+    r.tx_done(0, 8);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 32);
+    assert_eq!(got, [4, 14, 19]);
+    r.tx_done(0, 32);
+    assert_eq!(q.clean_tagged(&mut cache, |t| got.push(t)), 24);
+    assert_eq!(got, [4, 14, 19, 7]);
+}
+
+/// A payload cut into frames: each piece's descriptor points into the
+/// payload buffer, the buffer is held by the last piece's descriptor only,
+/// and it returns to its pool when that one is cleaned; a ring that fills
+/// gives the rest back as a buffer of the bytes not queued.
+#[test]
+fn tx_cut_payload_is_held_by_its_last_piece() {
+    let r = rig(Chip::X82599, 8, 16);
+    let pool = r.nic.pool(0).clone();
+    let mut q = r.nic.tx_queue(0).unwrap();
+    let udp = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    let payload = buf_with(&pool, &[7; 1000]);
+    let base = payload.iova();
+    let mut lens = Vec::new();
+    let mut batch = q.batch();
+    // A context, then 3 frames of 2 descriptors: 400 + 400 + 200 bytes.
+    let rest = batch
+        .push_cut(payload, 400, udp, |len| {
+            lens.push(len);
+            Ok::<_, ()>(buf_with(&pool, &[0; 42]))
+        })
+        .unwrap();
+    assert!(rest.is_none());
+    assert_eq!(batch.commit(), 3);
+    assert_eq!(lens, [400, 400, 200]);
+    use txd::cmd_type_len as c;
+    for (k, i) in [2usize, 4, 6].into_iter().enumerate() {
+        let d = tx_desc(&r, i);
+        assert_eq!(d.addr, base + 400 * k as u64, "piece {k}");
+        assert_eq!(d.cmd & 0xffff, lens[k] as u32);
+        assert_ne!(d.cmd & c::EOP.bit(), 0);
+        assert_eq!(d.olinfo >> 14, 42 + lens[k] as u32, "PAYLEN");
+    }
+    assert_eq!(r.tail(0, false), 7);
+    // 3 headers and the payload out of the pool; none back before DD.
+    let free = pool.free_count();
+    r.tx_done(0, 6);
+    assert_eq!(q.clean(), 7);
+    assert_eq!(pool.free_count(), free + 4, "3 headers and the payload");
+
+    // 15 free descriptors, 10 frames of 2 (the context is loaded): the
+    // room check counts a context too, so 7 frames go in.
+    let payload = buf_with(&pool, &[9; 1000]);
+    let base = payload.iova();
+    let mut batch = q.batch();
+    let rest = batch
+        .push_cut(payload, 100, udp, |_| {
+            Ok::<_, ()>(buf_with(&pool, &[0; 42]))
+        })
+        .unwrap()
+        .expect("the ring fills first");
+    assert_eq!(batch.commit(), 7);
+    assert_eq!((rest.iova(), rest.len()), (base + 700, 300));
+    let e = q
+        .batch()
+        .push_cut(rest, 0, udp, |_| Ok::<_, ()>(buf_with(&pool, &[0; 42])))
+        .unwrap_err();
+    assert!(matches!(e, CutError::Invalid(NicError::EmptySegment)));
 }
 
 #[test]

@@ -25,6 +25,7 @@ use super::rx::{Frame, RxQueue};
 use crate::regs::RegisterAccess;
 use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
 use spec::nic::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
+use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,6 +105,16 @@ impl TxPacket {
         };
     }
 
+    /// A packet of no segments, to stand in for one moved out of a list
+    /// for a moment ([`TxQueue::tx_batch`]); no allocation.
+    #[inline(always)]
+    fn placeholder() -> TxPacket {
+        TxPacket {
+            segs: Segments::Many(Vec::new()),
+            offload: Offload::None,
+        }
+    }
+
     /// The segments, in order.
     #[inline]
     pub fn segments(&self) -> &[Buf] {
@@ -166,17 +177,58 @@ pub(crate) struct TxLimits {
     pub max_frame: usize,
 }
 
-impl TxPacket {
-    /// The buffer and offload if this is a one-segment packet that needs no
-    /// context other than `ctx`; else the packet back.
+impl TxLimits {
+    /// The one length check of a frame, for every way of sending: `segs`
+    /// segments of `lens` bytes each. Each segment 1 to `max_segment_len`
+    /// bytes, 1 to `max_segments` of them, the frame at most `max_frame`:
+    /// one branch on the way through (the error is worked out apart).
+    /// `Ok(frame length)`.
     #[inline(always)]
-    fn one(self, ctx: Offload) -> Result<(Buf, Offload), TxPacket> {
-        let TxPacket { segs, offload } = self;
-        match segs {
-            Segments::One([buf]) if offload == Offload::None || offload == ctx => {
-                Ok((buf, offload))
+    fn check<I>(&self, segs: usize, lens: I) -> Result<usize, NicError>
+    where
+        I: IntoIterator<Item = usize> + Clone,
+    {
+        let mut bad = segs.wrapping_sub(1) >= self.max_segments;
+        let mut total = 0;
+        for l in lens.clone() {
+            bad |= l.wrapping_sub(1) >= self.max_segment_len;
+            total += l;
+        }
+        if bad || total > self.max_frame {
+            return Err(self.refusal(segs, lens));
+        }
+        Ok(total)
+    }
+
+    /// Why [`Self::check`] refused a frame: too many segments, else an
+    /// empty one, else the frame too long, else a segment too long.
+    #[cold]
+    #[inline(never)]
+    fn refusal(&self, segs: usize, lens: impl IntoIterator<Item = usize>) -> NicError {
+        if segs > self.max_segments {
+            return NicError::TooManySegments {
+                segments: segs,
+                max: self.max_segments,
+            };
+        }
+        let (mut total, mut longest, mut empty) = (0, 0, segs == 0);
+        for l in lens {
+            total += l;
+            longest = longest.max(l);
+            empty |= l == 0;
+        }
+        if empty {
+            NicError::EmptySegment
+        } else if total > self.max_frame {
+            NicError::FrameTooLarge {
+                len: total,
+                max: self.max_frame,
             }
-            segs => Err(TxPacket { segs, offload }),
+        } else {
+            NicError::SegmentTooLarge {
+                len: longest,
+                max: self.max_segment_len,
+            }
         }
     }
 }
@@ -264,6 +316,11 @@ pub struct TxQueue<R: RegisterAccess> {
     /// `slots` only when some do.
     bufs_in_flight: usize,
     rs_marks: Marks,
+    /// Tagged frames in flight, oldest first ([`TxBatch::tag_last`]): the
+    /// count of descriptors taken when the frame's last one was, and the
+    /// tag. Never more than the frames in flight unless a frame is tagged
+    /// twice, so the ring size as capacity means no allocation.
+    tags: VecDeque<(u64, u64)>,
     next_use: usize,
     next_clean: usize,
     used: usize,
@@ -299,6 +356,7 @@ impl<R: RegisterAccess> TxQueue<R> {
             index_pools: Vec::new(),
             bufs_in_flight: 0,
             rs_marks: Marks::new(size),
+            tags: VecDeque::with_capacity(size),
             next_use: 0,
             next_clean: 0,
             used: 0,
@@ -312,47 +370,12 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
-    /// Check one packet against the chip's limits; `Ok(frame length)`.
-    fn check(&self, pkt: &TxPacket) -> Result<usize, NicError> {
-        let segs = pkt.segments();
-        if segs.len() > self.limits.max_segments {
-            return Err(NicError::TooManySegments {
-                segments: segs.len(),
-                max: self.limits.max_segments,
-            });
-        }
-        let mut total = 0;
-        for s in segs {
-            let l = s.len();
-            if l == 0 {
-                return Err(NicError::EmptySegment);
-            }
-            if l > self.limits.max_segment_len {
-                return Err(NicError::SegmentTooLarge {
-                    len: l,
-                    max: self.limits.max_segment_len,
-                });
-            }
-            total += l;
-        }
-        if total == 0 {
-            return Err(NicError::EmptySegment);
-        }
-        if total > self.limits.max_frame {
-            return Err(NicError::FrameTooLarge {
-                len: total,
-                max: self.limits.max_frame,
-            });
-        }
-        Ok(total)
-    }
-
     /// Queue as many packets from the front of `pkts` as fit in the ring
-    /// (cleaning first if short of room), remove them from `pkts`, and write
-    /// the tail once. Each packet takes one data descriptor per segment, EOP
-    /// on the last, plus a context descriptor when its offload differs from
-    /// the one loaded. Returns the number of packets sent; the rest stay in
-    /// `pkts`, in order.
+    /// (cleaning once if short of room), remove them from `pkts`, and write
+    /// the tail once: a loop of [`TxBatch::push`]. Each packet takes one
+    /// data descriptor per segment, EOP on the last, plus a context
+    /// descriptor when its offload differs from the one loaded. Returns
+    /// the number of packets sent; the rest stay in `pkts`, in order.
     ///
     /// A packet the chip cannot send (too many segments, an empty or too
     /// long segment, a frame beyond [`super::port::Nic::max_frame`], impossible
@@ -360,85 +383,56 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// stays at the front of `pkts` (remove it to drop it) and its error is
     /// returned.
     pub fn tx_batch(&mut self, pkts: &mut Vec<TxPacket>) -> Result<usize, NicError> {
-        // Plan: how many packets from the front are valid and fit.
-        let mut free = self.free_descriptors();
-        let mut cleaned = false;
-        let mut planned = 0;
-        let mut ctx = self.ctx;
-        let mut n = 0;
+        let mut batch = self.batch();
         let mut result = Ok(());
-        for p in pkts.iter() {
-            let (need, new_ctx) = match self.plan(p, ctx) {
-                Ok(x) => x,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            };
-            if need > free {
-                if cleaned {
-                    break;
-                }
-                self.clean();
-                cleaned = true;
-                free = self.free_descriptors() - planned;
-                if need > free {
+        let mut n = 0;
+        while n < pkts.len() {
+            // Moved out for the push, put back if refused: a one-segment
+            // packet with no bytes in its place meanwhile (no allocation).
+            let p = std::mem::replace(&mut pkts[n], TxPacket::placeholder());
+            match batch.push(p) {
+                Ok(()) => n += 1,
+                Err((e, p)) => {
+                    pkts[n] = p;
+                    if let PushError::Invalid(e) = e {
+                        result = Err(e);
+                    }
                     break;
                 }
             }
-            free -= need;
-            planned += need;
-            if let Some(c) = new_ctx {
-                ctx = c;
-            }
-            n += 1;
         }
-        // Write them.
-        let mut b = Batch::new();
-        self.put_items(pkts.drain(..n), &mut b);
-        self.finish(&b);
+        batch.commit();
+        pkts.drain(..n);
         result.map(|()| n)
     }
 
-    /// Queue frames of one buffer each, without offload: the forwarding
-    /// fast path (no per-packet wrapper). Sent buffers are removed from the
-    /// front of `bufs`. Same rules as [`Self::tx_batch`]: stops at the first
-    /// buffer that is empty or longer than [`super::port::Nic::max_frame`] (left at
-    /// the front) with its error.
+    /// Queue frames of one buffer each, without offload (the forwarding
+    /// path's shape): a loop of [`TxBatch::push_buf`]. Sent buffers are
+    /// removed from the front of `bufs`. Same rules as [`Self::tx_batch`]:
+    /// stops at the first buffer that is empty or longer than
+    /// [`super::port::Nic::max_frame`] (left at the front) with its error.
     pub fn tx_bufs(&mut self, bufs: &mut Vec<Buf>) -> Result<usize, NicError> {
-        if self.free_descriptors() < bufs.len() {
-            self.clean();
-        }
-        let one_max = self.one_max;
-        let room = self.free_descriptors();
-        // Checked as far as the ring has room, and one more: a bad buffer
-        // right after what fits is reported now (it is next); one further
-        // back waits for a later call.
-        let bad = bufs[..bufs.len().min(room + 1)]
-            .iter()
-            .position(|b| b.len().wrapping_sub(1) >= one_max);
-        let n = bad.unwrap_or(bufs.len()).min(room);
-        if n > 0 {
-            let mut b = Batch::new();
-            self.write_run(&mut b, |w| {
-                for buf in bufs.drain(..n) {
-                    // Cannot fail: length checked, room for n.
-                    let r = w.push(buf, 0);
-                    debug_assert!(r.is_ok());
+        let mut batch = self.batch();
+        let mut result = Ok(());
+        // Taken from the back, so that what is refused goes back where it
+        // was with no allocation and no shift of the rest.
+        bufs.reverse();
+        while let Some(buf) = bufs.pop() {
+            if let Err((e, buf)) = batch.push_buf(buf) {
+                bufs.push(buf);
+                if let PushError::Invalid(e) = e {
+                    result = Err(e);
                 }
-            });
-            self.finish(&b);
+                break;
+            }
         }
-        if bad.is_some() {
-            // The invalid buffer is now first; it stays.
-            return Err(self.length_error(bufs[0].len()));
-        }
-        Ok(n)
+        bufs.reverse();
+        result.map(|()| batch.commit())
     }
 
-    /// Start writing packets one at a time straight into the ring, with no
-    /// intermediate list: see [`TxBatch`]. The tail is written once, when
-    /// the batch ends.
+    /// Start putting frames on the ring: [`TxBatch`], the one way to send.
+    /// Frames pushed into it are written straight into the ring; the tail
+    /// is written once, at [`TxBatch::commit`].
     #[inline]
     pub fn batch(&mut self) -> TxBatch<'_, R> {
         TxBatch {
@@ -448,44 +442,10 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
-    /// Run `f` with a writer of one-buffer frames, then take what it
-    /// wrote into batch `b` ([`Self::absorb_run`]). The writer holds a copy
-    /// of the ring state (so a loop that pushes keeps it in registers),
-    /// which goes back into the queue when `f` returns. [`Self::tx_bufs`]
-    /// and [`Self::tx_batch`]'s runs of one-buffer packets.
-    #[inline(always)]
-    fn write_run<T>(&mut self, b: &mut Batch, f: impl FnOnce(&mut TxWriter<'_>) -> T) -> T {
-        let start = self.next_use;
-        let mut w = self.writer();
-        let out = f(&mut w);
-        // Every frame the writer writes is a CPU buffer.
-        let n = w.written(start);
-        self.bufs_in_flight += n;
-        self.absorb_run(start, n, b);
-        out
-    }
-
-    /// A writer of one-descriptor frames from `next_use` up to the last
-    /// free descriptor.
-    #[inline(always)]
-    fn writer(&mut self) -> TxWriter<'_> {
-        let mask = self.ring.mask();
-        let room = self.ring.size() - 1 - self.used;
-        TxWriter {
-            ring: self.ring.view(),
-            mask,
-            slots: &mut self.slots[..=mask],
-            devs: &self.devs[..=mask],
-            one_max: self.one_max,
-            next_use: self.next_use,
-            end: (self.next_use + room) & mask,
-        }
-    }
-
-    /// Take `n` one-descriptor frames a [`TxWriter`] wrote from `start`
-    /// into batch `b`: RS on every [`RS_EVERY`]th descriptor counted over
-    /// the batch (set now, so the writer's loop has no RS test), ring and
-    /// batch state forward.
+    /// Take `n` one-descriptor frames [`Self::send_burst`] wrote from
+    /// `start` into batch `b`: RS on every [`RS_EVERY`]th descriptor
+    /// counted over the batch (set now, so the writing loop has no RS
+    /// test), ring and batch state forward.
     #[inline(always)]
     fn absorb_run(&mut self, start: usize, n: usize, b: &mut Batch) {
         if n == 0 {
@@ -570,77 +530,6 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
-    /// Descriptors `p` needs and the context it loads, after checking it.
-    #[inline(always)]
-    fn plan(&self, p: &TxPacket, ctx: Offload) -> Result<(usize, Option<Offload>), NicError> {
-        let same_ctx = p.offload == Offload::None || p.offload == ctx;
-        if let Segments::One([buf]) = &p.segs {
-            if same_ctx && buf.len().wrapping_sub(1) < self.one_max {
-                return Ok((1, None));
-            }
-        }
-        self.plan_general(p, same_ctx)
-    }
-
-    #[inline(never)]
-    fn plan_general(
-        &self,
-        p: &TxPacket,
-        same_ctx: bool,
-    ) -> Result<(usize, Option<Offload>), NicError> {
-        self.check(p)?;
-        let segs = p.segments().len();
-        if same_ctx {
-            return Ok((segs, None));
-        }
-        check_offload(p.offload)?;
-        Ok((segs + 1, Some(p.offload)))
-    }
-
-    /// The error for a one-buffer frame of `len` bytes that failed the fast check.
-    #[cold]
-    fn length_error(&self, len: usize) -> NicError {
-        if len == 0 {
-            NicError::EmptySegment
-        } else if len > self.limits.max_frame {
-            NicError::FrameTooLarge {
-                len,
-                max: self.limits.max_frame,
-            }
-        } else {
-            NicError::SegmentTooLarge {
-                len,
-                max: self.limits.max_segment_len,
-            }
-        }
-    }
-
-    /// Write planned items: runs of one-buffer packets through a
-    /// [`TxWriter`], the others one by one.
-    #[inline(always)]
-    fn put_items(&mut self, mut items: impl Iterator<Item = TxPacket>, b: &mut Batch) {
-        loop {
-            let ctx = self.ctx;
-            let slow = self.write_run(b, |w| {
-                for item in items.by_ref() {
-                    match item.one(ctx) {
-                        Ok((buf, offload)) => {
-                            // Cannot fail: planned (length checked, room counted).
-                            let r = w.push(buf, popts(offload));
-                            debug_assert!(r.is_ok());
-                        }
-                        Err(pkt) => return Some(pkt),
-                    }
-                }
-                None
-            });
-            match slow {
-                Some(pkt) => self.put_packet(pkt, b),
-                None => break,
-            }
-        }
-    }
-
     /// Bookkeeping after a packet whose EOP descriptor is `eop`.
     #[inline(always)]
     fn after_packet(&mut self, eop: usize, rs: bool, need: usize, b: &mut Batch) {
@@ -653,43 +542,6 @@ impl<R: RegisterAccess> TxQueue<R> {
         b.sent += 1;
         self.next_use = (eop + 1) & self.ring.mask();
         self.used += need;
-    }
-
-    /// The general case of a planned packet: several segments and/or a
-    /// context descriptor first.
-    #[inline(never)]
-    fn put_packet(&mut self, pkt: TxPacket, b: &mut Batch) {
-        let offload = pkt.offload;
-        let need_ctx = offload != Offload::None && offload != self.ctx;
-        let total = pkt.len();
-        let need = pkt.segments().len() + need_ctx as usize;
-        let mask = self.ring.mask();
-        let mut i = self.next_use;
-        if need_ctx {
-            i = self.put_context(i, offload);
-        }
-        let rs = b.since_rs + need >= RS_EVERY;
-        let olinfo = data_olinfo(total as u32, popts(offload));
-        // The one- and two-segment shapes without a Vec.
-        match pkt.segs {
-            Segments::One([buf]) => self.put(i, buf, true, rs, olinfo),
-            Segments::Two([head, tail]) => {
-                self.put(i, head, false, false, olinfo);
-                i = (i + 1) & mask;
-                self.put(i, tail, true, rs, olinfo)
-            }
-            Segments::Many(segs) => {
-                let n = segs.len();
-                for (k, buf) in segs.into_iter().enumerate() {
-                    let eop = k + 1 == n;
-                    self.put(i, buf, eop, eop && rs, olinfo);
-                    if !eop {
-                        i = (i + 1) & mask;
-                    }
-                }
-            }
-        }
-        self.after_packet(i, rs, need, b);
     }
 
     /// Write a context descriptor for `offload` at `i` and make it the
@@ -736,6 +588,28 @@ impl<R: RegisterAccess> TxQueue<R> {
         self.bufs_in_flight += 1;
     }
 
+    /// Write data descriptor `i`, the last of its frame, for `len` bytes
+    /// at `iova`: a piece of a buffer that a later descriptor of the ring
+    /// holds ([`TxBatch::push_cut`]), so its slot stays empty.
+    #[inline(always)]
+    fn put_piece(&mut self, i: usize, iova: u64, len: usize, rs: bool, olinfo: u32) {
+        let mut cmd = data_cmd(len as u32, true);
+        if rs {
+            cmd |= cmd_type_len::RS.bit();
+        }
+        self.ring.write_u64(i, ADDR, iova);
+        self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
+    }
+
+    /// Let descriptor `i` (written, its slot empty) hold `buf` until it is
+    /// done: the buffer its pieces point into ([`Self::put_piece`]).
+    #[inline(always)]
+    fn hold(&mut self, i: usize, buf: Buf) {
+        debug_assert!(self.devs[i].is_none());
+        put_slot(&mut self.slots[i], buf.into_device());
+        self.bufs_in_flight += 1;
+    }
+
     /// Reclaim the descriptors the device has finished (in RS groups of up
     /// to [`RS_EVERY`]) and return their buffers to their pools. Returns the
     /// number of descriptors reclaimed.
@@ -748,6 +622,24 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// cheapest way back for forwarded buffers, which go back as indices.
     pub fn clean_into(&mut self, cache: &mut PoolCache) -> usize {
         self.clean_with(cache)
+    }
+
+    /// Like [`Self::clean_into`], and then hand `sent` the tag of every
+    /// tagged frame ([`TxBatch::tag_last`]) the device has finished, in the
+    /// order the frames were pushed (those finished by a cleanup in
+    /// between included): how a sender learns that a frame went out.
+    #[inline]
+    pub fn clean_tagged(&mut self, cache: &mut PoolCache, mut sent: impl FnMut(u64)) -> usize {
+        let n = self.clean_with(cache);
+        let done = self.stats.cleaned;
+        while let Some(&(last, tag)) = self.tags.front() {
+            if last > done {
+                break;
+            }
+            self.tags.pop_front();
+            sent(tag);
+        }
+        n
     }
 
     /// Like [`Self::clean_into`], but forwarded buffers of `rx`'s pool go
@@ -803,7 +695,20 @@ impl<R: RegisterAccess> TxQueue<R> {
     #[inline(always)]
     fn release(&mut self, range: std::ops::Range<usize>, sink: &mut impl Sink) {
         let left = sink.devices(&mut self.devs[range.clone()]);
-        if left == 0 && self.bufs_in_flight == 0 {
+        if left == 0 {
+            if self.bufs_in_flight == 0 {
+                return;
+            }
+            // Only CPU buffers are left: one pass over their slots, sliced
+            // once (no bounds check per slot).
+            let mut back = 0;
+            for slot in &mut self.slots[range] {
+                if let Some(dev) = slot.take() {
+                    back += 1;
+                    sink.buf(dev.reclaim());
+                }
+            }
+            self.bufs_in_flight -= back;
             return;
         }
         for i in range {
@@ -1002,21 +907,42 @@ fn send_home(pools: &[Pool], dev: DeviceIndex) {
     }
 }
 
-/// Why [`TxBatch::push_pair`] did not take a packet.
+/// Why a [`TxBatch`] push did not take a frame.
 #[derive(Debug)]
 pub enum PushError {
     /// The ring has no room for it now (try again after the device has
     /// sent more).
     Full,
-    /// The chip cannot send it (a segment is empty or too long, the frame
-    /// is too long, or the offload lengths are impossible).
+    /// The chip cannot send it (a segment is empty or too long, too many
+    /// segments, the frame is too long, or the offload lengths are
+    /// impossible).
     Invalid(NicError),
 }
 
-/// Packets written into a TX queue one at a time ([`TxQueue::batch`]), so
-/// a sender can build each packet just before it is queued: no list of
-/// packets in between. The tail register is written once, when the batch
-/// is dropped; packets before it are invisible to the device.
+/// Why [`TxBatch::push_cut`] stopped before the end of its payload.
+#[derive(Debug)]
+pub enum CutError<E> {
+    /// The chip cannot send a frame of it (see [`PushError::Invalid`]).
+    Invalid(NicError),
+    /// The header callback failed.
+    Header(E),
+}
+
+/// Frames put on a TX ring, the one way to send ([`TxQueue::batch`]): each
+/// push writes a frame's descriptors straight into the ring, so a sender
+/// can build each frame just before it is queued, with no list of packets
+/// in between. The device sees nothing until [`TxBatch::commit`] writes the
+/// tail register, once for the whole batch (dropping the batch commits
+/// too, as a fallback).
+///
+/// Every push checks the frame once (one length check: segment count,
+/// each segment's length, the frame's length), then the offload, then the
+/// room: a refused frame comes back unchanged with the reason, and nothing
+/// of it is in the ring. Short of room, a batch cleans the ring once.
+///
+/// To learn when a frame has been sent, tag it ([`TxBatch::tag_last`]):
+/// [`TxQueue::clean_tagged`] hands the tag back once the device is done
+/// with the frame's descriptors.
 pub struct TxBatch<'q, R: RegisterAccess> {
     q: &'q mut TxQueue<R>,
     b: Batch,
@@ -1024,25 +950,15 @@ pub struct TxBatch<'q, R: RegisterAccess> {
 }
 
 impl<R: RegisterAccess> TxBatch<'_, R> {
-    /// Packets queued so far in this batch.
+    /// Frames pushed so far in this batch.
     pub fn sent(&self) -> usize {
         self.b.sent
     }
 
-    /// Descriptors the queue has taken since it was created (cleaned +
-    /// in flight): a read whose last descriptor is number `k` is sent once
-    /// [`TxQueueStats::cleaned`] reaches `k`.
-    pub fn descriptors_total(&self) -> u64 {
-        self.q.stats.cleaned + self.q.used as u64
-    }
-
-    /// Whether a two-segment packet fits now, with a context descriptor
-    /// (counted whether or not one is needed: one test, no comparison of
-    /// offloads per frame), cleaning the ring once per batch if it is
-    /// short of room.
+    /// Whether `need` descriptors are free, cleaning the ring once per
+    /// batch if they are not.
     #[inline(always)]
-    pub fn has_room_for_pair(&mut self) -> bool {
-        let need = 3;
+    fn room(&mut self, need: usize) -> bool {
         if self.q.free_descriptors() >= need {
             return true;
         }
@@ -1051,6 +967,70 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
             self.q.clean();
         }
         self.q.free_descriptors() >= need
+    }
+
+    /// Whether a two-segment frame fits now, with a context descriptor
+    /// (counted whether or not one is needed: one test, no comparison of
+    /// offloads per frame), cleaning the ring once per batch if it is
+    /// short of room.
+    #[inline(always)]
+    pub fn has_room_for_pair(&mut self) -> bool {
+        self.room(3)
+    }
+
+    /// Check a frame of `segs` segments of `lens` bytes with `offload`
+    /// before any of it is written: `(frame length, whether a context
+    /// descriptor goes first)`.
+    #[inline(always)]
+    fn admit<I>(
+        &mut self,
+        segs: usize,
+        lens: I,
+        offload: Offload,
+    ) -> Result<(usize, bool), PushError>
+    where
+        I: IntoIterator<Item = usize> + Clone,
+    {
+        let total = self
+            .q
+            .limits
+            .check(segs, lens)
+            .map_err(PushError::Invalid)?;
+        let need_ctx = offload != Offload::None && offload != self.q.ctx;
+        if need_ctx {
+            check_offload(offload).map_err(PushError::Invalid)?;
+        }
+        if !self.room(segs + need_ctx as usize) {
+            return Err(PushError::Full);
+        }
+        Ok((total, need_ctx))
+    }
+
+    /// Queue a frame of one buffer with no offload (e.g. a frame built
+    /// whole by the CPU, or one passed on from an RX queue). On error the
+    /// buffer comes back unchanged.
+    #[inline(always)]
+    pub fn push_buf(&mut self, buf: Buf) -> Result<(), (PushError, Buf)> {
+        self.push_one(buf, Offload::None)
+    }
+
+    /// Queue a frame of one buffer with `offload`.
+    #[inline(always)]
+    fn push_one(&mut self, buf: Buf, offload: Offload) -> Result<(), (PushError, Buf)> {
+        let (total, need_ctx) = match self.admit(1, [buf.len()], offload) {
+            Ok(x) => x,
+            Err(e) => return Err((e, buf)),
+        };
+        let q = &mut *self.q;
+        let mut i = q.next_use;
+        if need_ctx {
+            i = q.put_context(i, offload);
+        }
+        let need = 1 + need_ctx as usize;
+        let rs = self.b.since_rs + need >= RS_EVERY;
+        q.put(i, buf, true, rs, data_olinfo(total as u32, popts(offload)));
+        q.after_packet(i, rs, need, &mut self.b);
+        Ok(())
     }
 
     /// Queue a frame of two segments, `head` then `tail` (e.g. a header
@@ -1063,104 +1043,193 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
         tail: Buf,
         offload: Offload,
     ) -> Result<(), (PushError, Buf, Buf)> {
+        let (total, need_ctx) = match self.admit(2, [head.len(), tail.len()], offload) {
+            Ok(x) => x,
+            Err(e) => return Err((e, head, tail)),
+        };
         let q = &mut *self.q;
-        let (h, t) = (head.len(), tail.len());
-        let seg_max = q.limits.max_segment_len;
-        if h.wrapping_sub(1) >= seg_max
-            || t.wrapping_sub(1) >= seg_max
-            || h + t > q.limits.max_frame
-        {
-            let e = if h == 0 || t == 0 {
-                NicError::EmptySegment
-            } else if h + t > q.limits.max_frame {
-                NicError::FrameTooLarge {
-                    len: h + t,
-                    max: q.limits.max_frame,
-                }
-            } else {
-                NicError::SegmentTooLarge {
-                    len: h.max(t),
-                    max: seg_max,
-                }
-            };
-            return Err((PushError::Invalid(e), head, tail));
-        }
-        if q.limits.max_segments < 2 {
-            let e = NicError::TooManySegments {
-                segments: 2,
-                max: q.limits.max_segments,
-            };
-            return Err((PushError::Invalid(e), head, tail));
-        }
-        let need_ctx = offload != Offload::None && offload != q.ctx;
+        let mut i = q.next_use;
         if need_ctx {
-            if let Err(e) = check_offload(offload) {
-                return Err((PushError::Invalid(e), head, tail));
-            }
+            i = q.put_context(i, offload);
         }
         let need = 2 + need_ctx as usize;
-        if q.free_descriptors() < need {
-            return Err((PushError::Full, head, tail));
+        let rs = self.b.since_rs + need >= RS_EVERY;
+        let olinfo = data_olinfo(total as u32, popts(offload));
+        q.put(i, head, false, false, olinfo);
+        i = (i + 1) & q.ring.mask();
+        q.put(i, tail, true, rs, olinfo);
+        q.after_packet(i, rs, need, &mut self.b);
+        Ok(())
+    }
+
+    /// Queue frames cut from `payload`, in order: each a header buffer
+    /// from `header(len)` (called just before its frame goes in, with the
+    /// frame's payload bytes) and the next at most `piece` bytes of
+    /// `payload`, with `offload`; for as long as the ring has room.
+    ///
+    /// The payload buffer goes with the descriptor of the last piece
+    /// queued; the descriptors of the pieces before it point into it and
+    /// hold nothing. Descriptors complete, and are cleaned, in ring order
+    /// (transmit chapters §7.2 of both datasheets), so the buffer stays
+    /// the ring's until every piece has been read: no reference count, no
+    /// buffer handle per frame.
+    ///
+    /// `Ok(None)`: all of `payload` is queued. `Ok(Some(rest))`: the ring
+    /// filled; `rest` is the bytes not queued (all of `payload` if no frame
+    /// went in), to push later. On error, what was queued goes out and the
+    /// rest of `payload` is given up (it returns to its pool once the
+    /// queued pieces are sent); a header that failed the push is dropped.
+    #[inline(always)]
+    pub fn push_cut<E>(
+        &mut self,
+        mut payload: Buf,
+        piece: usize,
+        offload: Offload,
+        mut header: impl FnMut(usize) -> Result<Buf, E>,
+    ) -> Result<Option<Buf>, CutError<E>> {
+        let total = payload.len();
+        if piece == 0 || total == 0 {
+            return Err(CutError::Invalid(NicError::EmptySegment));
         }
+        let iova = payload.iova();
+        let mut off = 0;
+        // The descriptor of the last piece queued.
+        let mut last = None;
+        let mut result = Ok(());
+        while off < total {
+            let len = piece.min(total - off);
+            if !self.room(3) {
+                break;
+            }
+            let head = match header(len) {
+                Ok(h) => h,
+                Err(e) => {
+                    result = Err(CutError::Header(e));
+                    break;
+                }
+            };
+            let (frame, need_ctx) = match self.admit(2, [head.len(), len], offload) {
+                Ok(x) => x,
+                Err(PushError::Full) => break,
+                Err(PushError::Invalid(e)) => {
+                    result = Err(CutError::Invalid(e));
+                    break;
+                }
+            };
+            let q = &mut *self.q;
+            let mut i = q.next_use;
+            if need_ctx {
+                i = q.put_context(i, offload);
+            }
+            let need = 2 + need_ctx as usize;
+            let rs = self.b.since_rs + need >= RS_EVERY;
+            let olinfo = data_olinfo(frame as u32, popts(offload));
+            q.put(i, head, false, false, olinfo);
+            i = (i + 1) & q.ring.mask();
+            q.put_piece(i, iova + off as u64, len, rs, olinfo);
+            q.after_packet(i, rs, need, &mut self.b);
+            last = Some(i);
+            off += len;
+        }
+        let Some(last) = last else {
+            // Nothing queued: the buffer comes back whole.
+            return result.map(|()| Some(payload));
+        };
+        let rest = (off < total).then(|| payload.split_off(off));
+        self.q.hold(last, payload);
+        match result {
+            Ok(()) => Ok(rest),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Queue a packet of any shape ([`TxPacket`]: one, two or more
+    /// segments, and its offload). On error the packet comes back.
+    pub fn push(&mut self, pkt: TxPacket) -> Result<(), (PushError, TxPacket)> {
+        let TxPacket { segs, offload } = pkt;
+        match segs {
+            Segments::One([buf]) => self
+                .push_one(buf, offload)
+                .map_err(|(e, b)| (e, TxPacket::new(b).with_offload(offload))),
+            Segments::Two([h, t]) => self
+                .push_pair(h, t, offload)
+                .map_err(|(e, h, t)| (e, TxPacket::header_payload(h, t).with_offload(offload))),
+            Segments::Many(v) => self.push_many(v, offload),
+        }
+    }
+
+    /// Queue a packet of any number of segments (the general case).
+    #[inline(never)]
+    fn push_many(&mut self, segs: Vec<Buf>, offload: Offload) -> Result<(), (PushError, TxPacket)> {
+        let lens = segs.iter().map(Buf::len);
+        let (total, need_ctx) = match self.admit(segs.len(), lens, offload) {
+            Ok(x) => x,
+            Err(e) => {
+                let p = TxPacket {
+                    segs: Segments::Many(segs),
+                    offload,
+                };
+                return Err((e, p));
+            }
+        };
+        let q = &mut *self.q;
         let mask = q.ring.mask();
         let mut i = q.next_use;
         if need_ctx {
             i = q.put_context(i, offload);
         }
+        let need = segs.len() + need_ctx as usize;
         let rs = self.b.since_rs + need >= RS_EVERY;
-        let olinfo = data_olinfo((h + t) as u32, popts(offload));
-        q.put(i, head, false, false, olinfo);
-        i = (i + 1) & mask;
-        q.put(i, tail, true, rs, olinfo);
+        let olinfo = data_olinfo(total as u32, popts(offload));
+        let n = segs.len();
+        for (k, buf) in segs.into_iter().enumerate() {
+            let eop = k + 1 == n;
+            q.put(i, buf, eop, eop && rs, olinfo);
+            if !eop {
+                i = (i + 1) & mask;
+            }
+        }
         q.after_packet(i, rs, need, &mut self.b);
         Ok(())
+    }
+
+    /// Tag the frame pushed last in this batch: once the device has sent
+    /// it, [`TxQueue::clean_tagged`] hands `tag` back (tags come back in
+    /// the order their frames were pushed). False, and nothing tagged, if
+    /// this batch has pushed no frame.
+    #[inline(always)]
+    pub fn tag_last(&mut self, tag: u64) -> bool {
+        if self.b.sent == 0 {
+            return false;
+        }
+        // The frame's last descriptor, counted over the queue's life: it
+        // is done once that many have been cleaned.
+        let q = &mut *self.q;
+        q.tags.push_back((q.stats.cleaned + q.used as u64, tag));
+        true
+    }
+
+    /// End the batch: RS on its last frame and one tail write, so the
+    /// device sees every frame pushed. Returns the frames pushed.
+    #[inline(always)]
+    pub fn commit(mut self) -> usize {
+        self.close()
+    }
+
+    /// See [`Self::commit`]; a second call does nothing.
+    #[inline(always)]
+    fn close(&mut self) -> usize {
+        let sent = self.b.sent;
+        self.q.finish(&self.b);
+        self.b = Batch::new();
+        sent
     }
 }
 
 impl<R: RegisterAccess> Drop for TxBatch<'_, R> {
+    /// A batch not committed is committed here: frames pushed into the
+    /// ring are never left invisible to the device.
     fn drop(&mut self) {
-        self.q.finish(&self.b);
-    }
-}
-
-/// See [`TxQueue::write_run`]: writes frames of one descriptor each from
-/// the queue's `next_use` on, with no RS (the queue adds RS where due when
-/// the writer is done, [`TxQueue::absorb_run`]).
-pub(crate) struct TxWriter<'q> {
-    ring: super::ring::RingView<'q>,
-    mask: usize,
-    slots: &'q mut [Option<DeviceBuf>],
-    /// Only to check that a descriptor holds one buffer, not two.
-    devs: &'q [Option<DeviceIndex>],
-    one_max: usize,
-    next_use: usize,
-    /// The first descriptor the writer may not use (the ring is full when
-    /// `next_use` reaches it).
-    end: usize,
-}
-
-impl TxWriter<'_> {
-    /// Queue `buf` as a frame with checksum options `popts` (0, or those
-    /// of the queue's loaded context); it comes back if it is empty, longer
-    /// than one descriptor sends, or the ring is full.
-    #[inline(always)]
-    pub(crate) fn push(&mut self, buf: Buf, popts: u32) -> Result<(), Buf> {
-        let i = self.next_use;
-        let len = buf.len();
-        if len.wrapping_sub(1) >= self.one_max || i == self.end {
-            return Err(buf);
-        }
-        fill(self.ring.desc(i), buf.iova(), len, popts);
-        debug_assert!(self.devs[i & self.mask].is_none());
-        put_slot(&mut self.slots[i & self.mask], buf.into_device());
-        self.next_use = (i + 1) & self.mask;
-        Ok(())
-    }
-
-    /// Frames written since `start` (the queue's `next_use` when the writer
-    /// was made).
-    #[inline(always)]
-    fn written(&self, start: usize) -> usize {
-        distance(start, self.next_use, self.mask)
+        self.close();
     }
 }
