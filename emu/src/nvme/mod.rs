@@ -39,6 +39,7 @@ mod doorbells;
 mod engine;
 mod fault;
 mod hostile;
+mod inspect;
 mod io;
 mod medium;
 mod model;
@@ -50,6 +51,7 @@ mod tests;
 pub use config::{Backing, ModelError, NamespaceConfig, NvmeModelConfig};
 pub use fault::Fault;
 pub use hostile::Hostility;
+pub use inspect::{CqView, DoorbellOf, SqView};
 pub use model::{NvmeModel, PCI_IDS};
 
 use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};
