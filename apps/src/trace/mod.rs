@@ -10,6 +10,8 @@
 #![forbid(unsafe_code)]
 
 pub mod jsonl;
+pub mod session;
+pub mod step;
 
 use drivers::trace::{DeviceInfo, Event, Tracer};
 use std::path::Path;
