@@ -32,13 +32,16 @@ pub fn restore_sigpipe() {
     }
 }
 
-/// Print `error: MESSAGE` and exit with status 1. Apps call this from `main`
-/// so a user sees one line naming the cause and the fix, never a panic.
+/// Print `error: MESSAGE`, write the `--trace` file if there is one, and
+/// exit with status 1. Apps call this from `main` so a user sees one line
+/// naming the cause and the fix, never a panic.
 pub fn exit_on_error<T>(r: AppResult<T>) -> T {
     match r {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
+            // What was traced up to the error is what explains it.
+            trace::session::finish();
             std::process::exit(1);
         }
     }

@@ -333,6 +333,26 @@ const ROWS: &[Row] = &[
     (DMATRACE, &["convert", "{dir}/missing.jsonl", "{dir}/o.jsonl"], "missing.jsonl"),
     (DMATRACE, &["convert", "{dir}/garbage.jsonl", "{dir}/o.pcap"], "unknown format"),
     (DMATRACE, &["convert", "{dir}/garbage.jsonl"], "<OUTPUT>"),
+    // ---- --trace, --trace-events and --step (every app): refused before
+    // any device is opened.
+    (IDENTIFY, &[NVME, "--trace", "{dir}/t.txt"], "t.txt: unknown format; name it .jsonl"),
+    (IDENTIFY, &[NVME, "--trace", "{dir}/trace"], "unknown format"),
+    (IDENTIFY, &[NVME, "--trace", "{dir}/absent/t.jsonl"], "cannot create it"),
+    (IDENTIFY, &[NVME, "--trace", "{dir}/t.jsonl", "--trace-events", "0"], "not a number of events"),
+    (IDENTIFY, &[NVME, "--trace-events", "many"], "not a number of events"),
+    (IDENTIFY, &[NVME, "--step"], "--step needs an emulated device in mode=inline"),
+    (IDENTIFY, &["0000:7f:1f.7", "--step"], "--step needs an emulated device in mode=inline"),
+    (PERF, &[NVME, "--step"], "--step needs an emulated device in mode=inline"),
+    (PERF, &[NVME, "--trace", "{dir}/t.pcap"], "unknown format"),
+    (READ, &[NVME, "--step"], "--step needs an emulated device in mode=inline"),
+    (PKTGEN, &["emu:igb", "--step"], "--step needs an emulated device in mode=inline"),
+    (PKTGEN, &["emu:igb", "--trace", "{dir}/t.csv"], "unknown format"),
+    (FWD, &["emu:igb,wire=pair:tr-a,mode=inline", "emu:igb,wire=pair:tr-b", "--step"], "emu:igb,wire=pair:tr-b is not one"),
+    (PCAP, &["emu:igb", "{dir}/out.pcap", "--step"], "--step needs an emulated device in mode=inline"),
+    (BLKFWD, &["--nvme", "emu:nvme,size=1M", "--step"], "--step needs an emulated device in mode=inline"),
+    (BLKFWD, &["--trace", "{dir}/t.txt"], "unknown format"),
+    (BLKRECV, &["emu:igb", "--step"], "--step needs an emulated device in mode=inline"),
+    (BLKRECV, &["pcap:{dir}/good.pcap", "--trace", "{dir}/t"], "unknown format"),
 ];
 
 /// What went wrong with one row, or None when it was refused as it should be.

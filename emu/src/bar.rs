@@ -21,13 +21,19 @@ pub trait MmioDevice: Send + Sync {
 pub struct EmuBar<M: MmioDevice> {
     model: Arc<M>,
     tap: Tap,
+    step: Option<StepHook>,
 }
+
+/// Called after the model has taken a register write (BAR0 offset, value),
+/// on the writing thread: an inline model's work for it is done by then.
+pub type StepHook = Arc<dyn Fn(usize, u64) + Send + Sync>;
 
 impl<M: MmioDevice> Clone for EmuBar<M> {
     fn clone(&self) -> Self {
         EmuBar {
             model: self.model.clone(),
             tap: self.tap.clone(),
+            step: self.step.clone(),
         }
     }
 }
@@ -38,6 +44,7 @@ impl<M: MmioDevice> EmuBar<M> {
         EmuBar {
             model,
             tap: Tap::OFF,
+            step: None,
         }
     }
 
@@ -46,6 +53,21 @@ impl<M: MmioDevice> EmuBar<M> {
     /// inline model does in answer follows the write in the trace.
     pub fn set_trace(&mut self, tap: Tap) {
         self.tap = tap;
+    }
+
+    /// Call `hook` after each register write through this BAR (and its
+    /// later clones) has been handled by the model: for stepping through
+    /// descriptor handling one doorbell at a time. Without a hook a write
+    /// costs one test more.
+    pub fn set_step(&mut self, hook: StepHook) {
+        self.step = Some(hook);
+    }
+
+    #[inline]
+    fn stepped(&self, offset: usize, value: u64) {
+        if let Some(hook) = &self.step {
+            hook(offset, value);
+        }
     }
 
     /// The model behind the BAR (for tests and tools: its trace, fault injection).
@@ -80,7 +102,8 @@ impl<M: MmioDevice> RegisterAccess for EmuBar<M> {
         self.check(offset, 4);
         self.tap
             .record(|| reg_event(Kind::RegWrite, offset, 4, value as u64));
-        self.model.mmio_write(offset, 4, value as u64)
+        self.model.mmio_write(offset, 4, value as u64);
+        self.stepped(offset, value as u64);
     }
 
     #[inline]
@@ -96,7 +119,8 @@ impl<M: MmioDevice> RegisterAccess for EmuBar<M> {
         self.check(offset, 8);
         self.tap
             .record(|| reg_event(Kind::RegWrite, offset, 8, value));
-        self.model.mmio_write(offset, 8, value)
+        self.model.mmio_write(offset, 8, value);
+        self.stepped(offset, value);
     }
 
     fn bar_size(&self) -> usize {

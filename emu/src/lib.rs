@@ -25,7 +25,7 @@ pub mod nvme;
 pub mod pcap;
 pub mod wire;
 
-pub use bar::{EmuBar, MmioDevice};
+pub use bar::{EmuBar, MmioDevice, StepHook};
 pub use device_dma::{DeviceDma, DmaError};
 pub use pci::{EmuPciFunction, PciIds};
 pub use runner::{DeviceThread, DeviceWaker, Pollable, RunMode};

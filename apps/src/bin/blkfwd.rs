@@ -155,6 +155,8 @@ struct Args {
     /// /var/lib/node_exporter/textfile_collector/blkfwd.prom.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 /// `--laps`: 1 or more; 0 would be an endless run, which is --loop.
@@ -849,11 +851,13 @@ fn main() {
     apps::restore_sigpipe();
     signals::install();
     let args: Args = apps::parse_args();
+    exit_on_error(apps::trace::session::start(&args.trace));
     let ok = exit_on_error((|| {
         let p = plan(args)?;
         let dev = p.args.nvme.clone();
         let iommu = p.iommu.clone();
         with_nvme_in(&dev, PageSize::Huge2M, iommu, Drive(p))
     })());
+    apps::trace::session::end();
     std::process::exit(if ok { 0 } else { 1 });
 }

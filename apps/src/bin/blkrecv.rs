@@ -87,6 +87,8 @@ struct Args {
     /// /var/lib/node_exporter/textfile_collector/blkrecv.prom.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 /// Where the frames come from.
@@ -582,7 +584,10 @@ fn main() {
     apps::restore_sigpipe();
     signals::install();
     let args: Args = apps::parse_args();
-    if !exit_on_error(run(&args)) {
+    exit_on_error(apps::trace::session::start(&args.trace));
+    let ok = exit_on_error(run(&args));
+    apps::trace::session::end();
+    if !ok {
         std::process::exit(1);
     }
 }

@@ -72,6 +72,8 @@ struct Args {
     /// docs), e.g. /var/lib/node_exporter/textfile_collector/fwd.prom.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 struct Fwd(Args);
@@ -270,6 +272,7 @@ fn main() {
     apps::restore_sigpipe();
     signals::install();
     let args: Args = apps::parse_args();
+    exit_on_error(apps::trace::session::start(&args.trace));
     let devs = vec![args.dev1.clone(), args.dev2.clone()];
     if devs[0] == devs[1] {
         exit_on_error::<()>(Err(format!(
@@ -283,4 +286,5 @@ fn main() {
         ..NicOptions::default()
     };
     exit_on_error(with_nics(&devs, opts, Fwd(args)));
+    apps::trace::session::end();
 }

@@ -25,6 +25,8 @@ emu:nvme,namespaces=2,mdts=6).\n\nExample:\n  nvme-identify emu:nvme,size=1G"
 struct Args {
     /// The device: PCI address or emu:nvme[,options].
     device: String,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 struct Identify;
@@ -124,5 +126,7 @@ impl NvmeJob for Identify {
 fn main() {
     apps::restore_sigpipe();
     let args: Args = apps::parse_args();
+    exit_on_error(apps::trace::session::start(&args.trace));
     exit_on_error(with_nvme(&args.device, Identify));
+    apps::trace::session::end();
 }

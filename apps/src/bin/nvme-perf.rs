@@ -111,6 +111,8 @@ struct Args {
     /// /var/lib/node_exporter/textfile_collector/nvme-perf.prom.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 /// Counters the workers update and the progress printer reads.
@@ -700,9 +702,11 @@ fn main() {
     apps::restore_sigpipe();
     signals::install();
     let args: Args = apps::parse_args();
+    exit_on_error(apps::trace::session::start(&args.trace));
     let device = args.device.clone();
     let pages = args.hugepage_size;
     let ok = exit_on_error(with_nvme_pages(&device, pages, Perf(args)));
+    apps::trace::session::end();
     if !ok {
         std::process::exit(1);
     }

@@ -49,6 +49,8 @@ struct Args {
     /// transfer if that is smaller.
     #[arg(long, value_parser = apps::parse_nonzero_size)]
     bs: Option<u64>,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 struct Read(Args);
@@ -184,6 +186,8 @@ impl NvmeJob for Read {
 fn main() {
     apps::restore_sigpipe();
     let args: Args = apps::parse_args();
+    exit_on_error(apps::trace::session::start(&args.trace));
     let device = args.device.clone();
     exit_on_error(with_nvme(&device, Read(args)));
+    apps::trace::session::end();
 }

@@ -54,6 +54,8 @@ struct Args {
     /// docs), e.g. /var/lib/node_exporter/textfile_collector/pcap.prom.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 struct Capture(Args);
@@ -199,6 +201,7 @@ fn main() {
     apps::restore_sigpipe();
     signals::install();
     let args: Args = apps::parse_args();
+    exit_on_error(apps::trace::session::start(&args.trace));
     exit_on_error(check_not_the_wire_file(&args));
     let dev = vec![args.device.clone()];
     let opts = NicOptions {
@@ -206,4 +209,5 @@ fn main() {
         ..NicOptions::default()
     };
     exit_on_error(with_nics(&dev, opts, Capture(args)));
+    apps::trace::session::end();
 }

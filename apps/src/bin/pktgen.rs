@@ -84,6 +84,8 @@ struct Args {
     /// docs), e.g. /var/lib/node_exporter/textfile_collector/pktgen.prom.
     #[arg(long, value_name = "FILE")]
     prometheus: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    trace: apps::trace::session::TraceArgs,
 }
 
 /// Source ports `PKTGEN_SRC_PORT..=65535`, one per flow.
@@ -335,6 +337,7 @@ fn main() {
     apps::restore_sigpipe();
     signals::install();
     let args: Args = apps::parse_args();
+    exit_on_error(apps::trace::session::start(&args.trace));
     let dev = vec![args.device.clone()];
     exit_on_error((|| {
         let spec: DeviceSpec = args.device.parse()?;
@@ -355,4 +358,5 @@ fn main() {
         };
         with_nics(&dev, opts, Gen { args, dest, arp })
     })());
+    apps::trace::session::end();
 }

@@ -3,13 +3,16 @@
 #![forbid(unsafe_code)]
 
 use crate::open::device::{DeviceSpec, EmuNicSpec};
+use crate::trace::{session, step};
 use crate::AppResult;
 use dma::{EmuIommu, Mapper, RegionOptions};
 use drivers::nic::{Chip, Nic, NicOptions};
 use drivers::regs::RegisterAccess;
+use drivers::trace::DeviceKind;
 use drivers::vfio::VfioPciDevice;
 use emu::nic::{EmuNic, NicModelConfig};
 use emu::wire::open_wire;
+use emu::RunMode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -83,6 +86,14 @@ pub trait NicJob {
     /// count that needs more queues than the port has).
     fn check_port(&self, _index: usize, _name: &str, _chip: Chip, _queues: u16) -> AppResult<()> {
         Ok(())
+    }
+}
+
+/// A port of `chip` in the trace's device table.
+fn trace_kind(chip: Chip) -> DeviceKind {
+    match chip {
+        Chip::I82576 | Chip::I350 => DeviceKind::Igb,
+        Chip::X82599 => DeviceKind::Ixgbe,
     }
 }
 
@@ -167,6 +178,9 @@ pub fn with_nics_in<J: NicJob>(
         let iommu = iommu.unwrap_or_else(|| Arc::new(EmuIommu::new()));
         let mut models = Vec::new();
         let mut ports = Vec::new();
+        for (n, dev) in nics.iter().zip(devices) {
+            session::check_step(dev, n.mode == RunMode::Inline)?;
+        }
         for (i, (n, dev)) in nics.iter().zip(devices).enumerate() {
             job.check_port(i, dev, n.chip, n.queues.unwrap_or(n.chip.max_queues()))?;
             let wire = open_wire(&n.wire)?;
@@ -206,8 +220,22 @@ pub fn with_nics_in<J: NicJob>(
                 format!("{:?}", n.mode).to_lowercase(),
                 n.wire
             );
-            let (regs, mapper) = (emu.bar(), emu.mapper());
+            let (mut regs, mapper) = (emu.bar(), emu.mapper());
+            let trace = session::device(dev, trace_kind(n.chip), true);
+            if trace.is_on() {
+                regs.set_trace(trace.clone());
+                emu.set_trace(trace.clone());
+            }
+            if let Some(hook) = session::current()
+                .and_then(|s| step::nic_hook(s, emu.model().clone(), emu.iommu().clone()))
+            {
+                regs.set_step(hook);
+            }
             let region = RegionOptions::EMULATED;
+            let opts = NicOptions {
+                trace,
+                ..opts.clone()
+            };
             ports.push(Port::init(
                 regs, mapper, n.chip, region, &opts, dev, backend,
             )?);
@@ -217,6 +245,9 @@ pub fn with_nics_in<J: NicJob>(
         let out = job.run(ports);
         drop(models);
         return out;
+    }
+    if let Some(dev) = devices.first() {
+        session::check_step(dev, false)?;
     }
     let mut ports = Vec::new();
     let mut devs = Vec::new();
@@ -243,7 +274,15 @@ pub fn with_nics_in<J: NicJob>(
             page_size: opts.region.page_size,
             ..RegionOptions::HARDWARE
         };
-        let (regs, mapper) = (d.bar0().clone(), d.mapper());
+        let (mut regs, mapper) = (d.bar0().clone(), d.mapper());
+        let trace = session::device(dev, trace_kind(chip), false);
+        if trace.is_on() {
+            regs.set_trace(trace.clone());
+        }
+        let opts = NicOptions {
+            trace,
+            ..opts.clone()
+        };
         let backend = format!("vfio {chip}");
         ports.push(Port::init(regs, mapper, chip, region, &opts, dev, backend)?);
         devs.push(d);

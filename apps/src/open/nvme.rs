@@ -4,12 +4,19 @@
 #![forbid(unsafe_code)]
 
 use crate::open::device::{DeviceSpec, EmuNvmeSpec};
+use crate::trace::{session, step};
 use crate::AppResult;
 use dma::{EmuIommu, PageSize, RegionOptions};
 use drivers::nvme::{NvmeController, NvmeOptions};
 use drivers::regs::RegisterAccess;
+use drivers::trace::DeviceKind;
 use emu::nvme::{Backing, EmuNvme, NamespaceConfig, NvmeModel, NvmeModelConfig};
+use emu::RunMode;
 use std::sync::Arc;
+
+/// An NVMe controller in the trace's device table; the driver sets
+/// CAP.DSTRD once it has read CAP.
+const NVME_KIND: DeviceKind = DeviceKind::Nvme { dstrd: 0 };
 
 /// What was opened, for messages.
 #[derive(Clone)]
@@ -168,18 +175,31 @@ pub fn with_nvme_in<J: NvmeJob>(
         )
         .into()),
         DeviceSpec::EmuNvme(e) => {
+            session::check_step(device, e.mode == RunMode::Inline)?;
             let iommu = iommu.unwrap_or_else(|| Arc::new(EmuIommu::new()));
             let emu = EmuNvme::with_iommu(emu_nvme_config(&e)?, e.mode, iommu)?;
             // What the VFIO open does on hardware: memory space and bus mastering on.
             emu.pci().enable();
+            let mut bar = emu.bar();
+            let trace = session::device(device, NVME_KIND, true);
+            if trace.is_on() {
+                bar.set_trace(trace.clone());
+                emu.set_tap(trace.clone());
+            }
+            if let Some(hook) = session::current()
+                .and_then(|s| step::nvme_hook(s, emu.model().clone(), emu.iommu().clone()))
+            {
+                bar.set_step(hook);
+            }
             let ctrl = NvmeController::init(
-                emu.bar(),
+                bar,
                 emu.mapper(),
                 NvmeOptions {
                     region: RegionOptions {
                         page_size,
                         ..RegionOptions::EMULATED
                     },
+                    trace,
                     ..NvmeOptions::default()
                 },
             )?;
@@ -193,6 +213,7 @@ pub fn with_nvme_in<J: NvmeJob>(
             out
         }
         DeviceSpec::Pci(addr) => {
+            session::check_step(device, false)?;
             let dev = drivers::vfio::VfioPciDevice::open(&addr)?;
             let class = dev.class();
             if class != spec::nvme::PCI_CLASS_NVME {
@@ -204,14 +225,20 @@ pub fn with_nvme_in<J: NvmeJob>(
                 )
                 .into());
             }
+            let mut bar = dev.bar0().clone();
+            let trace = session::device(device, NVME_KIND, false);
+            if trace.is_on() {
+                bar.set_trace(trace.clone());
+            }
             let ctrl = NvmeController::init(
-                dev.bar0().clone(),
+                bar,
                 dev.mapper(),
                 NvmeOptions {
                     region: RegionOptions {
                         page_size,
                         ..RegionOptions::HARDWARE
                     },
+                    trace,
                     ..NvmeOptions::default()
                 },
             )?;

@@ -17,7 +17,9 @@
 pub mod decode;
 pub mod file;
 pub mod jsonl;
+pub mod session;
 pub mod show;
+pub mod step;
 
 use drivers::trace::{DeviceInfo, Event, Tracer};
 use std::path::Path;

@@ -94,6 +94,7 @@ mod frame;
 mod hostile;
 mod hostile_acts;
 mod igb;
+mod inspect;
 mod ixgbe;
 mod layout;
 mod mmio;
@@ -115,6 +116,7 @@ mod tx_stop;
 
 pub use config::{ModelCounters, ModelError, NicModelConfig};
 pub use hostile::HostileConfig;
+pub use inspect::{RingView, TailOf};
 pub use model::NicModel;
 
 use crate::wire::Wire;

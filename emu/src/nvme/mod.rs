@@ -41,6 +41,7 @@ mod engine;
 mod events;
 mod fault;
 mod hostile;
+mod inspect;
 mod io;
 mod medium;
 mod model;
@@ -52,6 +53,7 @@ mod tests;
 pub use config::{Backing, ModelError, NamespaceConfig, NvmeModelConfig};
 pub use fault::Fault;
 pub use hostile::Hostility;
+pub use inspect::{CqView, DoorbellOf, SqView};
 pub use model::{NvmeModel, PCI_IDS};
 
 use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};
