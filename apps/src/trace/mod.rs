@@ -5,11 +5,13 @@
 //! chosen by the file's extension ([`Format::from_path`]):
 //! - `.jsonl` ([`jsonl`]): one JSON object a line, the stable schema that
 //!   tests and tools read (documented in `docs/trace-format.md`);
-//! - `.json`: the Chrome trace-event format (Perfetto, chrome://tracing);
-//! - `.pcapng`: frames and DMA events on one timeline for Wireshark.
+//! - `.json` ([`chrome`]): the Chrome trace-event format (Perfetto, chrome://tracing);
+//! - `.pcapng` ([`pcapng`]): frames and DMA events on one timeline for Wireshark.
 #![forbid(unsafe_code)]
 
+pub mod chrome;
 pub mod jsonl;
+pub mod pcapng;
 
 use drivers::trace::{DeviceInfo, Event, Tracer};
 use std::path::Path;
