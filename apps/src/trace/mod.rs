@@ -11,6 +11,7 @@
 
 pub mod chrome;
 pub mod jsonl;
+pub mod lua;
 pub mod pcapng;
 
 use drivers::trace::{DeviceInfo, Event, Tracer};
