@@ -819,9 +819,15 @@ pub fn write(t: &TraceFile, out: &mut impl Write) -> std::io::Result<()> {
 }
 
 /// Read a Chrome trace written by [`write()`].
-pub fn read(input: impl Read) -> Result<TraceFile, String> {
-    let v: Value = serde_json::from_reader(std::io::BufReader::new(input))
-        .map_err(|e| format!("not JSON: {e}"))?;
+pub fn read(mut input: impl Read) -> Result<TraceFile, String> {
+    // Whole, then parsed: serde_json parses a slice several times faster
+    // than a reader.
+    let mut data = Vec::new();
+    input
+        .read_to_end(&mut data)
+        .map_err(|e| format!("reading: {e}"))?;
+    let v: Value = serde_json::from_slice(&data).map_err(|e| format!("not JSON: {e}"))?;
+    drop(data);
     let h = v
         .get("metadata")
         .and_then(|m| m.get("dmatrace"))
@@ -850,4 +856,60 @@ pub fn read(input: impl Read) -> Result<TraceFile, String> {
     events.sort_by_key(|(o, _)| *o);
     t.events = events.into_iter().map(|(_, e)| e).collect();
     Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drivers::trace::{DeviceInfo, Tracer};
+
+    #[test]
+    fn bad_files_say_what_is_wrong() {
+        assert!(read(&b"{"[..]).unwrap_err().starts_with("not JSON"));
+        let e = read(&b"{\"traceEvents\":[]}"[..]).unwrap_err();
+        assert!(e.contains("not a Chrome trace written by dmatrace"), "{e}");
+        let tracer = Tracer::new(10);
+        let tap = tracer.device(DeviceInfo {
+            name: "emu:igb".into(),
+            kind: DeviceKind::Igb,
+            emulated: true,
+        });
+        tap.record(|| Event::note("hello"));
+        let t = TraceFile::take(&tracer);
+        let mut out = Vec::new();
+        write(&t, &mut out).unwrap();
+        assert_eq!(read(&out[..]).unwrap(), t);
+        let text = String::from_utf8(out).unwrap();
+        let no_order = text.replace("\"order\":0", "\"orden\":0");
+        assert!(read(no_order.as_bytes())
+            .unwrap_err()
+            .contains("\"order\" is missing"));
+        let bad_dev = text.replace("\"dev\":0", "\"dev\":9");
+        assert!(read(bad_dev.as_bytes()).unwrap_err().contains("device 9"));
+    }
+
+    #[test]
+    fn an_unfinished_command_is_closed_at_the_end_and_marked() {
+        let tracer = Tracer::new(10);
+        let tap = tracer.device(DeviceInfo {
+            name: "emu:nvme".into(),
+            kind: DeviceKind::Nvme { dstrd: 0 },
+            emulated: true,
+        });
+        let mut sqe = [0u8; 64];
+        sqe[0] = nvme::io::READ;
+        tap.record(|| Event::new(Kind::DescWrite).queue(Queue::Sq(1)).bytes(&sqe));
+        tap.record(|| Event::note("controller fatal status"));
+        let mut out = Vec::new();
+        write(&TraceFile::take(&tracer), &mut out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
+        let recs = v["traceEvents"].as_array().unwrap();
+        let b: Vec<&Value> = recs.iter().filter(|r| r["ph"] == "B").collect();
+        let e: Vec<&Value> = recs.iter().filter(|r| r["ph"] == "E").collect();
+        assert_eq!(b.len(), 1);
+        assert_eq!(e.len(), 1);
+        assert_eq!(b[0]["name"], "Read CID=0 (no completion seen)");
+        assert_eq!(b[0]["args"]["completed"], false);
+        assert!(e[0]["ts"].as_f64() >= b[0]["ts"].as_f64());
+    }
 }
