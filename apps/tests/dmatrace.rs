@@ -202,7 +202,7 @@ fn decode_refuses_bad_hex_and_wrong_lengths_in_one_line() {
 }
 
 #[test]
-fn convert_writes_jsonl_that_shows_the_same_and_refuses_what_it_cannot() {
+fn convert_round_trips_every_format_and_refuses_what_it_cannot() {
     let dir = tmpdir("dmatrace-convert");
     let out = dir.join("copy.jsonl");
     let out = out.to_str().unwrap();
@@ -213,11 +213,17 @@ fn convert_writes_jsonl_that_shows_the_same_and_refuses_what_it_cannot() {
         format!("dmatrace: 36 events from {} written to {out}", small())
     );
     assert_lines(&lines_of(&["show", out]), FULL);
-    // Formats this build cannot write: one line, and no file left behind.
-    let json = dir.join("t.json");
-    let r = run(DMATRACE, &["convert", &small(), json.to_str().unwrap()]);
-    assert_one_line_error(&r, &["t.json", "Chrome trace JSON (.json)", "not built"]);
-    assert!(!json.exists());
+    // Through Chrome JSON and pcapng and back: `show` prints the same.
+    for ext in ["json", "pcapng"] {
+        let mid = dir.join(format!("t.{ext}")).to_str().unwrap().to_string();
+        let back = dir.join(format!("back-{ext}.jsonl"));
+        let back_s = back.to_str().unwrap().to_string();
+        for (from, to) in [(small(), mid.clone()), (mid.clone(), back_s)] {
+            let r = run(DMATRACE, &["convert", &from, &to]);
+            assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        }
+        assert_lines(&lines_of(&["show", back.to_str().unwrap()]), FULL);
+    }
     let r = run(
         DMATRACE,
         &["convert", &small(), dir.join("t.txt").to_str().unwrap()],

@@ -3,23 +3,10 @@
 //! [`read()`] and one in [`write()`].
 #![forbid(unsafe_code)]
 
-use super::{jsonl, Format, TraceFile};
+use super::{chrome, jsonl, pcapng, Format, TraceFile};
 use std::fs::File;
 use std::io::{BufReader, BufWriter};
 use std::path::Path;
-
-/// The error for a format this build cannot read or write yet.
-fn not_built(path: &Path, format: Format, doing: &str) -> String {
-    let name = match format {
-        Format::JsonLines => "JSON lines (.jsonl)",
-        Format::Chrome => "Chrome trace JSON (.json)",
-        Format::Pcapng => "pcapng (.pcapng)",
-    };
-    format!(
-        "{}: {doing} {name} is not built into this version yet; use a .jsonl file",
-        path.display()
-    )
-}
 
 /// Read the trace at `path`; errors name the file and the cause in one line.
 pub fn read(path: &Path) -> Result<TraceFile, String> {
@@ -34,20 +21,22 @@ pub fn read(path: &Path) -> Result<TraceFile, String> {
     let input = BufReader::new(f);
     let read = match format {
         Format::JsonLines => jsonl::read(input),
-        Format::Chrome | Format::Pcapng => return Err(not_built(path, format, "reading")),
+        Format::Chrome => chrome::read(input),
+        Format::Pcapng => pcapng::read(input),
     };
     read.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Write `t` to `path` (created or replaced); errors name the file. The
-/// writer is chosen before the file is created, so an unknown or unbuilt
-/// format leaves no empty file behind.
+/// writer is chosen before the file is created, so an unknown format
+/// leaves no empty file behind.
 pub fn write(t: &TraceFile, path: &Path) -> Result<(), String> {
     type Writer = fn(&TraceFile, &mut BufWriter<File>) -> std::io::Result<()>;
     let format = Format::from_path(path)?;
     let writer: Writer = match format {
         Format::JsonLines => |t, out| jsonl::write(t, out),
-        Format::Chrome | Format::Pcapng => return Err(not_built(path, format, "writing")),
+        Format::Chrome => |t, out| chrome::write(t, out),
+        Format::Pcapng => |t, out| pcapng::write(t, out),
     };
     let f = File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     let mut out = BufWriter::new(f);

@@ -13,8 +13,8 @@ use drivers::trace::{Agent, DeviceInfo, DeviceKind, Event, Kind, Queue, Raw};
 use serde_json::{json, Map, Value};
 use std::io::{BufRead, Write};
 
-/// The header object of `t`.
-fn header(t: &TraceFile) -> Value {
+/// The header object of `t` (also kept by the Chrome and pcapng files).
+pub(crate) fn header(t: &TraceFile) -> Value {
     let devices: Vec<Value> = t
         .devices
         .iter()
@@ -86,19 +86,14 @@ fn hex_u64(v: &Value) -> Option<u64> {
     }
 }
 
-fn device(line: usize, v: &Value) -> Result<DeviceInfo, String> {
+fn device(v: &Value) -> Result<DeviceInfo, String> {
     let kind = match v["kind"].as_str() {
         Some("nvme") => DeviceKind::Nvme {
             dstrd: v["dstrd"].as_u64().unwrap_or(0) as u32,
         },
         Some("igb") => DeviceKind::Igb,
         Some("ixgbe") => DeviceKind::Ixgbe,
-        other => {
-            return Err(bad(
-                line,
-                format!("device kind {other:?} is not nvme, igb or ixgbe"),
-            ))
-        }
+        other => return Err(format!("device kind {other:?} is not nvme, igb or ixgbe")),
     };
     Ok(DeviceInfo {
         name: v["name"].as_str().unwrap_or("").to_string(),
@@ -151,26 +146,38 @@ pub fn read(input: impl BufRead) -> Result<TraceFile, String> {
         .ok_or("empty file: not a dmatrace JSON-lines trace")?;
     let first = first.map_err(|e| bad(1, e))?;
     let h: Value = serde_json::from_str(&first).map_err(|e| bad(1, e))?;
+    let mut t = header_from(&h).map_err(|e| bad(1, e))?;
+    for (i, l) in lines {
+        let l = l.map_err(|e| bad(i + 1, e))?;
+        if l.trim().is_empty() {
+            continue;
+        }
+        let o: Value = serde_json::from_str(&l).map_err(|e| bad(i + 1, e))?;
+        let e = event_from(i + 1, &o)?;
+        if e.dev as usize >= t.devices.len() {
+            return Err(bad(i + 1, format!("device {} is not in the header", e.dev)));
+        }
+        t.events.push(e);
+    }
+    Ok(t)
+}
+
+/// The trace of header object `h` (see [`header`]), with no events yet.
+pub(crate) fn header_from(h: &Value) -> Result<TraceFile, String> {
     match h["dmatrace"].as_u64() {
         Some(v) if v == SCHEMA_VERSION as u64 => {}
         Some(v) => {
-            return Err(bad(
-                1,
-                format!("schema version {v}; this dmatrace reads {SCHEMA_VERSION}"),
+            return Err(format!(
+                "schema version {v}; this dmatrace reads {SCHEMA_VERSION}"
             ))
         }
-        None => {
-            return Err(bad(
-                1,
-                "no \"dmatrace\" header: not a dmatrace JSON-lines trace",
-            ))
-        }
+        None => return Err("no \"dmatrace\" header: not a dmatrace JSON-lines trace".into()),
     }
     let devices = h["devices"]
         .as_array()
-        .ok_or_else(|| bad(1, "\"devices\" is not an array"))?
+        .ok_or("\"devices\" is not an array")?
         .iter()
-        .map(|d| device(1, d))
+        .map(device)
         .collect::<Result<Vec<_>, _>>()?;
     let threads = h["threads"]
         .as_array()
@@ -184,25 +191,12 @@ pub fn read(input: impl BufRead) -> Result<TraceFile, String> {
         .as_array()
         .map(|a| a.iter().map(|n| n.as_u64().unwrap_or(0) as usize).collect())
         .unwrap_or_default();
-    let mut events = Vec::new();
-    for (i, l) in lines {
-        let l = l.map_err(|e| bad(i + 1, e))?;
-        if l.trim().is_empty() {
-            continue;
-        }
-        let o: Value = serde_json::from_str(&l).map_err(|e| bad(i + 1, e))?;
-        let e = event_from(i + 1, &o)?;
-        if e.dev as usize >= devices.len() {
-            return Err(bad(i + 1, format!("device {} is not in the header", e.dev)));
-        }
-        events.push(e);
-    }
     Ok(TraceFile {
         devices,
         threads,
         capacity: h["capacity"].as_u64().unwrap_or(0) as usize,
         dropped,
-        events,
+        events: Vec::new(),
     })
 }
 
