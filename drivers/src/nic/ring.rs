@@ -13,7 +13,7 @@ use dma::{DmaRegion, Mapper, RegionOptions};
 use spec::nic::adv_desc::{DESC_SIZE, RING_ALIGN, RING_MULTIPLE};
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// What every register read of a PCIe function that is gone (surprise
@@ -62,13 +62,17 @@ pub(crate) struct DescRing {
     trace: RingTrace,
 }
 
-/// A ring's part of the descriptor trace ([`crate::trace`]).
+/// A ring's part of the descriptor trace ([`crate::trace`]). No atomic or
+/// cell in here: a `&DescRing` must stay free of interior mutability, so
+/// that the compiler keeps the ring's base and mask in registers across
+/// the hot loops' atomic accesses (with an `AtomicUsize` here it reloaded
+/// them: half an instruction per forwarded packet in `bench/fwd.sh`).
 struct RingTrace {
     tap: Tap,
     queue: Queue,
     /// The index up to which written descriptors were recorded (only
     /// touched while tracing is on).
-    published: AtomicUsize,
+    published: usize,
 }
 
 // SAFETY: `base` points into `mem`, which the ring owns and which is itself
@@ -117,7 +121,7 @@ impl DescRing {
             trace: RingTrace {
                 tap: Tap::OFF,
                 queue: Queue::None,
-                published: AtomicUsize::new(0),
+                published: 0,
             },
         })
     }
@@ -137,12 +141,9 @@ impl DescRing {
     /// bytes (a TX packet's RS bit is added after the descriptor is
     /// written). Nothing happens while tracing is off.
     #[inline(always)]
-    pub(crate) fn trace_published(&self, end: usize) {
+    pub(crate) fn trace_published(&mut self, end: usize) {
         if self.trace.tap.is_on() {
-            let from = self
-                .trace
-                .published
-                .swap(end & self.mask, Ordering::Relaxed);
+            let from = std::mem::replace(&mut self.trace.published, end & self.mask);
             self.trace_range(Kind::DescWrite, from, end);
         }
     }
@@ -512,14 +513,14 @@ mod tests {
     fn published_descriptors_are_recorded_once_each_with_their_bytes_across_the_wrap() {
         use crate::trace::{DeviceInfo, DeviceKind, Tracer};
         let mapper = Arc::new(dma::EmuIommu::new());
-        let off = DescRing::new(mapper.clone(), 8, RegionOptions::EMULATED).unwrap();
+        let mut off = DescRing::new(mapper.clone(), 8, RegionOptions::EMULATED).unwrap();
         let t = Tracer::new(100);
         let tap = t.device(DeviceInfo {
             name: "test".into(),
             kind: DeviceKind::Igb,
             emulated: true,
         });
-        let ring = DescRing::new(mapper, 8, RegionOptions::EMULATED)
+        let mut ring = DescRing::new(mapper, 8, RegionOptions::EMULATED)
             .unwrap()
             .traced(tap, Queue::Tx(3));
         let fill = |r: &DescRing, i: usize| {
