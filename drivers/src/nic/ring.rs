@@ -62,11 +62,8 @@ pub(crate) struct DescRing {
     trace: RingTrace,
 }
 
-/// A ring's part of the descriptor trace ([`crate::trace`]). No atomic or
-/// cell in here: a `&DescRing` must stay free of interior mutability, so
-/// that the compiler keeps the ring's base and mask in registers across
-/// the hot loops' atomic accesses (with an `AtomicUsize` here it reloaded
-/// them: half an instruction per forwarded packet in `bench/fwd.sh`).
+/// A ring's part of the descriptor trace ([`crate::trace`]). Plain fields
+/// (no atomic or cell): only the queue that owns the ring changes them.
 struct RingTrace {
     tap: Tap,
     queue: Queue,
