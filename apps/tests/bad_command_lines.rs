@@ -8,7 +8,8 @@
 //! `{dir}` in an argument stands for a scratch directory of this test, which
 //! holds `empty.pcap` (0 bytes), `garbage.pcap` (not a capture), `cut.pcap`
 //! (a header cut short), `good.pcap` (a header, no record), and `tiny.img`
-//! (100 bytes), `empty.jsonl` (0 bytes) and `garbage.jsonl` (not a trace).
+//! (100 bytes), `empty.jsonl` (0 bytes), `garbage.jsonl` (not a trace) and
+//! `small.jsonl` (a copy of `tests/data/trace-small.jsonl`).
 //! `/proc/version` is a file nobody may write, root included.
 #![forbid(unsafe_code)]
 
@@ -333,6 +334,13 @@ const ROWS: &[Row] = &[
     (DMATRACE, &["convert", "{dir}/missing.jsonl", "{dir}/o.jsonl"], "missing.jsonl"),
     (DMATRACE, &["convert", "{dir}/garbage.jsonl", "{dir}/o.pcap"], "unknown format"),
     (DMATRACE, &["convert", "{dir}/garbage.jsonl"], "<OUTPUT>"),
+    (DMATRACE, &["compare-qemu", "{dir}/small.jsonl"], "<QEMU_LOG>"),
+    (DMATRACE, &["compare-qemu", "{dir}/missing.jsonl", "{dir}/empty.jsonl"], "missing.jsonl"),
+    (DMATRACE, &["compare-qemu", "{dir}/garbage.jsonl", "{dir}/empty.jsonl"], "garbage.jsonl: line 1"),
+    (DMATRACE, &["compare-qemu", "{dir}/small.jsonl", "{dir}/missing.log"], "missing.log"),
+    (DMATRACE, &["compare-qemu", "{dir}/small.jsonl", "{dir}/empty.jsonl"], "no write of ASQ"),
+    (DMATRACE, &["compare-qemu", "{dir}/small.jsonl", "{dir}/empty.jsonl", "--dev", "1"], "--dev 1 is not an NVMe device"),
+    (DMATRACE, &["compare-qemu", "{dir}/small.jsonl", "{dir}/empty.jsonl", "--dev", "x"], "--dev"),
     // ---- --trace, --trace-events and --step (every app): refused before
     // any device is opened.
     (IDENTIFY, &[NVME, "--trace", "{dir}/t.txt"], "t.txt: unknown format; name it .jsonl"),
@@ -432,6 +440,11 @@ fn scratch() -> String {
     std::fs::write(dir.join("tiny.img"), [0u8; 100]).unwrap();
     std::fs::write(dir.join("empty.jsonl"), b"").unwrap();
     std::fs::write(dir.join("garbage.jsonl"), b"this is not a trace\n").unwrap();
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/trace-small.jsonl"),
+        dir.join("small.jsonl"),
+    )
+    .unwrap();
     // A whole pcap header and no record.
     let mut good = cut.clone();
     good.extend_from_slice(&[0; 6]);

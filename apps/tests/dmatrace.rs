@@ -303,3 +303,77 @@ fn the_schema_document_names_every_kind_and_key() {
         );
     }
 }
+
+/// QEMU's trace of the NVMe part of the small trace, as QEMU's log backend
+/// writes it, by hand from the format strings of QEMU's
+/// hw/nvme/trace-events (an earlier enable with another admin queue first,
+/// as a firmware's).
+const QEMU_LOG: &str = "\
+pci_nvme_mmio_asqaddr wrote MMIO, admin submission queue address=0x7fd9000
+pci_nvme_mmio_start_success setting controller enable bit succeeded
+pci_nvme_admin_cmd cid 0 sqid 0 opc 0x6 opname 'NVME_ADM_CMD_IDENTIFY'
+pci_nvme_map_prp trans_len 4096 len 4096 prp1 0x6fdd000 prp2 0x0 num_prps 2
+pci_nvme_enqueue_req_completion cid 0 cqid 0 dw0 0x0 dw1 0x0 status 0x0
+pci_nvme_mmio_asqaddr wrote MMIO, admin submission queue address=0x100300000
+pci_nvme_mmio_start_success setting controller enable bit succeeded
+pci_nvme_admin_cmd cid 1 sqid 0 opc 0x6 opname 'NVME_ADM_CMD_IDENTIFY'
+pci_nvme_identify cid 1 cns 0x1 ctrlid 0 csi 0x0
+pci_nvme_map_prp trans_len 4096 len 4096 prp1 0x100700000 prp2 0x0 num_prps 2
+pci_nvme_enqueue_req_completion cid 1 cqid 0 dw0 0x0 dw1 0x0 status 0x0
+pci_nvme_io_cmd cid 0 nsid 0x1 sqid 1 opc 0x1 opname 'NVME_NVM_CMD_WRITE'
+pci_nvme_write cid 0 opname 'NVME_NVM_CMD_WRITE' nsid 1 nlb 40 count 20480 lba 0x0
+pci_nvme_map_prp trans_len 4032 len 20480 prp1 0x100805040 prp2 0x100802000 num_prps 6
+pci_nvme_enqueue_req_completion cid 0 cqid 1 dw0 0x0 dw1 0x0 status 0x0
+pci_nvme_io_cmd cid 1 nsid 0x1 sqid 1 opc 0x2 opname 'NVME_NVM_CMD_READ'
+pci_nvme_read cid 1 nsid 1 nlb 8 count 4096 lba 0x8
+pci_nvme_map_prp trans_len 4096 len 4096 prp1 0x100900000 prp2 0x0 num_prps 2
+pci_nvme_enqueue_req_completion cid 1 cqid 1 dw0 0x0 dw1 0x0 status 0x0
+";
+
+/// `dmatrace compare-qemu`: the small trace (with the driver's write of
+/// ASQ added, which finds QEMU's enable) agrees with QEMU_LOG, exit 0 and
+/// one summary line; with one PRP2 changed in QEMU's log it names the
+/// difference and exits 1 with one error line.
+#[test]
+fn compare_qemu_agrees_and_names_a_difference() {
+    let dir = tmpdir("dmatrace-qemu");
+    let text = std::fs::read_to_string(small()).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.insert(
+        1,
+        r#"{"seq":0,"t_ns":900,"dev":0,"agent":"driver/0","kind":"reg_write","queue":"-","index":0,"addr":"0x28","len":8,"value":"0x100300000","raw":""}"#,
+    );
+    let trace = dir.join("t.jsonl");
+    std::fs::write(&trace, lines.join("\n")).unwrap();
+    let log = dir.join("qemu-trace.log");
+    std::fs::write(&log, QEMU_LOG).unwrap();
+    let (trace, log) = (trace.to_str().unwrap(), log.to_str().unwrap());
+    assert_eq!(
+        lines_of(&["compare-qemu", trace, log]),
+        [
+            "agree: 3 commands (SQ0 1, SQ1 2): CID, opcode and NSID agree, PRP1/PRP2 of 3 data \
+          commands and the queue address of 0 queue creations; 3 completions: CID, DW0, DW1 \
+          and status agree (QEMU's controller enable 2 at line 7, ASQ=0x100300000)"
+        ]
+    );
+
+    std::fs::write(
+        dir.join("qemu-trace.log"),
+        QEMU_LOG.replace("prp2 0x100802000", "prp2 0x100803000"),
+    )
+    .unwrap();
+    let r = run(DMATRACE, &["compare-qemu", trace, log]);
+    assert_one_line_error(&r, &["t.jsonl and", "qemu-trace.log disagree"]);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout)
+            .lines()
+            .collect::<Vec<_>>(),
+        [
+            "differs: SQ1 command 0 (our seq 9, slot 0; QEMU line 12): PRP1=0x100805040 \
+             PRP2=0x100802000 vs QEMU's PRP1=0x100805040 PRP2=0x100803000",
+            "1 disagreement(s) between our trace (3 commands, 3 completions) and QEMU's \
+             controller enable 2 at line 7 (3 commands, 3 completions)",
+        ]
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -276,6 +276,33 @@ if [ "$MODE" = noiommu ]; then
     finish
 fi
 
+# ----------------------------------------------------- the traced read ---
+
+# The first NVMe command of ours in this boot: nvme-read with --trace. The
+# trace goes to the host on the results port, one line after "TRACE " each,
+# then "TRACE-END lines exit"; the host compares it with QEMU's own trace of
+# the run (check trace-vs-qemu: QEMU's first controller enable with our
+# admin queue is this run's, hence first) and the data's checksum with its
+# image (read-traced).
+set -- $TRACE_READ
+echo "== check read-$1, trace-vs-qemu"
+echo "  \$ nvme-read $2 --nsid $3 --offset $4 --length $5 --trace /tmp/read.jsonl | sha256sum"
+timeout 60 nvme-read "$2" --nsid "$3" --offset "$4" --length "$5" --trace /tmp/read.jsonl \
+    2>/tmp/err >/tmp/data
+rc=$?
+sed 's/^/    /' /tmp/err
+sum=$(sha256sum </tmp/data | cut -d' ' -f1)
+echo "    $(wc -c </tmp/data) bytes, sha256 $sum"
+say "SUM $1 $sum $rc"
+rm -f /tmp/data
+if [ -f /tmp/read.jsonl ]; then
+    sed 's/^/TRACE /' /tmp/read.jsonl >&3
+    say "TRACE-END $(wc -l </tmp/read.jsonl) $rc"
+    rm -f /tmp/read.jsonl
+else
+    say "TRACE-END 0 $rc"
+fi
+
 # ---------------------------------------------------------- nvme-identify ---
 
 # identify NAME ADDR SERIAL: QEMU's controller, and every namespace of

@@ -40,7 +40,7 @@ BLKFWD=(
 
 usage() {
     cat <<EOF
-Usage: bash $PROG [--keep | --shell | --run 'CMD'] [--timeout SECS]
+Usage: bash $PROG [--keep | --shell | --run 'CMD'] [--timeout SECS] [--qemu-trace PATTERN]
 
 Boots a QEMU guest (TCG, q35, intel-iommu) with two NVMe controllers (three
 namespaces: 512 B and 4 KiB LBAs, disk images with known content) and two
@@ -50,9 +50,10 @@ apps there: nvme-identify, nvme-read (checksums compared here), nvme-perf
 other (checked with pcap-check in the guest, and here against the wire's
 dump), and blkfwd streaming disk ranges out of an igb port (received by
 blkrecv on the other; here rebuilt from the wire's dump by blkrecv and
-compared byte for byte with the disk images). Prints one RESULT line per
-check and exits non-zero if any check fails, is missing, or the guest times
-out.
+compared byte for byte with the disk images). The first nvme-read runs with
+--trace and its trace is compared with QEMU's own trace of the same run
+(dmatrace compare-qemu). Prints one RESULT line per check and exits non-zero
+if any check fails, is missing, or the guest times out.
 
   --keep          run the checks, then leave a shell in the guest (console on
                   this terminal; 'poweroff -f' or Ctrl-A X ends it)
@@ -60,25 +61,46 @@ out.
   --run 'CMD'     no checks: bind, reserve, run CMD (sh -c) in the guest as
                   root, power off; e.g. --run 'nvme-identify 0000:00:06.0'
   --timeout SECS  give up on the guest after SECS (default 600)
+  --qemu-trace PATTERN
+                  also trace QEMU's events matching PATTERN (QEMU's -trace
+                  enable=PATTERN, e.g. 'pci_nvme_*' or 'igb_*'; repeatable)
+                  to target/vm/qemu-trace.log (the no-IOMMU boot's to
+                  qemu-trace-noiommu.log); 'qemu-system-x86_64 -trace help'
+                  lists the events
   -h, --help      this text
 
 Needs qemu-system-x86_64 with the igb model (QEMU 8 or newer); as root it is
 installed when missing (on bookworm from bookworm-backports). Caches in
 target/vm (VM_LANE_DIR); 'rm -rf target/vm' starts from scratch.
 Outputs: target/vm/console.log (guest console), results.txt (RESULT lines),
-wire.pcap (traffic between the igb ports).
+wire.pcap (traffic between the igb ports), qemu-trace.log (QEMU's trace: the
+pci_nvme events the check trace-vs-qemu reads, and --qemu-trace's),
+nvme-read-trace.jsonl (our driver's trace of the traced read).
 EOF
 }
 
 MODE=check
 RUN_CMD=""
 TIMEOUT=600
+QEMU_TRACE=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --keep) MODE=keep ;;
         --shell) MODE=shell ;;
         --run) MODE=run; RUN_CMD="${2:?--run needs a command}"; shift ;;
         --timeout) TIMEOUT="${2:?--timeout needs seconds}"; shift ;;
+        --qemu-trace)
+            p="${2:?--qemu-trace needs an event name or pattern, e.g. 'pci_nvme_*'}"
+            # QEMU's -trace takes key=value pairs separated by commas.
+            case "$p" in
+                *,*|*=*)
+                    echo "$PROG: --qemu-trace '$p': one event name or pattern (no ',' or '='); give --qemu-trace once per pattern" >&2
+                    exit 2
+                    ;;
+            esac
+            QEMU_TRACE+=("$p")
+            shift
+            ;;
         -h|--help) usage; exit 0 ;;
         *) echo "$PROG: unknown argument '$1'; see --help" >&2; exit 2 ;;
     esac
@@ -359,16 +381,30 @@ READS=(
     "n0ns2-tail $NVME0 2 $((32 * 1048576 - 8192)) 8192 ns4k"
     "n1ns1-mid $NVME1 1 $((16 * 1048576 + 4095)) 1000000 c2ns4k"
 )
+# The traced read: the first NVMe command of ours in the boot (so the
+# first controller enable with our admin queue in QEMU's trace is its
+# own), with --trace; its trace comes back to the host, which compares it
+# with QEMU's pci_nvme events of the same run (check trace-vs-qemu) and the
+# data with the image (check read-traced). 300 KiB at an unaligned offset
+# of namespace 1: three read commands (nvme-read's 128 KiB pieces), each
+# through a PRP list, besides the admin commands of the controller's setup
+# and the I/O queue pair's creation and deletion. Fields as READS.
+TRACE_READ="traced $NVME0 1 4160 307200 ns512"
+# The QEMU events dmatrace compare-qemu reads (apps/src/trace/qemu.rs,
+# EVENTS), traced in the first boot's check mode.
+QEMU_TRACE_CHECK=(pci_nvme_mmio_asqaddr pci_nvme_mmio_asqaddr_hi pci_nvme_mmio_start_success
+    pci_nvme_admin_cmd pci_nvme_io_cmd pci_nvme_map_prp pci_nvme_create_cq pci_nvme_create_sq
+    pci_nvme_enqueue_req_completion)
 # The no-IOMMU boot reads one region (larger than MDTS, unaligned): name
 # dev nsid offset length image, the name being its check's.
 NOIOMMU_READ="noiommu-nvme-read $NVME0 2 $((3 * 1048576 + 100)) $((2 * 1048576 + 12345)) ns4k"
 
 # ------------------------------------------------------------- the apps -----
 
-step "building ${APPS[*]} and the vfio_guest tests as static binaries (--target $TRIPLE)"
+step "building ${APPS[*]} (and dmatrace for here) and the vfio_guest tests as static binaries (--target $TRIPLE)"
 # Naming the target keeps RUSTFLAGS away from build scripts and proc-macros.
 export RUSTFLAGS='-C target-feature=+crt-static'
-BINS=()
+BINS=(--bin dmatrace)
 for a in "${APPS[@]}"; do BINS+=(--bin "$a"); done
 (cd "$ROOT" && cargo build --release --quiet --target "$TRIPLE" -p apps "${BINS[@]}")
 BIN="$ROOT/target/$TRIPLE/release"
@@ -422,6 +458,8 @@ printf '%s\n' "$RUN_CMD" >"$IR/lane-cmd"
     # The no-IOMMU boot's read: "dev nsid offset length" of NOIOMMU_READ.
     r=${NOIOMMU_READ#* }
     echo "NOIOMMU_READ='${r% *}'"
+    # The traced read: "name dev nsid offset length" of TRACE_READ.
+    echo "TRACE_READ='${TRACE_READ% *}'"
     echo "HUGEPAGES=128"
     echo "NIC_COUNT=$NIC_COUNT NIC_SIZE=$NIC_SIZE NIC_RATE=$NIC_RATE"
     echo "BLKFWD_RATE=$BLKFWD_RATE"
@@ -465,9 +503,23 @@ APPEND="console=ttyS0 intel_iommu=on quiet panic=-1 lane.mode=$MODE"
 QEMU_NOIOMMU=("${QEMU_MACHINE[@]}" "${QEMU_BASE[@]}"
     -object "filter-dump,id=dump0,netdev=port0,file=$VM/wire-noiommu.pcap")
 APPEND_NOIOMMU="console=ttyS0 quiet panic=-1 lane.mode=noiommu"
+# QEMU's own trace (its log backend, Debian's): --qemu-trace's patterns in
+# both boots, and in the first boot's checks the events trace-vs-qemu
+# compares with our driver's trace.
+trace_args() { # FILE PATTERN...
+    local f="$1" p
+    shift
+    for p in "$@"; do printf '%s\0' -trace "enable=$p,file=$f"; done
+}
+TRACE_PATTERNS=("${QEMU_TRACE[@]}")
+[ "$MODE" = check ] && TRACE_PATTERNS+=("${QEMU_TRACE_CHECK[@]}")
+mapfile -d '' -t a < <(trace_args "$VM/qemu-trace.log" "${TRACE_PATTERNS[@]}")
+QEMU+=("${a[@]}")
+mapfile -d '' -t a < <(trace_args "$VM/qemu-trace-noiommu.log" "${QEMU_TRACE[@]}")
+QEMU_NOIOMMU+=("${a[@]}")
 echo "qemu command: ${QEMU[*]} -serial stdio -serial file:$VM/results.txt -append '$APPEND'"
 
-rm -f "$VM/results.txt" "$VM/console.log" "$VM/wire.pcap"
+rm -f "$VM/results.txt" "$VM/console.log" "$VM/wire.pcap" "$VM/qemu-trace.log" "$VM/qemu-trace-noiommu.log"
 if [ "$MODE" = keep ] || [ "$MODE" = shell ]; then
     step "booting the guest ($MODE mode: Ctrl-A X quits QEMU, 'poweroff -f' in the guest too)"
     exec "${QEMU[@]}" -serial mon:stdio -serial "file:$VM/results.txt" -append "$APPEND"
@@ -475,7 +527,7 @@ fi
 
 [ "$MODE" = run ] && TIMEOUT=$((TIMEOUT > 600 ? TIMEOUT : 600))
 boot_guest() {
-    rm -f "$VM/results.txt" "$VM/console.log" "$VM/wire.pcap"
+    rm -f "$VM/results.txt" "$VM/console.log" "$VM/wire.pcap" "$VM/qemu-trace.log"
     status=0
     timeout --foreground -k 5 "$TIMEOUT" "${QEMU[@]}" -serial stdio -serial "file:$VM/results.txt" \
         -append "$APPEND" </dev/null 2>"$VM/qemu.log" |
@@ -505,7 +557,8 @@ fi
 # unsafe no-IOMMU mode; results in results-noiommu.txt, the wire in
 # wire-noiommu.pcap. (Once more on the kernel's RCU stall, as above.)
 boot_noiommu() {
-    rm -f "$VM/results-noiommu.txt" "$VM/console-noiommu.log" "$VM/wire-noiommu.pcap"
+    rm -f "$VM/results-noiommu.txt" "$VM/console-noiommu.log" "$VM/wire-noiommu.pcap" \
+        "$VM/qemu-trace-noiommu.log"
     status_noiommu=0
     timeout --foreground -k 5 "$TIMEOUT" "${QEMU_NOIOMMU[@]}" -serial stdio \
         -serial "file:$VM/results-noiommu.txt" -append "$APPEND_NOIOMMU" </dev/null \
@@ -547,7 +600,7 @@ while read -r kind name rest; do
             ;;
         SUM) # SUM name sha256 exit
             read -r sha code <<<"$rest"
-            for r in "${READS[@]}" "$NOIOMMU_READ"; do
+            for r in "${READS[@]}" "$TRACE_READ" "$NOIOMMU_READ"; do
                 read -r rname _dev _ns off len img <<<"$r"
                 [ "$rname" = "$name" ] || continue
                 check="read-$name"
@@ -624,6 +677,24 @@ done
 # The no-IOMMU boot's stream (the first of BLKFWD).
 wire_check noiommu-blkfwd-wire "$VM/wire-noiommu.pcap" noiommu-blkfwd ${BLKFWD[0]}
 
+# Our driver's trace of the traced read (its lines came back on the results
+# port, each after "TRACE ") against QEMU's pci_nvme events of the same run:
+# every command's CID, opcode, NSID and PRP1/PRP2 (queue address for the
+# queue creations), every completion's CID, DW0, DW1 and status.
+sed -n 's/^TRACE //p' "$RES" >"$VM/nvme-read-trace.jsonl"
+trace_end=$(sed -n 's/^TRACE-END //p' "$RES" | head -n 1)
+if [ -z "$trace_end" ]; then
+    verdict trace-vs-qemu FAIL "the guest sent no trace of the traced read (no TRACE-END line)"
+elif [ "$(wc -l <"$VM/nvme-read-trace.jsonl")" != "${trace_end%% *}" ]; then
+    verdict trace-vs-qemu FAIL "the guest sent ${trace_end%% *} trace lines, $(wc -l <"$VM/nvme-read-trace.jsonl") arrived"
+elif ! out=$("$BIN/dmatrace" compare-qemu "$VM/nvme-read-trace.jsonl" "$VM/qemu-trace.log" 2>&1); then
+    echo "$out" | sed 's/^/    /'
+    verdict trace-vs-qemu FAIL "$(grep -E '^(error|[0-9]+ disagreement)' <<<"$out" | tr '\n' ' ')(target/vm/nvme-read-trace.jsonl vs target/vm/qemu-trace.log)"
+else
+    read -r _name dev nsid off len _img <<<"$TRACE_READ"
+    verdict trace-vs-qemu PASS "nvme-read $dev --nsid $nsid --offset $off --length $len --trace: ${out#agree: }"
+fi
+
 # QEMU's own record of IOMMU translation failures (devices reaching outside
 # the guest's mappings), in case the guest missed one.
 if grep -q 'translation failure\|vtd_.*error' "$VM/qemu.log" 2>/dev/null; then
@@ -637,7 +708,8 @@ WANT=(boot modules iommu bind-nvme0 bind-nvme1 bind-nvme2 bind-nvme3 bind-igb0 b
     identify-nvme0 identify-nvme1
     perf-verify-512 perf-verify-4k perf-verify-nvme1
     vfio-tests igb-pktgen igb-capture nonroot-ok nonroot-no-group nonroot-no-memlock iommu-faults)
-for r in "${READS[@]}"; do WANT+=("read-${r%% *}"); done
+for r in "${READS[@]}" "$TRACE_READ"; do WANT+=("read-${r%% *}"); done
+WANT+=(trace-vs-qemu)
 for b in "${BLKFWD[@]}"; do
     b="${b%% *}"
     WANT+=("blkfwd-$b" "blkrecv-$b" "blkfwd-wire${b#igb}")

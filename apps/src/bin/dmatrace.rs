@@ -8,7 +8,7 @@
 
 use apps::trace::decode::{self, Entry, Family};
 use apps::trace::show::{self, Filter};
-use apps::trace::{file, Format};
+use apps::trace::{file, qemu, Format};
 use apps::{exit_on_error, parse_args, restore_sigpipe, AppResult};
 use clap::{Parser, Subcommand, ValueEnum};
 use drivers::trace::{Kind, Queue};
@@ -105,6 +105,31 @@ dmatrace decode rx-writeback --nic igb 11010000 efbeadde 03000040 ea050000")]
         input: PathBuf,
         /// The file to write (replaced if it exists).
         output: PathBuf,
+    },
+    /// Compare our driver's trace of an NVMe run (on a VFIO device in a QEMU
+    /// guest) with QEMU's own trace of the same run: every command's CID,
+    /// opcode, NSID and PRP1/PRP2 (or queue address) and every
+    /// completion's CID, DW0, DW1 and status must agree. Exits 1 when they
+    /// do not, listing each difference.
+    #[command(after_help = "QEMU must trace these events (hw/nvme/trace-events) to \
+the log: pci_nvme_mmio_asqaddr, pci_nvme_mmio_asqaddr_hi, pci_nvme_mmio_start_success, \
+pci_nvme_admin_cmd, pci_nvme_io_cmd, pci_nvme_map_prp, pci_nvme_create_cq, \
+pci_nvme_create_sq, pci_nvme_enqueue_req_completion ('pci_nvme_*' has them all). The \
+run compared is QEMU's first controller enable whose admin queue (ASQ) is the one in \
+our trace, up to the next enable: trace the first run of ours in the log.\n\n\
+Example (bash hw-setup/vm/run.sh does this in its check trace-vs-qemu):\n  \
+qemu-system-x86_64 ... -trace enable=pci_nvme_*,file=qemu-trace.log\n  \
+(in the guest) nvme-read 0000:00:06.0 --length 300k --trace read.jsonl >/dev/null\n  \
+dmatrace compare-qemu read.jsonl qemu-trace.log")]
+    CompareQemu {
+        /// Our trace (.jsonl, .json or .pcapng) of one NVMe controller.
+        trace: PathBuf,
+        /// QEMU's trace log (-trace ...,file=FILE; the log backend's text).
+        qemu_log: PathBuf,
+        /// The NVMe device of the trace to compare (its number in the
+        /// trace's device table), when it has several.
+        #[arg(long)]
+        dev: Option<u16>,
     },
 }
 
@@ -207,6 +232,27 @@ fn run(args: Args) -> AppResult<()> {
                 input.display(),
                 output.display()
             );
+        }
+        Command::CompareQemu {
+            trace,
+            qemu_log,
+            dev,
+        } => {
+            let t = file::read(&trace)?;
+            let f = std::fs::File::open(&qemu_log)
+                .map_err(|e| format!("cannot open {}: {e}", qemu_log.display()))?;
+            let (report, agree) = qemu::run(&t, dev, std::io::BufReader::new(f))
+                .map_err(|e| format!("compare-qemu: {e}"))?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(report.as_bytes())?;
+            if !agree {
+                return Err(format!(
+                    "{} and {} disagree (each difference above)",
+                    trace.display(),
+                    qemu_log.display()
+                )
+                .into());
+            }
         }
     }
     Ok(())

@@ -12,7 +12,8 @@
 //!
 //! [`mod@file`] reads and writes any of them by path; [`decode`] names every
 //! field of the entries and registers an event carries, and [`show`] prints
-//! a trace one event a line (what `dmatrace` does).
+//! a trace one event a line (what `dmatrace` does); [`qemu`] compares an NVMe
+//! trace with QEMU's own trace of the same run (`dmatrace compare-qemu`).
 #![forbid(unsafe_code)]
 
 pub mod chrome;
@@ -21,6 +22,7 @@ pub mod file;
 pub mod jsonl;
 pub mod lua;
 pub mod pcapng;
+pub mod qemu;
 pub mod session;
 pub mod show;
 pub mod step;
