@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The documents checked.
-const DOCS: &[&str] = &["walkthrough-nvme.md"];
+const DOCS: &[&str] = &["walkthrough-nvme.md", "walkthrough-nic.md"];
 
 /// One `$ ` command of a console block and its expected output lines.
 #[derive(Debug)]
