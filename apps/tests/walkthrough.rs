@@ -259,7 +259,10 @@ fn walkthroughs_print_what_the_code_prints() {
     assert!(
         failures.is_empty(),
         "\n{}\nTo take the new output: WALKTHROUGH_UPDATE=1 cargo test --release -p apps \
-         --test walkthrough (then reread the prose around each changed block)",
+         --test walkthrough (then reread the prose around each changed block). If only \
+         addresses differ: the IOVAs are those of 2 MiB hugepage regions; without free \
+         hugepages (HugePages_Free in /proc/meminfo) the apps fall back to 4 KiB pages and \
+         the regions, so the addresses, are laid out differently.",
         failures.join("\n")
     );
 }
