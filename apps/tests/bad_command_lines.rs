@@ -208,6 +208,8 @@ const ROWS: &[Row] = &[
     (PCAP, &["emu:igb", "{dir}", "--count", "1"], "{dir}"),
     (PCAP, &["emu:igb", "/proc/version", "--count", "1"], "/proc/version"),
     (PCAP, &["emu:nvme", "{dir}/x.pcap"], "not a NIC"),
+    (PCAP, &["emu:igb", "{dir}/x.pcap", "--rx-queues", "0"], "--rx-queues"),
+    (PCAP, &["emu:igb,wire=loop", "{dir}/x.pcap", "--rx-queues", "17", "--count", "1"], "rx_queues = 17"),
     (PCAP, &["emu:igb", "{dir}/x.pcap", "--count", "abc"], "--count"),
     (PCAP, &["emu:igb", "{dir}/x.pcap", "--count", "0"], "--count"),
     (PCAP, &["emu:igb", "{dir}/x.pcap", "--time=inf"], "seconds"),

@@ -337,8 +337,16 @@ fn step_draws_the_nvme_queue_pair_after_each_doorbell() {
     // After the first doorbell the inline controller has fetched the
     // command and posted its completion with phase tag 1 in slot 0.
     let first = stderr.split("step: CQ0 head doorbell").next().unwrap();
+    // The events are decoded as dmatrace show decodes them.
     assert!(
-        first.contains("reg_write  SQ0 tail doorbell <- 0x1"),
+        first.contains("driver/0           reg_write SQ0 tail doorbell (0x1000) = 0x1\n"),
+        "{first}"
+    );
+    assert!(
+        first.contains(
+            "device/controller  SQ0[0] fetch @0x100000000: OPC=06h Identify CID=0 NSID=0 \
+             PRP1=0x100002000 PRP2=0x0 CNS=1\n"
+        ),
         "{first}"
     );
     assert!(

@@ -7,7 +7,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 use apps::trace::decode::{self, Entry, Family};
-use apps::trace::show::{self, Filter};
+use apps::trace::show::{self, Clock, Filter};
 use apps::trace::{file, qemu, Format};
 use apps::{exit_on_error, parse_args, restore_sigpipe, AppResult};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -49,7 +49,8 @@ fetched, their CQE as written and consumed, and the device's PRP-list reads and 
 between the command's fetch and its completion (the emulated controller runs one \
 command at a time). With --cid, --queue SQn (or CQn) picks the queue pair n.\n\n\
 Examples:\n  dmatrace show t.jsonl\n  dmatrace show t.jsonl --queue SQ1\n  \
-dmatrace show t.jsonl --cid 3 --queue SQ1\n  dmatrace show t.jsonl --kind fetch,write_back")]
+dmatrace show t.jsonl --cid 3 --queue SQ1\n  dmatrace show t.jsonl --kind fetch,write_back\n  \
+dmatrace show t.jsonl --no-time --seq 40-49")]
     Show {
         /// The trace file (.jsonl, .json or .pcapng).
         file: PathBuf,
@@ -70,6 +71,15 @@ dmatrace show t.jsonl --cid 3 --queue SQ1\n  dmatrace show t.jsonl --kind fetch,
         /// dma_write, write_back, frame, fault, note, truncated.
         #[arg(long, value_delimiter = ',', value_parser = show::parse_kind)]
         kind: Vec<Kind>,
+        /// Only events whose sequence numbers (the #N that --no-time
+        /// prints) are in this range: FROM-TO, FROM-, -TO or N.
+        #[arg(long, value_name = "RANGE", value_parser = show::parse_seq)]
+        seq: Option<(u64, u64)>,
+        /// Print each event's sequence number (#N) instead of its time:
+        /// the output of an inline device's run is then the same in every
+        /// run.
+        #[arg(long)]
+        no_time: bool,
     },
     /// Decode the bytes of one queue entry or descriptor, given in hex
     /// (with or without spaces), as the memory holds them (little endian).
@@ -169,6 +179,8 @@ fn run(args: Args) -> AppResult<()> {
             cid,
             dev,
             kind,
+            seq,
+            no_time,
         } => {
             let t = file::read(&path)?;
             if let Some(d) = dev.filter(|&d| d as usize >= t.devices.len()) {
@@ -184,10 +196,12 @@ fn run(args: Args) -> AppResult<()> {
                 cid,
                 dev,
                 kinds: kind,
+                seq,
             };
+            let clock = if no_time { Clock::Seq } else { Clock::Micros };
             let stdout = std::io::stdout();
             let mut out = std::io::BufWriter::new(stdout.lock());
-            show::show(&t, &filter, &mut out)?;
+            show::show(&t, &filter, clock, &mut out)?;
         }
         Command::Decode {
             what,

@@ -44,6 +44,11 @@ struct Args {
     /// No per-second lines.
     #[arg(long)]
     quiet: bool,
+    /// Receive queues: more than 1 turns on RSS (receive-side scaling), the
+    /// NIC hashing each frame's IPv4 addresses and TCP/UDP ports to pick its
+    /// queue; pcap polls the queues in turn.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=128))]
+    rx_queues: u16,
     /// Write the per-second figures as JSON lines and the final report as
     /// one JSON object to FILE (fields: see the apps::monitor docs).
     #[arg(long, value_name = "FILE")]
@@ -72,7 +77,9 @@ impl NicJob for Capture {
         let a = self.0;
         let port = &ports[0];
         let out = open_wire(&format!("pcap:{}", a.file))?;
-        let mut rx = port.nic.rx_queue(0)?;
+        let mut rxs = (0..a.rx_queues)
+            .map(|q| port.nic.rx_queue(q))
+            .collect::<Result<Vec<_>, _>>()?;
         println!("pcap: {} ({}) -> {}", port.name, port.backend, a.file);
         port.print_link();
         let mut pkts: Vec<RxPacket> = Vec::with_capacity(64);
@@ -81,7 +88,7 @@ impl NicJob for Capture {
         let names = [port.name.clone()];
         let mut stats = StatsFile::open("pcap", a.stats.as_deref(), a.prometheus.as_deref())?;
         if let Some(f) = stats.as_mut() {
-            f.watch_pool("rx", rx.pool());
+            f.watch_pool("rx", rxs[0].pool());
             f.watch_mapper(port.mapper.clone());
         }
         let start = Instant::now();
@@ -95,18 +102,23 @@ impl NicJob for Capture {
         let mut stop_seen: Option<Instant> = None;
         let mut link = IdleLinkCheck::new(&names, start);
         loop {
-            let want = a
-                .count
-                .map_or(64, |c| (c - counts.rx_packets).min(64) as usize);
-            if want == 0 {
+            let left = |c: &Counts| a.count.map_or(64, |n| (n - c.rx_packets).min(64) as usize);
+            if left(&counts) == 0 {
                 break;
             }
-            let n = rx.rx_batch(&mut pkts, want)?;
-            for p in pkts.drain(..) {
-                out.send(p.buf.as_slice())?;
-                counts.rx_packets += 1;
-                counts.rx_bytes += p.buf.len() as u64;
-                rx.recycle(p.buf);
+            let mut n = 0;
+            for rx in rxs.iter_mut() {
+                let want = left(&counts);
+                if want == 0 {
+                    break;
+                }
+                n += rx.rx_batch(&mut pkts, want)?;
+                for p in pkts.drain(..) {
+                    out.send(p.buf.as_slice())?;
+                    counts.rx_packets += 1;
+                    counts.rx_bytes += p.buf.len() as u64;
+                    rx.recycle(p.buf);
+                }
             }
             let now = Instant::now();
             if n > 0 {
@@ -206,6 +218,7 @@ fn main() {
     let dev = vec![args.device.clone()];
     let opts = NicOptions {
         link_timeout: args.link.timeout(),
+        rx_queues: args.rx_queues,
         ..NicOptions::default()
     };
     exit_on_error(with_nics(&dev, opts, Capture(args)));

@@ -51,6 +51,54 @@ pub struct Filter {
     pub dev: Option<u16>,
     /// Events of these kinds (any of them); empty for every kind.
     pub kinds: Vec<Kind>,
+    /// Events whose sequence numbers are in this range (both ends
+    /// included).
+    pub seq: Option<(u64, u64)>,
+}
+
+/// What the first column of a line shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Clock {
+    /// Microseconds since the trace's first event.
+    #[default]
+    Micros,
+    /// The event's sequence number (`#12`) instead of its time: the same in
+    /// every run of an inline device, so output can be compared between
+    /// runs (the walkthroughs in `docs/` are checked this way).
+    Seq,
+}
+
+/// A range of sequence numbers given on the command line: `A-B`, `A-`
+/// (to the end), `-B` (from the start) or `N` (one event).
+pub fn parse_seq(s: &str) -> Result<(u64, u64), String> {
+    let bad = || {
+        format!(
+            "'{s}' is not a range of sequence numbers; write FROM-TO, FROM-, -TO or N, e.g. 10-19"
+        )
+    };
+    let num = |x: &str, empty: u64| {
+        let x = x.trim();
+        if x.is_empty() {
+            Ok(empty)
+        } else {
+            x.parse::<u64>().map_err(|_| bad())
+        }
+    };
+    let (a, b) = match s.split_once('-') {
+        Some((a, b)) if a.trim().is_empty() && b.trim().is_empty() => return Err(bad()),
+        Some((a, b)) => (num(a, 0)?, num(b, u64::MAX)?),
+        None => {
+            let n = num(s, u64::MAX)?;
+            if s.trim().is_empty() {
+                return Err(bad());
+            }
+            (n, n)
+        }
+    };
+    if a > b {
+        return Err(format!("{}; {a} is after {b}", bad()));
+    }
+    Ok((a, b))
 }
 
 /// A queue name given on the command line.
@@ -173,6 +221,7 @@ pub fn select(t: &TraceFile, f: &Filter) -> Vec<usize> {
             };
             if f.dev.is_some_and(|d| d != e.dev)
                 || (!f.kinds.is_empty() && !f.kinds.contains(&e.kind))
+                || f.seq.is_some_and(|(a, b)| e.seq < a || e.seq > b)
             {
                 return false;
             }
@@ -316,9 +365,14 @@ pub fn header(t: &TraceFile) -> Vec<String> {
     out
 }
 
-/// Print the header and the events `f` keeps, one a line; returns how many
-/// events were printed.
-pub fn show(t: &TraceFile, f: &Filter, out: &mut impl Write) -> std::io::Result<usize> {
+/// Print the header and the events `f` keeps, one a line, each led by its
+/// time or sequence number (`clock`); returns how many events were printed.
+pub fn show(
+    t: &TraceFile,
+    f: &Filter,
+    clock: Clock,
+    out: &mut impl Write,
+) -> std::io::Result<usize> {
     for l in header(t) {
         writeln!(out, "{l}")?;
     }
@@ -328,7 +382,10 @@ pub fn show(t: &TraceFile, f: &Filter, out: &mut impl Write) -> std::io::Result<
     let chosen = select(t, f);
     for &i in &chosen {
         let e = &t.events[i];
-        let us = (e.t_ns - t0) as f64 / 1000.0;
+        let when = match clock {
+            Clock::Micros => format!("{:>10.3} µs", e.t_ns.saturating_sub(t0) as f64 / 1000.0),
+            Clock::Seq => format!("{:>6}", format!("#{}", e.seq)),
+        };
         let dev = if several {
             format!("dev{} ", e.dev)
         } else {
@@ -336,7 +393,7 @@ pub fn show(t: &TraceFile, f: &Filter, out: &mut impl Write) -> std::io::Result<
         };
         writeln!(
             out,
-            "{us:>10.3} µs  {:<17}  {dev}{}",
+            "{when}  {:<17}  {dev}{}",
             e.agent.to_string(),
             describe(t, &cmds, i)
         )?;
@@ -452,6 +509,18 @@ mod tests {
             );
         }
         assert_eq!(parse_kind("prp_list"), Ok(Kind::PrpList));
+        assert_eq!(parse_seq("10-19"), Ok((10, 19)));
+        assert_eq!(parse_seq("7"), Ok((7, 7)));
+        assert_eq!(parse_seq("40-"), Ok((40, u64::MAX)));
+        assert_eq!(parse_seq("-3"), Ok((0, 3)));
+        for bad in ["", "-", "x", "1-2-3", "5-4", "a-4"] {
+            assert!(
+                parse_seq(bad)
+                    .unwrap_err()
+                    .contains("range of sequence numbers"),
+                "{bad}"
+            );
+        }
         assert!(parse_kind("dma")
             .unwrap_err()
             .contains("dma_read, dma_write"));

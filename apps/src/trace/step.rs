@@ -14,8 +14,9 @@
 #![forbid(unsafe_code)]
 
 use super::session::Session;
+use super::{show, TraceFile};
 use dma::EmuIommu;
-use drivers::trace::{DeviceInfo, Event, Kind};
+use drivers::trace::{DeviceInfo, Event};
 use emu::nic::{NicModel, RingView, TailOf};
 use emu::nvme::{CqView, DoorbellOf, NvmeModel, SqView};
 use emu::StepHook;
@@ -68,59 +69,47 @@ impl Stepper {
     }
 }
 
-/// One event, one line: the single place where `--step` formats an event.
-pub fn event_line(devices: &[DeviceInfo], e: &Event) -> String {
-    let dev = devices.get(e.dev as usize);
-    let mut s = format!(
-        "  #{:<6} {:<17} {:<10}",
-        e.seq,
-        e.agent.to_string(),
-        e.kind.name()
-    );
-    let raw = || {
-        if e.raw.as_slice().is_empty() {
-            String::new()
-        } else {
-            format!(" [{}]", e.raw.hex())
-        }
+/// The events of one step, one a line, decoded as `dmatrace show` decodes
+/// them ([`show::describe`]): `  #12     driver/0           SQ1[0]
+/// desc_write @0x...: OPC=02h Read CID=0 ...`. The lines are numbered by
+/// the events' sequence numbers, as `dmatrace show --no-time` numbers them.
+/// A step holds everything one doorbell caused (the inline device's work is
+/// done before the write returns), so an SQE's PRP list, read by the
+/// device later in the same step, is found for its `(list, N entries)`.
+pub fn event_lines(devices: &[DeviceInfo], events: &[Event]) -> Vec<String> {
+    let t = TraceFile {
+        devices: devices.to_vec(),
+        threads: Vec::new(),
+        capacity: 0,
+        dropped: Vec::new(),
+        events: events.to_vec(),
     };
-    let _ = match e.kind {
-        Kind::RegRead | Kind::RegWrite => {
-            let name = dev
-                .and_then(|d| d.kind.reg_name(e.addr))
-                .unwrap_or_else(|| format!("{:#x}", e.addr));
-            let arrow = if e.kind == Kind::RegRead { "->" } else { "<-" };
-            write!(s, " {name} {arrow} {:#x}", e.value)
-        }
-        Kind::DescWrite | Kind::DescRead | Kind::Fetch | Kind::WriteBack => {
-            write!(s, " {}[{}] @{:#x}{}", e.queue, e.index, e.addr, raw())
-        }
-        Kind::PrpList => write!(s, " @{:#x} {} entries{}", e.addr, e.len, raw()),
-        Kind::DmaRead | Kind::DmaWrite => write!(s, " @{:#x} {} bytes", e.addr, e.len),
-        Kind::Frame => write!(s, " {} {} bytes{}", e.queue, e.len, raw()),
-        Kind::Fault => write!(
-            s,
-            " IOMMU stopped a {}-byte {} @{:#x}",
-            e.len,
-            if e.value == 1 { "write" } else { "read" },
-            e.addr
-        ),
-        Kind::Note => write!(s, " {}", String::from_utf8_lossy(e.raw.as_slice())),
-        Kind::Truncated => write!(
-            s,
-            " buffer of {} events full: later events are dropped",
-            e.value
-        ),
-    };
-    s
+    let cmds = show::commands(&t);
+    let several = devices.len() > 1;
+    (0..t.events.len())
+        .map(|i| {
+            let e = &t.events[i];
+            let dev = if several {
+                format!("dev{} ", e.dev)
+            } else {
+                String::new()
+            };
+            format!(
+                "  #{:<6} {:<17}  {dev}{}",
+                e.seq,
+                e.agent.to_string(),
+                show::describe(&t, &cmds, i)
+            )
+        })
+        .collect()
 }
 
 /// The events since the last step, one a line.
 fn events_text(session: &Session, text: &mut String) {
     let events = session.take_new();
     let devices = session.tracer().devices();
-    for e in &events {
-        text.push_str(&event_line(&devices, e));
+    for line in event_lines(&devices, &events) {
+        text.push_str(&line);
         text.push('\n');
     }
 }
