@@ -34,18 +34,30 @@ pub const PACER_MAX: Duration = Duration::from_millis(40);
 pub struct Pacer {
     empty: u32,
     sleep: Duration,
+    max: Duration,
 }
 
 impl Default for Pacer {
+    /// Starts at 50 µs, at most [`PACER_MAX`].
     fn default() -> Self {
-        Pacer {
-            empty: 0,
-            sleep: Duration::from_micros(50),
-        }
+        Pacer::new(Duration::from_micros(50), PACER_MAX)
     }
 }
 
 impl Pacer {
+    /// A pacer whose first sleep is `start` and whose sleeps never exceed
+    /// `max` (nor go below [`PACER_MIN`]): a loop that must answer a burst
+    /// after a long idle time within `max` (a receiver whose ring holds
+    /// about that much traffic) bounds it so.
+    pub fn new(start: Duration, max: Duration) -> Pacer {
+        let max = max.max(PACER_MIN);
+        Pacer {
+            empty: 0,
+            sleep: start.clamp(PACER_MIN, max),
+            max,
+        }
+    }
+
     /// The loop found work.
     #[inline]
     pub fn busy(&mut self) {
@@ -75,9 +87,9 @@ impl Pacer {
         } else if drained == 0.0 {
             // Nothing at all: devices that complete in bursts leave no
             // hint when the next one comes; double until it is found.
-            self.sleep = (self.sleep * 2).min(PACER_MAX);
+            self.sleep = (self.sleep * 2).min(self.max);
         } else if drained < 0.4 {
-            self.sleep = (self.sleep * 5 / 4).min(PACER_MAX);
+            self.sleep = (self.sleep * 5 / 4).min(self.max);
         }
     }
 
@@ -111,6 +123,21 @@ mod tests {
             p.woke(1.0);
         }
         assert_eq!(p.sleep_len(), PACER_MIN);
+    }
+
+    #[test]
+    fn pacer_new_bounds_the_sleep() {
+        let max = Duration::from_micros(800);
+        let mut p = Pacer::new(Duration::from_millis(5), max);
+        assert_eq!(p.sleep_len(), max, "the start is clamped to the bound");
+        for _ in 0..10 {
+            p.woke(0.0);
+        }
+        assert_eq!(p.sleep_len(), max);
+        p.woke(1.0);
+        assert_eq!(p.sleep_len(), max / 2);
+        let p = Pacer::new(Duration::ZERO, Duration::ZERO);
+        assert_eq!(p.sleep_len(), PACER_MIN, "never below PACER_MIN");
     }
 
     #[test]

@@ -19,7 +19,6 @@ use super::model::NicModel;
 use super::queue_state::{Dir, ACTIVE};
 use super::rss::{RssConfig, RssFields, RssResult, KEY_LEN};
 use super::rx_state::{QueueConfig, RxConfig, RxEngine, RxRing, FETCH_BATCH, MTA_REGS};
-use crate::wire::MAX_FRAME;
 use crate::DmaError;
 use spec::nic::adv_desc::rx::{self as desc, info, rss_type, status};
 use spec::nic::adv_desc::DESC_SIZE;
@@ -219,7 +218,7 @@ impl RxEngine {
                 // being dropped.
                 break;
             }
-            let len = match m.wire.recv(&mut self.frame[..MAX_FRAME]) {
+            let len = match m.wire.recv_buf(&mut self.frame) {
                 Ok(Some(len)) => len,
                 Ok(None) => break,
                 Err(e) => {

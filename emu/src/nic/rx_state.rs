@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 use super::rss::RssConfig;
-use crate::wire::MAX_FRAME;
 use spec::nic::adv_desc::DESC_SIZE;
 use spec::nic::{ETH_FCS_LEN, ETH_MAX_FRAME};
 
@@ -117,7 +116,7 @@ impl RxEngine {
             rings: (0..queues).map(|_| None).collect(),
             ever_enabled: false,
             // Room for the largest frame, its FCS, and the padding of a runt.
-            frame: vec![0u8; MAX_FRAME + ETH_FCS_LEN].into_boxed_slice(),
+            frame: crate::wire::frame_buf(),
             scratch: vec![0u8; FETCH_BATCH * DESC_SIZE].into_boxed_slice(),
             config: RxConfig::empty(),
             config_gen: 0,

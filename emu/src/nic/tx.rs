@@ -237,7 +237,7 @@ impl TxRing {
             bump(&m.counters.tx_link_down);
             return;
         }
-        if let Err(e) = m.wire.send(&p.data[..p.len]) {
+        if let Err(e) = m.wire.send_buf(&mut p.data, p.len) {
             bump(&m.counters.wire_errors);
             m.note(|| format!("wire {}: send failed: {e}", m.wire.describe()));
             return;

@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 use super::checksum::TxContext;
-use crate::wire::MAX_FRAME;
 use spec::nic::adv_desc::DESC_SIZE;
 
 /// Descriptors fetched with one DMA read.
@@ -60,7 +59,7 @@ impl TxRing {
             head,
             contexts: [None; CONTEXT_SLOTS],
             packet: Packet {
-                data: vec![0u8; MAX_FRAME].into_boxed_slice(),
+                data: crate::wire::frame_buf(),
                 len: 0,
                 open: false,
                 first_cmd: 0,

@@ -2,7 +2,7 @@
 #![forbid(unsafe_code)]
 
 use super::queue::{FrameQueue, QUEUE_FRAMES};
-use super::Wire;
+use super::{Wire, MAX_FRAME};
 use crate::DeviceWaker;
 use std::sync::Arc;
 
@@ -35,6 +35,15 @@ impl Wire for LoopWire {
 
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
         Ok(self.queue.pop(buf))
+    }
+
+    fn send_buf(&self, buf: &mut Box<[u8]>, len: usize) -> std::io::Result<()> {
+        self.queue.push_buf(buf, len);
+        Ok(())
+    }
+
+    fn recv_buf(&self, buf: &mut Box<[u8]>) -> std::io::Result<Option<usize>> {
+        Ok(self.queue.pop_buf(buf, MAX_FRAME).map(|(n, _)| n))
     }
 
     fn describe(&self) -> String {

@@ -47,6 +47,17 @@ pub const PAIR_QUEUE_FRAMES: usize = queue::QUEUE_FRAMES;
 /// 82599's largest (9.5 KiB) and the 82576's (9.7 KiB).
 pub const MAX_FRAME: usize = 16 * 1024;
 
+/// Length of the frame buffers ports exchange with [`Wire::send_buf`] and
+/// [`Wire::recv_buf`]: a largest frame ([`MAX_FRAME`]) and the 4-byte FCS
+/// a receiving port appends. One length for every port, so that a buffer
+/// one port sent can become the next port's receive buffer.
+pub const FRAME_BUF: usize = MAX_FRAME + spec::nic::ETH_FCS_LEN;
+
+/// A zeroed frame buffer of [`FRAME_BUF`] bytes.
+pub fn frame_buf() -> Box<[u8]> {
+    vec![0u8; FRAME_BUF].into_boxed_slice()
+}
+
 /// One end of a link that carries Ethernet frames (without FCS).
 pub trait Wire: Send + Sync {
     /// Put `frame` on the wire. A frame the peer cannot take (absent,
@@ -58,6 +69,25 @@ pub trait Wire: Send + Sync {
     /// truncated to `buf.len()` (datagram semantics): use a buffer of
     /// [`MAX_FRAME`] bytes.
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>>;
+
+    /// [`Wire::send`] of `buf[..len]`, handing over the buffer: a wire
+    /// that queues frames in memory (`pair:`, `loop`) keeps `buf` and puts
+    /// another buffer, at least as long, in its place (contents
+    /// unspecified), so that the frame is not copied; other wires send a
+    /// copy and leave `buf` alone. Use buffers from [`frame_buf`].
+    fn send_buf(&self, buf: &mut Box<[u8]>, len: usize) -> std::io::Result<()> {
+        self.send(&buf[..len.min(buf.len())])
+    }
+
+    /// [`Wire::recv`] into `buf[..MAX_FRAME]`, or by exchanging `buf` for
+    /// the buffer that holds the frame when it is at least as long (a
+    /// `pair:` or `loop` frame sent with [`Wire::send_buf`]): the frame is
+    /// then not copied. Its length (at most [`MAX_FRAME`]), or None when
+    /// nothing waits. Use buffers from [`frame_buf`].
+    fn recv_buf(&self, buf: &mut Box<[u8]>) -> std::io::Result<Option<usize>> {
+        let n = buf.len().min(MAX_FRAME);
+        self.recv(&mut buf[..n])
+    }
 
     /// What the wire is, for messages ("pair:p0 end A").
     fn describe(&self) -> String;

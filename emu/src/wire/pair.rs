@@ -9,7 +9,7 @@
 #![forbid(unsafe_code)]
 
 use super::queue::{FrameQueue, QUEUE_FRAMES};
-use super::{Wire, WireError};
+use super::{Wire, WireError, MAX_FRAME};
 use crate::DeviceWaker;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -136,6 +136,21 @@ impl PairWire {
         }
     }
 
+    /// After a receive: wake the peer if this frame made room it waits
+    /// for; the frame's length.
+    #[inline]
+    fn received(&self, got: Option<(usize, usize)>) -> Option<usize> {
+        let (n, before) = got?;
+        if before + SENDERS_HEADROOM >= self.incoming().capacity() {
+            // The peer's `peer_ready` said no before this frame left: it
+            // may be holding frames and asleep.
+            if let Some(w) = self.waker(true) {
+                w.wake();
+            }
+        }
+        Some(n)
+    }
+
     #[inline]
     fn incoming(&self) -> &FrameQueue {
         if self.is_b {
@@ -157,18 +172,22 @@ impl Wire for PairWire {
     }
 
     fn recv(&self, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
-        let incoming = self.incoming();
-        let Some((n, before)) = incoming.pop_counted(buf) else {
-            return Ok(None);
-        };
-        if before + SENDERS_HEADROOM >= incoming.capacity() {
-            // The peer's `peer_ready` said no before this frame left: it
-            // may be holding frames and asleep.
+        let got = self.incoming().pop_counted(buf);
+        Ok(self.received(got))
+    }
+
+    fn send_buf(&self, buf: &mut Box<[u8]>, len: usize) -> std::io::Result<()> {
+        if self.outgoing().push_buf(buf, len) {
             if let Some(w) = self.waker(true) {
                 w.wake();
             }
         }
-        Ok(Some(n))
+        Ok(())
+    }
+
+    fn recv_buf(&self, buf: &mut Box<[u8]>) -> std::io::Result<Option<usize>> {
+        let got = self.incoming().pop_buf(buf, MAX_FRAME);
+        Ok(self.received(got))
     }
 
     fn describe(&self) -> String {
