@@ -237,12 +237,14 @@ impl TxRing {
             bump(&m.counters.tx_link_down);
             return;
         }
+        // Traced before the send: a pair or loop wire takes the buffer
+        // itself and hands back a spare (a failed send is a note after it).
+        m.frame(Dir::Tx, q, &p.data[..p.len]);
         if let Err(e) = m.wire.send_buf(&mut p.data, p.len) {
             bump(&m.counters.wire_errors);
             m.note(|| format!("wire {}: send failed: {e}", m.wire.describe()));
             return;
         }
-        m.frame(Dir::Tx, q, &p.data[..p.len]);
         bump(&m.counters.tx_frames);
         let octets = (p.len + ETH_FCS_LEN) as u64;
         m.count(Ctr::Gptc, 1);
