@@ -299,7 +299,8 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     /// once per batch. The LBA range is not checked against the namespace
     /// size here (the controller does, with LBA Out of Range); the blocking
     /// helpers check it. On error the buffer comes back.
-    #[inline]
+    #[cfg_attr(not(feature = "noinline-entry"), inline)]
+    #[cfg_attr(feature = "noinline-entry", inline(never))]
     pub fn submit_read(
         &mut self,
         nsid: u32,
@@ -313,7 +314,8 @@ impl<R: RegisterAccess> IoQueuePair<R> {
 
     /// Queue a write of `blocks` logical blocks from `buf` to `lba`; as
     /// [`Self::submit_read`].
-    #[inline]
+    #[cfg_attr(not(feature = "noinline-entry"), inline)]
+    #[cfg_attr(feature = "noinline-entry", inline(never))]
     pub fn submit_write(
         &mut self,
         nsid: u32,
@@ -335,7 +337,8 @@ impl<R: RegisterAccess> IoQueuePair<R> {
 
     /// Announce everything submitted since the last call: one release fence
     /// and one tail doorbell write for the whole batch (nothing if empty).
-    #[inline]
+    #[cfg_attr(not(feature = "noinline-entry"), inline)]
+    #[cfg_attr(feature = "noinline-entry", inline(never))]
     pub fn ring_doorbell(&mut self) {
         self.core.ring(&self.shared.regs);
     }
@@ -348,13 +351,14 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     /// outstanding on this queue, another queue, or an impossible SQ head is
     /// consumed and reported as [`NvmeError::DeviceMisbehaved`] (completions
     /// before it were delivered); polling again continues after it.
-    #[inline]
+    #[cfg_attr(not(feature = "noinline-entry"), inline)]
+    #[cfg_attr(feature = "noinline-entry", inline(never))]
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Completion)) -> Result<usize, NvmeError> {
         let mut delivered = 0;
         self.core.poll(&self.shared.regs, max, |r| {
             if let Some(c) = user_completion(r) {
                 delivered += 1;
-                f(c);
+                deliver(&mut f, c);
             }
         })?;
         Ok(delivered)
@@ -632,6 +636,16 @@ impl<R: RegisterAccess> Drop for IoQueuePair<R> {
         // Delete the queues before their memory is freed; nothing to report to.
         let _ = self.delete();
     }
+}
+
+/// Hand `c` to the caller's poll callback. Out of line in measurement builds
+/// (feature `noinline-entry`), so that the callback's cost, which is the
+/// application's, is one callee of [`IoQueuePair::poll`] that a profiler
+/// can subtract, not code inlined into it.
+#[cfg_attr(not(feature = "noinline-entry"), inline(always))]
+#[cfg_attr(feature = "noinline-entry", inline(never))]
+fn deliver<F: FnMut(Completion)>(f: &mut F, c: Completion) {
+    f(c)
 }
 
 /// The completion of an I/O submitted through the asynchronous interface,
