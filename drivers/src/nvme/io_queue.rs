@@ -105,6 +105,9 @@ pub struct IoQueuePair<R: RegisterAccess> {
     /// By increasing NSID, for a binary search: the count is the device's
     /// (up to 4096), so a linear scan per I/O would cost what it says.
     namespaces: Vec<Geometry>,
+    /// Index in `namespaces` of the namespace of the last read or write:
+    /// I/O goes to one namespace at a time, so one comparison finds it.
+    last_ns: usize,
     max_transfer: u64,
     timeout: Duration,
     /// Tag of the current blocking call's commands: completions of an
@@ -152,6 +155,7 @@ impl<R: RegisterAccess> IoQueuePair<R> {
             timeout: shared.opts.command_timeout,
             shared,
             namespaces,
+            last_ns: 0,
             generation: 0,
             deleted: false,
         }
@@ -206,6 +210,27 @@ impl<R: RegisterAccess> IoQueuePair<R> {
             .binary_search_by_key(&nsid, |g| g.nsid)
             .ok()
             .map(|i| &self.namespaces[i])
+    }
+
+    /// Index in `namespaces` of the active namespace `nsid`: the last one
+    /// used, checked with one comparison, else a binary search.
+    #[inline(always)]
+    fn namespace_index(&mut self, nsid: u32) -> Option<usize> {
+        let i = self.last_ns;
+        if self.namespaces.get(i).is_some_and(|g| g.nsid == nsid) {
+            return Some(i);
+        }
+        self.namespace_index_searched(nsid)
+    }
+
+    #[inline(never)]
+    fn namespace_index_searched(&mut self, nsid: u32) -> Option<usize> {
+        let i = self
+            .namespaces
+            .binary_search_by_key(&nsid, |g| g.nsid)
+            .ok()?;
+        self.last_ns = i;
+        Some(i)
     }
 
     /// The namespace `nsid`, if active and formatted without metadata.
@@ -265,8 +290,9 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     }
 
     /// Check a read or write and write its entry: the namespace's template
-    /// with the LBA, the block count and the PRPs patched in.
-    #[inline]
+    /// with the LBA, the block count and the PRPs patched in. Inlined into
+    /// its two callers, where the opcode is a constant.
+    #[inline(always)]
     fn submit_rw(
         &mut self,
         opcode: u8,
@@ -276,7 +302,10 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         blocks: u32,
         tag: u64,
     ) -> Result<(), (NvmeError, DeviceBuf)> {
-        let Some(g) = self.find(nsid) else {
+        let Some(g) = self
+            .namespace_index(nsid)
+            .and_then(|i| self.namespaces.get(i))
+        else {
             return Err((self.unknown_namespace(nsid), buf));
         };
         let (iova, buf_len) = (buf.iova(), buf.len());
