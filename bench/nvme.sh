@@ -59,9 +59,13 @@ Two builds of nvme-perf are measured, each with two callgrind runs:
             calls into the out-of-line entry points (argument passing,
             prologues, the result by memory), which the shipping build
             does not pay: an upper bound by those few instructions.
-   Under valgrind the clock (Instant::now) is a system call, not the vDSO
-   (about 50 instructions more per read on hardware); the driver reads
-   it once per doorbell, not per I/O.
+   Not quite deterministic: a doorbell more than 10 ms (STAMP_SLACK in
+   drivers/src/nvme/slots.rs) after the previous one restamps the
+   commands it announces (CommandSlots::restamp, listed below), which
+   valgrind's slowdown makes happen now and then (a few instructions per
+   I/O; on hardware doorbells under load are microseconds apart); the
+   app's own figure moves by a few instructions between runs too (its
+   once-a-second work).
 The measurement build's driver functions, per I/O, are listed.
 U
 }
