@@ -63,6 +63,7 @@ mod memory;
 pub mod physaddr;
 mod pool;
 mod region;
+mod ring_cursor;
 mod shared_bytes;
 pub mod vfio;
 
@@ -74,3 +75,4 @@ pub use mapper::Mapper;
 pub use memory::DmaRegion;
 pub use pool::{Buf, DeviceBuf, DeviceIndex, DeviceIovas, Pool, PoolCache};
 pub use region::{PageSize, Region, RegionOptions};
+pub use ring_cursor::RingCursor;

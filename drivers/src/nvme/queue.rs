@@ -69,7 +69,7 @@ const SPIN_POLLS: u32 = 4096;
 /// `[SQ entries | CQ entries | PRP list pages | scratch pages]`, each part
 /// page aligned (queues must start on a page boundary, §5.3, §5.4).
 pub(crate) struct QueueCore {
-    mem: DmaRegion,
+    mem: Arc<DmaRegion>,
     qid: u16,
     depth: u16,
     sq: SubmissionQueue,
@@ -116,7 +116,7 @@ impl QueueCore {
         let prp_count = cids as usize * pages_per_cmd;
         let page = PAGE_SIZE as usize;
         let len = sq_bytes + cq_bytes + (prp_count + scratch_pages) * page;
-        let mem = DmaRegion::allocate(mapper, len, opts)?;
+        let mem = Arc::new(DmaRegion::allocate(mapper, len, opts)?);
         if !mem.iova().is_multiple_of(PAGE_SIZE) {
             return Err(NvmeError::Unsupported(format!(
                 "the {} mapped queue memory at IOVA {:#x}, which is not 4 KiB aligned",
@@ -134,8 +134,8 @@ impl QueueCore {
             .map(|i| mem.iova_at(prp_offset + i * page))
             .collect();
         Ok(QueueCore {
-            sq: SubmissionQueue::new(0, depth, qid, dstrd),
-            cq: CompletionQueue::new(cq_offset, depth, qid, dstrd),
+            sq: SubmissionQueue::new(&mem, 0, depth, qid, dstrd),
+            cq: CompletionQueue::new(&mem, cq_offset, depth, qid, dstrd),
             slots: CommandSlots::new(cids),
             mem,
             qid,
@@ -289,10 +289,11 @@ impl QueueCore {
 
     /// Write `sqe` under `cid` at the submission queue's tail and count the
     /// entry as filled: the one place submission queue entries are written.
-    /// One bounds check, then eight qword stores.
-    #[inline]
+    /// Eight qword stores, no bounds check (the tail is inside the ring by
+    /// construction).
+    #[inline(always)]
     fn write_sqe(&mut self, sqe: &Sqe, cid: u16) {
-        self.mem.write_u64s(self.sq.tail_entry(), &sqe.words(cid));
+        self.sq.write_tail(&sqe.words(cid));
         self.tap.record(|| self.sqe_event());
         self.sq.advance();
     }
@@ -351,7 +352,7 @@ impl QueueCore {
         let mut result = Ok(());
         while consumed < max {
             let at = self.cq.head_at();
-            let Some(raw) = self.cq.take(&self.mem) else {
+            let Some(raw) = self.cq.take() else {
                 break;
             };
             self.tap.record(|| self.cqe_event(raw, at));

@@ -5,8 +5,9 @@
 #![forbid(unsafe_code)]
 
 use crate::regs::RegisterAccess;
-use dma::DmaRegion;
+use dma::{DmaRegion, RingCursor};
 use spec::nvme::{cqe, reg, sqe};
+use std::sync::Arc;
 
 // The entry's dwords are read as one run from DW0, DW3 (the phase tag) last
 // word of the four.
@@ -33,15 +34,11 @@ fn ring_distance(from: u16, to: u16, depth: u16) -> u16 {
 /// that it has not reported fetched.
 #[derive(Debug)]
 pub(crate) struct SubmissionQueue {
-    /// Offset of entry 0 in the queue's DMA region.
-    offset: usize,
-    /// Offset just past the last entry.
-    end: usize,
     depth: u16,
-    /// Offset of the next entry the host fills (the tail, kept as an
-    /// offset: the entry is written at it, the index is needed only for
-    /// the doorbell).
-    tail_at: usize,
+    /// The next entry the host fills (the tail), in the queue's DMA
+    /// region: bounds checked once, when the queue is made, so writing an
+    /// entry costs no check.
+    tail_at: RingCursor<{ sqe::SIZE }>,
     /// The tail last written to the doorbell: the controller may fetch up to it.
     rung_tail: u16,
     /// The controller's head as last reported by a validated completion.
@@ -57,12 +54,11 @@ pub(crate) struct SubmissionQueue {
 }
 
 impl SubmissionQueue {
-    pub fn new(offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
+    /// The submission queue of `depth` entries at `offset` in `mem`.
+    pub fn new(mem: &Arc<DmaRegion>, offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
         SubmissionQueue {
-            offset,
-            end: offset + depth as usize * sqe::SIZE,
             depth,
-            tail_at: offset,
+            tail_at: RingCursor::new(mem, offset, depth as usize),
             rung_tail: 0,
             head: 0,
             // One entry always stays empty, since head == tail means empty
@@ -83,23 +79,27 @@ impl SubmissionQueue {
     /// Offset of the entry at the tail, the next one to fill.
     #[inline]
     pub fn tail_entry(&self) -> usize {
-        self.tail_at
+        self.tail_at.offset()
     }
 
     /// Index of the tail entry.
     #[inline]
     pub fn tail(&self) -> u16 {
-        ((self.tail_at - self.offset) / sqe::SIZE) as u16
+        self.tail_at.index() as u16
+    }
+
+    /// Write the tail entry's eight words (relaxed atomic stores; the
+    /// doorbell's release fence orders them).
+    #[inline]
+    pub fn write_tail(&self, words: &[u64; 8]) {
+        self.tail_at.write_u64s(words);
     }
 
     /// Count the tail entry as filled (the caller saw [`Self::free`] > 0).
     #[inline]
     pub fn advance(&mut self) {
         debug_assert!(self.free > 0);
-        self.tail_at += sqe::SIZE;
-        if self.tail_at == self.end {
-            self.tail_at = self.offset;
-        }
+        self.tail_at.advance();
         self.free -= 1;
         self.unrung += 1;
     }
@@ -163,11 +163,11 @@ pub(crate) struct RawCompletion {
 /// wraps around (§4.6).
 #[derive(Debug)]
 pub(crate) struct CompletionQueue {
+    /// Offset of entry 0 in the queue's DMA region.
     offset: usize,
-    /// Offset just past the last entry.
-    end: usize,
-    /// Offset of the head entry (the index is needed only for the doorbell).
-    head_at: usize,
+    /// The head entry: bounds checked once, when the queue is made, so
+    /// reading an entry costs no check.
+    head_at: RingCursor<{ cqe::SIZE }>,
     phase: u32,
     doorbell: usize,
     /// Entries consumed since the last head doorbell write.
@@ -175,13 +175,12 @@ pub(crate) struct CompletionQueue {
 }
 
 impl CompletionQueue {
-    /// A completion queue whose memory (`depth` entries at `offset`) is zeroed:
-    /// the controller's first pass writes phase 1.
-    pub fn new(offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
+    /// A completion queue whose memory (`depth` entries at `offset` in
+    /// `mem`) is zeroed: the controller's first pass writes phase 1.
+    pub fn new(mem: &Arc<DmaRegion>, offset: usize, depth: u16, qid: u16, dstrd: u32) -> Self {
         CompletionQueue {
             offset,
-            end: offset + depth as usize * cqe::SIZE,
-            head_at: offset,
+            head_at: RingCursor::new(mem, offset, depth as usize),
             phase: 1,
             doorbell: reg::cq_head_doorbell(qid, dstrd),
             unrung: false,
@@ -191,7 +190,7 @@ impl CompletionQueue {
     /// Offset of the head entry in the queue's DMA region.
     #[inline]
     pub fn head_at(&self) -> usize {
-        self.head_at
+        self.head_at.offset()
     }
 
     /// Index of the entry at offset `at` (for the trace).
@@ -202,16 +201,15 @@ impl CompletionQueue {
     /// Consume the entry at the head if the controller has written it: the
     /// one place completion queue entries are read. DW3 (with the phase
     /// tag) is read first with acquire ordering: the controller writes it
-    /// last, so the other dwords read after it are complete. One bounds
-    /// check for the entry.
+    /// last, so the other dwords read after it are complete. No bounds
+    /// check: the head cursor is inside the ring by construction.
     #[inline]
-    pub fn take(&mut self, mem: &DmaRegion) -> Option<RawCompletion> {
+    pub fn take(&mut self) -> Option<RawCompletion> {
         // DW0..DW3; DW1 is reserved and ignored.
-        let [dw0, _, dw2, dw3] = mem
-            .read_u32s_acquire_last::<4>(self.head_at, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
-        self.head_at += cqe::SIZE;
-        if self.head_at == self.end {
-            self.head_at = self.offset;
+        let [dw0, _, dw2, dw3] = self
+            .head_at
+            .read_u32s_acquire_last::<4>(|dw3| cqe::dw3::P.get(dw3) == self.phase)?;
+        if self.head_at.advance() {
             self.phase ^= 1;
         }
         self.unrung = true;
@@ -223,7 +221,7 @@ impl CompletionQueue {
     #[inline]
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
         if self.unrung {
-            let head = (self.head_at - self.offset) / cqe::SIZE;
+            let head = self.head_at.index();
             regs.write32(self.doorbell, head as u32);
             self.unrung = false;
         }
@@ -237,7 +235,15 @@ mod tests {
     #[test]
     fn submission_queue_keeps_one_entry_free_and_checks_heads() {
         let regs = NoRegs;
-        let mut sq = SubmissionQueue::new(0, 4, 1, 0);
+        let mem = Arc::new(
+            DmaRegion::allocate(
+                Arc::new(dma::EmuIommu::new()),
+                4096,
+                dma::RegionOptions::EMULATED,
+            )
+            .unwrap(),
+        );
+        let mut sq = SubmissionQueue::new(&mem, 0, 4, 1, 0);
         assert_eq!(sq.free(), 3);
         sq.advance();
         sq.advance();

@@ -7,10 +7,22 @@
 //! doorbell, is a controller bug. A command that timed out keeps its CID
 //! until its completion arrives (if ever): a late completion must not be
 //! taken for a new command's.
+//!
+//! Nothing is done per command at the doorbell: a command's fill number
+//! tells whether a doorbell has announced it, and its submit time is
+//! stamped when it is filled (see [`STAMP_SLACK`]).
 #![forbid(unsafe_code)]
 
 use dma::DeviceBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How much earlier than its doorbell a command's submit time may be. A
+/// command is stamped when it is filled with the time of the previous
+/// doorbell (no clock read per command); a doorbell that comes more than
+/// this after the previous one restamps the commands it announces with its
+/// own time. So a timeout never fires more than this early, and under load
+/// (doorbells microseconds apart) no command is restamped.
+pub(crate) const STAMP_SLACK: Duration = Duration::from_millis(10);
 
 /// Who waits for a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,24 +35,24 @@ pub(crate) enum Owner {
     Internal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum State {
-    Free,
-    /// Written into the submission queue, doorbell not yet rung.
-    Filled,
-    /// Announced to the controller.
-    InFlight,
-}
+/// The `seq` of a free slot: above every fill number, so a free slot is
+/// never in flight (2^64 commands are never filled).
+const FREE: u64 = u64::MAX;
 
 #[derive(Debug)]
 struct Slot {
-    state: State,
     owner: Owner,
     tag: u64,
     buf: Option<DeviceBuf>,
     /// The command's opcode, for naming it in a timeout (one byte, not the
     /// name: the name is looked up only when a command times out).
     opcode: u8,
+    /// [`FREE`], or the fill number of the command written with this CID
+    /// (the count of commands filled before it): it is in flight once a
+    /// doorbell has announced it, when `seq` is below the slots'
+    /// `announced`. One comparison tells free, filled and in flight apart.
+    seq: u64,
+    /// The doorbell time of the command, or up to [`STAMP_SLACK`] before.
     submitted: Instant,
 }
 
@@ -59,8 +71,12 @@ pub(crate) struct CommandSlots {
     /// Free CIDs (a stack: the most recently freed is reused first, its slot
     /// still in cache). Capacity `count`, so pushes never allocate.
     free: Vec<u16>,
-    /// CIDs filled since the last doorbell.
-    filled: Vec<u16>,
+    /// Commands filled so far.
+    filled: u64,
+    /// Commands announced by doorbells so far: those whose `seq` is below.
+    announced: u64,
+    /// Time of the last doorbell, the submit time of commands filled now.
+    stamp: Instant,
     user_in_flight: usize,
 }
 
@@ -71,16 +87,18 @@ impl CommandSlots {
         CommandSlots {
             slots: (0..count)
                 .map(|_| Slot {
-                    state: State::Free,
                     owner: Owner::Internal,
                     tag: 0,
                     buf: None,
                     opcode: 0,
+                    seq: FREE,
                     submitted: now,
                 })
                 .collect(),
             free: (0..count).rev().collect(),
-            filled: Vec::with_capacity(count as usize),
+            filled: 0,
+            announced: 0,
+            stamp: now,
             user_in_flight: 0,
         }
     }
@@ -120,26 +138,50 @@ impl CommandSlots {
     #[inline]
     pub fn fill(&mut self, cid: u16, owner: Owner, tag: u64, opcode: u8, buf: Option<DeviceBuf>) {
         let s = &mut self.slots[cid as usize];
-        debug_assert_eq!(s.state, State::Free);
-        debug_assert!(s.buf.is_none());
-        s.state = State::Filled;
+        debug_assert_eq!(s.seq, FREE);
+        // A free slot holds no buffer (`retire` took it): the old value is
+        // None, and forgetting it spares a drop check per command.
+        let old = std::mem::replace(&mut s.buf, buf);
+        debug_assert!(old.is_none());
+        std::mem::forget(old);
         s.owner = owner;
         s.tag = tag;
         s.opcode = opcode;
-        s.buf = buf;
+        s.seq = self.filled;
+        s.submitted = self.stamp;
+        self.filled += 1;
         self.user_in_flight += usize::from(owner == Owner::User);
-        self.filled.push(cid);
     }
 
-    /// The doorbell for every filled command is about to be rung at `now`.
+    /// The doorbell for every filled command is about to be rung at `now`:
+    /// they are in flight from now on. Constant time unless the last
+    /// doorbell was more than [`STAMP_SLACK`] ago; then the commands it
+    /// announces get `now` as their submit time (a scan of the slots, after
+    /// an idle spell).
     #[inline]
     pub fn announce(&mut self, now: Instant) {
-        for &cid in &self.filled {
-            let s = &mut self.slots[cid as usize];
-            s.state = State::InFlight;
-            s.submitted = now;
+        if now.saturating_duration_since(self.stamp) > STAMP_SLACK {
+            self.restamp(now);
         }
-        self.filled.clear();
+        self.announced = self.filled;
+        self.stamp = now;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn restamp(&mut self, now: Instant) {
+        let announced = self.announced;
+        for s in &mut self.slots {
+            if s.seq != FREE && s.seq >= announced {
+                s.submitted = now;
+            }
+        }
+    }
+
+    /// Whether `s` is in flight: filled and announced.
+    #[inline]
+    fn in_flight(&self, s: &Slot) -> bool {
+        s.seq < self.announced
     }
 
     /// Whether a completion may name `cid`: it is in flight.
@@ -147,16 +189,16 @@ impl CommandSlots {
     pub fn is_in_flight(&self, cid: u16) -> bool {
         self.slots
             .get(cid as usize)
-            .is_some_and(|s| s.state == State::InFlight)
+            .is_some_and(|s| self.in_flight(s))
     }
 
     /// Free the in-flight `cid` (checked with [`Self::is_in_flight`]) and
     /// return what it held.
     #[inline]
     pub fn retire(&mut self, cid: u16) -> Finished {
+        debug_assert!(self.is_in_flight(cid));
         let s = &mut self.slots[cid as usize];
-        debug_assert_eq!(s.state, State::InFlight);
-        s.state = State::Free;
+        s.seq = FREE;
         self.user_in_flight -= usize::from(s.owner == Owner::User);
         let done = Finished {
             owner: s.owner,
@@ -171,7 +213,7 @@ impl CommandSlots {
     pub fn oldest(&self, owner: Owner) -> Option<(u8, Instant)> {
         self.slots
             .iter()
-            .filter(|s| s.state == State::InFlight && s.owner == owner)
+            .filter(|s| self.in_flight(s) && s.owner == owner)
             .min_by_key(|s| s.submitted)
             .map(|s| (s.opcode, s.submitted))
     }
@@ -207,5 +249,33 @@ mod tests {
         let c = s.alloc().unwrap();
         s.unalloc(c);
         assert_eq!(s.free_count(), 2);
+        // Filled after the doorbell: not in flight until the next one.
+        let d = s.alloc().unwrap();
+        s.fill(d, Owner::User, 11, 0x01, None);
+        assert!(!s.is_in_flight(d));
+        assert!(s.is_in_flight(b), "b stays in flight");
+        s.announce(Instant::now());
+        assert!(s.is_in_flight(d));
+    }
+
+    #[test]
+    fn submit_times_are_the_doorbells_within_the_slack() {
+        let mut s = CommandSlots::new(4);
+        let t0 = Instant::now();
+        s.announce(t0);
+        // A doorbell soon after the last: the command keeps the stamp it
+        // got when filled, the last doorbell's time.
+        let a = s.alloc().unwrap();
+        s.fill(a, Owner::User, 1, 0x02, None);
+        s.announce(t0 + STAMP_SLACK / 2);
+        assert_eq!(s.oldest(Owner::User), Some((0x02, t0)));
+        // A doorbell after an idle spell: its commands get its time, and
+        // those already in flight keep theirs.
+        let b = s.alloc().unwrap();
+        s.fill(b, Owner::Internal, 1, 0x06, None);
+        let t1 = t0 + STAMP_SLACK * 3;
+        s.announce(t1);
+        assert_eq!(s.oldest(Owner::Internal), Some((0x06, t1)));
+        assert_eq!(s.oldest(Owner::User), Some((0x02, t0)));
     }
 }
