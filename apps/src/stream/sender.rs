@@ -494,20 +494,29 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             let lap = read.lap as u32;
             // The disk offset of the next frame's first payload byte.
             let mut at = offset;
+            // The template, if this read's full-size frames fit it (all
+            // but the range's last frame and a read's shorter last one):
+            // tested once per read, not per frame.
+            let mut full = headers
+                .template
+                .as_ref()
+                .filter(|t| t.fits(lap, ppf as u32, 0))
+                .cloned();
+            let mut generation = headers.generation;
             let cut = batch.push_cut(buf, ppf, FRAME_HEADERS, offload, |slot, n| {
                 let offset = at;
                 at += n as u64;
-                let flags = if at == end { FLAG_LAST } else { 0 };
-                match &headers.template {
-                    Some(t) if t.fits(lap, n as u32, flags) => {
-                        if *slot.stamp == headers.generation {
+                match &full {
+                    Some(t) if n == ppf && at != end => {
+                        if *slot.stamp == generation {
                             t.patch(slot.bytes, offset);
                         } else {
                             t.write(slot.bytes, offset);
-                            *slot.stamp = headers.generation;
+                            *slot.stamp = generation;
                         }
                     }
                     _ => {
+                        let flags = if at == end { FLAG_LAST } else { 0 };
                         let fields = StreamHeader {
                             stream: self.id,
                             flags,
@@ -520,11 +529,13 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                         if n == ppf && flags == 0 {
                             // A new lap: a new template, and every slot's
                             // headers are from an older one.
-                            headers.generation += 1;
+                            generation += 1;
+                            headers.generation = generation;
                             let t = HeaderTemplate::new(&self.cfg.flow, &fields);
                             t.write(slot.bytes, offset);
+                            *slot.stamp = generation;
+                            full = Some(t.clone());
                             headers.template = Some(t);
-                            *slot.stamp = headers.generation;
                         } else {
                             build_headers(slot.bytes, &self.cfg.flow, &fields);
                             *slot.stamp = 0;

@@ -36,9 +36,10 @@ pub(crate) struct HeaderArea {
 /// Slot `i` of a header area, lent to the header callback of
 /// [`super::TxBatch::push_cut`] while its descriptor is being written.
 pub struct HeaderSlot<'a> {
-    /// The header bytes of the frame (exactly the header length of the
-    /// push): what the slot held before is still there.
-    pub bytes: &'a mut [u8],
+    /// The whole slot: the frame's header is its first `header_len` bytes
+    /// (the length given to the push; the NIC reads no more). What the
+    /// slot held before is still there.
+    pub bytes: &'a mut [u8; HEADER_SLOT],
     /// The writer's mark of what `bytes` holds: 0 for a new area, then
     /// whatever the writer last set (the queue never changes it).
     pub stamp: &'a mut u64,
@@ -65,10 +66,18 @@ impl HeaderArea {
     /// The area's bytes and stamps, taken once for a run of frames.
     #[inline(always)]
     pub(crate) fn view(&mut self) -> AreaView<'_> {
+        // Whole slots: the area is `slots * HEADER_SLOT` bytes.
+        let (slots, _) = self.mem.as_mut_slice().as_chunks_mut::<HEADER_SLOT>();
+        let stamps = &mut self.stamps[..];
+        // Both as long as the ring (a power of two): a ring index masked
+        // with `mask` is in both, with no check per frame.
+        let mask = stamps.len() - 1;
+        assert!(slots.len() > mask && stamps.len() > mask);
         AreaView {
             iova: self.iova,
-            bytes: self.mem.as_mut_slice(),
-            stamps: &mut self.stamps,
+            mask,
+            slots,
+            stamps,
         }
     }
 
@@ -88,23 +97,22 @@ impl HeaderArea {
 /// A header area borrowed for one run of frames.
 pub(crate) struct AreaView<'a> {
     iova: u64,
-    bytes: &'a mut [u8],
+    mask: usize,
+    slots: &'a mut [[u8; HEADER_SLOT]],
     stamps: &'a mut [u64],
 }
 
 impl AreaView<'_> {
-    /// Slot `i` (a ring index, below the ring size), its first `len`
-    /// bytes (`len` at most [`HEADER_SLOT`], checked by the caller once per
-    /// run), and its IOVA.
+    /// Slot `i` (a ring index) and its IOVA.
     #[inline(always)]
-    pub(crate) fn slot(&mut self, i: usize, len: usize) -> (HeaderSlot<'_>, u64) {
-        let at = i * HEADER_SLOT;
+    pub(crate) fn slot(&mut self, i: usize) -> (HeaderSlot<'_>, u64) {
+        let i = i & self.mask;
         (
             HeaderSlot {
-                bytes: &mut self.bytes[at..at + len],
+                bytes: &mut self.slots[i],
                 stamp: &mut self.stamps[i],
             },
-            self.iova + at as u64,
+            self.iova + (i * HEADER_SLOT) as u64,
         )
     }
 }

@@ -979,10 +979,14 @@ fn tx_cut_payload_is_held_by_its_last_piece() {
     // each header written into the slot of its descriptor.
     let rest = batch
         .push_cut(payload, 400, 42, udp, |slot, len| {
-            assert_eq!((slot.bytes.len(), *slot.stamp), (42, 0), "a new area");
+            assert_eq!(
+                (slot.bytes.len(), *slot.stamp),
+                (HEADER_SLOT, 0),
+                "a new area"
+            );
             lens.push(len);
             stamp += 1;
-            slot.bytes.fill(stamp as u8);
+            slot.bytes[..42].fill(stamp as u8);
             *slot.stamp = stamp;
             Ok::<_, ()>(())
         })

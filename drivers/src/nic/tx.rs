@@ -313,9 +313,11 @@ pub struct TxQueue<R: RegisterAccess> {
     /// The pools of the buffers in `devs`, to return them to when no cache
     /// of theirs is at hand.
     index_pools: Vec<Pool>,
-    /// Descriptors in flight that hold a `slots` buffer: cleanup looks at
-    /// `slots` only when some do.
-    bufs_in_flight: usize,
+    /// The in-flight descriptors that hold a `slots` buffer, oldest first
+    /// (ring order): cleanup visits only these, not every slot of the
+    /// range (a run of cut frames holds one buffer in 2 x 90-odd
+    /// descriptors).
+    held: Marks,
     rs_marks: Marks,
     /// Tagged frames in flight, oldest first ([`TxBatch::tag_last`]): the
     /// count of descriptors taken when the frame's last one was, and the
@@ -359,7 +361,7 @@ impl<R: RegisterAccess> TxQueue<R> {
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
             index_pools: Vec::new(),
-            bufs_in_flight: 0,
+            held: Marks::new(size),
             rs_marks: Marks::new(size),
             tags: VecDeque::with_capacity(size),
             next_use: 0,
@@ -605,7 +607,7 @@ impl<R: RegisterAccess> TxQueue<R> {
         self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
         debug_assert!(self.devs[i].is_none());
         put_slot(&mut self.slots[i], buf.into_device());
-        self.bufs_in_flight += 1;
+        self.held.push(i);
     }
 
     /// Let descriptor `i` (written, its slot empty) hold `buf` until it is
@@ -614,7 +616,7 @@ impl<R: RegisterAccess> TxQueue<R> {
     fn hold(&mut self, i: usize, buf: Buf) {
         debug_assert!(self.devs[i].is_none());
         put_slot(&mut self.slots[i], buf.into_device());
-        self.bufs_in_flight += 1;
+        self.held.push(i);
     }
 
     /// Reclaim the descriptors the device has finished (in RS groups of up
@@ -713,34 +715,32 @@ impl<R: RegisterAccess> TxQueue<R> {
         cleaned
     }
 
-    /// Hand the buffers of finished descriptors `range` to `sink`: the
-    /// forwarded ones (indices) in one pass, then, only if any descriptor
-    /// in flight holds a CPU buffer or the sink left an index, the rest.
+    /// Hand the buffers of finished descriptors `range` (one piece, not
+    /// going round) to `sink`: the forwarded ones (indices) in one pass,
+    /// the rest of them home if the sink left any, then the CPU buffers
+    /// of the descriptors in `held` that fall in the range (held ones are
+    /// in ring order, so they are at its front).
     #[inline(always)]
     fn release(&mut self, range: std::ops::Range<usize>, sink: &mut impl Sink) {
-        let left = sink.devices(&mut self.devs[range.clone()]);
-        if left == 0 {
-            if self.bufs_in_flight == 0 {
-                return;
-            }
-            // Only CPU buffers are left: one pass over their slots, sliced
-            // once (no bounds check per slot).
-            let mut back = 0;
-            for slot in &mut self.slots[range] {
-                if let Some(dev) = slot.take() {
-                    back += 1;
-                    sink.buf(dev.reclaim());
+        // No index is in flight on a queue that never took any.
+        let left = if self.index_pools.is_empty() {
+            0
+        } else {
+            sink.devices(&mut self.devs[range.clone()])
+        };
+        if left != 0 {
+            for dev in &mut self.devs[range.clone()] {
+                if let Some(dev) = dev.take() {
+                    send_home(&self.index_pools, dev);
                 }
             }
-            self.bufs_in_flight -= back;
-            return;
         }
-        for i in range {
-            if let Some(dev) = self.devs[i].take() {
-                send_home(&self.index_pools, dev);
+        while let Some(i) = self.held.front() {
+            if !range.contains(&i) {
+                break;
             }
+            self.held.pop();
             if let Some(dev) = self.slots[i].take() {
-                self.bufs_in_flight -= 1;
                 sink.buf(dev.reclaim());
             }
         }
@@ -1104,6 +1104,7 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
     /// Queue frames cut from `payload`, in order, for as long as the ring
     /// has room: each a header of `header_len` bytes in the queue's header
     /// area ([`TxQueue::add_header_area`]), written by `header(slot, len)`
+    /// into the slot's first `header_len` bytes
     /// just before its frame goes in (`len`: the frame's payload bytes),
     /// then the next at most `piece` bytes of `payload`, with `offload`.
     ///
@@ -1193,23 +1194,37 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
         let mut view = area.view();
         let mut off = 0;
         let mut sent = 0;
+        // Frames of `piece` bytes, then the shorter last one if it fits:
+        // the words of both worked out once.
+        let whole = (total / piece).min(fit);
+        let full = (
+            piece,
+            data_cmd(piece as u32, true),
+            data_olinfo((header_len + piece) as u32, popts),
+        );
+        let last_len = total - (total / piece) * piece;
+        let short = (
+            last_len,
+            data_cmd(last_len as u32, true),
+            data_olinfo((header_len + last_len) as u32, popts),
+        );
         let mut result = Ok(());
         while sent < fit {
-            let len = piece.min(total - off);
-            let (slot, head_iova) = view.slot(i, header_len);
+            let (len, cmd, olinfo) = if sent < whole { full } else { short };
+            // The header into the slot of its descriptor, then both
+            // descriptors.
+            let (slot, head_iova) = view.slot(i);
             if let Err(e) = header(slot, len) {
                 result = Err(CutError::Header(e));
                 break;
             }
-            let olinfo = data_olinfo((header_len + len) as u32, popts);
             let h = ring.desc(i);
             h.write_u64(ADDR, head_iova);
             h.write_u64(CMD_TYPE_LEN, data_hi(head_cmd, olinfo));
             let p = (i + 1) & mask;
             since += 2;
-            let rs = since >= RS_EVERY;
-            let mut cmd = data_cmd(len as u32, true);
-            if rs {
+            let mut cmd = cmd;
+            if since >= RS_EVERY {
                 cmd |= cmd_type_len::RS.bit();
                 since = 0;
                 q.rs_marks.push(p);
