@@ -6,7 +6,7 @@
 
 use apps::net::Flow;
 use apps::stream::sender::{Shared, StreamConfig, Worker, WorkerReport};
-use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED};
+use apps::stream::{pattern_fill, Expect, Verifier, DEFAULT_SEED, FRAME_HEADERS};
 use dma::{EmuIommu, RegionOptions};
 use drivers::nic::{Chip, Nic, NicOptions};
 use drivers::nvme::{NvmeController, NvmeOptions};
@@ -14,7 +14,7 @@ use drivers::trace::{DeviceInfo, DeviceKind, Kind, Tracer};
 use emu::nic::{EmuNic, NicModelConfig, NicPoller};
 use emu::nvme::{EmuNvme, Fault, NamespaceConfig, NvmeModelConfig};
 use emu::wire::PairWire;
-use emu::{RunMode, TraceEvent};
+use emu::RunMode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -226,15 +226,32 @@ fn trace_drive(r: &Rig) -> Arc<Tracer> {
     tracer
 }
 
-/// The (start, end) of every data run the drive wrote to host memory.
-fn drive_writes(tracer: &Tracer) -> Vec<(u64, u64)> {
+/// Record the sending port model's events from now on, in a tracer of
+/// its own.
+fn trace_nic(r: &Rig, chip: Chip) -> Arc<Tracer> {
+    let tracer = Tracer::new(drivers::trace::DEFAULT_CAPACITY);
+    let tap = tracer.device(DeviceInfo {
+        name: "emu:tx".into(),
+        kind: match chip {
+            Chip::X82599 => DeviceKind::Ixgbe,
+            _ => DeviceKind::Igb,
+        },
+        emulated: true,
+    });
+    assert!(r.tx_emu.set_tap(tap));
+    tracer
+}
+
+/// The (start, end) of every DMA of `kind` the traced device did (the
+/// drive's writes to host memory, the port's reads of frame segments).
+fn dma_runs(tracer: &Tracer, kind: Kind) -> Vec<(u64, u64)> {
     let ev = tracer.drain();
     assert!(
         ev.iter().all(|e| e.kind != Kind::Truncated),
-        "the drive's trace was cut short"
+        "the trace was cut short"
     );
     ev.iter()
-        .filter(|e| e.kind == Kind::DmaWrite)
+        .filter(|e| e.kind == kind)
         .map(|e| (e.addr, e.addr + u64::from(e.len)))
         .collect()
 }
@@ -272,7 +289,7 @@ fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
     ] {
         let r = rig_with(chip, mtu, NvmeOptions::default().command_timeout, mode);
         let drive = trace_drive(&r);
-        r.tx_emu.trace().set_enabled(true);
+        let nic = trace_nic(&r, chip);
         // Blocks 3.. to 5 blocks before the end: no buffer boundary.
         let cfg = config(3 * 512, SIZE - 8 * 512, mtu);
         let (reports, v, pools, cpu_writes) = stream(&r, &cfg, 2);
@@ -284,20 +301,24 @@ fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
             cpu_writes, 0,
             "the CPU took a writable slice of a read buffer"
         );
-        let nvme_writes = merged(drive_writes(&drive));
+        let nvme_writes = merged(dma_runs(&drive, Kind::DmaWrite));
         let in_pools = |iova: u64| pools.iter().any(|&(b, l)| iova >= b && iova < b + l);
         let mut payload = 0u64;
         let mut reads = 0u64;
-        for e in r.tx_emu.trace().take() {
-            if let TraceEvent::DmaRead { iova, len } = e {
-                if in_pools(iova) {
-                    reads += 1;
-                    payload += len as u64;
-                    assert!(
-                        covered(&nvme_writes, iova, iova + len as u64),
-                        "NIC read {len} bytes at {iova:#x}, which the drive had not written"
-                    );
-                }
+        // Every other segment the port read is a frame's headers.
+        let mut headers = 0u64;
+        for (iova, end) in dma_runs(&nic, Kind::DmaRead) {
+            let len = end - iova;
+            if in_pools(iova) {
+                reads += 1;
+                payload += len;
+                assert!(
+                    covered(&nvme_writes, iova, end),
+                    "NIC read {len} bytes at {iova:#x}, which the drive had not written"
+                );
+            } else {
+                headers += 1;
+                assert_eq!(len, FRAME_HEADERS as u64, "a header read at {iova:#x}");
             }
         }
         assert_eq!(
@@ -305,6 +326,7 @@ fn payload_goes_from_drive_dma_to_nic_dma_without_the_cpu() {
             "{chip:?}: the NIC read every payload byte from the read buffers, once"
         );
         assert_eq!(reads, rep.frames, "one payload read per frame");
+        assert_eq!(headers, rep.frames, "one header read per frame");
     }
 }
 
@@ -321,7 +343,7 @@ fn an_odd_byte_range_goes_from_the_read_buffers_without_a_copy() {
     ] {
         let r = rig_with(chip, mtu, NvmeOptions::default().command_timeout, mode);
         let drive = trace_drive(&r);
-        r.tx_emu.trace().set_enabled(true);
+        let nic = trace_nic(&r, chip);
         let mut cfg = config(511, SIZE - 511 - 3, mtu);
         cfg.io_size = 4096;
         let (reports, v, pools, cpu_writes) = stream(&r, &cfg, 2);
@@ -338,25 +360,29 @@ fn an_odd_byte_range_goes_from_the_read_buffers_without_a_copy() {
         // Whole blocks read: every 4 KiB of the drive, one read each.
         let ios: u64 = reports.iter().map(|w| w.ios).sum();
         assert_eq!(ios, SIZE / 4096);
-        let nvme_writes = merged(drive_writes(&drive));
+        let nvme_writes = merged(dma_runs(&drive, Kind::DmaWrite));
         let in_pools = |iova: u64| pools.iter().any(|&(b, l)| iova >= b && iova < b + l);
         let mut payload = 0u64;
         let mut reads = 0u64;
+        // Every other segment the port read is a frame's headers.
+        let mut headers = 0u64;
         // (frames starting at byte 511 of a 4 KiB read buffer, frames
         // ending 3 bytes short of one): only the range's first and last.
         let (mut heads, mut tails) = (0u64, 0u64);
-        for e in r.tx_emu.trace().take() {
-            if let TraceEvent::DmaRead { iova, len } = e {
-                if in_pools(iova) {
-                    reads += 1;
-                    payload += len as u64;
-                    heads += u64::from(iova % 4096 == 511);
-                    tails += u64::from((iova + len as u64) % 4096 == 4093);
-                    assert!(
-                        covered(&nvme_writes, iova, iova + len as u64),
-                        "NIC read {len} bytes at {iova:#x}, which the drive had not written"
-                    );
-                }
+        for (iova, end) in dma_runs(&nic, Kind::DmaRead) {
+            let len = end - iova;
+            if in_pools(iova) {
+                reads += 1;
+                payload += len;
+                heads += u64::from(iova % 4096 == 511);
+                tails += u64::from(end % 4096 == 4093);
+                assert!(
+                    covered(&nvme_writes, iova, end),
+                    "NIC read {len} bytes at {iova:#x}, which the drive had not written"
+                );
+            } else {
+                headers += 1;
+                assert_eq!(len, FRAME_HEADERS as u64, "a header read at {iova:#x}");
             }
         }
         assert_eq!(
@@ -364,6 +390,7 @@ fn an_odd_byte_range_goes_from_the_read_buffers_without_a_copy() {
             "{chip:?}: only the range's bytes went out"
         );
         assert_eq!(reads, rep.frames, "one payload read per frame");
+        assert_eq!(headers, rep.frames, "one header read per frame");
         assert_eq!(
             (heads, tails),
             (1, 1),

@@ -1,6 +1,6 @@
 #![forbid(unsafe_code)]
 
-use super::{EmuPciFunction, Trace, TraceEvent};
+use super::EmuPciFunction;
 use dma::{EmuIommu, IommuFault};
 use drivers::trace::Tap;
 use std::fmt;
@@ -38,24 +38,24 @@ impl From<IommuFault> for DmaError {
 }
 
 /// How a device model reaches memory: through the emulated IOMMU only, gated
-/// by the bus-master bit, with every access in the trace.
+/// by the bus-master bit. The models record their accesses in the
+/// descriptor trace through [`DeviceDma::tap`], with what each access was
+/// for (buffer, descriptor, completion).
 #[derive(Clone)]
 pub struct DeviceDma {
     iommu: Arc<EmuIommu>,
     pci: Arc<EmuPciFunction>,
-    trace: Arc<Trace>,
     /// The descriptor trace's tap, set once by whoever opens the device and
     /// shared by every clone (see [`DeviceDma::set_tap`]).
     tap: Arc<OnceLock<Tap>>,
 }
 
 impl DeviceDma {
-    /// DMA of the function `pci` through `iommu`, recorded in `trace`.
-    pub fn new(iommu: Arc<EmuIommu>, pci: Arc<EmuPciFunction>, trace: Arc<Trace>) -> Self {
+    /// DMA of the function `pci` through `iommu`.
+    pub fn new(iommu: Arc<EmuIommu>, pci: Arc<EmuPciFunction>) -> Self {
         DeviceDma {
             iommu,
             pci,
-            trace,
             tap: Arc::new(OnceLock::new()),
         }
     }
@@ -71,11 +71,6 @@ impl DeviceDma {
     #[inline]
     pub fn tap(&self) -> &Tap {
         self.tap.get().unwrap_or(&Tap::OFF)
-    }
-
-    /// The trace.
-    pub fn trace(&self) -> &Arc<Trace> {
-        &self.trace
     }
 
     /// The PCI function.
@@ -97,8 +92,7 @@ impl DeviceDma {
         }
     }
 
-    fn fault(&self, e: IommuFault) -> DmaError {
-        self.trace.record(|| TraceEvent::Fault(e));
+    fn fault(e: IommuFault) -> DmaError {
         DmaError::Fault(e)
     }
 
@@ -106,24 +100,14 @@ impl DeviceDma {
     #[inline]
     pub fn read(&self, iova: u64, dst: &mut [u8]) -> Result<(), DmaError> {
         self.gate()?;
-        self.iommu.read(iova, dst).map_err(|e| self.fault(e))?;
-        self.trace.record(|| TraceEvent::DmaRead {
-            iova,
-            len: dst.len(),
-        });
-        Ok(())
+        self.iommu.read(iova, dst).map_err(Self::fault)
     }
 
     /// DMA write of `src` at `iova`.
     #[inline]
     pub fn write(&self, iova: u64, src: &[u8]) -> Result<(), DmaError> {
         self.gate()?;
-        self.iommu.write(iova, src).map_err(|e| self.fault(e))?;
-        self.trace.record(|| TraceEvent::DmaWrite {
-            iova,
-            len: src.len(),
-        });
-        Ok(())
+        self.iommu.write(iova, src).map_err(Self::fault)
     }
 
     /// DMA write of one dword with release ordering (the phase/done dword, written last).
@@ -132,8 +116,6 @@ impl DeviceDma {
         self.gate()?;
         self.iommu
             .store_u32_release(iova, value)
-            .map_err(|e| self.fault(e))?;
-        self.trace.record(|| TraceEvent::DmaWrite { iova, len: 4 });
-        Ok(())
+            .map_err(Self::fault)
     }
 }

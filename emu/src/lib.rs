@@ -1,7 +1,7 @@
 //! The emulated backend: everything that lets the drivers run with no
 //! hardware. An emulated PCI function whose BAR0 is an MMIO handler
 //! ([`EmuBar`], [`MmioDevice`]), DMA that goes only through the emulated
-//! IOMMU ([`DeviceDma`]), a trace of device events ([`Trace`]), the two ways
+//! IOMMU ([`DeviceDma`]), the two ways
 //! to run a device model ([`RunMode`]: inline and threaded), the device
 //! models themselves ([`nvme`]: the NVMe controller; [`nic`]: the igb and
 //! ixgbe ports) and the wires the NIC ports are plugged into ([`wire`]), and the pcap
@@ -18,7 +18,6 @@ mod device_dma;
 mod pci;
 mod ram_chunk;
 mod runner;
-mod trace;
 
 pub mod nic;
 pub mod nvme;
@@ -29,4 +28,3 @@ pub use bar::{EmuBar, MmioDevice, StepHook};
 pub use device_dma::{DeviceDma, DmaError};
 pub use pci::{EmuPciFunction, PciIds};
 pub use runner::{DeviceThread, DeviceWaker, Pollable, RunMode};
-pub use trace::{Trace, TraceEvent};

@@ -205,6 +205,15 @@ impl HeaderTemplate {
         out[at].copy_from_slice(&offset.to_be_bytes());
         FRAME_HEADERS
     }
+
+    /// Patch the offset of headers this template wrote into
+    /// `buf[..FRAME_HEADERS]` earlier ([`Self::write`]): the same headers
+    /// for the frame at disk byte `offset`, without copying the rest.
+    #[inline]
+    pub fn patch(&self, buf: &mut [u8], offset: u64) {
+        let at = PAYLOAD + field::OFFSET.start..PAYLOAD + field::OFFSET.end;
+        buf[at].copy_from_slice(&offset.to_be_bytes());
+    }
 }
 
 /// How a frame that claims to be a stream frame is damaged.

@@ -1,7 +1,8 @@
 //! The disk-to-wire engine of `blkfwd`: NVMe reads into DMA buffers, each
 //! buffer cut into frames whose TX descriptors are a small header (built by
-//! the CPU in a header buffer) and a payload piece of the read buffer (DMA
-//! by the drive, DMA by the NIC: the CPU never touches a payload byte).
+//! the CPU in the TX queue's header area, one slot per descriptor) and a
+//! payload piece of the read buffer (DMA by the drive, DMA by the NIC: the
+//! CPU never touches a payload byte).
 //!
 //! One [`Worker`] per thread owns one NVMe queue pair and one NIC TX queue.
 //! Workers take I/O-sized chunks of the range from a shared counter, so
@@ -15,11 +16,12 @@ use crate::stream::{
     build_headers, payload_per_frame, HeaderTemplate, StreamHeader, FLAG_LAST, FRAME_HEADERS,
 };
 use crate::AppResult;
-use dma::{Buf, Pool, PoolCache, RegionOptions};
+use dma::{Buf, Pool, RegionOptions};
 use drivers::nic::{CutError, LinkProbe, LinkStatus, Nic, Offload, TxQueue};
 use drivers::nvme::{Completion, IoQueuePair, NvmeController, NvmeStatus};
 use drivers::regs::RegisterAccess;
 use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -314,8 +316,9 @@ pub fn check_config<RN: RegisterAccess, RC: RegisterAccess>(
     Ok(block)
 }
 
-/// One thread's part: an NVMe queue pair, a TX queue, a read pool and a
-/// header pool.
+/// One thread's part: an NVMe queue pair, a TX queue (with its header
+/// area: frame headers are written into one slot per descriptor) and a
+/// read pool.
 pub struct Worker<RN: RegisterAccess, RC: RegisterAccess> {
     id: u16,
     cfg: StreamConfig,
@@ -327,7 +330,6 @@ pub struct Worker<RN: RegisterAccess, RC: RegisterAccess> {
     /// finishing frames is explained with it.
     link: LinkProbe<RC>,
     reads: Pool,
-    headers: PoolCache,
     shared: Arc<Shared>,
 }
 
@@ -347,7 +349,9 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         let block = check_config(cfg, ctrl, nic)?;
         let depth = (cfg.queue_depth + 1).min(ctrl.queue_limit() as usize) as u16;
         let ioq = ctrl.create_io_queue_pair(depth)?;
-        let txq = nic.tx_queue(queue)?;
+        let mut txq = nic.tx_queue(queue)?;
+        txq.add_header_area(region)
+            .map_err(|e| format!("TX header area: {e}"))?;
         let buf_size = (cfg.io_size + 4095) & !4095;
         let reads =
             Pool::new(ctrl.mapper().clone(), cfg.read_buffers, buf_size, region).map_err(|e| {
@@ -356,11 +360,6 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     cfg.read_buffers
                 )
             })?;
-        let frames_per_read = cfg.io_size.div_ceil(payload_per_frame(cfg.mtu));
-        let header_count = cfg.read_buffers * frames_per_read + txq.ring_size();
-        let headers = Pool::new(ctrl.mapper().clone(), header_count, 128, region)
-            .map_err(|e| format!("header buffers ({header_count} x 128 bytes): {e}"))?
-            .cache(header_count);
         shared.block.store(block, Ordering::Relaxed);
         Ok(Worker {
             id,
@@ -370,7 +369,6 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             txq,
             link: nic.link_probe(),
             reads,
-            headers,
             shared,
         })
     }
@@ -469,15 +467,18 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
     }
 
     /// Put frames of the ready reads into the TX ring while it has room:
-    /// each frame is a header buffer (written by the CPU, from a template
-    /// for full-size frames) and a payload piece of the read buffer (never
-    /// touched by the CPU; [`drivers::nic::TxBatch::push_cut`]: the read
-    /// buffer is held by its last frame's descriptor, no handle per piece). A read whose last frame went in moves to
-    /// `reads.queued`, its last frame tagged. Returns the frames queued.
+    /// each frame is a header in the TX queue's header area (written by
+    /// the CPU, from a template for full-size frames: a slot that already
+    /// holds the current template's headers only gets its offset patched)
+    /// and a payload piece of the read buffer (never touched by the CPU;
+    /// [`drivers::nic::TxBatch::push_cut`]: the read buffer is held by its
+    /// last frame's descriptor, no handle per piece). A read whose last
+    /// frame went in moves to `reads.queued`, its last frame tagged.
+    /// Returns the frames queued.
     fn send_ready(
         &mut self,
         reads: &mut Reads,
-        template: &mut Option<HeaderTemplate>,
+        headers: &mut Headers,
         rep: &mut WorkerReport,
     ) -> AppResult<usize> {
         let ppf = payload_per_frame(self.cfg.mtu);
@@ -493,18 +494,29 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             let lap = read.lap as u32;
             // The disk offset of the next frame's first payload byte.
             let mut at = offset;
-            let headers = &mut self.headers;
-            let cut = batch.push_cut(buf, ppf, offload, |n| {
-                let mut h = headers.alloc().ok_or(
-                    "out of header buffers (a bug: the header pool is sized for every frame)",
-                )?;
+            // The template, if this read's full-size frames fit it (all
+            // but the range's last frame and a read's shorter last one):
+            // tested once per read, not per frame.
+            let mut full = headers
+                .template
+                .as_ref()
+                .filter(|t| t.fits(lap, ppf as u32, 0))
+                .cloned();
+            let mut generation = headers.generation;
+            let cut = batch.push_cut(buf, ppf, FRAME_HEADERS, offload, |slot, n| {
                 let offset = at;
                 at += n as u64;
-                let flags = if at == end { FLAG_LAST } else { 0 };
-                let hdr = h.as_mut_slice();
-                let len = match template {
-                    Some(t) if t.fits(lap, n as u32, flags) => t.write(hdr, offset),
+                match &full {
+                    Some(t) if n == ppf && at != end => {
+                        if *slot.stamp == generation {
+                            t.patch(slot.bytes, offset);
+                        } else {
+                            t.write(slot.bytes, offset);
+                            *slot.stamp = generation;
+                        }
+                    }
                     _ => {
+                        let flags = if at == end { FLAG_LAST } else { 0 };
                         let fields = StreamHeader {
                             stream: self.id,
                             flags,
@@ -515,17 +527,22 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                             end,
                         };
                         if n == ppf && flags == 0 {
-                            // A new lap: a new template.
-                            let t = template.insert(HeaderTemplate::new(&self.cfg.flow, &fields));
-                            t.write(hdr, offset)
+                            // A new lap: a new template, and every slot's
+                            // headers are from an older one.
+                            generation += 1;
+                            headers.generation = generation;
+                            let t = HeaderTemplate::new(&self.cfg.flow, &fields);
+                            t.write(slot.bytes, offset);
+                            *slot.stamp = generation;
+                            full = Some(t.clone());
+                            headers.template = Some(t);
                         } else {
-                            build_headers(hdr, &self.cfg.flow, &fields)
+                            build_headers(slot.bytes, &self.cfg.flow, &fields);
+                            *slot.stamp = 0;
                         }
                     }
-                };
-                debug_assert_eq!(len, FRAME_HEADERS);
-                h.set_len(len);
-                Ok::<Buf, &str>(h)
+                }
+                Ok::<(), Infallible>(())
             });
             match cut {
                 Ok(None) => {
@@ -546,7 +563,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     });
                     break;
                 }
-                Err(CutError::Header(e)) => return Err(e.into()),
+                Err(CutError::Header(e)) => match e {},
                 Err(CutError::Invalid(e)) => {
                     // Pieces already queued go out; the whole read is
                     // listed, so nothing is lost silently.
@@ -557,6 +574,16 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
         }
         Ok(batch.commit())
     }
+}
+
+/// The header template of the frames being sent, and its generation: the
+/// stamp ([`drivers::nic::HeaderSlot::stamp`]) of a header slot that holds
+/// this template's headers (0, which no template has, marks one that does
+/// not).
+#[derive(Default)]
+struct Headers {
+    template: Option<HeaderTemplate>,
+    generation: u64,
 }
 
 /// What [`Sender::housekeep`] found.
@@ -633,7 +660,7 @@ impl Idle {
 /// loop: [`Self::issue_reads`] (reads while buffers, queue slots and the
 /// rate allow), [`Self::collect`] (completed reads become frames to send,
 /// failed ones are retried or listed), [`Self::reap`] (the NIC's finished
-/// frames: header buffers back, reads whose last frame went out counted
+/// frames: read buffers back, reads whose last frame went out counted
 /// sent), [`Self::send`] (frames built and pushed into the TX ring, one
 /// tail write), and when a pass did nothing, [`Self::housekeep`] (drive
 /// timeouts, the link, a stalled NIC) and [`Self::wait`].
@@ -642,7 +669,7 @@ struct Sender<RN: RegisterAccess, RC: RegisterAccess> {
     rep: WorkerReport,
     reads: Reads,
     /// The headers of the run of full-size frames being sent.
-    template: Option<HeaderTemplate>,
+    headers: Headers,
     /// Start of the rate limit's clock.
     rate_start: Instant,
     idle: Idle,
@@ -658,7 +685,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Sender<RN, RC> {
                 ..WorkerReport::default()
             },
             reads: Reads::default(),
-            template: None,
+            headers: Headers::default(),
             rate_start: Instant::now(),
             idle: Idle {
                 tx_idle_since: None,
@@ -810,16 +837,14 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Sender<RN, RC> {
         Ok(progress)
     }
 
-    /// The NIC's finished frames: their header buffers straight back to
-    /// the header cache (before new frames go in: a batch short of room
-    /// would otherwise make it by dropping them into the shared pool, and
-    /// the cache would fetch them back from there), their payload pieces
-    /// to the read pool, and each read whose last frame's tag comes back
-    /// counted as sent. True if any descriptor was reclaimed.
+    /// The NIC's finished frames: their read buffers back to the read
+    /// pool (their headers are in the TX queue's header area: nothing to
+    /// give back), and each read whose last frame's tag comes back counted
+    /// as sent. True if any descriptor was reclaimed.
     fn reap(&mut self) -> bool {
         let queued = &mut self.reads.queued;
         let rep = &mut self.rep;
-        let cleaned = self.w.txq.clean_tagged(&mut self.w.headers, |tag| {
+        let cleaned = self.w.txq.clean_sent(|tag| {
             // Tags come back in the order they were given.
             while let Some(&(t, read)) = queued.front() {
                 if t > tag {
@@ -843,7 +868,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Sender<RN, RC> {
         }
         let sent = self
             .w
-            .send_ready(&mut self.reads, &mut self.template, &mut self.rep)?;
+            .send_ready(&mut self.reads, &mut self.headers, &mut self.rep)?;
         if sent > 0 {
             self.idle.tx_idle_since = None;
             self.w

@@ -74,6 +74,8 @@ pub enum NicError {
     InvalidOffload(String),
     /// Options that cannot work (ring size, buffer size, queue count...).
     InvalidOptions(String),
+    /// [`super::TxBatch::push_cut`] on a TX queue without a header area.
+    NoHeaderArea,
     /// The device wrote something impossible (a length beyond the buffer, a
     /// MAC address that is not unicast...). The device is not trusted; the
     /// driver stopped using what it wrote.
@@ -152,6 +154,11 @@ impl fmt::Display for NicError {
                 write!(f, "checksum offload parameters not possible: {why}; fix the header lengths")
             }
             NicError::InvalidOptions(why) => write!(f, "invalid NIC options: {why}"),
+            NicError::NoHeaderArea => write!(
+                f,
+                "cutting frames needs the TX queue's header area: call \
+                 TxQueue::add_header_area first"
+            ),
             NicError::DeviceMisbehaved(what) => write!(
                 f,
                 "NIC misbehaved: {what}; this is a device (or device model) bug: reset the device"

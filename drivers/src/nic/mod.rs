@@ -12,9 +12,12 @@
 //!      rx_batch(&mut out, max)          validated write-backs, batch refill, one RDT write
 //!   .tx_queue(q) -> TxQueue
 //!      batch() -> TxBatch               the one way to send: push / push_pair / push_buf,
-//!                                       tag_last, commit (one TDT write); RS every 32,
-//!                                       context on change; tx_batch / tx_bufs loop over it
+//!                                       push_cut, tag_last, commit (one TDT write); RS
+//!                                       every 32, context on change; tx_batch / tx_bufs
+//!                                       loop over it
+//!      add_header_area(opts)            one header slot per descriptor (push_cut's headers)
 //!      clean_tagged(cache, sent)        cleanup that hands back the tags of sent frames
+//!      clean_sent(sent)                 the same, every buffer to its own pool
 //!      clean() / clean_into(cache)      RS-group cleanup, buffers back to their pools
 //!   forward(&mut rx, &mut tx, max)      received buffers straight to TX descriptors, as
 //!                                       indices: no CPU handle, no copy, bursts of 32
@@ -36,6 +39,7 @@ mod chip;
 mod desc;
 mod error;
 mod forward;
+mod headers;
 mod igb;
 mod ixgbe;
 mod offload;
@@ -50,6 +54,7 @@ mod tx;
 pub use chip::Chip;
 pub use error::NicError;
 pub use forward::{forward, Forwarded};
+pub use headers::{HeaderSlot, HEADER_SLOT};
 pub use offload::Offload;
 pub use options::NicOptions;
 pub use port::{LinkProbe, Nic};

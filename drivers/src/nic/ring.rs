@@ -173,6 +173,12 @@ impl DescRing {
         }
     }
 
+    /// The mapper of the ring's memory (the one the device reaches
+    /// memory through).
+    pub(crate) fn mapper(&self) -> &Arc<dyn Mapper> {
+        self.mem.mapper()
+    }
+
     /// Number of descriptors.
     #[inline(always)]
     pub(crate) fn size(&self) -> usize {

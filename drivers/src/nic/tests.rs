@@ -956,53 +956,137 @@ fn tx_cut_payload_is_held_by_its_last_piece() {
         l2_len: 14,
         l3_len: 20,
     };
+    // No header area yet: refused, nothing written.
+    let e = q
+        .batch()
+        .push_cut(buf_with(&pool, &[1; 100]), 40, 42, udp, |_, _| {
+            Ok::<_, ()>(())
+        })
+        .unwrap_err();
+    assert!(
+        matches!(e, CutError::Invalid(NicError::NoHeaderArea)),
+        "{e:?}"
+    );
+    assert_eq!(q.indices().1, 0);
+    q.add_header_area(dma::RegionOptions::EMULATED).unwrap();
+
     let payload = buf_with(&pool, &[7; 1000]);
     let base = payload.iova();
     let mut lens = Vec::new();
+    let mut stamp = 0;
     let mut batch = q.batch();
-    // A context, then 3 frames of 2 descriptors: 400 + 400 + 200 bytes.
+    // A context, then 3 frames of 2 descriptors: 400 + 400 + 200 bytes,
+    // each header written into the slot of its descriptor.
     let rest = batch
-        .push_cut(payload, 400, udp, |len| {
+        .push_cut(payload, 400, 42, udp, |slot, len| {
+            assert_eq!(
+                (slot.bytes.len(), *slot.stamp),
+                (HEADER_SLOT, 0),
+                "a new area"
+            );
             lens.push(len);
-            Ok::<_, ()>(buf_with(&pool, &[0; 42]))
+            stamp += 1;
+            slot.bytes[..42].fill(stamp as u8);
+            *slot.stamp = stamp;
+            Ok::<_, ()>(())
         })
         .unwrap();
     assert!(rest.is_none());
     assert_eq!(batch.commit(), 3);
     assert_eq!(lens, [400, 400, 200]);
     use txd::cmd_type_len as c;
-    for (k, i) in [2usize, 4, 6].into_iter().enumerate() {
-        let d = tx_desc(&r, i);
+    for (k, i) in [1usize, 3, 5].into_iter().enumerate() {
+        let h = tx_desc(&r, i);
+        assert_eq!(
+            Some(h.addr),
+            q.header_slot_iova(i),
+            "header {k} in slot {i}"
+        );
+        assert_eq!(h.cmd & 0xffff, 42);
+        assert_eq!(h.cmd & (c::EOP.bit() | c::RS.bit()), 0);
+        let d = tx_desc(&r, i + 1);
         assert_eq!(d.addr, base + 400 * k as u64, "piece {k}");
         assert_eq!(d.cmd & 0xffff, lens[k] as u32);
         assert_ne!(d.cmd & c::EOP.bit(), 0);
         assert_eq!(d.olinfo >> 14, 42 + lens[k] as u32, "PAYLEN");
+        assert_eq!(h.olinfo, d.olinfo);
     }
+    assert_ne!(
+        tx_desc(&r, 6).cmd & c::RS.bit(),
+        0,
+        "RS on the batch's last"
+    );
     assert_eq!(r.tail(0, false), 7);
-    // 3 headers and the payload out of the pool; none back before DD.
+    // Only the payload left the pool: no header buffer per frame.
     let free = pool.free_count();
     r.tx_done(0, 6);
     assert_eq!(q.clean(), 7);
-    assert_eq!(pool.free_count(), free + 4, "3 headers and the payload");
+    assert_eq!(pool.free_count(), free + 1, "the payload");
 
-    // 15 free descriptors, 10 frames of 2 (the context is loaded): the
-    // room check counts a context too, so 7 frames go in.
+    // 15 free descriptors, 10 frames of 2 (the context is loaded): 7 go
+    // in, headers in slots 7, 9, .., 15, 1, 3; the slots of the first run
+    // still hold its headers and stamps.
     let payload = buf_with(&pool, &[9; 1000]);
     let base = payload.iova();
+    let mut seen = Vec::new();
     let mut batch = q.batch();
     let rest = batch
-        .push_cut(payload, 100, udp, |_| {
-            Ok::<_, ()>(buf_with(&pool, &[0; 42]))
+        .push_cut(payload, 100, 42, udp, |slot, _| {
+            seen.push((*slot.stamp, slot.bytes[41]));
+            Ok::<_, ()>(())
         })
         .unwrap()
         .expect("the ring fills first");
     assert_eq!(batch.commit(), 7);
+    assert_eq!(
+        seen,
+        [(0, 0), (0, 0), (0, 0), (0, 0), (0, 0), (1, 1), (2, 2)]
+    );
+    assert_eq!(tx_desc(&r, 1).addr, q.header_slot_iova(1).unwrap());
     assert_eq!((rest.iova(), rest.len()), (base + 700, 300));
     let e = q
         .batch()
-        .push_cut(rest, 0, udp, |_| Ok::<_, ()>(buf_with(&pool, &[0; 42])))
+        .push_cut(rest, 0, 42, udp, |_, _| Ok::<_, ()>(()))
         .unwrap_err();
     assert!(matches!(e, CutError::Invalid(NicError::EmptySegment)));
+    r.tx_done(0, 4);
+    assert_eq!(q.clean(), 14);
+
+    // A header longer than a slot is refused before anything is written;
+    // a header that fails stops the cut after the frames before it.
+    let e = q
+        .batch()
+        .push_cut(
+            buf_with(&pool, &[1; 100]),
+            40,
+            HEADER_SLOT + 1,
+            udp,
+            |_, _| Ok::<_, ()>(()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(e, CutError::Invalid(NicError::SegmentTooLarge { len, max })
+            if len == HEADER_SLOT + 1 && max == HEADER_SLOT),
+        "{e:?}"
+    );
+    let mut n = 0;
+    let mut batch = q.batch();
+    let e = batch
+        .push_cut(buf_with(&pool, &[1; 100]), 40, 42, udp, |_, _| {
+            n += 1;
+            if n == 2 {
+                Err("no header")
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap_err();
+    assert!(matches!(e, CutError::Header("no header")));
+    assert_eq!(batch.commit(), 1, "the frame before the failed header");
+    let (_, next_use, used, _) = q.indices();
+    assert_eq!((next_use, used), (7, 2));
+    let d = tx_desc(&r, 6);
+    assert_eq!((d.cmd & 0xffff, d.cmd & c::EOP.bit() != 0), (40, true));
 }
 
 #[test]

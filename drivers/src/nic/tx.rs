@@ -19,11 +19,12 @@
 
 use super::desc::{check_offload, context, data_cmd, data_hi, data_olinfo, popts};
 use super::error::NicError;
+use super::headers::{HeaderArea, HeaderSlot, HEADER_SLOT};
 use super::offload::Offload;
 use super::ring::{distance, place, put_slot, DescRing, QueueRegs};
 use super::rx::{Frame, RxQueue};
 use crate::regs::RegisterAccess;
-use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache};
+use dma::{Buf, DeviceBuf, DeviceIndex, Pool, PoolCache, RegionOptions};
 use spec::nic::adv_desc::tx::{cmd_type_len, olinfo, ADDR, CMD_TYPE_LEN, WB_STATUS};
 use std::collections::VecDeque;
 use std::sync::atomic::{fence, Ordering};
@@ -312,9 +313,11 @@ pub struct TxQueue<R: RegisterAccess> {
     /// The pools of the buffers in `devs`, to return them to when no cache
     /// of theirs is at hand.
     index_pools: Vec<Pool>,
-    /// Descriptors in flight that hold a `slots` buffer: cleanup looks at
-    /// `slots` only when some do.
-    bufs_in_flight: usize,
+    /// The in-flight descriptors that hold a `slots` buffer, oldest first
+    /// (ring order): cleanup visits only these, not every slot of the
+    /// range (a run of cut frames holds one buffer in 2 x 90-odd
+    /// descriptors).
+    held: Marks,
     rs_marks: Marks,
     /// Tagged frames in flight, oldest first ([`TxBatch::tag_last`]): the
     /// count of descriptors taken when the frame's last one was, and the
@@ -332,6 +335,10 @@ pub struct TxQueue<R: RegisterAccess> {
     qregs: QueueRegs,
     queue: u16,
     stats: TxQueueStats,
+    /// One header slot per descriptor ([`Self::add_header_area`]), for
+    /// [`TxBatch::push_cut`]; boxed so that a run takes it out and puts
+    /// it back with one word.
+    headers: Option<Box<HeaderArea>>,
 }
 
 impl<R: RegisterAccess> TxQueue<R> {
@@ -354,7 +361,7 @@ impl<R: RegisterAccess> TxQueue<R> {
                 .collect::<Vec<_>>()
                 .into_boxed_slice(),
             index_pools: Vec::new(),
-            bufs_in_flight: 0,
+            held: Marks::new(size),
             rs_marks: Marks::new(size),
             tags: VecDeque::with_capacity(size),
             next_use: 0,
@@ -366,8 +373,22 @@ impl<R: RegisterAccess> TxQueue<R> {
             qregs,
             queue,
             stats: TxQueueStats::default(),
+            headers: None,
             ring,
         }
+    }
+
+    /// Give the queue a header area: one slot of [`HEADER_SLOT`] bytes
+    /// per descriptor, in DMA memory of its own mapped for the device
+    /// (`opts`: where its memory comes from), which [`TxBatch::push_cut`]
+    /// writes frame headers into: no header buffer is allocated or freed
+    /// per frame. A second call does nothing.
+    pub fn add_header_area(&mut self, opts: RegionOptions) -> Result<(), NicError> {
+        if self.headers.is_none() {
+            let area = HeaderArea::new(self.ring.mapper().clone(), self.ring.size(), opts)?;
+            self.headers = Some(Box::new(area));
+        }
+        Ok(())
     }
 
     /// Queue as many packets from the front of `pkts` as fit in the ring
@@ -586,29 +607,16 @@ impl<R: RegisterAccess> TxQueue<R> {
         self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
         debug_assert!(self.devs[i].is_none());
         put_slot(&mut self.slots[i], buf.into_device());
-        self.bufs_in_flight += 1;
-    }
-
-    /// Write data descriptor `i`, the last of its frame, for `len` bytes
-    /// at `iova`: a piece of a buffer that a later descriptor of the ring
-    /// holds ([`TxBatch::push_cut`]), so its slot stays empty.
-    #[inline(always)]
-    fn put_piece(&mut self, i: usize, iova: u64, len: usize, rs: bool, olinfo: u32) {
-        let mut cmd = data_cmd(len as u32, true);
-        if rs {
-            cmd |= cmd_type_len::RS.bit();
-        }
-        self.ring.write_u64(i, ADDR, iova);
-        self.ring.write_u64(i, CMD_TYPE_LEN, data_hi(cmd, olinfo));
+        self.held.push(i);
     }
 
     /// Let descriptor `i` (written, its slot empty) hold `buf` until it is
-    /// done: the buffer its pieces point into ([`Self::put_piece`]).
+    /// done: the buffer its pieces point into ([`TxBatch::push_cut`]).
     #[inline(always)]
     fn hold(&mut self, i: usize, buf: Buf) {
         debug_assert!(self.devs[i].is_none());
         put_slot(&mut self.slots[i], buf.into_device());
-        self.bufs_in_flight += 1;
+        self.held.push(i);
     }
 
     /// Reclaim the descriptors the device has finished (in RS groups of up
@@ -630,8 +638,25 @@ impl<R: RegisterAccess> TxQueue<R> {
     /// order the frames were pushed (those finished by a cleanup in
     /// between included): how a sender learns that a frame went out.
     #[inline]
-    pub fn clean_tagged(&mut self, cache: &mut PoolCache, mut sent: impl FnMut(u64)) -> usize {
+    pub fn clean_tagged(&mut self, cache: &mut PoolCache, sent: impl FnMut(u64)) -> usize {
         let n = self.clean_with(cache);
+        self.hand_tags(sent);
+        n
+    }
+
+    /// Like [`Self::clean_tagged`], with every buffer back to its own
+    /// pool (a sender whose only buffers are payload it read, e.g. frames
+    /// cut with [`TxBatch::push_cut`], which return one per read).
+    #[inline]
+    pub fn clean_sent(&mut self, sent: impl FnMut(u64)) -> usize {
+        let n = self.clean_with(&mut Home);
+        self.hand_tags(sent);
+        n
+    }
+
+    /// Hand `sent` the tags of the tagged frames cleaned so far.
+    #[inline(always)]
+    fn hand_tags(&mut self, mut sent: impl FnMut(u64)) {
         let done = self.stats.cleaned;
         while let Some(&(last, tag)) = self.tags.front() {
             if last > done {
@@ -640,7 +665,6 @@ impl<R: RegisterAccess> TxQueue<R> {
             self.tags.pop_front();
             sent(tag);
         }
-        n
     }
 
     /// Like [`Self::clean_into`], but forwarded buffers of `rx`'s pool go
@@ -691,34 +715,32 @@ impl<R: RegisterAccess> TxQueue<R> {
         cleaned
     }
 
-    /// Hand the buffers of finished descriptors `range` to `sink`: the
-    /// forwarded ones (indices) in one pass, then, only if any descriptor
-    /// in flight holds a CPU buffer or the sink left an index, the rest.
+    /// Hand the buffers of finished descriptors `range` (one piece, not
+    /// going round) to `sink`: the forwarded ones (indices) in one pass,
+    /// the rest of them home if the sink left any, then the CPU buffers
+    /// of the descriptors in `held` that fall in the range (held ones are
+    /// in ring order, so they are at its front).
     #[inline(always)]
     fn release(&mut self, range: std::ops::Range<usize>, sink: &mut impl Sink) {
-        let left = sink.devices(&mut self.devs[range.clone()]);
-        if left == 0 {
-            if self.bufs_in_flight == 0 {
-                return;
-            }
-            // Only CPU buffers are left: one pass over their slots, sliced
-            // once (no bounds check per slot).
-            let mut back = 0;
-            for slot in &mut self.slots[range] {
-                if let Some(dev) = slot.take() {
-                    back += 1;
-                    sink.buf(dev.reclaim());
+        // No index is in flight on a queue that never took any.
+        let left = if self.index_pools.is_empty() {
+            0
+        } else {
+            sink.devices(&mut self.devs[range.clone()])
+        };
+        if left != 0 {
+            for dev in &mut self.devs[range.clone()] {
+                if let Some(dev) = dev.take() {
+                    send_home(&self.index_pools, dev);
                 }
             }
-            self.bufs_in_flight -= back;
-            return;
         }
-        for i in range {
-            if let Some(dev) = self.devs[i].take() {
-                send_home(&self.index_pools, dev);
+        while let Some(i) = self.held.front() {
+            if !range.contains(&i) {
+                break;
             }
+            self.held.pop();
             if let Some(dev) = self.slots[i].take() {
-                self.bufs_in_flight -= 1;
                 sink.buf(dev.reclaim());
             }
         }
@@ -798,6 +820,12 @@ impl<R: RegisterAccess> TxQueue<R> {
         }
     }
 
+    /// IOVA of header slot `i`, if the queue has a header area.
+    #[cfg(test)]
+    pub(crate) fn header_slot_iova(&self, i: usize) -> Option<u64> {
+        self.headers.as_ref().map(|a| a.slot_iova(i))
+    }
+
     #[cfg(test)]
     pub(crate) fn indices(&self) -> (usize, usize, usize, Vec<u16>) {
         (
@@ -838,6 +866,13 @@ impl<R: RegisterAccess> Drop for TxQueue<R> {
                 (None, _) => {}
             }
         }
+        if let Some(area) = self.headers.take() {
+            let mem = area.into_buf();
+            if !stopped {
+                // Quarantined by its pool: the device may still read it.
+                drop(mem.into_device());
+            }
+        }
     }
 }
 
@@ -861,8 +896,10 @@ impl Sink for Home {
     #[inline(always)]
     fn devices(&mut self, slots: &mut [Option<DeviceIndex>]) -> usize {
         // All of them, for the slow pass (rare: only draining and tests
-        // clean forwarded buffers without their RX cache at hand).
-        slots.len()
+        // clean forwarded buffers without their RX cache at hand); none
+        // for a queue that sends CPU buffers only (a sender of its own
+        // reads, [`TxQueue::clean_sent`]).
+        slots.iter().filter(|s| s.is_some()).count()
     }
 }
 
@@ -1064,10 +1101,18 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
         Ok(())
     }
 
-    /// Queue frames cut from `payload`, in order: each a header buffer
-    /// from `header(len)` (called just before its frame goes in, with the
-    /// frame's payload bytes) and the next at most `piece` bytes of
-    /// `payload`, with `offload`; for as long as the ring has room.
+    /// Queue frames cut from `payload`, in order, for as long as the ring
+    /// has room: each a header of `header_len` bytes in the queue's header
+    /// area ([`TxQueue::add_header_area`]), written by `header(slot, len)`
+    /// into the slot's first `header_len` bytes
+    /// just before its frame goes in (`len`: the frame's payload bytes),
+    /// then the next at most `piece` bytes of `payload`, with `offload`.
+    ///
+    /// The header of the frame whose header descriptor is ring index `i`
+    /// goes into slot `i`, which still holds what was last written there
+    /// and the stamp its writer left ([`HeaderSlot`]): a writer that finds
+    /// its own stamp patches only what changes. No header buffer is
+    /// allocated, and cleanup has nothing to give back for it.
     ///
     /// The payload buffer goes with the descriptor of the last piece
     /// queued; the descriptors of the pieces before it point into it and
@@ -1076,73 +1121,175 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
     /// the ring's until every piece has been read: no reference count, no
     /// buffer handle per frame.
     ///
+    /// Checked once for the run, not per frame: the lengths (the header
+    /// and the first, longest piece), the offload, and the room (frames
+    /// that fit, cleaning the ring once per batch if all do not).
+    ///
     /// `Ok(None)`: all of `payload` is queued. `Ok(Some(rest))`: the ring
     /// filled; `rest` is the bytes not queued (all of `payload` if no frame
     /// went in), to push later. On error, what was queued goes out and the
     /// rest of `payload` is given up (it returns to its pool once the
-    /// queued pieces are sent); a header that failed the push is dropped.
+    /// queued pieces are sent); nothing of the frame whose header failed
+    /// is queued.
     #[inline(always)]
     pub fn push_cut<E>(
         &mut self,
+        payload: Buf,
+        piece: usize,
+        header_len: usize,
+        offload: Offload,
+        header: impl FnMut(HeaderSlot<'_>, usize) -> Result<(), E>,
+    ) -> Result<Option<Buf>, CutError<E>> {
+        let Some(mut area) = self.q.headers.take() else {
+            return Err(CutError::Invalid(NicError::NoHeaderArea));
+        };
+        let r = self.cut(&mut area, payload, piece, header_len, offload, header);
+        self.q.headers = Some(area);
+        r
+    }
+
+    /// [`Self::push_cut`] with the header area taken out of the queue.
+    #[inline(always)]
+    fn cut<E>(
+        &mut self,
+        area: &mut HeaderArea,
         mut payload: Buf,
         piece: usize,
+        header_len: usize,
         offload: Offload,
-        mut header: impl FnMut(usize) -> Result<Buf, E>,
+        mut header: impl FnMut(HeaderSlot<'_>, usize) -> Result<(), E>,
     ) -> Result<Option<Buf>, CutError<E>> {
         let total = payload.len();
         if piece == 0 || total == 0 {
             return Err(CutError::Invalid(NicError::EmptySegment));
         }
+        if header_len > HEADER_SLOT {
+            return Err(CutError::Invalid(NicError::SegmentTooLarge {
+                len: header_len,
+                max: HEADER_SLOT,
+            }));
+        }
+        // Every frame is a header and a piece no longer than the first
+        // (only the last may be shorter, and none is empty): one check.
+        let first = piece.min(total);
+        let (_, need_ctx) = match self.admit_run(header_len, first, offload) {
+            Ok(x) => x,
+            Err(e) => return Err(CutError::Invalid(e)),
+        };
+        let ctx = need_ctx as usize;
+        let frames = total.div_ceil(piece);
+        let fit = self.fit(ctx, frames);
+        if fit == 0 {
+            return Ok(Some(payload));
+        }
+        let q = &mut *self.q;
+        let mask = q.ring.mask();
+        let ring = q.ring.view();
         let iova = payload.iova();
+        let popts = popts(offload);
+        let head_cmd = data_cmd(header_len as u32, false);
+        let start = q.next_use;
+        let mut i = (start + ctx) & mask;
+        let mut since = self.b.since_rs + ctx;
+        let mut view = area.view();
         let mut off = 0;
-        // The descriptor of the last piece queued.
-        let mut last = None;
+        let mut sent = 0;
+        // Frames of `piece` bytes, then the shorter last one if it fits:
+        // the words of both worked out once.
+        let whole = (total / piece).min(fit);
+        let full = (
+            piece,
+            data_cmd(piece as u32, true),
+            data_olinfo((header_len + piece) as u32, popts),
+        );
+        let last_len = total - (total / piece) * piece;
+        let short = (
+            last_len,
+            data_cmd(last_len as u32, true),
+            data_olinfo((header_len + last_len) as u32, popts),
+        );
         let mut result = Ok(());
-        while off < total {
-            let len = piece.min(total - off);
-            if !self.room(3) {
+        while sent < fit {
+            let (len, cmd, olinfo) = if sent < whole { full } else { short };
+            // The header into the slot of its descriptor, then both
+            // descriptors.
+            let (slot, head_iova) = view.slot(i);
+            if let Err(e) = header(slot, len) {
+                result = Err(CutError::Header(e));
                 break;
             }
-            let head = match header(len) {
-                Ok(h) => h,
-                Err(e) => {
-                    result = Err(CutError::Header(e));
-                    break;
-                }
-            };
-            let (frame, need_ctx) = match self.admit(2, [head.len(), len], offload) {
-                Ok(x) => x,
-                Err(PushError::Full) => break,
-                Err(PushError::Invalid(e)) => {
-                    result = Err(CutError::Invalid(e));
-                    break;
-                }
-            };
-            let q = &mut *self.q;
-            let mut i = q.next_use;
-            if need_ctx {
-                i = q.put_context(i, offload);
+            let h = ring.desc(i);
+            h.write_u64(ADDR, head_iova);
+            h.write_u64(CMD_TYPE_LEN, data_hi(head_cmd, olinfo));
+            let p = (i + 1) & mask;
+            since += 2;
+            let mut cmd = cmd;
+            if since >= RS_EVERY {
+                cmd |= cmd_type_len::RS.bit();
+                since = 0;
+                q.rs_marks.push(p);
             }
-            let need = 2 + need_ctx as usize;
-            let rs = self.b.since_rs + need >= RS_EVERY;
-            let olinfo = data_olinfo(frame as u32, popts(offload));
-            q.put(i, head, false, false, olinfo);
-            i = (i + 1) & q.ring.mask();
-            q.put_piece(i, iova + off as u64, len, rs, olinfo);
-            q.after_packet(i, rs, need, &mut self.b);
-            last = Some(i);
+            let d = ring.desc(p);
+            d.write_u64(ADDR, iova + off as u64);
+            d.write_u64(CMD_TYPE_LEN, data_hi(cmd, olinfo));
+            i = (p + 1) & mask;
             off += len;
+            sent += 1;
         }
-        let Some(last) = last else {
-            // Nothing queued: the buffer comes back whole.
-            return result.map(|()| Some(payload));
-        };
+        if sent == 0 {
+            // The first header failed: nothing written that counts (not
+            // even the context, which goes with the first frame).
+            return match result {
+                Ok(()) => Ok(Some(payload)),
+                Err(e) => Err(e),
+            };
+        }
+        if need_ctx {
+            q.put_context(start, offload);
+        }
+        self.b.since_rs = since;
+        self.b.sent += sent;
+        q.used += ctx + 2 * sent;
+        q.next_use = i;
+        let last = i.wrapping_sub(1) & mask;
         let rest = (off < total).then(|| payload.split_off(off));
-        self.q.hold(last, payload);
+        q.hold(last, payload);
         match result {
             Ok(()) => Ok(rest),
             Err(e) => Err(e),
         }
+    }
+
+    /// The checks of [`Self::admit`] for a run of frames of a header of
+    /// `header_len` bytes and a piece of at most `piece` bytes:
+    /// `(frame length, whether a context descriptor goes first)`.
+    #[inline(always)]
+    fn admit_run(
+        &mut self,
+        header_len: usize,
+        piece: usize,
+        offload: Offload,
+    ) -> Result<(usize, bool), NicError> {
+        let total = self.q.limits.check(2, [header_len, piece])?;
+        let need_ctx = offload != Offload::None && offload != self.q.ctx;
+        if need_ctx {
+            check_offload(offload)?;
+        }
+        Ok((total, need_ctx))
+    }
+
+    /// How many of `frames` two-descriptor frames (after `ctx` context
+    /// descriptors) fit now, cleaning the ring once per batch if not all
+    /// do.
+    #[inline(always)]
+    fn fit(&mut self, ctx: usize, frames: usize) -> usize {
+        let mut free = self.q.free_descriptors();
+        if free < ctx + 2 * frames && !self.cleaned {
+            self.cleaned = true;
+            self.q.clean();
+            free = self.q.free_descriptors();
+        }
+        (free.saturating_sub(ctx) / 2).min(frames)
     }
 
     /// Queue a packet of any shape ([`TxPacket`]: one, two or more

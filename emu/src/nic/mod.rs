@@ -128,7 +128,7 @@ pub use inspect::{RingView, TailOf};
 pub use model::NicModel;
 
 use crate::wire::Wire;
-use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};
+use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode};
 use dma::EmuIommu;
 use drivers::nic::Chip;
 use std::sync::Arc;
@@ -156,7 +156,6 @@ pub struct EmuNic {
     model: Arc<NicModel>,
     iommu: Arc<EmuIommu>,
     pci: Arc<EmuPciFunction>,
-    trace: Arc<Trace>,
 }
 
 impl EmuNic {
@@ -188,9 +187,8 @@ impl EmuNic {
             Chip::I82576 | Chip::I350 => igb::layout(chip, queues),
             Chip::X82599 => ixgbe::layout(chip, queues),
         };
-        let trace = Arc::new(Trace::new());
         let pci = Arc::new(EmuPciFunction::new(layout.pci));
-        let dma = DeviceDma::new(iommu.clone(), pci.clone(), trace.clone());
+        let dma = DeviceDma::new(iommu.clone(), pci.clone());
         let model = Arc::new(NicModel::new(layout, &cfg, queues, mode, dma, wire));
         let thread = match mode {
             RunMode::Inline => None,
@@ -204,7 +202,6 @@ impl EmuNic {
             model,
             iommu,
             pci,
-            trace,
         })
     }
 
@@ -226,11 +223,6 @@ impl EmuNic {
     /// The PCI function (config space, bus mastering).
     pub fn pci(&self) -> &Arc<EmuPciFunction> {
         &self.pci
-    }
-
-    /// The trace of device events (off until enabled).
-    pub fn trace(&self) -> &Arc<Trace> {
-        &self.trace
     }
 
     /// Record what the device does (descriptor fetches, buffer DMA,

@@ -56,7 +56,7 @@ pub use hostile::Hostility;
 pub use inspect::{CqView, DoorbellOf, SqView};
 pub use model::{NvmeModel, PCI_IDS};
 
-use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode, Trace};
+use crate::{DeviceDma, DeviceThread, EmuBar, EmuPciFunction, RunMode};
 use dma::EmuIommu;
 use drivers::trace::Tap;
 use std::sync::Arc;
@@ -90,9 +90,7 @@ impl EmuNvme {
         iommu: Arc<EmuIommu>,
     ) -> Result<EmuNvme, ModelError> {
         let pci = Arc::new(EmuPciFunction::new(PCI_IDS));
-        // The old emu::Trace of DeviceDma stays off: the controller records
-        // through the tap (set_tap) instead.
-        let dma = DeviceDma::new(iommu.clone(), pci.clone(), Arc::new(Trace::new()));
+        let dma = DeviceDma::new(iommu.clone(), pci.clone());
         let model = Arc::new(NvmeModel::new(cfg, mode, dma)?);
         let thread = match mode {
             RunMode::Inline => None,
