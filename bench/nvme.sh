@@ -7,12 +7,22 @@ set -euo pipefail
 
 usage() {
     cat <<'U'
-usage: bench/nvme.sh [--n1 N] [--n2 N] [--qd N] [--keep DIR]
+usage: bench/nvme.sh [--n1 N] [--n2 N] [--qd N] [--keep DIR] [--tree DIR]
+                     [--trace FILE [--trace-events N]]
 
  --n1, --n2  I/Os of the two callgrind runs (default 20000 and 100000)
  --qd N      queue depth (default 64)
  --keep DIR  keep the callgrind files and logs in DIR (default: a temp
              dir, removed)
+ --tree DIR  build and measure the checkout in DIR (another revision of
+             this repository, with its own target directory) instead of
+             this one
+ --trace FILE
+             run nvme-perf with --trace FILE (tracing on; the file is
+             rewritten by each run); default: tracing off
+ --trace-events N
+             with --trace: nvme-perf's --trace-events (events kept per
+             device)
 
 Load: nvme-perf emu:nvme,size=64M,mode=inline --qd N --count N, 4 KiB
 random reads, one queue pair. Inline: the controller model runs on the
@@ -45,7 +55,7 @@ The top driver lines, per I/O, are listed.
 U
 }
 
-N1=20000 N2=100000 QD=64 KEEP=
+N1=20000 N2=100000 QD=64 KEEP= TREE= TRACE_FILE= TRACE_EVENTS=
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
@@ -53,6 +63,9 @@ while [ $# -gt 0 ]; do
         --n2) N2=${2:?--n2 needs a count}; shift 2 ;;
         --qd) QD=${2:?--qd needs a depth}; shift 2 ;;
         --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
+        --tree) TREE=${2:?--tree needs a directory}; shift 2 ;;
+        --trace) TRACE_FILE=${2:?--trace needs a file name}; shift 2 ;;
+        --trace-events) TRACE_EVENTS=${2:?--trace-events needs a count}; shift 2 ;;
         *) echo "bench/nvme.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -64,9 +77,23 @@ done
 command -v valgrind >/dev/null || { echo "bench/nvme.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+if [ -n "$TREE" ]; then
+    [ -f "$TREE/Cargo.toml" ] || { echo "bench/nvme.sh: --tree $TREE is not a checkout of this repository (no Cargo.toml)" >&2; exit 2; }
+    ROOT=$(cd "$TREE" && pwd)
+fi
+# nvme-perf's trace options: none (tracing off) or --trace FILE (absolute,
+# as the runs happen in $ROOT) [--trace-events N].
+TRACE=()
+if [ -n "$TRACE_FILE" ]; then
+    case "$TRACE_FILE" in /*) ;; *) TRACE_FILE=$PWD/$TRACE_FILE ;; esac
+    TRACE=(--trace "$TRACE_FILE")
+    [ -z "$TRACE_EVENTS" ] || TRACE+=(--trace-events "$TRACE_EVENTS")
+elif [ -n "$TRACE_EVENTS" ]; then
+    echo "bench/nvme.sh: --trace-events needs --trace FILE" >&2; exit 2
+fi
 if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; DIR=$(cd "$KEEP" && pwd); else
     DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT; fi
+cd "$ROOT"
 
 echo "building release nvme-perf..." >&2
 cargo build --release -p apps --bin nvme-perf >&2
@@ -95,7 +122,7 @@ cg() {
     local n=$1 d=$DIR/cg-$1
     rm -rf "$d" && mkdir -p "$d"
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/callgrind.out.%p" \
-        "$BIN" "$DEV" --qd "$QD" --count "$n" >"$d/log" 2>&1 ||
+        "$BIN" "$DEV" --qd "$QD" --count "$n" ${TRACE[@]+"${TRACE[@]}"} >"$d/log" 2>&1 ||
         { cat "$d/log" >&2; echo "bench/nvme.sh: callgrind run of $n I/Os failed" >&2; exit 1; }
     local worker
     worker=$(grep -l 'nvme_perf::worker' "$d"/callgrind.out.*-* | head -1)
@@ -132,7 +159,8 @@ TOP=$(awk -F'\t' -v x="$F1" -v y="$F2" 'NR == FNR { a[$2] = $1; next }
 
 cat <<R
 
-nvme-perf $DEV --qd $QD, 4 KiB random reads, one queue pair, $(nproc) CPUs
+nvme-perf $DEV --qd $QD, 4 KiB random reads, one queue pair, $(nproc) CPUs;
+tree $ROOT; tracing ${TRACE[*]:-off}
 
 | measure | value |
 |---|---|
