@@ -224,7 +224,7 @@ pub fn with_nics_in<J: NicJob>(
             let trace = session::device(dev, trace_kind(n.chip), true);
             if trace.is_on() {
                 regs.set_trace(trace.clone());
-                emu.set_trace(trace.clone());
+                emu.set_tap(trace.clone());
             }
             if let Some(hook) = session::current()
                 .and_then(|s| step::nic_hook(s, emu.model().clone(), emu.iommu().clone()))

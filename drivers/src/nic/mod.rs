@@ -26,7 +26,10 @@
 //! state and port counters), `setup` (ring, MAC and RSS register
 //! programming shared by the init sequences), `port` (the [`Nic`]),
 //! `forward`, `desc` (descriptor encoding and write-back checks), `ring`
-//! (descriptor ring memory and index arithmetic), `rx`, `tx`, `igb`,
+//! (descriptor ring memory, index arithmetic, and the descriptor trace:
+//! with [`NicOptions::trace`] on, every descriptor written is recorded
+//! when the tail write publishes it, every write-back consumed when the
+//! driver takes it), `rx`, `tx`, `igb`,
 //! `ixgbe` (init sequences, link, statistics), `offload`, `error`.
 
 mod chip;

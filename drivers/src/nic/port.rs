@@ -12,6 +12,7 @@ use super::setup::{check_responding, enable_queue, program_ring, read_mac, wait_
 use super::status::{DeviceStats, LinkStatus};
 use super::tx::{TxLimits, TxQueue};
 use crate::regs::RegisterAccess;
+use crate::trace::Queue;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -122,7 +123,8 @@ impl<R: RegisterAccess> Nic<R> {
             } else {
                 ixgbe::rx_ring_regs(q)
             };
-            let ring = DescRing::new(mapper.clone(), rx_ring, opts.region)?;
+            let ring = DescRing::new(mapper.clone(), rx_ring, opts.region)?
+                .traced(opts.trace.clone(), Queue::Rx(q));
             program_ring(r, &rr, &ring);
             let pool = dma::Pool::new(mapper.clone(), opts.pool_bufs, opts.buf_size, opts.region)?;
             let rxq = RxQueue::new(
@@ -166,7 +168,8 @@ impl<R: RegisterAccess> Nic<R> {
             } else {
                 ixgbe::tx_ring_regs(q)
             };
-            let ring = DescRing::new(mapper.clone(), tx_ring, opts.region)?;
+            let ring = DescRing::new(mapper.clone(), tx_ring, opts.region)?
+                .traced(opts.trace.clone(), Queue::Tx(q));
             program_ring(r, &rr, &ring);
             tx_rings.push((rr, ring));
         }

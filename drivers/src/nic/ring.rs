@@ -8,6 +8,7 @@
 //! sections: the ring is empty when head equals tail).
 
 use super::error::NicError;
+use crate::trace::{Event, Kind, Queue, Raw, Tap};
 use dma::{DmaRegion, Mapper, RegionOptions};
 use spec::nic::adv_desc::{DESC_SIZE, RING_ALIGN, RING_MULTIPLE};
 use std::marker::PhantomData;
@@ -56,6 +57,19 @@ pub(crate) struct DescRing {
     base: NonNull<u8>,
     mask: usize,
     mem: DmaRegion,
+    /// Where the ring's descriptor events go (off unless
+    /// [`DescRing::traced`]).
+    trace: RingTrace,
+}
+
+/// A ring's part of the descriptor trace ([`crate::trace`]). Plain fields
+/// (no atomic or cell): only the queue that owns the ring changes them.
+struct RingTrace {
+    tap: Tap,
+    queue: Queue,
+    /// The index up to which written descriptors were recorded (only
+    /// touched while tracing is on).
+    published: usize,
 }
 
 // SAFETY: `base` points into `mem`, which the ring owns and which is itself
@@ -101,7 +115,62 @@ impl DescRing {
             base,
             mask: size - 1,
             mem,
+            trace: RingTrace {
+                tap: Tap::OFF,
+                queue: Queue::None,
+                published: 0,
+            },
         })
+    }
+
+    /// The same ring, recording its descriptor events as `queue` in `tap`
+    /// ([`Self::trace_published`], [`Self::trace_consumed`]).
+    pub(crate) fn traced(mut self, tap: Tap, queue: Queue) -> DescRing {
+        self.trace.tap = tap;
+        self.trace.queue = queue;
+        self
+    }
+
+    /// Record the descriptors written since the last call, up to `end`
+    /// (the tail about to be written), as `desc_write` events with their
+    /// bytes as the device will find them: called once per tail write,
+    /// before it, so that each descriptor is recorded once with its final
+    /// bytes (a TX packet's RS bit is added after the descriptor is
+    /// written). Nothing happens while tracing is off.
+    #[inline(always)]
+    pub(crate) fn trace_published(&mut self, end: usize) {
+        if self.trace.tap.is_on() {
+            let from = std::mem::replace(&mut self.trace.published, end & self.mask);
+            self.trace_range(Kind::DescWrite, from, end);
+        }
+    }
+
+    /// Record descriptors `from..to` (going round) as `desc_read` events:
+    /// write-backs the driver has just consumed, with their bytes as they
+    /// are in memory. Nothing happens while tracing is off.
+    #[inline(always)]
+    pub(crate) fn trace_consumed(&self, from: usize, to: usize) {
+        if self.trace.tap.is_on() {
+            self.trace_range(Kind::DescRead, from, to);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn trace_range(&self, kind: Kind, from: usize, to: usize) {
+        let (tap, queue) = (&self.trace.tap, self.trace.queue);
+        for k in 0..distance(from, to, self.mask) {
+            let i = (from + k) & self.mask;
+            let d = self.desc(i);
+            let raw = Raw::from_u64s(&[d.read_u64(0), d.read_u64(8)]);
+            tap.record(|| {
+                Event::new(kind)
+                    .queue(queue)
+                    .index(i as u32)
+                    .addr(self.iova() + (i * DESC_SIZE) as u64)
+                    .raw(raw)
+            });
+        }
     }
 
     /// Number of descriptors.
@@ -308,6 +377,13 @@ impl Desc<'_> {
         unsafe { AtomicU64::from_ptr(self.ptr(field)) }.store(v.to_le(), Ordering::Relaxed)
     }
 
+    /// Atomic (relaxed) 64-bit read.
+    #[inline(always)]
+    pub(crate) fn read_u64(self, field: usize) -> u64 {
+        // SAFETY: as in `write_u64`.
+        u64::from_le(unsafe { AtomicU64::from_ptr(self.ptr(field)) }.load(Ordering::Relaxed))
+    }
+
     /// Atomic (relaxed) 32-bit write.
     #[inline(always)]
     pub(crate) fn write_u32(self, field: usize, v: u32) {
@@ -428,6 +504,66 @@ mod tests {
         // A run stops at the ring's end.
         assert_eq!(ring.view().run(6, 5).len(), 2);
         assert_eq!(ring.view().run(14, 1).start(), 6);
+    }
+
+    #[test]
+    fn published_descriptors_are_recorded_once_each_with_their_bytes_across_the_wrap() {
+        use crate::trace::{DeviceInfo, DeviceKind, Tracer};
+        let mapper = Arc::new(dma::EmuIommu::new());
+        let mut off = DescRing::new(mapper.clone(), 8, RegionOptions::EMULATED).unwrap();
+        let t = Tracer::new(100);
+        let tap = t.device(DeviceInfo {
+            name: "test".into(),
+            kind: DeviceKind::Igb,
+            emulated: true,
+        });
+        let mut ring = DescRing::new(mapper, 8, RegionOptions::EMULATED)
+            .unwrap()
+            .traced(tap, Queue::Tx(3));
+        let fill = |r: &DescRing, i: usize| {
+            r.write_u64(i, 0, 0x1000 + i as u64);
+            r.write_u64(i, 8, 0xaa00 + i as u64);
+        };
+        for i in 0..5 {
+            fill(&ring, i);
+            fill(&off, i);
+        }
+        ring.trace_published(5);
+        off.trace_published(5);
+        off.trace_consumed(0, 5);
+        let first = t.drain();
+        assert_eq!(first.len(), 5, "an untraced ring records nothing");
+        // Slots 5, 6, 7, 0, 1: going round; the next call starts where the
+        // last stopped.
+        for i in [5, 6, 7, 0, 1] {
+            fill(&ring, i);
+        }
+        ring.write_u64(7, 8, 0xbeef);
+        ring.trace_published(10);
+        ring.trace_published(2);
+        ring.trace_consumed(7, 9);
+        let ev = t.drain();
+        let got: Vec<(Kind, u32)> = ev.iter().map(|e| (e.kind, e.index)).collect();
+        let w = Kind::DescWrite;
+        assert_eq!(
+            got,
+            [
+                (w, 5),
+                (w, 6),
+                (w, 7),
+                (w, 0),
+                (w, 1),
+                (Kind::DescRead, 7),
+                (Kind::DescRead, 0)
+            ]
+        );
+        for e in ev.iter().chain(&first) {
+            assert_eq!(e.queue, Queue::Tx(3));
+            assert_eq!(e.addr, ring.iova() + 16 * e.index as u64);
+            let i = e.index as u64;
+            let hi = if i == 7 { 0xbeef } else { 0xaa00 + i };
+            assert_eq!(e.raw, Raw::from_u64s(&[0x1000 + i, hi]), "{e:?}");
+        }
     }
 
     #[test]

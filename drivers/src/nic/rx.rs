@@ -387,6 +387,7 @@ impl<R: RegisterAccess> RxQueue<R> {
                 break;
             }
         }
+        self.ring.trace_consumed(start, i);
         self.posted -= distance(start, i, mask);
         self.next_rx = i;
         self.stats.packets += got as u64;
@@ -511,6 +512,7 @@ impl<R: RegisterAccess> RxQueue<R> {
     #[inline]
     fn publish(&mut self) {
         if self.tail != self.next_post {
+            self.ring.trace_published(self.next_post);
             // Descriptor writes must reach memory before the device sees the tail.
             fence(Ordering::Release);
             self.regs.write32(self.qregs.tail, self.next_post as u32);

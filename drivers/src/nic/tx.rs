@@ -569,6 +569,7 @@ impl<R: RegisterAccess> TxQueue<R> {
             // The batch's last descriptor, the EOP of its last packet.
             self.set_rs(self.next_use.wrapping_sub(1) & self.ring.mask());
         }
+        self.ring.trace_published(self.next_use);
         // Descriptor writes must reach memory before the device sees the tail.
         fence(Ordering::Release);
         self.regs.write32(self.qregs.tail, self.next_use as u32);
@@ -663,6 +664,7 @@ impl<R: RegisterAccess> TxQueue<R> {
             if status & olinfo::DD.bit() == 0 {
                 break;
             }
+            self.ring.trace_consumed(mark, mark + 1);
             self.rs_marks.pop();
             end = Some((mark + 1) & mask);
         }

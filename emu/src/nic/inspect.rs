@@ -7,8 +7,6 @@
 use super::layout::{Reg, RxReg, TxReg};
 use super::model::NicModel;
 use super::queue_state::ACTIVE;
-use super::EmuNic;
-use drivers::trace::Tap;
 use std::sync::atomic::Ordering;
 
 /// Which ring a tail register belongs to.
@@ -67,13 +65,5 @@ impl NicModel {
             head: shared.head.load(Ordering::Acquire),
             tail: shared.tail.load(Ordering::Acquire),
         })
-    }
-}
-
-impl EmuNic {
-    /// Record the port's side of the descriptor trace in `tap` (set once,
-    /// before the driver starts; false if a tap was set already).
-    pub fn set_trace(&self, tap: Tap) -> bool {
-        self.model().dma.set_tap(tap)
     }
 }

@@ -2,9 +2,9 @@
 //! offset into the register kinds of the layout.
 #![forbid(unsafe_code)]
 
-use super::layout::{Ctr, Half, Reg, RxReg, TxReg};
+use super::layout::{Ctr, Half, Reg};
 use super::model::NicModel;
-use crate::{MmioDevice, RunMode, TraceEvent};
+use crate::{MmioDevice, RunMode};
 use std::sync::atomic::Ordering;
 
 impl NicModel {
@@ -131,15 +131,6 @@ impl MmioDevice for NicModel {
     fn mmio_write(&self, offset: usize, size: u8, value: u64) {
         if self.is_removed() {
             return;
-        }
-        let is_doorbell = matches!(
-            self.layout.slots.get(offset / 4).map(|s| s.reg),
-            Some(Reg::Rx(RxReg::Tail, _)) | Some(Reg::Tx(TxReg::Tail, _))
-        );
-        if !is_doorbell {
-            self.dma
-                .trace()
-                .record(|| TraceEvent::RegWrite { offset, value });
         }
         self.write32(offset, value as u32);
         if size == 8 {

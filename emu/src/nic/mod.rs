@@ -66,11 +66,17 @@
 //!   backs off sooner; any work resets that.
 //!
 //! # Trace
-//! `Doorbell` for RDT (queue `2 * q`) and TDT (queue `2 * q + 1`) writes,
-//! `RegWrite` for other writes, `Fetch` per descriptor read, `DmaRead` /
-//! `DmaWrite` per DMA, `Completion` per write-back (id: the descriptor index,
-//! status: the status dword), `Fault` for IOMMU faults, and `Note` for
-//! resets, queue state changes, drops and errors.
+//! The device's half of the descriptor trace ([`drivers::trace`], through
+//! [`EmuNic::set_tap`]; register accesses are recorded by the BAR, the
+//! driver's half by the driver), by engine (`device/rxN`, `device/txN`,
+//! `device/wire`, `device/controller` for the port as a whole) and queue
+//! (`RXn`, `TXn`): `fetch` per descriptor read, with its 16 bytes;
+//! `dma_read` per TX buffer segment and `dma_write` per RX buffer, with
+//! IOVA and length; `write_back` per descriptor written back, with the 16
+//! bytes it holds afterwards (a TX write-back writes only the status
+//! dword); `frame` when a frame leaves (`TXn`) or arrives for a queue
+//! (`RXn`), with its length and first 64 bytes; `fault` for IOMMU faults;
+//! `note` for resets, queue state changes, drops and errors.
 //!
 //! # Files
 //! The files mirror the driver's (`drivers::nic`), with the model's state
@@ -80,7 +86,8 @@
 //! `counters` (the model's own counters), `rx_state` and `tx_state` (the
 //! rings and the receive engine), `rx` and `tx` (the data path), `mmio`
 //! (register dispatch by offset), `queue` (queue control), `reset`, `phy`
-//! (link and PHY), `stats`, `poll` (the device work), and the chip-specific
+//! (link and PHY), `stats`, `poll` (the device work), `trace` (the device's
+//! trace events), and the chip-specific
 //! `igb`, `ixgbe` and `layout`, `config`, `rss`, `frame`, `checksum`.
 //! Imports go one way, from the top down: `mmio`, `queue`, `reset`, `phy`,
 //! `stats`, `poll`, `rx`, `tx`, then `model`, then `rx_state`/`tx_state`/
@@ -110,6 +117,7 @@ mod rx_state;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod trace;
 mod tx;
 mod tx_state;
 mod tx_stop;
@@ -223,6 +231,14 @@ impl EmuNic {
     /// The trace of device events (off until enabled).
     pub fn trace(&self) -> &Arc<Trace> {
         &self.trace
+    }
+
+    /// Record what the device does (descriptor fetches, buffer DMA,
+    /// write-backs, frames, faults, notes) in `tap` from now on: the
+    /// model's half of the descriptor trace ([`drivers::trace`]). Set once,
+    /// before the driver starts; a second call is refused (false).
+    pub fn set_tap(&self, tap: drivers::trace::Tap) -> bool {
+        self.model.dma.set_tap(tap)
     }
 
     /// The model.

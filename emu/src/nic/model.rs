@@ -13,7 +13,8 @@ use super::rx_state::RxEngine;
 use super::tx_state::TxRing;
 use super::tx_stop::TxStop;
 use crate::wire::Wire;
-use crate::{DeviceDma, DeviceWaker, RunMode, TraceEvent};
+use crate::{DeviceDma, DeviceWaker, RunMode};
+use drivers::trace::Engine;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -191,9 +192,9 @@ impl NicModel {
         }
     }
 
-    /// Record a note in the trace.
+    /// Record a note about the device as a whole in the trace.
     pub(super) fn note(&self, f: impl FnOnce() -> String) {
-        self.dma.trace().record(|| TraceEvent::Note(f()));
+        self.note_by(Engine::Controller, f);
     }
 
     // ---- register storage ----

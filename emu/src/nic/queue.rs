@@ -9,7 +9,7 @@ use super::model::NicModel;
 use super::queue_state::{Dir, QueueShared, ACTIVE, DISABLED, ERROR};
 use super::rx_state::RxRing;
 use super::tx_state::TxRing;
-use crate::{RunMode, TraceEvent};
+use crate::RunMode;
 use spec::nic::adv_desc::{DESC_SIZE, RING_ALIGN};
 use std::sync::atomic::Ordering;
 
@@ -54,10 +54,6 @@ impl NicModel {
         let s = &self.rxq[q as usize];
         match reg {
             RxReg::Tail => {
-                self.dma.trace().record(|| TraceEvent::Doorbell {
-                    queue: Dir::Rx.trace_queue(q),
-                    value,
-                });
                 self.write_tail(Dir::Rx, q, s, value);
                 self.deliver_inline();
             }
@@ -86,10 +82,6 @@ impl NicModel {
         let s = &self.txq[q as usize];
         match reg {
             TxReg::Tail => {
-                self.dma.trace().record(|| TraceEvent::Doorbell {
-                    queue: Dir::Tx.trace_queue(q),
-                    value,
-                });
                 self.write_tail(Dir::Tx, q, s, value);
                 if self.mode == RunMode::Inline {
                     self.tx_process(q, usize::MAX);
@@ -164,7 +156,9 @@ impl NicModel {
         s.entries.store(0, Ordering::Release);
         s.state.store(ERROR, Ordering::Release);
         bump(&self.counters.queue_errors);
-        self.note(|| format!("{} queue {q} stopped (error state): {}", dir.name(), why()));
+        self.note_by(dir.engine(q), || {
+            format!("{} queue {q} stopped (error state): {}", dir.name(), why())
+        });
     }
 
     /// Read and check the ring registers of a queue about to be enabled:

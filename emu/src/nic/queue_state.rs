@@ -13,7 +13,7 @@ pub(super) const ACTIVE: u8 = 1;
 /// Leaves it by disabling and re-enabling the queue, or by a device reset.
 pub(super) const ERROR: u8 = 2;
 
-/// Which way a queue goes, for messages and trace queue numbers.
+/// Which way a queue goes, for messages and the trace's queue names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dir {
     Rx,
@@ -21,11 +21,6 @@ pub(super) enum Dir {
 }
 
 impl Dir {
-    /// The trace queue number: `2 * q` for RX, `2 * q + 1` for TX.
-    pub(super) fn trace_queue(self, q: u16) -> u32 {
-        2 * q as u32 + (self == Dir::Tx) as u32
-    }
-
     pub(super) fn name(self) -> &'static str {
         match self {
             Dir::Rx => "RX",

@@ -20,7 +20,7 @@ use super::queue_state::{Dir, ACTIVE};
 use super::rss::{RssConfig, RssFields, RssResult, KEY_LEN};
 use super::rx_state::{QueueConfig, RxConfig, RxEngine, RxRing, FETCH_BATCH, MTA_REGS};
 use crate::wire::MAX_FRAME;
-use crate::{DmaError, TraceEvent};
+use crate::DmaError;
 use spec::nic::adv_desc::rx::{self as desc, info, rss_type, status};
 use spec::nic::adv_desc::DESC_SIZE;
 use spec::nic::{ETH_FCS_LEN, ETH_MAX_FRAME, ETH_MIN_FRAME, RETA_ENTRIES, RETA_REGS, RSSRK_REGS};
@@ -180,16 +180,14 @@ impl RxRing {
                 .min((self.entries - self.head) as usize);
             let bytes = &mut scratch[..n * DESC_SIZE];
             let iova = self.desc_iova(self.head);
-            m.dma.read(iova, bytes)?;
+            m.dma
+                .read(iova, bytes)
+                .map_err(|e| m.fault(Dir::Rx, q, e))?;
+            m.fetched(Dir::Rx, q, self.head, iova, bytes);
             for (i, d) in bytes.chunks_exact(DESC_SIZE).enumerate() {
                 let mut a = [0u8; 8];
                 a.copy_from_slice(&d[desc::PKT_ADDR..desc::PKT_ADDR + 8]);
                 self.cache[i] = u64::from_le_bytes(a);
-                m.dma.trace().record(|| TraceEvent::Fetch {
-                    queue: Dir::Rx.trace_queue(q),
-                    index: self.head + i as u32,
-                    iova: iova + (i * DESC_SIZE) as u64,
-                });
             }
             self.pos = 0;
             self.len = n;
@@ -332,6 +330,7 @@ impl RxEngine {
             return;
         };
         let q = t.q;
+        m.frame(Dir::Rx, q, &self.frame[..len]);
         let qc = self.config.queues[q as usize];
         let frame_len = len;
         // Without CRC stripping the FCS goes to memory too (and counts in the length).
@@ -381,7 +380,7 @@ impl RxEngine {
             let chunk = (data_len - off).min(qc.buf_size);
             let mut st = status::DD.bit();
             let mut wb_len = chunk as u16;
-            if let Err(e) = m.dma.write(addr, &self.frame[off..off + chunk]) {
+            if let Err(e) = m.buffer_write(Dir::Rx, q, addr, &self.frame[off..off + chunk]) {
                 // The buffer is unreachable: the frame ends here, flagged.
                 bump(&m.counters.rx_dma_faults);
                 m.note(|| {
@@ -412,10 +411,14 @@ impl RxEngine {
             let iova = ring.desc_iova(index);
             // Everything but the status first, then the status with DD, so
             // a driver that sees DD sees the rest (82599 §7.1.6.2).
-            let written = m.dma.write(iova, &wb).and_then(|()| {
-                m.dma
-                    .store_u32_release(iova + desc::WB_STATUS_ERROR as u64, st)
-            });
+            let written = m
+                .dma
+                .write(iova, &wb)
+                .and_then(|()| {
+                    m.dma
+                        .store_u32_release(iova + desc::WB_STATUS_ERROR as u64, st)
+                })
+                .map_err(|e| m.fault(Dir::Rx, q, e));
             if let Err(e) = written {
                 self.rings[q as usize] = None;
                 m.queue_error(Dir::Rx, q, shared, || {
@@ -423,11 +426,7 @@ impl RxEngine {
                 });
                 return;
             }
-            m.dma.trace().record(|| TraceEvent::Completion {
-                queue: Dir::Rx.trace_queue(q),
-                id: index,
-                status: st,
-            });
+            m.written_back(Dir::Rx, q, index, iova, &wb, (desc::WB_STATUS_ERROR, st));
             ring.advance();
             shared.head.store(ring.head, Ordering::Release);
             off += chunk;

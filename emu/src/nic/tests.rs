@@ -5,9 +5,9 @@
 
 use super::*;
 use crate::wire::{LoopWire, PairWire};
-use crate::TraceEvent;
 use dma::{DmaRegion, RegionOptions};
 use drivers::regs::RegisterAccess;
+use drivers::trace::{Agent, Engine, Event, Kind, Queue, Tracer};
 use spec::nic::adv_desc::{rx as rxd, tx as txd, DESC_SIZE};
 use spec::nic::queue::{QueueMap, RxReg, TxReg};
 use spec::nic::{igb, ixgbe, ETH_FCS_LEN, RSS_KEY};
@@ -218,6 +218,24 @@ impl Host {
 
     fn rd(&self, off: usize) -> u32 {
         self.bar.read32(off)
+    }
+
+    /// Record the device's events and the register accesses through this
+    /// host's BAR from now on; the tracer to drain.
+    fn trace(&mut self) -> Arc<Tracer> {
+        let t = Tracer::new(100_000);
+        let tap = t.device(drivers::trace::DeviceInfo {
+            name: "emu:test".into(),
+            kind: if self.emu.chip() == Chip::X82599 {
+                drivers::trace::DeviceKind::Ixgbe
+            } else {
+                drivers::trace::DeviceKind::Igb
+            },
+            emulated: true,
+        });
+        assert!(self.emu.set_tap(tap.clone()));
+        self.bar.set_trace(tap);
+        t
     }
 
     fn wr(&self, off: usize, v: u32) {
@@ -587,7 +605,7 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
         let (mut h, peer) = Host::inline(chip);
         h.setup_rx();
         h.post_rx(0, 4);
-        h.emu.trace().set_enabled(true);
+        let trace = h.trace();
         let f = frame(MAC, 100, 7);
         peer.send(&f).unwrap();
         assert_eq!(h.rx_wb(0, 0).2, 0, "nothing before the device works");
@@ -602,22 +620,18 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
         assert_eq!(h.rx_data(0, 0, f.len()), f);
         assert_eq!(h.rd(h.r.rxq(0, RxReg::Head)), 1, "RDH advanced");
         assert_eq!(h.rx_wb(0, 1).2, 0, "next descriptor untouched");
-        let events = h.emu.trace().take();
+        let events = trace.drain();
         let desc0 = h.mem.iova_at(Host::rx_ring(0));
-        assert!(events.contains(&TraceEvent::Fetch {
-            queue: 0,
-            index: 0,
-            iova: desc0
-        }));
-        assert!(events.contains(&TraceEvent::DmaWrite {
-            iova: h.mem.iova_at(Host::buf(0, 0)),
-            len: f.len()
-        }));
-        assert!(events.contains(&TraceEvent::Completion {
-            queue: 0,
-            id: 0,
-            status: rxd::status::DD.bit() | rxd::status::EOP.bit()
-        }));
+        let rx0 = Agent::Device(Engine::Rx(0));
+        assert!(events.iter().any(|e| e.kind == Kind::Fetch
+            && (e.agent, e.queue, e.index, e.addr) == (rx0, Queue::Rx(0), 0, desc0)));
+        assert!(events.iter().any(|e| e.kind == Kind::DmaWrite
+            && (e.agent, e.addr, e.len as usize)
+                == (rx0, h.mem.iova_at(Host::buf(0, 0)), f.len())));
+        assert!(events.iter().any(|e| e.kind == Kind::WriteBack
+            && (e.agent, e.queue, e.index) == (rx0, Queue::Rx(0), 0)
+            && status_dword(e, rxd::WB_STATUS_ERROR)
+                == rxd::status::DD.bit() | rxd::status::EOP.bit()));
         // Statistics: one good packet, its octets with the FCS.
         assert_eq!(h.rd(h.r.gprc), 1);
         assert_eq!(h.rd(h.r.gorcl), (f.len() + ETH_FCS_LEN) as u32);
@@ -630,7 +644,7 @@ fn received_frame_lands_in_the_posted_buffer_with_a_correct_write_back() {
 fn rdt_write_delivers_waiting_frames_inline_and_doorbells_are_traced() {
     let (mut h, peer) = Host::inline(Chip::X82599);
     h.setup_rx();
-    h.emu.trace().set_enabled(true);
+    let trace = h.trace();
     let f = frame(MAC, 64, 1);
     peer.send(&f).unwrap();
     // Reading RDH delivers too: no descriptor yet, so the frame is dropped.
@@ -642,8 +656,10 @@ fn rdt_write_delivers_waiting_frames_inline_and_doorbells_are_traced() {
         h.rx_wb(0, 0).2,
         rxd::status::DD.bit() | rxd::status::EOP.bit()
     );
-    let events = h.emu.trace().take();
-    assert!(events.contains(&TraceEvent::Doorbell { queue: 0, value: 2 }));
+    let events = trace.drain();
+    assert!(events
+        .iter()
+        .any(|e| e.kind == Kind::RegWrite && (e.addr, e.value) == (ixgbe::rdt(0) as u64, 2)));
 }
 
 /// With flow control a frame waits on the wire while the port cannot take
@@ -872,7 +888,7 @@ fn three_segment_packet_arrives_concatenated_and_dd_only_where_rs() {
         let ig2 = h.tx_buf(16384, &g[40..]);
         h.tx_data(0, ig, 40, IFCS | RS, 0);
         h.tx_data(0, ig2, g.len() - 40, IFCS | EOP, 0);
-        h.emu.trace().set_enabled(true);
+        let trace = h.trace();
         h.ring_tx(0);
         assert_eq!(
             h.rd(h.r.txq(0, TxReg::Head)),
@@ -888,20 +904,17 @@ fn three_segment_packet_arrives_concatenated_and_dd_only_where_rs() {
         assert_eq!(h.tx_status(0, 2), dd);
         assert_eq!(h.tx_status(0, 3), dd);
         assert_eq!(h.tx_status(0, 4), 0);
-        let events = h.emu.trace().take();
-        assert!(events.contains(&TraceEvent::Doorbell { queue: 1, value: 5 }));
+        let events = trace.drain();
+        assert!(events.iter().any(|e| e.kind == Kind::RegWrite
+            && (e.addr, e.value) == (h.r.txq(0, TxReg::Tail) as u64, 5)));
         let completions: Vec<u32> = events
             .iter()
-            .filter_map(|e| match e {
-                TraceEvent::Completion { queue: 1, id, .. } => Some(*id),
-                _ => None,
-            })
+            .filter(|e| e.kind == Kind::WriteBack && e.queue == Queue::Tx(0))
+            .map(|e| e.index)
             .collect();
         assert_eq!(completions, vec![2, 3]);
-        assert!(events.contains(&TraceEvent::DmaRead {
-            iova: ib,
-            len: b.len()
-        }));
+        assert!(events.iter().any(|e| e.kind == Kind::DmaRead
+            && (e.agent, e.addr, e.len as usize) == (Agent::Device(Engine::Tx(0)), ib, b.len())));
         assert_eq!(h.rd(h.r.gptc), 2);
         assert_eq!(
             h.rd(h.r.gotcl) as usize,
@@ -1188,7 +1201,7 @@ fn iommu_fault_on_a_bad_rx_buffer_is_counted_not_fatal() {
     for chip in CHIPS {
         let (mut h, peer) = Host::inline(chip);
         h.setup_rx();
-        h.emu.trace().set_enabled(true);
+        let trace = h.trace();
         // Descriptor 0 points outside every mapping; 1 is good.
         h.post_rx_addr(0, 0, 0x1000);
         h.post_rx_addr(0, 1, h.mem.iova_at(Host::buf(0, 1)));
@@ -1211,12 +1224,10 @@ fn iommu_fault_on_a_bad_rx_buffer_is_counted_not_fatal() {
         let c = h.emu.counters();
         assert_eq!((c.rx_dma_faults, c.rx_delivered, c.queue_errors), (1, 1, 0));
         assert_eq!(h.rd(h.r.gprc), 1);
-        assert!(h
-            .emu
-            .trace()
-            .take()
+        assert!(trace
+            .drain()
             .iter()
-            .any(|e| matches!(e, TraceEvent::Fault(f) if f.iova == 0x1000 && f.write)));
+            .any(|e| e.kind == Kind::Fault && (e.addr, e.value) == (0x1000, 1)));
     }
 }
 
@@ -1257,7 +1268,7 @@ fn bad_ring_registers_put_the_queue_in_an_error_state() {
     for chip in CHIPS {
         let (mut h, peer) = Host::inline(chip);
         h.reset();
-        h.emu.trace().set_enabled(true);
+        let trace = h.trace();
         let r = &h.r;
         // RDLEN not a multiple of 128.
         h.wr(r.rxq(1, RxReg::Bal), h.mem.iova_at(0) as u32);
@@ -1267,9 +1278,9 @@ fn bad_ring_registers_put_the_queue_in_an_error_state() {
         h.wr(r.rxq(1, RxReg::Dctl), r.rxdctl_enable);
         assert_eq!(h.rd(r.rxq(1, RxReg::Dctl)) & r.rxdctl_enable, 0, "{chip:?}");
         assert_eq!(h.emu.counters().queue_errors, 1);
-        assert!(h.emu.trace().take().iter().any(
-            |e| matches!(e, TraceEvent::Note(n) if n.contains("RX queue 1 stopped") && n.contains("multiple of 128"))
-        ));
+        assert!(notes(&trace.drain())
+            .iter()
+            .any(|n| n.contains("RX queue 1 stopped") && n.contains("multiple of 128")));
         // A legacy descriptor type is refused at enable.
         h.wr(r.rxq(1, RxReg::Len), 1024);
         h.wr(r.rxq(1, RxReg::Srrctl), 0);
@@ -1654,7 +1665,7 @@ fn a_surprise_removed_port_reads_all_ones_and_does_nothing() {
         h.post_rx(0, 4);
         let ctrl = h.rd(h.r.ctrl);
         assert_ne!(h.rd(h.r.status), u32::MAX, "{chip:?}");
-        h.emu.trace().set_enabled(true);
+        let trace = h.trace();
         h.emu.surprise_remove();
         assert!(h.emu.model().is_removed());
         // Every register, 4 or 8 bytes, reads all ones: STATUS, the link,
@@ -1680,12 +1691,44 @@ fn a_surprise_removed_port_reads_all_ones_and_does_nothing() {
         assert!(!h.emu.poll(), "{chip:?}: a removed device does no work");
         assert_eq!(h.emu.counters().rx_frames, 0, "{chip:?}");
         assert_eq!(h.rx_wb(0, 0).2, 0, "{chip:?}: no write-back");
-        let events = h.emu.trace().take();
+        // Nothing the device did but the note (the BAR's register events
+        // are the driver's side).
+        let events: Vec<Event> = trace
+            .drain()
+            .into_iter()
+            .filter(|e| !matches!(e.kind, Kind::RegRead | Kind::RegWrite))
+            .collect();
         assert!(
-            events
-                .iter()
-                .all(|e| matches!(e, TraceEvent::Note(n) if n.contains("surprise removal"))),
+            events.iter().all(|e| e.kind == Kind::Note),
             "{chip:?}: {events:?}"
         );
+        assert!(
+            notes(&events)
+                .iter()
+                .all(|n| n.contains("surprise removal")),
+            "{chip:?}: {events:?}"
+        );
+        assert_eq!(notes(&events).len(), 1, "{chip:?}: {events:?}");
     }
+}
+
+/// The status dword at `at` of the descriptor bytes an event carries.
+fn status_dword(e: &Event, at: usize) -> u32 {
+    let b = e.raw.as_slice();
+    assert_eq!(b.len(), DESC_SIZE, "{e:?}");
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// The texts of the notes among `events`, a long one's pieces (value 1,
+/// 2, ... after the first) joined.
+fn notes(events: &[Event]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for e in events.iter().filter(|e| e.kind == Kind::Note) {
+        let text = std::str::from_utf8(e.raw.as_slice()).unwrap();
+        match out.last_mut() {
+            Some(last) if e.value > 0 => last.push_str(text),
+            _ => out.push(text.to_string()),
+        }
+    }
+    out
 }

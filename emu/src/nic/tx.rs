@@ -20,7 +20,7 @@ use super::model::NicModel;
 use super::queue_state::Dir;
 use super::tx_state::{Discard, TxRing, CONTEXT_SLOTS, FETCH_BATCH};
 use crate::wire::MAX_FRAME;
-use crate::{DmaError, TraceEvent};
+use crate::DmaError;
 use spec::nic::adv_desc::tx::{self as desc, cmd_type_len as cmd, ctx, olinfo};
 use spec::nic::adv_desc::DESC_SIZE;
 use spec::nic::{ETH_FCS_LEN, ETH_MIN_FRAME};
@@ -42,14 +42,11 @@ impl TxRing {
             .min(FETCH_BATCH)
             .min((self.entries - self.head) as usize);
         let iova = self.desc_iova(self.head);
-        m.dma.read(iova, &mut self.cache[..n * DESC_SIZE])?;
-        for i in 0..n {
-            m.dma.trace().record(|| TraceEvent::Fetch {
-                queue: Dir::Tx.trace_queue(q),
-                index: self.head + i as u32,
-                iova: iova + (i * DESC_SIZE) as u64,
-            });
-        }
+        let bytes = &mut self.cache[..n * DESC_SIZE];
+        m.dma
+            .read(iova, bytes)
+            .map_err(|e| m.fault(Dir::Tx, q, e))?;
+        m.fetched(Dir::Tx, q, self.head, iova, bytes);
         self.pos = 0;
         self.len = n;
         Ok(())
@@ -112,21 +109,22 @@ impl TxRing {
             }
             if c & cmd::RS.bit() != 0 && !m.hostile_drops_tx_dd() {
                 // The write-back format: DD in the status dword (82599 §7.2.3.2.4).
-                let wb = m.dma.store_u32_release(
-                    self.desc_iova(index) + desc::WB_STATUS as u64,
-                    olinfo::DD.bit(),
-                );
+                let wb = m
+                    .dma
+                    .store_u32_release(
+                        self.desc_iova(index) + desc::WB_STATUS as u64,
+                        olinfo::DD.bit(),
+                    )
+                    .map_err(|e| m.fault(Dir::Tx, q, e));
                 if let Err(e) = wb {
                     m.queue_error(Dir::Tx, q, shared, || {
                         format!("write-back of descriptor {index} failed: {e}")
                     });
                     return true;
                 }
-                m.dma.trace().record(|| TraceEvent::Completion {
-                    queue: Dir::Tx.trace_queue(q),
-                    id: index,
-                    status: olinfo::DD.bit(),
-                });
+                // The descriptor now holds the driver's bytes and DD.
+                let status = (desc::WB_STATUS, olinfo::DD.bit());
+                m.written_back(Dir::Tx, q, index, self.desc_iova(index), &d, status);
             }
             self.pos += 1;
             self.head = (self.head + 1) % self.entries;
@@ -186,7 +184,7 @@ impl TxRing {
             } else if at + len > MAX_FRAME {
                 p.drop = Some(Discard::TooLong(at + len));
             } else {
-                if let Err(e) = m.dma.read(addr, &mut p.data[at..at + len]) {
+                if let Err(e) = m.buffer_read(Dir::Tx, q, addr, &mut p.data[at..at + len]) {
                     bump(&m.counters.tx_dma_faults);
                     return Err(e);
                 }
@@ -244,6 +242,7 @@ impl TxRing {
             m.note(|| format!("wire {}: send failed: {e}", m.wire.describe()));
             return;
         }
+        m.frame(Dir::Tx, q, &p.data[..p.len]);
         bump(&m.counters.tx_frames);
         let octets = (p.len + ETH_FCS_LEN) as u64;
         m.count(Ctr::Gptc, 1);
