@@ -18,7 +18,10 @@ usage: bench/trace.sh [--base REV] [--pairs N] [--time S] [--trace-events N]
  --base REV   git revision to compare with tracing off (default db1012b,
               the commit before the trace hooks); its source is taken with
               git archive into target/bench-base/REV and built there (kept,
-              so a second run does not build it again)
+              so a second run does not build it again). --base hooks-out:
+              this tree's HEAD with the hooks compiled out (Tap::is_on
+              false and Tap::record empty, so every hook is dead code): the
+              trace's own cost when off, apart from other merged work
  --pairs N    off/on pairs per workload in part 2 (default 5, at least 2)
  --time S     seconds per run in part 2 (default 2)
  --trace-events N
@@ -102,14 +105,30 @@ REPORT=$DIR/report.md
 
 # ---- 1. tracing off: this tree against the base ------------------------
 if want off; then
-    BREV=$(git rev-parse --short "$BASE^{commit}" 2>/dev/null) ||
-        { echo "bench/trace.sh: --base $BASE is not a revision of this repository" >&2; exit 2; }
-    BTREE=$ROOT/target/bench-base/$BREV
+    if [ "$BASE" = hooks-out ]; then
+        BREV=$(git rev-parse --short HEAD)
+        BTREE=$ROOT/target/bench-base/hooks-out-$BREV
+    else
+        BREV=$(git rev-parse --short "$BASE^{commit}" 2>/dev/null) ||
+            { echo "bench/trace.sh: --base $BASE is not a revision of this repository" >&2; exit 2; }
+        BTREE=$ROOT/target/bench-base/$BREV
+    fi
     if [ ! -f "$BTREE/Cargo.toml" ]; then
         echo "extracting $BREV into $BTREE..." >&2
-        mkdir -p "$BTREE.tmp"
+        rm -rf "$BTREE.tmp" && mkdir -p "$BTREE.tmp"
         git archive "$BREV" | tar -x -C "$BTREE.tmp"
+        if [ "$BASE" = hooks-out ]; then
+            # Tap::is_on -> false, Tap::record -> nothing; check both took.
+            f=$BTREE.tmp/drivers/src/trace/mod.rs
+            perl -0pi -e 's/(pub fn is_on\(&self\) -> bool \{)\s*self\.0\.is_some\(\)/$1 false/;
+                s/(pub fn record\(&self, f: impl FnOnce\(\) -> Event\) \{)\s*if let Some\(t\) = &self\.0 \{\s*t\.push\(f\(\)\);\s*\}/$1 let _ = f;/' "$f"
+            grep -q 'bool { false' "$f" && grep -q 'Event) { let _ = f;' "$f" ||
+                { echo "bench/trace.sh: could not compile the hooks out of $f (Tap::is_on or Tap::record changed? see the perl line)" >&2; exit 1; }
+            BREV="$BREV with the hooks compiled out"
+        fi
         mv "$BTREE.tmp" "$BTREE"
+    elif [ "$BASE" = hooks-out ]; then
+        BREV="$BREV with the hooks compiled out"
     fi
     if [ -n "$QUICK" ]; then
         NV=(--n1 5000 --n2 25000) FW=(--time 2 --n1 10000 --n2 50000 --n3 30000)
