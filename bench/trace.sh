@@ -85,12 +85,13 @@ cd "$ROOT"
 HERE=$(git rev-parse --short HEAD 2>/dev/null || echo "?")
 if [ -n "$(git status --porcelain --untracked-files=no 2>/dev/null)" ]; then HERE="$HERE+changes"; fi
 
-# median [smallest-largest] of the numbers on stdin
+# median [smallest-largest] of the numbers on stdin, each printed with the
+# printf format $1 (default %.3f)
 spread() {
-    sort -g | awk '{ v[NR] = $1 } END {
+    sort -g | awk -v f="${1:-%.3f}" '{ v[NR] = $1 } END {
         if (NR == 0) { print "n/a"; exit }
         m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%.3f [%.3f-%.3f]", m, v[1], v[NR] }'
+        printf f " [" f "-" f "]", m, v[1], v[NR] }'
 }
 # The value in the row of a bench script's table whose name matches $2.
 row() { awk -F'|' -v re="$2" '$2 ~ re { v = $3; gsub(/[ *]/, "", v); print v; exit }' "$1"; }
@@ -210,9 +211,9 @@ if want on; then
             drops=$((drops + dr))
             echo "part 2, $w pair $i: off $off, on $on ($ev events in $secs s, $dr dropped)" >&2
         done
-        unit=IOPS
-        [ "$w" != fwd ] || unit=Mpps
-        echo "| $w ($unit) | $(spread <"$DIR/$w.off") | $(spread <"$DIR/$w.on") | $(paste -sd' ' "$DIR/$w.ratio") | $(spread <"$DIR/$w.ratio") | $(sort -g "$DIR/$w.eps" | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f M", m / 1e6 }') | $drops |" >>"$REPORT"
+        unit=IOPS f=%.0f
+        [ "$w" != fwd ] || unit=Mpps f=%.3f
+        echo "| $w ($unit) | $(spread "$f" <"$DIR/$w.off") | $(spread "$f" <"$DIR/$w.on") | $(paste -sd' ' "$DIR/$w.ratio") | $(spread <"$DIR/$w.ratio") | $(sort -g "$DIR/$w.eps" | awk '{ v[NR] = $1 } END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; printf "%.2f M", m / 1e6 }') | $drops |" >>"$REPORT"
     done
     echo >>"$REPORT"
 fi
