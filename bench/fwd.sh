@@ -7,6 +7,7 @@ set -euo pipefail
 usage() {
     cat <<'U'
 usage: bench/fwd.sh [--time S] [--n1 N] [--n2 N] [--n3 N] [--inject K] [--keep DIR]
+                    [--tree DIR] [--trace FILE [--trace-events N]]
 
 Traffic: both ports on wire=loop; fwd --inject K sends K 60-byte frames
 out of port 2 at start, which then circle (port 2 loop -> fwd -> port 1
@@ -23,6 +24,13 @@ unless every port has pause=on.)
              250000, 150000)
  --inject K  frames circling (default 256, at most 511)
  --keep DIR  keep callgrind files and logs in DIR (default: a temp dir, removed)
+ --tree DIR  build and measure the checkout in DIR (another revision of this
+             repository, with its own target directory) instead of this one
+ --trace FILE
+             run fwd with --trace FILE in every run (tracing on; the file is
+             rewritten by each run); default: tracing off
+ --trace-events N
+             with --trace: fwd's --trace-events (events kept per device)
 
 Instructions per packet = (Ir(n2) - Ir(n1)) / (frames(n2) - frames(n1)),
 Ir = total instructions of fwd's main thread (the forwarding thread;
@@ -37,7 +45,7 @@ compare between builds.
 U
 }
 
-T=10 N1=50000 N2=250000 N3=150000 INJECT=256 KEEP=
+T=10 N1=50000 N2=250000 N3=150000 INJECT=256 KEEP= TREE= TRACE_FILE= TRACE_EVENTS=
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
@@ -47,6 +55,9 @@ while [ $# -gt 0 ]; do
         --n3) N3=${2:?--n3 needs a count}; shift 2 ;;
         --inject) INJECT=${2:?--inject needs a count}; shift 2 ;;
         --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
+        --tree) TREE=${2:?--tree needs a directory}; shift 2 ;;
+        --trace) TRACE_FILE=${2:?--trace needs a file name}; shift 2 ;;
+        --trace-events) TRACE_EVENTS=${2:?--trace-events needs a count}; shift 2 ;;
         *) echo "bench/fwd.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -58,16 +69,30 @@ done
 command -v valgrind >/dev/null || { echo "bench/fwd.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+if [ -n "$TREE" ]; then
+    [ -f "$TREE/Cargo.toml" ] || { echo "bench/fwd.sh: --tree $TREE is not a checkout of this repository (no Cargo.toml)" >&2; exit 2; }
+    ROOT=$(cd "$TREE" && pwd)
+fi
+# The app's trace options: none (tracing off) or --trace FILE (absolute,
+# as the runs happen in $ROOT) [--trace-events N].
+TRACE=()
+if [ -n "$TRACE_FILE" ]; then
+    case "$TRACE_FILE" in /*) ;; *) TRACE_FILE=$PWD/$TRACE_FILE ;; esac
+    TRACE=(--trace "$TRACE_FILE")
+    [ -z "$TRACE_EVENTS" ] || TRACE+=(--trace-events "$TRACE_EVENTS")
+elif [ -n "$TRACE_EVENTS" ]; then
+    echo "bench/fwd.sh: --trace-events needs --trace FILE" >&2; exit 2
+fi
 if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; DIR=$(cd "$KEEP" && pwd); else
     DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT; fi
+cd "$ROOT"
 
 echo "building release apps..." >&2
 cargo build --release -p apps --bin fwd >&2
 FWD=$ROOT/target/release/fwd
 P1=emu:ixgbe,wire=loop,mac=02:00:00:00:00:01
 P2=emu:ixgbe,wire=loop,mac=02:00:00:00:00:02
-COMMON=(--batch 32 --inject "$INJECT")
+COMMON=(--batch 32 --inject "$INJECT" ${TRACE[@]+"${TRACE[@]}"})
 
 echo "timing run: $T s..." >&2
 "$FWD" "$P1" "$P2" "${COMMON[@]}" --time "$T" --quiet >"$DIR/timing.log" 2>&1 ||
@@ -133,7 +158,8 @@ read -r PER_PACKET PER_EMPTY < <(awk -v f1="$F1" -v f2="$F2" -v f3="$F3" \
 cat <<R
 
 fwd, two emulated 82599 ports (threaded models), wire=loop, $INJECT frames
-circling, 60-byte frames, batch 32, $(nproc) CPUs
+circling, 60-byte frames, batch 32, $(nproc) CPUs; tree $ROOT;
+tracing ${TRACE[*]:-off}
 
 | measure | value |
 |---|---|

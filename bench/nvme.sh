@@ -7,12 +7,22 @@ set -euo pipefail
 
 usage() {
     cat <<'U'
-usage: bench/nvme.sh [--n1 N] [--n2 N] [--qd N] [--keep DIR]
+usage: bench/nvme.sh [--n1 N] [--n2 N] [--qd N] [--keep DIR] [--tree DIR]
+                     [--trace FILE [--trace-events N]]
 
  --n1, --n2  I/Os of the two callgrind runs (default 20000 and 100000)
  --qd N      queue depth (default 64)
  --keep DIR  keep the binaries, callgrind files and logs in DIR (default:
              a temp dir, removed)
+ --tree DIR  build and measure the checkout in DIR (another revision of
+             this repository, with its own target directory) instead of
+             this one
+ --trace FILE
+             run nvme-perf with --trace FILE (tracing on; the file is
+             rewritten by each run); default: tracing off
+ --trace-events N
+             with --trace: nvme-perf's --trace-events (events kept per
+             device)
 
 Load: nvme-perf emu:nvme,size=64M,mode=inline --qd N --count N, 4 KiB
 random reads, one queue pair. Inline: the controller model runs on the
@@ -70,7 +80,7 @@ The measurement build's driver functions, per I/O, are listed.
 U
 }
 
-N1=20000 N2=100000 QD=64 KEEP=
+N1=20000 N2=100000 QD=64 KEEP= TREE= TRACE_FILE= TRACE_EVENTS=
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
@@ -78,6 +88,9 @@ while [ $# -gt 0 ]; do
         --n2) N2=${2:?--n2 needs a count}; shift 2 ;;
         --qd) QD=${2:?--qd needs a depth}; shift 2 ;;
         --keep) KEEP=${2:?--keep needs a directory}; shift 2 ;;
+        --tree) TREE=${2:?--tree needs a directory}; shift 2 ;;
+        --trace) TRACE_FILE=${2:?--trace needs a file name}; shift 2 ;;
+        --trace-events) TRACE_EVENTS=${2:?--trace-events needs a count}; shift 2 ;;
         *) echo "bench/nvme.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -89,15 +102,36 @@ done
 command -v valgrind >/dev/null || { echo "bench/nvme.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-cd "$ROOT"
+if [ -n "$TREE" ]; then
+    [ -f "$TREE/Cargo.toml" ] || { echo "bench/nvme.sh: --tree $TREE is not a checkout of this repository (no Cargo.toml)" >&2; exit 2; }
+    ROOT=$(cd "$TREE" && pwd)
+fi
+# nvme-perf's trace options: none (tracing off) or --trace FILE (absolute,
+# as the runs happen in $ROOT) [--trace-events N].
+TRACE=()
+if [ -n "$TRACE_FILE" ]; then
+    case "$TRACE_FILE" in /*) ;; *) TRACE_FILE=$PWD/$TRACE_FILE ;; esac
+    TRACE=(--trace "$TRACE_FILE")
+    [ -z "$TRACE_EVENTS" ] || TRACE+=(--trace-events "$TRACE_EVENTS")
+elif [ -n "$TRACE_EVENTS" ]; then
+    echo "bench/nvme.sh: --trace-events needs --trace FILE" >&2; exit 2
+fi
 if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; DIR=$(cd "$KEEP" && pwd); else
     DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT; fi
+cd "$ROOT"
 
 # The measurement build first, the shipping build last, so that
 # target/release/nvme-perf is the shipping one when the script ends.
-echo "building release nvme-perf with the driver's entry points out of line..." >&2
-cargo build --release -p apps --bin nvme-perf --features drivers/noinline-entry >&2
-cp "$ROOT/target/release/nvme-perf" "$DIR/nvme-perf-noinline-entry"
+# A tree from before the feature existed (--tree of an older revision)
+# gets the shipping figures only.
+if grep -q '^noinline-entry' "$ROOT/drivers/Cargo.toml"; then HONEST_OK=1; else HONEST_OK=; fi
+if [ -n "$HONEST_OK" ]; then
+    echo "building release nvme-perf with the driver's entry points out of line..." >&2
+    cargo build --release -p apps --bin nvme-perf --features drivers/noinline-entry >&2
+    cp "$ROOT/target/release/nvme-perf" "$DIR/nvme-perf-noinline-entry"
+else
+    echo "bench/nvme.sh: $ROOT has no drivers feature noinline-entry: no honest driver figure" >&2
+fi
 echo "building release nvme-perf..." >&2
 cargo build --release -p apps --bin nvme-perf >&2
 cp "$ROOT/target/release/nvme-perf" "$DIR/nvme-perf"
@@ -194,7 +228,7 @@ run_cg() {
     local n=$1 bin=$2 d=$3
     rm -rf "$d" && mkdir -p "$d"
     valgrind --tool=callgrind --separate-threads=yes --callgrind-out-file="$d/callgrind.out.%p" \
-        "$bin" "$DEV" --qd "$QD" --count "$n" >"$d/log" 2>&1 ||
+        "$bin" "$DEV" --qd "$QD" --count "$n" ${TRACE[@]+"${TRACE[@]}"} >"$d/log" 2>&1 ||
         { cat "$d/log" >&2; echo "bench/nvme.sh: callgrind run of $n I/Os ($bin) failed" >&2; exit 1; }
 }
 
@@ -236,26 +270,33 @@ read -r F2 I2 M2 D2 < <(cg "$N2")
     { echo "bench/nvme.sh: no controller-model register handler in the callgrind output (renamed? see the pattern in cg())" >&2; exit 1; }
 [ "$D2" -gt 0 ] ||
     { echo "bench/nvme.sh: no driver line in the callgrind output (renamed crates? see driver_lines)" >&2; exit 1; }
-echo "callgrind runs: $N1 and $N2 I/Os, measurement build (entry points out of line)..." >&2
-read -r G1 H1 < <(cg_noinline "$N1")
-read -r G2 H2 < <(cg_noinline "$N2")
-[ "$G1" = "$F1" ] && [ "$G2" = "$F2" ] && [ -n "$H1" ] && [ -n "$H2" ] && [ "$H2" -gt 0 ] ||
-    { echo "bench/nvme.sh: the measurement build's runs did not give I/O counts and a driver cost (see $DIR/ni-*)" >&2; exit 1; }
+if [ -n "$HONEST_OK" ]; then
+    echo "callgrind runs: $N1 and $N2 I/Os, measurement build (entry points out of line)..." >&2
+    read -r G1 H1 < <(cg_noinline "$N1")
+    read -r G2 H2 < <(cg_noinline "$N2")
+    [ "$G1" = "$F1" ] && [ "$G2" = "$F2" ] && [ -n "$H1" ] && [ -n "$H2" ] && [ "$H2" -gt 0 ] ||
+        { echo "bench/nvme.sh: the measurement build's runs did not give I/O counts and a driver cost (see $DIR/ni-*)" >&2; exit 1; }
+fi
 slope() { awk -v a="$1" -v b="$2" -v x="$F1" -v y="$F2" 'BEGIN { printf "%.1f", (b - a) / (y - x) }'; }
 ALL=$(slope "$I1" "$I2")
 WHOLE=$(slope "$((I1 - M1))" "$((I2 - M2))")
 MODEL=$(slope "$M1" "$M2")
 INLINED=$(slope "$D1" "$D2")
+HONEST=n/a APP=n/a TOP="  (no measurement build)"
+H1=${H1:-n/a} H2=${H2:-n/a}
+if [ -n "$HONEST_OK" ]; then
 HONEST=$(slope "$H1" "$H2")
 APP=$(awk -v w="$WHOLE" -v d="$HONEST" 'BEGIN { printf "%.1f", w - d }')
 # Per function of the measurement build, the slope between the two runs.
 TOP=$(awk -F'\t' -v x="$F1" -v y="$F2" 'NR == FNR { a[$2] = $1; next }
     { printf "%.1f\t%s\n", ($1 - a[$2]) / (y - x), $2 }' "$DIR/ni-$N1/driver" "$DIR/ni-$N2/driver" |
     sort -t"$(printf '\t')" -k1,1gr | awk -F'\t' '$1 >= 0.5 { printf "  %6.1f  %s\n", $1, $2 }' | head -20)
+fi
 
 cat <<R
 
-nvme-perf $DEV --qd $QD, 4 KiB random reads, one queue pair, $(nproc) CPUs
+nvme-perf $DEV --qd $QD, 4 KiB random reads, one queue pair, $(nproc) CPUs;
+tree $ROOT; tracing ${TRACE[*]:-off}
 
 | measure | value |
 |---|---|
