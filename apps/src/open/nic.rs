@@ -226,8 +226,12 @@ pub fn with_nics_in<J: NicJob>(
                 regs.set_trace(trace.clone());
                 emu.set_tap(trace.clone());
             }
-            if let Some(hook) = session::current()
-                .and_then(|s| step::nic_hook(s, emu.model().clone(), emu.iommu().clone()))
+            if let Some(hook) =
+                session::current()
+                    .and_then(|s| s.step_parts())
+                    .map(|(stepper, source)| {
+                        step::nic_hook(stepper, source, emu.model().clone(), emu.iommu().clone())
+                    })
             {
                 regs.set_step(hook);
             }

@@ -186,8 +186,12 @@ pub fn with_nvme_in<J: NvmeJob>(
                 bar.set_trace(trace.clone());
                 emu.set_tap(trace.clone());
             }
-            if let Some(hook) = session::current()
-                .and_then(|s| step::nvme_hook(s, emu.model().clone(), emu.iommu().clone()))
+            if let Some(hook) =
+                session::current()
+                    .and_then(|s| s.step_parts())
+                    .map(|(stepper, source)| {
+                        step::nvme_hook(stepper, source, emu.model().clone(), emu.iommu().clone())
+                    })
             {
                 bar.set_step(hook);
             }

@@ -14,7 +14,7 @@
 //! one timeline.
 #![forbid(unsafe_code)]
 
-use super::step::Stepper;
+use super::step::{EventSource, Stepper};
 use super::{chrome, jsonl, pcapng, Format, TraceFile};
 use crate::AppResult;
 use drivers::trace::{DeviceInfo, DeviceKind, Event, Tap, Tracer, DEFAULT_CAPACITY};
@@ -166,6 +166,14 @@ impl Session {
     /// The stepper, with `--step`.
     pub fn stepper(&self) -> Option<&Stepper> {
         self.stepper.as_ref()
+    }
+
+    /// With `--step`: the stepper and where its hooks take the events from
+    /// (this session, which keeps them for the file too).
+    pub fn step_parts(&'static self) -> Option<(&'static Stepper, EventSource)> {
+        let stepper = self.stepper.as_ref()?;
+        let source: EventSource = Arc::new(move || (self.tracer.devices(), self.take_new()));
+        Some((stepper, source))
     }
 
     /// The events recorded since the last call (in order), kept for the

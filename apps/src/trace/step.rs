@@ -13,7 +13,6 @@
 //! output). End of input on standard input runs on without waiting.
 #![forbid(unsafe_code)]
 
-use super::session::Session;
 use super::{show, TraceFile};
 use dma::EmuIommu;
 use drivers::trace::{DeviceInfo, Event};
@@ -104,10 +103,13 @@ pub fn event_lines(devices: &[DeviceInfo], events: &[Event]) -> Vec<String> {
         .collect()
 }
 
+/// Where a step hook gets the events since the last step (and the device
+/// table to name them by): the trace session's, kept for the file too.
+pub type EventSource = Arc<dyn Fn() -> (Vec<DeviceInfo>, Vec<Event>) + Send + Sync>;
+
 /// The events since the last step, one a line.
-fn events_text(session: &Session, text: &mut String) {
-    let events = session.take_new();
-    let devices = session.tracer().devices();
+fn events_text(source: &EventSource, text: &mut String) {
+    let (devices, events) = source();
     for line in event_lines(&devices, &events) {
         text.push_str(&line);
         text.push('\n');
@@ -219,12 +221,12 @@ fn cq_picture(text: &mut String, qid: u16, cq: &CqView, iommu: &EmuIommu) {
 /// The step hook of an emulated NVMe controller: after each SQ tail or CQ
 /// head doorbell, the events and the queue pair.
 pub fn nvme_hook(
-    session: &'static Session,
+    stepper: &'static Stepper,
+    source: EventSource,
     model: Arc<NvmeModel>,
     iommu: Arc<EmuIommu>,
-) -> Option<StepHook> {
-    let stepper = session.stepper()?;
-    Some(Arc::new(move |offset, value| {
+) -> StepHook {
+    Arc::new(move |offset, value| {
         let Some(db) = model.doorbell_of(offset) else {
             return;
         };
@@ -234,7 +236,7 @@ pub fn nvme_hook(
             DoorbellOf::CqHead(q) => format!("CQ{q} head doorbell <- {value}"),
         };
         let _ = writeln!(text, "step: {what}");
-        events_text(session, &mut text);
+        events_text(&source, &mut text);
         match db {
             DoorbellOf::SqTail(q) => match model.sq_view(q) {
                 Some(sq) => {
@@ -255,7 +257,7 @@ pub fn nvme_hook(
             },
         }
         stepper.pause(&text);
-    }))
+    })
 }
 
 /// Bit 0 of the status dword of a descriptor write-back: DD, in both the RX
@@ -300,12 +302,12 @@ fn ring_picture(text: &mut String, which: TailOf, ring: &RingView, iommu: &EmuIo
 /// The step hook of an emulated NIC port: after each RDT or TDT write, the
 /// events and the ring.
 pub fn nic_hook(
-    session: &'static Session,
+    stepper: &'static Stepper,
+    source: EventSource,
     model: Arc<NicModel>,
     iommu: Arc<EmuIommu>,
-) -> Option<StepHook> {
-    let stepper = session.stepper()?;
-    Some(Arc::new(move |offset, value| {
+) -> StepHook {
+    Arc::new(move |offset, value| {
         let Some(which) = model.tail_of(offset) else {
             return;
         };
@@ -315,7 +317,7 @@ pub fn nic_hook(
             TailOf::Tx(q) => format!("TDT[{q}] <- {value}"),
         };
         let _ = writeln!(text, "step: {what}");
-        events_text(session, &mut text);
+        events_text(&source, &mut text);
         match model.ring_view(which) {
             Some(ring) => ring_picture(&mut text, which, &ring, &iommu),
             None => {
@@ -323,5 +325,5 @@ pub fn nic_hook(
             }
         }
         stepper.pause(&text);
-    }))
+    })
 }
