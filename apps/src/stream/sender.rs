@@ -503,46 +503,30 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 .filter(|t| t.fits(lap, ppf as u32, 0))
                 .cloned();
             let mut generation = headers.generation;
+            let (id, flow, start) = (self.id, &self.cfg.flow, self.cfg.start);
             let cut = batch.push_cut(buf, ppf, FRAME_HEADERS, offload, |slot, n| {
                 let offset = at;
                 at += n as u64;
-                match &full {
-                    Some(t) if n == ppf && at != end => {
-                        if *slot.stamp == generation {
-                            t.patch(slot.bytes, offset);
-                        } else {
-                            t.write(slot.bytes, offset);
-                            *slot.stamp = generation;
-                        }
-                    }
-                    _ => {
-                        let flags = if at == end { FLAG_LAST } else { 0 };
-                        let fields = StreamHeader {
-                            stream: self.id,
-                            flags,
-                            lap,
-                            len: n as u32,
-                            offset,
-                            start: self.cfg.start,
-                            end,
-                        };
-                        if n == ppf && flags == 0 {
-                            // A new lap: a new template, and every slot's
-                            // headers are from an older one.
-                            generation += 1;
-                            headers.generation = generation;
-                            let t = HeaderTemplate::new(&self.cfg.flow, &fields);
-                            t.write(slot.bytes, offset);
-                            *slot.stamp = generation;
-                            full = Some(t.clone());
-                            headers.template = Some(t);
-                        } else {
-                            build_headers(slot.bytes, &self.cfg.flow, &fields);
-                            *slot.stamp = 0;
-                        }
+                // The fast path, nearly every frame: a full-size frame
+                // (not the range's last) into a slot that already holds
+                // the current template's headers: only the offset patched.
+                if let Some(t) = &full {
+                    if n == ppf && at != end && *slot.stamp == generation {
+                        t.patch(slot.bytes, offset);
+                        return Ok::<(), Infallible>(());
                     }
                 }
-                Ok::<(), Infallible>(())
+                let frame = SlowFrame {
+                    id,
+                    lap,
+                    len: n,
+                    ppf,
+                    offset,
+                    start,
+                    end,
+                };
+                frame.write(slot, flow, &mut full, &mut generation, headers);
+                Ok(())
             });
             match cut {
                 Ok(None) => {
@@ -573,6 +557,66 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             }
         }
         Ok(batch.commit())
+    }
+}
+
+/// A frame whose header is not just an offset patch (out of the cut
+/// loop, so the fast path keeps its registers): a full-size frame into a
+/// slot holding older headers, a lap's first full-size frame (a new
+/// template), or a short or the range's last frame.
+struct SlowFrame {
+    id: u16,
+    lap: u32,
+    len: usize,
+    ppf: usize,
+    offset: u64,
+    start: u64,
+    end: u64,
+}
+
+impl SlowFrame {
+    #[cold]
+    #[inline(never)]
+    fn write(
+        self,
+        slot: drivers::nic::HeaderSlot<'_>,
+        flow: &Flow,
+        full: &mut Option<HeaderTemplate>,
+        generation: &mut u64,
+        headers: &mut Headers,
+    ) {
+        let last = self.offset + self.len as u64 == self.end;
+        if let Some(t) = full.as_ref() {
+            if self.len == self.ppf && !last {
+                t.write(slot.bytes, self.offset);
+                *slot.stamp = *generation;
+                return;
+            }
+        }
+        let flags = if last { FLAG_LAST } else { 0 };
+        let fields = StreamHeader {
+            stream: self.id,
+            flags,
+            lap: self.lap,
+            len: self.len as u32,
+            offset: self.offset,
+            start: self.start,
+            end: self.end,
+        };
+        if self.len == self.ppf && flags == 0 {
+            // A new lap: a new template, and every slot's headers are
+            // from an older one.
+            *generation += 1;
+            headers.generation = *generation;
+            let t = HeaderTemplate::new(flow, &fields);
+            t.write(slot.bytes, self.offset);
+            *slot.stamp = *generation;
+            *full = Some(t.clone());
+            headers.template = Some(t);
+        } else {
+            build_headers(slot.bytes, flow, &fields);
+            *slot.stamp = 0;
+        }
     }
 }
 
