@@ -29,6 +29,7 @@
 //! [`TraceFile`] written.
 #![forbid(unsafe_code)]
 
+use super::decode::{Entry, Family};
 use super::{jsonl, TraceFile};
 use drivers::trace::{Agent, DeviceKind, Engine, Event, Kind, Queue};
 use serde_json::{json, Map, Value};
@@ -61,45 +62,17 @@ pub fn opcode_name(qid: u16, opc: u8) -> Option<&'static str> {
     table.iter().find(|(o, _)| *o == opc).map(|(_, n)| *n)
 }
 
-/// The layout `e`'s bytes are in, if it carries a queue entry or descriptor.
+/// The layout `e`'s bytes are in, if it carries a whole queue entry or
+/// descriptor of its device's kind: the decoder's choice
+/// ([`Entry::of_event`]), so the timeline and `dmatrace show` agree.
 pub fn layout_of(kind: DeviceKind, e: &Event) -> Option<&'static spec::Layout> {
     let raw = e.raw.as_slice();
-    let written = matches!(e.kind, Kind::DescWrite | Kind::Fetch);
-    let back = matches!(e.kind, Kind::DescRead | Kind::WriteBack);
-    match (e.queue, kind) {
-        (Queue::Sq(_), DeviceKind::Nvme { .. }) if written && raw.len() >= nvme::sqe::SIZE => {
-            Some(&nvme::sqe::LAYOUT)
-        }
-        (Queue::Cq(_), DeviceKind::Nvme { .. }) if back && raw.len() >= nvme::cqe::SIZE => {
-            Some(&nvme::cqe::LAYOUT)
-        }
-        (Queue::Tx(_), DeviceKind::Igb | DeviceKind::Ixgbe) if raw.len() >= adv::DESC_SIZE => {
-            if back {
-                return Some(&adv::TX_WRITE_BACK);
-            }
-            if !written {
-                return None;
-            }
-            let ctl = u32_at(raw, adv::tx::CMD_TYPE_LEN)?;
-            if adv::tx::cmd_type_len::DTYP.get(ctl) == adv::tx::cmd_type_len::DTYP_CONTEXT {
-                Some(&adv::TX_CONTEXT)
-            } else {
-                Some(&adv::TX_DATA)
-            }
-        }
-        (Queue::Rx(_), DeviceKind::Igb | DeviceKind::Ixgbe) if raw.len() >= adv::DESC_SIZE => {
-            if written {
-                Some(&adv::RX_READ)
-            } else if back && kind == DeviceKind::Igb {
-                Some(&adv::RX_WRITE_BACK_82576)
-            } else if back {
-                Some(&adv::RX_WRITE_BACK_82599)
-            } else {
-                None
-            }
-        }
-        _ => None,
+    let nic_queue = matches!(e.queue, Queue::Tx(_) | Queue::Rx(_));
+    if nic_queue != Family::of(kind).is_some() {
+        return None;
     }
+    let layout = Entry::of_event(e.kind, e.queue, kind, raw)?.layout();
+    (raw.len() >= layout.bytes).then_some(layout)
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
