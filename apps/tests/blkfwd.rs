@@ -328,6 +328,22 @@ fn bad_input_is_one_line_naming_the_fix() {
     assert_one_line_error(&out, &["1..8388609", "past the end", "--length"]);
 }
 
+/// `--recv none` on the default port: nobody drains the pair, so the
+/// default drops flow control (which would hold every frame until the TX
+/// timeout) and the wire drops what does not fit; every byte is sent.
+#[test]
+fn no_receiver_on_the_default_port_streams_everything() {
+    let out = blkfwd(&["--nvme", DRIVE, "--recv", "none"]);
+    let s = success(&out);
+    let m = machine(&s);
+    assert_eq!(
+        (m["bytes"].as_str(), m["errors"].as_str()),
+        ("8388608", "0"),
+        "{s}"
+    );
+    assert!(!s.contains("verified:"), "no receiver wanted:\n{s}");
+}
+
 #[test]
 fn a_capture_of_the_stream_verifies_in_blkrecv() {
     let dir = tmpdir("blkfwd-pcap");

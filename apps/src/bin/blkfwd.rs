@@ -30,6 +30,9 @@ use std::time::{Duration, Instant};
 
 const DEFAULT_NVME: &str = "emu:nvme,size=256M";
 const DEFAULT_NIC: &str = "emu:ixgbe,wire=pair:blkfwd,pause=on";
+/// The default port when `--recv none`: no flow control, as no port
+/// drains the other end (the wire drops and counts what does not fit).
+const DEFAULT_NIC_NO_RECV: &str = "emu:ixgbe,wire=pair:blkfwd";
 
 /// Stream disk blocks from an NVMe drive to a NIC with no CPU copies.
 #[derive(Debug, Parser)]
@@ -57,7 +60,8 @@ struct Args {
     /// A port of this process that receives and checks the stream (an
     /// emulated port on the other end of the wire). Default: when --nic is
     /// emulated on wire=pair:NAME, the same chip on the same pair; `none`
-    /// for no receiver.
+    /// for no receiver (the default --nic then has no flow control, which
+    /// would hold every frame: what does not fit on the wire is dropped).
     #[arg(long)]
     recv: Option<String>,
     /// Namespace.
@@ -207,7 +211,10 @@ struct Plan {
     arp: bool,
 }
 
-fn plan(args: Args) -> AppResult<Plan> {
+fn plan(mut args: Args) -> AppResult<Plan> {
+    if args.recv.as_deref() == Some("none") && args.nic == DEFAULT_NIC {
+        args.nic = DEFAULT_NIC_NO_RECV.to_string();
+    }
     if args.nvme == args.nic {
         return Err(format!(
             "{} is given as both the drive and the NIC; give an NVMe drive with --nvme and a NIC port with --nic",
