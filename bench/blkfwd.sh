@@ -25,7 +25,11 @@ usage: bench/blkfwd.sh [--size BYTES] [--pairs N] [--short BYTES] [--long BYTES]
           (default 16m and 64m)
  --no-callgrind  leave out the instructions per frame (needs valgrind)
 
-CPU: kcopy reports its sending thread's CPU time; blkfwd its worker
+CPU: kcopy reports its sending thread's CPU time, once with its sending and
+receiving threads pinned to one CPU and once to two (the placement moves
+the kernel's loopback figures by up to four times, and the scheduler's
+choice moved with the machine's load; the best path is the least over
+methods and both placements); blkfwd its worker
 threads' plus its main thread's (not the device models' threads, not the
 in-process receiver's). System calls: kcopy counts its own data-path calls.
 The kernel paths at MTU 1500 are all of kcopy's methods (TCP loopback, and
@@ -35,7 +39,10 @@ blkfwd's idle worker sleeps by default (one clock_nanosleep per wake, which
 it counts and reports); with --spin it never sleeps. strace -f on the worker
 threads (ids printed by blkfwd) counts their system calls while streaming:
 with --spin for two stream lengths (the counts must not grow), and in the
-default mode (they must all be the sleeps blkfwd reported).
+default mode (they must all be the sleeps blkfwd reported). Wakes of an
+emulated device's sleeping model thread (a FUTEX_WAKE in its doorbell,
+run on the worker; a model thread sleeps when the machine is busy) are
+counted apart: they are the model's, and a real device has none.
 
 Instructions per frame (callgrind, deterministic where timing is not):
 blkfwd with an inline emulated NVMe drive (its model runs inside the
@@ -99,21 +106,24 @@ kcopy_run() { # LOG [kcopy options] -> kcopy's output appended to LOG
         { cat "$DIR/k.log" >&2; echo "bench/blkfwd.sh: kcopy failed" >&2; exit 1; }
     cat "$DIR/k.log" >>"$log"
 }
-# The smallest CPU per GiB among kcopy's machine lines on stdin: "cpu method".
-best() { sed -n 's/^kcopy: method=\([^ ]*\) .* cpu_s_per_gib=\([^ ]*\).*/\2 \1/p' | sort -g | head -n 1; }
+# The smallest CPU per GiB among kcopy's machine lines on stdin:
+# "cpu method/placement".
+best() { sed -n 's/^kcopy: method=\([^ ]*\) placement=\([^ ]*\) .* cpu_s_per_gib=\([^ ]*\).*/\3 \1\/\2/p' | sort -g | head -n 1; }
 
 # Interleaved: pair i is the kernel's paths (A) then blkfwd (B), so both see
 # the same state of the shared machine; the ratio is taken per pair.
 # The kernel paths at MTU 1500 are all of kcopy's methods, the UDP ones
 # with 1472-byte datagrams; at MTU 9000 the TCP ones (loopback TCP does not
 # depend on it) and the UDP ones with 8972-byte datagrams.
-: >"$DIR/k1500.log" >"$DIR/k9000.log" >"$DIR/b1500.lines" >"$DIR/b9000.lines" >"$DIR/spin.lines" >"$DIR/pairs"
+: >"$DIR/k1500.log" >"$DIR/k9000.log" >"$DIR/b1500.lines" >"$DIR/b9000.lines" >"$DIR/spin.lines" >"$DIR/pairs" >"$DIR/udp-pairs" >"$DIR/apart-pairs"
 for i in $(seq "$RUNS"); do
     echo "pair $i of $RUNS: kcopy (every method; UDP at 1472 and 8972 B), then blkfwd at MTU 1500, 9000 and 9000 --spin, $SIZE each..." >&2
     kcopy_run "$DIR/k1500.log" --method all --udp-payload 1472
     cp "$DIR/k.log" "$DIR/k1500.$i"
     kcopy_run "$DIR/k9000.log" --method udp-gso,udp-gso-zerocopy,io-uring --udp-payload 8972
     { grep -E '^kcopy: method=(read-write|mmap-write|sendfile|splice) ' "$DIR/k1500.$i"; cat "$DIR/k.log"; } >"$DIR/k9000.$i"
+    grep -q '^kcopy: method=.* placement=' "$DIR/k1500.$i" ||
+        { echo "bench/blkfwd.sh: kcopy gave no placement= field (an old build?)" >&2; exit 1; }
     blk_run 1500 "$DIR/b1500.lines"
     blk_run 9000 "$DIR/b9000.lines"
     blk_run 9000 "$DIR/spin.lines" --spin
@@ -123,20 +133,38 @@ for i in $(seq "$RUNS"); do
     b9000=$(tail -n 1 "$DIR/b9000.lines" | field cpu_s_per_gib)
     [ -n "$kb1500" ] && [ -n "$kb9000" ] && [ -n "$b1500" ] && [ -n "$b9000" ] ||
         { echo "bench/blkfwd.sh: pair $i: could not read the CPU figures" >&2; exit 1; }
+    # The best path that puts frames of the MTU on the wire itself (UDP
+    # datagrams cut to it): loopback TCP moves 64 KiB segments, never cut.
+    read -r ku1500 kum1500 < <(grep -E '^kcopy: method=(udp-|io-uring)' "$DIR/k1500.$i" | best)
+    read -r ku9000 kum9000 < <(grep -E '^kcopy: method=(udp-|io-uring)' "$DIR/k9000.$i" | best)
+    # The best path with the sending thread on a CPU of its own (`apart`):
+    # with both threads on one CPU the receiver's ACK pushes the sender's
+    # queued segments in the receiver's context, which kcopy does not
+    # count as the sender's (perf: __tcp_push_pending_frames under the
+    # receiver's recv), so `same` flatters the kernel.
+    read -r ka1500 _ < <(grep -E '^kcopy: method=[^ ]* placement=apart ' "$DIR/k1500.$i" | best)
+    read -r ka9000 _ < <(grep -E '^kcopy: method=[^ ]* placement=apart ' "$DIR/k9000.$i" | best)
+    [ -n "$ka1500" ] && [ -n "$ka9000" ] && echo "$ka1500 $b1500 $ka9000 $b9000" |
+        awk '{ printf "%.2f %.2f\n", $1 / $2, $3 / $4 }' >>"$DIR/apart-pairs"
+    [ -n "$ku1500" ] && [ -n "$ku9000" ] ||
+        { echo "bench/blkfwd.sh: pair $i: kcopy ran no UDP path" >&2; exit 1; }
+    echo "$i $kum1500 $ku1500 $b1500 $kum9000 $ku9000 $b9000" | awk '{
+        printf "%s %s %s %s %.2f %s %s %s %.2f\n", $1, $2, $3, $4, $3 / $4, $5, $6, $7, $6 / $7 }' >>"$DIR/udp-pairs"
     echo "$i $km1500 $kb1500 $b1500 $km9000 $kb9000 $b9000" | awk '{
         printf "%s %s %s %s %.2f %s %s %s %.2f\n", $1, $2, $3, $4, $3 / $4, $5, $6, $7, $6 / $7 }' >>"$DIR/pairs"
 done
 rows=()
-for m in $(sed -n 's/^kcopy: method=\([^ ]*\).*/\1/p' "$DIR/k1500.log" | awk '!seen[$0]++'); do
-    cpu=$(grep "^kcopy: method=$m " "$DIR/k1500.log" | field cpu_s_per_gib | median --spread)
-    sc=$(grep "^kcopy: method=$m " "$DIR/k1500.log" | field syscalls_per_gib | median)
+for mp in $(sed -n 's/^kcopy: method=\([^ ]*\) placement=\([^ ]*\) .*/\1:\2/p' "$DIR/k1500.log" | awk '!seen[$0]++'); do
+    m=${mp%%:*} p=${mp#*:}
+    cpu=$(grep "^kcopy: method=$m placement=$p " "$DIR/k1500.log" | field cpu_s_per_gib | median --spread)
+    sc=$(grep "^kcopy: method=$m placement=$p " "$DIR/k1500.log" | field syscalls_per_gib | median)
     case $m in
         udp-*|io-uring)
-            cpu9=$(grep "^kcopy: method=$m " "$DIR/k9000.log" | field cpu_s_per_gib | median --spread)
-            sc9=$(grep "^kcopy: method=$m " "$DIR/k9000.log" | field syscalls_per_gib | median)
-            rows+=("| $m (kernel, UDP loopback, 1472 B datagrams) | $cpu | $sc |")
-            rows+=("| $m (kernel, UDP loopback, 8972 B datagrams) | $cpu9 | $sc9 |") ;;
-        *) rows+=("| $m (kernel, TCP loopback) | $cpu | $sc |") ;;
+            cpu9=$(grep "^kcopy: method=$m placement=$p " "$DIR/k9000.log" | field cpu_s_per_gib | median --spread)
+            sc9=$(grep "^kcopy: method=$m placement=$p " "$DIR/k9000.log" | field syscalls_per_gib | median)
+            rows+=("| $m, threads $p (kernel, UDP loopback, 1472 B datagrams) | $cpu | $sc |")
+            rows+=("| $m, threads $p (kernel, UDP loopback, 8972 B datagrams) | $cpu9 | $sc9 |") ;;
+        *) rows+=("| $m, threads $p (kernel, TCP loopback) | $cpu | $sc |") ;;
     esac
 done
 UNSUPPORTED=$(sed -n 's/^kcopy: unsupported method=\([^ ]*\) reason=\(.*\)/  \1: \2/p' "$DIR/k1500.log" "$DIR/k9000.log" | sort -u)
@@ -149,29 +177,36 @@ blk_cpu() { # LINES -> "cpu (spread)", GiB/s (median) and sleeps per GiB (median
     sleeps=$(field sleeps <"$1" | median)
     echo "$cpu|$gib|$(awk -v s="$sleeps" -v b="$bytes" 'BEGIN { printf "%.0f", s * 1073741824 / b }')"
 }
-blk_calls() { # length, mode (spin|sleep) -> worker syscalls: whole thread, streaming window, window calls that are not clock_nanosleep, sleeps reported
+# length, mode (spin|sleep) -> worker syscalls: whole thread, streaming
+# window, window calls that are neither clock_nanosleep nor a device wake,
+# sleeps reported, device wakes in the window. A device wake is a
+# FUTEX_WAKE: the emulated device's doorbell waking its model's sleeping
+# thread (emu's DeviceWaker), the model's cost run on the worker; a real
+# device's doorbell is one store.
+blk_calls() {
     local spin=(); [ "$2" = spin ] && spin=(--spin)
     strace -f -qq -o "$DIR/st-$1-$2" "$BIN/blkfwd" --nvme "emu:nvme,size=$1" --mtu 9000 --quiet "${spin[@]}" >"$DIR/sc-$1-$2.log" 2>&1 ||
         { cat "$DIR/sc-$1-$2.log" >&2; exit 1; }
     # Whole thread, and the streaming window: between the worker's two
     # CPU-clock reads (clock_gettime), which bracket its loop.
-    local all=0 win=0 other=0 t
+    local all=0 win=0 other=0 wakes=0 t
     for t in $(sed -n 's/^threads: *sender thread ids //p' "$DIR/sc-$1-$2.log" | tr ',' ' '); do
         grep "^$t " "$DIR/st-$1-$2" | grep -v 'resumed>' >"$DIR/t-$t" || true
         all=$((all + $(wc -l <"$DIR/t-$t")))
         awk '/clock_gettime/ {c++; next} c == 1' "$DIR/t-$t" >"$DIR/w-$t"
         win=$((win + $(wc -l <"$DIR/w-$t")))
-        other=$((other + $(grep -vc 'clock_nanosleep' "$DIR/w-$t" || true)))
+        other=$((other + $(grep -v 'clock_nanosleep' "$DIR/w-$t" | grep -vc 'FUTEX_WAKE' || true)))
+        wakes=$((wakes + $(grep -c 'FUTEX_WAKE' "$DIR/w-$t" || true)))
     done
-    echo "$all $win $other $(grep '^blkfwd: bytes=' "$DIR/sc-$1-$2.log" | field sleeps)"
+    echo "$all $win $other $(grep '^blkfwd: bytes=' "$DIR/sc-$1-$2.log" | field sleeps) $wakes"
 }
 IFS='|' read -r C1500 G1500 S1500 < <(blk_cpu "$DIR/b1500.lines")
 IFS='|' read -r C9000 G9000 S9000 < <(blk_cpu "$DIR/b9000.lines")
 IFS='|' read -r CSPIN GSPIN _ < <(blk_cpu "$DIR/spin.lines")
 echo "blkfwd: system calls, $SHORT and $LONG streams under strace..." >&2
-read -r S_SHORT W_SHORT _ _ < <(blk_calls "$SHORT" spin)
-read -r S_LONG W_LONG _ _ < <(blk_calls "$LONG" spin)
-read -r _ W_SLEEP O_SLEEP N_SLEEP < <(blk_calls "$LONG" sleep)
+read -r S_SHORT W_SHORT O_SHORT _ F_SHORT < <(blk_calls "$SHORT" spin)
+read -r S_LONG W_LONG O_LONG _ F_LONG < <(blk_calls "$LONG" spin)
+read -r _ W_SLEEP O_SLEEP N_SLEEP F_SLEEP < <(blk_calls "$LONG" sleep)
 
 # One callgrind run: MTU LENGTH -> "FRAMES IR MODEL SLEEPS".
 cg_frames() {
@@ -211,6 +246,15 @@ fi
 PAIRS_TABLE=$(awk '{ printf "| %s | %s %s | %s | **%s** | %s %s | %s | **%s** |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }' "$DIR/pairs")
 R1500=$(awk '{ print $5 }' "$DIR/pairs" | median --spread)
 R9000=$(awk '{ print $9 }' "$DIR/pairs" | median --spread)
+UDP_TABLE=$(awk '{ printf "| %s | %s %s | **%s** | %s %s | **%s** |\n", $1, $2, $3, $5, $6, $7, $9 }' "$DIR/udp-pairs")
+U1500=$(awk '{ print $5 }' "$DIR/udp-pairs" | median --spread)
+U9000=$(awk '{ print $9 }' "$DIR/udp-pairs" | median --spread)
+if [ -s "$DIR/apart-pairs" ]; then
+    A1500=$(awk '{ print $1 }' "$DIR/apart-pairs" | median --spread)
+    A9000=$(awk '{ print $2 }' "$DIR/apart-pairs" | median --spread)
+else
+    A1500="n/a (one CPU)" A9000="n/a (one CPU)"
+fi
 cat <<R
 
 Sender CPU seconds and system calls per GiB, $(nproc) CPUs; CPU: median of $RUNS interleaved pair(s) [smallest-largest]
@@ -220,7 +264,7 @@ Sender CPU seconds and system calls per GiB, $(nproc) CPUs; CPU: median of $RUNS
 $(printf '%s\n' "${rows[@]}")
 | blkfwd, emulated NVMe + 82599, MTU 1500 ($G1500 GiB/s) | $C1500 | $S1500 (sleeps of an idle worker) |
 | blkfwd, emulated NVMe + 82599, MTU 9000 ($G9000 GiB/s) | $C9000 | $S9000 (sleeps of an idle worker) |
-| blkfwd --spin, MTU 9000 ($GSPIN GiB/s) | $CSPIN | $W_SHORT / $W_LONG while streaming $SHORT / $LONG (one-time) |
+| blkfwd --spin, MTU 9000 ($GSPIN GiB/s) | $CSPIN | $O_SHORT / $O_LONG while streaming $SHORT / $LONG, besides wakes of sleeping emulated-device threads |
 ${UNSUPPORTED:+
 Kernel paths not measured here (the kernel refused them):
 $UNSUPPORTED
@@ -233,9 +277,25 @@ $PAIRS_TABLE
 
 Ratio, median [range] of $RUNS pair(s): MTU 1500 **$R1500**, MTU 9000 **$R9000** (targets: at least 5 and 15)
 
+The same against the best kernel path that cuts the stream into frames of
+the MTU itself (UDP datagrams of 1472 / 8972 bytes; loopback TCP sends
+64 KiB segments that nothing cuts, as a NIC with TSO would on a wire):
+
+| pair | best UDP path, MTU 1500 | ratio | best UDP path, MTU 9000 | ratio |
+|---|---|---|---|---|
+$UDP_TABLE
+
+Ratio against the best UDP path, median [range]: MTU 1500 **$U1500**, MTU 9000 **$U9000**
+
+Against the best kernel path with its sending thread on a CPU of its own
+(placement apart; with both threads on one CPU the receiver's thread does
+part of the sender's transmit work, uncounted), median [range]: MTU 1500
+**$A1500**, MTU 9000 **$A9000**
+
 blkfwd worker threads' system calls under strace (MTU 9000):
-  --spin, $SHORT / $LONG stream, while streaming: $W_SHORT / $W_LONG (whole thread, with start-up and teardown: $S_SHORT / $S_LONG)
-  default, $LONG stream, while streaming: $W_SLEEP, of which $O_SLEEP not clock_nanosleep; blkfwd reported $N_SLEEP sleeps
+  --spin, $SHORT / $LONG stream, while streaming: $W_SHORT / $W_LONG (whole thread, with start-up and teardown: $S_SHORT / $S_LONG),
+    of which $F_SHORT / $F_LONG wakes of a sleeping emulated-device thread (FUTEX_WAKE from the model's doorbell; none on a real device) and $O_SHORT / $O_LONG others
+  default, $LONG stream, while streaming: $W_SLEEP: $N_SLEEP sleeps reported by blkfwd, $F_SLEEP emulated-device wakes, $O_SLEEP others
 R
 if [ "$CALLGRIND" = 1 ]; then
     cat <<R

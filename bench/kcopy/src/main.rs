@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const GIB: f64 = (1u64 << 30) as f64;
+mod placement;
 mod udp;
+
+use placement::{Cpus, Placement};
 
 /// Bytes the temp file must leave free on its file system.
 const FREE_MARGIN: u64 = 64 << 20;
@@ -53,7 +56,13 @@ Without --file, a temp file of --size bytes is made in $TMPDIR (default /tmp), f
 pseudo-random pattern and removed at the end (it is unlinked as soon as it is open, so it goes \
 away even if kcopy is killed).\n\nExamples:\n  kcopy --method all --size 1g\n  \
 kcopy --method sendfile --method splice --chunk 1m --repeat 4\n  \
-kcopy --file disk.img --method read-write"
+kcopy --file disk.img --method read-write\n  kcopy --method sendfile --placement free\n\n\
+Placement: on loopback the receiver shares the machine, and where its thread runs moves the \
+sender's CPU time per GiB by about four times (the socket's lock and cache lines go back and forth \
+between CPUs when the two are apart). So each method runs once per --placement, with both threads \
+pinned: `same` (one CPU) and `apart` (two) by default. With both on one CPU, the receiver's \
+ACK pushes the sender's queued TCP segments in the receiver's context, so part of the sending \
+work is not counted as the sender's: `same` flatters the kernel."
 )]
 struct Args {
     /// Copy method; repeat the option for several, or give `all`.
@@ -80,6 +89,12 @@ struct Args {
     /// 8972 a 9000-byte one), 512 to 8972.
     #[arg(long, default_value_t = 1472, value_parser = clap::value_parser!(u64).range(512..=8972))]
     udp_payload: u64,
+    /// Where the sending and the receiving thread run, for each method:
+    /// `same` (both pinned to one CPU), `apart` (pinned to two CPUs) or
+    /// `free` (the scheduler decides); several give a row each [default:
+    /// same,apart; same alone where the process may use only one CPU].
+    #[arg(long = "placement", value_enum, value_delimiter = ',')]
+    placements: Vec<Placement>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -926,6 +941,7 @@ fn check(got: &Received, size: u64, repeat: u64, want: u64) -> Result<(), String
 
 struct Measured {
     method: Method,
+    cpus: Cpus,
     bytes: u64,
     secs: f64,
     sent: Sent,
@@ -933,6 +949,7 @@ struct Measured {
 
 fn run_method(
     method: Method,
+    cpus: Cpus,
     src: &Source,
     chunk: usize,
     repeat: u64,
@@ -951,11 +968,17 @@ fn run_method(
 
     let receiver = std::thread::Builder::new()
         .name("kcopy-recv".into())
-        .spawn(move || receive(server, size, repeat))
+        .spawn(move || {
+            placement::pin(cpus.recv, "receiver")?;
+            receive(server, size, repeat)
+        })
         .map_err(|e| format!("cannot start the receiver thread: {e}"))?;
     let sender = std::thread::Builder::new()
         .name("kcopy-send".into())
-        .spawn(move || send(method, file, client, size, chunk, repeat));
+        .spawn(move || {
+            placement::pin(cpus.send, "sender")?;
+            send(method, file, client, size, chunk, repeat)
+        });
     let sent = match sender {
         Ok(h) => h.join(),
         Err(e) => {
@@ -977,21 +1000,24 @@ fn run_method(
         .ok_or_else(|| format!("{name}: the receiver saw no end time (a bug)"))?;
     Ok(Measured {
         method,
+        cpus,
         bytes,
         secs: done.duration_since(sent.start).as_secs_f64(),
         sent,
     })
 }
 
-const HEADER: &str = "method          bytes     secs   GiB/s   cpu_s  user_s   sys_s  cpu_s/GiB  \
+const HEADER: &str =
+    "method           placement      bytes     secs   GiB/s   cpu_s  user_s   sys_s  cpu_s/GiB  \
                       syscalls  calls/GiB   faults";
 
 fn row(m: &Measured) -> String {
     let gib = m.bytes as f64 / GIB;
     let cpu = m.sent.cpu.as_secs_f64();
     format!(
-        "{:<10} {:>10} {:>8.3} {:>7.2} {:>7.3} {:>7.3} {:>7.3} {:>10.3} {:>9} {:>10.0} {:>8}",
+        "{:<16} {:<10} {:>10} {:>8.3} {:>7.2} {:>7.3} {:>7.3} {:>7.3} {:>10.3} {:>9} {:>10.0} {:>8}",
         m.method.name(),
+        m.cpus.placement.name(),
         human_bytes(m.bytes),
         m.secs,
         gib / m.secs.max(1e-9),
@@ -1009,9 +1035,10 @@ fn machine_line(m: &Measured) -> String {
     let gib = m.bytes as f64 / GIB;
     let cpu = m.sent.cpu.as_secs_f64();
     format!(
-        "kcopy: method={} bytes={} cpu_s={cpu:.6} cpu_s_per_gib={:.6} syscalls={} \
+        "kcopy: method={} {} bytes={} cpu_s={cpu:.6} cpu_s_per_gib={:.6} syscalls={} \
          syscalls_per_gib={:.1} secs={:.6} gib_per_s={:.3} user_s={:.6} sys_s={:.6} minflt={}",
         m.method.name(),
+        m.cpus.fields(),
         m.bytes,
         cpu / gib,
         m.sent.syscalls,
@@ -1022,6 +1049,25 @@ fn machine_line(m: &Measured) -> String {
         m.sent.sys.as_secs_f64(),
         m.sent.minflt
     )
+}
+
+/// The placements asked for, once each, with their CPUs.
+fn placements(args: &[Placement]) -> AppResult<Vec<Cpus>> {
+    let allowed = placement::allowed_cpus()
+        .map_err(|e| format!("cannot read this process's CPU affinity: {e}"))?;
+    let default = [Placement::Same, Placement::Apart];
+    let args = match args {
+        [] if allowed.len() < 2 => &default[..1],
+        [] => &default[..],
+        given => given,
+    };
+    let mut out: Vec<Cpus> = Vec::new();
+    for &p in args {
+        if !out.iter().any(|c| c.placement == p) {
+            out.push(Cpus::choose(p, &allowed)?);
+        }
+    }
+    Ok(out)
 }
 
 fn run(args: Args) -> AppResult<()> {
@@ -1037,6 +1083,7 @@ fn run(args: Args) -> AppResult<()> {
         .into());
     }
     let methods = methods(&args.methods);
+    let placements = placements(&args.placements)?;
     let src = match &args.file {
         Some(path) => file_source(path, args.size)?,
         None => temp_source(args.size.unwrap_or(1 << 30))?,
@@ -1076,9 +1123,15 @@ fn run(args: Args) -> AppResult<()> {
     println!("{HEADER}");
     let mut done = Vec::new();
     let mut unsupported = Vec::new();
-    for m in methods {
+    for (m, cpus) in methods
+        .iter()
+        .flat_map(|&m| placements.iter().map(move |&c| (m, c)))
+    {
+        if unsupported.iter().any(|(u, _)| *u == m) {
+            continue;
+        }
         let measured = if m.is_udp() {
-            match udp::run(m, &src, args.udp_payload as usize, args.repeat)? {
+            match udp::run(m, cpus, &src, args.udp_payload as usize, args.repeat)? {
                 Ok(r) => {
                     check(&r.received, src.size, args.repeat, want)
                         .map_err(|e| format!("{}: {e}", m.name()))?;
@@ -1094,6 +1147,7 @@ fn run(args: Args) -> AppResult<()> {
                     }
                     Measured {
                         method: m,
+                        cpus,
                         bytes: src.size * args.repeat,
                         secs: done_at.duration_since(r.sent.start).as_secs_f64(),
                         sent: r.sent,
@@ -1106,7 +1160,7 @@ fn run(args: Args) -> AppResult<()> {
                 }
             }
         } else {
-            run_method(m, &src, args.chunk as usize, args.repeat, want)?
+            run_method(m, cpus, &src, args.chunk as usize, args.repeat, want)?
         };
         println!("{}", row(&measured));
         done.push(measured);

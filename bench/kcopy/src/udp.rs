@@ -27,6 +27,7 @@
 //! datagrams as it queues them, as it would for a NIC without segmentation
 //! offload.
 
+use crate::placement::{self, Cpus};
 use crate::{block_sigpipe, shrank, Calls, Method, Received, Sent, Source, Tally, ThreadUsage};
 use apps::AppResult;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
@@ -112,6 +113,7 @@ fn setsockopt_int(fd: i32, level: i32, name: i32, value: libc::c_int) -> io::Res
 /// `Err(Unsupported)` inside Ok when the kernel here cannot do it.
 pub(crate) fn run(
     method: Method,
+    cpus: Cpus,
     src: &Source,
     payload: usize,
     repeat: u64,
@@ -157,7 +159,10 @@ pub(crate) fn run(
         let (consumed, done) = (consumed.clone(), done.clone());
         std::thread::Builder::new()
             .name("kcopy-recv".into())
-            .spawn(move || receive(rx, size, repeat, &consumed, &done))
+            .spawn(move || {
+                placement::pin(cpus.recv, "receiver")?;
+                receive(rx, size, repeat, &consumed, &done)
+            })
             .map_err(|e| format!("cannot start the receiver thread: {e}"))?
     };
     let sender = {
@@ -165,7 +170,8 @@ pub(crate) fn run(
         std::thread::Builder::new()
             .name("kcopy-send".into())
             .spawn(move || {
-                let r = send(method, file, tx, size, payload, repeat, &consumed);
+                let r = placement::pin(cpus.send, "sender")
+                    .and_then(|()| send(method, file, tx, size, payload, repeat, &consumed));
                 done.store(true, Ordering::Release);
                 r
             })

@@ -89,7 +89,16 @@ fn every_method_delivers_every_byte_and_counts_its_calls() {
     let out = run_in(
         &dir,
         &[
-            "--method", "all", "--size", "8m", "--repeat", "2", "--chunk", "100000",
+            "--method",
+            "all",
+            "--size",
+            "8m",
+            "--repeat",
+            "2",
+            "--chunk",
+            "100000",
+            "--placement",
+            "same",
         ],
     );
     let text = stdout(&out);
@@ -161,7 +170,16 @@ fn a_given_file_is_sent_whole_or_in_part_and_kept() {
 
     let out = run(
         KCOPY,
-        &["--file", p, "--method", "sendfile,splice", "--chunk", "64k"],
+        &[
+            "--file",
+            p,
+            "--method",
+            "sendfile,splice",
+            "--chunk",
+            "64k",
+            "--placement",
+            "free",
+        ],
     );
     let lines = machine_lines(&stdout(&out));
     assert_eq!(lines.len(), 2);
@@ -182,6 +200,8 @@ fn a_given_file_is_sent_whole_or_in_part_and_kept() {
             "1000",
             "--repeat",
             "3",
+            "--placement",
+            "same",
         ],
     );
     let lines = machine_lines(&stdout(&out));
@@ -281,6 +301,8 @@ fn the_udp_methods_deliver_every_byte_in_datagrams_and_count_their_calls() {
             "8m",
             "--repeat",
             "2",
+            "--placement",
+            "apart",
         ],
     );
     let text = stdout(&out);
@@ -326,4 +348,91 @@ fn the_udp_methods_deliver_every_byte_in_datagrams_and_count_their_calls() {
     }
     assert!(is_empty(&dir), "kcopy left files in {}", dir.display());
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn each_placement_pins_both_threads_and_gives_a_row() {
+    let dir = tmpdir("kcopy-placement");
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    // The default: one CPU for both threads, then two (where there are two).
+    let text = stdout(&run_in(&dir, &["--method", "sendfile", "--size", "4m"]));
+    let lines = machine_lines(&text);
+    let got: Vec<&str> = lines.iter().map(|m| m["placement"].as_str()).collect();
+    assert_eq!(
+        got,
+        if cpus >= 2 {
+            vec!["same", "apart"]
+        } else {
+            vec!["same"]
+        }
+    );
+    for m in &lines {
+        assert_eq!(m["method"], "sendfile");
+        let (s, r) = (&m["send_cpu"], &m["recv_cpu"]);
+        assert!(
+            s.parse::<usize>().is_ok() && r.parse::<usize>().is_ok(),
+            "{m:?}"
+        );
+        match m["placement"].as_str() {
+            "same" => assert_eq!(s, r, "{m:?}"),
+            _ => assert_ne!(s, r, "{m:?}"),
+        }
+    }
+    // Each placement once, in the order given; `free` pins nothing.
+    let text = stdout(&run_in(
+        &dir,
+        &[
+            "--method",
+            "read-write,udp-gso",
+            "--size",
+            "4m",
+            "--placement",
+            "free,same,free",
+        ],
+    ));
+    let got: Vec<(String, String, String)> = machine_lines(&text)
+        .into_iter()
+        .map(|m| {
+            (
+                m["method"].clone(),
+                m["placement"].clone(),
+                m["send_cpu"].clone(),
+            )
+        })
+        .collect();
+    let same_cpu = got[1].2.clone();
+    assert_ne!(same_cpu, "-");
+    let want = [
+        ("read-write", "free", "-"),
+        ("read-write", "same", same_cpu.as_str()),
+        ("udp-gso", "free", "-"),
+        ("udp-gso", "same", same_cpu.as_str()),
+    ];
+    let got: Vec<(&str, &str, &str)> = got
+        .iter()
+        .map(|(a, b, c)| (a.as_str(), b.as_str(), c.as_str()))
+        .collect();
+    assert_eq!(got, want, "{text}");
+    assert!(is_empty(&dir), "kcopy left files in {}", dir.display());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn apart_on_one_cpu_is_refused_with_the_fix() {
+    // taskset (util-linux) gives kcopy one CPU; without it there is
+    // nothing to run this against.
+    let out = Command::new("taskset")
+        .args(["-c", "0", KCOPY, "--placement", "apart", "--size", "1m"])
+        .output()
+        .expect("taskset runs (util-linux)");
+    assert_one_line_error(&out, &["--placement apart", "two CPUs", "--placement same"]);
+    // With one CPU the default is `same` alone, and it runs.
+    let out = Command::new("taskset")
+        .args(["-c", "0", KCOPY, "--method", "splice", "--size", "1m"])
+        .output()
+        .expect("taskset runs (util-linux)");
+    let lines = machine_lines(&stdout(&out));
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["placement"], "same");
+    assert_eq!(lines[0]["send_cpu"], "0");
 }
