@@ -41,25 +41,7 @@ use std::io::{Read, Write};
 /// The opcode's name: admin commands on queue 0, NVM commands elsewhere
 /// (NVMe 1.4 §5, Figure 139; §6, Figure 346).
 pub fn opcode_name(qid: u16, opc: u8) -> Option<&'static str> {
-    use nvme::{admin, io};
-    let admin_names = [
-        (admin::DELETE_IO_SQ, "Delete I/O SQ"),
-        (admin::CREATE_IO_SQ, "Create I/O SQ"),
-        (admin::GET_LOG_PAGE, "Get Log Page"),
-        (admin::DELETE_IO_CQ, "Delete I/O CQ"),
-        (admin::CREATE_IO_CQ, "Create I/O CQ"),
-        (admin::IDENTIFY, "Identify"),
-        (admin::ABORT, "Abort"),
-        (admin::SET_FEATURES, "Set Features"),
-        (admin::GET_FEATURES, "Get Features"),
-    ];
-    let io_names = [
-        (io::FLUSH, "Flush"),
-        (io::WRITE, "Write"),
-        (io::READ, "Read"),
-    ];
-    let table: &[(u8, &str)] = if qid == 0 { &admin_names } else { &io_names };
-    table.iter().find(|(o, _)| *o == opc).map(|(_, n)| *n)
+    super::decode::opcode_names(qid == 0, opc).map(|(short, _)| short)
 }
 
 /// The layout `e`'s bytes are in, if it carries a whole queue entry or

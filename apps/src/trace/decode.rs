@@ -193,24 +193,34 @@ fn pair(out: &mut String, name: &str, value: u64) {
 /// The opcode's name in the NVMe specification: admin commands (§5) on the
 /// admin queue, NVM command set commands (NVM Command Set §3) on the others.
 pub fn opcode_name(admin_queue: bool, opc: u8) -> Option<&'static str> {
-    const ADMIN: &[(u8, &str)] = &[
-        (admin::DELETE_IO_SQ, "Delete I/O Submission Queue"),
-        (admin::CREATE_IO_SQ, "Create I/O Submission Queue"),
-        (admin::GET_LOG_PAGE, "Get Log Page"),
-        (admin::DELETE_IO_CQ, "Delete I/O Completion Queue"),
-        (admin::CREATE_IO_CQ, "Create I/O Completion Queue"),
-        (admin::IDENTIFY, "Identify"),
-        (admin::ABORT, "Abort"),
-        (admin::SET_FEATURES, "Set Features"),
-        (admin::GET_FEATURES, "Get Features"),
+    opcode_names(admin_queue, opc).map(|(_, long)| long)
+}
+
+/// The short name (timeline slices, the Wireshark dissector's tables) and
+/// the full name (the decoder's lines) of NVMe opcode `opc` on the admin
+/// queue or an I/O queue: one table for every output.
+pub fn opcode_names(admin_queue: bool, opc: u8) -> Option<(&'static str, &'static str)> {
+    const ADMIN: &[(u8, &str, &str)] = &[
+        (admin::DELETE_IO_SQ, "Delete I/O SQ", "Delete I/O Submission Queue"),
+        (admin::CREATE_IO_SQ, "Create I/O SQ", "Create I/O Submission Queue"),
+        (admin::GET_LOG_PAGE, "Get Log Page", "Get Log Page"),
+        (admin::DELETE_IO_CQ, "Delete I/O CQ", "Delete I/O Completion Queue"),
+        (admin::CREATE_IO_CQ, "Create I/O CQ", "Create I/O Completion Queue"),
+        (admin::IDENTIFY, "Identify", "Identify"),
+        (admin::ABORT, "Abort", "Abort"),
+        (admin::SET_FEATURES, "Set Features", "Set Features"),
+        (admin::GET_FEATURES, "Get Features", "Get Features"),
     ];
-    const NVM: &[(u8, &str)] = &[
-        (io::FLUSH, "Flush"),
-        (io::WRITE, "Write"),
-        (io::READ, "Read"),
+    const NVM: &[(u8, &str, &str)] = &[
+        (io::FLUSH, "Flush", "Flush"),
+        (io::WRITE, "Write", "Write"),
+        (io::READ, "Read", "Read"),
     ];
     let table = if admin_queue { ADMIN } else { NVM };
-    table.iter().find(|(o, _)| *o == opc).map(|(_, n)| *n)
+    table
+        .iter()
+        .find(|(o, _, _)| *o == opc)
+        .map(|&(_, short, long)| (short, long))
 }
 
 /// The command-specific fields of CDW10 and CDW11 (and CDW12) of the
