@@ -50,12 +50,14 @@ command processing and DMA, and the NIC model's tail-register handler; on
 real devices each is one store or load). The worker's idle rounds (passes
 of its loop that found nothing to do: housekeeping, then a spin or a
 sleep; blkfwd reports them as idle_rounds=) depend on scheduling under
-valgrind, not on the stream. So the three runs are fitted as
+valgrind as much as on the stream. So the three runs are fitted as
 Ir = fixed + a * frames + b * idle rounds (Cramer's rule on the
 differences against the short run): a, the instructions per frame with
 the idle rounds apart, is the figure to compare between builds; b is the
 cost of an idle round; n/a when the idle rounds grew in step with the
-frames, so that the two cannot be told apart (run again). The plain slope
+frames, so that the two cannot be told apart, or when b comes out at 0
+or below (then the runs' other variation outweighs their idle rounds'
+differences; run again). The plain slope
 (Ir(long) - Ir(short)) / (frames(long) - frames(short)) is shown too: it
 holds the idle rounds. Start-up and teardown cancel in both.
 Needs strace (apt-get install strace) and valgrind.
@@ -223,7 +225,11 @@ if [ "$CALLGRIND" = 1 ]; then
         # Ir - model = fixed + a * frames + b * idle rounds, solved from the
         # three runs (differences against the short run, Cramer's rule).
         # When the idle rounds grew in step with the frames the two costs
-        # cannot be told apart: n/a.
+        # cannot be told apart: n/a. An idle round runs the loop's steps
+        # and housekeeping, so it costs something: a b of 0 or less means
+        # the runs' other variation (how the cleanups batched, under
+        # valgrind's scheduling) outweighs their few idle rounds'
+        # differences, and a is no better; n/a, with b shown.
         read -r fit_frame fit_idle < <(awk -v f1="$f1" -v f2="$f2" -v f3="$f3" \
             -v e1="$e1" -v e2="$e2" -v e3="$e3" \
             -v i1="$((i1 - m1))" -v i2="$((i2 - m2))" -v i3="$((i3 - m3))" 'BEGIN {
@@ -234,7 +240,9 @@ if [ "$CALLGRIND" = 1 ]; then
             # are (almost) proportional.
             scale = (df2 < 0 ? -df2 : df2) * ((de3 < 0 ? -de3 : de3) + 1) + (df3 < 0 ? -df3 : df3) * ((de2 < 0 ? -de2 : de2) + 1)
             if (scale == 0 || (det < 0 ? -det : det) < 0.05 * scale) { print "n/a n/a"; exit }
-            printf "%.1f %.0f\n", (di2 * de3 - di3 * de2) / det, (df2 * di3 - df3 * di2) / det
+            a = (di2 * de3 - di3 * de2) / det; b = (df2 * di3 - df3 * di2) / det
+            if (b <= 0) { printf "n/a %.0f\n", b; exit }
+            printf "%.1f %.0f\n", a, b
         }')
         CG_ROWS+=("| $mtu | $f1 / $f3 / $f2 | $i1 / $i3 / $i2 | $m1 / $m3 / $m2 | $s1 / $s3 / $s2 | $e1 / $e3 / $e2 | **$fit_frame** | $fit_idle | $per | $all |")
     done
@@ -279,7 +287,9 @@ blkfwd instructions per frame (callgrind; inline emulated NVMe, threaded 82599 o
 $(printf '%s\n' "${CG_ROWS[@]}")
 
 Fit: Ir - models = fixed + a * frames + b * idle rounds over the three
-runs (n/a when the idle rounds grew in step with the frames: run again).
+runs (n/a when the idle rounds grew in step with the frames, or when b
+came out at 0 or below, shown: an idle round costs something, so the
+runs' other variation outweighed their idle rounds' differences; run again).
 
 Target (issue 15): at most 100 instructions per frame at MTU 1500.
 R
