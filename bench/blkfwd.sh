@@ -9,7 +9,8 @@ set -euo pipefail
 usage() {
     cat <<'U'
 usage: bench/blkfwd.sh [--size BYTES] [--pairs N] [--short BYTES] [--long BYTES]
-                       [--cg-short BYTES] [--cg-long BYTES] [--no-callgrind]
+                       [--cg-short BYTES] [--cg-mid BYTES] [--cg-long BYTES]
+                       [--no-callgrind]
 
  --size   bytes per kcopy method and per blkfwd CPU run (default 1g)
  --pairs  interleaved pairs (default 5; --runs is the same): pair i runs
@@ -21,8 +22,8 @@ usage: bench/blkfwd.sh [--size BYTES] [--pairs N] [--short BYTES] [--long BYTES]
           per-method table shows medians [smallest-largest] over the pairs.
  --short, --long  the two stream lengths of the blkfwd system call count
           (default 64m and 256m): the counts must not grow with the length
- --cg-short, --cg-long  the two stream lengths of the callgrind runs
-          (default 16m and 64m)
+ --cg-short, --cg-mid, --cg-long  the three stream lengths of the
+          callgrind runs (default 16m, 40m and 64m; all different)
  --no-callgrind  leave out the instructions per frame (needs valgrind)
 
 CPU: kcopy reports its sending thread's CPU time, once with its sending and
@@ -48,19 +49,28 @@ Instructions per frame (callgrind, deterministic where timing is not):
 blkfwd with an inline emulated NVMe drive (its model runs inside the
 doorbell write, on the worker thread) and a threaded 82599 port on a pair
 wire with no receiver (--recv none: frames leave the port and are
-dropped, so no receiver work lands anywhere), at MTU 1500 and 9000, two
-stream lengths each. Per frame = (Ir(long) - Ir(short)) / (frames(long) -
-frames(short)) on the worker thread only (the thread running
+dropped, so no receiver work lands anywhere), at MTU 1500 and 9000, three
+stream lengths each. Ir is the worker thread's only (the thread running
 Worker::run), less the device models' register handlers run on it
 (MmioDevice::mmio_read/mmio_write, inclusive: the NVMe model's whole
 command processing and DMA, and the NIC model's tail-register handler; on
-real devices each is one store or load). Start-up and teardown cancel.
-The worker's empty polls and sleeps are in the slope; their number depends
-on scheduling under valgrind, so the sleeps of both runs are shown.
+real devices each is one store or load). The worker's idle rounds (passes
+of its loop that found nothing to do: housekeeping, then a spin or a
+sleep; blkfwd reports them as idle_rounds=) depend on scheduling under
+valgrind as much as on the stream. So the three runs are fitted as
+Ir = fixed + a * frames + b * idle rounds (Cramer's rule on the
+differences against the short run): a, the instructions per frame with
+the idle rounds apart, is the figure to compare between builds; b is the
+cost of an idle round; n/a when the idle rounds grew in step with the
+frames, so that the two cannot be told apart, or when b comes out at 0
+or below (then the runs' other variation outweighs their idle rounds'
+differences; run again). The plain slope
+(Ir(long) - Ir(short)) / (frames(long) - frames(short)) is shown too: it
+holds the idle rounds. Start-up and teardown cancel in both.
 Needs strace (apt-get install strace) and valgrind.
 U
 }
-SIZE=1g SHORT=64m LONG=256m RUNS=5 CGS=16m CGL=64m CALLGRIND=1
+SIZE=1g SHORT=64m LONG=256m RUNS=5 CGS=16m CGM=40m CGL=64m CALLGRIND=1
 while [ $# -gt 0 ]; do
     case "$1" in
         -h|--help) usage; exit 0 ;;
@@ -69,12 +79,15 @@ while [ $# -gt 0 ]; do
         --short) SHORT=${2:?--short needs bytes}; shift 2 ;;
         --long) LONG=${2:?--long needs bytes}; shift 2 ;;
         --cg-short) CGS=${2:?--cg-short needs bytes}; shift 2 ;;
+        --cg-mid) CGM=${2:?--cg-mid needs bytes}; shift 2 ;;
         --cg-long) CGL=${2:?--cg-long needs bytes}; shift 2 ;;
         --no-callgrind) CALLGRIND=0; shift ;;
         *) echo "bench/blkfwd.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
 case "$RUNS" in ''|*[!0-9]*|0) echo "bench/blkfwd.sh: --pairs needs a whole number of at least 1, not '$RUNS'" >&2; exit 2 ;; esac
+[ "$CGM" != "$CGS" ] && [ "$CGM" != "$CGL" ] && [ "$CGS" != "$CGL" ] ||
+    { echo "bench/blkfwd.sh: --cg-short, --cg-mid and --cg-long must be three different lengths (the fit needs three runs)" >&2; exit 2; }
 [ "$CALLGRIND" = 0 ] || command -v valgrind >/dev/null ||
     { echo "bench/blkfwd.sh: valgrind not found (apt-get install valgrind, or --no-callgrind)" >&2; exit 1; }
 command -v strace >/dev/null || { echo "bench/blkfwd.sh: strace not found (apt-get install strace)" >&2; exit 1; }
@@ -208,7 +221,7 @@ read -r S_SHORT W_SHORT O_SHORT _ F_SHORT < <(blk_calls "$SHORT" spin)
 read -r S_LONG W_LONG O_LONG _ F_LONG < <(blk_calls "$LONG" spin)
 read -r _ W_SLEEP O_SLEEP N_SLEEP F_SLEEP < <(blk_calls "$LONG" sleep)
 
-# One callgrind run: MTU LENGTH -> "FRAMES IR MODEL SLEEPS".
+# One callgrind run: MTU LENGTH -> "FRAMES IR MODEL SLEEPS IDLE_ROUNDS".
 cg_frames() {
     local mtu=$1 len=$2 d=$DIR/cg-$1-$2
     mkdir -p "$d"
@@ -219,27 +232,54 @@ cg_frames() {
     local worker
     worker=$(grep -l 'sender::Worker<RN,RC>::run' "$d"/callgrind.out.*-* | head -n 1)
     [ -n "$worker" ] || { echo "bench/blkfwd.sh: no worker-thread file (Worker::run) in $d" >&2; exit 1; }
-    local frames ir model sleeps
+    local frames ir model sleeps idle
     frames=$(grep '^blkfwd: bytes=' "$d/log" | field frames)
     sleeps=$(grep '^blkfwd: bytes=' "$d/log" | field sleeps)
+    idle=$(grep '^blkfwd: bytes=' "$d/log" | field idle_rounds)
+    [ -n "$idle" ] ||
+        { echo "bench/blkfwd.sh: no idle_rounds= in blkfwd's machine line (MTU $mtu, $len): a blkfwd older than this script?" >&2; exit 1; }
     ir=$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$worker")
     model=$(callgrind_annotate --inclusive=yes "$worker" 2>/dev/null |
         awk '/MmioDevice( for [^ ]+)?>::mmio_(read|write) \[/ { gsub(",", "", $1); s += $1 } END { print s + 0 }')
-    echo "$frames $ir $model $sleeps"
+    echo "$frames $ir $model $sleeps $idle"
 }
 CG_ROWS=()
 if [ "$CALLGRIND" = 1 ]; then
     for mtu in 1500 9000; do
-        echo "blkfwd: callgrind, MTU $mtu, $CGS and $CGL streams..." >&2
-        read -r f1 i1 m1 s1 < <(cg_frames "$mtu" "$CGS")
-        read -r f2 i2 m2 s2 < <(cg_frames "$mtu" "$CGL")
-        [ -n "$f1" ] && [ -n "$f2" ] && [ -n "$i1" ] && [ -n "$i2" ] && [ "$f2" -gt "$f1" ] ||
-            { echo "bench/blkfwd.sh: could not read the callgrind runs at MTU $mtu in $DIR" >&2; exit 1; }
+        echo "blkfwd: callgrind, MTU $mtu, $CGS, $CGM and $CGL streams..." >&2
+        read -r f1 i1 m1 s1 e1 < <(cg_frames "$mtu" "$CGS")
+        read -r f2 i2 m2 s2 e2 < <(cg_frames "$mtu" "$CGL")
+        read -r f3 i3 m3 s3 e3 < <(cg_frames "$mtu" "$CGM")
+        [ -n "$f1" ] && [ -n "$f2" ] && [ -n "$f3" ] && [ -n "$i1" ] && [ -n "$i2" ] && [ -n "$i3" ] &&
+            [ -n "$e1" ] && [ -n "$e2" ] && [ -n "$e3" ] && [ "$f2" -gt "$f1" ] ||
+            { echo "bench/blkfwd.sh: could not read the callgrind runs at MTU $mtu in $DIR (--cg-long must be longer than --cg-short)" >&2; exit 1; }
         [ "$m2" -gt 0 ] ||
             { echo "bench/blkfwd.sh: no device-model register handler in the callgrind output (renamed? see cg_frames)" >&2; exit 1; }
         per=$(awk -v a="$((i1 - m1))" -v b="$((i2 - m2))" -v x="$f1" -v y="$f2" 'BEGIN { printf "%.1f", (b - a) / (y - x) }')
         all=$(awk -v a="$i1" -v b="$i2" -v x="$f1" -v y="$f2" 'BEGIN { printf "%.1f", (b - a) / (y - x) }')
-        CG_ROWS+=("| $mtu | $f1 / $f2 | $i1 / $i2 | $m1 / $m2 | $s1 / $s2 | **$per** | $all |")
+        # Ir - model = fixed + a * frames + b * idle rounds, solved from the
+        # three runs (differences against the short run, Cramer's rule).
+        # When the idle rounds grew in step with the frames the two costs
+        # cannot be told apart: n/a. An idle round runs the loop's steps
+        # and housekeeping, so it costs something: a b of 0 or less means
+        # the runs' other variation (how the cleanups batched, under
+        # valgrind's scheduling) outweighs their few idle rounds'
+        # differences, and a is no better; n/a, with b shown.
+        read -r fit_frame fit_idle < <(awk -v f1="$f1" -v f2="$f2" -v f3="$f3" \
+            -v e1="$e1" -v e2="$e2" -v e3="$e3" \
+            -v i1="$((i1 - m1))" -v i2="$((i2 - m2))" -v i3="$((i3 - m3))" 'BEGIN {
+            df2 = f2 - f1; de2 = e2 - e1; di2 = i2 - i1
+            df3 = f3 - f1; de3 = e3 - e1; di3 = i3 - i1
+            det = df2 * de3 - df3 * de2
+            # Relative to the sizes involved: near 0 means the two columns
+            # are (almost) proportional.
+            scale = (df2 < 0 ? -df2 : df2) * ((de3 < 0 ? -de3 : de3) + 1) + (df3 < 0 ? -df3 : df3) * ((de2 < 0 ? -de2 : de2) + 1)
+            if (scale == 0 || (det < 0 ? -det : det) < 0.05 * scale) { print "n/a n/a"; exit }
+            a = (di2 * de3 - di3 * de2) / det; b = (df2 * di3 - df3 * di2) / det
+            if (b <= 0) { printf "n/a %.0f\n", b; exit }
+            printf "%.1f %.0f\n", a, b
+        }')
+        CG_ROWS+=("| $mtu | $f1 / $f3 / $f2 | $i1 / $i3 / $i2 | $m1 / $m3 / $m2 | $s1 / $s3 / $s2 | $e1 / $e3 / $e2 | **$fit_frame** | $fit_idle | $per | $all |")
     done
 fi
 
@@ -300,11 +340,16 @@ R
 if [ "$CALLGRIND" = 1 ]; then
     cat <<R
 
-blkfwd instructions per frame (callgrind; inline emulated NVMe, threaded 82599 on a pair wire, --recv none; worker thread only; streams of $CGS / $CGL)
+blkfwd instructions per frame (callgrind; inline emulated NVMe, threaded 82599 on a pair wire, --recv none; worker thread only; streams of $CGS / $CGM / $CGL)
 
-| MTU | frames | worker-thread Ir | of which device-model register handlers | worker sleeps | **instructions per frame, driver + app** | the same with the models |
-|---|---|---|---|---|---|---|
+| MTU | frames | worker-thread Ir | of which device-model register handlers | worker sleeps | worker idle rounds | **instructions per frame, driver + app, idle rounds apart** (fit of the three runs) | instructions per idle round (fit) | instructions per frame, driver + app, idle rounds included (slope of $CGS and $CGL) | the same with the models |
+|---|---|---|---|---|---|---|---|---|---|
 $(printf '%s\n' "${CG_ROWS[@]}")
+
+Fit: Ir - models = fixed + a * frames + b * idle rounds over the three
+runs (n/a when the idle rounds grew in step with the frames, or when b
+came out at 0 or below, shown: an idle round costs something, so the
+runs' other variation outweighed their idle rounds' differences; run again).
 
 Target (issue 15): at most 100 instructions per frame at MTU 1500.
 R

@@ -472,6 +472,16 @@ fn stalled_nic_backpressures_reads_and_reports_every_byte() {
         w.failed
     );
     assert_eq!(v.report().received, 0);
+    // The stall is only seen in the housekeeping of idle passes (every
+    // 64th, and before each sleep), so the worker went through idle
+    // rounds: first the pacer's spins, then one round per sleep.
+    assert!(w.sleeps > 0, "{w:?}");
+    assert!(
+        w.idle_rounds >= w.sleeps + u64::from(apps::backoff::PACER_SPINS),
+        "{} idle rounds, {} sleeps",
+        w.idle_rounds,
+        w.sleeps
+    );
     drop(r.rx_emu);
 }
 

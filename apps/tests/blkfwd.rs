@@ -198,6 +198,33 @@ fn the_rate_limit_holds_over_all_threads() {
     );
 }
 
+/// The machine line counts the worker's idle rounds (passes that found
+/// nothing to do) beside its sleeps. Held back by --rate, a worker idles:
+/// by default it spins the pacer's few rounds and then sleeps, one idle
+/// round per sleep; with --spin it never sleeps and only spins.
+#[test]
+fn idle_rounds_are_counted_apart_from_sleeps() {
+    let drive = ["--nvme", "emu:nvme,size=1M", "--rate", "100"];
+    let s = success(&blkfwd(&drive));
+    verified_whole(&s, 1 << 20);
+    let m = machine(&s);
+    let sleeps: u64 = m["sleeps"].parse().unwrap();
+    let idle: u64 = m["idle_rounds"].parse().unwrap();
+    assert!(sleeps > 0, "{s}");
+    assert!(
+        idle >= sleeps + u64::from(apps::backoff::PACER_SPINS),
+        "{idle} idle rounds, {sleeps} sleeps\n{s}"
+    );
+    let s = success(&blkfwd(&[&drive[..], &["--spin"]].concat()));
+    verified_whole(&s, 1 << 20);
+    let m = machine(&s);
+    assert_eq!(m["sleeps"], "0", "{s}");
+    // 1 MiB at 100 Mbit/s takes about 80 ms: far more idle passes than
+    // the 736 frames, each pass well under a microsecond.
+    let idle: u64 = m["idle_rounds"].parse().unwrap();
+    assert!(idle > 736, "{idle} idle rounds\n{s}");
+}
+
 /// Inline NIC models cannot carry a blkfwd stream: the sender's model moves
 /// frames only on a TDT write, which blkfwd no longer makes once its TX ring
 /// is full behind an XOFF, and an inline receiver's model only on an RDT

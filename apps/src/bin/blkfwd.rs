@@ -754,6 +754,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
         };
         let max_out = reports.iter().map(|r| r.max_buffers_out).max().unwrap_or(0);
         let sleeps: u64 = reports.iter().map(|r| r.sleeps).sum();
+        let idle_rounds: u64 = reports.iter().map(|r| r.idle_rounds).sum();
         println!("sent:        {} ({bytes} bytes) in {frames} frames, {ios} reads, {secs:.2} s: {:.3} GiB/s, {:.3} Mpps",
             human_bytes(bytes), gib / secs, frames as f64 / secs / 1e6);
         println!(
@@ -848,7 +849,7 @@ impl<RN: RegisterAccess + 'static> NicJob for Send<RN> {
             f.finish(ok, c, o)?;
         }
         println!(
-            "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4} sleeps={sleeps} secs={secs:.3}",
+            "blkfwd: bytes={bytes} frames={frames} ios={ios} errors={} retries={retries} cpu_s={:.6} cpu_s_per_gib={cpu_per_gib:.6} gib_per_s={:.4} sleeps={sleeps} idle_rounds={idle_rounds} secs={secs:.3}",
             failed.len(),
             cpu.as_secs_f64(),
             gib / secs

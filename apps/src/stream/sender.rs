@@ -188,6 +188,11 @@ pub struct WorkerReport {
     /// Times the worker slept because it had nothing to do (each one
     /// system call); 0 with [`StreamConfig::spin`].
     pub sleeps: u64,
+    /// Passes of the worker's loop that made no progress (each one went
+    /// to housekeeping, then spun or slept): counted on that idle path
+    /// only, never per frame, so that a benchmark can tell the cost of a
+    /// frame from that of an idle round. Each sleep is one of them.
+    pub idle_rounds: u64,
 }
 
 /// Geometry of the range in chunks: reads of `io` bytes of whole blocks
@@ -962,6 +967,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Sender<RN, RC> {
     /// per frame), and whether the NIC has stalled, which gives up what
     /// waits for it and stops the run.
     fn housekeep(&mut self) -> Housekeeping {
+        self.rep.idle_rounds += 1;
         let idle = &mut self.idle;
         idle.empty_polls = idle.empty_polls.wrapping_add(1);
         let sleeps_next = !self.w.cfg.spin && idle.empty_polls > crate::backoff::PACER_SPINS;
