@@ -91,9 +91,11 @@ case "$RUNS" in ''|*[!0-9]*|0) echo "bench/blkfwd.sh: --pairs needs a whole numb
 [ "$CALLGRIND" = 0 ] || command -v valgrind >/dev/null ||
     { echo "bench/blkfwd.sh: valgrind not found (apt-get install valgrind, or --no-callgrind)" >&2; exit 1; }
 command -v strace >/dev/null || { echo "bench/blkfwd.sh: strace not found (apt-get install strace)" >&2; exit 1; }
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ME=bench/blkfwd.sh
+. "$(dirname "$0")/lib.sh"
+bench_root ""
 cd "$ROOT"
-DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT
+bench_dir ""
 echo "building release kcopy and blkfwd..." >&2
 cargo build --release -p kcopy -p apps --bin kcopy --bin blkfwd >&2
 BIN=$ROOT/target/release
@@ -257,28 +259,9 @@ if [ "$CALLGRIND" = 1 ]; then
             { echo "bench/blkfwd.sh: no device-model register handler in the callgrind output (renamed? see cg_frames)" >&2; exit 1; }
         per=$(awk -v a="$((i1 - m1))" -v b="$((i2 - m2))" -v x="$f1" -v y="$f2" 'BEGIN { printf "%.1f", (b - a) / (y - x) }')
         all=$(awk -v a="$i1" -v b="$i2" -v x="$f1" -v y="$f2" 'BEGIN { printf "%.1f", (b - a) / (y - x) }')
-        # Ir - model = fixed + a * frames + b * idle rounds, solved from the
-        # three runs (differences against the short run, Cramer's rule).
-        # When the idle rounds grew in step with the frames the two costs
-        # cannot be told apart: n/a. An idle round runs the loop's steps
-        # and housekeeping, so it costs something: a b of 0 or less means
-        # the runs' other variation (how the cleanups batched, under
-        # valgrind's scheduling) outweighs their few idle rounds'
-        # differences, and a is no better; n/a, with b shown.
-        read -r fit_frame fit_idle < <(awk -v f1="$f1" -v f2="$f2" -v f3="$f3" \
-            -v e1="$e1" -v e2="$e2" -v e3="$e3" \
-            -v i1="$((i1 - m1))" -v i2="$((i2 - m2))" -v i3="$((i3 - m3))" 'BEGIN {
-            df2 = f2 - f1; de2 = e2 - e1; di2 = i2 - i1
-            df3 = f3 - f1; de3 = e3 - e1; di3 = i3 - i1
-            det = df2 * de3 - df3 * de2
-            # Relative to the sizes involved: near 0 means the two columns
-            # are (almost) proportional.
-            scale = (df2 < 0 ? -df2 : df2) * ((de3 < 0 ? -de3 : de3) + 1) + (df3 < 0 ? -df3 : df3) * ((de2 < 0 ? -de2 : de2) + 1)
-            if (scale == 0 || (det < 0 ? -det : det) < 0.05 * scale) { print "n/a n/a"; exit }
-            a = (di2 * de3 - di3 * de2) / det; b = (df2 * di3 - df3 * di2) / det
-            if (b <= 0) { printf "n/a %.0f\n", b; exit }
-            printf "%.1f %.0f\n", a, b
-        }')
+        # Ir - model = fixed + a * frames + b * idle rounds (bench/lib.sh).
+        read -r fit_frame fit_idle < <(fit3 "$f1" "$f2" "$f3" "$e1" "$e2" "$e3" \
+            "$((i1 - m1))" "$((i2 - m2))" "$((i3 - m3))")
         CG_ROWS+=("| $mtu | $f1 / $f3 / $f2 | $i1 / $i3 / $i2 | $m1 / $m3 / $m2 | $s1 / $s3 / $s2 | $e1 / $e3 / $e2 | **$fit_frame** | $fit_idle | $per | $all |")
     done
 fi

@@ -68,23 +68,11 @@ done
 [ "$N3" != "$N1" ] && [ "$N3" != "$N2" ] || { echo "bench/fwd.sh: --n3 must differ from --n1 and --n2" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "bench/fwd.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ -n "$TREE" ]; then
-    [ -f "$TREE/Cargo.toml" ] || { echo "bench/fwd.sh: --tree $TREE is not a checkout of this repository (no Cargo.toml)" >&2; exit 2; }
-    ROOT=$(cd "$TREE" && pwd)
-fi
-# The app's trace options: none (tracing off) or --trace FILE (absolute,
-# as the runs happen in $ROOT) [--trace-events N].
-TRACE=()
-if [ -n "$TRACE_FILE" ]; then
-    case "$TRACE_FILE" in /*) ;; *) TRACE_FILE=$PWD/$TRACE_FILE ;; esac
-    TRACE=(--trace "$TRACE_FILE")
-    [ -z "$TRACE_EVENTS" ] || TRACE+=(--trace-events "$TRACE_EVENTS")
-elif [ -n "$TRACE_EVENTS" ]; then
-    echo "bench/fwd.sh: --trace-events needs --trace FILE" >&2; exit 2
-fi
-if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; DIR=$(cd "$KEEP" && pwd); else
-    DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT; fi
+ME=bench/fwd.sh
+. "$(dirname "$0")/lib.sh"
+bench_root "$TREE"
+bench_trace "$TRACE_FILE" "$TRACE_EVENTS"
+bench_dir "$KEEP"
 cd "$ROOT"
 
 echo "building release apps..." >&2
@@ -142,18 +130,8 @@ SLOPE=$(awk -v a="$((I1 - M1))" -v b="$((I2 - M2))" -v x="$F1" -v y="$F2" 'BEGIN
 # Ir - model = fixed + a * frames + b * empty, solved from the three runs
 # (differences against run 1, Cramer's rule). When the empty rounds grew in
 # step with the frames the two costs cannot be told apart: say so.
-read -r PER_PACKET PER_EMPTY < <(awk -v f1="$F1" -v f2="$F2" -v f3="$F3" \
-    -v e1="$E1" -v e2="$E2" -v e3="$E3" \
-    -v i1="$((I1 - M1))" -v i2="$((I2 - M2))" -v i3="$((I3 - M3))" 'BEGIN {
-    df2 = f2 - f1; de2 = e2 - e1; di2 = i2 - i1
-    df3 = f3 - f1; de3 = e3 - e1; di3 = i3 - i1
-    det = df2 * de3 - df3 * de2
-    # Relative to the sizes involved: near 0 means the two columns are
-    # (almost) proportional.
-    scale = (df2 < 0 ? -df2 : df2) * ((de3 < 0 ? -de3 : de3) + 1) + (df3 < 0 ? -df3 : df3) * ((de2 < 0 ? -de2 : de2) + 1)
-    if (scale == 0 || (det < 0 ? -det : det) < 0.05 * scale) { print "n/a n/a"; exit }
-    printf "%.1f %.0f\n", (di2 * de3 - di3 * de2) / det, (df2 * di3 - df3 * di2) / det
-}')
+read -r PER_PACKET PER_EMPTY < <(fit3 "$F1" "$F2" "$F3" "$E1" "$E2" "$E3" \
+    "$((I1 - M1))" "$((I2 - M2))" "$((I3 - M3))")
 
 cat <<R
 

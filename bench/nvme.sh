@@ -101,23 +101,11 @@ done
 [ "$QD" -ge 1 ] || { echo "bench/nvme.sh: --qd must be at least 1" >&2; exit 2; }
 command -v valgrind >/dev/null || { echo "bench/nvme.sh: valgrind not found (apt-get install valgrind)" >&2; exit 1; }
 
-ROOT=$(cd "$(dirname "$0")/.." && pwd)
-if [ -n "$TREE" ]; then
-    [ -f "$TREE/Cargo.toml" ] || { echo "bench/nvme.sh: --tree $TREE is not a checkout of this repository (no Cargo.toml)" >&2; exit 2; }
-    ROOT=$(cd "$TREE" && pwd)
-fi
-# nvme-perf's trace options: none (tracing off) or --trace FILE (absolute,
-# as the runs happen in $ROOT) [--trace-events N].
-TRACE=()
-if [ -n "$TRACE_FILE" ]; then
-    case "$TRACE_FILE" in /*) ;; *) TRACE_FILE=$PWD/$TRACE_FILE ;; esac
-    TRACE=(--trace "$TRACE_FILE")
-    [ -z "$TRACE_EVENTS" ] || TRACE+=(--trace-events "$TRACE_EVENTS")
-elif [ -n "$TRACE_EVENTS" ]; then
-    echo "bench/nvme.sh: --trace-events needs --trace FILE" >&2; exit 2
-fi
-if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; DIR=$(cd "$KEEP" && pwd); else
-    DIR=$(mktemp -d); trap 'rm -rf "$DIR"' EXIT; fi
+ME=bench/nvme.sh
+. "$(dirname "$0")/lib.sh"
+bench_root "$TREE"
+bench_trace "$TRACE_FILE" "$TRACE_EVENTS"
+bench_dir "$KEEP"
 cd "$ROOT"
 
 # The measurement build first, the shipping build last, so that
