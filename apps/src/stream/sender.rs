@@ -614,6 +614,23 @@ impl SlowFrame {
             *slot.stamp = *generation;
             *full = Some(t.clone());
             headers.template = Some(t);
+        } else if flags == 0 {
+            // A read's shorter last frame: with reads of a size that is
+            // not a multiple of the payload, every read has one, of the
+            // same length read after read: a template of its own. The
+            // slot then holds no full-size frame's headers.
+            let len = self.len as u32;
+            if !headers
+                .short
+                .as_ref()
+                .is_some_and(|t| t.fits(self.lap, len, 0))
+            {
+                headers.short = Some(HeaderTemplate::new(flow, &fields));
+            }
+            if let Some(t) = &headers.short {
+                t.write(slot.bytes, self.offset);
+            }
+            *slot.stamp = 0;
         } else {
             build_headers(slot.bytes, flow, &fields);
             *slot.stamp = 0;
@@ -629,6 +646,10 @@ impl SlowFrame {
 struct Headers {
     template: Option<HeaderTemplate>,
     generation: u64,
+    /// The template of the last short frame that was not the range's
+    /// last (written whole into its slot: slots are stamped for the
+    /// full-size template only).
+    short: Option<HeaderTemplate>,
 }
 
 /// What [`Sender::housekeep`] found.
@@ -1218,6 +1239,70 @@ mod chunk_tests {
                 }
             }
         }
+    }
+
+    /// Headers written out of the fast path (a lap's first full-size
+    /// frame, a full-size frame into an older slot, a read's short last
+    /// frame, again and with another length or lap, the range's last) are
+    /// byte for byte what [`build_headers`] writes for the same fields.
+    #[test]
+    fn slow_frames_write_the_headers_build_headers_does() {
+        let flow = cfg(0, 1, 4096).flow;
+        let (ppf, start, end) = (1432usize, 100u64, 1_000_000u64);
+        let mut headers = Headers::default();
+        let mut full = None;
+        let mut generation = 0;
+        // (lap, len, offset)
+        let frames = [
+            (0u32, ppf, 100u64),
+            (0, 700, 1532),
+            (0, ppf, 2232),
+            (0, 700, 9000),
+            (0, 300, 20_000),
+            (1, 300, 30_000),
+            (1, ppf, 40_000),
+            (1, 500, end - 500),
+        ];
+        for (k, (lap, len, offset)) in frames.into_iter().enumerate() {
+            let mut bytes = [0xa5u8; drivers::nic::HEADER_SLOT];
+            let mut stamp = 7;
+            let frame = SlowFrame {
+                id: 3,
+                lap,
+                len,
+                ppf,
+                offset,
+                start,
+                end,
+            };
+            if full
+                .as_ref()
+                .is_some_and(|t: &HeaderTemplate| !t.fits(lap, ppf as u32, 0))
+            {
+                full = None;
+            }
+            let slot = drivers::nic::HeaderSlot {
+                bytes: &mut bytes,
+                stamp: &mut stamp,
+            };
+            frame.write(slot, &flow, &mut full, &mut generation, &mut headers);
+            let last = offset + len as u64 == end;
+            let fields = StreamHeader {
+                stream: 3,
+                flags: if last { FLAG_LAST } else { 0 },
+                lap,
+                len: len as u32,
+                offset,
+                start,
+                end,
+            };
+            let mut want = [0xa5u8; drivers::nic::HEADER_SLOT];
+            build_headers(&mut want, &flow, &fields);
+            assert_eq!(bytes, want, "frame {k}");
+            let stamped = len == ppf && !last;
+            assert_eq!(stamp, if stamped { generation } else { 0 }, "frame {k}");
+        }
+        assert_eq!(generation, 2, "one template per lap");
     }
 
     /// Consecutive command tags (from anywhere) fall in different buckets
