@@ -495,15 +495,11 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             let lap = read.lap as u32;
             // The disk offset of the next frame's first payload byte.
             let mut at = offset;
-            // The template, if this read's full-size frames fit it (all
-            // but the range's last frame and a read's shorter last one):
-            // tested once per read, not per frame.
-            let mut full = headers
-                .template
-                .as_ref()
-                .filter(|t| t.fits(lap, ppf as u32, 0))
-                .cloned();
-            let mut generation = headers.generation;
+            // The stamp of a slot that holds the headers of this read's
+            // full-size frames (all but the range's last frame and a
+            // read's shorter last one): worked out once per read (and
+            // after each header out of the fast path), not per frame.
+            let mut want = headers.stamp_for(lap, ppf);
             let (id, flow, start) = (self.id, &self.cfg.flow, self.cfg.start);
             let cut = batch.push_cut(buf, ppf, FRAME_HEADERS, offload, |slot, n| {
                 let offset = at;
@@ -511,11 +507,9 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 // The fast path, nearly every frame: a full-size frame
                 // (not the range's last) into a slot that already holds
                 // the current template's headers: only the offset patched.
-                if let Some(t) = &full {
-                    if n == ppf && at != end && *slot.stamp == generation {
-                        t.patch(slot.bytes, offset);
-                        return Ok::<(), Infallible>(());
-                    }
+                if n == ppf && at != end && *slot.stamp == want {
+                    HeaderTemplate::patch_offset(slot.bytes, offset);
+                    return Ok::<(), Infallible>(());
                 }
                 let frame = SlowFrame {
                     id,
@@ -526,7 +520,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     start,
                     end,
                 };
-                frame.write(slot, flow, &mut full, &mut generation, headers);
+                want = frame.write(slot, flow, headers);
                 Ok(())
             });
             match cut {
@@ -576,22 +570,19 @@ struct SlowFrame {
 }
 
 impl SlowFrame {
+    /// Write the frame's headers into `slot` and stamp it; returns the
+    /// stamp of a slot holding the headers of the lap's full-size frames
+    /// now ([`Headers::stamp_for`]): a new lap's first one makes a new
+    /// template.
     #[cold]
     #[inline(never)]
-    fn write(
-        self,
-        slot: drivers::nic::HeaderSlot<'_>,
-        flow: &Flow,
-        full: &mut Option<HeaderTemplate>,
-        generation: &mut u64,
-        headers: &mut Headers,
-    ) {
+    fn write(self, slot: drivers::nic::HeaderSlot<'_>, flow: &Flow, headers: &mut Headers) -> u64 {
         let last = self.offset + self.len as u64 == self.end;
-        if let Some(t) = full.as_ref() {
-            if self.len == self.ppf && !last {
+        if self.len == self.ppf && !last {
+            if let Some(t) = headers.fitting(self.lap, self.ppf) {
                 t.write(slot.bytes, self.offset);
-                *slot.stamp = *generation;
-                return;
+                *slot.stamp = headers.generation;
+                return headers.generation;
             }
         }
         let flags = if last { FLAG_LAST } else { 0 };
@@ -607,13 +598,12 @@ impl SlowFrame {
         if self.len == self.ppf && flags == 0 {
             // A new lap: a new template, and every slot's headers are
             // from an older one.
-            *generation += 1;
-            headers.generation = *generation;
+            headers.generation += 1;
             let t = HeaderTemplate::new(flow, &fields);
             t.write(slot.bytes, self.offset);
-            *slot.stamp = *generation;
-            *full = Some(t.clone());
+            *slot.stamp = headers.generation;
             headers.template = Some(t);
+            return headers.generation;
         } else if flags == 0 {
             // A read's shorter last frame: with reads of a size that is
             // not a multiple of the payload, every read has one, of the
@@ -635,6 +625,7 @@ impl SlowFrame {
             build_headers(slot.bytes, flow, &fields);
             *slot.stamp = 0;
         }
+        headers.stamp_for(self.lap, self.ppf)
     }
 }
 
@@ -650,6 +641,30 @@ struct Headers {
     /// last (written whole into its slot: slots are stamped for the
     /// full-size template only).
     short: Option<HeaderTemplate>,
+}
+
+/// What [`Headers::stamp_for`] gives when no template fits: no slot has it
+/// (stamps are 0 or a generation, counted from 1, one per lap).
+const NO_TEMPLATE: u64 = u64::MAX;
+
+impl Headers {
+    /// The template, if it is for the full-size frames (`ppf` payload
+    /// bytes, not the range's last) of lap `lap`.
+    fn fitting(&self, lap: u32, ppf: usize) -> Option<&HeaderTemplate> {
+        self.template
+            .as_ref()
+            .filter(|t| t.fits(lap, ppf as u32, 0))
+    }
+
+    /// The stamp of a slot that holds the headers of lap `lap`'s
+    /// full-size frames: the template's generation if it is theirs, else
+    /// [`NO_TEMPLATE`].
+    fn stamp_for(&self, lap: u32, ppf: usize) -> u64 {
+        match self.fitting(lap, ppf) {
+            Some(_) => self.generation,
+            None => NO_TEMPLATE,
+        }
+    }
 }
 
 /// What [`Sender::housekeep`] found.
@@ -1250,8 +1265,6 @@ mod chunk_tests {
         let flow = cfg(0, 1, 4096).flow;
         let (ppf, start, end) = (1432usize, 100u64, 1_000_000u64);
         let mut headers = Headers::default();
-        let mut full = None;
-        let mut generation = 0;
         // (lap, len, offset)
         let frames = [
             (0u32, ppf, 100u64),
@@ -1275,17 +1288,12 @@ mod chunk_tests {
                 start,
                 end,
             };
-            if full
-                .as_ref()
-                .is_some_and(|t: &HeaderTemplate| !t.fits(lap, ppf as u32, 0))
-            {
-                full = None;
-            }
             let slot = drivers::nic::HeaderSlot {
                 bytes: &mut bytes,
                 stamp: &mut stamp,
             };
-            frame.write(slot, &flow, &mut full, &mut generation, &mut headers);
+            let full_stamp = frame.write(slot, &flow, &mut headers);
+            assert_eq!(full_stamp, headers.stamp_for(lap, ppf), "frame {k}");
             let last = offset + len as u64 == end;
             let fields = StreamHeader {
                 stream: 3,
@@ -1300,9 +1308,9 @@ mod chunk_tests {
             build_headers(&mut want, &flow, &fields);
             assert_eq!(bytes, want, "frame {k}");
             let stamped = len == ppf && !last;
-            assert_eq!(stamp, if stamped { generation } else { 0 }, "frame {k}");
+            assert_eq!(stamp, if stamped { full_stamp } else { 0 }, "frame {k}");
         }
-        assert_eq!(generation, 2, "one template per lap");
+        assert_eq!(headers.generation, 2, "one template per lap");
     }
 
     /// Consecutive command tags (from anywhere) fall in different buckets
