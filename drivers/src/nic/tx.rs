@@ -1228,19 +1228,21 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
             data_hi(head_cmd, olinfo),
             data_hi(data_cmd(piece as u32, true), olinfo),
         );
+        // `i` goes unmasked (the ring and the slots mask it), and the loop
+        // runs on the payload address: one counter less to keep.
         let mut i = first;
         let mut at = iova;
-        let mut sent = 0;
+        let stop = iova + (whole * piece) as u64;
         let mut result = Ok(());
-        while sent < whole {
+        while at != stop {
             if let Err(e) = cut_frame(ring, &mut view, i, at, piece, words, &mut header) {
                 result = Err(CutError::Header(e));
                 break;
             }
-            i = (i + 2) & mask;
+            i += 2;
             at += piece as u64;
-            sent += 1;
         }
+        let mut sent = (i - first) / 2;
         if sent < fit && result.is_ok() {
             let len = total - whole * piece;
             let olinfo = data_olinfo((header_len + len) as u32, popts);
@@ -1250,7 +1252,7 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
             );
             match cut_frame(ring, &mut view, i, at, len, words, &mut header) {
                 Ok(()) => {
-                    i = (i + 2) & mask;
+                    i += 2;
                     at += len as u64;
                     sent += 1;
                 }
@@ -1287,7 +1289,7 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
         self.b.since_rs = since;
         self.b.sent += sent;
         q.used += ctx + 2 * sent;
-        q.next_use = i;
+        q.next_use = i & mask;
         let last = i.wrapping_sub(1) & mask;
         let off = (at - iova) as usize;
         let rest = (off < total).then(|| payload.split_off(off));
