@@ -190,6 +190,33 @@ impl DmaRegion {
         }
     }
 
+    /// Atomic (relaxed) writes of `count` consecutive aligned little-endian
+    /// u64s from `offset`, word `k` being `first + k * step` (wrapping): an
+    /// arithmetic run, such as the entries of a PRP list (one per memory
+    /// page). One bounds check for the run, then one atomic store per word,
+    /// in order.
+    #[inline]
+    pub fn write_u64_steps(&self, offset: usize, count: usize, first: u64, step: u64) {
+        let size = count.checked_mul(8);
+        assert!(
+            offset.is_multiple_of(8)
+                && size
+                    .and_then(|s| offset.checked_add(s))
+                    .is_some_and(|e| e <= self.len()),
+            "DMA access of {count} u64s at offset {offset} outside or misaligned in a region of {}",
+            self.len()
+        );
+        // SAFETY: in bounds (checked above).
+        let p: *mut u64 = unsafe { self.region.as_ptr().add(offset).cast() };
+        let mut v = first;
+        for i in 0..count {
+            // SAFETY: word i of the run, in bounds and aligned (checked
+            // above); atomic as in `read_u8`.
+            unsafe { AtomicU64::from_ptr(p.add(i)) }.store(v.to_le(), Ordering::Relaxed);
+            v = v.wrapping_add(step);
+        }
+    }
+
     /// Atomic (relaxed) reads of `N` consecutive aligned little-endian u32s
     /// from `offset`: one bounds check for the run, one atomic load per word.
     #[inline]
@@ -435,6 +462,51 @@ mod tests {
         let m =
             DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
         m.write_u64s(m.len() - 8, &[1, 2]);
+    }
+
+    #[test]
+    fn stepped_runs_write_their_words_and_nothing_around_them() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.fill(0, 64, 0xff);
+        m.write_u64_steps(8, 3, 0x1_0000_1000, 0x1000);
+        assert_eq!(m.read_u64(0), u64::MAX);
+        assert_eq!(
+            [m.read_u64(8), m.read_u64(16), m.read_u64(24)],
+            [0x1_0000_1000, 0x1_0000_2000, 0x1_0000_3000]
+        );
+        assert_eq!(m.read_u32s::<2>(8), [0x1000, 1], "little-endian");
+        assert_eq!(m.read_u64(32), u64::MAX);
+        // None written for an empty run; the region's last words reachable.
+        m.write_u64_steps(0, 0, 7, 1);
+        assert_eq!(m.read_u64(0), u64::MAX);
+        let end = m.len() - 16;
+        m.write_u64_steps(end, 2, 5, 2);
+        assert_eq!([m.read_u64(end), m.read_u64(end + 8)], [5, 7]);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn a_stepped_run_past_the_end_panics() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.write_u64_steps(m.len() - 8, 2, 0, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "outside")]
+    fn a_stepped_run_of_overflowing_length_panics() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.write_u64_steps(8, usize::MAX / 4, 0, 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "misaligned")]
+    fn a_misaligned_stepped_run_panics() {
+        let m =
+            DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
+        m.write_u64_steps(4, 1, 0, 1);
     }
 
     #[test]

@@ -211,6 +211,14 @@ impl HeaderTemplate {
     /// for the frame at disk byte `offset`, without copying the rest.
     #[inline]
     pub fn patch(&self, buf: &mut [u8], offset: u64) {
+        Self::patch_offset(buf, offset)
+    }
+
+    /// [`Self::patch`] for any template (the patch is the same for all):
+    /// for a caller that knows by other means (e.g. a stamp) that `buf`
+    /// holds a template's headers.
+    #[inline]
+    pub fn patch_offset(buf: &mut [u8], offset: u64) {
         let at = PAYLOAD + field::OFFSET.start..PAYLOAD + field::OFFSET.end;
         buf[at].copy_from_slice(&offset.to_be_bytes());
     }

@@ -22,6 +22,7 @@ use drivers::nvme::{Completion, IoQueuePair, NvmeController, NvmeStatus};
 use drivers::regs::RegisterAccess;
 use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -499,15 +500,11 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
             let lap = read.lap as u32;
             // The disk offset of the next frame's first payload byte.
             let mut at = offset;
-            // The template, if this read's full-size frames fit it (all
-            // but the range's last frame and a read's shorter last one):
-            // tested once per read, not per frame.
-            let mut full = headers
-                .template
-                .as_ref()
-                .filter(|t| t.fits(lap, ppf as u32, 0))
-                .cloned();
-            let mut generation = headers.generation;
+            // The stamp of a slot that holds the headers of this read's
+            // full-size frames (all but the range's last frame and a
+            // read's shorter last one): worked out once per read (and
+            // after each header out of the fast path), not per frame.
+            let mut want = headers.stamp_for(lap, ppf);
             let (id, flow, start) = (self.id, &self.cfg.flow, self.cfg.start);
             let cut = batch.push_cut(buf, ppf, FRAME_HEADERS, offload, |slot, n| {
                 let offset = at;
@@ -515,11 +512,9 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                 // The fast path, nearly every frame: a full-size frame
                 // (not the range's last) into a slot that already holds
                 // the current template's headers: only the offset patched.
-                if let Some(t) = &full {
-                    if n == ppf && at != end && *slot.stamp == generation {
-                        t.patch(slot.bytes, offset);
-                        return Ok::<(), Infallible>(());
-                    }
+                if n == ppf && at != end && *slot.stamp == want {
+                    HeaderTemplate::patch_offset(slot.bytes, offset);
+                    return Ok::<(), Infallible>(());
                 }
                 let frame = SlowFrame {
                     id,
@@ -530,7 +525,7 @@ impl<RN: RegisterAccess, RC: RegisterAccess> Worker<RN, RC> {
                     start,
                     end,
                 };
-                frame.write(slot, flow, &mut full, &mut generation, headers);
+                want = frame.write(slot, flow, headers);
                 Ok(())
             });
             match cut {
@@ -580,22 +575,19 @@ struct SlowFrame {
 }
 
 impl SlowFrame {
+    /// Write the frame's headers into `slot` and stamp it; returns the
+    /// stamp of a slot holding the headers of the lap's full-size frames
+    /// now ([`Headers::stamp_for`]): a new lap's first one makes a new
+    /// template.
     #[cold]
     #[inline(never)]
-    fn write(
-        self,
-        slot: drivers::nic::HeaderSlot<'_>,
-        flow: &Flow,
-        full: &mut Option<HeaderTemplate>,
-        generation: &mut u64,
-        headers: &mut Headers,
-    ) {
+    fn write(self, slot: drivers::nic::HeaderSlot<'_>, flow: &Flow, headers: &mut Headers) -> u64 {
         let last = self.offset + self.len as u64 == self.end;
-        if let Some(t) = full.as_ref() {
-            if self.len == self.ppf && !last {
+        if self.len == self.ppf && !last {
+            if let Some(t) = headers.fitting(self.lap, self.ppf) {
                 t.write(slot.bytes, self.offset);
-                *slot.stamp = *generation;
-                return;
+                *slot.stamp = headers.generation;
+                return headers.generation;
             }
         }
         let flags = if last { FLAG_LAST } else { 0 };
@@ -611,17 +603,34 @@ impl SlowFrame {
         if self.len == self.ppf && flags == 0 {
             // A new lap: a new template, and every slot's headers are
             // from an older one.
-            *generation += 1;
-            headers.generation = *generation;
+            headers.generation += 1;
             let t = HeaderTemplate::new(flow, &fields);
             t.write(slot.bytes, self.offset);
-            *slot.stamp = *generation;
-            *full = Some(t.clone());
+            *slot.stamp = headers.generation;
             headers.template = Some(t);
+            return headers.generation;
+        } else if flags == 0 {
+            // A read's shorter last frame: with reads of a size that is
+            // not a multiple of the payload, every read has one, of the
+            // same length read after read: a template of its own. The
+            // slot then holds no full-size frame's headers.
+            let len = self.len as u32;
+            if !headers
+                .short
+                .as_ref()
+                .is_some_and(|t| t.fits(self.lap, len, 0))
+            {
+                headers.short = Some(HeaderTemplate::new(flow, &fields));
+            }
+            if let Some(t) = &headers.short {
+                t.write(slot.bytes, self.offset);
+            }
+            *slot.stamp = 0;
         } else {
             build_headers(slot.bytes, flow, &fields);
             *slot.stamp = 0;
         }
+        headers.stamp_for(self.lap, self.ppf)
     }
 }
 
@@ -633,6 +642,34 @@ impl SlowFrame {
 struct Headers {
     template: Option<HeaderTemplate>,
     generation: u64,
+    /// The template of the last short frame that was not the range's
+    /// last (written whole into its slot: slots are stamped for the
+    /// full-size template only).
+    short: Option<HeaderTemplate>,
+}
+
+/// What [`Headers::stamp_for`] gives when no template fits: no slot has it
+/// (stamps are 0 or a generation, counted from 1, one per lap).
+const NO_TEMPLATE: u64 = u64::MAX;
+
+impl Headers {
+    /// The template, if it is for the full-size frames (`ppf` payload
+    /// bytes, not the range's last) of lap `lap`.
+    fn fitting(&self, lap: u32, ppf: usize) -> Option<&HeaderTemplate> {
+        self.template
+            .as_ref()
+            .filter(|t| t.fits(lap, ppf as u32, 0))
+    }
+
+    /// The stamp of a slot that holds the headers of lap `lap`'s
+    /// full-size frames: the template's generation if it is theirs, else
+    /// [`NO_TEMPLATE`].
+    fn stamp_for(&self, lap: u32, ppf: usize) -> u64 {
+        match self.fitting(lap, ppf) {
+            Some(_) => self.generation,
+            None => NO_TEMPLATE,
+        }
+    }
 }
 
 /// What [`Sender::housekeep`] found.
@@ -646,12 +683,40 @@ enum Housekeeping {
     Stop,
 }
 
+/// The hash of a command tag: the tags are this worker's own consecutive
+/// numbers (never chosen by a device or a user), so one multiplication by
+/// 2^64 / phi does: it spreads consecutive tags over the table's buckets
+/// (an odd factor permutes the low bits) and its control bytes (the top
+/// bits). SipHash, the default, cost about 100 instructions per insert and
+/// per remove, once per read.
+#[derive(Default)]
+struct TagHash(u64);
+
+impl Hasher for TagHash {
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0 ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    /// Any other key (none is hashed here): each byte as a word.
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(b));
+        }
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// The reads of a [`Sender`], from submission to the frames that carry
 /// their bytes.
 #[derive(Default)]
 struct Reads {
     /// Submitted, by command tag.
-    in_flight: HashMap<u64, Read>,
+    in_flight: HashMap<u64, Read, BuildHasherDefault<TagHash>>,
     /// Failed and due for another attempt.
     retry: Vec<Read>,
     /// The next command tag.
@@ -1194,6 +1259,87 @@ mod chunk_tests {
                     }
                 }
             }
+        }
+    }
+
+    /// Headers written out of the fast path (a lap's first full-size
+    /// frame, a full-size frame into an older slot, a read's short last
+    /// frame, again and with another length or lap, the range's last) are
+    /// byte for byte what [`build_headers`] writes for the same fields.
+    #[test]
+    fn slow_frames_write_the_headers_build_headers_does() {
+        let flow = cfg(0, 1, 4096).flow;
+        let (ppf, start, end) = (1432usize, 100u64, 1_000_000u64);
+        let mut headers = Headers::default();
+        // (lap, len, offset)
+        let frames = [
+            (0u32, ppf, 100u64),
+            (0, 700, 1532),
+            (0, ppf, 2232),
+            (0, 700, 9000),
+            (0, 300, 20_000),
+            (1, 300, 30_000),
+            (1, ppf, 40_000),
+            (1, 500, end - 500),
+        ];
+        for (k, (lap, len, offset)) in frames.into_iter().enumerate() {
+            let mut bytes = [0xa5u8; drivers::nic::HEADER_SLOT];
+            let mut stamp = 7;
+            let frame = SlowFrame {
+                id: 3,
+                lap,
+                len,
+                ppf,
+                offset,
+                start,
+                end,
+            };
+            let slot = drivers::nic::HeaderSlot {
+                bytes: &mut bytes,
+                stamp: &mut stamp,
+            };
+            let full_stamp = frame.write(slot, &flow, &mut headers);
+            assert_eq!(full_stamp, headers.stamp_for(lap, ppf), "frame {k}");
+            let last = offset + len as u64 == end;
+            let fields = StreamHeader {
+                stream: 3,
+                flags: if last { FLAG_LAST } else { 0 },
+                lap,
+                len: len as u32,
+                offset,
+                start,
+                end,
+            };
+            let mut want = [0xa5u8; drivers::nic::HEADER_SLOT];
+            build_headers(&mut want, &flow, &fields);
+            assert_eq!(bytes, want, "frame {k}");
+            let stamped = len == ppf && !last;
+            assert_eq!(stamp, if stamped { full_stamp } else { 0 }, "frame {k}");
+        }
+        assert_eq!(headers.generation, 2, "one template per lap");
+    }
+
+    /// Consecutive command tags (from anywhere) fall in different buckets
+    /// of a 64-bucket table and carry different control bytes (the top 7
+    /// bits of the hash), as the in-flight map needs to stay one probe.
+    #[test]
+    fn consecutive_tags_hash_apart() {
+        for from in [0u64, 1, 1 << 20, u64::MAX - 64] {
+            let hashes: Vec<u64> = (from..from + 64)
+                .map(|t| {
+                    let mut h = TagHash::default();
+                    h.write_u64(t);
+                    h.finish()
+                })
+                .collect();
+            let buckets: std::collections::HashSet<u64> = hashes.iter().map(|h| h & 63).collect();
+            assert_eq!(buckets.len(), 64, "tags from {from}");
+            let tops: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+            assert!(
+                tops.len() > 32,
+                "tags from {from}: {} control bytes",
+                tops.len()
+            );
         }
     }
 

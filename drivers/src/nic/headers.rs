@@ -63,21 +63,20 @@ impl HeaderArea {
         })
     }
 
-    /// The area's bytes and stamps, taken once for a run of frames.
+    /// The area's bytes and stamps, taken once for a run of frames, its
+    /// slots indexed with `mask`, the ring's (size - 1): the area has a
+    /// slot per descriptor, so a masked ring index is always a slot.
     #[inline(always)]
-    pub(crate) fn view(&mut self) -> AreaView<'_> {
-        // Whole slots: the area is `slots * HEADER_SLOT` bytes.
+    pub(crate) fn view(&mut self, mask: usize) -> AreaView<'_> {
+        // Whole slots: the area is `slots * HEADER_SLOT` bytes. Both cut
+        // to `mask + 1` (a check once per run), so that an index masked
+        // with `mask` needs no check per frame.
         let (slots, _) = self.mem.as_mut_slice().as_chunks_mut::<HEADER_SLOT>();
-        let stamps = &mut self.stamps[..];
-        // Both as long as the ring (a power of two): a ring index masked
-        // with `mask` is in both, with no check per frame.
-        let mask = stamps.len() - 1;
-        assert!(slots.len() > mask && stamps.len() > mask);
         AreaView {
             iova: self.iova,
             mask,
-            slots,
-            stamps,
+            slots: &mut slots[..=mask],
+            stamps: &mut self.stamps[..=mask],
         }
     }
 

@@ -1089,6 +1089,70 @@ fn tx_cut_payload_is_held_by_its_last_piece() {
     assert_eq!((d.cmd & 0xffff, d.cmd & c::EOP.bit() != 0), (40, true));
 }
 
+/// A cut run takes report-status marks where frames pushed one at a time
+/// take them: on the payload descriptor of each frame that brings the
+/// descriptors since the last mark to [`RS_EVERY`] or more (counted from
+/// the frames before it in the batch, and its context descriptor), and
+/// on the batch's last descriptor.
+#[test]
+fn tx_cut_marks_rs_where_frame_at_a_time_pushes_do() {
+    use txd::cmd_type_len as c;
+    let udp = Offload::Ipv4Udp {
+        l2_len: 14,
+        l3_len: 20,
+    };
+    for (lead, offload) in (0..4).flat_map(|n| [(n, Offload::None), (n, udp)]) {
+        let r = rig(Chip::X82599, 8, 256);
+        let pool = r.nic.pool(0).clone();
+        let mut q = r.nic.tx_queue(0).unwrap();
+        q.add_header_area(dma::RegionOptions::EMULATED).unwrap();
+        let mut batch = q.batch();
+        for _ in 0..lead {
+            batch.push_buf(buf_with(&pool, &[3; 60])).unwrap();
+        }
+        // 111 frames of 9 bytes and one of 1.
+        let rest = batch
+            .push_cut(buf_with(&pool, &[5; 1000]), 9, 42, offload, |_, _| {
+                Ok::<_, ()>(())
+            })
+            .unwrap();
+        assert!(rest.is_none());
+        assert_eq!(batch.commit(), lead + 112);
+        // The marks a frame at a time gives: each frame's descriptors
+        // counted, RS on its last one once the count reaches RS_EVERY.
+        let ctx = usize::from(offload != Offload::None);
+        let mut want = Vec::new();
+        let (mut i, mut since) = (0, 0);
+        for need in std::iter::repeat_n(1, lead).chain(std::iter::once(2 + ctx)) {
+            i += need;
+            since += need;
+            if since >= RS_EVERY {
+                want.push(i - 1);
+                since = 0;
+            }
+        }
+        for _ in 1..112 {
+            i += 2;
+            since += 2;
+            if since >= RS_EVERY {
+                want.push(i - 1);
+                since = 0;
+            }
+        }
+        if since != 0 {
+            want.push(i - 1);
+        }
+        let (_, next_use, used, marks) = q.indices();
+        assert_eq!((next_use, used), (i, i), "lead {lead}, {offload:?}");
+        let marked: Vec<usize> = (0..i)
+            .filter(|&d| tx_desc(&r, d).cmd & c::RS.bit() != 0)
+            .collect();
+        assert_eq!(marked, want, "lead {lead}, {offload:?}");
+        let marks: Vec<usize> = marks.into_iter().map(usize::from).collect();
+        assert_eq!(marks, want, "lead {lead}, {offload:?}");
+    }
+}
+
 #[test]
 fn buffer_fast_paths_match_the_packet_paths() {
     let r = rig(Chip::I82576, 8, 8);

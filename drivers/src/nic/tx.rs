@@ -936,6 +936,32 @@ fn fill(d: super::ring::Desc<'_>, iova: u64, len: usize, popts: u32) {
     d.write_u64(CMD_TYPE_LEN, data_hi(cmd, data_olinfo(len as u32, popts)));
 }
 
+/// One frame of [`TxBatch::push_cut`] at descriptors `i` and `i + 1`:
+/// its header into slot `i` by `header(slot, len)`, then the header
+/// descriptor and the payload descriptor (`len` bytes at `at`) with the
+/// words `(head, payload)` (dwords 2 and 3 of each). Nothing is written
+/// if the header fails.
+#[inline(always)]
+fn cut_frame<E>(
+    ring: super::ring::RingView<'_>,
+    view: &mut super::headers::AreaView<'_>,
+    i: usize,
+    at: u64,
+    len: usize,
+    (head, payload): (u64, u64),
+    header: &mut impl FnMut(HeaderSlot<'_>, usize) -> Result<(), E>,
+) -> Result<(), E> {
+    let (slot, head_iova) = view.slot(i);
+    header(slot, len)?;
+    let h = ring.desc(i);
+    h.write_u64(ADDR, head_iova);
+    h.write_u64(CMD_TYPE_LEN, head);
+    let d = ring.desc(i + 1);
+    d.write_u64(ADDR, at);
+    d.write_u64(CMD_TYPE_LEN, payload);
+    Ok(())
+}
+
 /// Return a sent buffer held as an index to its pool's shared free list.
 /// Its pool is always in `pools` (a queue takes indices only of pools it
 /// accepted); were it not, the buffer would simply never be reused.
@@ -1183,58 +1209,55 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
             return Ok(Some(payload));
         }
         let q = &mut *self.q;
-        let mask = q.ring.mask();
         let ring = q.ring.view();
+        let mask = ring.mask();
         let iova = payload.iova();
         let popts = popts(offload);
         let head_cmd = data_cmd(header_len as u32, false);
         let start = q.next_use;
-        let mut i = (start + ctx) & mask;
-        let mut since = self.b.since_rs + ctx;
-        let mut view = area.view();
-        let mut off = 0;
-        let mut sent = 0;
-        // Frames of `piece` bytes, then the shorter last one if it fits:
-        // the words of both worked out once.
+        let first = (start + ctx) & mask;
+        // Slots indexed with the ring's own mask: one index per frame.
+        let mut view = area.view(mask);
+        // Frames of `piece` bytes, then the shorter last one if it fits
+        // (only when all the others do): the descriptor words of each
+        // shape worked out once, so that a frame is its header and four
+        // stores. RS is added after the run (below), not tested per frame.
         let whole = (total / piece).min(fit);
-        let full = (
-            piece,
-            data_cmd(piece as u32, true),
-            data_olinfo((header_len + piece) as u32, popts),
+        let olinfo = data_olinfo((header_len + piece) as u32, popts);
+        let words = (
+            data_hi(head_cmd, olinfo),
+            data_hi(data_cmd(piece as u32, true), olinfo),
         );
-        let last_len = total - (total / piece) * piece;
-        let short = (
-            last_len,
-            data_cmd(last_len as u32, true),
-            data_olinfo((header_len + last_len) as u32, popts),
-        );
+        // `i` goes unmasked (the ring and the slots mask it), and the loop
+        // runs on the payload address: one counter less to keep.
+        let mut i = first;
+        let mut at = iova;
+        let stop = iova + (whole * piece) as u64;
         let mut result = Ok(());
-        while sent < fit {
-            let (len, cmd, olinfo) = if sent < whole { full } else { short };
-            // The header into the slot of its descriptor, then both
-            // descriptors.
-            let (slot, head_iova) = view.slot(i);
-            if let Err(e) = header(slot, len) {
+        while at != stop {
+            if let Err(e) = cut_frame(ring, &mut view, i, at, piece, words, &mut header) {
                 result = Err(CutError::Header(e));
                 break;
             }
-            let h = ring.desc(i);
-            h.write_u64(ADDR, head_iova);
-            h.write_u64(CMD_TYPE_LEN, data_hi(head_cmd, olinfo));
-            let p = (i + 1) & mask;
-            since += 2;
-            let mut cmd = cmd;
-            if since >= RS_EVERY {
-                cmd |= cmd_type_len::RS.bit();
-                since = 0;
-                q.rs_marks.push(p);
+            i += 2;
+            at += piece as u64;
+        }
+        let mut sent = (i - first) / 2;
+        if sent < fit && result.is_ok() {
+            let len = total - whole * piece;
+            let olinfo = data_olinfo((header_len + len) as u32, popts);
+            let words = (
+                data_hi(head_cmd, olinfo),
+                data_hi(data_cmd(len as u32, true), olinfo),
+            );
+            match cut_frame(ring, &mut view, i, at, len, words, &mut header) {
+                Ok(()) => {
+                    i += 2;
+                    at += len as u64;
+                    sent += 1;
+                }
+                Err(e) => result = Err(CutError::Header(e)),
             }
-            let d = ring.desc(p);
-            d.write_u64(ADDR, iova + off as u64);
-            d.write_u64(CMD_TYPE_LEN, data_hi(cmd, olinfo));
-            i = (p + 1) & mask;
-            off += len;
-            sent += 1;
         }
         if sent == 0 {
             // The first header failed: nothing written that counts (not
@@ -1244,14 +1267,31 @@ impl<R: RegisterAccess> TxBatch<'_, R> {
                 Err(e) => Err(e),
             };
         }
+        // RS on the payload descriptor of each frame that brings the
+        // descriptors since the last RS to [`RS_EVERY`] or more, as a
+        // frame at a time would have it: the frames up to the next such
+        // one, `step` of them, are jumped over at once.
+        let mut since = self.b.since_rs + ctx;
+        let mut k = 0;
+        loop {
+            let step = RS_EVERY.saturating_sub(since).div_ceil(2).max(1);
+            if sent - k < step {
+                since += 2 * (sent - k);
+                break;
+            }
+            k += step;
+            q.set_rs((first + 2 * k - 1) & mask);
+            since = 0;
+        }
         if need_ctx {
             q.put_context(start, offload);
         }
         self.b.since_rs = since;
         self.b.sent += sent;
         q.used += ctx + 2 * sent;
-        q.next_use = i;
+        q.next_use = i & mask;
         let last = i.wrapping_sub(1) & mask;
+        let off = (at - iova) as usize;
         let rest = (off < total).then(|| payload.split_off(off));
         q.hold(last, payload);
         match result {

@@ -129,16 +129,19 @@ pub fn short_prps(iova: u64, len: u64, page_size: u64) -> Option<(u64, u64)> {
 /// Build the PRPs of a transfer of `len` bytes at `iova`.
 ///
 /// `list_pages` are the IOVAs of page-aligned pages reserved for this
-/// command's PRP list, used in order. `entry(page, index, value)` is called
-/// for every list entry to write: `page` indexes `list_pages`, `index` is the
-/// entry within that page. Nothing is written for transfers of one or two pages.
+/// command's PRP list, used in order. `run(page, index, count, first)` is
+/// called for every run of list entries to write, in order: entries
+/// `index..index + count` of list page `page` (an index into `list_pages`)
+/// are `first`, `first + page_size`, ... (the data pages, one entry each,
+/// so a run is written with one bounds check; a page's chain pointer is a
+/// run of one). Nothing is written for transfers of one or two pages.
 #[inline]
 pub fn build_prps(
     iova: u64,
     len: u64,
     page_size: u64,
     list_pages: &[u64],
-    mut entry: impl FnMut(usize, usize, u64),
+    mut run: impl FnMut(usize, usize, usize, u64),
 ) -> Result<Prps, PrpError> {
     debug_assert!(page_size.is_power_of_two() && page_size >= 64);
     if let Some((prp1, prp2)) = short_prps(iova, len, page_size) {
@@ -189,18 +192,19 @@ pub fn build_prps(
         return Err(PrpError::MisalignedListPage { iova: bad });
     }
     let per_page = (page_size / ENTRY_SIZE) as usize;
-    let (mut page, mut index) = (0usize, 0usize);
-    for i in 0..entries {
-        // The last slot of a page chains to the next page, unless exactly
-        // one entry is left: then it holds that entry (§4.3, Figure 7).
-        if index == per_page - 1 && entries - i > 1 {
-            entry(page, index, list_pages[page + 1]);
-            page += 1;
-            index = 0;
-        }
-        entry(page, index, next_page + i * page_size);
-        index += 1;
+    // At most `needed` pages' worth, so a usize.
+    let mut left = entries as usize;
+    let (mut page, mut value) = (0usize, next_page);
+    // The last slot of a page chains to the next page, unless exactly one
+    // entry is left for it: then it holds that entry (§4.3, Figure 7).
+    while left > per_page {
+        run(page, 0, per_page - 1, value);
+        run(page, per_page - 1, 1, list_pages[page + 1]);
+        value += (per_page as u64 - 1) * page_size;
+        left -= per_page - 1;
+        page += 1;
     }
+    run(page, 0, left, value);
     Ok(Prps {
         prp1: iova,
         prp2: list_pages[0],
@@ -222,7 +226,12 @@ mod tests {
     /// Build and collect the list entries as (page, index, value).
     fn build(iova: u64, len: u64, lists: &[u64]) -> Result<(Prps, Entries), PrpError> {
         let mut entries = Vec::new();
-        let prps = build_prps(iova, len, PS, lists, |p, i, v| entries.push((p, i, v)))?;
+        let prps = build_prps(iova, len, PS, lists, |p, i, n, v| {
+            assert!(n > 0, "an empty run");
+            for k in 0..n {
+                entries.push((p, i + k, v + k as u64 * PS));
+            }
+        })?;
         Ok((prps, entries))
     }
 

@@ -316,8 +316,9 @@ impl QueueCore {
         let lists = &self.prp_pages[first..first + self.pages_per_cmd];
         let base = self.prp_offset + first * PAGE_SIZE as usize;
         let mem = &self.mem;
-        build_prps(iova, len, PAGE_SIZE, lists, |page, index, value| {
-            mem.write_u64(base + page * PAGE_SIZE as usize + index * 8, value)
+        build_prps(iova, len, PAGE_SIZE, lists, |page, index, count, first| {
+            let at = base + page * PAGE_SIZE as usize + index * 8;
+            mem.write_u64_steps(at, count, first, PAGE_SIZE)
         })
         .map(|p| (p.prp1, p.prp2))
     }
