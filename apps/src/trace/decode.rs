@@ -201,11 +201,27 @@ pub fn opcode_name(admin_queue: bool, opc: u8) -> Option<&'static str> {
 /// queue or an I/O queue: one table for every output.
 pub fn opcode_names(admin_queue: bool, opc: u8) -> Option<(&'static str, &'static str)> {
     const ADMIN: &[(u8, &str, &str)] = &[
-        (admin::DELETE_IO_SQ, "Delete I/O SQ", "Delete I/O Submission Queue"),
-        (admin::CREATE_IO_SQ, "Create I/O SQ", "Create I/O Submission Queue"),
+        (
+            admin::DELETE_IO_SQ,
+            "Delete I/O SQ",
+            "Delete I/O Submission Queue",
+        ),
+        (
+            admin::CREATE_IO_SQ,
+            "Create I/O SQ",
+            "Create I/O Submission Queue",
+        ),
         (admin::GET_LOG_PAGE, "Get Log Page", "Get Log Page"),
-        (admin::DELETE_IO_CQ, "Delete I/O CQ", "Delete I/O Completion Queue"),
-        (admin::CREATE_IO_CQ, "Create I/O CQ", "Create I/O Completion Queue"),
+        (
+            admin::DELETE_IO_CQ,
+            "Delete I/O CQ",
+            "Delete I/O Completion Queue",
+        ),
+        (
+            admin::CREATE_IO_CQ,
+            "Create I/O CQ",
+            "Create I/O Completion Queue",
+        ),
         (admin::IDENTIFY, "Identify", "Identify"),
         (admin::ABORT, "Abort", "Abort"),
         (admin::SET_FEATURES, "Set Features", "Set Features"),
