@@ -347,16 +347,48 @@ impl QueueCore {
         &mut self,
         regs: &R,
         max: usize,
+        f: impl FnMut(Retired),
+    ) -> Result<usize, NvmeError> {
+        // The trace is tested once per poll, not per completion: the loop
+        // without it keeps nothing for an event (the entry's offset, its
+        // dwords) out of registers.
+        if self.tap.is_on() {
+            self.poll_traced(regs, max, f)
+        } else {
+            self.poll_loop::<false, R>(regs, max, f)
+        }
+    }
+
+    /// [`Self::poll`] with the trace on: out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn poll_traced<R: RegisterAccess>(
+        &mut self,
+        regs: &R,
+        max: usize,
+        f: impl FnMut(Retired),
+    ) -> Result<usize, NvmeError> {
+        self.poll_loop::<true, R>(regs, max, f)
+    }
+
+    /// [`Self::poll`], recording each completion read in the trace if `TRACED`.
+    #[inline(always)]
+    fn poll_loop<const TRACED: bool, R: RegisterAccess>(
+        &mut self,
+        regs: &R,
+        max: usize,
         mut f: impl FnMut(Retired),
     ) -> Result<usize, NvmeError> {
         let mut consumed = 0;
         let mut result = Ok(());
         while consumed < max {
-            let at = self.cq.head_at();
+            let at = if TRACED { self.cq.head_at() } else { 0 };
             let Some(raw) = self.cq.take() else {
                 break;
             };
-            self.tap.record(|| self.cqe_event(raw, at));
+            if TRACED {
+                self.tap.record(|| self.cqe_event(raw, at));
+            }
             consumed += 1;
             let Some(cid) = self.check(raw) else {
                 result = Err(self.rejected(raw));
@@ -371,7 +403,9 @@ impl QueueCore {
                 dw0: raw.dw0,
             });
         }
-        self.cq.ring(regs);
+        if consumed > 0 {
+            self.cq.ring(regs);
+        }
         result.map(|()| consumed)
     }
 

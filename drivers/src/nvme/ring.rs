@@ -170,8 +170,6 @@ pub(crate) struct CompletionQueue {
     head_at: RingCursor<{ cqe::SIZE }>,
     phase: u32,
     doorbell: usize,
-    /// Entries consumed since the last head doorbell write.
-    unrung: bool,
 }
 
 impl CompletionQueue {
@@ -183,7 +181,6 @@ impl CompletionQueue {
             head_at: RingCursor::new(mem, offset, depth as usize),
             phase: 1,
             doorbell: reg::cq_head_doorbell(qid, dstrd),
-            unrung: false,
         }
     }
 
@@ -212,19 +209,16 @@ impl CompletionQueue {
         if self.head_at.advance() {
             self.phase ^= 1;
         }
-        self.unrung = true;
         Some(RawCompletion { dw0, dw2, dw3 })
     }
 
     /// Tell the controller which entries it may reuse: one head doorbell
-    /// write for everything consumed since the last one.
+    /// write for everything consumed since the last one. The caller calls
+    /// it once after taking entries (a poll that took none writes nothing).
     #[inline]
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
-        if self.unrung {
-            let head = self.head_at.index();
-            regs.write32(self.doorbell, head as u32);
-            self.unrung = false;
-        }
+        let head = self.head_at.index();
+        regs.write32(self.doorbell, head as u32);
     }
 }
 
