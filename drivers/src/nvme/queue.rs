@@ -521,7 +521,7 @@ impl QueueCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nvme::command::Command;
+    use crate::nvme::command::{Command, RwTemplate};
     use dma::EmuIommu;
     use spec::nvme::io;
     use std::sync::Mutex;
@@ -575,7 +575,7 @@ mod tests {
 
     fn submit(q: &mut QueueCore, tag: u64) -> u16 {
         q.submit(
-            Sqe::template(io::READ, 1).read_write(tag, 1),
+            RwTemplate::new(io::READ, 1).read_write(tag, 1),
             Some((0x10_0000, 512)),
             Owner::User,
             tag,
