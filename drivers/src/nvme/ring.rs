@@ -202,10 +202,10 @@ impl CompletionQueue {
     /// check: the head cursor is inside the ring by construction.
     #[inline]
     pub fn take(&mut self) -> Option<RawCompletion> {
-        // DW0..DW3; DW1 is reserved and ignored.
+        // DW0..DW3; DW1 is reserved: not read.
         let [dw0, _, dw2, dw3] = self
             .head_at
-            .read_u32s_acquire_last::<4>(|dw3| cqe::dw3::P.get(dw3) == self.phase)?;
+            .read_u32s_acquire_last::<4>(1 << 1, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
         if self.head_at.advance() {
             self.phase ^= 1;
         }
