@@ -394,12 +394,13 @@ impl QueueCore {
                 result = Err(self.rejected(raw));
                 break;
             };
+            let status = NvmeStatus::from_dw3(raw.dw3);
             let done = self.slots.retire(cid);
             f(Retired {
                 owner: done.owner,
                 tag: done.tag,
                 buf: done.buf,
-                status: NvmeStatus::from_dw3(raw.dw3),
+                status,
                 dw0: raw.dw0,
             });
         }

@@ -46,7 +46,10 @@ const FREE: u64 = u64::MAX;
 /// The largest doorbell stamp (some 290 years).
 const MAX_STAMP: u64 = u64::MAX / 2;
 
+/// One cache line per slot: a command's fill and retire touch one line,
+/// and a slot's index is its CID shifted (42 bytes of fields).
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot {
     owner: Owner,
     tag: u64,
@@ -136,7 +139,19 @@ impl CommandSlots {
     /// Give back a CID taken with [`Self::alloc`] whose command was not written.
     #[inline]
     pub fn unalloc(&mut self, cid: u16) {
-        self.free.push(cid);
+        self.free_cid(cid);
+    }
+
+    /// Put `cid`, taken from the free list, back on it. The list has room
+    /// for every CID, so it never grows: the test tells the compiler so,
+    /// and the push has no reallocating call (whose possibility made the
+    /// retire path keep the command's buffer on the stack around it).
+    #[inline]
+    fn free_cid(&mut self, cid: u16) {
+        debug_assert!(self.free.len() < self.free.capacity());
+        if self.free.len() < self.free.capacity() {
+            self.free.push(cid);
+        }
     }
 
     /// Record the command written with `cid`. `buf`, if any, is the
@@ -222,7 +237,7 @@ impl CommandSlots {
             tag: s.tag,
             buf: s.buf.take(),
         };
-        self.free.push(cid);
+        self.free_cid(cid);
         done
     }
 
