@@ -241,6 +241,20 @@ impl CommandSlots {
         done
     }
 
+    /// Undo [`Self::fill`] of a command of the asynchronous interface that
+    /// was not written after all (no doorbell announced it): its CID is
+    /// free again and its buffer comes back.
+    pub fn unfill(&mut self, cid: u16) -> DeviceBuf {
+        let s = &mut self.slots[cid as usize];
+        debug_assert!(s.stamp == self.stamp && s.owner == Owner::User);
+        s.stamp = FREE;
+        let buf = s.buf.take();
+        self.user_in_flight -= 1;
+        self.free_cid(cid);
+        // `fill` was given the buffer just before.
+        buf.expect("submit_buf filled the slot with its buffer")
+    }
+
     /// The longest-outstanding in-flight command of `owner`: its opcode and submit time.
     pub fn oldest(&self, owner: Owner) -> Option<(u8, Instant)> {
         self.slots
