@@ -104,22 +104,17 @@ impl<const SIZE: usize> RingCursor<SIZE> {
         }
     }
 
-    /// Pointer to word `i` of type `W` of the current entry.
+    /// Pointer to the current entry, worked out once per access of an
+    /// entry (so its words are reached from one register, not from the
+    /// cursor's fields read again after an acquire load).
     #[inline(always)]
-    fn word<W>(&self, i: usize) -> *mut W {
-        debug_assert!(self.at < self.end && (i + 1) * std::mem::size_of::<W>() <= SIZE);
+    fn entry(&self) -> Entry<SIZE> {
+        debug_assert!(self.at < self.end);
         // SAFETY: `at` is a multiple of SIZE below `end` (only `advance`
-        // changes it, by SIZE, wrapping to 0 at `end`), and the callers'
-        // const assertions keep word i inside the entry, so the pointer is
-        // inside `base..base + end`, which `new` checked is inside the
-        // region; the region stays allocated while `self.mem` lives.
-        // Entries are 8-byte aligned and W is at most 8 bytes.
-        unsafe {
-            self.base
-                .as_ptr()
-                .add(self.at + i * std::mem::size_of::<W>())
-                .cast()
-        }
+        // changes it, by SIZE, wrapping to 0 at `end`), so the pointer and
+        // the SIZE bytes after it are inside `base..base + end`, which `new`
+        // checked is inside the region.
+        Entry(unsafe { self.base.as_ptr().add(self.at) })
     }
 
     /// Atomic (relaxed) writes of the current entry's `N` little-endian
@@ -128,29 +123,34 @@ impl<const SIZE: usize> RingCursor<SIZE> {
     #[inline]
     pub fn write_u64s<const N: usize>(&self, v: &[u64; N]) {
         const { assert!(N * 8 == SIZE) };
+        let e = self.entry();
         for (i, &w) in v.iter().enumerate() {
             // SAFETY: word i of the current entry, in bounds and aligned
-            // (see `word`); DMA memory is reached only through atomic
+            // (see `Entry::word`); the region stays allocated while
+            // `self.mem` lives; DMA memory is reached only through atomic
             // accesses and device DMA, never by references.
-            unsafe { AtomicU64::from_ptr(self.word(i)) }.store(w.to_le(), Ordering::Relaxed)
+            unsafe { AtomicU64::from_ptr(e.word(i)) }.store(w.to_le(), Ordering::Relaxed)
         }
     }
 
     /// The current entry's `N` little-endian u32 words (`N * 4 == SIZE`) as
     /// a device publishes an entry, as [`DmaRegion::read_u32s_acquire_last`]
     /// does: the last word with an acquire load, then, only if `ready`
-    /// accepts it, the others with relaxed loads. No bounds check: see the
-    /// type.
+    /// accepts it, the others with relaxed loads, but for those whose bit
+    /// is set in `skip` (reserved words the caller has no use for), which
+    /// are not read and come back 0. No bounds check: see the type.
     #[inline]
     pub fn read_u32s_acquire_last<const N: usize>(
         &self,
+        skip: u32,
         ready: impl FnOnce(u32) -> bool,
     ) -> Option<[u32; N]> {
-        const { assert!(N * 4 == SIZE) };
-        // SAFETY: word N - 1 of the current entry (see `word`); atomic as
-        // in `write_u64s`.
+        const { assert!(N * 4 == SIZE && N <= 32) };
+        let e = self.entry();
+        // SAFETY: word N - 1 of the current entry (see `Entry::word`);
+        // atomic as in `write_u64s`.
         let last =
-            u32::from_le(unsafe { AtomicU32::from_ptr(self.word(N - 1)) }.load(Ordering::Acquire));
+            u32::from_le(unsafe { AtomicU32::from_ptr(e.word(N - 1)) }.load(Ordering::Acquire));
         if !ready(last) {
             return None;
         }
@@ -158,9 +158,30 @@ impl<const SIZE: usize> RingCursor<SIZE> {
             if i == N - 1 {
                 return last;
             }
+            if skip & (1 << i) != 0 {
+                return 0;
+            }
             // SAFETY: word i of the current entry, as above.
-            u32::from_le(unsafe { AtomicU32::from_ptr(self.word(i)) }.load(Ordering::Relaxed))
+            u32::from_le(unsafe { AtomicU32::from_ptr(e.word(i)) }.load(Ordering::Relaxed))
         }))
+    }
+}
+
+/// A pointer to a ring's current entry of `SIZE` bytes (from
+/// [`RingCursor::entry`]: in bounds, 8-byte aligned), for the accesses of
+/// one method call.
+#[derive(Clone, Copy)]
+struct Entry<const SIZE: usize>(*mut u8);
+
+impl<const SIZE: usize> Entry<SIZE> {
+    /// Pointer to word `i` of type `W` of the entry.
+    #[inline(always)]
+    fn word<W>(self, i: usize) -> *mut W {
+        debug_assert!((i + 1) * std::mem::size_of::<W>() <= SIZE);
+        // SAFETY: the callers' const assertions keep word i inside the
+        // entry, which is inside the ring (see `RingCursor::entry`).
+        // Entries are 8-byte aligned and W is at most 8 bytes.
+        unsafe { self.0.add(i * std::mem::size_of::<W>()).cast() }
     }
 }
 
@@ -208,13 +229,16 @@ mod tests {
         assert!(!c.advance());
         m.write_u64s(4096 - 16, &[0x0000_0002_0000_0001, 0x0001_0000_0000_0003]);
         let mut seen = 0;
-        let none = c.read_u32s_acquire_last::<4>(|w| {
+        let none = c.read_u32s_acquire_last::<4>(0, |w| {
             seen = w;
             w == 0
         });
         assert_eq!((none, seen), (None, 0x0001_0000));
-        let got = c.read_u32s_acquire_last::<4>(|w| w & 0x0001_0000 != 0);
+        let got = c.read_u32s_acquire_last::<4>(0, |w| w & 0x0001_0000 != 0);
         assert_eq!(got, Some([1, 2, 3, 0x0001_0000]));
+        // Skipped words are not read: 0.
+        let got = c.read_u32s_acquire_last::<4>(0b0101, |w| w & 0x0001_0000 != 0);
+        assert_eq!(got, Some([0, 2, 0, 0x0001_0000]));
     }
 
     #[test]

@@ -57,10 +57,10 @@ const fn pair(lo: u32, hi: u32) -> u64 {
 /// when it writes the entry. PSDT = 0 (PRPs, no SGLs), FUSE = 0, no
 /// metadata pointer.
 ///
-/// An I/O queue pair keeps one per namespace and operation as a template
-/// ([`Sqe::template`]): submitting a read or write patches the LBA, the
-/// block count and the PRPs into a copy and writes its eight words, with no
-/// field packed per I/O.
+/// An I/O queue pair keeps the first qword of one per namespace and
+/// operation ([`RwTemplate`]): submitting a read or write adds the LBA, the
+/// block count and the PRPs and writes the eight words, with no field
+/// packed per I/O.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Sqe {
     words: [u64; 8],
@@ -79,18 +79,6 @@ impl Sqe {
     pub const fn template(opcode: u8, nsid: u32) -> Sqe {
         let mut words = [0; 8];
         words[W_CDW0] = pair(sqe::cdw0::OPC.value(opcode as u32), nsid);
-        Sqe { words }
-    }
-
-    /// This read or write template for `blocks` (1..=65536) logical
-    /// blocks from `lba` (NVM Command Set §3.2.4, §3.2.6: SLBA in CDW10-11,
-    /// NLB zero-based in CDW12; the template's CDW12 flags are 0).
-    #[inline]
-    pub fn read_write(self, lba: u64, blocks: u32) -> Sqe {
-        debug_assert!((1..=1 << sqe::rw::NLB.width).contains(&blocks));
-        let mut words = self.words;
-        words[W_CDW10] = lba;
-        words[W_CDW12] = u64::from(sqe::rw::NLB.value(blocks - 1));
         Sqe { words }
     }
 
@@ -117,6 +105,39 @@ impl Sqe {
         let mut words = self.words;
         words[W_CDW0] |= u64::from(sqe::cdw0::CID.value(u32::from(cid)));
         words
+    }
+}
+
+/// A namespace's Read or Write entry before its per-I/O fields: an entry
+/// of [`Sqe::template`] is 0 but for its first qword (CDW0 and the NSID),
+/// so that qword is all an I/O queue pair keeps per namespace and
+/// operation, and an I/O's entry is built from it without reading a
+/// 64-byte template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RwTemplate {
+    cdw0_nsid: u64,
+}
+
+impl RwTemplate {
+    /// The template of `opcode` (Read or Write) for namespace `nsid`.
+    #[inline]
+    pub const fn new(opcode: u8, nsid: u32) -> RwTemplate {
+        RwTemplate {
+            cdw0_nsid: Sqe::template(opcode, nsid).words[W_CDW0],
+        }
+    }
+
+    /// The entry for `blocks` (1..=65536) logical blocks from `lba` (NVM
+    /// Command Set §3.2.4, §3.2.6: SLBA in CDW10-11, NLB zero-based in
+    /// CDW12; CDW12's flags are 0), PRPs not yet set.
+    #[inline]
+    pub fn read_write(self, lba: u64, blocks: u32) -> Sqe {
+        debug_assert!((1..=1 << sqe::rw::NLB.width).contains(&blocks));
+        let mut words = [0; 8];
+        words[W_CDW0] = self.cdw0_nsid;
+        words[W_CDW10] = lba;
+        words[W_CDW12] = u64::from(sqe::rw::NLB.value(blocks - 1));
+        Sqe { words }
     }
 }
 
@@ -225,7 +246,7 @@ mod tests {
         let mem =
             DmaRegion::allocate(Arc::new(EmuIommu::new()), 4096, RegionOptions::EMULATED).unwrap();
         mem.fill(0, 128, 0xff);
-        let sqe = Sqe::template(io::WRITE, 3)
+        let sqe = RwTemplate::new(io::WRITE, 3)
             .read_write(0x1_2345_6789, 8)
             .with_prps(0xaaaa_0004, 0xbbbb_0000);
         mem.write_u64s(64, &sqe.words(0x1234));
@@ -244,7 +265,7 @@ mod tests {
         // The neighbouring entry is untouched.
         assert_eq!(mem.read_u32(0), 0xffff_ffff);
         // The largest count and the CID's full width.
-        let w = Sqe::template(io::READ, 1)
+        let w = RwTemplate::new(io::READ, 1)
             .read_write(0, 65536)
             .words(0xffff);
         assert_eq!(w[0], 0x0000_0001_ffff_0002);
@@ -285,6 +306,19 @@ mod tests {
             Sqe::from(Command {
                 opcode: io::READ,
                 nsid: 5,
+                ..Command::default()
+            })
+        );
+        // And a read or write built from its first qword is that entry
+        // with the LBA and the zero-based count set, nothing else.
+        assert_eq!(
+            RwTemplate::new(io::WRITE, 5).read_write(0x1_0000_0002, 3),
+            Sqe::from(Command {
+                opcode: io::WRITE,
+                nsid: 5,
+                cdw10: 2,
+                cdw11: 1,
+                cdw12: 2,
                 ..Command::default()
             })
         );

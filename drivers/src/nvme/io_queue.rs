@@ -2,7 +2,7 @@
 //! poll) that keeps many commands in flight, and blocking helpers on top.
 #![forbid(unsafe_code)]
 
-use super::command::{io_op_name, Command, Sqe};
+use super::command::{io_op_name, Command, RwTemplate};
 use super::error::NvmeError;
 use super::queue::{controller_failure, QueueCore};
 use super::shared::{active_nsids, Shared, MAX_BLOCKS_PER_COMMAND};
@@ -74,14 +74,14 @@ struct Geometry {
     /// hot path's one range check refuses it, the message says why).
     max_blocks: u32,
     /// The namespace's Read and Write entries, all but the per-I/O fields.
-    read: Sqe,
-    write: Sqe,
+    read: RwTemplate,
+    write: RwTemplate,
 }
 
 impl Geometry {
     /// The template of `opcode` (Read or Write).
     #[inline]
-    fn template(&self, opcode: u8) -> Sqe {
+    fn template(&self, opcode: u8) -> RwTemplate {
         if opcode == io::READ {
             self.read
         } else {
@@ -144,8 +144,8 @@ impl<R: RegisterAccess> IoQueuePair<R> {
                     } else {
                         0
                     },
-                    read: Sqe::template(io::READ, n.nsid),
-                    write: Sqe::template(io::WRITE, n.nsid),
+                    read: RwTemplate::new(io::READ, n.nsid),
+                    write: RwTemplate::new(io::WRITE, n.nsid),
                 }
             })
             .collect();
@@ -212,25 +212,32 @@ impl<R: RegisterAccess> IoQueuePair<R> {
             .map(|i| &self.namespaces[i])
     }
 
-    /// Index in `namespaces` of the active namespace `nsid`: the last one
-    /// used, checked with one comparison, else a binary search.
+    /// The active namespace `nsid` of `namespaces`: the last one used (at
+    /// `last`), checked with one comparison, else a binary search, which
+    /// sets `last`. Over the two fields, not `self`, so that the fast
+    /// path's reference is returned as it was checked (no second bounds
+    /// check) while the slow path may update `last`.
     #[inline(always)]
-    fn namespace_index(&mut self, nsid: u32) -> Option<usize> {
-        let i = self.last_ns;
-        if self.namespaces.get(i).is_some_and(|g| g.nsid == nsid) {
-            return Some(i);
+    fn namespace<'a>(
+        namespaces: &'a [Geometry],
+        last: &mut usize,
+        nsid: u32,
+    ) -> Option<&'a Geometry> {
+        match namespaces.get(*last) {
+            Some(g) if g.nsid == nsid => Some(g),
+            _ => Self::namespace_searched(namespaces, last, nsid),
         }
-        self.namespace_index_searched(nsid)
     }
 
     #[inline(never)]
-    fn namespace_index_searched(&mut self, nsid: u32) -> Option<usize> {
-        let i = self
-            .namespaces
-            .binary_search_by_key(&nsid, |g| g.nsid)
-            .ok()?;
-        self.last_ns = i;
-        Some(i)
+    fn namespace_searched<'a>(
+        namespaces: &'a [Geometry],
+        last: &mut usize,
+        nsid: u32,
+    ) -> Option<&'a Geometry> {
+        let i = namespaces.binary_search_by_key(&nsid, |g| g.nsid).ok()?;
+        *last = i;
+        namespaces.get(i)
     }
 
     /// The namespace `nsid`, if active and formatted without metadata.
@@ -302,10 +309,7 @@ impl<R: RegisterAccess> IoQueuePair<R> {
         blocks: u32,
         tag: u64,
     ) -> Result<(), (NvmeError, DeviceBuf)> {
-        let Some(g) = self
-            .namespace_index(nsid)
-            .and_then(|i| self.namespaces.get(i))
-        else {
+        let Some(g) = Self::namespace(&self.namespaces, &mut self.last_ns, nsid) else {
             return Err((self.unknown_namespace(nsid), buf));
         };
         let (iova, buf_len) = (buf.iova(), buf.len());
@@ -384,10 +388,19 @@ impl<R: RegisterAccess> IoQueuePair<R> {
     #[cfg_attr(feature = "noinline-entry", inline(never))]
     pub fn poll(&mut self, max: usize, mut f: impl FnMut(Completion)) -> Result<usize, NvmeError> {
         let mut delivered = 0;
+        // As `user_completion`, but the completion built in place for the
+        // call (no Option of it moved in between).
         self.core.poll(&self.shared.regs, max, |r| {
-            if let Some(c) = user_completion(r) {
+            if r.owner == Owner::User {
                 delivered += 1;
-                deliver(&mut f, c);
+                deliver(
+                    &mut f,
+                    Completion {
+                        tag: r.tag,
+                        buf: r.buf,
+                        result: r.status.map_or(Ok(()), Err),
+                    },
+                );
             }
         })?;
         Ok(delivered)

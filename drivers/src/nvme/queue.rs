@@ -263,18 +263,28 @@ impl QueueCore {
         let Some(cid) = self.take_cid() else {
             return Err((NvmeError::QueueFull, buf));
         };
+        // The slot is filled first, so that the buffer and the tag go
+        // straight from the arguments into it, not to the stack around the
+        // PRP list builder's call; a buffer PRPs cannot describe is taken
+        // back out (the slot was never announced).
+        self.slots
+            .fill(cid, Owner::User, tag, sqe.opcode(), Some(buf));
         let (prp1, prp2) = match self.prps(cid, iova, len) {
             Ok(p) => p,
-            Err(e) => {
-                self.slots.unalloc(cid);
-                return Err((bad_data_buffer(io_op_name(sqe.opcode()), e), buf));
-            }
+            Err(e) => return Err(self.unfilled(cid, sqe.opcode(), e)),
         };
         let sqe = sqe.with_prps(prp1, prp2);
         self.write_sqe(&sqe, cid);
-        self.slots
-            .fill(cid, Owner::User, tag, sqe.opcode(), Some(buf));
         Ok(())
+    }
+
+    /// The error of [`Self::submit_buf`] when PRPs cannot describe the
+    /// buffer filled into `cid`'s slot: the slot freed, the buffer back.
+    #[cold]
+    #[inline(never)]
+    fn unfilled(&mut self, cid: u16, opcode: u8, e: PrpError) -> (NvmeError, DeviceBuf) {
+        let buf = self.slots.unfill(cid);
+        (bad_data_buffer(io_op_name(opcode), e), buf)
     }
 
     /// A free CID, if the submission queue has a free entry too (two
@@ -347,31 +357,66 @@ impl QueueCore {
         &mut self,
         regs: &R,
         max: usize,
+        f: impl FnMut(Retired),
+    ) -> Result<usize, NvmeError> {
+        // The trace is tested once per poll, not per completion: the loop
+        // without it keeps nothing for an event (the entry's offset, its
+        // dwords) out of registers.
+        if self.tap.is_on() {
+            self.poll_traced(regs, max, f)
+        } else {
+            self.poll_loop::<false, R>(regs, max, f)
+        }
+    }
+
+    /// [`Self::poll`] with the trace on: out of the hot path.
+    #[cold]
+    #[inline(never)]
+    fn poll_traced<R: RegisterAccess>(
+        &mut self,
+        regs: &R,
+        max: usize,
+        f: impl FnMut(Retired),
+    ) -> Result<usize, NvmeError> {
+        self.poll_loop::<true, R>(regs, max, f)
+    }
+
+    /// [`Self::poll`], recording each completion read in the trace if `TRACED`.
+    #[inline(always)]
+    fn poll_loop<const TRACED: bool, R: RegisterAccess>(
+        &mut self,
+        regs: &R,
+        max: usize,
         mut f: impl FnMut(Retired),
     ) -> Result<usize, NvmeError> {
         let mut consumed = 0;
         let mut result = Ok(());
         while consumed < max {
-            let at = self.cq.head_at();
+            let at = if TRACED { self.cq.head_at() } else { 0 };
             let Some(raw) = self.cq.take() else {
                 break;
             };
-            self.tap.record(|| self.cqe_event(raw, at));
+            if TRACED {
+                self.tap.record(|| self.cqe_event(raw, at));
+            }
             consumed += 1;
             let Some(cid) = self.check(raw) else {
                 result = Err(self.rejected(raw));
                 break;
             };
+            let status = NvmeStatus::from_dw3(raw.dw3);
             let done = self.slots.retire(cid);
             f(Retired {
                 owner: done.owner,
                 tag: done.tag,
                 buf: done.buf,
-                status: NvmeStatus::from_dw3(raw.dw3),
+                status,
                 dw0: raw.dw0,
             });
         }
-        self.cq.ring(regs);
+        if consumed > 0 {
+            self.cq.ring(regs);
+        }
         result.map(|()| consumed)
     }
 
@@ -487,7 +532,7 @@ impl QueueCore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nvme::command::Command;
+    use crate::nvme::command::{Command, RwTemplate};
     use dma::EmuIommu;
     use spec::nvme::io;
     use std::sync::Mutex;
@@ -541,7 +586,7 @@ mod tests {
 
     fn submit(q: &mut QueueCore, tag: u64) -> u16 {
         q.submit(
-            Sqe::template(io::READ, 1).read_write(tag, 1),
+            RwTemplate::new(io::READ, 1).read_write(tag, 1),
             Some((0x10_0000, 512)),
             Owner::User,
             tag,
@@ -643,6 +688,39 @@ mod tests {
         // A duplicate completion for `b` is bogus too.
         post(&q, 1, 0, b, QID, 2, 0);
         assert!(q.poll(&regs, 8, |_| panic!("delivered")).is_err());
+    }
+
+    #[test]
+    fn a_buffer_prps_cannot_describe_comes_back_and_frees_its_slot() {
+        let regs = Recorder::default();
+        let mut q = queue();
+        let m: Arc<dyn Mapper> = Arc::new(EmuIommu::new());
+        let pool = dma::Pool::new(m, 1, 4096, RegionOptions::EMULATED).unwrap();
+        let buf = pool.alloc().unwrap().into_device();
+        let iova = buf.iova();
+        // A transfer of zero bytes: no PRPs describe it.
+        let sqe = RwTemplate::new(io::READ, 1).read_write(0, 1);
+        let (e, back) = q.submit_buf(sqe, iova, 0, buf, 7).unwrap_err();
+        assert!(
+            matches!(&e, NvmeError::InvalidRequest(m) if m == "read data buffer: a transfer of zero bytes"),
+            "{e}"
+        );
+        assert_eq!(back.iova(), iova);
+        assert_eq!(
+            (q.outstanding(), q.user_in_flight(), q.free_slots()),
+            (0, 0, 3)
+        );
+        // Nothing was written: the doorbell has nothing to announce.
+        q.ring(&regs);
+        assert!(regs.writes.lock().unwrap().is_empty());
+        // The slot is reused by the next command, which completes as usual.
+        let cid = submit(&mut q, 8);
+        q.ring(&regs);
+        post(&q, 0, 1, cid, QID, 1, 0);
+        let mut tags = Vec::new();
+        assert_eq!(q.poll(&regs, 8, |r| tags.push(r.tag)).unwrap(), 1);
+        assert_eq!(tags, vec![8]);
+        drop(back.reclaim());
     }
 
     fn sc_generic_lba() -> u8 {

@@ -29,9 +29,10 @@ fn ring_distance(from: u16, to: u16, depth: u16) -> u16 {
 /// fetched (its head) in every completion (SQHD).
 ///
 /// Two counters are kept beside the indices so that neither submitting
-/// nor taking a head needs the ring distance of the indices: the entries
-/// the host may still fill, and the entries announced to the controller
-/// that it has not reported fetched.
+/// nor taking a head needs the ring distance of the indices (only the
+/// doorbell write, once per batch, works one out): the entries the host
+/// may still fill, and the entries announced to the controller that it has
+/// not reported fetched.
 #[derive(Debug)]
 pub(crate) struct SubmissionQueue {
     depth: u16,
@@ -45,10 +46,10 @@ pub(crate) struct SubmissionQueue {
     head: u16,
     /// Entries the host may still fill: `depth - 1` minus head..tail.
     free: u16,
-    /// Entries head..rung_tail: announced, not reported fetched.
+    /// Entries head..rung_tail: announced, not reported fetched. (Those
+    /// filled since the last doorbell write, rung_tail..tail, are worked
+    /// out per doorbell, not counted per entry.)
     announced: u16,
-    /// Entries rung_tail..tail: filled since the last doorbell write.
-    unrung: u16,
     /// Register offset of the tail doorbell.
     doorbell: usize,
 }
@@ -65,7 +66,6 @@ impl SubmissionQueue {
             // (§4.1.1).
             free: depth - 1,
             announced: 0,
-            unrung: 0,
             doorbell: reg::sq_tail_doorbell(qid, dstrd),
         }
     }
@@ -101,13 +101,12 @@ impl SubmissionQueue {
         debug_assert!(self.free > 0);
         self.tail_at.advance();
         self.free -= 1;
-        self.unrung += 1;
     }
 
     /// True if entries were filled since the last doorbell write.
     #[inline]
     pub fn has_unrung(&self) -> bool {
-        self.unrung != 0
+        self.tail() != self.rung_tail
     }
 
     /// Write the tail doorbell. The caller has issued the release fence
@@ -116,9 +115,10 @@ impl SubmissionQueue {
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
         let tail = self.tail();
         regs.write32(self.doorbell, u32::from(tail));
+        // rung_tail..tail is below depth entries (one always stays empty),
+        // so equal indices mean none.
+        self.announced += ring_distance(self.rung_tail, tail, self.depth);
         self.rung_tail = tail;
-        self.announced += self.unrung;
-        self.unrung = 0;
     }
 
     /// How many entries a completion's `sqhd` says the controller fetched
@@ -170,8 +170,6 @@ pub(crate) struct CompletionQueue {
     head_at: RingCursor<{ cqe::SIZE }>,
     phase: u32,
     doorbell: usize,
-    /// Entries consumed since the last head doorbell write.
-    unrung: bool,
 }
 
 impl CompletionQueue {
@@ -183,7 +181,6 @@ impl CompletionQueue {
             head_at: RingCursor::new(mem, offset, depth as usize),
             phase: 1,
             doorbell: reg::cq_head_doorbell(qid, dstrd),
-            unrung: false,
         }
     }
 
@@ -205,26 +202,23 @@ impl CompletionQueue {
     /// check: the head cursor is inside the ring by construction.
     #[inline]
     pub fn take(&mut self) -> Option<RawCompletion> {
-        // DW0..DW3; DW1 is reserved and ignored.
+        // DW0..DW3; DW1 is reserved: not read.
         let [dw0, _, dw2, dw3] = self
             .head_at
-            .read_u32s_acquire_last::<4>(|dw3| cqe::dw3::P.get(dw3) == self.phase)?;
+            .read_u32s_acquire_last::<4>(1 << 1, |dw3| cqe::dw3::P.get(dw3) == self.phase)?;
         if self.head_at.advance() {
             self.phase ^= 1;
         }
-        self.unrung = true;
         Some(RawCompletion { dw0, dw2, dw3 })
     }
 
     /// Tell the controller which entries it may reuse: one head doorbell
-    /// write for everything consumed since the last one.
+    /// write for everything consumed since the last one. The caller calls
+    /// it once after taking entries (a poll that took none writes nothing).
     #[inline]
     pub fn ring<R: RegisterAccess>(&mut self, regs: &R) {
-        if self.unrung {
-            let head = self.head_at.index();
-            regs.write32(self.doorbell, head as u32);
-            self.unrung = false;
-        }
+        let head = self.head_at.index();
+        regs.write32(self.doorbell, head as u32);
     }
 }
 

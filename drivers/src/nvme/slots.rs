@@ -8,9 +8,10 @@
 //! until its completion arrives (if ever): a late completion must not be
 //! taken for a new command's.
 //!
-//! Nothing is done per command at the doorbell: a command's fill number
-//! tells whether a doorbell has announced it, and its submit time is
-//! stamped when it is filled (see [`STAMP_SLACK`]).
+//! Nothing is done per command at the doorbell: a command is stamped when
+//! it is filled with the last doorbell's stamp, one number that is both its
+//! submit time (see [`STAMP_SLACK`]) and what tells whether a doorbell has
+//! announced it (a later doorbell has a larger stamp).
 #![forbid(unsafe_code)]
 
 use dma::DeviceBuf;
@@ -21,7 +22,9 @@ use std::time::{Duration, Instant};
 /// doorbell (no clock read per command); a doorbell that comes more than
 /// this after the previous one restamps the commands it announces with its
 /// own time. So a timeout never fires more than this early, and under load
-/// (doorbells microseconds apart) no command is restamped.
+/// (doorbells microseconds apart) no command is restamped. (A doorbell's
+/// stamp is at least one nanosecond above the previous one's, so a submit
+/// time may also be a few nanoseconds late.)
 pub(crate) const STAMP_SLACK: Duration = Duration::from_millis(10);
 
 /// Who waits for a command.
@@ -35,11 +38,18 @@ pub(crate) enum Owner {
     Internal,
 }
 
-/// The `seq` of a free slot: above every fill number, so a free slot is
-/// never in flight (2^64 commands are never filled).
+/// The `stamp` of a free slot: above every doorbell's stamp (nanoseconds
+/// since the slots were made, capped at [`MAX_STAMP`]), so a free slot is
+/// never in flight.
 const FREE: u64 = u64::MAX;
 
+/// The largest doorbell stamp (some 290 years).
+const MAX_STAMP: u64 = u64::MAX / 2;
+
+/// One cache line per slot: a command's fill and retire touch one line,
+/// and a slot's index is its CID shifted (42 bytes of fields).
 #[derive(Debug)]
+#[repr(align(64))]
 struct Slot {
     owner: Owner,
     tag: u64,
@@ -47,13 +57,15 @@ struct Slot {
     /// The command's opcode, for naming it in a timeout (one byte, not the
     /// name: the name is looked up only when a command times out).
     opcode: u8,
-    /// [`FREE`], or the fill number of the command written with this CID
-    /// (the count of commands filled before it): it is in flight once a
-    /// doorbell has announced it, when `seq` is below the slots'
-    /// `announced`. One comparison tells free, filled and in flight apart.
-    seq: u64,
-    /// The doorbell time of the command, or up to [`STAMP_SLACK`] before.
-    submitted: Instant,
+    /// [`FREE`], or the stamp of the last doorbell before the command was
+    /// filled (or of its own, if that restamped it): its submit time, in
+    /// nanoseconds since the slots' `epoch` (the doorbell time of the
+    /// command, or up to [`STAMP_SLACK`] before). It is in flight once a
+    /// doorbell has announced it, when `stamp` is below the slots' `stamp`
+    /// (every doorbell's is above the previous one's). One comparison tells
+    /// free, filled and in flight apart, and one store per command keeps
+    /// both.
+    stamp: u64,
 }
 
 /// A command taken back from its slot when its completion arrived.
@@ -71,19 +83,18 @@ pub(crate) struct CommandSlots {
     /// Free CIDs (a stack: the most recently freed is reused first, its slot
     /// still in cache). Capacity `count`, so pushes never allocate.
     free: Vec<u16>,
-    /// Commands filled so far.
-    filled: u64,
-    /// Commands announced by doorbells so far: those whose `seq` is below.
-    announced: u64,
-    /// Time of the last doorbell, the submit time of commands filled now.
-    stamp: Instant,
+    /// Where stamps count from.
+    epoch: Instant,
+    /// The last doorbell's stamp (nanoseconds since `epoch`, above the
+    /// previous doorbell's): the submit time of commands filled now, and
+    /// above the stamp of every command it announced.
+    stamp: u64,
     user_in_flight: usize,
 }
 
 impl CommandSlots {
     /// Slots for CIDs 0..count (count <= 65535).
     pub fn new(count: u16) -> Self {
-        let now = Instant::now();
         CommandSlots {
             slots: (0..count)
                 .map(|_| Slot {
@@ -91,14 +102,12 @@ impl CommandSlots {
                     tag: 0,
                     buf: None,
                     opcode: 0,
-                    seq: FREE,
-                    submitted: now,
+                    stamp: FREE,
                 })
                 .collect(),
             free: (0..count).rev().collect(),
-            filled: 0,
-            announced: 0,
-            stamp: now,
+            epoch: Instant::now(),
+            stamp: 0,
             user_in_flight: 0,
         }
     }
@@ -130,7 +139,19 @@ impl CommandSlots {
     /// Give back a CID taken with [`Self::alloc`] whose command was not written.
     #[inline]
     pub fn unalloc(&mut self, cid: u16) {
-        self.free.push(cid);
+        self.free_cid(cid);
+    }
+
+    /// Put `cid`, taken from the free list, back on it. The list has room
+    /// for every CID, so it never grows: the test tells the compiler so,
+    /// and the push has no reallocating call (whose possibility made the
+    /// retire path keep the command's buffer on the stack around it).
+    #[inline]
+    fn free_cid(&mut self, cid: u16) {
+        debug_assert!(self.free.len() < self.free.capacity());
+        if self.free.len() < self.free.capacity() {
+            self.free.push(cid);
+        }
     }
 
     /// Record the command written with `cid`. `buf`, if any, is the
@@ -138,7 +159,7 @@ impl CommandSlots {
     #[inline]
     pub fn fill(&mut self, cid: u16, owner: Owner, tag: u64, opcode: u8, buf: Option<DeviceBuf>) {
         let s = &mut self.slots[cid as usize];
-        debug_assert_eq!(s.seq, FREE);
+        debug_assert_eq!(s.stamp, FREE);
         // A free slot holds no buffer (`retire` took it): the old value is
         // None, and forgetting it spares a drop check per command.
         let old = std::mem::replace(&mut s.buf, buf);
@@ -147,9 +168,7 @@ impl CommandSlots {
         s.owner = owner;
         s.tag = tag;
         s.opcode = opcode;
-        s.seq = self.filled;
-        s.submitted = self.stamp;
-        self.filled += 1;
+        s.stamp = self.stamp;
         self.user_in_flight += usize::from(owner == Owner::User);
     }
 
@@ -160,28 +179,41 @@ impl CommandSlots {
     /// an idle spell).
     #[inline]
     pub fn announce(&mut self, now: Instant) {
-        if now.saturating_duration_since(self.stamp) > STAMP_SLACK {
-            self.restamp(now);
-        }
-        self.announced = self.filled;
-        self.stamp = now;
+        let ns = u64::try_from(now.saturating_duration_since(self.epoch).as_nanos())
+            .map_or(MAX_STAMP, |ns| ns.min(MAX_STAMP));
+        self.stamp = if ns.saturating_sub(self.stamp) > STAMP_SLACK.as_nanos() as u64 {
+            self.restamp(ns)
+        } else {
+            // Above the last stamp even if the clock did not move (or stopped
+            // at MAX_STAMP), so the commands filled since are in flight.
+            ns.max(self.stamp + 1)
+        };
     }
 
+    /// Give the commands filled since the last doorbell (their stamp is
+    /// its stamp) `ns` as their submit time; returns the new doorbell's
+    /// stamp, above it.
     #[cold]
     #[inline(never)]
-    fn restamp(&mut self, now: Instant) {
-        let announced = self.announced;
+    fn restamp(&mut self, ns: u64) -> u64 {
+        let last = self.stamp;
         for s in &mut self.slots {
-            if s.seq != FREE && s.seq >= announced {
-                s.submitted = now;
+            if s.stamp == last {
+                s.stamp = ns;
             }
         }
+        ns + 1
     }
 
     /// Whether `s` is in flight: filled and announced.
     #[inline]
     fn in_flight(&self, s: &Slot) -> bool {
-        s.seq < self.announced
+        s.stamp < self.stamp
+    }
+
+    /// The submit time of a command stamped `stamp`.
+    fn time_of(&self, stamp: u64) -> Instant {
+        self.epoch + Duration::from_nanos(stamp)
     }
 
     /// Whether a completion may name `cid`: it is in flight.
@@ -198,15 +230,29 @@ impl CommandSlots {
     pub fn retire(&mut self, cid: u16) -> Finished {
         debug_assert!(self.is_in_flight(cid));
         let s = &mut self.slots[cid as usize];
-        s.seq = FREE;
+        s.stamp = FREE;
         self.user_in_flight -= usize::from(s.owner == Owner::User);
         let done = Finished {
             owner: s.owner,
             tag: s.tag,
             buf: s.buf.take(),
         };
-        self.free.push(cid);
+        self.free_cid(cid);
         done
+    }
+
+    /// Undo [`Self::fill`] of a command of the asynchronous interface that
+    /// was not written after all (no doorbell announced it): its CID is
+    /// free again and its buffer comes back.
+    pub fn unfill(&mut self, cid: u16) -> DeviceBuf {
+        let s = &mut self.slots[cid as usize];
+        debug_assert!(s.stamp == self.stamp && s.owner == Owner::User);
+        s.stamp = FREE;
+        let buf = s.buf.take();
+        self.user_in_flight -= 1;
+        self.free_cid(cid);
+        // `fill` was given the buffer just before.
+        buf.expect("submit_buf filled the slot with its buffer")
     }
 
     /// The longest-outstanding in-flight command of `owner`: its opcode and submit time.
@@ -214,8 +260,8 @@ impl CommandSlots {
         self.slots
             .iter()
             .filter(|s| self.in_flight(s) && s.owner == owner)
-            .min_by_key(|s| s.submitted)
-            .map(|s| (s.opcode, s.submitted))
+            .min_by_key(|s| s.stamp)
+            .map(|s| (s.opcode, self.time_of(s.stamp)))
     }
 }
 
@@ -277,5 +323,39 @@ mod tests {
         s.announce(t1);
         assert_eq!(s.oldest(Owner::Internal), Some((0x06, t1)));
         assert_eq!(s.oldest(Owner::User), Some((0x02, t0)));
+    }
+
+    #[test]
+    fn doorbells_at_one_instant_still_announce_what_was_filled_between() {
+        let mut s = CommandSlots::new(3);
+        let t = Instant::now();
+        s.announce(t);
+        let a = s.alloc().unwrap();
+        s.fill(a, Owner::User, 1, 0x02, None);
+        assert!(!s.is_in_flight(a));
+        // The clock has not moved: the doorbell is after the fill all the same.
+        s.announce(t);
+        assert!(s.is_in_flight(a));
+        let b = s.alloc().unwrap();
+        s.fill(b, Owner::User, 2, 0x01, None);
+        assert!(!s.is_in_flight(b));
+        s.announce(t);
+        assert!(s.is_in_flight(a) && s.is_in_flight(b));
+        // Submit times a nanosecond apart at most, none before the doorbell.
+        let (op, when) = s.oldest(Owner::User).unwrap();
+        assert_eq!(op, 0x02);
+        assert!(
+            when >= t && when - t <= Duration::from_nanos(1),
+            "{:?}",
+            when - t
+        );
+        s.retire(a);
+        let (op, when) = s.oldest(Owner::User).unwrap();
+        assert_eq!(op, 0x01);
+        assert!(
+            when > t && when - t <= Duration::from_nanos(2),
+            "{:?}",
+            when - t
+        );
     }
 }
