@@ -201,22 +201,15 @@ impl HeaderTemplate {
     pub fn write(&self, buf: &mut [u8], offset: u64) -> usize {
         let out = &mut buf[..FRAME_HEADERS];
         out.copy_from_slice(&self.bytes);
-        let at = PAYLOAD + field::OFFSET.start..PAYLOAD + field::OFFSET.end;
-        out[at].copy_from_slice(&offset.to_be_bytes());
+        Self::patch_offset(out, offset);
         FRAME_HEADERS
     }
 
-    /// Patch the offset of headers this template wrote into
+    /// Patch the offset of headers a template wrote into
     /// `buf[..FRAME_HEADERS]` earlier ([`Self::write`]): the same headers
-    /// for the frame at disk byte `offset`, without copying the rest.
-    #[inline]
-    pub fn patch(&self, buf: &mut [u8], offset: u64) {
-        Self::patch_offset(buf, offset)
-    }
-
-    /// [`Self::patch`] for any template (the patch is the same for all):
-    /// for a caller that knows by other means (e.g. a stamp) that `buf`
-    /// holds a template's headers.
+    /// for the frame at disk byte `offset`, without copying the rest. The
+    /// patch is the same for every template, so a caller that knows by
+    /// other means (a slot's stamp) what `buf` holds needs none at hand.
     #[inline]
     pub fn patch_offset(buf: &mut [u8], offset: u64) {
         let at = PAYLOAD + field::OFFSET.start..PAYLOAD + field::OFFSET.end;
