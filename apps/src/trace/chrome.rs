@@ -295,6 +295,25 @@ struct Sides {
     driver_reads: bool,
 }
 
+impl Sides {
+    /// The kinds of event that start and end an entry's slice: the
+    /// driver's write of the entry (else the device's fetch) and the
+    /// driver's read of its completion (else the device's write-back).
+    fn slice_kinds(self) -> (Kind, Kind) {
+        let starts = if self.driver_writes {
+            Kind::DescWrite
+        } else {
+            Kind::Fetch
+        };
+        let ends = if self.driver_reads {
+            Kind::DescRead
+        } else {
+            Kind::WriteBack
+        };
+        (starts, ends)
+    }
+}
+
 fn build(t: &TraceFile) -> Timeline {
     let mut sides: HashMap<u16, Sides> = HashMap::new();
     for e in &t.events {
@@ -331,16 +350,7 @@ fn agent_track(a: Agent) -> Track {
 fn nvme_event(tl: &mut Timeline, e: &Event, p: Point, dstrd: u32, side: Sides) {
     let raw = e.raw.as_slice();
     let dev = e.dev;
-    let starts = if side.driver_writes {
-        Kind::DescWrite
-    } else {
-        Kind::Fetch
-    };
-    let ends = if side.driver_reads {
-        Kind::DescRead
-    } else {
-        Kind::WriteBack
-    };
+    let (starts, ends) = side.slice_kinds();
     match (e.kind, e.queue) {
         (k, Queue::Sq(q)) if k == Kind::DescWrite || k == Kind::Fetch => {
             let Some((opc, cid)) = sqe_op(raw) else {
@@ -427,16 +437,7 @@ fn nic_event(tl: &mut Timeline, e: &Event, p: Point, kind: DeviceKind, side: Sid
     let raw = e.raw.as_slice();
     let dev = e.dev;
     let key = (dev, e.queue);
-    let starts = if side.driver_writes {
-        Kind::DescWrite
-    } else {
-        Kind::Fetch
-    };
-    let ends = if side.driver_reads {
-        Kind::DescRead
-    } else {
-        Kind::WriteBack
-    };
+    let (starts, ends) = side.slice_kinds();
     let find = |tl: &Timeline| {
         tl.ring
             .get(&key)
