@@ -8,6 +8,8 @@
 //! (context + two data descriptors) and one RX frame.
 #![forbid(unsafe_code)]
 
+mod common;
+
 use apps::trace::{chrome, pcapng, TraceFile};
 use drivers::trace::{Agent, DeviceInfo, DeviceKind, Engine, Event, Kind, Queue, Raw};
 use serde_json::Value;
@@ -542,12 +544,7 @@ fn hex(s: &str) -> u64 {
 /// decodes the entries and descriptors by the specification's names.
 #[test]
 fn tshark_dissects_the_pcapng_with_our_dissector() {
-    if Command::new("tshark").arg("--version").output().is_err() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "tshark is missing on CI: .ci/run must install it"
-        );
-        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    if !common::have_tshark() {
         return;
     }
     let t = sample();

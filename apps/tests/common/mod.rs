@@ -60,3 +60,18 @@ pub fn assert_clap_error(out: &Output, needles: &[&str]) {
         assert!(lines[0].contains(n), "'{n}' missing from: {stderr}");
     }
 }
+
+/// Whether tshark (an independent parser of captures) is installed. On CI
+/// it must be (`.ci/run` installs it): a missing one fails there instead
+/// of skipping. Elsewhere a test without it says so and skips.
+pub fn have_tshark() -> bool {
+    if Command::new("tshark").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "tshark is missing on CI: .ci/run must install it"
+    );
+    eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    false
+}
